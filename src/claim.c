@@ -1,0 +1,275 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  The claim of due runs (FOR UPDATE SKIP LOCKED through the partial
+ *	  index run_queue_idx) and the recording of a batch's outcomes.
+ *
+ * Transaction: both run in the batch's top-level transaction, never in a
+ * task's subtransaction.  The claim locks each run row; the completion
+ * updates it under the same top-level XID, so no MultiXact is created.
+ *
+ * The claim mark: every completed run leaves a dead entry at the head of
+ * run_queue_idx until vacuum removes it, and a claim that always starts at
+ * the head walks all of them.  A worker therefore remembers where its last
+ * batch ended, (run_at, id), and the next claim starts after it.  Runs
+ * behind the mark (skipped because another worker held them, or triggered
+ * by a transaction that committed late) are picked up when the mark is
+ * reset: whenever a claim comes back empty and at least once a second.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#define MARK_RESET_MS 1000
+
+static TaskorchPlan claim_plan = {
+	"SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts,"
+	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
+	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
+	"       (extract(epoch FROM t.max_duration) * 1000)::int4"
+	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
+	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
+	"   AND (r.run_at, r.id) > ($2, $3)"
+	" ORDER BY r.run_at, r.id"
+	" LIMIT $4"
+	"   FOR UPDATE OF r SKIP LOCKED",
+	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID}
+};
+
+static TaskorchPlan next_due_plan = {
+	"SELECT min(run_at) FROM taskorch.run"
+	" WHERE status = 'QUEUED' AND run_at > $1",
+	1, {TIMESTAMPTZOID}
+};
+
+static TaskorchPlan complete_plan = {
+	"UPDATE taskorch.run r"
+	"   SET status = u.status::taskorch.run_status, output = u.output,"
+	"       error = u.error, attempts = r.attempts + 1,"
+	"       run_at = coalesce(u.next_run_at, r.run_at),"
+	"       started_at = coalesce(r.started_at, u.started_at),"
+	"       finished_at = u.finished_at, updated_at = $8"
+	"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[],"
+	"              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])"
+	"       AS u(id, status, output, error, next_run_at, started_at, finished_at)"
+	" WHERE r.id = u.id",
+	8, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+	TIMESTAMPTZOID}
+};
+
+static TaskorchPlan attempt_plan = {
+	"INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
+	" SELECT u.id, u.number, u.status::taskorch.run_status,"
+	"        u.error, u.started_at, u.finished_at"
+	"   FROM unnest($1::text[], $2::int4[], $3::text[], $4::jsonb[],"
+	"               $5::timestamptz[], $6::timestamptz[])"
+	"        AS u(id, number, status, error, started_at, finished_at)",
+	6, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}
+};
+
+static Datum
+col(HeapTuple tup, TupleDesc desc, int attno, bool *isnull)
+{
+	return SPI_getbinval(tup, desc, attno, isnull);
+}
+
+/* Copy one claimed row into `run` (in the batch context). */
+static void
+read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	run->id = TextDatumGetCString(col(tup, desc, 1, &isnull));
+	run->task_id = TextDatumGetCString(col(tup, desc, 2, &isnull));
+	run->payload = DatumGetJsonbPCopy(col(tup, desc, 3, &isnull));
+	run->attempts = DatumGetInt32(col(tup, desc, 4, &isnull));
+	run->max_attempts = DatumGetInt32(col(tup, desc, 5, &isnull));
+	run->run_at = DatumGetTimestampTz(col(tup, desc, 6, &isnull));
+	run->task_found = DatumGetBool(col(tup, desc, 7, &isnull));
+	if (!run->task_found)
+		return;
+	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
+	run->owner = DatumGetObjectId(col(tup, desc, 9, &isnull));
+	run->retry_factor = DatumGetFloat8(col(tup, desc, 10, &isnull));
+	run->retry_min_ms = DatumGetInt32(col(tup, desc, 11, &isnull));
+	run->retry_max_ms = DatumGetInt32(col(tup, desc, 12, &isnull));
+	run->retry_randomize = DatumGetBool(col(tup, desc, 13, &isnull));
+	d = col(tup, desc, 14, &isnull);
+	run->max_duration_ms = isnull ? 0 : DatumGetInt32(d);
+}
+
+/*
+ * Claim up to `limit` due runs, locking them.  With a mark, start after
+ * it unless it is due for a reset.  Returns the number claimed.
+ */
+int
+claim_runs(ClaimedRun *runs, int limit, ClaimMark *mark, MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[4];
+	int			n;
+
+	if (mark && mark->valid &&
+		TimestampDifferenceExceeds(mark->set_at, now, MARK_RESET_MS))
+		mark->valid = false;
+	if (mark && mark->valid)
+	{
+		values[1] = TimestampTzGetDatum(mark->run_at);
+		values[2] = CStringGetTextDatum(mark->id);
+	}
+	else
+	{
+		values[1] = TimestampTzGetDatum(DT_NOBEGIN);
+		values[2] = CStringGetTextDatum("");
+		if (mark)
+		{
+			mark->valid = true;
+			mark->set_at = now;
+		}
+	}
+	values[0] = TimestampTzGetDatum(now);
+	values[3] = Int32GetDatum(limit);
+
+	SPI_connect();
+	n = taskorch_execute_as_owner(&claim_plan, values, NULL, false, 0);
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		read_claimed(&runs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	if (mark && n == 0)
+		mark->valid = false;
+	return n;
+}
+
+/* Milliseconds until the next QUEUED run falls due; -1 if none. */
+int64
+next_due_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[1] = {TimestampTzGetDatum(now)};
+	int64		result = -1;
+	bool		isnull;
+	Datum		d;
+
+	SPI_connect();
+	taskorch_execute_as_owner(&next_due_plan, values, NULL, true, 1);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		result = TimestampDifferenceMilliseconds(now, DatumGetTimestampTz(d)) + 1;
+	SPI_finish();
+	return result;
+}
+
+static Datum
+array_of(Datum *values, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval,
+											  typalign));
+}
+
+/* Record the failed attempts among runs[0..n) (attempt table). */
+static void
+record_failed_attempts(ClaimedRun *runs, int n)
+{
+	Datum	   *v[6];
+	bool	   *nulls = palloc0(sizeof(bool) * n);
+	Datum		values[6];
+	int			k = 0;
+
+	for (int c = 0; c < 6; c++)
+		v[c] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (runs[i].error == NULL)
+			continue;
+		v[0][k] = CStringGetTextDatum(runs[i].id);
+		v[1][k] = Int32GetDatum(runs[i].attempts + 1);
+		v[2][k] = CStringGetTextDatum(runs[i].timed_out ? "TIMED_OUT" : "FAILED");
+		v[3][k] = JsonbPGetDatum(runs[i].error);
+		v[4][k] = TimestampTzGetDatum(runs[i].started_at);
+		v[5][k] = TimestampTzGetDatum(runs[i].finished_at);
+		k++;
+	}
+	if (k == 0)
+		return;
+	values[0] = array_of(v[0], nulls, k, TEXTOID);
+	values[1] = array_of(v[1], nulls, k, INT4OID);
+	values[2] = array_of(v[2], nulls, k, TEXTOID);
+	values[3] = array_of(v[3], nulls, k, JSONBOID);
+	values[4] = array_of(v[4], nulls, k, TIMESTAMPTZOID);
+	values[5] = array_of(v[5], nulls, k, TIMESTAMPTZOID);
+	taskorch_execute_as_owner(&attempt_plan, values, NULL, false, 0);
+}
+
+/*
+ * Write the outcome of runs[0..n) with one UPDATE (and one INSERT for the
+ * failed attempts), in the current top-level transaction.
+ */
+void
+complete_runs(ClaimedRun *runs, int n)
+{
+	Datum	   *v[7];
+	bool	   *nl[7];
+	Datum		values[8];
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int c = 0; c < 7; c++)
+	{
+		v[c] = palloc(sizeof(Datum) * n);
+		nl[c] = palloc0(sizeof(bool) * n);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		ClaimedRun *r = &runs[i];
+		bool		terminal = strcmp(r->status, "QUEUED") != 0;
+
+		v[0][i] = CStringGetTextDatum(r->id);
+		v[1][i] = CStringGetTextDatum(r->status);
+		v[2][i] = r->output ? JsonbPGetDatum(r->output) : (Datum) 0;
+		nl[2][i] = r->output == NULL;
+		v[3][i] = r->error ? JsonbPGetDatum(r->error) : (Datum) 0;
+		nl[3][i] = r->error == NULL;
+		v[4][i] = TimestampTzGetDatum(r->next_run_at);
+		nl[4][i] = terminal;
+		v[5][i] = TimestampTzGetDatum(r->started_at);
+		v[6][i] = TimestampTzGetDatum(r->finished_at);
+		nl[6][i] = !terminal;
+	}
+	values[0] = array_of(v[0], nl[0], n, TEXTOID);
+	values[1] = array_of(v[1], nl[1], n, TEXTOID);
+	values[2] = array_of(v[2], nl[2], n, JSONBOID);
+	values[3] = array_of(v[3], nl[3], n, JSONBOID);
+	values[4] = array_of(v[4], nl[4], n, TIMESTAMPTZOID);
+	values[5] = array_of(v[5], nl[5], n, TIMESTAMPTZOID);
+	values[6] = array_of(v[6], nl[6], n, TIMESTAMPTZOID);
+	values[7] = TimestampTzGetDatum(now);
+
+	SPI_connect();
+	if (taskorch_execute_as_owner(&complete_plan, values, NULL, false, 0) != n)
+		elog(ERROR, "taskorch: completed %d runs but updated a different number",
+			 n);
+	record_failed_attempts(runs, n);
+	SPI_finish();
+}

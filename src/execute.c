@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ *
+ * execute.c
+ *	  One attempt of one run: switch to the task owner's role, call the
+ *	  task function in a subtransaction, bound it by max_duration, and
+ *	  capture what it returned or raised.
+ *
+ * Invariants:
+ *	- The run row is locked and later updated by the top-level transaction;
+ *	  only the task function runs inside the subtransaction.
+ *	- The function runs as the task owner with SECURITY_LOCAL_USERID_CHANGE
+ *	  (SET ROLE / SET SESSION AUTHORIZATION are refused, so task code cannot
+ *	  climb back to the worker's superuser) and SECURITY_RESTRICTED_OPERATION
+ *	  (no temporary objects that would outlive the run in a shared session).
+ *	- Whatever GUCs the task sets are rolled back when it returns, so one
+ *	  task cannot change search_path (or anything else) under the next.
+ *	- On error the subtransaction is rolled back: the task's effects are
+ *	  gone, the batch's bookkeeping stays.  The error is copied into the
+ *	  batch context before the error state is flushed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+static const ClaimedRun *running = NULL;
+static volatile sig_atomic_t max_duration_fired = false;
+static TimeoutId max_duration_timeout = MAX_TIMEOUTS;
+
+static void
+max_duration_handler(void)
+{
+	max_duration_fired = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/* The run this backend is executing, or NULL. */
+const ClaimedRun *
+current_run(void)
+{
+	return running;
+}
+
+/* Errors that make an attempt impossible before the function is called. */
+static void
+check_runnable(ClaimedRun *run)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("the owner of task \"%s\" no longer exists", run->task_id),
+				errhint("Register the task again as an existing role."));
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(run->fn)))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_FUNCTION),
+				errmsg("the function of task \"%s\" no longer exists", run->task_id),
+				errhint("Register the task again with an existing function."));
+	if (pg_proc_aclcheck(run->fn, run->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied for function %s of task \"%s\"",
+					   format_procedure(run->fn), run->task_id),
+				errdetail("The task owner %s may no longer execute it.",
+						  GetUserNameFromId(run->owner, false)),
+				errhint("Grant EXECUTE on the function to the task owner."));
+}
+
+/* Call the task function; returns its jsonb result, or NULL. */
+static Jsonb *
+call_task(ClaimedRun *run, MemoryContext cxt)
+{
+	FmgrInfo	flinfo;
+	Datum		result;
+	Oid			rettype = get_func_rettype(run->fn);
+
+	LOCAL_FCINFO(fcinfo, 1);
+
+	fmgr_info(run->fn, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = JsonbPGetDatum(run->payload);
+	fcinfo->args[0].isnull = false;
+	result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull || rettype != JSONBOID)
+		return NULL;
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Jsonb	   *copy = DatumGetJsonbPCopy(result);
+
+		MemoryContextSwitchTo(old);
+		return copy;
+	}
+}
+
+void
+execute_run(ClaimedRun *run, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_uid;
+	int			save_sec;
+
+	if (max_duration_timeout == MAX_TIMEOUTS)
+		max_duration_timeout = RegisterTimeout(USER_TIMEOUT, max_duration_handler);
+
+	run->started_at = GetCurrentTimestamp();
+	run->succeeded = false;
+	run->timed_out = false;
+	run->output = NULL;
+	run->edata = NULL;
+	if (!run->task_found)
+	{
+		run->finished_at = run->started_at;
+		return;
+	}
+
+	running = run;
+	taskorch_set_executing(run->id);
+	SetCurrentStatementStartTimestamp();
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			save_nestlevel;
+
+		check_runnable(run);
+		SetUserIdAndSecContext(run->owner, save_sec |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		save_nestlevel = NewGUCNestLevel();
+		max_duration_fired = false;
+		if (run->max_duration_ms > 0)
+			enable_timeout_after(max_duration_timeout, run->max_duration_ms);
+		PushActiveSnapshot(GetTransactionSnapshot());
+
+		run->output = call_task(run, cxt);
+
+		PopActiveSnapshot();
+		if (run->max_duration_ms > 0)
+			disable_timeout(max_duration_timeout, false);
+		if (max_duration_fired)
+		{
+			/* it fired after the function returned: the run made it */
+			QueryCancelPending = false;
+			max_duration_fired = false;
+		}
+		AtEOXact_GUC(false, save_nestlevel);
+		SetUserIdAndSecContext(save_uid, save_sec);
+		ReleaseCurrentSubTransaction();
+		run->succeeded = true;
+	}
+	PG_CATCH();
+	{
+		if (run->max_duration_ms > 0)
+			disable_timeout(max_duration_timeout, false);
+		run->timed_out = max_duration_fired;
+		max_duration_fired = false;
+		MemoryContextSwitchTo(cxt);
+		run->edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	running = NULL;
+	taskorch_set_executing(NULL);
+	run->finished_at = GetCurrentTimestamp();
+}

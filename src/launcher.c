@@ -1,0 +1,433 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher: one background worker per server that finds every
+ *	  database with the extension and keeps that database's workers running.
+ *
+ * The launcher connects to no database; it reads the shared catalog
+ * pg_database.  A database it has not seen is probed by starting its
+ * worker 0, which checks for the extension and records the answer in the
+ * database entry (DB_ACTIVE or DB_NO_EXTENSION).  CREATE EXTENSION wakes
+ * the launcher at commit, so a database that gains the extension gets
+ * workers at once; a dropped extension makes its workers exit.
+ *
+ * Database states, as the launcher drives them:
+ *
+ *	  UNKNOWN --start worker 0--> PROBING --extension--> ACTIVE
+ *						  |						  \--none--> NO_EXTENSION
+ *						  \--worker died--> UNKNOWN (after a pause)
+ *	  ACTIVE --extension dropped--> NO_EXTENSION --CREATE EXTENSION--> UNKNOWN
+ *
+ * Only the launcher assigns slots and registers workers, so it alone holds
+ * their BackgroundWorkerHandles (they are process-local).  A launcher that
+ * restarts cannot recover them: it stops every worker it finds and starts
+ * afresh.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include <signal.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#define RESCAN_MS			5000	/* look for new databases this often */
+#define RESTART_DELAY_MS	1000	/* after a worker exits unexpectedly */
+#define PROBE_RETRY_MS		5000	/* after a probe that did not answer */
+
+static BackgroundWorkerHandle **handles;
+
+void
+taskorch_register_launcher(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "taskorch");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "taskorch_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "taskorch launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "taskorch launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+/* A worker records what its probe found (called with the lock free). */
+void
+taskorch_database_state(Oid dboid, DbState state)
+{
+	LWLockAcquire(taskorch_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < taskorch_shared->ndbs; i++)
+	{
+		DbEntry    *db = &taskorch_shared->dbs[i];
+
+		if (db->state != DB_FREE && db->dboid == dboid)
+			db->state = state;
+	}
+	LWLockRelease(taskorch_shared->lock);
+	taskorch_wake_launcher();
+}
+
+/* Databases workers may connect to: not templates, connections allowed. */
+static List *
+list_databases(void)
+{
+	List	   *result = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!d->datallowconn || d->datistemplate || database_is_invalid_form(d))
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		result = lappend_oid(result, d->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return result;
+}
+
+/* Bring the entries in line with pg_database (lock held exclusively). */
+static void
+update_databases(List *dboids)
+{
+	TaskorchShared *sh = taskorch_shared;
+	ListCell   *lc;
+
+	for (int i = 0; i < sh->ndbs; i++)
+		sh->dbs[i].seen = false;
+	foreach(lc, dboids)
+	{
+		Oid			dboid = lfirst_oid(lc);
+		DbEntry    *free_entry = NULL;
+		bool		found = false;
+
+		for (int i = 0; i < sh->ndbs && !found; i++)
+		{
+			DbEntry    *db = &sh->dbs[i];
+
+			if (db->state == DB_FREE)
+			{
+				if (free_entry == NULL)
+					free_entry = db;
+			}
+			else if (db->dboid == dboid)
+				found = db->seen = true;
+		}
+		if (found)
+			continue;
+		if (free_entry == NULL)
+		{
+			ereport(WARNING,
+					errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					errmsg("taskorch cannot track database %u: all %d entries are in use",
+						   dboid, sh->ndbs),
+					errhint("Raise taskorch.max_databases and restart the server."));
+			break;
+		}
+		memset(free_entry, 0, sizeof(DbEntry));
+		free_entry->dboid = dboid;
+		free_entry->state = DB_UNKNOWN;
+		free_entry->seen = true;
+	}
+}
+
+/* Workers this database should have now. */
+static int
+wanted_workers(DbEntry *db)
+{
+	if (!db->seen || db->paused_by != 0)
+		return 0;
+	if (db->state == DB_ACTIVE)
+		return taskorch_workers_per_database;
+	if (db->state == DB_PROBING)
+		return 1;
+	return 0;
+}
+
+static void
+start_worker(DbEntry *db, int index)
+{
+	TaskorchShared *sh = taskorch_shared;
+	BackgroundWorker bgw;
+	int			slotno = -1;
+	WorkerSlot *slot;
+	MemoryContext old;
+	bool		registered;
+
+	for (int i = 0; i < sh->nslots; i++)
+		if (!OidIsValid(sh->slots[i].dboid))
+		{
+			slotno = i;
+			break;
+		}
+	if (slotno < 0)
+		return;
+	slot = &sh->slots[slotno];
+	slot->dboid = db->dboid;
+	slot->index = index;
+	slot->generation++;
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->idle = false;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "taskorch");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "taskorch_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "taskorch worker %d for database %u",
+			 index, db->dboid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "taskorch worker");
+	bgw.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(bgw.bgw_extra, &slot->generation, sizeof(uint32));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);	/* handles outlive the loop */
+	registered = RegisterDynamicBackgroundWorker(&bgw, &handles[slotno]);
+	MemoryContextSwitchTo(old);
+	if (!registered)
+	{
+		slot->dboid = InvalidOid;
+		handles[slotno] = NULL;
+		db->restart_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														RESTART_DELAY_MS * 5);
+		ereport(WARNING,
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg("taskorch could not start worker %d for database %u: no background worker slot free",
+					   index, db->dboid),
+				errhint("Raise max_worker_processes or lower taskorch.workers_per_database."));
+	}
+}
+
+/*
+ * Free the slots of workers that have exited; note unexpected exits so the
+ * database's workers restart after a pause.  Lock held exclusively.
+ */
+static void
+reap_workers(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < sh->nslots; i++)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+		pid_t		pid;
+
+		if (!OidIsValid(slot->dboid) || handles[i] == NULL ||
+			GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+			continue;
+		for (int d = 0; d < sh->ndbs; d++)
+		{
+			DbEntry    *db = &sh->dbs[d];
+
+			if (db->state == DB_FREE || db->dboid != slot->dboid)
+				continue;
+			if (db->state == DB_PROBING)
+			{
+				db->state = DB_UNKNOWN;
+				db->restart_after = TimestampTzPlusMilliseconds(now, PROBE_RETRY_MS);
+			}
+			else if (db->state == DB_ACTIVE && db->paused_by == 0 &&
+					 slot->index < taskorch_workers_per_database)
+				db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
+		}
+		pfree(handles[i]);
+		handles[i] = NULL;
+		slot->dboid = InvalidOid;
+		slot->pid = 0;
+		slot->latch = NULL;
+		pg_atomic_write_u64(&slot->run_id, 0);
+	}
+}
+
+/*
+ * Start and stop workers so each database has what it wants.  Returns the
+ * milliseconds until a delayed restart is due (or RESCAN_MS).  Lock held.
+ */
+static long
+reconcile(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+	TimestampTz now = GetCurrentTimestamp();
+	long		sleep_ms = RESCAN_MS;
+
+	for (int d = 0; d < sh->ndbs; d++)
+	{
+		DbEntry    *db = &sh->dbs[d];
+		bool		have[64 + 1];
+		int			want;
+
+		if (db->state == DB_FREE)
+			continue;
+		if (db->paused_by != 0 && BackendPidGetProc(db->paused_by) == NULL)
+			db->paused_by = 0;
+		if (db->state == DB_UNKNOWN && db->seen && db->paused_by == 0 &&
+			now >= db->restart_after)
+			db->state = DB_PROBING;
+		want = wanted_workers(db);
+
+		memset(have, 0, sizeof(have));
+		for (int i = 0; i < sh->nslots; i++)
+		{
+			WorkerSlot *slot = &sh->slots[i];
+
+			if (slot->dboid != db->dboid)
+				continue;
+			if (slot->index >= want && handles[i] != NULL)
+				TerminateBackgroundWorker(handles[i]);
+			else if (slot->index < want)
+				have[slot->index] = true;
+		}
+		if (want > 0 && now < db->restart_after)
+		{
+			sleep_ms = Min(sleep_ms,
+						   TimestampDifferenceMilliseconds(now, db->restart_after) + 1);
+			continue;
+		}
+		for (int index = 0; index < want; index++)
+			if (!have[index])
+				start_worker(db, index);
+
+		/* forget databases that are gone once their workers are */
+		if (!db->seen)
+		{
+			bool		busy = false;
+
+			for (int i = 0; i < sh->nslots; i++)
+				busy |= sh->slots[i].dboid == db->dboid;
+			if (!busy)
+				db->state = DB_FREE;
+		}
+	}
+	return sleep_ms;
+}
+
+/*
+ * A restarted launcher has lost the handles of the workers it started:
+ * stop them all and begin with empty slots.
+ */
+static void
+reset_slots(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+
+	for (int tries = 0; tries < 300; tries++)
+	{
+		bool		running = false;
+
+		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < sh->nslots; i++)
+			if (sh->slots[i].pid != 0)
+			{
+				kill(sh->slots[i].pid, SIGTERM);
+				running = true;
+			}
+		LWLockRelease(sh->lock);
+		if (!running)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < sh->nslots; i++)
+	{
+		sh->slots[i].dboid = InvalidOid;
+		sh->slots[i].generation++;
+	}
+	for (int d = 0; d < sh->ndbs; d++)
+		sh->dbs[d].state = DB_FREE;
+	sh->launcher_pid = MyProcPid;
+	sh->launcher_latch = MyLatch;
+	LWLockRelease(sh->lock);
+}
+
+static void
+launcher_exit(int code, Datum arg)
+{
+	LWLockAcquire(taskorch_shared->lock, LW_EXCLUSIVE);
+	taskorch_shared->launcher_latch = NULL;
+	taskorch_shared->launcher_pid = 0;
+	LWLockRelease(taskorch_shared->lock);
+}
+
+void
+taskorch_launcher_main(Datum arg)
+{
+	MemoryContext loop_cxt;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("taskorch launcher");
+
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(BackgroundWorkerHandle *) *
+									 taskorch_shared->nslots);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch launcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	before_shmem_exit(launcher_exit, (Datum) 0);
+	reset_slots();
+
+	for (;;)
+	{
+		List	   *dboids;
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_cxt);
+		dboids = list_databases();
+
+		LWLockAcquire(taskorch_shared->lock, LW_EXCLUSIVE);
+		update_databases(dboids);
+		reap_workers();
+		sleep_ms = reconcile();
+		LWLockRelease(taskorch_shared->lock);
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_cxt);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,401 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *	  The task registry: register_task(), unregister_task(), and the
+ *	  trigger grants (grant_trigger(), revoke_trigger()).
+ *
+ * A task is a name bound to a function `fn(payload jsonb)` returning jsonb
+ * or void.  Its owner is the role that registered it, and runs execute as
+ * that owner, so registering gains a role nothing it did not have: it must
+ * be able to execute the function, and only superusers may register
+ * C-language functions.  Re-registering (by the owner, a member of the
+ * owner role, or a superuser) replaces the definition; the owner stays.
+ *
+ * All checks run as the caller; the writes run as the extension owner
+ * (spi_util.c).  Every refusal happens before anything is written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(taskorch_register_task);
+PG_FUNCTION_INFO_V1(taskorch_unregister_task);
+PG_FUNCTION_INFO_V1(taskorch_grant_trigger);
+PG_FUNCTION_INFO_V1(taskorch_revoke_trigger);
+
+#define MAX_NAME_LEN 128
+#define MAX_DURATION_MS ((int64) PG_INT32_MAX)
+
+typedef struct RetryConfig
+{
+	int32		max_attempts;
+	double		factor;
+	int32		min_ms;
+	int32		max_ms;
+	bool		randomize;
+} RetryConfig;
+
+static TaskorchPlan owner_plan = {
+	"SELECT owner::oid FROM taskorch.task WHERE id = $1 FOR UPDATE",
+	1, {TEXTOID}
+};
+
+static TaskorchPlan upsert_plan = {
+	"INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
+	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
+	"       max_duration, description)"
+	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11)"
+	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
+	"       max_attempts = EXCLUDED.max_attempts,"
+	"       retry_factor = EXCLUDED.retry_factor,"
+	"       retry_min_ms = EXCLUDED.retry_min_ms,"
+	"       retry_max_ms = EXCLUDED.retry_max_ms,"
+	"       retry_randomize = EXCLUDED.retry_randomize,"
+	"       max_duration = EXCLUDED.max_duration,"
+	"       description = EXCLUDED.description, updated_at = now()",
+	11, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
+	INT4OID, BOOLOID, INTERVALOID, TEXTOID}
+};
+
+static TaskorchPlan delete_plan = {
+	"WITH gone AS (DELETE FROM taskorch.task WHERE id = $1 RETURNING id)"
+	" UPDATE taskorch.run r SET status = 'CANCELED', finished_at = now(),"
+	"        updated_at = now(),"
+	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
+	"   FROM gone WHERE r.task_id = gone.id AND r.status IN ('QUEUED', 'DELAYED')",
+	1, {TEXTOID}
+};
+
+static TaskorchPlan grant_plan = {
+	"UPDATE taskorch.task SET updated_at = now(), triggerers ="
+	"   CASE WHEN $3 THEN (SELECT array_agg(DISTINCT g) FROM"
+	"                       unnest(array_append(triggerers, $2::regrole)) g)"
+	"        ELSE array_remove(triggerers, $2::regrole) END"
+	" WHERE id = $1",
+	3, {TEXTOID, OIDOID, BOOLOID}
+};
+
+/* Task ids and queue names: a letter or digit, then [A-Za-z0-9_.:/-]. */
+static void
+check_name(const char *kind, const char *name)
+{
+	size_t		len = strlen(name);
+	bool		ok = len > 0 && len <= MAX_NAME_LEN && isalnum((unsigned char) name[0]);
+
+	for (size_t i = 1; ok && i < len; i++)
+		ok = isalnum((unsigned char) name[i]) || strchr("_.:/-", name[i]) != NULL;
+	if (!ok)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_NAME),
+				errmsg("invalid %s id: \"%s\"", kind, name),
+				errdetail("An id starts with a letter or digit and contains only letters, digits and _ . : / -, at most %d characters.",
+						  MAX_NAME_LEN),
+				errhint("Use a slug such as \"send-welcome-email\"."));
+}
+
+/*
+ * Refuse a function that cannot be a task, or that the caller may not
+ * make one of.  Accepted: a plain function taking exactly (jsonb) and
+ * returning jsonb or void.
+ */
+static void
+check_task_function(Oid fn, Oid caller)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc proc;
+	char	   *name = format_procedure(fn);
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_FUNCTION),
+				errmsg("function with OID %u does not exist", fn),
+				errhint("Pass the function as 'name(jsonb)'::regprocedure."));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prokind != PROKIND_FUNCTION || proc->proretset ||
+		proc->pronargs != 1 || proc->proargtypes.values[0] != JSONBOID ||
+		(proc->prorettype != JSONBOID && proc->prorettype != VOIDOID))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				errmsg("function %s cannot be a task", name),
+				errdetail("A task function takes exactly one jsonb argument and returns jsonb or void; it is not a procedure, aggregate or set-returning function."),
+				errhint("Define it as CREATE FUNCTION %s(payload jsonb) RETURNS jsonb.",
+						get_func_name(fn)));
+	if (proc->prolang == ClanguageId && !superuser_arg(caller))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to register C-language function %s as a task", name),
+				errhint("Only superusers may register C-language functions; wrap it in a SQL function owned by a superuser."));
+	ReleaseSysCache(tup);
+	if (pg_proc_aclcheck(fn, caller, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied for function %s", name),
+				errdetail("A task runs as its owner, who must be allowed to execute its function."),
+				errhint("Ask the function's owner to GRANT EXECUTE on it to role %s.",
+						GetUserNameFromId(caller, false)));
+}
+
+static void
+bad_retry(const char *key, const char *why)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid retry option \"%s\": %s", key, why),
+			errhint("retry takes {\"maxAttempts\": int >= 1, \"factor\": number >= 1, \"minTimeoutInMs\": int >= 0, \"maxTimeoutInMs\": int >= minTimeoutInMs, \"randomize\": bool}."));
+}
+
+static int32
+retry_int(const char *key, JsonbValue *v, int32 min)
+{
+	int64		n;
+
+	if (v->type != jbvNumeric)
+		bad_retry(key, "not a number");
+	n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+										  NumericGetDatum(v->val.numeric)));
+	if (n < min || n > PG_INT32_MAX)
+		bad_retry(key, psprintf("%lld is out of range", (long long) n));
+	return (int32) n;
+}
+
+/* Parse Trigger.dev's retry object over the defaults in *cfg. */
+static void
+parse_retry(Jsonb *retry, RetryConfig *cfg)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(retry))
+		bad_retry("retry", "not a JSON object");
+	it = JsonbIteratorInit(&retry->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "maxAttempts") == 0)
+			cfg->max_attempts = retry_int(key, &v, 1);
+		else if (strcmp(key, "minTimeoutInMs") == 0)
+			cfg->min_ms = retry_int(key, &v, 0);
+		else if (strcmp(key, "maxTimeoutInMs") == 0)
+			cfg->max_ms = retry_int(key, &v, 0);
+		else if (strcmp(key, "factor") == 0)
+		{
+			if (v.type != jbvNumeric)
+				bad_retry(key, "not a number");
+			cfg->factor = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+															 NumericGetDatum(v.val.numeric)));
+			if (!(cfg->factor >= 1.0 && cfg->factor <= 100.0))
+				bad_retry(key, "must be between 1 and 100");
+		}
+		else if (strcmp(key, "randomize") == 0)
+		{
+			if (v.type != jbvBool)
+				bad_retry(key, "not a boolean");
+			cfg->randomize = v.val.boolean;
+		}
+		else
+			bad_retry(key, "unknown key");
+	}
+	if (cfg->max_ms < cfg->min_ms)
+		bad_retry("maxTimeoutInMs", "less than minTimeoutInMs");
+}
+
+static int64
+interval_ms(Interval *iv)
+{
+	return (int64) (iv->time / 1000) +
+		(int64) iv->day * (USECS_PER_DAY / 1000) +
+		(int64) iv->month * DAYS_PER_MONTH * (USECS_PER_DAY / 1000);
+}
+
+/*
+ * Lock the task row and check the caller may change it.  Returns false
+ * when the task does not exist.  Caller is inside SPI.
+ */
+static bool
+lock_own_task(const char *id, Oid caller, Oid *owner_out)
+{
+	Datum		values[1] = {CStringGetTextDatum(id)};
+	bool		isnull;
+	Oid			owner;
+
+	if (taskorch_execute_as_owner(&owner_plan, values, NULL, false, 1) == 0)
+		return false;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(caller, owner))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied for task \"%s\"", id),
+				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
+				errhint("Only the owner of a task, a member of its role, or a superuser may change it."));
+	if (owner_out)
+		*owner_out = owner;
+	return true;
+}
+
+static char *
+required_name(FunctionCallInfo fcinfo, int argno, const char *kind)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", kind),
+				errhint("Pass the id of the task."));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	check_name("task", name);
+	return name;
+}
+
+/*
+ * SQL: taskorch.register_task(id, fn, queue, max_attempts, retry,
+ * max_duration, description) -> id
+ */
+Datum
+taskorch_register_task(PG_FUNCTION_ARGS)
+{
+	char	   *id = required_name(fcinfo, 0, "id");
+	Oid			caller = GetUserId();
+	Oid			fn;
+	char	   *queue;
+	RetryConfig cfg = {3, 2.0, 1000, 10000, true};
+	Datum		values[11];
+	char		nulls[11];
+	Oid			owner = caller;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("fn must not be null"),
+				errhint("Pass the task function as 'name(jsonb)'::regprocedure."));
+	fn = PG_GETARG_OID(1);
+	queue = PG_ARGISNULL(2) ? id : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	check_name("queue", queue);
+	if (!PG_ARGISNULL(3))
+		cfg.max_attempts = PG_GETARG_INT32(3);
+	if (!PG_ARGISNULL(4))
+		parse_retry(PG_GETARG_JSONB_P(4), &cfg);
+	if (cfg.max_attempts < 1)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("max_attempts must be at least 1, not %d", cfg.max_attempts),
+				errhint("Use 1 for a task that is never retried."));
+	memset(nulls, ' ', sizeof(nulls));
+	nulls[9] = PG_ARGISNULL(5) ? 'n' : ' ';
+	if (!PG_ARGISNULL(5))
+	{
+		int64		ms = interval_ms(PG_GETARG_INTERVAL_P(5));
+
+		if (ms <= 0 || ms > MAX_DURATION_MS)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("max_duration must be positive and at most 24 days, not %s",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   PG_GETARG_DATUM(5)))),
+					errhint("Pass an interval such as '5 minutes', or NULL for no limit."));
+		values[9] = PG_GETARG_DATUM(5);
+	}
+	nulls[10] = PG_ARGISNULL(6) ? 'n' : ' ';
+	values[10] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
+
+	SPI_connect();
+	(void) lock_own_task(id, caller, &owner);
+	check_task_function(fn, caller);
+	if (owner != caller)
+		check_task_function(fn, owner);
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = ObjectIdGetDatum(fn);
+	values[2] = ObjectIdGetDatum(owner);
+	values[3] = CStringGetTextDatum(queue);
+	values[4] = Int32GetDatum(cfg.max_attempts);
+	values[5] = Float8GetDatum(cfg.factor);
+	values[6] = Int32GetDatum(cfg.min_ms);
+	values[7] = Int32GetDatum(cfg.max_ms);
+	values[8] = BoolGetDatum(cfg.randomize);
+	taskorch_execute_as_owner(&upsert_plan, values, nulls, false, 0);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(id));
+}
+
+/*
+ * SQL: taskorch.unregister_task(id) -> runs canceled.  Runs not yet
+ * started are canceled; finished runs keep their history.
+ */
+Datum
+taskorch_unregister_task(PG_FUNCTION_ARGS)
+{
+	char	   *id = required_name(fcinfo, 0, "id");
+	Datum		values[1] = {CStringGetTextDatum(id)};
+	int			canceled;
+
+	SPI_connect();
+	if (!lock_own_task(id, GetUserId(), NULL))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("task \"%s\" is not registered", id),
+				errhint("taskorch.tasks lists the registered tasks."));
+	canceled = taskorch_execute_as_owner(&delete_plan, values, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_INT64(canceled);
+}
+
+static Datum
+change_grant(FunctionCallInfo fcinfo, bool grant)
+{
+	char	   *id = required_name(fcinfo, 0, "task");
+	Datum		values[3];
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("role must not be null"),
+				errhint("Pass a role name, e.g. 'app_user'."));
+	SPI_connect();
+	if (!lock_own_task(id, GetUserId(), NULL))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("task \"%s\" is not registered", id),
+				errhint("taskorch.tasks lists the registered tasks."));
+	values[0] = CStringGetTextDatum(id);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = BoolGetDatum(grant);
+	taskorch_execute_as_owner(&grant_plan, values, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* SQL: taskorch.grant_trigger(task, role): role may trigger the task. */
+Datum
+taskorch_grant_trigger(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, true);
+}
+
+/* SQL: taskorch.revoke_trigger(task, role) */
+Datum
+taskorch_revoke_trigger(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, false);
+}

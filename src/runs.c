@@ -1,0 +1,223 @@
+/*-------------------------------------------------------------------------
+ *
+ * runs.c
+ *	  What an attempt means for its run: the status it moves to, when a
+ *	  retry is due (Trigger.dev's exponential backoff), and the error JSON
+ *	  recorded for the attempt.  Also the SQL functions a task calls about
+ *	  its own run: current_run() and abort().
+ *
+ * Status transitions decided here (from QUEUED, by one attempt):
+ *
+ *	  returned normally ............................. COMPLETED
+ *	  returned {"success": false, ...} (FP Result) .. QUEUED (retry) | FAILED
+ *	  raised an error ............................... QUEUED (retry) | FAILED
+ *	  raised via taskorch.abort() ................... FAILED (no retry)
+ *	  exceeded max_duration ......................... TIMED_OUT (no retry)
+ *	  task unregistered meanwhile ................... FAILED (no retry)
+ *
+ * A retry is due min(max, r * min * factor^(attempt - 1)) ms after the
+ * attempt ended, r uniform in [1, 2) when randomize is on, else 1.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_current_run);
+PG_FUNCTION_INFO_V1(taskorch_abort);
+
+static void
+add_field(StringInfo buf, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	escape_json(buf, value);
+}
+
+/* {"message", "sqlstate", "detail", "hint", "context"}, nulls left out */
+Jsonb *
+error_to_jsonb(ErrorData *edata, const char *override_message)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	add_field(&buf, "message", override_message ? override_message : edata->message);
+	add_field(&buf, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+	add_field(&buf, "detail", edata->detail);
+	add_field(&buf, "hint", edata->hint);
+	add_field(&buf, "context", edata->context);
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_cstring(buf.data);
+}
+
+static Jsonb *
+simple_error(const char *message, const char *sqlstate)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	add_field(&buf, "message", message);
+	add_field(&buf, "sqlstate", sqlstate);
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_cstring(buf.data);
+}
+
+/* The value of `key` in a jsonb object, or NULL. */
+static JsonbValue *
+object_field(Jsonb *jb, const char *key)
+{
+	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
+}
+
+/*
+ * An FP Result {"success": false, "error": ...} returned by a task: the
+ * error JSON for it, or NULL when the output is not such a failure.
+ */
+static Jsonb *
+result_failure(Jsonb *output)
+{
+	JsonbValue *success = object_field(output, "success");
+	JsonbValue *error;
+	StringInfoData buf;
+	char	   *message = NULL;
+
+	if (success == NULL || success->type != jbvBool || success->val.boolean)
+		return NULL;
+	error = object_field(output, "error");
+	if (error && error->type == jbvString)
+		message = pnstrdup(error->val.string.val, error->val.string.len);
+	else if (error && error->type == jbvBinary)
+	{
+		JsonbValue *m = getKeyJsonValueFromContainer(error->val.binary.data,
+													 "message", 7, NULL);
+
+		if (m && m->type == jbvString)
+			message = pnstrdup(m->val.string.val, m->val.string.len);
+	}
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	add_field(&buf, "message", message ? message : "task returned a failed Result");
+	add_field(&buf, "name", "ResultError");
+	appendStringInfoString(&buf, ",\"result\":");
+	appendStringInfoString(&buf, JsonbToCString(NULL, &output->root, VARSIZE(output)));
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_cstring(buf.data);
+}
+
+/* Milliseconds to wait before the next attempt, after attempt `attempt`. */
+static int64
+retry_delay_ms(const ClaimedRun *run, int attempt)
+{
+	double		r = run->retry_randomize ? 1.0 + pg_prng_double(&pg_global_prng_state) : 1.0;
+	double		delay = r * run->retry_min_ms * pow(run->retry_factor, attempt - 1);
+
+	return (int64) Min(delay, (double) run->retry_max_ms);
+}
+
+void
+decide_outcome(ClaimedRun *run)
+{
+	int			attempt = run->attempts + 1;
+
+	run->error = NULL;
+	if (!run->task_found)
+	{
+		char	   *msg = psprintf("task \"%s\" is not registered", run->task_id);
+
+		run->error = simple_error(msg, "42704");
+		run->status = "FAILED";
+		return;
+	}
+	if (run->succeeded)
+	{
+		run->error = result_failure(run->output);
+		if (run->error == NULL)
+		{
+			run->status = "COMPLETED";
+			return;
+		}
+		run->output = NULL;
+	}
+	else if (run->timed_out)
+	{
+		char	   *msg = psprintf("run exceeded its max_duration of %d ms",
+								   run->max_duration_ms);
+
+		run->error = error_to_jsonb(run->edata, msg);
+		run->status = "TIMED_OUT";
+		return;
+	}
+	else
+	{
+		run->error = error_to_jsonb(run->edata, NULL);
+		if (run->edata->sqlerrcode == TASKORCH_SQLSTATE_ABORT)
+		{
+			run->status = "FAILED";
+			return;
+		}
+	}
+
+	if (attempt >= run->max_attempts)
+		run->status = "FAILED";
+	else
+	{
+		run->status = "QUEUED";
+		run->next_run_at = TimestampTzPlusMilliseconds(run->finished_at,
+													   retry_delay_ms(run, attempt));
+	}
+}
+
+/*
+ * SQL: taskorch.current_run() -> {id, taskIdentifier, attempt,
+ * maxAttempts, startedAt} of the run this session is executing, or NULL.
+ */
+Datum
+taskorch_current_run(PG_FUNCTION_ARGS)
+{
+	const ClaimedRun *run = current_run();
+	StringInfoData buf;
+
+	if (run == NULL)
+		PG_RETURN_NULL();
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	add_field(&buf, "id", run->id);
+	add_field(&buf, "taskIdentifier", run->task_id);
+	appendStringInfo(&buf, ",\"attempt\":%d,\"maxAttempts\":%d",
+					 run->attempts + 1, run->max_attempts);
+	add_field(&buf, "startedAt",
+			  JsonEncodeDateTime(NULL, TimestampTzGetDatum(run->started_at),
+								 TIMESTAMPTZOID, NULL));
+	appendStringInfoChar(&buf, '}');
+	PG_RETURN_JSONB_P(jsonb_from_cstring(buf.data));
+}
+
+/* SQL: taskorch.abort(message, detail) fails the run without a retry. */
+Datum
+taskorch_abort(PG_FUNCTION_ARGS)
+{
+	char	   *message = PG_ARGISNULL(0) ? "run aborted" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	ereport(ERROR,
+			errcode(TASKORCH_SQLSTATE_ABORT),
+			errmsg_internal("%s", message),
+			PG_ARGISNULL(1) ? 0 : errdetail_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	PG_RETURN_VOID();
+}

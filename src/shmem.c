@@ -1,0 +1,290 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared state: per-database entries, worker slots, and the wake-ups
+ *	  that make a committed trigger start within a millisecond.
+ *
+ * Locking: taskorch_shared->lock guards DbEntry fields and the dboid/index
+ * of every slot.  A worker writes its own pid, latch, idle flag and
+ * executing run without the lock; other backends read them as hints, and
+ * the wake-up protocol below is correct whichever value they read.
+ *
+ * Wake-up protocol: a worker resets its latch before it claims, so a
+ * SetLatch after a trigger commits either lands before the claim's
+ * snapshot (the claim sees the run) or leaves the latch set (the worker
+ * loops once more).  Waking any one worker of the database is therefore
+ * enough; an idle one is preferred because it starts sooner.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include <signal.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+TaskorchShared *taskorch_shared = NULL;
+int			MySlot = -1;
+
+PG_FUNCTION_INFO_V1(taskorch_executing_runs);
+PG_FUNCTION_INFO_V1(taskorch_workers);
+
+static Size
+shared_size(void)
+{
+	Size		size;
+
+	size = add_size(offsetof(TaskorchShared, slots),
+					mul_size(max_worker_processes, sizeof(WorkerSlot)));
+	size = add_size(size, mul_size(taskorch_max_databases, sizeof(DbEntry)));
+	return size;
+}
+
+void
+taskorch_shmem_request(void)
+{
+	RequestAddinShmemSpace(shared_size());
+	RequestNamedLWLockTranche("taskorch", 1);
+}
+
+void
+taskorch_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	taskorch_shared = ShmemInitStruct("taskorch", shared_size(), &found);
+	if (!found)
+	{
+		memset(taskorch_shared, 0, shared_size());
+		taskorch_shared->lock = &(GetNamedLWLockTranche("taskorch"))->lock;
+		taskorch_shared->nslots = max_worker_processes;
+		taskorch_shared->ndbs = taskorch_max_databases;
+		pg_atomic_init_u32(&taskorch_shared->wake_rr, 0);
+		for (int i = 0; i < taskorch_shared->nslots; i++)
+			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
+	}
+	taskorch_shared->dbs = (DbEntry *)
+		((char *) taskorch_shared + offsetof(TaskorchShared, slots) +
+		 sizeof(WorkerSlot) * taskorch_shared->nslots);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Set the latch of one worker of the database, other than skip_slot,
+ * preferring one that sleeps.  With only_idle, busy workers are left alone.
+ */
+static void
+wake_one(Oid dboid, int skip_slot, bool only_idle)
+{
+	TaskorchShared *sh = taskorch_shared;
+	Latch	   *chosen = NULL;
+	int			start;
+
+	if (sh == NULL)
+		return;
+	start = pg_atomic_fetch_add_u32(&sh->wake_rr, 1) % sh->nslots;
+	LWLockAcquire(sh->lock, LW_SHARED);
+	for (int n = 0; n < sh->nslots; n++)
+	{
+		WorkerSlot *slot = &sh->slots[(start + n) % sh->nslots];
+		Latch	   *latch = slot->latch;
+
+		if (slot->dboid != dboid || latch == NULL ||
+			(start + n) % sh->nslots == skip_slot)
+			continue;
+		if (slot->idle)
+		{
+			chosen = latch;
+			break;
+		}
+		if (chosen == NULL && !only_idle)
+			chosen = latch;
+	}
+	if (chosen)
+		SetLatch(chosen);
+	LWLockRelease(sh->lock);
+}
+
+/* A trigger committed in dboid: make sure a worker looks at the queue. */
+void
+taskorch_wake_database(Oid dboid)
+{
+	wake_one(dboid, -1, false);
+}
+
+/* A worker found a full batch: there is probably more, call a sleeping peer. */
+void
+taskorch_wake_peer(Oid dboid, int self_slot)
+{
+	wake_one(dboid, self_slot, true);
+}
+
+void
+taskorch_wake_launcher(void)
+{
+	if (taskorch_shared && taskorch_shared->launcher_latch)
+		SetLatch(taskorch_shared->launcher_latch);
+}
+
+static DbEntry *
+find_db(Oid dboid)
+{
+	for (int i = 0; i < taskorch_shared->ndbs; i++)
+		if (taskorch_shared->dbs[i].state != DB_FREE &&
+			taskorch_shared->dbs[i].dboid == dboid)
+			return &taskorch_shared->dbs[i];
+	return NULL;
+}
+
+/*
+ * Stop the database's workers and keep the launcher from restarting them
+ * until taskorch_database_resume (or until this backend exits).  The
+ * command that follows (DROP DATABASE ...) waits up to five seconds for
+ * other sessions to leave, which covers the workers' exit.
+ */
+void
+taskorch_database_pause(Oid dboid)
+{
+	TaskorchShared *sh = taskorch_shared;
+	DbEntry    *db;
+
+	if (sh == NULL)
+		return;
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	db = find_db(dboid);
+	if (db)
+		db->paused_by = MyProcPid;
+	for (int i = 0; i < sh->nslots; i++)
+		if (sh->slots[i].dboid == dboid && sh->slots[i].pid != 0)
+			kill(sh->slots[i].pid, SIGTERM);
+	LWLockRelease(sh->lock);
+}
+
+void
+taskorch_database_resume(Oid dboid)
+{
+	TaskorchShared *sh = taskorch_shared;
+	DbEntry    *db;
+
+	if (sh == NULL)
+		return;
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	db = find_db(dboid);
+	if (db && db->paused_by == MyProcPid)
+		db->paused_by = 0;
+	LWLockRelease(sh->lock);
+	taskorch_wake_launcher();
+}
+
+/* The worker announces the run it executes (0: none). */
+void
+taskorch_set_executing(const char *run_id)
+{
+	WorkerSlot *slot;
+	uint64		n = 0;
+
+	if (MySlot < 0)
+		return;
+	slot = &taskorch_shared->slots[MySlot];
+	if (run_id != NULL)
+	{
+		n = strtoull(run_id + strlen("run_"), NULL, 10);
+		slot->run_started = GetCurrentTimestamp();
+	}
+	pg_atomic_write_u64(&slot->run_id, n);
+}
+
+static Datum
+run_id_datum(uint64 n)
+{
+	return CStringGetTextDatum(psprintf("run_" UINT64_FORMAT, n));
+}
+
+/* SQL: taskorch.executing_runs() -> (run_id, pid, started_at) */
+Datum
+taskorch_executing_runs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (taskorch_shared == NULL)
+		PG_RETURN_VOID();
+	for (int i = 0; i < taskorch_shared->nslots; i++)
+	{
+		WorkerSlot *slot = &taskorch_shared->slots[i];
+		uint64		run_id = pg_atomic_read_u64(&slot->run_id);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		if (run_id == 0 || slot->dboid != MyDatabaseId)
+			continue;
+		values[0] = run_id_datum(run_id);
+		values[1] = Int32GetDatum(slot->pid);
+		values[2] = TimestampTzGetDatum(slot->run_started);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
+
+/* SQL: taskorch.workers() -> this server's workers and what they do */
+Datum
+taskorch_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (taskorch_shared == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(taskorch_shared->lock, LW_SHARED);
+	for (int i = 0; i < taskorch_shared->nslots; i++)
+	{
+		WorkerSlot *slot = &taskorch_shared->slots[i];
+		uint64		run_id = pg_atomic_read_u64(&slot->run_id);
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		if (!OidIsValid(slot->dboid))
+			continue;
+		values[0] = ObjectIdGetDatum(slot->dboid);
+		values[1] = Int32GetDatum(slot->index);
+		values[2] = Int32GetDatum(slot->pid);
+		nulls[2] = slot->pid == 0;
+		values[3] = BoolGetDatum(slot->idle);
+		values[4] = run_id_datum(run_id);
+		nulls[4] = run_id == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(taskorch_shared->lock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The extension was created in this database and that has committed:
+ * have the launcher probe it again now rather than at its next rescan.
+ */
+void
+taskorch_database_installed(Oid dboid)
+{
+	DbEntry    *db;
+
+	if (taskorch_shared == NULL)
+		return;
+	LWLockAcquire(taskorch_shared->lock, LW_EXCLUSIVE);
+	db = find_db(dboid);
+	if (db && db->state == DB_NO_EXTENSION)
+	{
+		db->state = DB_UNKNOWN;
+		db->restart_after = 0;
+	}
+	LWLockRelease(taskorch_shared->lock);
+	taskorch_wake_launcher();
+}

@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * taskorch.c
+ *	  Module initialisation: GUCs, shared memory hooks, the launcher's
+ *	  registration, and the utility hook that stops a database's workers
+ *	  before commands that need the database to themselves.
+ *
+ * taskorch only works when preloaded: the launcher must be registered by
+ * the postmaster, and every backend needs the commit-time wake-up and the
+ * utility hook.  _PG_init therefore does nothing useful outside
+ * shared_preload_libraries, and the install script refuses to run there.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/ipc.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			taskorch_workers_per_database = 2;
+int			taskorch_batch_size = 32;
+int			taskorch_batch_time_budget_ms = 50;
+int			taskorch_max_payload_bytes = 10 * 1024 * 1024;
+int			taskorch_idle_poll_ms = 1000;
+int			taskorch_max_databases = 64;
+
+static bool preloaded = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+void		_PG_init(void);
+PG_FUNCTION_INFO_V1(taskorch_require_preload);
+
+static void
+define_gucs(void)
+{
+	DefineCustomIntVariable("taskorch.workers_per_database",
+							"Background workers that execute runs, per database with the extension.",
+							"0 stops execution; runs stay queued.",
+							&taskorch_workers_per_database,
+							2, 0, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.max_databases",
+							"Databases the launcher can track.",
+							NULL,
+							&taskorch_max_databases,
+							64, 1, 4096,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.batch_size",
+							"Most runs a worker executes in one transaction.",
+							"Only a backlog fills a batch; a lone run commits at once.",
+							&taskorch_batch_size,
+							32, 1, TASKORCH_MAX_BATCH,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.batch_time_budget",
+							"Time after which a worker commits a batch even if runs remain.",
+							NULL,
+							&taskorch_batch_time_budget_ms,
+							50, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.max_payload_size",
+							"Largest payload trigger() accepts (jsonb binary size).",
+							NULL,
+							&taskorch_max_payload_bytes,
+							10 * 1024 * 1024, 1024, 256 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.idle_poll_interval",
+							"Longest an idle worker sleeps before looking for due runs.",
+							"Workers are woken at trigger commit; this only bounds the sleep.",
+							&taskorch_idle_poll_ms,
+							1000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("taskorch");
+}
+
+/*
+ * Commands that need a database without other sessions (DROP DATABASE,
+ * renaming it, moving it, or copying it as a template) would fail while
+ * our workers are connected.  Stop them first and let the launcher bring
+ * them back once the command is over.
+ */
+static Oid
+utility_target_database(Node *stmt)
+{
+	const char *name = NULL;
+
+	if (IsA(stmt, DropdbStmt))
+		name = ((DropdbStmt *) stmt)->dbname;
+	else if (IsA(stmt, RenameStmt) &&
+			 ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		name = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, AlterDatabaseStmt))
+		name = ((AlterDatabaseStmt *) stmt)->dbname;
+	else if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "template") == 0)
+				name = defGetString(def);
+		}
+		if (name == NULL)
+			name = "template1";
+	}
+	return name ? get_database_oid(name, true) : InvalidOid;
+}
+
+static void
+taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
+						 bool readOnlyTree, ProcessUtilityContext context,
+						 ParamListInfo params, QueryEnvironment *queryEnv,
+						 DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid			dboid = utility_target_database(pstmt->utilityStmt);
+
+	if (OidIsValid(dboid))
+		taskorch_database_pause(dboid);
+	PG_TRY();
+	{
+		if (prev_process_utility_hook)
+			prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+									  params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (OidIsValid(dboid))
+			taskorch_database_resume(dboid);
+	}
+	PG_END_TRY();
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	taskorch_shmem_request();
+}
+
+static void
+shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	taskorch_shmem_startup();
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	preloaded = true;
+	define_gucs();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = taskorch_process_utility;
+
+	taskorch_xact_callback_init();
+
+	if (!IsBinaryUpgrade)
+		taskorch_register_launcher();
+}
+
+/*
+ * Called by the install script: refuses CREATE EXTENSION when the library
+ * was not preloaded, since no worker would ever run a run.
+ */
+Datum
+taskorch_require_preload(PG_FUNCTION_ARGS)
+{
+	if (!preloaded)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("taskorch must be loaded via \"%s\"", "shared_preload_libraries"),
+				errhint("Add taskorch to shared_preload_libraries in postgresql.conf and restart the server."));
+	PG_RETURN_VOID();
+}

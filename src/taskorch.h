@@ -1,0 +1,195 @@
+/*-------------------------------------------------------------------------
+ *
+ * taskorch.h
+ *	  The one internal header: shared types, GUC variables and the entry
+ *	  points each src/ file offers the others.
+ *
+ * Map of src/ (one concept per file):
+ *	  taskorch.c   module init, GUCs, utility hook for DROP DATABASE
+ *	  shmem.c      shared state: per-database entries, worker slots, wake-ups
+ *	  launcher.c   finds databases with the extension, starts their workers
+ *	  worker.c     the per-database latch loop and the batch driver
+ *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the batch completion
+ *	  execute.c    one run: owner role, subtransaction, max_duration, errors
+ *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
+ *	  trigger.c    trigger() and the wake-up of workers at commit
+ *	  registry.c   register_task(), unregister_task(), trigger grants
+ *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
+ *	               as the extension owner
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TASKORCH_H
+#define TASKORCH_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/jsonb.h"
+
+/* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
+#define TASKORCH_SQLSTATE_ABORT		MAKE_SQLSTATE('T','O','A','B','T')
+
+/* Hard upper bound of runs per batch: keeps subtransaction XIDs cached */
+#define TASKORCH_MAX_BATCH			48
+
+/* GUCs (taskorch.c) */
+extern int	taskorch_workers_per_database;
+extern int	taskorch_batch_size;
+extern int	taskorch_batch_time_budget_ms;
+extern int	taskorch_max_payload_bytes;
+extern int	taskorch_idle_poll_ms;
+extern int	taskorch_max_databases;
+extern char *taskorch_launcher_database;
+
+/*
+ * A claimed run, as the batch driver carries it from claim to completion.
+ * Everything lives in the batch memory context.
+ */
+typedef struct ClaimedRun
+{
+	char	   *id;				/* 'run_<n>' */
+	char	   *task_id;
+	Jsonb	   *payload;
+	int32		attempts;		/* attempts finished before this one */
+	int32		max_attempts;
+	TimestampTz run_at;			/* queue position (claim order) */
+	bool		task_found;		/* false: task was unregistered */
+	Oid			fn;
+	Oid			owner;
+	double		retry_factor;
+	int32		retry_min_ms;
+	int32		retry_max_ms;
+	bool		retry_randomize;
+	int32		max_duration_ms;	/* 0: none */
+
+	/* outcome of this attempt, filled by execute.c and runs.c */
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	bool		succeeded;
+	bool		timed_out;
+	Jsonb	   *output;			/* NULL: SQL NULL */
+	ErrorData  *edata;			/* error raised by the task, if any */
+	Jsonb	   *error;			/* error JSON recorded for the attempt */
+	const char *status;			/* new status */
+	TimestampTz next_run_at;	/* retry time when status is QUEUED */
+} ClaimedRun;
+
+/* Claim position kept by a worker between batches (claim.c) */
+typedef struct ClaimMark
+{
+	bool		valid;
+	TimestampTz run_at;
+	char		id[32];
+	TimestampTz set_at;
+} ClaimMark;
+
+/*
+ * Shared state (shmem.c).  One LWLock guards the database entries and the
+ * assignment of worker slots.  A worker writes its own pid, latch, idle
+ * flag and executing run without the lock; readers treat them as hints.
+ */
+typedef enum DbState
+{
+	DB_FREE = 0,				/* entry unused */
+	DB_UNKNOWN,					/* not yet probed for the extension */
+	DB_PROBING,					/* worker 0 started, checking */
+	DB_ACTIVE,					/* extension present: keep workers running */
+	DB_NO_EXTENSION				/* probed, no extension */
+} DbState;
+
+typedef struct DbEntry
+{
+	Oid			dboid;
+	DbState		state;
+	bool		seen;			/* launcher scan mark */
+	pid_t		paused_by;		/* backend running DROP DATABASE etc. */
+	TimestampTz restart_after;	/* no worker start before this */
+} DbEntry;
+
+typedef struct WorkerSlot
+{
+	Oid			dboid;			/* InvalidOid: slot free */
+	int			index;			/* worker number within its database */
+	uint32		generation;		/* bumped at each assignment */
+	pid_t		pid;			/* set by the worker once it runs */
+	Latch	   *latch;
+	bool		idle;			/* sleeping on its latch */
+	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
+	TimestampTz run_started;
+} WorkerSlot;
+
+typedef struct TaskorchShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	int			ndbs;
+	int			nslots;
+	pg_atomic_uint32 wake_rr;
+	DbEntry    *dbs;			/* ndbs entries, after the slots */
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} TaskorchShared;
+
+extern TaskorchShared *taskorch_shared;
+extern int	MySlot;				/* this worker's slot, -1 elsewhere */
+
+/* shmem.c */
+extern void taskorch_shmem_request(void);
+extern void taskorch_shmem_startup(void);
+extern void taskorch_wake_database(Oid dboid);
+extern void taskorch_wake_peer(Oid dboid, int self_slot);
+extern void taskorch_wake_launcher(void);
+extern void taskorch_database_installed(Oid dboid);
+extern void taskorch_database_pause(Oid dboid);
+extern void taskorch_database_resume(Oid dboid);
+extern void taskorch_set_executing(const char *run_id);
+
+/* launcher.c */
+extern void taskorch_register_launcher(void);
+extern void taskorch_database_state(Oid dboid, DbState state);
+PGDLLEXPORT void taskorch_launcher_main(Datum arg);
+
+/* worker.c */
+PGDLLEXPORT void taskorch_worker_main(Datum arg);
+extern int	taskorch_process_batch(int limit, ClaimMark *mark, int self_slot);
+extern bool taskorch_in_task(void);
+
+/* claim.c */
+extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *mark,
+					   MemoryContext cxt);
+extern void complete_runs(ClaimedRun *runs, int n);
+extern int64 next_due_ms(void);
+
+/* execute.c */
+extern void execute_run(ClaimedRun *run, MemoryContext cxt);
+extern const ClaimedRun *current_run(void);
+
+/* runs.c */
+extern void decide_outcome(ClaimedRun *run);
+extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);
+
+/* trigger.c */
+extern void taskorch_xact_callback_init(void);
+
+/* spi_util.c */
+typedef struct TaskorchPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[12];
+	SPIPlanPtr	plan;
+} TaskorchPlan;
+
+extern SPIPlanPtr taskorch_plan(TaskorchPlan *p);
+extern int	taskorch_execute_as_owner(TaskorchPlan *p, Datum *values,
+									  const char *nulls, bool read_only,
+									  long count);
+extern Oid	taskorch_extension_owner(void);
+extern Jsonb *jsonb_from_cstring(const char *s);
+
+#endif							/* TASKORCH_H */

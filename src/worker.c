@@ -1,0 +1,273 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The per-database worker: a latch loop around the batch driver, and
+ *	  the batch driver itself (also reachable from SQL as run_pending()).
+ *
+ * One batch is one transaction:
+ *
+ *	  claim up to batch_size due runs      FOR UPDATE SKIP LOCKED (claim.c)
+ *	  for each run, until the time budget is spent:
+ *	      execute it in a subtransaction   as the task owner (execute.c)
+ *	      decide its outcome               retry, fail, complete (runs.c)
+ *	  record every outcome in one UPDATE   top-level transaction (claim.c)
+ *	  commit
+ *
+ * So a SQL task's effects and its COMPLETED status commit together: a
+ * crash before the commit leaves the run QUEUED with no effects, and it is
+ * executed again.  Runs claimed but not reached before the budget ran out
+ * are simply not updated; the commit releases their locks.
+ *
+ * Memory: batch_cxt holds the claimed runs and outcomes and is reset after
+ * each commit; nothing of a batch survives into the next one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_run_pending);
+
+static MemoryContext batch_cxt = NULL;
+
+/*
+ * Claim, execute and record up to `limit` runs in the current transaction.
+ * Returns the number of runs claimed.  self_slot >= 0 in a worker, so it
+ * can call a peer when the batch came back full.
+ */
+int
+taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
+{
+	ClaimedRun *runs;
+	TimestampTz deadline;
+	MemoryContext old;
+	int			claimed;
+	int			done = 0;
+
+	if (batch_cxt == NULL)
+		batch_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	Assert(MemoryContextIsEmpty(batch_cxt));
+	old = MemoryContextSwitchTo(batch_cxt);
+	runs = palloc0(sizeof(ClaimedRun) * limit);
+	MemoryContextSwitchTo(old);
+
+	claimed = claim_runs(runs, limit, mark, batch_cxt);
+	if (claimed == limit && self_slot >= 0)
+		taskorch_wake_peer(MyDatabaseId, self_slot);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   taskorch_batch_time_budget_ms);
+	while (done < claimed)
+	{
+		ClaimedRun *run = &runs[done++];
+
+		execute_run(run, batch_cxt);
+		decide_outcome(run);
+		CommandCounterIncrement();
+		if (run->finished_at >= deadline)
+			break;
+	}
+	if (done > 0)
+		complete_runs(runs, done);
+	if (mark && done > 0)
+	{
+		/* runs after `done` were released unexecuted: claim them again */
+		mark->run_at = runs[done - 1].run_at;
+		strlcpy(mark->id, runs[done - 1].id, sizeof(mark->id));
+	}
+	MemoryContextReset(batch_cxt);
+	return claimed;
+}
+
+/* True while this backend executes a task (no nested run_pending). */
+bool
+taskorch_in_task(void)
+{
+	return current_run() != NULL;
+}
+
+/*
+ * SQL: taskorch.run_pending(max_runs) executes due runs in this session
+ * and transaction, as a worker would.  For operations and tests; needs
+ * superuser since it runs tasks as their owners.
+ */
+Datum
+taskorch_run_pending(PG_FUNCTION_ARGS)
+{
+	int32		max_runs = PG_GETARG_INT32(0);
+	int			total = 0;
+
+	if (!superuser())
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to run pending runs"),
+				errhint("Only superusers may call taskorch.run_pending(); background workers run runs otherwise."));
+	if (max_runs < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("max_runs must not be negative: %d", max_runs),
+				errhint("Pass the number of runs to execute, or 0 for none."));
+	if (taskorch_in_task())
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("taskorch.run_pending() cannot be called inside a task"));
+	while (total < max_runs)
+	{
+		int			n = taskorch_process_batch(Min(max_runs - total, taskorch_batch_size),
+											   NULL, -1);
+
+		if (n == 0)
+			break;
+		total += n;
+	}
+	PG_RETURN_INT32(total);
+}
+
+/* ---------------------------------------------------------------------
+ * The background worker
+ * ---------------------------------------------------------------------
+ */
+
+static Oid	run_table_oid = InvalidOid;
+
+static void
+worker_exit(int code, Datum arg)
+{
+	WorkerSlot *slot = &taskorch_shared->slots[MySlot];
+
+	slot->latch = NULL;
+	slot->idle = false;
+	pg_atomic_write_u64(&slot->run_id, 0);
+	slot->pid = 0;
+}
+
+/* Look up taskorch.run; InvalidOid when the extension is not installed. */
+static Oid
+find_run_table(void)
+{
+	Oid			nsp;
+	Oid			relid = InvalidOid;
+
+	StartTransactionCommand();
+	if (OidIsValid(get_extension_oid("taskorch", true)))
+	{
+		nsp = get_namespace_oid("taskorch", true);
+		if (OidIsValid(nsp))
+			relid = get_relname_relid("run", nsp);
+	}
+	CommitTransactionCommand();
+	return relid;
+}
+
+/*
+ * One transaction: claim and execute a batch.  Returns the runs claimed;
+ * when none, *sleep_ms says how long the worker may sleep.
+ */
+static int
+worker_cycle(ClaimMark *mark, long *sleep_ms)
+{
+	int			claimed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "taskorch: executing runs");
+
+	claimed = taskorch_process_batch(taskorch_batch_size, mark, MySlot);
+	if (claimed == 0)
+	{
+		int64		due = next_due_ms();
+
+		*sleep_ms = (due < 0) ? taskorch_idle_poll_ms : Min(due, taskorch_idle_poll_ms);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return claimed;
+}
+
+void
+taskorch_worker_main(Datum arg)
+{
+	WorkerSlot *slot;
+	Oid			dboid;
+	uint32		generation;
+	ClaimMark	mark = {0};
+
+	MySlot = DatumGetInt32(arg);
+	slot = &taskorch_shared->slots[MySlot];
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGINT, StatementCancelHandler);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(taskorch_shared->lock, LW_SHARED);
+	dboid = slot->generation == generation ? slot->dboid : InvalidOid;
+	LWLockRelease(taskorch_shared->lock);
+	if (!OidIsValid(dboid))
+		proc_exit(0);			/* slot reassigned by a restarted launcher */
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("taskorch worker");
+
+	run_table_oid = find_run_table();
+	if (!OidIsValid(run_table_oid))
+	{
+		taskorch_database_state(dboid, DB_NO_EXTENSION);
+		proc_exit(0);
+	}
+	if (slot->index == 0)
+		taskorch_database_state(dboid, DB_ACTIVE);
+
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	before_shmem_exit(worker_exit, (Datum) 0);
+
+	for (;;)
+	{
+		long		sleep_ms = 0;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (find_run_table() != run_table_oid)
+		{
+			/* DROP EXTENSION (or drop and re-create): let the launcher decide */
+			taskorch_database_state(dboid, DB_UNKNOWN);
+			proc_exit(0);
+		}
+		slot->idle = false;
+		if (worker_cycle(&mark, &sleep_ms) > 0)
+			continue;
+
+		/* drained: the next claim starts at the head of the queue again */
+		mark.valid = false;
+		slot->idle = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+	}
+}

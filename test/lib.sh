@@ -1,0 +1,62 @@
+# test/lib.sh: throwaway PostgreSQL clusters for taskorch's shell-driven
+# tests, demo and benchmark.  Source it; every server-side step runs as
+# the postgres OS user, since PostgreSQL refuses to run as root.
+#
+#   cluster_start DIR PORT [extra postgresql.conf lines...]
+#   cluster_stop DIR [mode]
+#   psql_as PORT DB [psql args...]      (as the postgres superuser)
+
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+
+as_postgres() {
+	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+cluster_start() {
+	local dir=$1 port=$2
+	shift 2
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	chown postgres: "$dir" 2>/dev/null || true
+	as_postgres "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log"; return 1; }
+	{
+		echo "shared_preload_libraries = 'taskorch'"
+		echo "port = $port"
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$dir'"
+		echo "max_worker_processes = 16"
+		echo "log_line_prefix = '%m [%p] %b '"
+		for line in "$@"; do echo "$line"; done
+	} | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+	as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
+		{ cat "$dir/server.log"; return 1; }
+	export PGHOST=$dir PGPORT=$port
+}
+
+cluster_stop() {
+	as_postgres "$PGBIN/pg_ctl" -D "$1/data" -m "${2:-fast}" -w stop >/dev/null 2>&1 || true
+}
+
+cluster_restart() {
+	as_postgres "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w start >/dev/null ||
+		{ cat "$1/server.log"; return 1; }
+}
+
+psql_as() {
+	local port=$1 db=$2
+	shift 2
+	as_postgres "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$port" -U postgres -d "$db" "$@"
+}
+
+# Wait until the SQL query prints "t" (default 30 s).
+wait_for() {
+	local port=$1 db=$2 sql=$3 secs=${4:-30}
+	local deadline=$((SECONDS + secs))
+	while [ $SECONDS -lt $deadline ]; do
+		[ "$(psql_as "$port" "$db" -tAc "$sql" 2>/dev/null)" = t ] && return 0
+		sleep 0.1
+	done
+	echo "timed out after ${secs}s waiting for: $sql" >&2
+	return 1
+}
