@@ -13,10 +13,10 @@ DATA_built = taskorch--$(EXTVERSION).sql
 DATA = $(wildcard sql/taskorch--*--*.sql)
 
 # pg_regress suites (sql/NAME.sql + expected/NAME.out); run by test/run-all.
-REGRESS = registry trigger errors outcomes security executing
-REGRESS_OPTS = --temp-config=test/regress.conf --load-extension=taskorch
+REGRESS = setup registry trigger errors outcomes security executing
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
 ISOLATION = claim
-ISOLATION_OPTS = --temp-config=test/isolation.conf --load-extension=taskorch
+ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --temp-instance=tmp_check_iso --temp-config=test/isolation.conf --load-extension=taskorch
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Isrc

@@ -211,6 +211,11 @@ CREATE FUNCTION taskorch.retrieve(run text) RETURNS jsonb
 DECLARE
 	result jsonb;
 BEGIN
+	IF run !~ '^run_[0-9]+$' THEN
+		RAISE EXCEPTION 'invalid run id: "%"', run
+			USING ERRCODE = 'invalid_text_representation',
+				  HINT = 'A run id looks like run_123, as returned by taskorch.trigger().';
+	END IF;
 	SELECT jsonb_build_object(
 			'id', r.id, 'taskIdentifier', r.task_id, 'status', r.status,
 			'payload', r.payload, 'output', r.output, 'error', r.error,

@@ -168,8 +168,10 @@ taskorch_trigger(PG_FUNCTION_ARGS)
 	values[5] = ObjectIdGetDatum(GetUserId());
 	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
 	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 1);
-	run_id = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+	run_id = DatumGetTextP(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull),
+											 false, -1));
 	SPI_finish();
 
 	wake_at_commit = true;

@@ -1,0 +1,26 @@
+-- What executes right now is read from shared memory: a run shows as
+-- EXECUTING while a worker runs it, before anything is committed.
+CREATE FUNCTION exec_sleep(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep((payload->>'s')::float8);
+	SELECT jsonb_build_object('slept', payload->'s') $$;
+SELECT taskorch.register_task('exec-sleep', 'exec_sleep(jsonb)');
+SELECT taskorch.trigger('exec-sleep', '{"s": 1}') AS run \gset
+DO $$
+BEGIN
+	FOR i IN 1..500 LOOP
+		EXIT WHEN EXISTS (SELECT FROM taskorch.runs
+						   WHERE task_id = 'exec-sleep' AND status = 'EXECUTING');
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+$$;
+SELECT status, started_at IS NOT NULL AS has_started_at, finished_at
+  FROM taskorch.runs WHERE id = :'run';
+SELECT count(*) AS worker_shows_it FROM taskorch.workers() WHERE run_id = :'run';
+SELECT run_id = :'run' AS listed, pid IS NOT NULL AS has_pid FROM taskorch.executing_runs();
+-- the table itself still says QUEUED: nothing is committed mid-run
+SELECT status FROM taskorch.run WHERE id = :'run';
+SELECT taskorch.retrieve(:'run')->>'status' AS retrieved_status;
+SELECT wait_for_runs();
+SELECT status, output FROM taskorch.runs WHERE id = :'run';
+SELECT count(*) AS executing_now FROM taskorch.executing_runs();

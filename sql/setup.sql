@@ -1,0 +1,47 @@
+-- Helpers shared by the regression tests (they run in one database, in order).
+
+-- Wait until no run is QUEUED or EXECUTING; background workers do the work.
+CREATE FUNCTION wait_for_runs(timeout interval DEFAULT '60s') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + timeout;
+BEGIN
+	LOOP
+		IF NOT EXISTS (SELECT FROM taskorch.runs
+					   WHERE status IN ('QUEUED', 'EXECUTING', 'DELAYED')) THEN
+			RETURN 'settled';
+		END IF;
+		IF clock_timestamp() > deadline THEN
+			RETURN 'timed out';
+		END IF;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+$$;
+
+-- Workers of this database are up (the launcher started them at CREATE EXTENSION).
+DO $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		EXIT WHEN (SELECT count(*) FROM taskorch.workers() w
+					WHERE w.database = (SELECT oid FROM pg_database
+										 WHERE datname = current_database())
+					  AND w.pid IS NOT NULL) = 2;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+$$;
+SELECT count(*) AS workers_running FROM taskorch.workers()
+ WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND pid IS NOT NULL;
+
+-- Run a statement and report its error as "SQLSTATE: message" (run ids
+-- masked), for refusals whose message names a run id.
+CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'run_[0-9]+', 'run_N', 'g');
+END
+$$;
