@@ -60,7 +60,7 @@ taskorch_register_launcher(void)
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 5;
+	bgw.bgw_restart_time = 1;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "taskorch");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "taskorch_launcher_main");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "taskorch launcher");

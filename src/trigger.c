@@ -126,7 +126,7 @@ taskorch_trigger(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	bool		isnull;
 	Oid			owner;
-	text	   *run_id;
+	Datum		run_id;
 	HeapTuple	tup;
 	TupleDesc	desc;
 
@@ -168,14 +168,14 @@ taskorch_trigger(PG_FUNCTION_ARGS)
 	values[5] = ObjectIdGetDatum(GetUserId());
 	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
 	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 1);
-	run_id = DatumGetTextP(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc,
-														   1, &isnull),
-											 false, -1));
+	/* copied into the caller's context; returned as is (it may be short-header) */
+	run_id = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull),
+							   false, -1);
 	SPI_finish();
 
 	wake_at_commit = true;
-	PG_RETURN_TEXT_P(run_id);
+	PG_RETURN_DATUM(run_id);
 }
 
 /*

@@ -1,0 +1,85 @@
+-- The SQL API contract: names, argument names and defaults (ORMs call
+-- these with named arguments), return types, volatility, privileges.
+BEGIN;
+SELECT plan(47);
+
+-- functions, with their exact argument lists
+SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text',
+	'register_task: named arguments with defaults');
+SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
+SELECT is(pg_get_function_arguments('taskorch.trigger(text,jsonb)'::regprocedure),
+	'task text, payload jsonb DEFAULT ''{}''::jsonb', 'trigger: payload defaults to {}');
+SELECT function_returns('taskorch', 'trigger', ARRAY['text', 'jsonb'], 'text', 'trigger returns a run id');
+SELECT volatility_is('taskorch', 'trigger', ARRAY['text', 'jsonb'], 'volatile', 'trigger is volatile');
+SELECT function_returns('taskorch', 'retrieve', ARRAY['text'], 'jsonb', 'retrieve returns jsonb');
+SELECT volatility_is('taskorch', 'retrieve', ARRAY['text'], 'stable', 'retrieve is stable');
+SELECT function_returns('taskorch', 'unregister_task', ARRAY['text'], 'bigint', 'unregister_task returns the runs canceled');
+SELECT has_function('taskorch', 'grant_trigger', ARRAY['text', 'regrole'], 'grant_trigger(task, role)');
+SELECT has_function('taskorch', 'revoke_trigger', ARRAY['text', 'regrole'], 'revoke_trigger(task, role)');
+SELECT has_function('taskorch', 'abort', ARRAY['text', 'text'], 'abort(message, detail)');
+SELECT function_returns('taskorch', 'current_run', 'jsonb', 'current_run returns jsonb');
+SELECT function_returns('taskorch', 'run_pending', ARRAY['integer'], 'integer', 'run_pending returns the runs executed');
+
+-- types and views
+SELECT enum_has_labels('taskorch', 'run_status',
+	ARRAY['DELAYED', 'QUEUED', 'EXECUTING', 'WAITING', 'COMPLETED', 'FAILED',
+		  'CANCELED', 'EXPIRED', 'TIMED_OUT', 'CRASHED', 'SYSTEM_FAILURE'],
+	'run statuses are Trigger.dev''s');
+SELECT has_view('taskorch', 'tasks', 'view taskorch.tasks');
+SELECT has_view('taskorch', 'runs', 'view taskorch.runs');
+SELECT has_view('taskorch', 'attempts', 'view taskorch.attempts');
+SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempts',
+	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
+	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at'],
+	'runs view columns');
+SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
+SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',
+	'status', 'message', 'sqlstate', 'error', 'started_at', 'finished_at'], 'attempts view columns');
+
+-- security contract
+SELECT has_role('taskorch_admin', 'the admin role exists');
+SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'taskorch.run'::regclass), 'RLS on taskorch.run');
+SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'taskorch.task'::regclass), 'RLS on taskorch.task');
+SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'taskorch.attempt'::regclass), 'RLS on taskorch.attempt');
+SELECT table_privs_are('taskorch', 'run', 'public', ARRAY['SELECT'], 'PUBLIC may only read runs');
+SELECT table_privs_are('taskorch', 'task', 'public', ARRAY['SELECT'], 'PUBLIC may only read tasks');
+SELECT table_privs_are('taskorch', 'attempt', 'public', ARRAY['SELECT'], 'PUBLIC may only read attempts');
+SELECT ok((SELECT reloptions::text LIKE '%security_invoker=true%' FROM pg_class
+		   WHERE oid = 'taskorch.runs'::regclass), 'runs view applies the reader''s RLS');
+SELECT ok((SELECT reloptions::text LIKE '%security_invoker=true%' FROM pg_class
+		   WHERE oid = 'taskorch.tasks'::regclass), 'tasks view applies the reader''s RLS');
+SELECT function_privs_are('taskorch', 'run_pending', ARRAY['integer'], 'public', ARRAY[]::text[],
+	'PUBLIC may not call run_pending');
+SELECT is_empty($$
+	SELECT p.oid::regprocedure FROM pg_proc p
+	 WHERE p.pronamespace = 'taskorch'::regnamespace AND p.prosecdef
+	   AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false) $$,
+	'every SECURITY DEFINER function pins search_path');
+
+-- behaviour contract
+CREATE FUNCTION tap_echo(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+SELECT lives_ok($$ SELECT taskorch.register_task('tap-echo', 'tap_echo(jsonb)') $$, 'register a SQL task');
+SELECT lives_ok($$ SELECT taskorch.register_task(fn => 'tap_echo(jsonb)', id => 'tap-named', max_attempts => 1) $$,
+	'register with named arguments in any order');
+SELECT matches(taskorch.trigger('tap-echo', '{"a": 1}'), '^run_[0-9]+$', 'trigger returns run_<n>');
+SELECT matches(taskorch.trigger(task => 'tap-echo'), '^run_[0-9]+$', 'trigger with named argument and default payload');
+SELECT throws_ok($$ SELECT taskorch.trigger('tap-missing', '{}') $$, '42704',
+	'task "tap-missing" is not registered', 'unknown task: 42704');
+SELECT throws_ok($$ SELECT taskorch.trigger('tap-echo', '[]') $$, '22023', NULL, 'non-object payload: 22023');
+SELECT throws_ok($$ SELECT taskorch.trigger('tap-echo', NULL) $$, '22004', NULL, 'null payload: 22004');
+SELECT throws_ok($$ SELECT taskorch.register_task('bad id', 'tap_echo(jsonb)') $$, '42602', NULL, 'bad task id: 42602');
+SELECT throws_ok($$ SELECT taskorch.register_task('tap-x', 'tap_echo(jsonb)', max_attempts => 0) $$, '22023', NULL, 'max_attempts 0: 22023');
+SELECT throws_ok($$ SELECT taskorch.retrieve('run_0x') $$, '22P02', NULL, 'malformed run id: 22P02');
+SELECT throws_ok($$ SELECT taskorch.retrieve('run_987654321') $$, '42704', NULL, 'unknown run: 42704');
+SELECT throws_ok($$ SELECT taskorch.abort('stop here') $$, 'TOABT', 'stop here', 'abort raises TOABT');
+SELECT is(taskorch.current_run(), NULL, 'current_run() is NULL outside a task');
+SELECT is((SELECT count(*)::int FROM taskorch.tasks WHERE id LIKE 'tap-%'), 2, 'failed registrations wrote nothing');
+-- in this transaction the runs are invisible to workers: run them here
+SELECT is(taskorch.run_pending(10), 2, 'run_pending executes the two runs');
+SELECT results_eq($$ SELECT status::text, output FROM taskorch.runs WHERE task_id = 'tap-echo' ORDER BY created_at $$,
+	$$ VALUES ('COMPLETED', '{"a": 1}'::jsonb), ('COMPLETED', '{}'::jsonb) $$,
+	'both runs completed with the payload echoed');
+
+SELECT * FROM finish();
+ROLLBACK;
