@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Crash tests against a real cluster: nothing committed is lost, nothing is
+# done twice.
+#
+# A task appends its run id to crash_effects (and sleeps a little, so the
+# workers are usually in the middle of a run).  Clients trigger runs in
+# batches while the test
+#   1. kill -9s a worker backend that is executing a run (the postmaster
+#      then restarts every backend), and
+#   2. stops the whole server with `pg_ctl stop -m immediate` under load,
+#      and starts it again.
+# Every batch a client saw commit is recorded.  At the end:
+#   - every recorded run exists           (no committed trigger lost)
+#   - every run reached COMPLETED         (all finish after the restarts)
+#   - crash_effects has each run once     (no effect lost or duplicated)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+dir=$(mktemp -d /tmp/taskorch-crash.XXXXXX)
+port=${CRASH_PORT:-55434}
+loader_pids=()
+cleanup() {
+	for p in "${loader_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	cluster_stop "$dir" immediate
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+cluster_start "$dir" "$port" "taskorch.workers_per_database = 2"
+psql_as "$port" postgres <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE TABLE crash_effects (run_id text NOT NULL);
+CREATE FUNCTION crash_task(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO crash_effects VALUES (taskorch.current_run()->>'id');
+	PERFORM pg_sleep(0.0005);
+	RETURN jsonb_build_object('i', payload->'i');
+END $$;
+SELECT taskorch.register_task('crash', 'crash_task(jsonb)',
+	retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 50}');
+SQL
+
+# A client that triggers batches of 50 runs until stopped; it records the
+# ids of each batch whose commit it saw.
+loader() {
+	local out=$1
+	while :; do
+		ids=$(psql_as "$port" postgres -tA -c \
+			"SELECT string_agg(taskorch.trigger('crash', jsonb_build_object('i', g)), ' ')
+			   FROM generate_series(1, 50) g" 2>/dev/null) && echo "$ids" >>"$out" || sleep 0.05
+	done
+}
+start_loaders() {
+	for n in 1 2; do
+		loader "$dir/committed.$n" &
+		loader_pids+=($!)
+	done
+}
+stop_loaders() {
+	for p in "${loader_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait "${loader_pids[@]}" 2>/dev/null || true
+	loader_pids=()
+}
+executing_worker() {
+	psql_as "$port" postgres -tA -c \
+		"SELECT pid FROM taskorch.workers() WHERE run_id IS NOT NULL LIMIT 1" 2>/dev/null || true
+}
+
+start_loaders
+sleep 2
+
+# 1. kill -9 a worker backend in the middle of a run
+pid=""
+for _ in $(seq 1 100); do
+	pid=$(executing_worker)
+	[ -n "$pid" ] && break
+	sleep 0.02
+done
+[ -n "$pid" ] || fail "no worker was executing a run"
+echo "kill -9 of worker $pid while it executes a run"
+kill -9 "$pid"
+wait_for "$port" postgres "SELECT count(*) = 2 FROM taskorch.workers() WHERE pid IS NOT NULL" 60 ||
+	fail "workers did not come back after kill -9"
+sleep 2
+
+# 2. immediate shutdown under load, then start again
+echo "pg_ctl stop -m immediate under load"
+cluster_stop "$dir" immediate
+sleep 0.5
+cluster_restart "$dir"
+sleep 2
+stop_loaders
+
+wait_for "$port" postgres \
+	"SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'DELAYED'))" 120 ||
+	fail "runs did not finish after the restarts"
+
+cat "$dir"/committed.* | tr ' ' '\n' | grep -v '^$' | sort -u >"$dir/committed.ids"
+chown postgres: "$dir/committed.ids"
+committed=$(wc -l <"$dir/committed.ids")
+[ "$committed" -gt 500 ] || fail "too few committed triggers to mean anything ($committed)"
+
+psql_as "$port" postgres -c "CREATE TABLE committed (id text)" \
+	-c "\\copy committed FROM '$dir/committed.ids'"
+psql_as "$port" postgres <<'SQL'
+\pset footer off
+SELECT (SELECT count(*) FROM committed) AS committed_triggers,
+	   (SELECT count(*) FROM taskorch.run) AS runs,
+	   (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') AS completed,
+	   (SELECT count(*) FROM crash_effects) AS effects,
+	   (SELECT count(*) FROM taskorch.attempt) AS failed_attempts;
+DO $$
+DECLARE
+	lost bigint;
+	unfinished bigint;
+	duplicated bigint;
+	missing bigint;
+BEGIN
+	SELECT count(*) INTO lost FROM committed c
+	 WHERE NOT EXISTS (SELECT FROM taskorch.run r WHERE r.id = c.id);
+	SELECT count(*) INTO unfinished FROM taskorch.run WHERE status <> 'COMPLETED';
+	SELECT count(*) INTO duplicated FROM
+		(SELECT run_id FROM crash_effects GROUP BY run_id HAVING count(*) > 1) d;
+	SELECT count(*) INTO missing FROM taskorch.run r
+	 WHERE NOT EXISTS (SELECT FROM crash_effects e WHERE e.run_id = r.id);
+	IF lost + unfinished + duplicated + missing > 0 THEN
+		RAISE EXCEPTION 'lost % committed runs, % runs not completed, % effects duplicated, % effects missing',
+			lost, unfinished, duplicated, missing;
+	END IF;
+END $$;
+SQL
+echo "crash test passed: $committed committed runs, each completed exactly once"
