@@ -2,7 +2,7 @@
 # Installs what building, testing and benchmarking taskorch need, from
 # Debian's archive, when it is missing.  Needs root (or sudo).
 set -euo pipefail
-pkgs="make gcc postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libpq-dev
+pkgs="make gcc bc postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libpq-dev
       postgresql-contrib libtap-parser-sourcehandler-pgtap-perl"
 missing=""
 for p in $pkgs; do

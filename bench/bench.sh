@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# taskorch benchmark (not a test): prints figures, asserts nothing.
+#
+#   1. burn-down: 100,000 queued no-op SQL runs executed by 1, 2 and 4
+#      workers; runs/s over the whole burn-down, and over its first and
+#      last 10% (from the runs' own started/finished timestamps);
+#   2. trigger throughput of the streaming form (one statement, 100k runs);
+#   3. trigger-commit -> start latency of 1,000 single triggers;
+#   4. on the same server, pgbench running a transaction that claims 100
+#      queued rows FOR UPDATE SKIP LOCKED and marks them done (rows/s), and
+#      the ratio of each burn-down to it.
+#
+# Default durability: synchronous_commit = on, fsync = on.
+# Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/test/deps.sh"
+make -s -C "$top" >/dev/null
+make -s -C "$top" install >/dev/null
+. "$top/test/lib.sh"
+
+runs=${1:-100000}
+workers_list=${BENCH_WORKERS:-"1 2 4"}
+dir=$(mktemp -d /tmp/taskorch-bench.XXXXXX)
+port=${BENCH_PORT:-55436}
+trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
+
+cluster_start "$dir" "$port" \
+	"shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
+	"taskorch.workers_per_database = 0"
+gcc -O2 -o "$dir/latency" "$top/bench/latency.c" -I"$(pg_config --includedir)" -lpq
+sql() { psql_as "$port" postgres -tA "$@"; }
+
+set_workers() {
+	sql -c "ALTER SYSTEM SET taskorch.workers_per_database = $1" -c "SELECT pg_reload_conf()" >/dev/null
+	wait_for "$port" postgres "SELECT count(*) = $1 FROM taskorch.workers() WHERE pid IS NOT NULL" 30
+}
+
+sql >/dev/null <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
+SELECT taskorch.register_task('noop', 'noop(jsonb)');
+SQL
+
+echo "taskorch benchmark: $(nproc) cores, PostgreSQL $(sql -c 'SHOW server_version'), synchronous_commit=$(sql -c 'SHOW synchronous_commit')"
+echo
+
+declare -A burn
+for w in $workers_list; do
+	set_workers 0 >/dev/null
+	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+	start=$(date +%s.%N)
+	sql -c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, $runs) g" >/dev/null
+	end=$(date +%s.%N)
+	trig=$(echo "$runs / ($end - $start)" | bc)
+	sql -c "VACUUM ANALYZE taskorch.run" -c "CHECKPOINT" >/dev/null
+	set_workers "$w" >/dev/null
+	wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED')" 600
+	read -r total first last < <(sql -F ' ' <<SQL
+WITH r AS (SELECT started_at, finished_at,
+				  row_number() OVER (ORDER BY finished_at) AS k, count(*) OVER () AS n
+			 FROM taskorch.run WHERE status = 'COMPLETED'),
+	 t AS (SELECT min(started_at) AS t0, max(finished_at) AS t1, max(n) AS n FROM r),
+	 p AS (SELECT max(finished_at) FILTER (WHERE k <= n / 10) AS f10,
+				  min(finished_at) FILTER (WHERE k > n - n / 10) AS l10 FROM r)
+SELECT round(n / extract(epoch FROM t1 - t0)),
+	   round((n / 10) / extract(epoch FROM f10 - t0)),
+	   round((n / 10) / extract(epoch FROM t1 - l10))
+  FROM t, p;
+SQL
+)
+	burn[$w]=$total
+	printf "burn-down %d runs, %d worker(s): %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
+		"$runs" "$w" "$total" "$first" "$last"
+done
+echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
+echo
+
+set_workers 2 >/dev/null
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+"$dir/latency" "host=$dir port=$port user=postgres dbname=postgres" noop 1000 3
+echo
+
+# pgbench reference: claim 100 queued rows with SKIP LOCKED and mark them done.
+set_workers 0 >/dev/null
+sql >/dev/null <<SQL
+CREATE TABLE bench_queue (id bigserial PRIMARY KEY, payload jsonb NOT NULL,
+	status text NOT NULL DEFAULT 'QUEUED', run_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE INDEX ON bench_queue (run_at, id) WHERE status = 'QUEUED';
+INSERT INTO bench_queue (payload) SELECT jsonb_build_object('i', g) FROM generate_series(1, 3000000) g;
+VACUUM ANALYZE bench_queue;
+CHECKPOINT;
+SQL
+cat >"$dir/claim.sql" <<'SQL'
+WITH c AS (SELECT id FROM bench_queue WHERE status = 'QUEUED'
+			ORDER BY run_at, id LIMIT 100 FOR UPDATE SKIP LOCKED)
+UPDATE bench_queue q SET status = 'DONE' FROM c WHERE q.id = c.id;
+SQL
+chown postgres: "$dir/claim.sql"
+tps=$(as_postgres "$PGBIN/pgbench" -h "$dir" -p "$port" -U postgres -n -c 2 -j 2 -T 20 \
+	-f "$dir/claim.sql" postgres 2>/dev/null | awk '/^tps/ {print $3}')
+rows=$(echo "$tps * 100 / 1" | bc)
+echo "pgbench claim-100-and-mark-done, 2 clients, 20 s: $rows rows/s ($tps tps)"
+for w in $workers_list; do
+	printf "  burn-down with %d worker(s) / pgbench rate: %s\n" "$w" \
+		"$(echo "scale=2; ${burn[$w]} / $rows" | bc)"
+done

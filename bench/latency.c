@@ -1,0 +1,141 @@
+/*
+ * bench/latency.c: trigger-commit -> start latency of single runs.
+ *
+ * Triggers N runs one at a time, each in its own transaction, pausing
+ * between them so the workers are idle (the latency measured is that of
+ * a lone run, not of a backlog).  For each run it records, on this
+ * machine's clock:
+ *	  t_commit  when the client sent COMMIT
+ *	  t_ack     when COMMIT returned (the commit is durable)
+ * and reads the run's started_at afterwards.  Prints percentiles of
+ * started_at - t_ack ("commit -> start"), of started_at - t_commit, and of
+ * the commit itself (t_ack - t_commit, mostly the WAL flush).
+ *
+ * usage: latency "conninfo" task count pause_ms
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libpq-fe.h"
+
+static double
+now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec * 1e6 + tv.tv_usec;
+}
+
+static PGresult *
+run(PGconn *conn, const char *sql)
+{
+	PGresult   *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(conn));
+		exit(1);
+	}
+	return res;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+report(const char *what, double *v, int n)
+{
+	qsort(v, n, sizeof(double), cmp);
+	printf("  %-28s p50 %7.3f ms   p95 %7.3f ms   p99 %7.3f ms   max %7.3f ms\n",
+		   what, v[n / 2] / 1000, v[(int) (n * 0.95)] / 1000,
+		   v[(int) (n * 0.99)] / 1000, v[n - 1] / 1000);
+}
+
+int
+main(int argc, char **argv)
+{
+	PGconn	   *conn;
+	int			n,
+				pause_ms;
+	char	  **ids;
+	double	   *t_commit,
+			   *t_ack,
+			   *to_start,
+			   *from_commit,
+			   *commit;
+	char		sql[512];
+
+	if (argc != 5)
+	{
+		fprintf(stderr, "usage: %s conninfo task count pause_ms\n", argv[0]);
+		return 2;
+	}
+	n = atoi(argv[3]);
+	pause_ms = atoi(argv[4]);
+	conn = PQconnectdb(argv[1]);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		fprintf(stderr, "%s", PQerrorMessage(conn));
+		return 1;
+	}
+	ids = calloc(n, sizeof(char *));
+	t_commit = calloc(n, sizeof(double));
+	t_ack = calloc(n, sizeof(double));
+	to_start = calloc(n, sizeof(double));
+	from_commit = calloc(n, sizeof(double));
+	commit = calloc(n, sizeof(double));
+
+	snprintf(sql, sizeof(sql), "SELECT taskorch.trigger('%s', '{}')", argv[2]);
+	for (int i = 0; i < n; i++)
+	{
+		PGresult   *res;
+
+		PQclear(run(conn, "BEGIN"));
+		res = run(conn, sql);
+		ids[i] = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		t_commit[i] = now_us();
+		PQclear(run(conn, "COMMIT"));
+		t_ack[i] = now_us();
+		usleep(pause_ms * 1000);
+	}
+	usleep(500 * 1000);
+
+	for (int i = 0; i < n; i++)
+	{
+		PGresult   *res;
+		double		started;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT extract(epoch FROM started_at)::numeric * 1000000 "
+				 "FROM taskorch.run WHERE id = '%s' AND status = 'COMPLETED'", ids[i]);
+		res = run(conn, sql);
+		if (PQntuples(res) != 1)
+		{
+			fprintf(stderr, "run %s did not complete\n", ids[i]);
+			return 1;
+		}
+		started = atof(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		to_start[i] = started - t_ack[i];
+		from_commit[i] = started - t_commit[i];
+		commit[i] = t_ack[i] - t_commit[i];
+	}
+	printf("latency of %d single triggers (one transaction each, workers idle):\n", n);
+	report("commit acknowledged -> start", to_start, n);
+	report("COMMIT sent -> start", from_commit, n);
+	report("COMMIT itself (WAL flush)", commit, n);
+	PQfinish(conn);
+	return 0;
+}
