@@ -27,7 +27,7 @@ trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
 
 cluster_start "$dir" "$port" \
 	"shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
-	"taskorch.workers_per_database = 0"
+	"taskorch.workers_per_database = 0" ${BENCH_CONF:-}
 gcc -O2 -o "$dir/latency" "$top/bench/latency.c" -I"$(pg_config --includedir)" -lpq
 sql() { psql_as "$port" postgres -tA "$@"; }
 

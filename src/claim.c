@@ -109,35 +109,52 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Claim up to `limit` due runs, locking them.  With a mark, start after
- * it unless it is due for a reset.  Returns the number claimed.
+ * Start of a batch: forget a mark that is due for a reset, so that runs
+ * left behind it are found again.
  */
-int
-claim_runs(ClaimedRun *runs, int limit, ClaimMark *mark, MemoryContext cxt)
+void
+claim_mark_start(ClaimMark *mark)
 {
 	TimestampTz now = GetCurrentTimestamp();
+
+	if (mark->valid && TimestampDifferenceExceeds(mark->set_at, now, MARK_RESET_MS))
+		mark->valid = false;
+	if (!mark->valid)
+		mark->set_at = now;
+}
+
+/*
+ * End of a batch: the next one starts after the last run executed (runs
+ * claimed after it were released unexecuted).  A batch that executed
+ * nothing found the queue drained: start at the head again.
+ */
+void
+claim_mark_advance(ClaimMark *mark, const ClaimedRun *last)
+{
+	if (last == NULL)
+	{
+		mark->valid = false;
+		return;
+	}
+	mark->valid = true;
+	mark->run_at = last->run_at;
+	strlcpy(mark->id, last->id, sizeof(mark->id));
+}
+
+/*
+ * Claim up to `limit` due runs after position *pos (from the head when
+ * pos->valid is false), locking them, and move *pos to the last one.
+ * Returns the number claimed.
+ */
+int
+claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, MemoryContext cxt)
+{
 	Datum		values[4];
 	int			n;
 
-	if (mark && mark->valid &&
-		TimestampDifferenceExceeds(mark->set_at, now, MARK_RESET_MS))
-		mark->valid = false;
-	if (mark && mark->valid)
-	{
-		values[1] = TimestampTzGetDatum(mark->run_at);
-		values[2] = CStringGetTextDatum(mark->id);
-	}
-	else
-	{
-		values[1] = TimestampTzGetDatum(DT_NOBEGIN);
-		values[2] = CStringGetTextDatum("");
-		if (mark)
-		{
-			mark->valid = true;
-			mark->set_at = now;
-		}
-	}
-	values[0] = TimestampTzGetDatum(now);
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[1] = TimestampTzGetDatum(pos->valid ? pos->run_at : DT_NOBEGIN);
+	values[2] = CStringGetTextDatum(pos->valid ? pos->id : "");
 	values[3] = Int32GetDatum(limit);
 
 	SPI_connect();
@@ -150,8 +167,12 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *mark, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	if (mark && n == 0)
-		mark->valid = false;
+	if (n > 0)
+	{
+		pos->valid = true;
+		pos->run_at = runs[n - 1].run_at;
+		strlcpy(pos->id, runs[n - 1].id, sizeof(pos->id));
+	}
 	return n;
 }
 

@@ -26,6 +26,7 @@
 #include "catalog/pg_class.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -47,7 +48,9 @@ taskorch_plan(TaskorchPlan *p)
 		SPIPlanPtr	plan;
 
 		PushOverrideSearchPath(pinned_path());
-		plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+		/* generic plans: replanning per call would cost more than it gains */
+		plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
 		PopOverrideSearchPath();
 		if (plan == NULL)
 			elog(ERROR, "taskorch: SPI_prepare failed (%s) for: %s",

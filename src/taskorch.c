@@ -26,7 +26,7 @@
 PG_MODULE_MAGIC;
 
 int			taskorch_workers_per_database = 2;
-int			taskorch_batch_size = 32;
+int			taskorch_batch_size = 256;
 int			taskorch_batch_time_budget_ms = 50;
 int			taskorch_max_payload_bytes = 10 * 1024 * 1024;
 int			taskorch_idle_poll_ms = 1000;
@@ -59,7 +59,7 @@ define_gucs(void)
 							"Most runs a worker executes in one transaction.",
 							"Only a backlog fills a batch; a lone run commits at once.",
 							&taskorch_batch_size,
-							32, 1, TASKORCH_MAX_BATCH,
+							256, 1, TASKORCH_MAX_BATCH,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.batch_time_budget",
 							"Time after which a worker commits a batch even if runs remain.",

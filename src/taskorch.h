@@ -34,8 +34,8 @@
 /* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
 #define TASKORCH_SQLSTATE_ABORT		MAKE_SQLSTATE('T','O','A','B','T')
 
-/* Hard upper bound of runs per batch: keeps subtransaction XIDs cached */
-#define TASKORCH_MAX_BATCH			48
+/* Upper bound of taskorch.batch_size */
+#define TASKORCH_MAX_BATCH			1000
 
 /* GUCs (taskorch.c) */
 extern int	taskorch_workers_per_database;
@@ -160,8 +160,10 @@ extern int	taskorch_process_batch(int limit, ClaimMark *mark, int self_slot);
 extern bool taskorch_in_task(void);
 
 /* claim.c */
-extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *mark,
+extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos,
 					   MemoryContext cxt);
+extern void claim_mark_start(ClaimMark *mark);
+extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
 extern void complete_runs(ClaimedRun *runs, int n);
 extern int64 next_due_ms(void);
 

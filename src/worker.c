@@ -46,52 +46,76 @@ PG_FUNCTION_INFO_V1(taskorch_run_pending);
 
 static MemoryContext batch_cxt = NULL;
 
+/* Runs claimed per claim statement; a batch may take several chunks. */
+#define CLAIM_CHUNK 32
+/* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
+#define SUBXID_HEADROOM 8
+
+/* Must the batch stop adding runs now? */
+static bool
+batch_full(int done, int limit, TimestampTz deadline)
+{
+	return done >= limit ||
+		MyProc->subxidStatus.count >= PGPROC_MAX_CACHED_SUBXIDS - SUBXID_HEADROOM ||
+		GetCurrentTimestamp() >= deadline;
+}
+
 /*
  * Claim, execute and record up to `limit` runs in the current transaction.
- * Returns the number of runs claimed.  self_slot >= 0 in a worker, so it
- * can call a peer when the batch came back full.
+ * Runs are claimed in chunks, each starting after the last run claimed, so
+ * a backlog fills the batch while a lone run is committed at once.  The
+ * batch also ends when the time budget is spent or when the runs that
+ * wrote have used most of the subtransaction XID cache.
+ *
+ * Returns the number of runs claimed.  `mark` (may be NULL) is the
+ * worker's claim position; self_slot >= 0 in a worker, so it can call a
+ * peer when there is more work than one batch.
  */
 int
 taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 {
 	ClaimedRun *runs;
+	ClaimMark	pos = {0};
 	TimestampTz deadline;
-	MemoryContext old;
-	int			claimed;
+	int			claimed = 0;
 	int			done = 0;
 
 	if (batch_cxt == NULL)
 		batch_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch batch",
 										  ALLOCSET_DEFAULT_SIZES);
 	Assert(MemoryContextIsEmpty(batch_cxt));
-	old = MemoryContextSwitchTo(batch_cxt);
-	runs = palloc0(sizeof(ClaimedRun) * limit);
-	MemoryContextSwitchTo(old);
-
-	claimed = claim_runs(runs, limit, mark, batch_cxt);
-	if (claimed == limit && self_slot >= 0)
-		taskorch_wake_peer(MyDatabaseId, self_slot);
-
+	runs = MemoryContextAllocZero(batch_cxt, sizeof(ClaimedRun) * limit);
+	if (mark)
+		claim_mark_start(mark);
+	if (mark && mark->valid)
+		pos = *mark;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   taskorch_batch_time_budget_ms);
-	while (done < claimed)
+	while (!batch_full(done, limit, deadline))
 	{
-		ClaimedRun *run = &runs[done++];
+		int			want = Min(CLAIM_CHUNK, limit - done);
+		int			got = claim_runs(runs + done, want, &pos, batch_cxt);
 
-		execute_run(run, batch_cxt);
-		decide_outcome(run);
-		CommandCounterIncrement();
-		if (run->finished_at >= deadline)
-			break;
+		claimed += got;
+		if (claimed == got && got == want && self_slot >= 0)
+			taskorch_wake_peer(MyDatabaseId, self_slot);
+		for (int i = 0; i < got; i++)
+		{
+			ClaimedRun *run = &runs[done++];
+
+			execute_run(run, batch_cxt);
+			decide_outcome(run);
+			CommandCounterIncrement();
+			if (i < got - 1 && batch_full(done, limit, deadline))
+				break;			/* the rest is released unexecuted at commit */
+		}
+		if (got < want)
+			break;				/* drained */
 	}
 	if (done > 0)
 		complete_runs(runs, done);
-	if (mark && done > 0)
-	{
-		/* runs after `done` were released unexecuted: claim them again */
-		mark->run_at = runs[done - 1].run_at;
-		strlcpy(mark->id, runs[done - 1].id, sizeof(mark->id));
-	}
+	if (mark)
+		claim_mark_advance(mark, done > 0 ? &runs[done - 1] : NULL);
 	MemoryContextReset(batch_cxt);
 	return claimed;
 }
@@ -264,8 +288,7 @@ taskorch_worker_main(Datum arg)
 		if (worker_cycle(&mark, &sleep_ms) > 0)
 			continue;
 
-		/* drained: the next claim starts at the head of the queue again */
-		mark.valid = false;
+		/* drained (the next claim starts at the head of the queue again) */
 		slot->idle = true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
