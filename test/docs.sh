@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the examples in docs/: every ```sql block of a page, in order, in a
+# fresh database of a throwaway cluster, stopping at the first error.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+dir=$(mktemp -d /tmp/taskorch-docs.XXXXXX)
+port=${DOCS_PORT:-55437}
+trap 'cluster_stop "$dir" immediate; [ -n "${DOCS_KEEP:-}" ] || rm -rf "$dir"' EXIT
+cluster_start "$dir" "$port"
+status=0
+for page in "$top"/docs/*.md; do
+	name=$(basename "$page" .md)
+	script="$dir/$name.sql"
+	awk '/^```sql$/ {on = 1; next} /^```/ {on = 0} on' "$page" >"$script"
+	[ -s "$script" ] || continue
+	chown postgres: "$script"
+	db="doc_${name//-/_}"
+	psql_as "$port" postgres -c "CREATE DATABASE $db" >/dev/null
+	grep -q "CREATE EXTENSION taskorch" "$script" ||
+		psql_as "$port" "$db" -c "CREATE EXTENSION taskorch" >/dev/null
+	if psql_as "$port" "$db" -f "$script" >"$dir/$name.out" 2>&1; then
+		echo "docs/$name.md: examples ok"
+	else
+		echo "docs/$name.md: an example failed:"
+		tail -20 "$dir/$name.out"
+		status=1
+	fi
+done
+exit $status
