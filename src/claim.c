@@ -40,13 +40,15 @@ static TaskorchPlan claim_plan = {
 	" ORDER BY r.run_at, r.id"
 	" LIMIT $4"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID}
+	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID},
+	NULL
 };
 
 static TaskorchPlan next_due_plan = {
 	"SELECT min(run_at) FROM taskorch.run"
 	" WHERE status = 'QUEUED' AND run_at > $1",
-	1, {TIMESTAMPTZOID}
+	1, {TIMESTAMPTZOID},
+	NULL
 };
 
 static TaskorchPlan complete_plan = {
@@ -62,7 +64,8 @@ static TaskorchPlan complete_plan = {
 	" WHERE r.id = u.id",
 	8, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
 		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	TIMESTAMPTZOID}
+	TIMESTAMPTZOID},
+	NULL
 };
 
 static TaskorchPlan attempt_plan = {
@@ -73,7 +76,8 @@ static TaskorchPlan attempt_plan = {
 	"               $5::timestamptz[], $6::timestamptz[])"
 	"        AS u(id, number, status, error, started_at, finished_at)",
 	6, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
-	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID},
+	NULL
 };
 
 static Datum

@@ -50,7 +50,8 @@ typedef struct RetryConfig
 
 static TaskorchPlan owner_plan = {
 	"SELECT owner::oid FROM taskorch.task WHERE id = $1 FOR UPDATE",
-	1, {TEXTOID}
+	1, {TEXTOID},
+	NULL
 };
 
 static TaskorchPlan upsert_plan = {
@@ -67,7 +68,8 @@ static TaskorchPlan upsert_plan = {
 	"       max_duration = EXCLUDED.max_duration,"
 	"       description = EXCLUDED.description, updated_at = now()",
 	11, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
-	INT4OID, BOOLOID, INTERVALOID, TEXTOID}
+	INT4OID, BOOLOID, INTERVALOID, TEXTOID},
+	NULL
 };
 
 static TaskorchPlan delete_plan = {
@@ -76,7 +78,8 @@ static TaskorchPlan delete_plan = {
 	"        updated_at = now(),"
 	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
 	"   FROM gone WHERE r.task_id = gone.id AND r.status IN ('QUEUED', 'DELAYED')",
-	1, {TEXTOID}
+	1, {TEXTOID},
+	NULL
 };
 
 static TaskorchPlan grant_plan = {
@@ -85,7 +88,8 @@ static TaskorchPlan grant_plan = {
 	"                       unnest(array_append(triggerers, $2::regrole)) g)"
 	"        ELSE array_remove(triggerers, $2::regrole) END"
 	" WHERE id = $1",
-	3, {TEXTOID, OIDOID, BOOLOID}
+	3, {TEXTOID, OIDOID, BOOLOID},
+	NULL
 };
 
 /* Task ids and queue names: a letter or digit, then [A-Za-z0-9_.:/-]. */

@@ -36,7 +36,8 @@ static bool installed_at_commit = false;
 static TaskorchPlan task_plan = {
 	"SELECT owner::oid, queue, max_attempts, triggerers::oid[]"
 	"  FROM taskorch.task WHERE id = $1",
-	1, {TEXTOID}
+	1, {TEXTOID},
+	NULL
 };
 
 static TaskorchPlan insert_plan = {
@@ -44,7 +45,8 @@ static TaskorchPlan insert_plan = {
 	"                          triggered_by, run_at, created_at)"
 	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $7)"
 	" RETURNING id",
-	7, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID}
+	7, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID},
+	NULL
 };
 
 static void
