@@ -124,6 +124,12 @@ BEGIN
 		(SELECT run_id FROM crash_effects GROUP BY run_id HAVING count(*) > 1) d;
 	SELECT count(*) INTO missing FROM taskorch.run r
 	 WHERE NOT EXISTS (SELECT FROM crash_effects e WHERE e.run_id = r.id);
+	IF unfinished > 0 THEN
+		RAISE WARNING 'not completed: %', (SELECT jsonb_agg(jsonb_build_object('id', id,
+			'status', status, 'error', error, 'attempts', attempts, 'created', created_at,
+			'failed', (SELECT jsonb_agg(a.error) FROM taskorch.attempt a WHERE a.run_id = r.id)))
+			FROM taskorch.run r WHERE status <> 'COMPLETED');
+	END IF;
 	IF lost + unfinished + duplicated + missing > 0 THEN
 		RAISE EXCEPTION 'lost % committed runs, % runs not completed, % effects duplicated, % effects missing',
 			lost, unfinished, duplicated, missing;
