@@ -41,11 +41,11 @@ SELECT taskorch.register_task('crash', 'crash_task(jsonb)',
 	retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 50}');
 SQL
 
-# A client that triggers batches of 50 runs until stopped; it records the
-# ids of each batch whose commit it saw.
+# A client that triggers batches of 50 runs until $dir/stop exists; it
+# records the ids of each batch whose commit it saw.
 loader() {
 	local out=$1
-	while :; do
+	while [ ! -e "$dir/stop" ]; do
 		ids=$(psql_as "$port" postgres -tA -c \
 			"SELECT string_agg(taskorch.trigger('crash', jsonb_build_object('i', g)), ' ')
 			   FROM generate_series(1, 50) g" 2>/dev/null) && echo "$ids" >>"$out" || sleep 0.05
@@ -58,7 +58,7 @@ start_loaders() {
 	done
 }
 stop_loaders() {
-	for p in "${loader_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	touch "$dir/stop"		# each finishes the batch it is sending
 	wait "${loader_pids[@]}" 2>/dev/null || true
 	loader_pids=()
 }
