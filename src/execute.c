@@ -17,6 +17,10 @@
  *	- On error the subtransaction is rolled back: the task's effects are
  *	  gone, the batch's bookkeeping stays.  The error is copied into the
  *	  batch context before the error state is flushed.
+ *	- The function is called in call_cxt, reset after every run: a SQL
+ *	  function plans itself anew in each subtransaction, and those plans
+ *	  must not pile up until the batch commits.  The output is copied into
+ *	  the batch context first.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +43,7 @@
 #include "utils/timestamp.h"
 
 static const ClaimedRun *running = NULL;
+static MemoryContext call_cxt = NULL;	/* the task call's memory, reset per run */
 static volatile sig_atomic_t max_duration_fired = false;
 static TimeoutId max_duration_timeout = MAX_TIMEOUTS;
 
@@ -118,6 +123,9 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 
 	if (max_duration_timeout == MAX_TIMEOUTS)
 		max_duration_timeout = RegisterTimeout(USER_TIMEOUT, max_duration_handler);
+	if (call_cxt == NULL)
+		call_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch task call",
+										 ALLOCSET_DEFAULT_SIZES);
 
 	run->started_at = GetCurrentTimestamp();
 	run->succeeded = false;
@@ -135,7 +143,8 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	SetCurrentStatementStartTimestamp();
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
+	/* what the call allocates (a SQL function's plans, say) dies with the run */
+	MemoryContextSwitchTo(call_cxt);
 	PG_TRY();
 	{
 		int			save_nestlevel;
@@ -179,6 +188,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(call_cxt);
 	CurrentResourceOwner = oldowner;
 	running = NULL;
 	taskorch_set_executing(NULL);
