@@ -140,6 +140,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 
 	running = run;
 	taskorch_set_executing(run->id);
+	crash_note_run(run);
 	SetCurrentStatementStartTimestamp();
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	BeginInternalSubTransaction(NULL);
@@ -191,6 +192,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	MemoryContextReset(call_cxt);
 	CurrentResourceOwner = oldowner;
 	running = NULL;
+	crash_note_run(NULL);
 	taskorch_set_executing(NULL);
 	run->finished_at = GetCurrentTimestamp();
 }

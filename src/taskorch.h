@@ -12,6 +12,7 @@
  *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the batch completion
  *	  execute.c    one run: owner role, subtransaction, max_duration, errors
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
+ *	  crash.c      charges a CRASHED attempt to a run that killed its worker
  *	  trigger.c    trigger() and the wake-up of workers at commit
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
@@ -170,6 +171,10 @@ extern int64 next_due_ms(void);
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
 extern const ClaimedRun *current_run(void);
+
+/* crash.c */
+extern void crash_recover(Oid dboid, int index);
+extern void crash_note_run(const ClaimedRun *run);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);

@@ -182,19 +182,29 @@ worker_exit(int code, Datum arg)
 	slot->pid = 0;
 }
 
-/* Look up taskorch.run; InvalidOid when the extension is not installed. */
+/*
+ * Look up taskorch.run; InvalidOid when the extension is not installed.
+ * With recover, also settle a run a previous process died executing.
+ */
 static Oid
-find_run_table(void)
+find_run_table(bool recover)
 {
 	Oid			nsp;
 	Oid			relid = InvalidOid;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (OidIsValid(get_extension_oid("taskorch", true)))
 	{
 		nsp = get_namespace_oid("taskorch", true);
 		if (OidIsValid(nsp))
 			relid = get_relname_relid("run", nsp);
+	}
+	if (recover && OidIsValid(relid))
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		crash_recover(MyDatabaseId, taskorch_shared->slots[MySlot].index);
+		PopActiveSnapshot();
 	}
 	CommitTransactionCommand();
 	return relid;
@@ -254,7 +264,7 @@ taskorch_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("taskorch worker");
 
-	run_table_oid = find_run_table();
+	run_table_oid = find_run_table(true);
 	if (!OidIsValid(run_table_oid))
 	{
 		taskorch_database_state(dboid, DB_NO_EXTENSION);
@@ -278,7 +288,7 @@ taskorch_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (find_run_table() != run_table_oid)
+		if (find_run_table(false) != run_table_oid)
 		{
 			/* DROP EXTENSION (or drop and re-create): let the launcher decide */
 			taskorch_database_state(dboid, DB_UNKNOWN);

@@ -37,8 +37,13 @@ BEGIN
 	PERFORM pg_sleep(0.0005);
 	RETURN jsonb_build_object('i', payload->'i');
 END $$;
-SELECT taskorch.register_task('crash', 'crash_task(jsonb)',
+SELECT taskorch.register_task('crash', 'crash_task(jsonb)', max_attempts => 5,
 	retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 50}');
+-- a run that kills its worker every time it executes
+CREATE FUNCTION poison_task(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep(60); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('poison', 'poison_task(jsonb)', max_attempts => 2,
+	retry => '{"minTimeoutInMs": 10}');
 SQL
 
 # A client that triggers batches of 50 runs until $dir/stop exists; it
@@ -137,3 +142,20 @@ BEGIN
 END $$;
 SQL
 echo "crash test passed: $committed committed runs, each completed exactly once"
+
+# 3. a run whose execution kills its worker each time ends CRASHED
+poison=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('poison')")
+for attempt in 1 2; do
+	wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id = '$poison')" 30 ||
+		fail "the poison run was not executed (attempt $attempt)"
+	pid=$(psql_as "$port" postgres -tAc "SELECT pid FROM taskorch.workers() WHERE run_id = '$poison'")
+	kill -9 "$pid"
+	sleep 1
+done
+wait_for "$port" postgres "SELECT status = 'CRASHED' FROM taskorch.run WHERE id = '$poison'" 60 ||
+	fail "the poison run did not end CRASHED: $(psql_as "$port" postgres -tAc "SELECT status, attempts FROM taskorch.run WHERE id = '$poison'")"
+psql_as "$port" postgres -c "SELECT id, status, attempts, error->>'message' AS error FROM taskorch.runs WHERE id = '$poison'" \
+	-c "SELECT number, status FROM taskorch.attempts WHERE run_id = '$poison' ORDER BY number"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.attempt WHERE run_id = '$poison' AND status = 'CRASHED'")" = 2 ] ||
+	fail "the poison run should have two CRASHED attempts"
+echo "crash test passed: a run that kills its worker ends CRASHED after max_attempts"

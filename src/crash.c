@@ -1,0 +1,160 @@
+/*-------------------------------------------------------------------------
+ *
+ * crash.c
+ *	  Crash accounting: a run whose execution kills its worker process
+ *	  (a segfault in C task code, the OOM killer, kill -9, an immediate
+ *	  shutdown) is charged a CRASHED attempt, so a run that crashes the
+ *	  server every time ends CRASHED instead of being retried forever.
+ *
+ * A crash takes the batch's transaction with it, so the attempt cannot be
+ * recorded in the database when it happens.  Instead each worker keeps a
+ * tiny file, $PGDATA/pg_taskorch/worker.<dboid>.<index>, mapped into
+ * memory: the run being executed is written there before its function is
+ * called and cleared after, which costs a memory store, not a system call.
+ * A process that dies mid-call leaves the run id behind in the page cache
+ * (it survives the process, not an operating system crash).  When the
+ * worker starts again it charges that run one attempt: QUEUED again after
+ * the task's minimum retry delay, or CRASHED when no attempt is left.
+ *
+ * A worker that exits cleanly (SIGTERM, DROP DATABASE) removes its file:
+ * being stopped is not a crash.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/builtins.h"
+
+#define CRASH_DIR "pg_taskorch"
+#define CRASH_MAGIC 0x74616b31	/* "tak1" */
+
+typedef struct CrashNote
+{
+	uint32		magic;
+	Oid			dboid;
+	int32		attempts;		/* attempts finished before this one */
+	char		run_id[32];		/* empty: not executing */
+} CrashNote;
+
+static CrashNote *note = NULL;
+static char crash_path[MAXPGPATH];
+
+static TaskorchPlan crashed_plan = {
+	"WITH r AS ("
+	"  UPDATE taskorch.run r"
+	"     SET attempts = r.attempts + 1, error = $3, updated_at = now(),"
+	"         status = CASE WHEN r.attempts + 1 >= r.max_attempts"
+	"                       THEN 'CRASHED'::taskorch.run_status ELSE 'QUEUED' END,"
+	"         finished_at = CASE WHEN r.attempts + 1 >= r.max_attempts THEN now() END,"
+	"         run_at = now() + make_interval(secs => coalesce("
+	"             (SELECT t.retry_min_ms FROM taskorch.task t WHERE t.id = r.task_id), 0) / 1000.0)"
+	"   WHERE r.id = $1 AND r.attempts = $2 AND r.status = 'QUEUED'"
+	"  RETURNING r.id, r.attempts)"
+	" INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
+	" SELECT id, attempts, 'CRASHED', $3, now(), now() FROM r",
+	3, {TEXTOID, INT4OID, JSONBOID},
+	NULL
+};
+
+static void
+crash_file_exit(int code, Datum arg)
+{
+	if (note)
+		(void) unlink(crash_path);
+}
+
+/*
+ * Map this worker's note, creating it if needed.  Returns the run left in
+ * it by a previous process that died mid-call (palloc'd), or NULL.
+ */
+static char *
+crash_file_open(Oid dboid, int index, int32 *attempts)
+{
+	int			fd;
+	char	   *left = NULL;
+
+	(void) MakePGDirectory(CRASH_DIR);
+	snprintf(crash_path, sizeof(crash_path), CRASH_DIR "/worker.%u.%d", dboid, index);
+	fd = OpenTransientFile(crash_path, O_RDWR | O_CREAT | PG_BINARY);
+	if (fd < 0 || ftruncate(fd, sizeof(CrashNote)) != 0)
+		ereport(ERROR,
+				errcode_for_file_access(),
+				errmsg("could not open file \"%s\": %m", crash_path));
+	note = mmap(NULL, sizeof(CrashNote), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CloseTransientFile(fd);
+	if (note == MAP_FAILED)
+	{
+		note = NULL;
+		ereport(ERROR,
+				errcode_for_file_access(),
+				errmsg("could not map file \"%s\": %m", crash_path));
+	}
+	if (note->magic == CRASH_MAGIC && note->dboid == dboid && note->run_id[0] != '\0')
+	{
+		note->run_id[sizeof(note->run_id) - 1] = '\0';
+		left = pstrdup(note->run_id);
+		*attempts = note->attempts;
+	}
+	memset(note, 0, sizeof(CrashNote));
+	note->magic = CRASH_MAGIC;
+	note->dboid = dboid;
+	before_shmem_exit(crash_file_exit, (Datum) 0);
+	return left;
+}
+
+/* Charge a crashed attempt to the run (in the current transaction). */
+static void
+charge_crash(const char *run_id, int32 attempts)
+{
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(run_id);
+	values[1] = Int32GetDatum(attempts);
+	values[2] = JsonbPGetDatum(jsonb_from_cstring(
+		"{\"message\": \"the worker process executing this run exited unexpectedly\","
+		" \"name\": \"CrashedError\"}"));
+	SPI_connect();
+	if (taskorch_execute_as_owner(&crashed_plan, values, NULL, false, 0) > 0)
+		ereport(LOG,
+				errmsg("taskorch run %s was executing when its worker died; charged a CRASHED attempt",
+					   run_id));
+	SPI_finish();
+}
+
+/*
+ * At worker start, inside a transaction: set up this worker's note and
+ * charge the run a previous process died executing, if any.
+ */
+void
+crash_recover(Oid dboid, int index)
+{
+	int32		attempts = 0;
+	char	   *left = crash_file_open(dboid, index, &attempts);
+
+	if (left)
+		charge_crash(left, attempts);
+}
+
+/* The worker is about to call the run's function (NULL: it returned). */
+void
+crash_note_run(const ClaimedRun *run)
+{
+	if (note == NULL)
+		return;
+	if (run == NULL)
+	{
+		note->run_id[0] = '\0';
+		return;
+	}
+	note->attempts = run->attempts;
+	strlcpy(note->run_id, run->id, sizeof(note->run_id));
+}
