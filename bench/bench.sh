@@ -46,7 +46,9 @@ echo "taskorch benchmark: $(nproc) cores, PostgreSQL $(sql -c 'SHOW server_versi
 echo
 
 declare -A burn
-for w in $workers_list; do
+# burn_down WORKERS LABEL: queue $runs no-op runs, let WORKERS workers run them
+burn_down() {
+	local w=$1 label=$2
 	set_workers 0 >/dev/null
 	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 	start=$(date +%s.%N)
@@ -74,10 +76,22 @@ SELECT round(n / extract(epoch FROM t1 - t0)),
   FROM t, p;
 SQL
 )
-	burn[$w]=$total
-	printf "burn-down %d runs, %d worker(s): %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
-		"$runs" "$w" "$total" "$first" "$last"
+	burn[$label]=$total
+	printf "burn-down %d runs, %-34s %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
+		"$runs" "$label:" "$total" "$first" "$last"
+}
+
+for w in $workers_list; do
+	burn_down "$w" "$w worker(s)"
 done
+# the same with a transaction held open elsewhere: vacuum cannot remove
+# the dead tuples the burn-down leaves, nor can index scans skip them
+psql_as "$port" postgres -c "SELECT txid_current(), pg_sleep(3600)" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+burn_down 2 "2 worker(s), idle transaction open"
+kill $holder 2>/dev/null || true
+sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()" >/dev/null
 echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
 echo
 
@@ -106,7 +120,7 @@ tps=$(as_postgres "$PGBIN/pgbench" -h "$dir" -p "$port" -U postgres -n -c 2 -j 2
 	-f "$dir/claim.sql" postgres 2>/dev/null | awk '/^tps/ {print $3}')
 rows=$(echo "$tps * 100 / 1" | bc)
 echo "pgbench claim-100-and-mark-done, 2 clients, 20 s: $rows rows/s ($tps tps)"
-for w in $workers_list; do
-	printf "  burn-down with %d worker(s) / pgbench rate: %s\n" "$w" \
-		"$(echo "scale=2; ${burn[$w]} / $rows" | bc)"
-done
+for label in "${!burn[@]}"; do
+	printf "  burn-down, %-34s / pgbench rate: %s\n" "$label" \
+		"$(echo "scale=2; ${burn[$label]} / $rows" | bc)"
+done | sort
