@@ -14,18 +14,13 @@
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/test/deps.sh"
-make -s -C "$top" >/dev/null
-make -s -C "$top" install >/dev/null
 . "$top/test/lib.sh"
+build_and_install
 
 runs=${1:-100000}
 workers_list=${BENCH_WORKERS:-"1 2 4"}
-dir=$(mktemp -d /tmp/taskorch-bench.XXXXXX)
 port=${BENCH_PORT:-55436}
-trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
-
-cluster_start "$dir" "$port" \
+throwaway_cluster bench "$port" \
 	"shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
 	"taskorch.workers_per_database = 0" ${BENCH_CONF:-}
 gcc -O2 -o "$dir/latency" "$top/bench/latency.c" -I"$(pg_config --includedir)" -lpq

@@ -257,6 +257,17 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out)
 	return true;
 }
 
+/* lock_own_task() for a task that must exist */
+static void
+lock_existing_task(const char *id)
+{
+	if (!lock_own_task(id, GetUserId(), NULL))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("task \"%s\" is not registered", id),
+				errhint("taskorch.tasks lists the registered tasks."));
+}
+
 static char *
 required_name(FunctionCallInfo fcinfo, int argno, const char *kind)
 {
@@ -355,11 +366,7 @@ taskorch_unregister_task(PG_FUNCTION_ARGS)
 	int			canceled;
 
 	SPI_connect();
-	if (!lock_own_task(id, GetUserId(), NULL))
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("task \"%s\" is not registered", id),
-				errhint("taskorch.tasks lists the registered tasks."));
+	lock_existing_task(id);
 	canceled = taskorch_execute_as_owner(&delete_plan, values, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_INT64(canceled);
@@ -377,11 +384,7 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 				errmsg("role must not be null"),
 				errhint("Pass a role name, e.g. 'app_user'."));
 	SPI_connect();
-	if (!lock_own_task(id, GetUserId(), NULL))
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("task \"%s\" is not registered", id),
-				errhint("taskorch.tasks lists the registered tasks."));
+	lock_existing_task(id);
 	values[0] = CStringGetTextDatum(id);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = BoolGetDatum(grant);

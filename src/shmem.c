@@ -146,13 +146,13 @@ find_db(Oid dboid)
 }
 
 /*
- * Stop the database's workers and keep the launcher from restarting them
- * until taskorch_database_resume (or until this backend exits).  The
- * command that follows (DROP DATABASE ...) waits up to five seconds for
- * other sessions to leave, which covers the workers' exit.
+ * Pause: stop the database's workers and keep the launcher from restarting
+ * them until this backend resumes the database (or exits).  The command
+ * that follows (DROP DATABASE ...) waits up to five seconds for other
+ * sessions to leave, which covers the workers' exit.
  */
 void
-taskorch_database_pause(Oid dboid)
+taskorch_database_pause(Oid dboid, bool pause)
 {
 	TaskorchShared *sh = taskorch_shared;
 	DbEntry    *db;
@@ -161,28 +161,16 @@ taskorch_database_pause(Oid dboid)
 		return;
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	db = find_db(dboid);
-	if (db)
+	if (db && pause)
 		db->paused_by = MyProcPid;
-	for (int i = 0; i < sh->nslots; i++)
+	else if (db && db->paused_by == MyProcPid)
+		db->paused_by = 0;
+	for (int i = 0; pause && i < sh->nslots; i++)
 		if (sh->slots[i].dboid == dboid && sh->slots[i].pid != 0)
 			kill(sh->slots[i].pid, SIGTERM);
 	LWLockRelease(sh->lock);
-}
-
-void
-taskorch_database_resume(Oid dboid)
-{
-	TaskorchShared *sh = taskorch_shared;
-	DbEntry    *db;
-
-	if (sh == NULL)
-		return;
-	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	db = find_db(dboid);
-	if (db && db->paused_by == MyProcPid)
-		db->paused_by = 0;
-	LWLockRelease(sh->lock);
-	taskorch_wake_launcher();
+	if (!pause)
+		taskorch_wake_launcher();
 }
 
 /* The worker announces the run it executes (0: none). */

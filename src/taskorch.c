@@ -126,7 +126,7 @@ taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			dboid = utility_target_database(pstmt->utilityStmt);
 
 	if (OidIsValid(dboid))
-		taskorch_database_pause(dboid);
+		taskorch_database_pause(dboid, true);
 	PG_TRY();
 	{
 		if (prev_process_utility_hook)
@@ -139,7 +139,7 @@ taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_FINALLY();
 	{
 		if (OidIsValid(dboid))
-			taskorch_database_resume(dboid);
+			taskorch_database_pause(dboid, false);
 	}
 	PG_END_TRY();
 }

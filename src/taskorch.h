@@ -146,8 +146,7 @@ extern void taskorch_wake_database(Oid dboid);
 extern void taskorch_wake_peer(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
 extern void taskorch_database_installed(Oid dboid);
-extern void taskorch_database_pause(Oid dboid);
-extern void taskorch_database_resume(Oid dboid);
+extern void taskorch_database_pause(Oid dboid, bool pause);
 extern void taskorch_set_executing(const char *run_id);
 
 /* launcher.c */

@@ -5,10 +5,8 @@
 # recorded.  DEMO_KEEP=1 leaves the cluster running afterwards.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/test/deps.sh"
-make -s -C "$top" >/dev/null
-make -s -C "$top" install >/dev/null
 . "$top/test/lib.sh"
+build_and_install
 dir=${DEMO_DIR:-/tmp/taskorch-demo}
 port=${DEMO_PORT:-55435}
 [ "${DEMO_KEEP:-0}" = 1 ] || trap 'cluster_stop "$dir"; rm -rf "$dir"' EXIT

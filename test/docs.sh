@@ -4,10 +4,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
-dir=$(mktemp -d /tmp/taskorch-docs.XXXXXX)
 port=${DOCS_PORT:-55437}
-trap 'cluster_stop "$dir" immediate; [ -n "${DOCS_KEEP:-}" ] || rm -rf "$dir"' EXIT
-cluster_start "$dir" "$port"
+throwaway_cluster docs "$port"
 status=0
 for page in "$top"/docs/*.md; do
 	name=$(basename "$page" .md)

@@ -5,8 +5,19 @@
 #   cluster_start DIR PORT [extra postgresql.conf lines...]
 #   cluster_stop DIR [mode]
 #   psql_as PORT DB [psql args...]      (as the postgres superuser)
+#   throwaway_cluster NAME PORT [conf lines...]
+#   build_and_install
 
-PGBIN=${PGBIN:-$(pg_config --bindir)}
+top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+
+# Install the dependencies, build and install taskorch (needs root).
+build_and_install() {
+	"$top/test/deps.sh"
+	PGBIN=$(pg_config --bindir)
+	make -s -C "$top" >/dev/null
+	make -s -C "$top" install >/dev/null
+}
 
 as_postgres() {
 	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
@@ -59,4 +70,14 @@ wait_for() {
 	done
 	echo "timed out after ${secs}s waiting for: $sql" >&2
 	return 1
+}
+
+# Start a cluster in a new directory $dir, stopped and removed when the
+# script exits (KEEP=1 keeps the directory, logs included).
+throwaway_cluster() {
+	local name=$1 port=$2
+	shift 2
+	dir=$(mktemp -d "/tmp/taskorch-$name.XXXXXX")
+	trap 'cluster_stop "$dir" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
+	cluster_start "$dir" "$port" "$@"
 }

@@ -6,9 +6,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
-dir=$(mktemp -d /tmp/taskorch-life.XXXXXX)
 port=${LIFE_PORT:-55438}
-trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; tail -20 "$dir/server.log"; exit 1; }
 ok() { echo "ok - $*"; }
 sql() { psql_as "$port" "$@"; }
@@ -39,7 +37,7 @@ install() {
 		-c "SELECT taskorch.register_task('life', 'life(jsonb)')" >/dev/null
 }
 
-cluster_start "$dir" "$port" "taskorch.workers_per_database = 2"
+throwaway_cluster lifecycle "$port" "taskorch.workers_per_database = 2"
 sql postgres -c "CREATE EXTENSION taskorch" >/dev/null	# for taskorch.workers() here
 expect_workers postgres 2
 

@@ -4,10 +4,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
-dir=$(mktemp -d /tmp/taskorch-pgtap.XXXXXX)
 port=${PGTAP_PORT:-55433}
-trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
-cluster_start "$dir" "$port"
+throwaway_cluster pgtap "$port"
 cp -r "$top/test/pgtap" "$dir/tests"
 chown -R postgres: "$dir/tests"
 psql_as "$port" postgres -c "CREATE DATABASE tap"
