@@ -6,12 +6,16 @@
  *
  * One batch is one transaction:
  *
- *	  claim up to batch_size due runs      FOR UPDATE SKIP LOCKED (claim.c)
- *	  for each run, until the time budget is spent:
- *	      execute it in a subtransaction   as the task owner (execute.c)
- *	      decide its outcome               retry, fail, complete (runs.c)
+ *	  repeat while the batch is not full:
+ *	      claim a chunk of due runs        FOR UPDATE SKIP LOCKED (claim.c)
+ *	      for each run of the chunk:
+ *	          execute it in a subtransaction   as the task owner (execute.c)
+ *	          decide its outcome               retry, fail, complete (runs.c)
  *	  record every outcome in one UPDATE   top-level transaction (claim.c)
  *	  commit
+ *
+ * "Full" means batch_size runs, or the time budget spent, or the runs that
+ * wrote having used most of the backend's cache of subtransaction XIDs.
  *
  * So a SQL task's effects and its COMPLETED status commit together: a
  * crash before the commit leaves the run QUEUED with no effects, and it is
@@ -40,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_run_pending);
@@ -183,11 +188,11 @@ worker_exit(int code, Datum arg)
 }
 
 /*
- * Look up taskorch.run; InvalidOid when the extension is not installed.
- * With recover, also settle a run a previous process died executing.
+ * Look up taskorch.run (InvalidOid when the extension is not installed),
+ * and settle a run a previous process of this worker died executing.
  */
 static Oid
-find_run_table(bool recover)
+worker_start(void)
 {
 	Oid			nsp;
 	Oid			relid = InvalidOid;
@@ -200,7 +205,7 @@ find_run_table(bool recover)
 		if (OidIsValid(nsp))
 			relid = get_relname_relid("run", nsp);
 	}
-	if (recover && OidIsValid(relid))
+	if (OidIsValid(relid))
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		crash_recover(MyDatabaseId, taskorch_shared->slots[MySlot].index);
@@ -211,7 +216,8 @@ find_run_table(bool recover)
 }
 
 /*
- * One transaction: claim and execute a batch.  Returns the runs claimed;
+ * One transaction: claim and execute a batch.  Returns the runs claimed,
+ * or -1 when the extension is gone (dropped, or dropped and re-created);
  * when none, *sleep_ms says how long the worker may sleep.
  */
 static int
@@ -221,6 +227,11 @@ worker_cycle(ClaimMark *mark, long *sleep_ms)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(run_table_oid)))
+	{
+		CommitTransactionCommand();
+		return -1;
+	}
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "taskorch: executing runs");
 
@@ -261,10 +272,12 @@ taskorch_worker_main(Datum arg)
 	if (!OidIsValid(dboid))
 		proc_exit(0);			/* slot reassigned by a restarted launcher */
 
+	slot->pid = MyProcPid;		/* from now on, a pause can stop us */
+	before_shmem_exit(worker_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("taskorch worker");
 
-	run_table_oid = find_run_table(true);
+	run_table_oid = worker_start();
 	if (!OidIsValid(run_table_oid))
 	{
 		taskorch_database_state(dboid, DB_NO_EXTENSION);
@@ -272,14 +285,12 @@ taskorch_worker_main(Datum arg)
 	}
 	if (slot->index == 0)
 		taskorch_database_state(dboid, DB_ACTIVE);
-
-	slot->pid = MyProcPid;
 	slot->latch = MyLatch;
-	before_shmem_exit(worker_exit, (Datum) 0);
 
 	for (;;)
 	{
 		long		sleep_ms = 0;
+		int			claimed;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -288,14 +299,15 @@ taskorch_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (find_run_table(false) != run_table_oid)
+		slot->idle = false;
+		claimed = worker_cycle(&mark, &sleep_ms);
+		if (claimed < 0)
 		{
 			/* DROP EXTENSION (or drop and re-create): let the launcher decide */
 			taskorch_database_state(dboid, DB_UNKNOWN);
 			proc_exit(0);
 		}
-		slot->idle = false;
-		if (worker_cycle(&mark, &sleep_ms) > 0)
+		if (claimed > 0)
 			continue;
 
 		/* drained (the next claim starts at the head of the queue again) */
