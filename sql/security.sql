@@ -121,6 +121,10 @@ SET ROLE regress_alice;
 SELECT taskorch.register_task('sec-c', 'public.sec_c_task(jsonb)');
 RESET ROLE;
 SELECT taskorch.register_task('sec-c', 'public.sec_c_task(jsonb)');
+-- a C-language task runs like any other
+SELECT taskorch.trigger('sec-c') AS c_run \gset
+SELECT wait_for_runs();
+SELECT status, output->>'taskIdentifier' AS c_task_saw FROM taskorch.runs WHERE id = :'c_run';
 SELECT taskorch.unregister_task('sec-c');
 
 -- a function the registering role may not execute cannot become its task
