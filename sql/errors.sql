@@ -3,6 +3,7 @@ CREATE FUNCTION err_task(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT 
 SELECT taskorch.register_task('err-task', 'err_task(jsonb)');
 SELECT count(*) AS runs_before FROM taskorch.run \gset
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 
 SELECT taskorch.trigger('no-such-task', '{}');
 SELECT taskorch.trigger(NULL, '{}');

@@ -8,7 +8,7 @@ DECLARE
 BEGIN
 	LOOP
 		IF NOT EXISTS (SELECT FROM taskorch.runs
-					   WHERE status IN ('QUEUED', 'EXECUTING', 'DELAYED')) THEN
+					   WHERE status IN ('QUEUED', 'EXECUTING')) THEN
 			RETURN 'settled';
 		END IF;
 		IF clock_timestamp() > deadline THEN

@@ -78,12 +78,31 @@ CREATE TABLE taskorch.run (
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	started_at		timestamptz,
 	finished_at		timestamptz,
-	updated_at		timestamptz NOT NULL DEFAULT now()
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	-- trigger options
+	priority		int NOT NULL DEFAULT 0,		-- seconds ahead in the queue
+	ttl				interval,					-- from enqueue time
+	expires_at		timestamptz,				-- set when queued, with ttl
+	delayed_until	timestamptz,
+	tags			text[] NOT NULL DEFAULT '{}',
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	idempotency_key	text,
+	idempotency_key_expires_at timestamptz,
+	concurrency_key	text,
+	max_duration	interval,					-- overrides the task's
+	replayed_from	text
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
 CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED';
 CREATE INDEX run_task_idx ON taskorch.run (task_id, created_at);
+-- DELAYED runs by due time; workers promote them to QUEUED
+CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
+-- QUEUED runs with a ttl, by expiry; workers expire them
+CREATE INDEX run_expiry_idx ON taskorch.run (expires_at)
+	WHERE status = 'QUEUED' AND expires_at IS NOT NULL;
+CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE taskorch.attempt (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
@@ -157,7 +176,8 @@ SELECT r.id, r.task_id,
 	   r.owner, r.triggered_by, r.created_at, r.run_at,
 	   coalesce(r.started_at, e.started_at) AS started_at, r.finished_at,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
-	   r.updated_at
+	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
+	   r.metadata, r.idempotency_key, r.concurrency_key, r.replayed_from
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 
@@ -199,10 +219,59 @@ CREATE FUNCTION taskorch.revoke_trigger(task text, role regrole) RETURNS void
 ------------------------------------------------------------------------------
 -- Triggering and reading runs
 ------------------------------------------------------------------------------
-CREATE FUNCTION taskorch.trigger(task text, payload jsonb DEFAULT '{}')
+-- Duration-like options are "any": a string ("1h52m18s"), an interval, a
+-- number of seconds, or (delay) a timestamptz.
+CREATE FUNCTION taskorch.trigger(
+	task text,
+	payload jsonb DEFAULT '{}',
+	options jsonb DEFAULT NULL,
+	delay "any" DEFAULT NULL::text,
+	ttl "any" DEFAULT NULL::text,
+	idempotency_key text DEFAULT NULL,
+	idempotency_key_ttl "any" DEFAULT NULL::text,
+	queue text DEFAULT NULL,
+	concurrency_key text DEFAULT NULL,
+	priority int DEFAULT NULL,
+	max_attempts int DEFAULT NULL,
+	max_duration "any" DEFAULT NULL::text,
+	tags text[] DEFAULT NULL,
+	metadata jsonb DEFAULT NULL,
+	machine text DEFAULT NULL,
+	region text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
-	AS 'MODULE_PATHNAME', 'taskorch_trigger';
+	AS 'MODULE_PATHNAME', 'taskorch_trigger_v2';
+
+-- Trigger.dev's idempotencyKeys.create(): a key unique to the current run
+-- ('run', the default), to its attempt ('attempt'), or to nothing
+-- ('global'; also what 'run' means outside a task).
+CREATE FUNCTION taskorch.idempotency_key(name text, scope text DEFAULT 'run')
+	RETURNS text
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	run jsonb := taskorch.current_run();
+	parts text;
+BEGIN
+	IF name IS NULL OR name = '' THEN
+		RAISE EXCEPTION 'idempotency key name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a name such as ''charge-'' || order_id.';
+	END IF;
+	parts := CASE scope
+		WHEN 'global' THEN name
+		WHEN 'run' THEN name || coalesce(E'\x1f' || (run->>'id'), '')
+		WHEN 'attempt' THEN name || coalesce(E'\x1f' || (run->>'id') || E'\x1f' || (run->>'attempt'), '')
+	END;
+	IF parts IS NULL THEN
+		RAISE EXCEPTION 'invalid idempotency key scope "%"', scope
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The scope is ''run'', ''attempt'' or ''global''.';
+	END IF;
+	RETURN encode(sha256(convert_to(parts, 'UTF8')), 'hex');
+END
+$$;
 
 CREATE FUNCTION taskorch.retrieve(run text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
@@ -223,6 +292,10 @@ BEGIN
 			'queue', r.queue, 'createdAt', r.created_at,
 			'startedAt', r.started_at, 'finishedAt', r.finished_at,
 			'updatedAt', r.updated_at,
+			'delayedUntil', r.delayed_until, 'ttl', r.ttl, 'expiresAt', r.expires_at,
+			'priority', r.priority, 'tags', r.tags, 'metadata', r.metadata,
+			'idempotencyKey', r.idempotency_key, 'concurrencyKey', r.concurrency_key,
+			'replayedFrom', r.replayed_from,
 			'isQueued', r.status = 'QUEUED',
 			'isExecuting', r.status = 'EXECUTING',
 			'isCompleted', r.status IN ('COMPLETED', 'FAILED', 'CANCELED',
@@ -248,6 +321,24 @@ BEGIN
 	RETURN result;
 END
 $$;
+
+------------------------------------------------------------------------------
+-- Run management
+------------------------------------------------------------------------------
+-- true: the run is now CANCELED; false: it had already finished.
+CREATE FUNCTION taskorch.cancel(run text) RETURNS bool
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_cancel';
+
+-- A DELAYED run gets a new due time (a duration from now, or a time).
+CREATE FUNCTION taskorch.reschedule(run text, delay "any") RETURNS timestamptz
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_reschedule';
+
+-- A new run with the same task, payload and options; returns its id.
+CREATE FUNCTION taskorch.replay(run text) RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_replay';
 
 -- Inside a task: the run being executed ({id, taskIdentifier, attempt, ...}).
 CREATE FUNCTION taskorch.current_run() RETURNS jsonb

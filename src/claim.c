@@ -14,7 +14,9 @@
  * batch ended, (run_at, id), and the next claim starts after it.  Runs
  * behind the mark (skipped because another worker held them, or triggered
  * by a transaction that committed late) are picked up when the mark is
- * reset: whenever a claim comes back empty and at least once a second.
+ * reset: whenever a claim comes back empty, at least once a second, and
+ * when a run was queued ahead of the present (a priority, a promoted
+ * delayed run: taskorch_shared->requeued counts those commits).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +35,8 @@ static TaskorchPlan claim_plan = {
 	"SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts,"
 	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
-	"       (extract(epoch FROM t.max_duration) * 1000)::int4"
+	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
+	"       r.expires_at"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"
@@ -44,9 +47,36 @@ static TaskorchPlan claim_plan = {
 	NULL
 };
 
+/* when a worker next has something to do: a retry, a delay, an expiry */
 static TaskorchPlan next_due_plan = {
-	"SELECT min(run_at) FROM taskorch.run"
-	" WHERE status = 'QUEUED' AND run_at > $1",
+	"SELECT least("
+	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'QUEUED' AND run_at > $1),"
+	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'DELAYED'),"
+	"  (SELECT min(expires_at) FROM taskorch.run"
+	"    WHERE status = 'QUEUED' AND expires_at IS NOT NULL))",
+	1, {TIMESTAMPTZOID},
+	NULL
+};
+
+/* DELAYED runs whose time has come join the queue; their ttl starts now */
+static TaskorchPlan promote_plan = {
+	"WITH due AS (SELECT id FROM taskorch.run WHERE status = 'DELAYED' AND run_at <= $1"
+	"              ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+	" UPDATE taskorch.run r SET status = 'QUEUED', updated_at = $1,"
+	"        run_at = $1 - r.priority * interval '1 second', expires_at = $1 + r.ttl"
+	"   FROM due WHERE r.id = due.id",
+	1, {TIMESTAMPTZOID},
+	NULL
+};
+
+/* QUEUED runs that did not start within their ttl */
+static TaskorchPlan expire_plan = {
+	"WITH due AS (SELECT id FROM taskorch.run WHERE status = 'QUEUED' AND expires_at <= $1"
+	"              ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+	" UPDATE taskorch.run r SET status = 'EXPIRED', finished_at = $1, updated_at = $1,"
+	"        error = jsonb_build_object('message',"
+	"                'run expired: it did not start within its ttl of ' || r.ttl)"
+	"   FROM due WHERE r.id = due.id",
 	1, {TIMESTAMPTZOID},
 	NULL
 };
@@ -100,6 +130,8 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	run->max_attempts = DatumGetInt32(col(tup, desc, 5, &isnull));
 	run->run_at = DatumGetTimestampTz(col(tup, desc, 6, &isnull));
 	run->task_found = DatumGetBool(col(tup, desc, 7, &isnull));
+	d = col(tup, desc, 15, &isnull);
+	run->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
@@ -120,9 +152,16 @@ void
 claim_mark_start(ClaimMark *mark)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	uint32		requeued = pg_atomic_read_u32(&taskorch_shared->requeued);
 
 	if (mark->valid && TimestampDifferenceExceeds(mark->set_at, now, MARK_RESET_MS))
 		mark->valid = false;
+	/* runs were queued ahead of "now" (priority, promotion): look from the head */
+	if (requeued != mark->requeued)
+	{
+		mark->valid = false;
+		mark->requeued = requeued;
+	}
 	if (!mark->valid)
 		mark->set_at = now;
 }
@@ -180,7 +219,24 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, MemoryContext cxt)
 	return n;
 }
 
-/* Milliseconds until the next QUEUED run falls due; -1 if none. */
+/*
+ * Promote due DELAYED runs and expire QUEUED runs past their ttl.  Returns
+ * the number promoted (they are now claimable, possibly behind the mark).
+ */
+int
+promote_and_expire(void)
+{
+	Datum		values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
+	int			promoted;
+
+	SPI_connect();
+	promoted = taskorch_execute_as_owner(&promote_plan, values, NULL, false, 0);
+	taskorch_execute_as_owner(&expire_plan, values, NULL, false, 0);
+	SPI_finish();
+	return promoted;
+}
+
+/* Milliseconds until a worker next has work (a retry, delay or expiry); -1 if none. */
 int64
 next_due_ms(void)
 {

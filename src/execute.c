@@ -63,6 +63,24 @@ current_run(void)
 	return running;
 }
 
+/*
+ * In a worker, query cancels (SIGINT: taskorch.cancel(), or an operator's
+ * pg_cancel_backend) are held off except while a task function runs, so
+ * they interrupt the task and never the batch's bookkeeping.  A cancel
+ * that arrived meanwhile for a run no longer executing is dropped.  The
+ * hold count is set, not counted: an ERROR resets it to zero anyway.
+ */
+static void
+allow_cancel(const ClaimedRun *run, bool allow)
+{
+	if (MySlot < 0)
+		return;
+	if (allow && QueryCancelPending && !max_duration_fired &&
+		!taskorch_cancel_requested(run->id))
+		QueryCancelPending = false;
+	QueryCancelHoldoffCount = allow ? 0 : 1;
+}
+
 /* Errors that make an attempt impossible before the function is called. */
 static void
 check_runnable(ClaimedRun *run)
@@ -130,9 +148,11 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->started_at = GetCurrentTimestamp();
 	run->succeeded = false;
 	run->timed_out = false;
+	run->canceled = false;
 	run->output = NULL;
 	run->edata = NULL;
-	if (!run->task_found)
+	run->expired = run->expires_at != 0 && run->started_at >= run->expires_at;
+	if (!run->task_found || run->expired)
 	{
 		run->finished_at = run->started_at;
 		return;
@@ -160,7 +180,9 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 			enable_timeout_after(max_duration_timeout, run->max_duration_ms);
 		PushActiveSnapshot(GetTransactionSnapshot());
 
+		allow_cancel(run, true);
 		run->output = call_task(run, cxt);
+		allow_cancel(run, false);
 
 		PopActiveSnapshot();
 		if (run->max_duration_ms > 0)
@@ -180,7 +202,9 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	{
 		if (run->max_duration_ms > 0)
 			disable_timeout(max_duration_timeout, false);
-		run->timed_out = max_duration_fired;
+		allow_cancel(run, false);
+		run->canceled = taskorch_cancel_requested(run->id);
+		run->timed_out = max_duration_fired && !run->canceled;
 		max_duration_fired = false;
 		MemoryContextSwitchTo(cxt);
 		run->edata = CopyErrorData();

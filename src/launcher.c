@@ -77,8 +77,12 @@ taskorch_database_state(Oid dboid, DbState state)
 	{
 		DbEntry    *db = &taskorch_shared->dbs[i];
 
-		if (db->state != DB_FREE && db->dboid == dboid)
-			db->state = state;
+		if (db->state == DB_FREE || db->dboid != dboid)
+			continue;
+		db->state = state;
+		if (state == DB_NO_EXTENSION && db->reprobe)
+			db->state = DB_UNKNOWN;
+		db->reprobe = false;
 	}
 	LWLockRelease(taskorch_shared->lock);
 	taskorch_wake_launcher();

@@ -93,7 +93,7 @@ static TaskorchPlan grant_plan = {
 };
 
 /* Task ids and queue names: a letter or digit, then [A-Za-z0-9_.:/-]. */
-static void
+void
 check_name(const char *kind, const char *name)
 {
 	size_t		len = strlen(name);

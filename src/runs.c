@@ -13,6 +13,8 @@
  *	  raised an error ............................... QUEUED (retry) | FAILED
  *	  raised via taskorch.abort() ................... FAILED (no retry)
  *	  exceeded max_duration ......................... TIMED_OUT (no retry)
+ *	  interrupted by taskorch.cancel() .............. CANCELED
+ *	  claimed after its ttl ran out (not executed) .. EXPIRED
  *	  task unregistered meanwhile ................... FAILED (no retry)
  *
  * A retry is due min(max, r * min * factor^(attempt - 1)) ms after the
@@ -137,6 +139,18 @@ decide_outcome(ClaimedRun *run)
 	int			attempt = run->attempts + 1;
 
 	run->error = NULL;
+	if (run->expired)
+	{
+		run->error = simple_error("run expired: it did not start within its ttl", NULL);
+		run->status = "EXPIRED";
+		return;
+	}
+	if (run->canceled)
+	{
+		run->error = error_to_jsonb(run->edata, "run was canceled while executing");
+		run->status = "CANCELED";
+		return;
+	}
 	if (!run->task_found)
 	{
 		char	   *msg = psprintf("task \"%s\" is not registered", run->task_id);

@@ -69,8 +69,12 @@ taskorch_shmem_startup(void)
 		taskorch_shared->nslots = max_worker_processes;
 		taskorch_shared->ndbs = taskorch_max_databases;
 		pg_atomic_init_u32(&taskorch_shared->wake_rr, 0);
+		pg_atomic_init_u32(&taskorch_shared->requeued, 0);
 		for (int i = 0; i < taskorch_shared->nslots; i++)
+		{
 			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
+			pg_atomic_init_u64(&taskorch_shared->slots[i].cancel_run, 0);
+		}
 	}
 	taskorch_shared->dbs = (DbEntry *)
 		((char *) taskorch_shared + offsetof(TaskorchShared, slots) +
@@ -173,7 +177,13 @@ taskorch_database_pause(Oid dboid, bool pause)
 		taskorch_wake_launcher();
 }
 
-/* The worker announces the run it executes (0: none). */
+static uint64
+run_number(const char *run_id)
+{
+	return strtoull(run_id + strlen("run_"), NULL, 10);
+}
+
+/* The worker announces the run it executes (NULL: none). */
 void
 taskorch_set_executing(const char *run_id)
 {
@@ -185,10 +195,45 @@ taskorch_set_executing(const char *run_id)
 	slot = &taskorch_shared->slots[MySlot];
 	if (run_id != NULL)
 	{
-		n = strtoull(run_id + strlen("run_"), NULL, 10);
+		n = run_number(run_id);
 		slot->run_started = GetCurrentTimestamp();
 	}
 	pg_atomic_write_u64(&slot->run_id, n);
+}
+
+/*
+ * taskorch.cancel() of a run a worker is executing: note the request in
+ * the worker's slot and interrupt it (SIGINT, like pg_cancel_backend).
+ * Returns false when no worker is executing the run.
+ */
+bool
+taskorch_cancel_executing(const char *run_id)
+{
+	uint64		n = run_number(run_id);
+	bool		found = false;
+
+	LWLockAcquire(taskorch_shared->lock, LW_SHARED);
+	for (int i = 0; i < taskorch_shared->nslots && !found; i++)
+	{
+		WorkerSlot *slot = &taskorch_shared->slots[i];
+
+		if (slot->dboid != MyDatabaseId || pg_atomic_read_u64(&slot->run_id) != n)
+			continue;
+		pg_atomic_write_u64(&slot->cancel_run, n);
+		if (slot->pid != 0)
+			kill(slot->pid, SIGINT);
+		found = true;
+	}
+	LWLockRelease(taskorch_shared->lock);
+	return found;
+}
+
+/* In a worker: was a cancel of this run asked for? */
+bool
+taskorch_cancel_requested(const char *run_id)
+{
+	return MySlot >= 0 &&
+		pg_atomic_read_u64(&taskorch_shared->slots[MySlot].cancel_run) == run_number(run_id);
 }
 
 static Datum
@@ -273,6 +318,8 @@ taskorch_database_installed(Oid dboid)
 		db->state = DB_UNKNOWN;
 		db->restart_after = 0;
 	}
+	else if (db && db->state == DB_PROBING)
+		db->reprobe = true;		/* the probe may have looked too early */
 	LWLockRelease(taskorch_shared->lock);
 	taskorch_wake_launcher();
 }

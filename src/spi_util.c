@@ -29,6 +29,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 static OverrideSearchPath *
@@ -78,13 +79,9 @@ taskorch_extension_owner(void)
 	return owner;
 }
 
-/*
- * Execute a kept plan as the extension owner under the pinned search path.
- * Must be called inside SPI_connect.  Returns SPI_processed.
- */
-int
-taskorch_execute_as_owner(TaskorchPlan *p, Datum *values, const char *nulls,
-						  bool read_only, long count)
+static int
+execute(TaskorchPlan *p, Datum *values, const char *nulls, bool read_only,
+		bool latest, long count)
 {
 	SPIPlanPtr	plan = taskorch_plan(p);
 	Oid			save_uid;
@@ -95,13 +92,39 @@ taskorch_execute_as_owner(TaskorchPlan *p, Datum *values, const char *nulls,
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PushOverrideSearchPath(pinned_path());
-	rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	if (latest)
+		rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+								  InvalidSnapshot, false, false, count);
+	else
+		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
 	PopOverrideSearchPath();
 	SetUserIdAndSecContext(save_uid, save_sec);
 	if (rc < 0)
 		elog(ERROR, "taskorch: SPI_execute_plan failed (%s) for: %s",
 			 SPI_result_code_string(rc), p->sql);
 	return (int) SPI_processed;
+}
+
+/*
+ * Execute a kept plan as the extension owner under the pinned search path.
+ * Must be called inside SPI_connect.  Returns SPI_processed.
+ */
+int
+taskorch_execute_as_owner(TaskorchPlan *p, Datum *values, const char *nulls,
+						  bool read_only, long count)
+{
+	return execute(p, values, nulls, read_only, false, count);
+}
+
+/*
+ * The same, reading with a snapshot taken now: it sees what committed
+ * after the caller's transaction began (in any isolation level), for
+ * checks made under a lock, such as an idempotency key's.
+ */
+int
+taskorch_execute_latest(TaskorchPlan *p, Datum *values, const char *nulls, long count)
+{
+	return execute(p, values, nulls, false, true, count);
 }
 
 Jsonb *

@@ -31,6 +31,7 @@ int			taskorch_batch_time_budget_ms = 50;
 int			taskorch_max_payload_bytes = 10 * 1024 * 1024;
 int			taskorch_idle_poll_ms = 1000;
 int			taskorch_max_databases = 64;
+int			taskorch_default_ttl_ms = 0;
 
 static bool preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -79,6 +80,12 @@ define_gucs(void)
 							&taskorch_idle_poll_ms,
 							1000, 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.default_ttl",
+							"Time to live of runs triggered without a ttl (0: none).",
+							"Counts from when the run is queued; an unstarted run past it is EXPIRED.",
+							&taskorch_default_ttl_ms,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("taskorch");
 }
 

@@ -14,6 +14,9 @@
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
  *	  crash.c      charges a CRASHED attempt to a run that killed its worker
  *	  trigger.c    trigger() and the wake-up of workers at commit
+ *	  options.c    trigger options: named arguments and the jsonb object
+ *	  duration.c   "1h52m18s", intervals, seconds, timestamps
+ *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
  *	               as the extension owner
@@ -30,6 +33,8 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
 /* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
@@ -45,6 +50,7 @@ extern int	taskorch_batch_time_budget_ms;
 extern int	taskorch_max_payload_bytes;
 extern int	taskorch_idle_poll_ms;
 extern int	taskorch_max_databases;
+extern int	taskorch_default_ttl_ms;
 extern char *taskorch_launcher_database;
 
 /*
@@ -73,6 +79,9 @@ typedef struct ClaimedRun
 	TimestampTz finished_at;
 	bool		succeeded;
 	bool		timed_out;
+	bool		canceled;		/* interrupted by taskorch.cancel() */
+	bool		expired;		/* claimed after its ttl ran out: not run */
+	TimestampTz expires_at;		/* 0: no ttl */
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
 	Jsonb	   *error;			/* error JSON recorded for the attempt */
@@ -87,6 +96,7 @@ typedef struct ClaimMark
 	TimestampTz run_at;
 	char		id[32];
 	TimestampTz set_at;
+	uint32		requeued;		/* taskorch_shared->requeued when last reset */
 } ClaimMark;
 
 /*
@@ -109,6 +119,7 @@ typedef struct DbEntry
 	DbState		state;
 	bool		seen;			/* launcher scan mark */
 	pid_t		paused_by;		/* backend running DROP DATABASE etc. */
+	bool		reprobe;		/* extension changed during a probe: again */
 	TimestampTz restart_after;	/* no worker start before this */
 } DbEntry;
 
@@ -121,6 +132,7 @@ typedef struct WorkerSlot
 	Latch	   *latch;
 	bool		idle;			/* sleeping on its latch */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
+	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
 	TimestampTz run_started;
 } WorkerSlot;
 
@@ -132,6 +144,7 @@ typedef struct TaskorchShared
 	int			ndbs;
 	int			nslots;
 	pg_atomic_uint32 wake_rr;
+	pg_atomic_uint32 requeued;	/* bumped when runs are queued ahead of now */
 	DbEntry    *dbs;			/* ndbs entries, after the slots */
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskorchShared;
@@ -148,6 +161,8 @@ extern void taskorch_wake_launcher(void);
 extern void taskorch_database_installed(Oid dboid);
 extern void taskorch_database_pause(Oid dboid, bool pause);
 extern void taskorch_set_executing(const char *run_id);
+extern bool taskorch_cancel_executing(const char *run_id);
+extern bool taskorch_cancel_requested(const char *run_id);
 
 /* launcher.c */
 extern void taskorch_register_launcher(void);
@@ -166,6 +181,7 @@ extern void claim_mark_start(ClaimMark *mark);
 extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
 extern void complete_runs(ClaimedRun *runs, int n);
 extern int64 next_due_ms(void);
+extern int	promote_and_expire(void);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
@@ -179,15 +195,55 @@ extern void crash_note_run(const ClaimedRun *run);
 extern void decide_outcome(ClaimedRun *run);
 extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);
 
+/* Trigger options, as options.c merges them (times in ms, -1: not given) */
+typedef struct TriggerOptions
+{
+	TimestampTz now;			/* the trigger's time */
+	uint32		given;			/* bit per option already set */
+	bool		has_delay;
+	TimestampTz delay_until;
+	int64		ttl_ms;
+	char	   *idempotency_key;
+	int64		idempotency_ttl_ms;
+	char	   *queue;
+	char	   *concurrency_key;
+	int32		priority;		/* seconds */
+	int32		max_attempts;	/* 0: the task's */
+	int32		max_duration_ms;
+	List	   *tags;			/* of char * */
+	Jsonb	   *metadata;
+} TriggerOptions;
+
+/* options.c */
+extern void trigger_options_init(TriggerOptions *o);
+extern void trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno);
+extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options);
+extern void trigger_options_finish(TriggerOptions *o);
+extern Datum trigger_options_tags(TriggerOptions *o);
+
+/* duration.c */
+extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
+extern int64 duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero);
+extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
+extern TimestampTz delay_from_text(const char *s, TimestampTz now);
+extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
+
+/* registry.c */
+extern void check_name(const char *kind, const char *name);
+
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);
+extern void taskorch_requeued_at_commit(void);
+extern void taskorch_wake_at_commit(void);
+extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,
+						const char *replayed_from);
 
 /* spi_util.c */
 typedef struct TaskorchPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[12];
+	Oid			argtypes[24];
 	SPIPlanPtr	plan;
 } TaskorchPlan;
 
@@ -195,6 +251,8 @@ extern SPIPlanPtr taskorch_plan(TaskorchPlan *p);
 extern int	taskorch_execute_as_owner(TaskorchPlan *p, Datum *values,
 									  const char *nulls, bool read_only,
 									  long count);
+extern int	taskorch_execute_latest(TaskorchPlan *p, Datum *values,
+									const char *nulls, long count);
 extern Oid	taskorch_extension_owner(void);
 extern Jsonb *jsonb_from_cstring(const char *s);
 

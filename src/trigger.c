@@ -20,6 +20,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -28,10 +29,12 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_trigger);
+PG_FUNCTION_INFO_V1(taskorch_trigger_v2);
 PG_FUNCTION_INFO_V1(taskorch_wake_launcher_sql);
 
 static bool wake_at_commit = false;
 static bool installed_at_commit = false;
+static bool requeued_at_commit = false;
 
 static TaskorchPlan task_plan = {
 	"SELECT owner::oid, queue, max_attempts, triggerers::oid[]"
@@ -42,12 +45,30 @@ static TaskorchPlan task_plan = {
 
 static TaskorchPlan insert_plan = {
 	"INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner,"
-	"                          triggered_by, run_at, created_at)"
-	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $7)"
+	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
+	"       delayed_until, tags, metadata, idempotency_key,"
+	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from)"
+	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $8,"
+	"         $9::taskorch.run_status, $10, $11 * interval '1 millisecond', $12,"
+	"         $13, $14, coalesce($15, '{}'), $16, $17, $18,"
+	"         $19 * interval '1 millisecond', $20)"
 	" RETURNING id",
-	7, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID},
+	20, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID},
 	NULL
 };
+
+static TaskorchPlan idempotent_plan = {
+	"SELECT id FROM taskorch.run"
+	" WHERE task_id = $1 AND idempotency_key = $2 AND idempotency_key_expires_at > $3"
+	" ORDER BY created_at DESC LIMIT 1",
+	3, {TEXTOID, TEXTOID, TIMESTAMPTZOID},
+	NULL
+};
+
+/* advisory lock class (first key) serializing triggers with one idempotency key */
+#define IDEMPOTENCY_LOCK_CLASS 0x74726b31
 
 static void
 xact_callback(XactEvent event, void *arg)
@@ -56,21 +77,38 @@ xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			if (requeued_at_commit && taskorch_shared)
+				pg_atomic_fetch_add_u32(&taskorch_shared->requeued, 1);
 			if (wake_at_commit)
 				taskorch_wake_database(MyDatabaseId);
 			if (installed_at_commit)
 				taskorch_database_installed(MyDatabaseId);
-			wake_at_commit = installed_at_commit = false;
+			wake_at_commit = installed_at_commit = requeued_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared trigger is found by the workers' idle poll */
-			wake_at_commit = installed_at_commit = false;
+			wake_at_commit = installed_at_commit = requeued_at_commit = false;
 			break;
 		default:
 			break;
 	}
+}
+
+/* Runs changed: have a worker look at the queue once this transaction commits. */
+void
+taskorch_wake_at_commit(void)
+{
+	wake_at_commit = true;
+}
+
+/* Runs were queued ahead of now: workers must look from the queue's head. */
+void
+taskorch_requeued_at_commit(void)
+{
+	requeued_at_commit = true;
+	wake_at_commit = true;
 }
 
 void
@@ -117,35 +155,59 @@ check_payload(Jsonb *payload)
 				errhint("Store large data in a table and pass its key; the limit is taskorch.max_payload_size."));
 }
 
+/* Copy the first column of SPI's first row into the caller's context. */
+static Datum
+first_value_out(void)
+{
+	bool		isnull;
+
+	/* returned as is: it may be a short-header varlena */
+	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull),
+							 false, -1);
+}
+
 /*
- * SQL: taskorch.trigger(task text, payload jsonb DEFAULT '{}') -> run id
+ * The run already triggered with this idempotency key, or (Datum) 0.  Takes
+ * a transaction-level advisory lock on (task, key) first, so concurrent
+ * triggers with the key queue up here and the second sees the first's run.
+ */
+static Datum
+idempotent_run(const char *task, TriggerOptions *o)
+{
+	char	   *k = psprintf("%s%c%s", task, '\0', o->idempotency_key);
+	uint32		h = hash_bytes((unsigned char *) k,
+							   strlen(task) + 1 + strlen(o->idempotency_key));
+	Datum		values[3];
+
+	DirectFunctionCall2(pg_advisory_xact_lock_int4,
+						Int32GetDatum(IDEMPOTENCY_LOCK_CLASS), Int32GetDatum((int32) h));
+	values[0] = CStringGetTextDatum(task);
+	values[1] = CStringGetTextDatum(o->idempotency_key);
+	values[2] = TimestampTzGetDatum(o->now);
+	if (taskorch_execute_latest(&idempotent_plan, values, NULL, 1) == 0)
+		return (Datum) 0;
+	return first_value_out();
+}
+
+/*
+ * Create a run of `task` (checked: exists, the caller may trigger it) with
+ * `payload` and options, or return the run an idempotency key already
+ * names.  Returns the run id in the caller's memory context.
  */
 Datum
-taskorch_trigger(PG_FUNCTION_ARGS)
+create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	char	   *task;
-	Jsonb	   *payload;
-	Datum		values[7];
+	Datum		values[20];
+	char		nulls[20];
 	bool		isnull;
 	Oid			owner;
 	Datum		run_id;
 	HeapTuple	tup;
 	TupleDesc	desc;
+	bool		delayed = o->has_delay && o->delay_until > o->now;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("task must not be null"),
-				errhint("Pass the id of a registered task; see taskorch.tasks."));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("payload must not be null"),
-				errhint("Pass '{}' for an empty payload."));
-	task = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	payload = PG_GETARG_JSONB_P(1);
 	check_payload(payload);
-
 	SPI_connect();
 	values[0] = CStringGetTextDatum(task);
 	if (taskorch_execute_as_owner(&task_plan, values, NULL, true, 1) == 0)
@@ -163,21 +225,99 @@ taskorch_trigger(PG_FUNCTION_ARGS)
 				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[1] = JsonbPGetDatum(payload);
-	values[2] = SPI_getbinval(tup, desc, 3, &isnull);
-	values[3] = SPI_getbinval(tup, desc, 2, &isnull);
+	values[2] = o->max_attempts > 0 ? Int32GetDatum(o->max_attempts) :
+		SPI_getbinval(tup, desc, 3, &isnull);
+	values[3] = o->queue ? CStringGetTextDatum(o->queue) : SPI_getbinval(tup, desc, 2, &isnull);
 	values[4] = ObjectIdGetDatum(owner);
 	values[5] = ObjectIdGetDatum(GetUserId());
-	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
-	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 1);
-	/* copied into the caller's context; returned as is (it may be short-header) */
-	run_id = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull),
-							   false, -1);
+	/* a QUEUED run's place in the queue: priority seconds ahead */
+	values[6] = TimestampTzGetDatum(delayed ? o->delay_until :
+									o->now - (TimestampTz) o->priority * USECS_PER_SEC);
+	values[7] = TimestampTzGetDatum(o->now);
+	values[8] = CStringGetTextDatum(delayed ? "DELAYED" : "QUEUED");
+	values[9] = Int32GetDatum(o->priority);
+	values[10] = Int64GetDatum(o->ttl_ms);
+	nulls[10] = o->ttl_ms > 0 ? ' ' : 'n';
+	/* the ttl counts from when the run is queued: for a delayed run, later */
+	values[11] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(o->now, o->ttl_ms));
+	nulls[11] = o->ttl_ms > 0 && !delayed ? ' ' : 'n';
+	values[12] = TimestampTzGetDatum(o->delay_until);
+	nulls[12] = delayed ? ' ' : 'n';
+	values[13] = trigger_options_tags(o);
+	values[14] = o->metadata ? JsonbPGetDatum(o->metadata) : (Datum) 0;
+	nulls[14] = o->metadata ? ' ' : 'n';
+	values[15] = o->idempotency_key ? CStringGetTextDatum(o->idempotency_key) : (Datum) 0;
+	nulls[15] = o->idempotency_key ? ' ' : 'n';
+	values[16] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(o->now, o->idempotency_ttl_ms));
+	nulls[16] = nulls[15];
+	values[17] = o->concurrency_key ? CStringGetTextDatum(o->concurrency_key) : (Datum) 0;
+	nulls[17] = o->concurrency_key ? ' ' : 'n';
+	values[18] = Int64GetDatum(o->max_duration_ms);
+	nulls[18] = o->max_duration_ms > 0 ? ' ' : 'n';
+	values[19] = replayed_from ? CStringGetTextDatum(replayed_from) : (Datum) 0;
+	nulls[19] = replayed_from ? ' ' : 'n';
+
+	if (o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0)
+	{
+		SPI_finish();
+		return run_id;
+	}
+	taskorch_execute_as_owner(&insert_plan, values, nulls, false, 1);
+	run_id = first_value_out();
 	SPI_finish();
 
 	wake_at_commit = true;
-	PG_RETURN_DATUM(run_id);
+	if (o->priority > 0 && !delayed)
+		requeued_at_commit = true;
+	return run_id;
+}
+
+/* The 0.1 entry point: its SQL definition belongs to an older schema. */
+Datum
+taskorch_trigger(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("the taskorch extension in this database is older than its library"),
+			errhint("Run ALTER EXTENSION taskorch UPDATE."));
+	PG_RETURN_NULL();
+}
+
+/* trigger()'s arguments after `options`, in order, are the options in TriggerOptions order */
+#define FIRST_OPTION_ARG 3
+
+/*
+ * SQL: taskorch.trigger(task, payload, options, delay, ttl, idempotency_key,
+ * idempotency_key_ttl, queue, concurrency_key, priority, max_attempts,
+ * max_duration, tags, metadata, machine, region) -> run id
+ */
+Datum
+taskorch_trigger_v2(PG_FUNCTION_ARGS)
+{
+	TriggerOptions o;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("task must not be null"),
+				errhint("Pass the id of a registered task; see taskorch.tasks."));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("payload must not be null"),
+				errhint("Pass '{}' for an empty payload."));
+	trigger_options_init(&o);
+	o.now = GetCurrentTimestamp();
+	if (!PG_ARGISNULL(2))
+		trigger_options_jsonb(&o, PG_GETARG_JSONB_P(2));
+	for (int argno = FIRST_OPTION_ARG; argno < PG_NARGS(); argno++)
+		if (!PG_ARGISNULL(argno))
+			trigger_option_arg(&o, argno - FIRST_OPTION_ARG, fcinfo, argno);
+	trigger_options_finish(&o);
+	PG_RETURN_DATUM(create_run(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							   PG_GETARG_JSONB_P(1), &o, NULL));
 }
 
 /*

@@ -31,7 +31,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "commands/extension.h"
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -157,6 +157,7 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("taskorch.run_pending() cannot be called inside a task"));
+	(void) promote_and_expire();
 	while (total < max_runs)
 	{
 		int			n = taskorch_process_batch(Min(max_runs - total, taskorch_batch_size),
@@ -175,6 +176,9 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
  */
 
 static Oid	run_table_oid = InvalidOid;
+static TimestampTz maintenance_due = 0;	/* next promote/expire pass */
+
+#define MAINTENANCE_MS 1000
 
 static void
 worker_exit(int code, Datum arg)
@@ -187,30 +191,55 @@ worker_exit(int code, Datum arg)
 	slot->pid = 0;
 }
 
+/* The installed extension's version, or NULL (inside a transaction). */
+static char *
+installed_version(void)
+{
+	char	   *version = NULL;
+
+	SPI_connect();
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension"
+					" WHERE extname = 'taskorch'", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		version = MemoryContextStrdup(TopMemoryContext,
+									  SPI_getvalue(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return version;
+}
+
 /*
- * Look up taskorch.run (InvalidOid when the extension is not installed),
- * and settle a run a previous process of this worker died executing.
+ * Look up taskorch.run (InvalidOid when the extension is not installed, or
+ * its schema is of another version than this library: that waits for
+ * ALTER EXTENSION UPDATE), and settle a run a previous process of this
+ * worker died executing.
  */
 static Oid
 worker_start(void)
 {
 	Oid			nsp;
 	Oid			relid = InvalidOid;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	if (OidIsValid(get_extension_oid("taskorch", true)))
+	PushActiveSnapshot(GetTransactionSnapshot());
+	version = installed_version();
+	if (version && strcmp(version, TASKORCH_VERSION) != 0)
+		ereport(WARNING,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("taskorch in database \"%s\" is version %s, its library %s: no runs are executed there",
+					   get_database_name(MyDatabaseId), version, TASKORCH_VERSION),
+				errhint("Run ALTER EXTENSION taskorch UPDATE in that database."));
+	else if (version)
 	{
 		nsp = get_namespace_oid("taskorch", true);
 		if (OidIsValid(nsp))
 			relid = get_relname_relid("run", nsp);
 	}
 	if (OidIsValid(relid))
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
 		crash_recover(MyDatabaseId, taskorch_shared->slots[MySlot].index);
-		PopActiveSnapshot();
-	}
+	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return relid;
 }
@@ -235,12 +264,23 @@ worker_cycle(ClaimMark *mark, long *sleep_ms)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "taskorch: executing runs");
 
+	if (GetCurrentTimestamp() >= maintenance_due)
+	{
+		if (promote_and_expire() > 0)
+		{
+			mark->valid = false;
+			taskorch_requeued_at_commit();
+		}
+		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
+	}
 	claimed = taskorch_process_batch(taskorch_batch_size, mark, MySlot);
 	if (claimed == 0)
 	{
 		int64		due = next_due_ms();
 
 		*sleep_ms = (due < 0) ? taskorch_idle_poll_ms : Min(due, taskorch_idle_poll_ms);
+		maintenance_due = Min(maintenance_due,
+							  TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *sleep_ms));
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -286,6 +326,7 @@ taskorch_worker_main(Datum arg)
 	if (slot->index == 0)
 		taskorch_database_state(dboid, DB_ACTIVE);
 	slot->latch = MyLatch;
+	QueryCancelHoldoffCount = 1;	/* only a task may be interrupted (execute.c) */
 
 	for (;;)
 	{

@@ -1,17 +1,36 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(47);
+SELECT plan(57);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
 	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
-SELECT is(pg_get_function_arguments('taskorch.trigger(text,jsonb)'::regprocedure),
-	'task text, payload jsonb DEFAULT ''{}''::jsonb', 'trigger: payload defaults to {}');
-SELECT function_returns('taskorch', 'trigger', ARRAY['text', 'jsonb'], 'text', 'trigger returns a run id');
-SELECT volatility_is('taskorch', 'trigger', ARRAY['text', 'jsonb'], 'volatile', 'trigger is volatile');
+SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),
+	'task text, payload jsonb DEFAULT ''{}''::jsonb, options jsonb DEFAULT NULL::jsonb, '
+	'delay "any" DEFAULT NULL::text, ttl "any" DEFAULT NULL::text, '
+	'idempotency_key text DEFAULT NULL::text, idempotency_key_ttl "any" DEFAULT NULL::text, '
+	'queue text DEFAULT NULL::text, concurrency_key text DEFAULT NULL::text, '
+	'priority integer DEFAULT NULL::integer, max_attempts integer DEFAULT NULL::integer, '
+	'max_duration "any" DEFAULT NULL::text, tags text[] DEFAULT NULL::text[], '
+	'metadata jsonb DEFAULT NULL::jsonb, machine text DEFAULT NULL::text, region text DEFAULT NULL::text',
+	'trigger: every option a named argument with a default');
+SELECT is((SELECT prorettype::regtype::text FROM pg_proc WHERE oid = 'taskorch.trigger'::regproc),
+	'text', 'trigger returns a run id');
+SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'taskorch.trigger'::regproc),
+	'v', 'trigger is volatile');
+SELECT function_returns('taskorch', 'cancel', ARRAY['text'], 'boolean', 'cancel(run) returns whether it canceled');
+SELECT function_returns('taskorch', 'replay', ARRAY['text'], 'text', 'replay(run) returns the new run id');
+SELECT function_returns('taskorch', 'reschedule', ARRAY['text', '"any"'], 'timestamp with time zone',
+	'reschedule(run, delay) returns the new due time');
+SELECT function_returns('taskorch', 'idempotency_key', ARRAY['text', 'text'], 'text',
+	'idempotency_key(name, scope)');
+SELECT is(taskorch.idempotency_key('a', 'global'), encode(sha256('a'::bytea), 'hex'),
+	'a global idempotency key is the sha256 of its name');
+SELECT has_extension('taskorch', 'taskorch', 'the extension is installed');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'taskorch'), '0.2', 'version 0.2');
 SELECT function_returns('taskorch', 'retrieve', ARRAY['text'], 'jsonb', 'retrieve returns jsonb');
 SELECT volatility_is('taskorch', 'retrieve', ARRAY['text'], 'stable', 'retrieve is stable');
 SELECT function_returns('taskorch', 'unregister_task', ARRAY['text'], 'bigint', 'unregister_task returns the runs canceled');
@@ -31,7 +50,9 @@ SELECT has_view('taskorch', 'runs', 'view taskorch.runs');
 SELECT has_view('taskorch', 'attempts', 'view taskorch.attempts');
 SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempts',
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
-	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at'],
+	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
+	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
+	'idempotency_key', 'concurrency_key', 'replayed_from'],
 	'runs view columns');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',
@@ -73,6 +94,12 @@ SELECT throws_ok($$ SELECT taskorch.register_task('tap-x', 'tap_echo(jsonb)', ma
 SELECT throws_ok($$ SELECT taskorch.retrieve('run_0x') $$, '22P02', NULL, 'malformed run id: 22P02');
 SELECT throws_ok($$ SELECT taskorch.retrieve('run_987654321') $$, '42704', NULL, 'unknown run: 42704');
 SELECT throws_ok($$ SELECT taskorch.abort('stop here') $$, 'TOABT', 'stop here', 'abort raises TOABT');
+SELECT throws_ok($$ SELECT taskorch.trigger('tap-echo', delay => 'whenever') $$, '22023', NULL,
+	'malformed delay: 22023');
+SELECT throws_ok($$ SELECT taskorch.trigger('tap-echo', machine => 'large-1x') $$, '0A000', NULL,
+	'machine is not supported: 0A000');
+SELECT throws_ok($$ SELECT taskorch.reschedule(taskorch.trigger('tap-echo'), '1h') $$, '55000', NULL,
+	'reschedule of a run that is not DELAYED: 55000');
 SELECT is(taskorch.current_run(), NULL, 'current_run() is NULL outside a task');
 SELECT is((SELECT count(*)::int FROM taskorch.tasks WHERE id LIKE 'tap-%'), 2, 'failed registrations wrote nothing');
 -- in this transaction the runs are invisible to workers: run them here

@@ -1,0 +1,232 @@
+/*-------------------------------------------------------------------------
+ *
+ * duration.c
+ *	  Durations and points in time as Trigger.dev users write them.
+ *
+ *	  "88s", "1h52m18s", "2w"   a duration string: numbers with the units
+ *	                            s, m, h (or hr), d, w (and ms), combined
+ *	  an interval               '90 minutes'::interval
+ *	  a number                  seconds (ttl: 3600)
+ *	  a timestamptz or an ISO string   a point in time (delay only)
+ *
+ * SQL arguments of type "any" arrive here with their actual type, and jsonb
+ * option values as JsonbValues; both end as milliseconds or a timestamptz.
+ * Every malformed value is an error naming the option and the value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include <ctype.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#define MAX_DURATION_MS ((int64) 100 * 365 * 24 * 3600 * 1000)	/* 100 years */
+
+static void
+bad_duration(const char *option, const char *value, const char *why)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid %s \"%s\": %s", option, value, why),
+			errhint("Write a duration such as \"88s\", \"1h52m18s\" or \"2w\" (units ms, s, m, h, hr, d, w), an interval, or a number of seconds."));
+}
+
+/*
+ * Parse a duration string ("1h52m18s") into milliseconds.  Returns false
+ * when `s` is not one (so a caller may try a timestamp instead).
+ */
+static bool
+parse_duration_string(const char *s, int64 *ms)
+{
+	const char *p = s;
+	double		total = 0;
+
+	if (*p == '\0')
+		return false;
+	while (*p)
+	{
+		double		n = 0;
+		double		unit;
+		const char *start = p;
+
+		while (isdigit((unsigned char) *p))
+			n = n * 10 + (*p++ - '0');
+		if (p == start)
+			return false;
+		if (strncmp(p, "hr", 2) == 0)
+			unit = 3600e3, p += 2;
+		else if (strncmp(p, "ms", 2) == 0)
+			unit = 1, p += 2;
+		else if (*p == 's')
+			unit = 1e3, p++;
+		else if (*p == 'm')
+			unit = 60e3, p++;
+		else if (*p == 'h')
+			unit = 3600e3, p++;
+		else if (*p == 'd')
+			unit = 86400e3, p++;
+		else if (*p == 'w')
+			unit = 7 * 86400e3, p++;
+		else
+			return false;
+		total += n * unit;
+		if (total > MAX_DURATION_MS)
+			return false;
+	}
+	*ms = (int64) total;
+	return true;
+}
+
+static int64
+interval_to_ms(Interval *iv)
+{
+	return iv->time / 1000 + (int64) iv->day * 86400000 +
+		(int64) iv->month * DAYS_PER_MONTH * 86400000;
+}
+
+static int64
+checked_ms(const char *option, const char *text, double ms, bool allow_zero)
+{
+	if (isnan(ms) || ms < 0 || (ms == 0 && !allow_zero))
+		bad_duration(option, text, allow_zero ? "must not be negative" : "must be positive");
+	if (ms > MAX_DURATION_MS)
+		bad_duration(option, text, "is too long");
+	return (int64) ms;
+}
+
+/* A duration given as text or a jsonb string: "1h", or seconds "3600". */
+int64
+duration_ms_from_text(const char *option, const char *s, bool allow_zero)
+{
+	int64		ms;
+	char	   *end;
+	double		secs;
+
+	if (parse_duration_string(s, &ms))
+		return checked_ms(option, s, ms, allow_zero);
+	secs = strtod(s, &end);
+	if (end != s && *end == '\0')
+		return checked_ms(option, s, secs * 1000, allow_zero);
+	bad_duration(option, s, "not a duration");
+	return 0;					/* keep compiler quiet */
+}
+
+/* A duration given as a SQL value of any type (NULL handled by caller). */
+int64
+duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero)
+{
+	switch (type)
+	{
+		case INTERVALOID:
+			{
+				Interval   *iv = DatumGetIntervalP(value);
+
+				return checked_ms(option,
+								  DatumGetCString(DirectFunctionCall1(interval_out, value)),
+								  (double) interval_to_ms(iv), allow_zero);
+			}
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			{
+				Oid			out;
+				bool		varlena;
+				char	   *text;
+
+				getTypeOutputInfo(type, &out, &varlena);
+				text = OidOutputFunctionCall(out, value);
+				return checked_ms(option, text, strtod(text, NULL) * 1000, allow_zero);
+			}
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			return duration_ms_from_text(option, TextDatumGetCString(value), allow_zero);
+		case UNKNOWNOID:
+		case CSTRINGOID:
+			return duration_ms_from_text(option, DatumGetCString(value), allow_zero);
+		default:
+			ereport(ERROR,
+					errcode(ERRCODE_DATATYPE_MISMATCH),
+					errmsg("%s cannot be a value of type %s", option, format_type_be(type)),
+					errhint("Pass a duration string such as \"1h\", an interval, or a number of seconds."));
+	}
+	return 0;
+}
+
+/* A duration inside a jsonb options object. */
+int64
+duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero)
+{
+	if (v->type == jbvString)
+		return duration_ms_from_text(option, pnstrdup(v->val.string.val, v->val.string.len),
+									 allow_zero);
+	if (v->type == jbvNumeric)
+	{
+		char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+															   NumericGetDatum(v->val.numeric)));
+
+		return checked_ms(option, text, strtod(text, NULL) * 1000, allow_zero);
+	}
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid %s: not a string or a number", option),
+			errhint("Write a duration such as \"1h\" or a number of seconds."));
+	return 0;
+}
+
+/*
+ * A delay: a duration from now, or a point in time.  Returns when the run
+ * becomes due.
+ */
+TimestampTz
+delay_from_text(const char *s, TimestampTz now)
+{
+	int64		ms;
+
+	if (parse_duration_string(s, &ms))
+		return TimestampTzPlusMilliseconds(now, ms);
+	/* durations have no '-' or ':'; dates and times do */
+	if (strpbrk(s, "-:") != NULL)
+		return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+													   CStringGetDatum(s),
+													   ObjectIdGetDatum(InvalidOid),
+													   Int32GetDatum(-1)));
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),
+			errhint("Write a duration such as \"1h52m18s\", or a time such as \"2024-12-01T00:00:00Z\"."));
+	return 0;
+}
+
+TimestampTz
+delay_from_datum(Datum value, Oid type, TimestampTz now)
+{
+	switch (type)
+	{
+		case TIMESTAMPTZOID:
+			return DatumGetTimestampTz(value);
+		case TIMESTAMPOID:
+			return DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, value));
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			return delay_from_text(TextDatumGetCString(value), now);
+		case UNKNOWNOID:
+		case CSTRINGOID:
+			return delay_from_text(DatumGetCString(value), now);
+		default:
+			return TimestampTzPlusMilliseconds(now,
+											   duration_ms_from_datum("delay", value, type, true));
+	}
+}

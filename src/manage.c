@@ -1,0 +1,236 @@
+/*-------------------------------------------------------------------------
+ *
+ * manage.c
+ *	  Run management: cancel(), reschedule() and replay().
+ *
+ * Who may manage a run: whoever may see it (the task's owner, the role
+ * that triggered it, taskorch_admin).  A run the caller may not see is
+ * reported as not existing, as retrieve() does.
+ *
+ * Cancel of a run a worker is executing interrupts the task (SIGINT to the
+ * worker, which records CANCELED); that interruption takes effect even if
+ * the canceling transaction rolls back.  A run not yet started is canceled
+ * in the caller's transaction, like any update.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_cancel);
+PG_FUNCTION_INFO_V1(taskorch_reschedule);
+PG_FUNCTION_INFO_V1(taskorch_replay);
+
+static TaskorchPlan run_plan = {
+	"SELECT owner::oid, triggered_by::oid, status::text, task_id, payload,"
+	"       queue, concurrency_key, priority, max_attempts,"
+	"       (extract(epoch FROM max_duration) * 1000)::int8,"
+	"       (extract(epoch FROM ttl) * 1000)::int8, tags, metadata"
+	"  FROM taskorch.run WHERE id = $1",
+	1, {TEXTOID},
+	NULL
+};
+
+static TaskorchPlan cancel_unstarted_plan = {
+	"WITH r AS (SELECT id FROM taskorch.run"
+	"            WHERE id = $1 AND status IN ('QUEUED', 'DELAYED')"
+	"            FOR UPDATE SKIP LOCKED)"
+	" UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
+	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
+	"   FROM r WHERE run.id = r.id",
+	1, {TEXTOID},
+	NULL
+};
+
+/* the same, waiting for the worker that holds the run to finish its batch */
+static TaskorchPlan cancel_wait_plan = {
+	"UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
+	"       updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
+	" WHERE id = $1 AND status IN ('QUEUED', 'DELAYED')",
+	1, {TEXTOID},
+	NULL
+};
+
+static TaskorchPlan status_plan = {
+	"SELECT status::text FROM taskorch.run WHERE id = $1",
+	1, {TEXTOID},
+	NULL
+};
+
+static TaskorchPlan reschedule_plan = {
+	"UPDATE taskorch.run SET run_at = $2, delayed_until = $2, updated_at = now()"
+	" WHERE id = $1 AND status = 'DELAYED'",
+	2, {TEXTOID, TIMESTAMPTZOID},
+	NULL
+};
+
+static bool
+is_terminal(const char *status)
+{
+	return strcmp(status, "QUEUED") != 0 && strcmp(status, "DELAYED") != 0 &&
+		strcmp(status, "EXECUTING") != 0 && strcmp(status, "WAITING") != 0;
+}
+
+static char *
+run_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("run must not be null"),
+				errhint("Pass a run id such as run_123."));
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
+/*
+ * Read the run into SPI_tuptable (inside SPI), checking the caller may see
+ * it.  Returns its status.
+ */
+static char *
+lookup_run(const char *run_id)
+{
+	Datum		values[1] = {CStringGetTextDatum(run_id)};
+	Oid			me = GetUserId();
+	Oid			admin = get_role_oid("taskorch_admin", true);
+	bool		isnull;
+	bool		visible = false;
+
+	if (taskorch_execute_latest(&run_plan, values, NULL, 1) == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		visible = has_privs_of_role(me, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))) ||
+			has_privs_of_role(me, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull))) ||
+			(OidIsValid(admin) && has_privs_of_role(me, admin));
+	}
+	if (!visible)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("run \"%s\" does not exist", run_id),
+				errhint("The run may belong to a role whose runs you cannot see; check taskorch.runs."));
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+}
+
+/*
+ * SQL: taskorch.cancel(run) -> true when the run is now CANCELED, false
+ * when it had already finished.
+ */
+Datum
+taskorch_cancel(PG_FUNCTION_ARGS)
+{
+	char	   *run_id = run_arg(fcinfo);
+	Datum		values[1] = {CStringGetTextDatum(run_id)};
+	bool		canceled;
+
+	SPI_connect();
+	if (is_terminal(lookup_run(run_id)))
+		canceled = false;
+	else if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
+		canceled = true;
+	else
+	{
+		/* a worker holds it: interrupt the task if it is running, then wait */
+		(void) taskorch_cancel_executing(run_id);
+		canceled = taskorch_execute_as_owner(&cancel_wait_plan, values, NULL, false, 0) == 1;
+		if (!canceled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
+			canceled = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+							  "CANCELED") == 0;
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(canceled);
+}
+
+/*
+ * SQL: taskorch.reschedule(run, delay) -> when the DELAYED run is now due.
+ */
+Datum
+taskorch_reschedule(PG_FUNCTION_ARGS)
+{
+	char	   *run_id = run_arg(fcinfo);
+	Datum		values[2];
+	char	   *status;
+	TimestampTz due;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("delay must not be null"),
+				errhint("Pass a duration such as '1h' or a timestamptz."));
+	due = delay_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1),
+						   GetCurrentTimestamp());
+	SPI_connect();
+	status = lookup_run(run_id);
+	values[0] = CStringGetTextDatum(run_id);
+	values[1] = TimestampTzGetDatum(due);
+	if (strcmp(status, "DELAYED") != 0 ||
+		taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) != 1)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("run \"%s\" is %s, not DELAYED", run_id, status),
+				errhint("Only a delayed run that has not been queued yet can be rescheduled."));
+	SPI_finish();
+	taskorch_wake_at_commit();
+	PG_RETURN_TIMESTAMPTZ(due);
+}
+
+/*
+ * SQL: taskorch.replay(run) -> a new run of the same task with the same
+ * payload and options (not its delay or idempotency key), linked to the
+ * original through replayed_from.
+ */
+Datum
+taskorch_replay(PG_FUNCTION_ARGS)
+{
+	char	   *run_id = run_arg(fcinfo);
+	TriggerOptions o;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	char	   *task;
+	Jsonb	   *payload;
+	MemoryContext caller = CurrentMemoryContext;
+
+	trigger_options_init(&o);
+	o.now = GetCurrentTimestamp();
+	SPI_connect();
+	(void) lookup_run(run_id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		task = SPI_getvalue(tup, desc, 4);
+		payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+		o.queue = SPI_getvalue(tup, desc, 6);
+		o.concurrency_key = SPI_getvalue(tup, desc, 7);
+		o.priority = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		o.max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		o.max_duration_ms = isnull ? -1 : (int32) DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		o.ttl_ms = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 12, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *tags = DatumGetArrayTypePCopy(d);
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(tags, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+			for (int i = 0; i < n; i++)
+				o.tags = lappend(o.tags, TextDatumGetCString(elems[i]));
+		}
+		o.metadata = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 13, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(create_run(task, payload, &o, run_id));
+}

@@ -1,0 +1,373 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *	  Trigger options: the named arguments of trigger() and the same
+ *	  options as a jsonb object (snake_case or Trigger.dev's camelCase
+ *	  keys), checked and merged into one TriggerOptions.
+ *
+ * An option may be given once: as a named argument or as a key of
+ * `options`, not both.  Every bad value is refused with an error naming
+ * the option, before anything is written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#define MAX_TAGS 10
+#define MAX_TAG_LEN 128
+#define MAX_KEY_LEN 2048
+#define MAX_METADATA_BYTES (256 * 1024)
+#define MAX_PRIORITY_SECS (366 * 86400)
+#define DEFAULT_IDEMPOTENCY_TTL_MS ((int64) 30 * 86400 * 1000)
+
+/* Option names: SQL argument, and the camelCase key also accepted. */
+typedef enum OptionId
+{
+	OPT_DELAY, OPT_TTL, OPT_IDEMPOTENCY_KEY, OPT_IDEMPOTENCY_KEY_TTL,
+	OPT_QUEUE, OPT_CONCURRENCY_KEY, OPT_PRIORITY, OPT_MAX_ATTEMPTS,
+	OPT_MAX_DURATION, OPT_TAGS, OPT_METADATA, OPT_MACHINE, OPT_REGION,
+	NUM_OPTIONS
+} OptionId;
+
+static const char *const option_names[NUM_OPTIONS][2] = {
+	{"delay", "delay"},
+	{"ttl", "ttl"},
+	{"idempotency_key", "idempotencyKey"},
+	{"idempotency_key_ttl", "idempotencyKeyTTL"},
+	{"queue", "queue"},
+	{"concurrency_key", "concurrencyKey"},
+	{"priority", "priority"},
+	{"max_attempts", "maxAttempts"},
+	{"max_duration", "maxDuration"},
+	{"tags", "tags"},
+	{"metadata", "metadata"},
+	{"machine", "machine"},
+	{"region", "region"},
+};
+
+void
+trigger_options_init(TriggerOptions *o)
+{
+	memset(o, 0, sizeof(TriggerOptions));
+	o->ttl_ms = -1;
+	o->max_duration_ms = -1;
+	o->idempotency_ttl_ms = DEFAULT_IDEMPOTENCY_TTL_MS;
+}
+
+static void
+bad_option(OptionId id, const char *why)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid %s: %s", option_names[id][0], why),
+			errhint("See the trigger options in the taskorch documentation (docs/triggering.md)."));
+}
+
+static void
+mark_given(TriggerOptions *o, OptionId id)
+{
+	if (o->given & (1 << id))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("option %s is given twice", option_names[id][0]),
+				errhint("Pass it either as a named argument or in options, not both."));
+	o->given |= 1 << id;
+}
+
+static void
+refuse_placement(OptionId id, const char *value)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			errmsg("%s \"%s\" is not supported", option_names[id][0], value),
+			errdetail("taskorch runs tasks inside the database server: there is no machine preset or region to choose."),
+			errhint("Leave %s out; scale with taskorch.workers_per_database or external workers.",
+					option_names[id][0]));
+}
+
+static void
+set_key(TriggerOptions *o, OptionId id, const char *value)
+{
+	size_t		len = strlen(value);
+
+	if (len == 0 || len > MAX_KEY_LEN)
+		bad_option(id, psprintf("must be 1 to %d characters long", MAX_KEY_LEN));
+	if (id == OPT_IDEMPOTENCY_KEY)
+		o->idempotency_key = pstrdup(value);
+	else if (id == OPT_CONCURRENCY_KEY)
+		o->concurrency_key = pstrdup(value);
+	else if (id == OPT_QUEUE)
+		o->queue = pstrdup(value);
+	else
+		refuse_placement(id, value);
+}
+
+static void
+set_int(TriggerOptions *o, OptionId id, int64 v)
+{
+	if (id == OPT_PRIORITY)
+	{
+		if (v < 0 || v > MAX_PRIORITY_SECS)
+			bad_option(id, psprintf("%lld is out of range (0 to %d seconds)",
+									(long long) v, MAX_PRIORITY_SECS));
+		o->priority = (int32) v;
+	}
+	else
+	{
+		if (v < 1 || v > 1000)
+			bad_option(id, psprintf("%lld is out of range (1 to 1000)", (long long) v));
+		o->max_attempts = (int32) v;
+	}
+}
+
+static void
+set_duration(TriggerOptions *o, OptionId id, int64 ms)
+{
+	if (id == OPT_TTL)
+		o->ttl_ms = ms;
+	else if (id == OPT_IDEMPOTENCY_KEY_TTL)
+		o->idempotency_ttl_ms = ms;
+	else
+	{
+		if (ms > PG_INT32_MAX)
+			bad_option(id, "is longer than 24 days");
+		o->max_duration_ms = (int32) ms;
+	}
+}
+
+static void
+add_tag(List **tags, OptionId id, const char *tag)
+{
+	size_t		len = strlen(tag);
+	ListCell   *lc;
+
+	if (len == 0 || len > MAX_TAG_LEN)
+		bad_option(id, psprintf("tag \"%s\" must be 1 to %d characters long", tag, MAX_TAG_LEN));
+	foreach(lc, *tags)
+		if (strcmp(lfirst(lc), tag) == 0)
+			return;
+	*tags = lappend(*tags, pstrdup(tag));
+	if (list_length(*tags) > MAX_TAGS)
+		bad_option(id, psprintf("a run has at most %d tags", MAX_TAGS));
+}
+
+static void
+set_metadata(TriggerOptions *o, Jsonb *metadata)
+{
+	if (!JB_ROOT_IS_OBJECT(metadata))
+		bad_option(OPT_METADATA, "must be a JSON object");
+	if (VARSIZE(metadata) > MAX_METADATA_BYTES)
+		bad_option(OPT_METADATA, psprintf("%zu bytes is over the limit of %d bytes",
+										  (Size) VARSIZE(metadata), MAX_METADATA_BYTES));
+	o->metadata = metadata;
+}
+
+/* ---- named arguments ---- */
+
+/*
+ * Apply the named argument `id` (argument number argno of fcinfo, not
+ * NULL).  Duration-like arguments are declared "any".
+ */
+void
+trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno)
+{
+	Datum		v = PG_GETARG_DATUM(argno);
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
+
+	mark_given(o, id);
+	switch ((OptionId) id)
+	{
+		case OPT_DELAY:
+			o->has_delay = true;
+			o->delay_until = delay_from_datum(v, type, o->now);
+			break;
+		case OPT_TTL:
+		case OPT_IDEMPOTENCY_KEY_TTL:
+		case OPT_MAX_DURATION:
+			set_duration(o, id, duration_ms_from_datum(option_names[id][0], v, type,
+													   id == OPT_TTL));
+			break;
+		case OPT_PRIORITY:
+		case OPT_MAX_ATTEMPTS:
+			set_int(o, id, DatumGetInt32(v));
+			break;
+		case OPT_TAGS:
+			{
+				Datum	   *elems;
+				bool	   *nulls;
+				int			n;
+
+				deconstruct_array(DatumGetArrayTypeP(v), TEXTOID, -1, false,
+								  TYPALIGN_INT, &elems, &nulls, &n);
+				for (int i = 0; i < n; i++)
+				{
+					if (nulls[i])
+						bad_option(id, "a tag must not be null");
+					add_tag(&o->tags, id, TextDatumGetCString(elems[i]));
+				}
+				break;
+			}
+		case OPT_METADATA:
+			set_metadata(o, DatumGetJsonbP(v));
+			break;
+		default:
+			set_key(o, id, TextDatumGetCString(v));
+			break;
+	}
+}
+
+/* ---- the jsonb options object ---- */
+
+static char *
+jsonb_string(OptionId id, JsonbValue *v)
+{
+	if (v->type != jbvString)
+		bad_option(id, "must be a string");
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static int64
+jsonb_int(OptionId id, JsonbValue *v)
+{
+	if (v->type != jbvNumeric)
+		bad_option(id, "must be a number");
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+}
+
+static void
+option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
+{
+	mark_given(o, id);
+	switch (id)
+	{
+		case OPT_DELAY:
+			o->has_delay = true;
+			if (v->type == jbvString)
+				o->delay_until = delay_from_text(jsonb_string(id, v), o->now);
+			else
+				o->delay_until = TimestampTzPlusMilliseconds(o->now,
+															 duration_ms_from_jsonb("delay", v, true));
+			break;
+		case OPT_TTL:
+		case OPT_IDEMPOTENCY_KEY_TTL:
+		case OPT_MAX_DURATION:
+			set_duration(o, id, duration_ms_from_jsonb(option_names[id][0], v, id == OPT_TTL));
+			break;
+		case OPT_PRIORITY:
+		case OPT_MAX_ATTEMPTS:
+			set_int(o, id, jsonb_int(id, v));
+			break;
+		case OPT_TAGS:
+			if (v->type == jbvString)
+				add_tag(&o->tags, id, jsonb_string(id, v));
+			else if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data))
+			{
+				JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+				JsonbValue	e;
+				JsonbIteratorToken tok;
+
+				while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+					if (tok == WJB_ELEM)
+						add_tag(&o->tags, id, jsonb_string(id, &e));
+			}
+			else
+				bad_option(id, "must be a string or an array of strings");
+			break;
+		case OPT_METADATA:
+			if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+				bad_option(id, "must be a JSON object");
+			set_metadata(o, JsonbValueToJsonb(v));
+			break;
+		case OPT_QUEUE:
+			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+			{
+				JsonbValue *name = getKeyJsonValueFromContainer(v->val.binary.data,
+																"name", 4, NULL);
+
+				if (name == NULL)
+					bad_option(id, "a queue object needs a \"name\"");
+				set_key(o, id, jsonb_string(id, name));
+			}
+			else
+				set_key(o, id, jsonb_string(id, v));
+			break;
+		default:
+			set_key(o, id, jsonb_string(id, v));
+			break;
+	}
+}
+
+/* Apply every key of the options object. */
+void
+trigger_options_jsonb(TriggerOptions *o, Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("options must be a JSON object"),
+				errhint("Pass options such as {\"delay\": \"1h\", \"tags\": [\"a\"]}."));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+		int			id;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		for (id = 0; id < NUM_OPTIONS; id++)
+			if (strcmp(key, option_names[id][0]) == 0 || strcmp(key, option_names[id][1]) == 0)
+				break;
+		if (id == NUM_OPTIONS)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("unknown trigger option \"%s\"", key),
+					errhint("Options are delay, ttl, idempotencyKey, idempotencyKeyTTL, queue, concurrencyKey, priority, maxAttempts, maxDuration, tags and metadata."));
+		if (v.type == jbvNull)
+			continue;
+		option_from_jsonb(o, (OptionId) id, &v);
+	}
+}
+
+/* Checks that need every option: call after all are applied. */
+void
+trigger_options_finish(TriggerOptions *o)
+{
+	if ((o->given & (1 << OPT_IDEMPOTENCY_KEY_TTL)) && o->idempotency_key == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("idempotency_key_ttl is given without an idempotency_key"),
+				errhint("Pass idempotency_key too, or leave idempotency_key_ttl out."));
+	if (o->queue)
+		check_name("queue", o->queue);
+	if (!(o->given & (1 << OPT_TTL)) && taskorch_default_ttl_ms > 0)
+		o->ttl_ms = taskorch_default_ttl_ms;
+}
+
+/* The tags as a text[] Datum. */
+Datum
+trigger_options_tags(TriggerOptions *o)
+{
+	int			n = list_length(o->tags);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, o->tags)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
