@@ -88,6 +88,20 @@ burn_down 2 "2 worker(s), idle transaction open"
 kill $holder 2>/dev/null || true
 sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()" >/dev/null
 echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
+set_workers 0 >/dev/null
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+batch_rate=$(sql -c "SET client_min_messages = notice" -c "DO \$\$
+DECLARE
+	items jsonb := (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', g)))
+					  FROM generate_series(1, 1000) g);
+	t0 timestamptz := clock_timestamp();
+BEGIN
+	FOR i IN 1..100 LOOP
+		PERFORM taskorch.batch_trigger('noop', items);
+	END LOOP;
+	RAISE NOTICE 'rate %', round(100000 / extract(epoch FROM clock_timestamp() - t0));
+END \$\$" 2>&1 | sed -n 's/.*rate //p')
+echo "batch_trigger, 100 batches of 1,000 items (100,000 runs): $batch_rate runs/s"
 echo
 
 set_workers 2 >/dev/null

@@ -1,6 +1,7 @@
 -- taskorch 0.1 -> 0.2: trigger options (delay, ttl, idempotency keys,
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
--- cancel(), reschedule(), replay().
+-- cancel(), reschedule(), replay(), batches, list_runs() and bulk
+-- cancel/replay.
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
@@ -15,7 +16,9 @@ ALTER TABLE taskorch.run
 	ADD COLUMN idempotency_key_expires_at timestamptz,
 	ADD COLUMN concurrency_key	text,
 	ADD COLUMN max_duration	interval,
-	ADD COLUMN replayed_from	text;
+	ADD COLUMN replayed_from	text,
+	ADD COLUMN batch_id		text,
+	ADD COLUMN batch_index		int;
 
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
@@ -24,6 +27,9 @@ CREATE INDEX run_expiry_idx ON taskorch.run (expires_at)
 	WHERE status = 'QUEUED' AND expires_at IS NOT NULL;
 CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
+CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
+	WHERE batch_id IS NOT NULL;
+CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
 DROP VIEW taskorch.runs;
 CREATE VIEW taskorch.runs WITH (security_invoker = true) AS
@@ -35,7 +41,8 @@ SELECT r.id, r.task_id,
 	   coalesce(r.started_at, e.started_at) AS started_at, r.finished_at,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
-	   r.metadata, r.idempotency_key, r.concurrency_key, r.replayed_from
+	   r.metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
+	   r.batch_id, r.batch_index
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 GRANT SELECT ON taskorch.runs TO PUBLIC;
@@ -117,7 +124,7 @@ BEGIN
 			'delayedUntil', r.delayed_until, 'ttl', r.ttl, 'expiresAt', r.expires_at,
 			'priority', r.priority, 'tags', r.tags, 'metadata', r.metadata,
 			'idempotencyKey', r.idempotency_key, 'concurrencyKey', r.concurrency_key,
-			'replayedFrom', r.replayed_from,
+			'replayedFrom', r.replayed_from, 'batchId', r.batch_id,
 			'isQueued', r.status = 'QUEUED',
 			'isExecuting', r.status = 'EXECUTING',
 			'isCompleted', r.status IN ('COMPLETED', 'FAILED', 'CANCELED',
@@ -161,6 +168,166 @@ CREATE FUNCTION taskorch.reschedule(run text, delay "any") RETURNS timestamptz
 CREATE FUNCTION taskorch.replay(run text) RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_replay';
+
+------------------------------------------------------------------------------
+-- Batches
+------------------------------------------------------------------------------
+CREATE SEQUENCE taskorch.batch_id_seq;
+CREATE TABLE taskorch.batch (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'batch_' || nextval('taskorch.batch_id_seq'),
+	task_id			text,						-- NULL: items name their tasks
+	item_count		int NOT NULL,
+	triggered_by	regrole NOT NULL,
+	options			jsonb,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE taskorch.batch_id_seq OWNED BY taskorch.batch.id;
+SELECT pg_catalog.pg_extension_config_dump('taskorch.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.batch_id_seq', '');
+ALTER TABLE taskorch.batch ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batch_visible ON taskorch.batch FOR SELECT USING (
+	pg_catalog.pg_has_role(triggered_by, 'USAGE') OR taskorch.is_admin());
+REVOKE ALL ON taskorch.batch FROM PUBLIC;
+GRANT SELECT ON taskorch.batch TO PUBLIC;
+
+-- One task: items are [{"payload": {...}, "options": {...}}, ...].
+CREATE FUNCTION taskorch.batch_trigger(task text, items jsonb, options jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger';
+
+-- Mixed tasks: items are [{"task": ..., "payload": {...}, "options": {...}}, ...].
+CREATE FUNCTION taskorch.batch_trigger(items jsonb, options jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_mixed';
+
+-- The batch and its runs, in item order.
+CREATE FUNCTION taskorch.batch_retrieve(batch text) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	SELECT jsonb_build_object('id', b.id, 'taskIdentifier', b.task_id,
+			'itemCount', b.item_count, 'createdAt', b.created_at,
+			'runs', coalesce((SELECT jsonb_agg(jsonb_build_object(
+					'id', r.id, 'taskIdentifier', r.task_id, 'status', r.status,
+					'output', r.output, 'error', r.error, 'attempts', r.attempts)
+					ORDER BY r.batch_index)
+				FROM taskorch.runs r WHERE r.batch_id = b.id), '[]'))
+	  INTO result
+	  FROM taskorch.batch b WHERE b.id = batch_retrieve.batch;
+	IF result IS NULL THEN
+		RAISE EXCEPTION 'batch "%" does not exist', batch
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'batch_trigger() returns batch ids such as batch_1; you see only your own batches.';
+	END IF;
+	RETURN result;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- Listing, and bulk cancel and replay by the same filters
+------------------------------------------------------------------------------
+-- Newest first; pass the last id of a page as cursor for the next page.
+CREATE FUNCTION taskorch.list_runs(
+	status text[] DEFAULT NULL,
+	task text[] DEFAULT NULL,
+	tags text[] DEFAULT NULL,
+	batch text DEFAULT NULL,
+	created_after timestamptz DEFAULT NULL,
+	created_before timestamptz DEFAULT NULL,
+	page_size int DEFAULT 100,
+	cursor text DEFAULT NULL)
+	RETURNS SETOF taskorch.runs
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	after_created timestamptz;
+BEGIN
+	IF page_size IS NULL OR page_size < 1 OR page_size > 1000 THEN
+		RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', coalesce(page_size::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Page through more runs with cursor => the last id of a page.';
+	END IF;
+	IF status IS NOT NULL AND NOT status <@ enum_range(NULL::taskorch.run_status)::text[] THEN
+		RAISE EXCEPTION 'unknown status in %', status
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Statuses are ' || array_to_string(enum_range(NULL::taskorch.run_status)::text[], ', ') || '.';
+	END IF;
+	IF cursor IS NOT NULL THEN
+		SELECT r.created_at INTO after_created FROM taskorch.runs r WHERE r.id = cursor;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'cursor "%" is not a run you can see', cursor
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Pass the id of the last run of the previous page.';
+		END IF;
+	END IF;
+	RETURN QUERY
+	SELECT r.* FROM taskorch.runs r
+	 WHERE (list_runs.status IS NULL OR r.status::text = ANY (list_runs.status))
+	   AND (task IS NULL OR r.task_id = ANY (task))
+	   AND (list_runs.tags IS NULL OR r.tags @> list_runs.tags)
+	   AND (batch IS NULL OR r.batch_id = batch)
+	   AND (created_after IS NULL OR r.created_at >= created_after)
+	   AND (created_before IS NULL OR r.created_at < created_before)
+	   AND (cursor IS NULL OR (r.created_at, r.id) < (after_created, cursor))
+	 ORDER BY r.created_at DESC, r.id DESC
+	 LIMIT page_size;
+END
+$$;
+
+-- Cancel every run matching the filters that has not finished; returns how many.
+CREATE FUNCTION taskorch.cancel_runs(
+	status text[] DEFAULT NULL,
+	task text[] DEFAULT NULL,
+	tags text[] DEFAULT NULL,
+	batch text DEFAULT NULL,
+	created_after timestamptz DEFAULT NULL,
+	created_before timestamptz DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT count(*) FILTER (WHERE taskorch.cancel(r.id))
+	  FROM taskorch.runs r
+	 WHERE r.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')
+	   AND (cancel_runs.status IS NULL OR r.status::text = ANY (cancel_runs.status))
+	   AND (task IS NULL OR r.task_id = ANY (task))
+	   AND (cancel_runs.tags IS NULL OR r.tags @> cancel_runs.tags)
+	   AND (batch IS NULL OR r.batch_id = batch)
+	   AND (created_after IS NULL OR r.created_at >= created_after)
+	   AND (created_before IS NULL OR r.created_at < created_before)
+$$;
+
+-- Replay every finished run matching the filters; returns the new run ids.
+CREATE FUNCTION taskorch.replay_runs(
+	status text[] DEFAULT ARRAY['FAILED', 'CRASHED', 'TIMED_OUT', 'SYSTEM_FAILURE'],
+	task text[] DEFAULT NULL,
+	tags text[] DEFAULT NULL,
+	batch text DEFAULT NULL,
+	created_after timestamptz DEFAULT NULL,
+	created_before timestamptz DEFAULT NULL)
+	RETURNS SETOF text
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT taskorch.replay(r.id)
+	  FROM taskorch.runs r
+	 WHERE r.status::text = ANY (replay_runs.status)
+	   AND r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT',
+						'CRASHED', 'SYSTEM_FAILURE')
+	   AND (task IS NULL OR r.task_id = ANY (task))
+	   AND (replay_runs.tags IS NULL OR r.tags @> replay_runs.tags)
+	   AND (batch IS NULL OR r.batch_id = batch)
+	   AND (created_after IS NULL OR r.created_at >= created_after)
+	   AND (created_before IS NULL OR r.created_at < created_before)
+	 ORDER BY r.created_at
+$$;
 
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

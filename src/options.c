@@ -305,9 +305,12 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 	}
 }
 
-/* Apply every key of the options object. */
+/*
+ * Apply every key of the options object.  With defaults_only, keys for
+ * options already given are skipped (a batch's options under an item's).
+ */
 void
-trigger_options_jsonb(TriggerOptions *o, Jsonb *options)
+trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaults_only)
 {
 	JsonbIterator *it;
 	JsonbValue	k,
@@ -337,7 +340,7 @@ trigger_options_jsonb(TriggerOptions *o, Jsonb *options)
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("unknown trigger option \"%s\"", key),
 					errhint("Options are delay, ttl, idempotencyKey, idempotencyKeyTTL, queue, concurrencyKey, priority, maxAttempts, maxDuration, tags and metadata."));
-		if (v.type == jbvNull)
+		if (v.type == jbvNull || (defaults_only && (o->given & (1 << id))))
 			continue;
 		option_from_jsonb(o, (OptionId) id, &v);
 	}

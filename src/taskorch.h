@@ -212,12 +212,14 @@ typedef struct TriggerOptions
 	int32		max_duration_ms;
 	List	   *tags;			/* of char * */
 	Jsonb	   *metadata;
+	const char *batch_id;		/* set by batch_trigger() */
+	int32		batch_index;
 } TriggerOptions;
 
 /* options.c */
 extern void trigger_options_init(TriggerOptions *o);
 extern void trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno);
-extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options);
+extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaults_only);
 extern void trigger_options_finish(TriggerOptions *o);
 extern Datum trigger_options_tags(TriggerOptions *o);
 

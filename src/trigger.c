@@ -47,15 +47,17 @@ static TaskorchPlan insert_plan = {
 	"INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner,"
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
-	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from)"
+	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
+	"       batch_id, batch_index)"
 	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $8,"
 	"         $9::taskorch.run_status, $10, $11 * interval '1 millisecond', $12,"
 	"         $13, $14, coalesce($15, '{}'), $16, $17, $18,"
-	"         $19 * interval '1 millisecond', $20)"
+	"         $19 * interval '1 millisecond', $20, $21, $22)"
 	" RETURNING id",
-	20, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
+	22, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID},
+		TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID,
+	TEXTOID, INT4OID},
 	NULL
 };
 
@@ -198,8 +200,8 @@ idempotent_run(const char *task, TriggerOptions *o)
 Datum
 create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	Datum		values[20];
-	char		nulls[20];
+	Datum		values[22];
+	char		nulls[22];
 	bool		isnull;
 	Oid			owner;
 	Datum		run_id;
@@ -258,6 +260,10 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	nulls[18] = o->max_duration_ms > 0 ? ' ' : 'n';
 	values[19] = replayed_from ? CStringGetTextDatum(replayed_from) : (Datum) 0;
 	nulls[19] = replayed_from ? ' ' : 'n';
+	values[20] = o->batch_id ? CStringGetTextDatum(o->batch_id) : (Datum) 0;
+	nulls[20] = o->batch_id ? ' ' : 'n';
+	values[21] = Int32GetDatum(o->batch_index);
+	nulls[21] = nulls[20];
 
 	if (o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0)
 	{
@@ -311,7 +317,7 @@ taskorch_trigger_v2(PG_FUNCTION_ARGS)
 	trigger_options_init(&o);
 	o.now = GetCurrentTimestamp();
 	if (!PG_ARGISNULL(2))
-		trigger_options_jsonb(&o, PG_GETARG_JSONB_P(2));
+		trigger_options_jsonb(&o, PG_GETARG_JSONB_P(2), false);
 	for (int argno = FIRST_OPTION_ARG; argno < PG_NARGS(); argno++)
 		if (!PG_ARGISNULL(argno))
 			trigger_option_arg(&o, argno - FIRST_OPTION_ARG, fcinfo, argno);

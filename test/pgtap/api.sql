@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(57);
+SELECT plan(63);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
@@ -30,6 +30,17 @@ SELECT function_returns('taskorch', 'idempotency_key', ARRAY['text', 'text'], 't
 SELECT is(taskorch.idempotency_key('a', 'global'), encode(sha256('a'::bytea), 'hex'),
 	'a global idempotency key is the sha256 of its name');
 SELECT has_extension('taskorch', 'taskorch', 'the extension is installed');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'jsonb', 'jsonb'], 'batch_trigger(task, items, options)');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['jsonb', 'jsonb'], 'batch_trigger(items, options)');
+SELECT function_returns('taskorch', 'batch_retrieve', ARRAY['text'], 'jsonb', 'batch_retrieve(batch)');
+SELECT is(pg_get_function_arguments('taskorch.list_runs'::regproc),
+	'status text[] DEFAULT NULL::text[], task text[] DEFAULT NULL::text[], tags text[] DEFAULT NULL::text[], '
+	'batch text DEFAULT NULL::text, created_after timestamp with time zone DEFAULT NULL::timestamp with time zone, '
+	'created_before timestamp with time zone DEFAULT NULL::timestamp with time zone, '
+	'page_size integer DEFAULT 100, cursor text DEFAULT NULL::text',
+	'list_runs: named filters with defaults');
+SELECT function_returns('taskorch', 'cancel_runs', 'bigint', 'cancel_runs returns how many');
+SELECT function_returns('taskorch', 'replay_runs', 'setof text', 'replay_runs returns the new ids');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'taskorch'), '0.2', 'version 0.2');
 SELECT function_returns('taskorch', 'retrieve', ARRAY['text'], 'jsonb', 'retrieve returns jsonb');
 SELECT volatility_is('taskorch', 'retrieve', ARRAY['text'], 'stable', 'retrieve is stable');
@@ -52,7 +63,7 @@ SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempt
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
 	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
 	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
-	'idempotency_key', 'concurrency_key', 'replayed_from'],
+	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index'],
 	'runs view columns');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',

@@ -1,0 +1,82 @@
+-- batch_trigger (one task, and mixed tasks), batch_retrieve, list_runs,
+-- and bulk cancel and replay.
+\set SHOW_CONTEXT always
+CREATE FUNCTION bat_echo(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+CREATE FUNCTION bat_fail(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'bad item %', payload->>'i'; END $$;
+SELECT taskorch.register_task('bat-echo', 'bat_echo(jsonb)');
+SELECT taskorch.register_task('bat-fail', 'bat_fail(jsonb)', max_attempts => 1);
+
+-- one task; batch options apply where an item sets none
+SELECT taskorch.batch_trigger('bat-echo',
+	'[{"payload": {"i": 0}},
+	  {"payload": {"i": 1}, "options": {"tags": ["own"]}},
+	  {}]',
+	'{"tags": ["batch"], "metadata": {"from": "batch"}}') AS b1 \gset
+SELECT wait_for_runs();
+SELECT batch_index, status, output, tags, metadata FROM taskorch.runs
+ WHERE batch_id = :'b1' ORDER BY batch_index;
+SELECT r->>'id' = :'b1' AS same_id, r->>'taskIdentifier' AS task, r->'itemCount' AS items,
+	   jsonb_path_query_array(r, '$.runs[*].output') AS outputs,
+	   jsonb_path_query_array(r, '$.runs[*].status') AS statuses
+  FROM taskorch.batch_retrieve(:'b1') r;
+
+-- mixed tasks, in order, each with its own result
+SELECT taskorch.batch_trigger('[{"task": "bat-echo", "payload": {"i": 10}},
+								{"task": "bat-fail", "payload": {"i": 11}},
+								{"task": "bat-echo", "payload": {"i": 12}}]') AS b2 \gset
+SELECT wait_for_runs();
+SELECT jsonb_path_query_array(r, '$.runs[*].taskIdentifier') AS tasks,
+	   jsonb_path_query_array(r, '$.runs[*].status') AS statuses,
+	   r->'runs'->1->'error'->>'message' AS second_error, r->>'taskIdentifier' AS task
+  FROM taskorch.batch_retrieve(:'b2') r;
+
+-- a batch is all or nothing; the error names the item and the phase
+SELECT count(*) AS runs_before FROM taskorch.run \gset
+SELECT count(*) AS batches_before FROM taskorch.batch \gset
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {"i": 1}}, {"payload": 5}]');
+SELECT taskorch.batch_trigger('[{"task": "bat-echo"}, {"task": "no-such-task"}]');
+SELECT taskorch.batch_trigger('[{"payload": {}}]');
+SELECT taskorch.batch_trigger('bat-echo', '[{}, {"options": {"delay": "soon"}}]');
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {}, "bogus": 1, "options": {"dealy": 1}}]');
+SELECT taskorch.batch_trigger('bat-echo', '{}');
+SELECT taskorch.batch_trigger('bat-echo', '[]');
+SELECT taskorch.batch_trigger('bat-echo',
+	(SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', g)))
+	   FROM generate_series(1, 1001) g));
+SELECT taskorch.batch_trigger('bat-echo', '[{}]', '[]');
+SELECT count(*) - :runs_before AS new_runs FROM taskorch.run;
+SELECT count(*) - :batches_before AS new_batches FROM taskorch.batch;
+SELECT taskorch.batch_retrieve('batch_999999');
+-- the largest batch goes through
+SELECT taskorch.batch_trigger('bat-echo',
+	(SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', g)))
+	   FROM generate_series(1, 1000) g)) AS big \gset
+SELECT wait_for_runs();
+SELECT count(*), min(batch_index), max(batch_index), bool_and(status = 'COMPLETED') AS all_completed
+  FROM taskorch.runs WHERE batch_id = :'big';
+
+-- list_runs: filters, newest first, pages through a cursor
+SELECT count(*) AS in_batch FROM taskorch.list_runs(batch => :'b1');
+SELECT batch_index FROM taskorch.list_runs(batch => :'b1', page_size => 2);
+SELECT id AS page1_last FROM taskorch.list_runs(batch => :'b1', page_size => 2)
+ ORDER BY created_at, id LIMIT 1 \gset
+SELECT batch_index FROM taskorch.list_runs(batch => :'b1', page_size => 2, cursor => :'page1_last');
+SELECT count(*) AS tagged FROM taskorch.list_runs(tags => ARRAY['batch'], page_size => 1000);
+SELECT count(*) AS failed FROM taskorch.list_runs(status => ARRAY['FAILED'], task => ARRAY['bat-fail']);
+SELECT count(*) AS none_after FROM taskorch.list_runs(created_after => now() + interval '1 day');
+SELECT * FROM taskorch.list_runs(page_size => 0);
+SELECT * FROM taskorch.list_runs(page_size => 1001);
+SELECT * FROM taskorch.list_runs(status => ARRAY['DONE']);
+SELECT * FROM taskorch.list_runs(cursor => 'run_999999999');
+
+-- bulk cancel and replay
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {"d": 1}}, {"payload": {"d": 2}}]',
+							  '{"delay": "1h", "tags": ["later"]}') AS b3 \gset
+SELECT taskorch.cancel_runs(batch => :'b3') AS canceled;
+SELECT taskorch.cancel_runs(batch => :'b3') AS canceled_again;
+SELECT DISTINCT status FROM taskorch.runs WHERE batch_id = :'b3';
+SELECT count(*) AS replayed FROM taskorch.replay_runs(task => ARRAY['bat-fail']);
+SELECT wait_for_runs();
+SELECT count(*) AS replays_of_failures FROM taskorch.runs
+ WHERE task_id = 'bat-fail' AND replayed_from IS NOT NULL AND status = 'FAILED';
