@@ -506,6 +506,38 @@ CREATE FUNCTION taskorch.replay_runs(
 	 ORDER BY r.created_at
 $$;
 
+------------------------------------------------------------------------------
+-- Run logs: taskorch.log() and a task's own INFO/NOTICE/WARNING messages,
+-- kept even when the attempt that wrote them failed
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.log (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	attempt			int NOT NULL,
+	position		int NOT NULL,				-- within the attempt
+	logged_at		timestamptz NOT NULL,
+	level			text NOT NULL,
+	message			text NOT NULL,
+	data			jsonb
+);
+CREATE INDEX log_run_idx ON taskorch.log (run_id, attempt, position);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.log', '');
+ALTER TABLE taskorch.log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY log_visible ON taskorch.log FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = log.run_id));
+REVOKE ALL ON taskorch.log FROM PUBLIC;
+GRANT SELECT ON taskorch.log TO PUBLIC;
+
+CREATE VIEW taskorch.logs WITH (security_invoker = true) AS
+SELECT l.run_id, r.task_id, l.attempt, l.position, l.logged_at, l.level, l.message, l.data
+  FROM taskorch.log l JOIN taskorch.run r ON r.id = l.run_id;
+GRANT SELECT ON taskorch.logs TO PUBLIC;
+
+-- Inside a task: level is debug, log, info, warn or error.
+CREATE FUNCTION taskorch.log(level text, message text, data jsonb DEFAULT NULL)
+	RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_log';
+
 -- Inside a task: the run being executed ({id, taskIdentifier, attempt, ...}).
 CREATE FUNCTION taskorch.current_run() RETURNS jsonb
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_current_run';

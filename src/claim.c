@@ -23,7 +23,10 @@
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/json.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -305,6 +308,36 @@ record_failed_attempts(ClaimedRun *runs, int n)
 }
 
 /*
+ * Tell LISTENers on NOTIFY_CHANNEL what the batch did, in one notification
+ * sent at commit: {"runs": [{"id", "task", "status"}, ...]}, cut short
+ * (with "more": count) to fit the notification size limit.
+ */
+static void
+notify_outcomes(ClaimedRun *runs, int n)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"runs\": [");
+	for (i = 0; i < n && buf.len < NOTIFY_PAYLOAD_BUDGET; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "{\"id\": ");
+		escape_json(&buf, runs[i].id);
+		appendStringInfoString(&buf, ", \"task\": ");
+		escape_json(&buf, runs[i].task_id);
+		appendStringInfo(&buf, ", \"status\": \"%s\"}", runs[i].status);
+	}
+	appendStringInfoChar(&buf, ']');
+	if (i < n)
+		appendStringInfo(&buf, ", \"more\": %d", n - i);
+	appendStringInfoChar(&buf, '}');
+	Async_Notify(NOTIFY_CHANNEL, buf.data);
+}
+
+/*
  * Write the outcome of runs[0..n) with one UPDATE (and one INSERT for the
  * failed attempts), in the current top-level transaction.
  */
@@ -352,5 +385,7 @@ complete_runs(ClaimedRun *runs, int n)
 		elog(ERROR, "taskorch: completed %d runs but updated a different number",
 			 n);
 	record_failed_attempts(runs, n);
+	logs_flush();
 	SPI_finish();
+	notify_outcomes(runs, n);
 }

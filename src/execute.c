@@ -175,6 +175,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 							   SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 		save_nestlevel = NewGUCNestLevel();
+		logs_run(run, cxt);
 		max_duration_fired = false;
 		if (run->max_duration_ms > 0)
 			enable_timeout_after(max_duration_timeout, run->max_duration_ms);
@@ -193,6 +194,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 			QueryCancelPending = false;
 			max_duration_fired = false;
 		}
+		logs_run(NULL, NULL);
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_uid, save_sec);
 		ReleaseCurrentSubTransaction();
@@ -203,6 +205,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 		if (run->max_duration_ms > 0)
 			disable_timeout(max_duration_timeout, false);
 		allow_cancel(run, false);
+		logs_run(NULL, NULL);
 		run->canceled = taskorch_cancel_requested(run->id);
 		run->timed_out = max_duration_fired && !run->canceled;
 		max_duration_fired = false;

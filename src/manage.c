@@ -17,6 +17,9 @@
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "lib/stringinfo.h"
+#include "utils/json.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -128,9 +131,18 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 	char	   *run_id = run_arg(fcinfo);
 	Datum		values[1] = {CStringGetTextDatum(run_id)};
 	bool		canceled;
+	char	   *status;
+	StringInfoData payload;
 
 	SPI_connect();
-	if (is_terminal(lookup_run(run_id)))
+	status = lookup_run(run_id);
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"runs\": [{\"id\": ");
+	escape_json(&payload, run_id);
+	appendStringInfoString(&payload, ", \"task\": ");
+	escape_json(&payload, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
+	appendStringInfoString(&payload, ", \"status\": \"CANCELED\"}]}");
+	if (is_terminal(status))
 		canceled = false;
 	else if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
 		canceled = true;
@@ -144,6 +156,8 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 							  "CANCELED") == 0;
 	}
 	SPI_finish();
+	if (canceled)
+		Async_Notify(NOTIFY_CHANNEL, payload.data);
 	PG_RETURN_BOOL(canceled);
 }
 

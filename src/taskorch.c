@@ -184,6 +184,7 @@ _PG_init(void)
 	ProcessUtility_hook = taskorch_process_utility;
 
 	taskorch_xact_callback_init();
+	logs_init();
 
 	if (!IsBinaryUpgrade)
 		taskorch_register_launcher();

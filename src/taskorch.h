@@ -13,6 +13,8 @@
  *	  execute.c    one run: owner role, subtransaction, max_duration, errors
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
  *	  crash.c      charges a CRASHED attempt to a run that killed its worker
+ *	  logs.c       run logs: taskorch.log() and the task's own notices
+ *	  batch.c      batch_trigger()
  *	  trigger.c    trigger() and the wake-up of workers at commit
  *	  options.c    trigger options: named arguments and the jsonb object
  *	  duration.c   "1h52m18s", intervals, seconds, timestamps
@@ -39,6 +41,10 @@
 
 /* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
 #define TASKORCH_SQLSTATE_ABORT		MAKE_SQLSTATE('T','O','A','B','T')
+
+/* LISTEN channel for run outcomes, and how much of a payload we fill */
+#define NOTIFY_CHANNEL				"taskorch_runs"
+#define NOTIFY_PAYLOAD_BUDGET		7000
 
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
@@ -190,6 +196,12 @@ extern const ClaimedRun *current_run(void);
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);
 extern void crash_note_run(const ClaimedRun *run);
+
+/* logs.c */
+extern void logs_init(void);
+extern void logs_run(const ClaimedRun *run, MemoryContext cxt);
+extern void logs_flush(void);
+extern void logs_reset(void);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);

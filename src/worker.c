@@ -122,6 +122,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 	if (mark)
 		claim_mark_advance(mark, done > 0 ? &runs[done - 1] : NULL);
 	MemoryContextReset(batch_cxt);
+	logs_reset();
 	return claimed;
 }
 

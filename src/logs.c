@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * logs.c
+ *	  Run logs: taskorch.log(level, message, data) inside a task, and the
+ *	  task's own INFO, NOTICE and WARNING messages.
+ *
+ * A failed attempt's subtransaction is rolled back, and its logs must
+ * survive that.  So logs are not inserted by the task: they are kept in
+ * the batch's memory and written, with the batch's outcomes, by the
+ * top-level transaction (logs_flush, called from complete_runs).  A crash
+ * before the batch commits loses them with the rest of the batch.
+ *
+ * The task's own messages are caught by emit_log_hook.  While a task runs,
+ * log_min_messages is lowered to INFO (at the task's GUC nest level, so it
+ * is restored after) so that the hook sees them; those the server log
+ * would not have shown are kept out of it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_log);
+
+#define MAX_LOGS_PER_ATTEMPT 1000
+#define MAX_LOG_MESSAGE 8192
+
+typedef struct RunLog
+{
+	const char *run_id;
+	int32		attempt;
+	int32		position;		/* within the attempt, from 1 */
+	TimestampTz at;
+	const char *level;
+	char	   *message;
+	Jsonb	   *data;
+} RunLog;
+
+static const ClaimedRun *log_run = NULL;	/* the run whose logs we keep */
+static MemoryContext log_cxt = NULL;
+static List *pending = NIL;		/* RunLog *, in log_cxt */
+static int	run_count = 0;
+static int	server_min_messages;	/* log_min_messages outside the task */
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static TaskorchPlan insert_plan = {
+	"INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)"
+	" SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::timestamptz[],"
+	"                      $5::text[], $6::text[], $7::jsonb[])",
+	7, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, JSONBARRAYOID},
+	NULL
+};
+
+static void
+add_log(const char *level, const char *message, Jsonb *data)
+{
+	MemoryContext old;
+	RunLog	   *l;
+
+	if (log_run == NULL || ++run_count > MAX_LOGS_PER_ATTEMPT + 1)
+		return;
+	old = MemoryContextSwitchTo(log_cxt);
+	l = palloc(sizeof(RunLog));
+	l->run_id = log_run->id;
+	l->attempt = log_run->attempts + 1;
+	l->position = run_count;
+	l->at = GetCurrentTimestamp();
+	l->level = level;
+	if (run_count > MAX_LOGS_PER_ATTEMPT)
+	{
+		l->level = "warn";
+		l->message = psprintf("log limit of %d entries per attempt reached; later entries dropped",
+							  MAX_LOGS_PER_ATTEMPT);
+		l->data = NULL;
+	}
+	else
+	{
+		l->message = pnstrdup(message, MAX_LOG_MESSAGE);
+		l->data = data ? (Jsonb *) DatumGetPointer(datumCopy(PointerGetDatum(data), false, -1)) : NULL;
+	}
+	pending = lappend(pending, l);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+logs_emit_hook(ErrorData *edata)
+{
+	if (log_run != NULL && edata->elevel >= INFO && edata->elevel < ERROR)
+	{
+		add_log(edata->elevel == WARNING ? "warn" :
+				edata->elevel == NOTICE ? "notice" : "info",
+				edata->message ? edata->message : "", NULL);
+		if (edata->elevel < server_min_messages)
+			edata->output_to_server = false;
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+void
+logs_init(void)
+{
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = logs_emit_hook;
+}
+
+/*
+ * A task is about to run (inside its GUC nest level): keep its logs in
+ * cxt until logs_flush.  NULL: the task has returned.
+ */
+void
+logs_run(const ClaimedRun *run, MemoryContext cxt)
+{
+	log_run = run;
+	if (run == NULL)
+		return;
+	log_cxt = cxt;
+	run_count = 0;
+	server_min_messages = log_min_messages;
+	if (log_min_messages > INFO)
+		(void) set_config_option("log_min_messages", "info", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+}
+
+static Datum
+array_of(List *logs, int field)
+{
+	int			n = list_length(logs);
+	Datum	   *v = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc0(sizeof(bool) * n);
+	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID};
+	int16		lens[7] = {-1, 4, 4, 8, -1, -1, -1};
+	bool		byval[7] = {false, true, true, true, false, false, false};
+	char		align[7] = {TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_DOUBLE,
+	TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_INT};
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, logs)
+	{
+		RunLog	   *l = lfirst(lc);
+
+		switch (field)
+		{
+			case 0:
+				v[i] = CStringGetTextDatum(l->run_id);
+				break;
+			case 1:
+				v[i] = Int32GetDatum(l->attempt);
+				break;
+			case 2:
+				v[i] = Int32GetDatum(l->position);
+				break;
+			case 3:
+				v[i] = TimestampTzGetDatum(l->at);
+				break;
+			case 4:
+				v[i] = CStringGetTextDatum(l->level);
+				break;
+			case 5:
+				v[i] = CStringGetTextDatum(l->message);
+				break;
+			default:
+				v[i] = l->data ? JsonbPGetDatum(l->data) : (Datum) 0;
+				nulls[i] = l->data == NULL;
+		}
+		i++;
+	}
+	return PointerGetDatum(construct_md_array(v, nulls, 1, dims, lbs, types[field],
+											  lens[field], byval[field], align[field]));
+}
+
+/* Write the batch's logs (inside SPI, in the batch's top-level transaction). */
+void
+logs_flush(void)
+{
+	Datum		values[7];
+
+	if (pending == NIL)
+		return;
+	for (int f = 0; f < 7; f++)
+		values[f] = array_of(pending, f);
+	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 0);
+	pending = NIL;				/* the list lives in the batch context */
+}
+
+/* The batch is over (committed or not): forget what was not flushed. */
+void
+logs_reset(void)
+{
+	pending = NIL;
+	log_run = NULL;
+}
+
+/* SQL: taskorch.log(level, message, data) inside a task. */
+Datum
+taskorch_log(PG_FUNCTION_ARGS)
+{
+	static const char *const levels[] = {"debug", "log", "info", "warn", "error"};
+	char	   *level;
+	size_t		i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("level and message must not be null"),
+				errhint("Call taskorch.log('info', 'message', '{\"key\": 1}')."));
+	level = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	for (i = 0; i < lengthof(levels); i++)
+		if (strcmp(level, levels[i]) == 0)
+			break;
+	if (i == lengthof(levels))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("unknown log level \"%s\"", level),
+				errhint("Levels are debug, log, info, warn and error."));
+	if (log_run == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("taskorch.log() can only be called inside a task"),
+				errhint("Outside a task, use RAISE NOTICE or your own table."));
+	add_log(levels[i], text_to_cstring(PG_GETARG_TEXT_PP(1)),
+			PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	PG_RETURN_VOID();
+}
