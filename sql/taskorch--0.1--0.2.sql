@@ -1,7 +1,7 @@
 -- taskorch 0.1 -> 0.2: trigger options (delay, ttl, idempotency keys,
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
 -- cancel(), reschedule(), replay(), batches, list_runs() and bulk
--- cancel/replay, run logs.
+-- cancel/replay, run logs, run metadata.
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
@@ -32,6 +32,12 @@ CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
 DROP VIEW taskorch.runs;
+-- executing runs now show the metadata their task changed
+DROP FUNCTION taskorch.executing_runs();
+CREATE FUNCTION taskorch.executing_runs(
+	OUT run_id text, OUT pid int, OUT started_at timestamptz, OUT metadata jsonb)
+	RETURNS SETOF record
+	LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'taskorch_executing_runs';
 CREATE VIEW taskorch.runs WITH (security_invoker = true) AS
 SELECT r.id, r.task_id,
 	   CASE WHEN e.run_id IS NOT NULL THEN 'EXECUTING'::taskorch.run_status
@@ -41,7 +47,7 @@ SELECT r.id, r.task_id,
 	   coalesce(r.started_at, e.started_at) AS started_at, r.finished_at,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
-	   r.metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
+	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
 	   r.batch_id, r.batch_index
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
@@ -360,6 +366,55 @@ CREATE FUNCTION taskorch.log(level text, message text, data jsonb DEFAULT NULL)
 	RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_log';
+
+------------------------------------------------------------------------------
+-- Run metadata, from inside a task (Trigger.dev's metadata.set/append/...)
+-- Changes are kept whatever the attempt's outcome, and other sessions see
+-- them in taskorch.runs while the run executes.
+------------------------------------------------------------------------------
+CREATE FUNCTION taskorch.metadata() RETURNS jsonb
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_metadata';
+CREATE FUNCTION taskorch.metadata_replace(metadata jsonb) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_metadata_replace';
+CREATE FUNCTION taskorch.metadata_set(key text, value jsonb) RETURNS jsonb
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT taskorch.metadata_replace(taskorch.metadata() || jsonb_build_object(key, value)) $$;
+CREATE FUNCTION taskorch.metadata_del(key text) RETURNS jsonb
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT taskorch.metadata_replace(taskorch.metadata() - key) $$;
+-- Append to the array at key (a scalar there becomes the array's first element).
+CREATE FUNCTION taskorch.metadata_append(key text, value jsonb) RETURNS jsonb
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT taskorch.metadata_replace(m || jsonb_build_object(key,
+		CASE WHEN jsonb_typeof(m->key) = 'array' THEN (m->key) || jsonb_build_array(value)
+			 WHEN m ? key THEN jsonb_build_array(m->key, value)
+			 ELSE jsonb_build_array(value) END))
+	  FROM (SELECT taskorch.metadata() AS m) s $$;
+-- Remove every element equal to value from the array at key.
+CREATE FUNCTION taskorch.metadata_remove(key text, value jsonb) RETURNS jsonb
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT taskorch.metadata_replace(m || jsonb_build_object(key,
+		coalesce((SELECT jsonb_agg(e) FROM jsonb_array_elements(
+					CASE WHEN jsonb_typeof(m->key) = 'array' THEN m->key ELSE '[]' END) e
+				   WHERE e <> value), '[]')))
+	  FROM (SELECT taskorch.metadata() AS m) s $$;
+-- Add by (default 1) to the number at key (missing: 0).
+CREATE FUNCTION taskorch.metadata_increment(key text, by numeric DEFAULT 1) RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	m jsonb := taskorch.metadata();
+BEGIN
+	IF m ? key AND jsonb_typeof(m->key) <> 'number' THEN
+		RAISE EXCEPTION 'metadata key "%" holds %, not a number', key, jsonb_typeof(m->key)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Increment a key that holds a number, or a new key.';
+	END IF;
+	RETURN taskorch.metadata_replace(m || jsonb_build_object(key, coalesce((m->>key)::numeric, 0) + by));
+END
+$$;
 
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

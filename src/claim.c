@@ -39,7 +39,7 @@ static TaskorchPlan claim_plan = {
 	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
-	"       r.expires_at"
+	"       r.expires_at, r.metadata"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"
@@ -90,14 +90,15 @@ static TaskorchPlan complete_plan = {
 	"       error = u.error, attempts = r.attempts + 1,"
 	"       run_at = coalesce(u.next_run_at, r.run_at),"
 	"       started_at = coalesce(r.started_at, u.started_at),"
-	"       finished_at = u.finished_at, updated_at = $8"
+	"       finished_at = u.finished_at, updated_at = $8,"
+	"       metadata = coalesce(u.metadata, r.metadata)"
 	"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[],"
-	"              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])"
-	"       AS u(id, status, output, error, next_run_at, started_at, finished_at)"
+	"              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $9::jsonb[])"
+	"       AS u(id, status, output, error, next_run_at, started_at, finished_at, metadata)"
 	" WHERE r.id = u.id",
-	8, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+	9, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
 		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	TIMESTAMPTZOID},
+	TIMESTAMPTZOID, JSONBARRAYOID},
 	NULL
 };
 
@@ -135,6 +136,8 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	run->task_found = DatumGetBool(col(tup, desc, 7, &isnull));
 	d = col(tup, desc, 15, &isnull);
 	run->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
+	run->metadata = DatumGetJsonbPCopy(col(tup, desc, 16, &isnull));
+	run->metadata_changed = false;
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
@@ -344,12 +347,12 @@ notify_outcomes(ClaimedRun *runs, int n)
 void
 complete_runs(ClaimedRun *runs, int n)
 {
-	Datum	   *v[7];
-	bool	   *nl[7];
-	Datum		values[8];
+	Datum	   *v[8];
+	bool	   *nl[8];
+	Datum		values[9];
 	TimestampTz now = GetCurrentTimestamp();
 
-	for (int c = 0; c < 7; c++)
+	for (int c = 0; c < 8; c++)
 	{
 		v[c] = palloc(sizeof(Datum) * n);
 		nl[c] = palloc0(sizeof(bool) * n);
@@ -370,6 +373,8 @@ complete_runs(ClaimedRun *runs, int n)
 		v[5][i] = TimestampTzGetDatum(r->started_at);
 		v[6][i] = TimestampTzGetDatum(r->finished_at);
 		nl[6][i] = !terminal;
+		v[7][i] = r->metadata_changed ? JsonbPGetDatum(r->metadata) : (Datum) 0;
+		nl[7][i] = !r->metadata_changed;
 	}
 	values[0] = array_of(v[0], nl[0], n, TEXTOID);
 	values[1] = array_of(v[1], nl[1], n, TEXTOID);
@@ -379,6 +384,7 @@ complete_runs(ClaimedRun *runs, int n)
 	values[5] = array_of(v[5], nl[5], n, TIMESTAMPTZOID);
 	values[6] = array_of(v[6], nl[6], n, TIMESTAMPTZOID);
 	values[7] = TimestampTzGetDatum(now);
+	values[8] = array_of(v[7], nl[7], n, JSONBOID);
 
 	SPI_connect();
 	if (taskorch_execute_as_owner(&complete_plan, values, NULL, false, 0) != n)

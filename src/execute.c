@@ -42,7 +42,7 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
-static const ClaimedRun *running = NULL;
+static ClaimedRun *running = NULL;
 static MemoryContext call_cxt = NULL;	/* the task call's memory, reset per run */
 static volatile sig_atomic_t max_duration_fired = false;
 static TimeoutId max_duration_timeout = MAX_TIMEOUTS;
@@ -57,7 +57,7 @@ max_duration_handler(void)
 }
 
 /* The run this backend is executing, or NULL. */
-const ClaimedRun *
+ClaimedRun *
 current_run(void)
 {
 	return running;
@@ -158,6 +158,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 		return;
 	}
 
+	run->cxt = cxt;
 	running = run;
 	taskorch_set_executing(run->id);
 	crash_note_run(run);

@@ -36,6 +36,8 @@
 
 PG_FUNCTION_INFO_V1(taskorch_current_run);
 PG_FUNCTION_INFO_V1(taskorch_abort);
+PG_FUNCTION_INFO_V1(taskorch_metadata);
+PG_FUNCTION_INFO_V1(taskorch_metadata_replace);
 
 static void
 add_field(StringInfo buf, const char *key, const char *value)
@@ -221,6 +223,64 @@ taskorch_current_run(PG_FUNCTION_ARGS)
 								 TIMESTAMPTZOID, NULL));
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_JSONB_P(jsonb_from_cstring(buf.data));
+}
+
+static ClaimedRun *
+run_in_task(const char *function)
+{
+	ClaimedRun *run = current_run();
+
+	if (run == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("%s can only be called inside a task", function),
+				errhint("Read a run's metadata from outside with taskorch.retrieve() or taskorch.runs."));
+	return run;
+}
+
+/* SQL: taskorch.metadata() -> the current run's metadata */
+Datum
+taskorch_metadata(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(run_in_task("taskorch.metadata()")->metadata);
+}
+
+/*
+ * SQL: taskorch.metadata_replace(metadata) -> it.  The run's metadata is
+ * written when its batch commits, whatever the attempt's outcome, and is
+ * readable from other sessions while the run executes (shmem.c).  The
+ * metadata_set/append/increment/remove helpers build on this.
+ */
+Datum
+taskorch_metadata_replace(PG_FUNCTION_ARGS)
+{
+	ClaimedRun *run = run_in_task("taskorch.metadata_replace()");
+	Jsonb	   *metadata;
+	MemoryContext old;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("metadata must not be null"),
+				errhint("Pass '{}' to clear it."));
+	metadata = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(metadata))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("metadata must be a JSON object"),
+				errhint("Metadata is an object of keys; use metadata_set(key, value)."));
+	if (VARSIZE(metadata) > MAX_METADATA_BYTES)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("metadata of %zu bytes exceeds the limit of %d bytes",
+					   (Size) VARSIZE(metadata), MAX_METADATA_BYTES),
+				errhint("Keep large data in a table and put its key in the metadata."));
+	old = MemoryContextSwitchTo(run->cxt);
+	run->metadata = DatumGetJsonbPCopy(PointerGetDatum(metadata));
+	run->metadata_changed = true;
+	MemoryContextSwitchTo(old);
+	taskorch_set_live_metadata(JsonbToCString(NULL, &metadata->root, VARSIZE(metadata)));
+	PG_RETURN_JSONB_P(metadata);
 }
 
 /* SQL: taskorch.abort(message, detail) fails the run without a retry. */

@@ -74,6 +74,7 @@ taskorch_shmem_startup(void)
 		{
 			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
 			pg_atomic_init_u64(&taskorch_shared->slots[i].cancel_run, 0);
+			SpinLockInit(&taskorch_shared->slots[i].mutex);
 		}
 	}
 	taskorch_shared->dbs = (DbEntry *)
@@ -198,6 +199,7 @@ taskorch_set_executing(const char *run_id)
 		n = run_number(run_id);
 		slot->run_started = GetCurrentTimestamp();
 	}
+	taskorch_set_live_metadata(NULL);
 	pg_atomic_write_u64(&slot->run_id, n);
 }
 
@@ -228,6 +230,27 @@ taskorch_cancel_executing(const char *run_id)
 	return found;
 }
 
+/*
+ * The executing run's metadata, as text, for readers while it runs (NULL:
+ * unchanged).  Larger than LIVE_METADATA_BYTES: readers see the stored
+ * value until the run's batch commits.
+ */
+void
+taskorch_set_live_metadata(const char *text)
+{
+	WorkerSlot *slot;
+	int			len = text ? strlen(text) : 0;
+
+	if (MySlot < 0 || len >= LIVE_METADATA_BYTES)
+		return;
+	slot = &taskorch_shared->slots[MySlot];
+	SpinLockAcquire(&slot->mutex);
+	if (len > 0)
+		memcpy(slot->live_metadata, text, len + 1);
+	slot->live_metadata_len = len;
+	SpinLockRelease(&slot->mutex);
+}
+
 /* In a worker: was a cancel of this run asked for? */
 bool
 taskorch_cancel_requested(const char *run_id)
@@ -242,7 +265,7 @@ run_id_datum(uint64 n)
 	return CStringGetTextDatum(psprintf("run_" UINT64_FORMAT, n));
 }
 
-/* SQL: taskorch.executing_runs() -> (run_id, pid, started_at) */
+/* SQL: taskorch.executing_runs() -> (run_id, pid, started_at, metadata) */
 Datum
 taskorch_executing_runs(PG_FUNCTION_ARGS)
 {
@@ -255,14 +278,25 @@ taskorch_executing_runs(PG_FUNCTION_ARGS)
 	{
 		WorkerSlot *slot = &taskorch_shared->slots[i];
 		uint64		run_id = pg_atomic_read_u64(&slot->run_id);
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, true};
+		char		live[LIVE_METADATA_BYTES];
 
 		if (run_id == 0 || slot->dboid != MyDatabaseId)
 			continue;
 		values[0] = run_id_datum(run_id);
 		values[1] = Int32GetDatum(slot->pid);
 		values[2] = TimestampTzGetDatum(slot->run_started);
+		SpinLockAcquire(&slot->mutex);
+		live[0] = '\0';
+		if (slot->live_metadata_len > 0)
+			memcpy(live, slot->live_metadata, slot->live_metadata_len + 1);
+		SpinLockRelease(&slot->mutex);
+		if (live[0] != '\0')
+		{
+			values[3] = JsonbPGetDatum(jsonb_from_cstring(live));
+			nulls[3] = false;
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -35,6 +35,7 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -45,6 +46,12 @@
 /* LISTEN channel for run outcomes, and how much of a payload we fill */
 #define NOTIFY_CHANNEL				"taskorch_runs"
 #define NOTIFY_PAYLOAD_BUDGET		7000
+
+/* Largest metadata of a run (binary jsonb size) */
+#define MAX_METADATA_BYTES			(256 * 1024)
+
+/* Metadata changed by a running task is shown live up to this size */
+#define LIVE_METADATA_BYTES			4096
 
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
@@ -87,6 +94,9 @@ typedef struct ClaimedRun
 	bool		timed_out;
 	bool		canceled;		/* interrupted by taskorch.cancel() */
 	bool		expired;		/* claimed after its ttl ran out: not run */
+	Jsonb	   *metadata;		/* the run's metadata, as the task changes it */
+	bool		metadata_changed;
+	MemoryContext cxt;			/* the batch's: where outcomes are kept */
 	TimestampTz expires_at;		/* 0: no ttl */
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
@@ -139,6 +149,9 @@ typedef struct WorkerSlot
 	bool		idle;			/* sleeping on its latch */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
+	slock_t		mutex;			/* guards live_metadata */
+	int			live_metadata_len;	/* 0: the run has not changed it */
+	char		live_metadata[LIVE_METADATA_BYTES];	/* its text while it runs */
 	TimestampTz run_started;
 } WorkerSlot;
 
@@ -169,6 +182,7 @@ extern void taskorch_database_pause(Oid dboid, bool pause);
 extern void taskorch_set_executing(const char *run_id);
 extern bool taskorch_cancel_executing(const char *run_id);
 extern bool taskorch_cancel_requested(const char *run_id);
+extern void taskorch_set_live_metadata(const char *text);
 
 /* launcher.c */
 extern void taskorch_register_launcher(void);
@@ -191,7 +205,7 @@ extern int	promote_and_expire(void);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
-extern const ClaimedRun *current_run(void);
+extern ClaimedRun *current_run(void);
 
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);

@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(63);
+SELECT plan(67);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
@@ -40,6 +40,10 @@ SELECT is(pg_get_function_arguments('taskorch.list_runs'::regproc),
 	'page_size integer DEFAULT 100, cursor text DEFAULT NULL::text',
 	'list_runs: named filters with defaults');
 SELECT function_returns('taskorch', 'cancel_runs', 'bigint', 'cancel_runs returns how many');
+SELECT has_function('taskorch', 'metadata_set', ARRAY['text', 'jsonb'], 'metadata_set(key, value)');
+SELECT has_function('taskorch', 'metadata_increment', ARRAY['text', 'numeric'], 'metadata_increment(key, by)');
+SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(level, message, data)');
+SELECT throws_ok($$ SELECT taskorch.metadata() $$, '55000', NULL, 'metadata() outside a task: 55000');
 SELECT function_returns('taskorch', 'replay_runs', 'setof text', 'replay_runs returns the new ids');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'taskorch'), '0.2', 'version 0.2');
 SELECT function_returns('taskorch', 'retrieve', ARRAY['text'], 'jsonb', 'retrieve returns jsonb');
