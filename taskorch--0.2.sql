@@ -347,6 +347,44 @@ CREATE FUNCTION taskorch.replay(run text) RETURNS text
 	AS 'MODULE_PATHNAME', 'taskorch_replay';
 
 ------------------------------------------------------------------------------
+-- Queues: concurrency limits (per concurrency key), pause and resume
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.queue (
+	name				text PRIMARY KEY,
+	concurrency_limit	int CHECK (concurrency_limit >= 1),	-- NULL: no limit
+	paused				bool NOT NULL DEFAULT false,
+	owner				regrole NOT NULL,
+	created_at			timestamptz NOT NULL DEFAULT now(),
+	updated_at			timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.queue', '');
+REVOKE ALL ON taskorch.queue FROM PUBLIC;
+GRANT SELECT ON taskorch.queue TO PUBLIC;
+
+CREATE VIEW taskorch.queues AS
+SELECT q.name, q.concurrency_limit, q.paused, q.owner,
+	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND r.status = 'QUEUED') AS queued,
+	   q.created_at, q.updated_at
+  FROM taskorch.queue q;
+GRANT SELECT ON taskorch.queues TO PUBLIC;
+
+CREATE FUNCTION taskorch.create_queue(name text, concurrency_limit int DEFAULT NULL)
+	RETURNS text LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_create_queue';
+CREATE FUNCTION taskorch.alter_queue(name text, concurrency_limit int)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_alter_queue';
+CREATE FUNCTION taskorch.pause_queue(name text, paused bool DEFAULT true)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_pause_queue';
+CREATE FUNCTION taskorch.resume_queue(name text) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT taskorch.pause_queue(name, false) $$;
+CREATE FUNCTION taskorch.drop_queue(name text)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_drop_queue';
+
+------------------------------------------------------------------------------
 -- Batches
 ------------------------------------------------------------------------------
 CREATE SEQUENCE taskorch.batch_id_seq;

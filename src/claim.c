@@ -39,14 +39,17 @@ static TaskorchPlan claim_plan = {
 	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
-	"       r.expires_at, r.metadata"
+	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
+	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"
+	"   AND NOT coalesce(q.paused, false)"
+	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL ($5)"
 	" ORDER BY r.run_at, r.id"
 	" LIMIT $4"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID},
+	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTARRAYOID},
 	NULL
 };
 
@@ -138,6 +141,12 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	run->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
 	run->metadata = DatumGetJsonbPCopy(col(tup, desc, 16, &isnull));
 	run->metadata_changed = false;
+	d = col(tup, desc, 17, &isnull);
+	run->concurrency_limit = isnull ? 0 : DatumGetInt32(d);
+	run->queue = TextDatumGetCString(col(tup, desc, 18, &isnull));
+	d = col(tup, desc, 19, &isnull);
+	run->concurrency_key = isnull ? NULL : TextDatumGetCString(d);
+	run->skipped = false;
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
@@ -193,18 +202,26 @@ claim_mark_advance(ClaimMark *mark, const ClaimedRun *last)
 /*
  * Claim up to `limit` due runs after position *pos (from the head when
  * pos->valid is false), locking them, and move *pos to the last one.
- * Returns the number claimed.
+ * Runs of paused queues, and of the "queue\x1fkey"s in full_keys (found
+ * at their concurrency limit), are passed over.  Returns the number claimed.
  */
 int
-claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, MemoryContext cxt)
+claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
+		   MemoryContext cxt)
 {
-	Datum		values[4];
+	Datum		values[5];
 	int			n;
+	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(full_keys), 1));
+	ListCell   *lc;
+	int			nkeys = 0;
 
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[1] = TimestampTzGetDatum(pos->valid ? pos->run_at : DT_NOBEGIN);
 	values[2] = CStringGetTextDatum(pos->valid ? pos->id : "");
 	values[3] = Int32GetDatum(limit);
+	foreach(lc, full_keys)
+		keys[nkeys++] = CStringGetTextDatum(lfirst(lc));
+	values[4] = PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
 
 	SPI_connect();
 	n = taskorch_execute_as_owner(&claim_plan, values, NULL, false, 0);
@@ -345,13 +362,21 @@ notify_outcomes(ClaimedRun *runs, int n)
  * failed attempts), in the current top-level transaction.
  */
 void
-complete_runs(ClaimedRun *runs, int n)
+complete_runs(ClaimedRun *all, int nall)
 {
+	ClaimedRun *runs = palloc(sizeof(ClaimedRun) * Max(nall, 1));
+	int			n = 0;
 	Datum	   *v[8];
 	bool	   *nl[8];
 	Datum		values[9];
 	TimestampTz now = GetCurrentTimestamp();
 
+	/* runs skipped for their concurrency limit stay as they were */
+	for (int i = 0; i < nall; i++)
+		if (!all[i].skipped)
+			runs[n++] = all[i];
+	if (n == 0)
+		return;
 	for (int c = 0; c < 8; c++)
 	{
 		v[c] = palloc(sizeof(Datum) * n);

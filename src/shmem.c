@@ -37,6 +37,13 @@ int			MySlot = -1;
 PG_FUNCTION_INFO_V1(taskorch_executing_runs);
 PG_FUNCTION_INFO_V1(taskorch_workers);
 
+/* One per process that may execute a run at once: workers, and sessions in run_pending() */
+static int
+conc_entries(void)
+{
+	return max_worker_processes + MaxConnections + 16;
+}
+
 static Size
 shared_size(void)
 {
@@ -45,6 +52,7 @@ shared_size(void)
 	size = add_size(offsetof(TaskorchShared, slots),
 					mul_size(max_worker_processes, sizeof(WorkerSlot)));
 	size = add_size(size, mul_size(taskorch_max_databases, sizeof(DbEntry)));
+	size = add_size(size, mul_size(conc_entries(), sizeof(ConcurrencySlot)));
 	return size;
 }
 
@@ -52,7 +60,7 @@ void
 taskorch_shmem_request(void)
 {
 	RequestAddinShmemSpace(shared_size());
-	RequestNamedLWLockTranche("taskorch", 1);
+	RequestNamedLWLockTranche("taskorch", 2);
 }
 
 void
@@ -65,7 +73,9 @@ taskorch_shmem_startup(void)
 	if (!found)
 	{
 		memset(taskorch_shared, 0, shared_size());
-		taskorch_shared->lock = &(GetNamedLWLockTranche("taskorch"))->lock;
+		taskorch_shared->lock = &(GetNamedLWLockTranche("taskorch"))[0].lock;
+		taskorch_shared->conc_lock = &(GetNamedLWLockTranche("taskorch"))[1].lock;
+		taskorch_shared->nconc = conc_entries();
 		taskorch_shared->nslots = max_worker_processes;
 		taskorch_shared->ndbs = taskorch_max_databases;
 		pg_atomic_init_u32(&taskorch_shared->wake_rr, 0);
@@ -80,6 +90,8 @@ taskorch_shmem_startup(void)
 	taskorch_shared->dbs = (DbEntry *)
 		((char *) taskorch_shared + offsetof(TaskorchShared, slots) +
 		 sizeof(WorkerSlot) * taskorch_shared->nslots);
+	taskorch_shared->conc = (ConcurrencySlot *)
+		((char *) taskorch_shared->dbs + sizeof(DbEntry) * taskorch_shared->ndbs);
 	LWLockRelease(AddinShmemInitLock);
 }
 

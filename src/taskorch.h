@@ -15,6 +15,8 @@
  *	  crash.c      charges a CRASHED attempt to a run that killed its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
  *	  batch.c      batch_trigger()
+ *	  queues.c     create_queue() and friends: limits, pause, resume
+ *	  concurrency.c  shared counts that keep queues within their limits
  *	  trigger.c    trigger() and the wake-up of workers at commit
  *	  options.c    trigger options: named arguments and the jsonb object
  *	  duration.c   "1h52m18s", intervals, seconds, timestamps
@@ -97,6 +99,11 @@ typedef struct ClaimedRun
 	Jsonb	   *metadata;		/* the run's metadata, as the task changes it */
 	bool		metadata_changed;
 	MemoryContext cxt;			/* the batch's: where outcomes are kept */
+	char	   *queue;
+	char	   *concurrency_key;	/* NULL: none */
+	int32		concurrency_limit;	/* of the queue; 0: unlimited */
+	bool		paused;			/* its queue is paused */
+	bool		skipped;		/* not executed: its concurrency slot was taken */
 	TimestampTz expires_at;		/* 0: no ttl */
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
@@ -155,9 +162,17 @@ typedef struct WorkerSlot
 	TimestampTz run_started;
 } WorkerSlot;
 
+/* Runs of one (database, queue, concurrency key) executing now (concurrency.c) */
+typedef struct ConcurrencySlot
+{
+	uint64		key;			/* concurrency_key_hash(); valid while active > 0 */
+	int			active;
+} ConcurrencySlot;
+
 typedef struct TaskorchShared
 {
 	LWLock	   *lock;
+	LWLock	   *conc_lock;		/* guards conc[] */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	int			ndbs;
@@ -165,6 +180,8 @@ typedef struct TaskorchShared
 	pg_atomic_uint32 wake_rr;
 	pg_atomic_uint32 requeued;	/* bumped when runs are queued ahead of now */
 	DbEntry    *dbs;			/* ndbs entries, after the slots */
+	ConcurrencySlot *conc;		/* nconc entries, after the databases */
+	int			nconc;
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskorchShared;
 
@@ -196,7 +213,7 @@ extern bool taskorch_in_task(void);
 
 /* claim.c */
 extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos,
-					   MemoryContext cxt);
+					   List *full_keys, MemoryContext cxt);
 extern void claim_mark_start(ClaimMark *mark);
 extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
 extern void complete_runs(ClaimedRun *runs, int n);
@@ -210,6 +227,11 @@ extern ClaimedRun *current_run(void);
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);
 extern void crash_note_run(const ClaimedRun *run);
+
+/* concurrency.c */
+extern uint64 concurrency_key_hash(const char *queue, const char *ckey);
+extern bool concurrency_acquire(uint64 key, int limit);
+extern void concurrency_release(void);
 
 /* logs.c */
 extern void logs_init(void);

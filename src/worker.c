@@ -72,7 +72,11 @@ batch_full(int done, int limit, TimestampTz deadline)
  * batch also ends when the time budget is spent or when the runs that
  * wrote have used most of the subtransaction XID cache.
  *
- * Returns the number of runs claimed.  `mark` (may be NULL) is the
+ * A run of a queue with a concurrency limit executes only if it gets a
+ * slot of its (queue, concurrency key) (concurrency.c); otherwise it is
+ * skipped, and the batch claims no more runs of that key.
+ *
+ * Returns the number of runs executed.  `mark` (may be NULL) is the
  * worker's claim position; self_slot >= 0 in a worker, so it can call a
  * peer when there is more work than one batch.
  */
@@ -84,6 +88,8 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 	TimestampTz deadline;
 	int			claimed = 0;
 	int			done = 0;
+	int			executed = 0;
+	List	   *full_keys = NIL;	/* "queue\x1fkey"s found at their limit */
 
 	if (batch_cxt == NULL)
 		batch_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch batch",
@@ -99,7 +105,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 	while (!batch_full(done, limit, deadline))
 	{
 		int			want = Min(CLAIM_CHUNK, limit - done);
-		int			got = claim_runs(runs + done, want, &pos, batch_cxt);
+		int			got = claim_runs(runs + done, want, &pos, full_keys, batch_cxt);
 
 		claimed += got;
 		if (claimed == got && got == want && self_slot >= 0)
@@ -108,9 +114,24 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		{
 			ClaimedRun *run = &runs[done++];
 
+			if (run->concurrency_limit > 0 &&
+				!concurrency_acquire(concurrency_key_hash(run->queue, run->concurrency_key),
+									 run->concurrency_limit))
+			{
+				MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+				run->skipped = true;
+				full_keys = lappend(full_keys,
+									psprintf("%s\x1f%s", run->queue,
+											 run->concurrency_key ? run->concurrency_key : ""));
+				MemoryContextSwitchTo(old);
+				continue;
+			}
 			execute_run(run, batch_cxt);
+			concurrency_release();
 			decide_outcome(run);
 			CommandCounterIncrement();
+			executed++;
 			if (i < got - 1 && batch_full(done, limit, deadline))
 				break;			/* the rest is released unexecuted at commit */
 		}
@@ -123,7 +144,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		claim_mark_advance(mark, done > 0 ? &runs[done - 1] : NULL);
 	MemoryContextReset(batch_cxt);
 	logs_reset();
-	return claimed;
+	return executed;
 }
 
 /* True while this backend executes a task (no nested run_pending). */
@@ -246,9 +267,10 @@ worker_start(void)
 }
 
 /*
- * One transaction: claim and execute a batch.  Returns the runs claimed,
+ * One transaction: claim and execute a batch.  Returns the runs executed,
  * or -1 when the extension is gone (dropped, or dropped and re-created);
- * when none, *sleep_ms says how long the worker may sleep.
+ * when none, *sleep_ms says how long the worker may sleep (a released
+ * concurrency slot wakes it sooner).
  */
 static int
 worker_cycle(ClaimMark *mark, long *sleep_ms)
