@@ -92,7 +92,8 @@ CREATE TABLE taskorch.run (
 	max_duration	interval,					-- overrides the task's
 	replayed_from	text,
 	batch_id		text,
-	batch_index		int
+	batch_index		int,
+	debounce_key	text
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
@@ -107,6 +108,8 @@ CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
 CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 	WHERE batch_id IS NOT NULL;
+CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
+	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
 CREATE TABLE taskorch.attempt (
@@ -183,7 +186,7 @@ SELECT r.id, r.task_id,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
 	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
-	   r.batch_id, r.batch_index
+	   r.batch_id, r.batch_index, r.debounce_key
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 
@@ -243,7 +246,8 @@ CREATE FUNCTION taskorch.trigger(
 	tags text[] DEFAULT NULL,
 	metadata jsonb DEFAULT NULL,
 	machine text DEFAULT NULL,
-	region text DEFAULT NULL)
+	region text DEFAULT NULL,
+	debounce jsonb DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_trigger_v2';

@@ -64,7 +64,9 @@ SELECT id AS page1_last FROM taskorch.list_runs(batch => :'b1', page_size => 2)
 SELECT batch_index FROM taskorch.list_runs(batch => :'b1', page_size => 2, cursor => :'page1_last');
 SELECT count(*) AS tagged FROM taskorch.list_runs(tags => ARRAY['batch'], page_size => 1000);
 SELECT count(*) AS failed FROM taskorch.list_runs(status => ARRAY['FAILED'], task => ARRAY['bat-fail']);
-SELECT count(*) AS none_after FROM taskorch.list_runs(created_after => now() + interval '1 day');
+SELECT count(*) AS none_before FROM taskorch.list_runs(created_before => '2000-01-01');
+SELECT count(*) AS in_range FROM taskorch.list_runs(batch => :'b1', created_after => now() - interval '1 hour',
+													created_before => now() + interval '1 hour');
 SELECT * FROM taskorch.list_runs(page_size => 0);
 SELECT * FROM taskorch.list_runs(page_size => 1001);
 SELECT * FROM taskorch.list_runs(status => ARRAY['DONE']);

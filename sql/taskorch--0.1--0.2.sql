@@ -1,7 +1,8 @@
 -- taskorch 0.1 -> 0.2: trigger options (delay, ttl, idempotency keys,
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
 -- cancel(), reschedule(), replay(), batches, list_runs() and bulk
--- cancel/replay, run logs, run metadata, queues with concurrency limits.
+-- cancel/replay, run logs, run metadata, queues with concurrency limits,
+-- debounce.
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
@@ -18,7 +19,8 @@ ALTER TABLE taskorch.run
 	ADD COLUMN max_duration	interval,
 	ADD COLUMN replayed_from	text,
 	ADD COLUMN batch_id		text,
-	ADD COLUMN batch_index		int;
+	ADD COLUMN batch_index		int,
+	ADD COLUMN debounce_key	text;
 
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
@@ -29,6 +31,8 @@ CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
 CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 	WHERE batch_id IS NOT NULL;
+CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
+	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
 DROP VIEW taskorch.runs;
@@ -48,7 +52,7 @@ SELECT r.id, r.task_id,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
 	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
-	   r.batch_id, r.batch_index
+	   r.batch_id, r.batch_index, r.debounce_key
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 GRANT SELECT ON taskorch.runs TO PUBLIC;
@@ -72,7 +76,8 @@ CREATE FUNCTION taskorch.trigger(
 	tags text[] DEFAULT NULL,
 	metadata jsonb DEFAULT NULL,
 	machine text DEFAULT NULL,
-	region text DEFAULT NULL)
+	region text DEFAULT NULL,
+	debounce jsonb DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_trigger_v2';

@@ -154,7 +154,7 @@ batch_trigger(const char *task, Jsonb *items, Jsonb *options)
 	Datum		batch_id;
 	char	   *batch_id_str;
 	bool		isnull;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now = trigger_now();
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))

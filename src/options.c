@@ -33,6 +33,7 @@ typedef enum OptionId
 	OPT_DELAY, OPT_TTL, OPT_IDEMPOTENCY_KEY, OPT_IDEMPOTENCY_KEY_TTL,
 	OPT_QUEUE, OPT_CONCURRENCY_KEY, OPT_PRIORITY, OPT_MAX_ATTEMPTS,
 	OPT_MAX_DURATION, OPT_TAGS, OPT_METADATA, OPT_MACHINE, OPT_REGION,
+	OPT_DEBOUNCE,
 	NUM_OPTIONS
 } OptionId;
 
@@ -50,6 +51,7 @@ static const char *const option_names[NUM_OPTIONS][2] = {
 	{"metadata", "metadata"},
 	{"machine", "machine"},
 	{"region", "region"},
+	{"debounce", "debounce"},
 };
 
 void
@@ -59,6 +61,7 @@ trigger_options_init(TriggerOptions *o)
 	o->ttl_ms = -1;
 	o->max_duration_ms = -1;
 	o->idempotency_ttl_ms = DEFAULT_IDEMPOTENCY_TTL_MS;
+	o->debounce_max_delay_ms = -1;
 }
 
 static void
@@ -169,6 +172,58 @@ set_metadata(TriggerOptions *o, Jsonb *metadata)
 	o->metadata = metadata;
 }
 
+/*
+ * debounce: {"key": ..., "delay": ..., "mode": "leading"|"trailing",
+ * "maxDelay": ...}, as a jsonb object.
+ */
+static void
+set_debounce(TriggerOptions *o, JsonbContainer *obj)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+	bool		has_delay = false;
+
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "key") == 0)
+		{
+			if (v.type != jbvString || v.val.string.len == 0 || v.val.string.len > MAX_KEY_LEN)
+				bad_option(OPT_DEBOUNCE, "\"key\" must be a string of 1 to 2048 characters");
+			o->debounce_key = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		else if (strcmp(key, "delay") == 0)
+		{
+			o->debounce_delay_ms = duration_ms_from_jsonb("debounce delay", &v, false);
+			has_delay = true;
+		}
+		else if (strcmp(key, "maxDelay") == 0 || strcmp(key, "max_delay") == 0)
+			o->debounce_max_delay_ms = duration_ms_from_jsonb("debounce maxDelay", &v, false);
+		else if (strcmp(key, "mode") == 0)
+		{
+			char	   *mode = v.type == jbvString ?
+				pnstrdup(v.val.string.val, v.val.string.len) : "";
+
+			if (strcmp(mode, "leading") != 0 && strcmp(mode, "trailing") != 0)
+				bad_option(OPT_DEBOUNCE, "\"mode\" must be \"leading\" or \"trailing\"");
+			o->debounce_trailing = strcmp(mode, "trailing") == 0;
+		}
+		else
+			bad_option(OPT_DEBOUNCE, psprintf("unknown key \"%s\" (key, delay, mode, maxDelay)", key));
+	}
+	if (o->debounce_key == NULL || !has_delay)
+		bad_option(OPT_DEBOUNCE, "needs a \"key\" and a \"delay\"");
+	if (o->debounce_delay_ms < 1000)
+		bad_option(OPT_DEBOUNCE, "the delay must be at least 1 second");
+}
+
 /* ---- named arguments ---- */
 
 /*
@@ -217,6 +272,15 @@ trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno
 		case OPT_METADATA:
 			set_metadata(o, DatumGetJsonbP(v));
 			break;
+		case OPT_DEBOUNCE:
+			{
+				Jsonb	   *d = DatumGetJsonbP(v);
+
+				if (!JB_ROOT_IS_OBJECT(d))
+					bad_option(id, "must be a JSON object");
+				set_debounce(o, &d->root);
+				break;
+			}
 		default:
 			set_key(o, id, TextDatumGetCString(v));
 			break;
@@ -285,6 +349,11 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 				bad_option(id, "must be a JSON object");
 			set_metadata(o, JsonbValueToJsonb(v));
 			break;
+		case OPT_DEBOUNCE:
+			if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+				bad_option(id, "must be a JSON object");
+			set_debounce(o, v->val.binary.data);
+			break;
 		case OPT_QUEUE:
 			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
 			{
@@ -293,6 +362,11 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 
 				if (name == NULL)
 					bad_option(id, "a queue object needs a \"name\"");
+				if (JsonContainerSize(v->val.binary.data) > 1)
+					ereport(ERROR,
+							errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("a queue object takes only \"name\""),
+							errhint("Set a queue's concurrency limit with taskorch.create_queue() or alter_queue()."));
 				set_key(o, id, jsonb_string(id, name));
 			}
 			else
@@ -338,7 +412,7 @@ trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaults_only)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("unknown trigger option \"%s\"", key),
-					errhint("Options are delay, ttl, idempotencyKey, idempotencyKeyTTL, queue, concurrencyKey, priority, maxAttempts, maxDuration, tags and metadata."));
+					errhint("Options are delay, ttl, idempotencyKey, idempotencyKeyTTL, queue, concurrencyKey, priority, maxAttempts, maxDuration, tags, metadata and debounce."));
 		if (v.type == jbvNull || (defaults_only && (o->given & (1 << id))))
 			continue;
 		option_from_jsonb(o, (OptionId) id, &v);
@@ -356,6 +430,11 @@ trigger_options_finish(TriggerOptions *o)
 				errhint("Pass idempotency_key too, or leave idempotency_key_ttl out."));
 	if (o->queue)
 		check_name("queue", o->queue);
+	if (o->debounce_key && o->has_delay)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("delay and debounce are given together"),
+				errhint("A debounced run's delay is debounce's \"delay\"; leave delay out."));
 	if (!(o->given & (1 << OPT_TTL)) && taskorch_default_ttl_ms > 0)
 		o->ttl_ms = taskorch_default_ttl_ms;
 }

@@ -32,6 +32,7 @@ int			taskorch_max_payload_bytes = 10 * 1024 * 1024;
 int			taskorch_idle_poll_ms = 1000;
 int			taskorch_max_databases = 64;
 int			taskorch_default_ttl_ms = 0;
+char	   *taskorch_test_clock = NULL;
 
 static bool preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -86,6 +87,12 @@ define_gucs(void)
 							&taskorch_default_ttl_ms,
 							0, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("taskorch.test_clock",
+							   "For tests only: the time trigger() counts delays and debounces from.",
+							   "Empty: the real clock.",
+							   &taskorch_test_clock,
+							   "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("taskorch");
 }
 

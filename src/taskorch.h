@@ -66,6 +66,7 @@ extern int	taskorch_max_payload_bytes;
 extern int	taskorch_idle_poll_ms;
 extern int	taskorch_max_databases;
 extern int	taskorch_default_ttl_ms;
+extern char *taskorch_test_clock;
 extern char *taskorch_launcher_database;
 
 /*
@@ -260,6 +261,10 @@ typedef struct TriggerOptions
 	int32		max_duration_ms;
 	List	   *tags;			/* of char * */
 	Jsonb	   *metadata;
+	char	   *debounce_key;	/* NULL: no debounce */
+	int64		debounce_delay_ms;
+	int64		debounce_max_delay_ms;	/* -1: none */
+	bool		debounce_trailing;
 	const char *batch_id;		/* set by batch_trigger() */
 	int32		batch_index;
 } TriggerOptions;
@@ -283,6 +288,7 @@ extern void check_name(const char *kind, const char *name);
 
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);
+extern TimestampTz trigger_now(void);
 extern void taskorch_requeued_at_commit(void);
 extern void taskorch_wake_at_commit(void);
 extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,

@@ -48,16 +48,16 @@ static TaskorchPlan insert_plan = {
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
 	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
-	"       batch_id, batch_index)"
+	"       batch_id, batch_index, debounce_key)"
 	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $8,"
 	"         $9::taskorch.run_status, $10, $11 * interval '1 millisecond', $12,"
 	"         $13, $14, coalesce($15, '{}'), $16, $17, $18,"
-	"         $19 * interval '1 millisecond', $20, $21, $22)"
+	"         $19 * interval '1 millisecond', $20, $21, $22, $23)"
 	" RETURNING id",
-	22, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
+	23, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 		TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID,
-	TEXTOID, INT4OID},
+	TEXTOID, INT4OID, TEXTOID},
 	NULL
 };
 
@@ -69,8 +69,42 @@ static TaskorchPlan idempotent_plan = {
 	NULL
 };
 
-/* advisory lock class (first key) serializing triggers with one idempotency key */
+/* advisory lock classes (first key) serializing triggers with one key */
 #define IDEMPOTENCY_LOCK_CLASS 0x74726b31
+#define DEBOUNCE_LOCK_CLASS 0x74726b32
+
+/* the latest DELAYED run of a debounce group, locked */
+static TaskorchPlan debounced_plan = {
+	"SELECT id, created_at, run_at FROM taskorch.run"
+	" WHERE task_id = $1 AND debounce_key = $2 AND status = 'DELAYED'"
+	" ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+	2, {TEXTOID, TEXTOID},
+	NULL
+};
+
+/* push it later; in trailing mode it takes this trigger's data too */
+static TaskorchPlan push_plan = {
+	"UPDATE taskorch.run SET run_at = $2, delayed_until = $2, updated_at = $3,"
+	"       payload = CASE WHEN $4 THEN $5 ELSE payload END,"
+	"       metadata = CASE WHEN $4 AND $6 IS NOT NULL THEN $6 ELSE metadata END,"
+	"       tags = CASE WHEN $4 AND cardinality($7) > 0 THEN $7 ELSE tags END,"
+	"       max_attempts = CASE WHEN $4 AND $8 > 0 THEN $8 ELSE max_attempts END,"
+	"       max_duration = CASE WHEN $4 AND $9 > 0 THEN $9 * interval '1 millisecond'"
+	"                      ELSE max_duration END"
+	" WHERE id = $1 AND status = 'DELAYED'",
+	9, {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, JSONBOID,
+	TEXTARRAYOID, INT4OID, INT8OID},
+	NULL
+};
+
+/* past its maxDelay: the run goes to the queue now, and a new one is made */
+static TaskorchPlan release_plan = {
+	"UPDATE taskorch.run SET status = 'QUEUED', run_at = $2 - priority * interval '1 second',"
+	"       expires_at = $2 + ttl, updated_at = $2"
+	" WHERE id = $1 AND status = 'DELAYED'",
+	2, {TEXTOID, TIMESTAMPTZOID},
+	NULL
+};
 
 static void
 xact_callback(XactEvent event, void *arg)
@@ -169,6 +203,15 @@ first_value_out(void)
 							 false, -1);
 }
 
+/* advisory lock key of (task, key) */
+static int32
+key_hash(const char *task, const char *key)
+{
+	char	   *k = psprintf("%s%c%s", task, '\0', key);
+
+	return (int32) hash_bytes((unsigned char *) k, strlen(task) + 1 + strlen(key));
+}
+
 /*
  * The run already triggered with this idempotency key, or (Datum) 0.  Takes
  * a transaction-level advisory lock on (task, key) first, so concurrent
@@ -177,19 +220,72 @@ first_value_out(void)
 static Datum
 idempotent_run(const char *task, TriggerOptions *o)
 {
-	char	   *k = psprintf("%s%c%s", task, '\0', o->idempotency_key);
-	uint32		h = hash_bytes((unsigned char *) k,
-							   strlen(task) + 1 + strlen(o->idempotency_key));
 	Datum		values[3];
 
-	DirectFunctionCall2(pg_advisory_xact_lock_int4,
-						Int32GetDatum(IDEMPOTENCY_LOCK_CLASS), Int32GetDatum((int32) h));
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(IDEMPOTENCY_LOCK_CLASS),
+						Int32GetDatum(key_hash(task, o->idempotency_key)));
 	values[0] = CStringGetTextDatum(task);
 	values[1] = CStringGetTextDatum(o->idempotency_key);
 	values[2] = TimestampTzGetDatum(o->now);
 	if (taskorch_execute_latest(&idempotent_plan, values, NULL, 1) == 0)
 		return (Datum) 0;
 	return first_value_out();
+}
+
+/*
+ * Debounce (Trigger.dev's rules): a DELAYED run of the same task and key
+ * is pushed to now + delay and its id returned (with trailing mode taking
+ * this trigger's payload, metadata, tags and limits).  Once the run is
+ * already due later than maxDelay after its creation, it is not pushed
+ * again: it is queued now, and (Datum) 0 is returned so the caller makes a
+ * new run; likewise when there is none.  (This is the rule of Trigger.dev's
+ * timeline with delay 5s and maxDelay 30s: the trigger at 26s still pushes
+ * the run from 29s to 31s, the one at 28s queues it and starts run B.)
+ */
+static Datum
+debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
+{
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	TimestampTz due = TimestampTzPlusMilliseconds(o->now, o->debounce_delay_ms);
+	TimestampTz created;
+	TimestampTz current_due;
+	Datum		run_id;
+	bool		isnull;
+
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(DEBOUNCE_LOCK_CLASS),
+						Int32GetDatum(key_hash(task, o->debounce_key)));
+	values[0] = CStringGetTextDatum(task);
+	values[1] = CStringGetTextDatum(o->debounce_key);
+	if (taskorch_execute_latest(&debounced_plan, values, NULL, 1) == 0)
+		return (Datum) 0;
+	run_id = first_value_out();
+	created = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2, &isnull));
+	current_due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 3, &isnull));
+	values[0] = run_id;
+	if (o->debounce_max_delay_ms >= 0 &&
+		current_due > TimestampTzPlusMilliseconds(created, o->debounce_max_delay_ms))
+	{
+		values[1] = TimestampTzGetDatum(o->now);
+		taskorch_execute_as_owner(&release_plan, values, NULL, false, 0);
+		taskorch_requeued_at_commit();
+		return (Datum) 0;
+	}
+	values[1] = TimestampTzGetDatum(due);
+	values[2] = TimestampTzGetDatum(o->now);
+	values[3] = BoolGetDatum(o->debounce_trailing);
+	values[4] = JsonbPGetDatum(payload);
+	values[5] = o->metadata ? JsonbPGetDatum(o->metadata) : (Datum) 0;
+	nulls[5] = o->metadata ? ' ' : 'n';
+	values[6] = trigger_options_tags(o);
+	values[7] = Int32GetDatum(o->max_attempts);
+	values[8] = Int64GetDatum(o->max_duration_ms);
+	if (taskorch_execute_as_owner(&push_plan, values, nulls, false, 0) == 0)
+		return (Datum) 0;		/* a worker queued it meanwhile */
+	taskorch_wake_at_commit();	/* sleeping workers must see the new due time */
+	return run_id;
 }
 
 /*
@@ -200,15 +296,21 @@ idempotent_run(const char *task, TriggerOptions *o)
 Datum
 create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	Datum		values[22];
-	char		nulls[22];
+	Datum		values[23];
+	char		nulls[23];
 	bool		isnull;
 	Oid			owner;
 	Datum		run_id;
 	HeapTuple	tup;
 	TupleDesc	desc;
-	bool		delayed = o->has_delay && o->delay_until > o->now;
+	bool		delayed;
 
+	if (o->debounce_key)
+	{
+		o->has_delay = true;
+		o->delay_until = TimestampTzPlusMilliseconds(o->now, o->debounce_delay_ms);
+	}
+	delayed = o->has_delay && o->delay_until > o->now;
 	check_payload(payload);
 	SPI_connect();
 	values[0] = CStringGetTextDatum(task);
@@ -264,8 +366,12 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	nulls[20] = o->batch_id ? ' ' : 'n';
 	values[21] = Int32GetDatum(o->batch_index);
 	nulls[21] = nulls[20];
+	values[22] = o->debounce_key ? CStringGetTextDatum(o->debounce_key) : (Datum) 0;
+	nulls[22] = o->debounce_key ? ' ' : 'n';
 
-	if (o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0)
+	/* idempotency wins over debounce */
+	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||
+		(o->debounce_key && (run_id = debounced_run(task, payload, o)) != (Datum) 0))
 	{
 		SPI_finish();
 		return run_id;
@@ -278,6 +384,18 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	if (o->priority > 0 && !delayed)
 		requeued_at_commit = true;
 	return run_id;
+}
+
+/* Now, or taskorch.test_clock when a test set it. */
+TimestampTz
+trigger_now(void)
+{
+	if (taskorch_test_clock == NULL || taskorch_test_clock[0] == '\0')
+		return GetCurrentTimestamp();
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												   CStringGetDatum(taskorch_test_clock),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
 }
 
 /* The 0.1 entry point: its SQL definition belongs to an older schema. */
@@ -315,7 +433,7 @@ taskorch_trigger_v2(PG_FUNCTION_ARGS)
 				errmsg("payload must not be null"),
 				errhint("Pass '{}' for an empty payload."));
 	trigger_options_init(&o);
-	o.now = GetCurrentTimestamp();
+	o.now = trigger_now();
 	if (!PG_ARGISNULL(2))
 		trigger_options_jsonb(&o, PG_GETARG_JSONB_P(2), false);
 	for (int argno = FIRST_OPTION_ARG; argno < PG_NARGS(); argno++)

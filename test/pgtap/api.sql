@@ -15,7 +15,8 @@ SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),
 	'queue text DEFAULT NULL::text, concurrency_key text DEFAULT NULL::text, '
 	'priority integer DEFAULT NULL::integer, max_attempts integer DEFAULT NULL::integer, '
 	'max_duration "any" DEFAULT NULL::text, tags text[] DEFAULT NULL::text[], '
-	'metadata jsonb DEFAULT NULL::jsonb, machine text DEFAULT NULL::text, region text DEFAULT NULL::text',
+	'metadata jsonb DEFAULT NULL::jsonb, machine text DEFAULT NULL::text, region text DEFAULT NULL::text, '
+	'debounce jsonb DEFAULT NULL::jsonb',
 	'trigger: every option a named argument with a default');
 SELECT is((SELECT prorettype::regtype::text FROM pg_proc WHERE oid = 'taskorch.trigger'::regproc),
 	'text', 'trigger returns a run id');
@@ -67,7 +68,7 @@ SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempt
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
 	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
 	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
-	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index'],
+	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key'],
 	'runs view columns');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',
