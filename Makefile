@@ -19,7 +19,8 @@ DATA = $(wildcard sql/taskorch--*.sql)
 # pg_regress suites (sql/NAME.sql + expected/NAME.out); run by test/run-all.
 REGRESS = setup registry trigger errors outcomes security executing options debounce manage batch logs metadata queues upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
-ISOLATION = claim idempotency cancel notify
+# notify first: its expected output names run ids, counted from 1
+ISOLATION = notify claim idempotency debounce cancel
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --temp-instance=tmp_check_iso --temp-config=test/isolation.conf --load-extension=taskorch
 
 PG_CONFIG ?= pg_config

@@ -35,19 +35,31 @@ sql >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;
 CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
 SELECT taskorch.register_task('noop', 'noop(jsonb)');
+-- the same, failing the first attempt of one run in ten
+CREATE FUNCTION flaky(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	IF (payload->>'i')::int % 10 = 0 AND (taskorch.current_run()->>'attempt')::int = 1 THEN
+		RAISE EXCEPTION 'first attempt fails';
+	END IF;
+	RETURN NULL;
+END $$;
+SELECT taskorch.register_task('flaky', 'flaky(jsonb)', retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 50}');
+SELECT taskorch.create_queue('bench-queue', concurrency_limit => 100);
 SQL
 
 echo "taskorch benchmark: $(nproc) cores, PostgreSQL $(sql -c 'SHOW server_version'), synchronous_commit=$(sql -c 'SHOW synchronous_commit')"
 echo
 
 declare -A burn
-# burn_down WORKERS LABEL: queue $runs no-op runs, let WORKERS workers run them
+# burn_down WORKERS LABEL [TRIGGER]: queue $runs no-op runs (made by the
+# expression TRIGGER, of g), let WORKERS workers run them
 burn_down() {
 	local w=$1 label=$2
+	local make=${3:-"taskorch.trigger('noop', jsonb_build_object('i', g))"}
 	set_workers 0 >/dev/null
 	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 	start=$(date +%s.%N)
-	sql -c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, $runs) g" >/dev/null
+	sql -c "SELECT count($make) FROM generate_series(1, $runs) g" >/dev/null
 	end=$(date +%s.%N)
 	trig=$(echo "$runs / ($end - $start)" | bc)
 	sql -c "VACUUM ANALYZE taskorch.run" -c "CHECKPOINT" >/dev/null
@@ -61,7 +73,7 @@ burn_down() {
 	read -r total first last < <(sql -F ' ' <<SQL
 WITH r AS (SELECT started_at, finished_at,
 				  row_number() OVER (ORDER BY finished_at) AS k, count(*) OVER () AS n
-			 FROM taskorch.run WHERE status = 'COMPLETED'),
+			 FROM taskorch.run WHERE status IN ('COMPLETED', 'FAILED')),
 	 t AS (SELECT min(started_at) AS t0, max(finished_at) AS t1, max(n) AS n FROM r),
 	 p AS (SELECT max(finished_at) FILTER (WHERE k <= n / 10) AS f10,
 				  min(finished_at) FILTER (WHERE k > n - n / 10) AS l10 FROM r)
@@ -79,6 +91,9 @@ SQL
 for w in $workers_list; do
 	burn_down "$w" "$w worker(s)"
 done
+# the features on: a queue with a limit, 100 concurrency keys, retries
+burn_down 2 "2 worker(s), queue+keys+retries" \
+	"taskorch.trigger('flaky', jsonb_build_object('i', g), queue => 'bench-queue', concurrency_key => 'k' || (g % 100))"
 # the same with a transaction held open elsewhere: vacuum cannot remove
 # the dead tuples the burn-down leaves, nor can index scans skip them
 psql_as "$port" postgres -c "SELECT txid_current(), pg_sleep(3600)" >/dev/null 2>&1 &
