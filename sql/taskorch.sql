@@ -451,6 +451,23 @@ $$;
 ------------------------------------------------------------------------------
 -- Listing, and bulk cancel and replay by the same filters
 ------------------------------------------------------------------------------
+-- The runs (you may see) matching the filters of list_runs, cancel_runs
+-- and replay_runs; NULL filters match everything.
+CREATE FUNCTION taskorch._matching_runs(
+	status text[], task text[], tags text[], batch text,
+	created_after timestamptz, created_before timestamptz)
+	RETURNS SETOF taskorch.runs
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT r.* FROM taskorch.runs r
+	 WHERE ($1 IS NULL OR r.status::text = ANY ($1))
+	   AND ($2 IS NULL OR r.task_id = ANY ($2))
+	   AND ($3 IS NULL OR r.tags @> $3)
+	   AND ($4 IS NULL OR r.batch_id = $4)
+	   AND ($5 IS NULL OR r.created_at >= $5)
+	   AND ($6 IS NULL OR r.created_at < $6)
+$$;
+
 -- Newest first; pass the last id of a page as cursor for the next page.
 CREATE FUNCTION taskorch.list_runs(
 	status text[] DEFAULT NULL,
@@ -487,14 +504,9 @@ BEGIN
 		END IF;
 	END IF;
 	RETURN QUERY
-	SELECT r.* FROM taskorch.runs r
-	 WHERE (list_runs.status IS NULL OR r.status::text = ANY (list_runs.status))
-	   AND (task IS NULL OR r.task_id = ANY (task))
-	   AND (list_runs.tags IS NULL OR r.tags @> list_runs.tags)
-	   AND (batch IS NULL OR r.batch_id = batch)
-	   AND (created_after IS NULL OR r.created_at >= created_after)
-	   AND (created_before IS NULL OR r.created_at < created_before)
-	   AND (cursor IS NULL OR (r.created_at, r.id) < (after_created, cursor))
+	SELECT r.* FROM taskorch._matching_runs(list_runs.status, task, list_runs.tags, batch,
+											created_after, created_before) r
+	 WHERE (cursor IS NULL OR (r.created_at, r.id) < (after_created, cursor))
 	 ORDER BY r.created_at DESC, r.id DESC
 	 LIMIT page_size;
 END
@@ -513,14 +525,8 @@ CREATE FUNCTION taskorch.cancel_runs(
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT count(*) FILTER (WHERE taskorch.cancel(r.id))
-	  FROM taskorch.runs r
+	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
 	 WHERE r.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')
-	   AND (cancel_runs.status IS NULL OR r.status::text = ANY (cancel_runs.status))
-	   AND (task IS NULL OR r.task_id = ANY (task))
-	   AND (cancel_runs.tags IS NULL OR r.tags @> cancel_runs.tags)
-	   AND (batch IS NULL OR r.batch_id = batch)
-	   AND (created_after IS NULL OR r.created_at >= created_after)
-	   AND (created_before IS NULL OR r.created_at < created_before)
 $$;
 
 -- Replay every finished run matching the filters; returns the new run ids.
@@ -536,15 +542,9 @@ CREATE FUNCTION taskorch.replay_runs(
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT taskorch.replay(r.id)
-	  FROM taskorch.runs r
-	 WHERE r.status::text = ANY (replay_runs.status)
-	   AND r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT',
+	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
+	 WHERE r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT',
 						'CRASHED', 'SYSTEM_FAILURE')
-	   AND (task IS NULL OR r.task_id = ANY (task))
-	   AND (replay_runs.tags IS NULL OR r.tags @> replay_runs.tags)
-	   AND (batch IS NULL OR r.batch_id = batch)
-	   AND (created_after IS NULL OR r.created_at >= created_after)
-	   AND (created_before IS NULL OR r.created_at < created_before)
 	 ORDER BY r.created_at
 $$;
 

@@ -30,64 +30,12 @@ SELECT taskorch.trigger('up-echo', delay => '1h') AS delayed \gset
 SELECT status FROM taskorch.runs WHERE id = :'delayed';
 
 -- what an object list looks like, to compare the two databases
-CREATE FUNCTION pg_temp.schema_fingerprint() RETURNS text LANGUAGE sql AS $$
-	SELECT md5(string_agg(d, E'\n' ORDER BY d)) FROM (
-		SELECT pg_describe_object(classid, objid, objsubid) AS d
-		  FROM pg_depend
-		 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-		   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'taskorch')
-		UNION ALL
-		SELECT format('%s.%s %s %s %s', c.relname, a.attnum, a.attname,
-					  format_type(a.atttypid, a.atttypmod), a.attnotnull)
-			   || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-		  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-		 WHERE c.relnamespace = 'taskorch'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
-		UNION ALL
-		SELECT pg_get_functiondef(p.oid) || coalesce(p.proacl::text, '')
-		  FROM pg_proc p WHERE p.pronamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT c.relname || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce(c.relacl::text, '')
-			   || coalesce(c.reloptions::text, '') || c.relrowsecurity
-		  FROM pg_class c WHERE c.relnamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-		 WHERE c.relnamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT format('policy %s on %s: %s', polname, polrelid::regclass, pg_get_expr(polqual, polrelid))
-		  FROM pg_policy WHERE polrelid::regclass::text LIKE 'taskorch.%'
-	) objects $$;
+\i sql/fingerprint.inc
 SELECT pg_temp.schema_fingerprint() AS upgraded \gset
 
 \c upgrade_fresh
 CREATE EXTENSION taskorch;
-CREATE FUNCTION pg_temp.schema_fingerprint() RETURNS text LANGUAGE sql AS $$
-	SELECT md5(string_agg(d, E'\n' ORDER BY d)) FROM (
-		SELECT pg_describe_object(classid, objid, objsubid) AS d
-		  FROM pg_depend
-		 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-		   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'taskorch')
-		UNION ALL
-		SELECT format('%s.%s %s %s %s', c.relname, a.attnum, a.attname,
-					  format_type(a.atttypid, a.atttypmod), a.attnotnull)
-			   || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-		  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-		 WHERE c.relnamespace = 'taskorch'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
-		UNION ALL
-		SELECT pg_get_functiondef(p.oid) || coalesce(p.proacl::text, '')
-		  FROM pg_proc p WHERE p.pronamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT c.relname || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce(c.relacl::text, '')
-			   || coalesce(c.reloptions::text, '') || c.relrowsecurity
-		  FROM pg_class c WHERE c.relnamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-		 WHERE c.relnamespace = 'taskorch'::regnamespace
-		UNION ALL
-		SELECT format('policy %s on %s: %s', polname, polrelid::regclass, pg_get_expr(polqual, polrelid))
-		  FROM pg_policy WHERE polrelid::regclass::text LIKE 'taskorch.%'
-	) objects $$;
+\i sql/fingerprint.inc
 SELECT pg_temp.schema_fingerprint() = :'upgraded' AS upgrade_equals_fresh_install;
 
 \c contrib_regression
