@@ -13,15 +13,20 @@ SELECT taskorch.register_task('opt-fail', 'opt_fail(jsonb)',
 SELECT taskorch.register_task('opt-sleep', 'opt_sleep(jsonb)');
 
 -- delay: a duration; the run is DELAYED until then, and runs after it
-SELECT taskorch.trigger('opt-echo', '{"n": 1}', delay => '1s', ttl => '1h') AS delayed \gset
+-- (on a paused queue, so that it can be looked at between queued and run)
+SELECT taskorch.create_queue('opt-paused');
+SELECT taskorch.pause_queue('opt-paused');
+SELECT taskorch.trigger('opt-echo', '{"n": 1}', delay => '1s', ttl => '1h', queue => 'opt-paused') AS delayed \gset
 SELECT status, delayed_until - created_at BETWEEN '1s' AND '1.1s' AS due_in_1s,
 	   expires_at IS NULL AS ttl_not_started
   FROM taskorch.runs WHERE id = :'delayed';
 SELECT pg_sleep(1.5);
+-- queued at its time: the ttl counts from then, not from the trigger
+SELECT status, expires_at - delayed_until BETWEEN '1h' AND '1h 1s' AS ttl_from_enqueue
+  FROM taskorch.runs WHERE id = :'delayed';
+SELECT taskorch.resume_queue('opt-paused');
 SELECT wait_for_runs();
-SELECT status, started_at >= delayed_until AS started_after_delay,
-	   -- the ttl counts from when the run was queued, not from the trigger
-	   expires_at - delayed_until BETWEEN '1h' AND '1h 1s' AS ttl_from_enqueue
+SELECT status, started_at >= delayed_until AS started_after_delay, expires_at AS no_expiry_once_started
   FROM taskorch.runs WHERE id = :'delayed';
 
 -- delay: the other forms

@@ -2,7 +2,7 @@
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
 -- cancel(), reschedule(), replay(), batches, list_runs() and bulk
 -- cancel/replay, run logs, run metadata, queues with concurrency limits,
--- debounce.
+-- debounce, durable waits for a time.
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
@@ -458,6 +458,35 @@ BEGIN
 	RETURN taskorch.metadata_replace(m || jsonb_build_object(key, coalesce((m->>key)::numeric, 0) + by));
 END
 $$;
+
+------------------------------------------------------------------------------
+-- Durable waits: a WAITING run's waitpoints (waits.c)
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.waitpoint (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	seq				int NOT NULL,				-- the wait call's order in the execution
+	kind			text NOT NULL,				-- 'time'
+	resume_at		timestamptz,
+	created_at		timestamptz NOT NULL,
+	completed_at	timestamptz,				-- NULL: still waiting
+	result			jsonb,
+	PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
+	WHERE completed_at IS NULL AND kind = 'time';
+SELECT pg_catalog.pg_extension_config_dump('taskorch.waitpoint', '');
+ALTER TABLE taskorch.waitpoint ENABLE ROW LEVEL SECURITY;
+CREATE POLICY waitpoint_visible ON taskorch.waitpoint FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = waitpoint.run_id));
+REVOKE ALL ON taskorch.waitpoint FROM PUBLIC;
+GRANT SELECT ON taskorch.waitpoint TO PUBLIC;
+
+-- Inside a task: suspend the run (holding no worker) for a duration, or
+-- until a time.  Code before the wait runs again when the run resumes.
+CREATE FUNCTION taskorch.wait_for(duration "any") RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for';
+CREATE FUNCTION taskorch.wait_until("time" timestamptz) RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_until';
 
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

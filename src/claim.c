@@ -59,7 +59,9 @@ static TaskorchPlan next_due_plan = {
 	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'QUEUED' AND run_at > $1),"
 	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'DELAYED'),"
 	"  (SELECT min(expires_at) FROM taskorch.run"
-	"    WHERE status = 'QUEUED' AND expires_at IS NOT NULL))",
+	"    WHERE status = 'QUEUED' AND expires_at IS NOT NULL),"
+	"  (SELECT min(resume_at) FROM taskorch.waitpoint"
+	"    WHERE completed_at IS NULL AND kind = 'time'))",
 	1, {TIMESTAMPTZOID},
 	NULL
 };
@@ -90,11 +92,13 @@ static TaskorchPlan expire_plan = {
 static TaskorchPlan complete_plan = {
 	"UPDATE taskorch.run r"
 	"   SET status = u.status::taskorch.run_status, output = u.output,"
-	"       error = u.error, attempts = r.attempts + 1,"
+	"       error = u.error,"
+	"       attempts = r.attempts + CASE WHEN u.status = 'WAITING' THEN 0 ELSE 1 END,"
 	"       run_at = coalesce(u.next_run_at, r.run_at),"
 	"       started_at = coalesce(r.started_at, u.started_at),"
 	"       finished_at = u.finished_at, updated_at = $8,"
-	"       metadata = coalesce(u.metadata, r.metadata)"
+	"       metadata = coalesce(u.metadata, r.metadata),"
+	"       expires_at = NULL"	/* a run that started no longer expires */
 	"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[],"
 	"              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $9::jsonb[])"
 	"       AS u(id, status, output, error, next_run_at, started_at, finished_at, metadata)"
@@ -243,8 +247,9 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
 }
 
 /*
- * Promote due DELAYED runs and expire QUEUED runs past their ttl.  Returns
- * the number promoted (they are now claimable, possibly behind the mark).
+ * Promote due DELAYED runs, resume WAITING runs whose wait is over, and
+ * expire QUEUED runs past their ttl.  Returns the number queued (they are
+ * now claimable, possibly behind the mark).
  */
 int
 promote_and_expire(void)
@@ -256,7 +261,7 @@ promote_and_expire(void)
 	promoted = taskorch_execute_as_owner(&promote_plan, values, NULL, false, 0);
 	taskorch_execute_as_owner(&expire_plan, values, NULL, false, 0);
 	SPI_finish();
-	return promoted;
+	return promoted + waits_resume();
 }
 
 /* Milliseconds until a worker next has work (a retry, delay or expiry); -1 if none. */
@@ -385,7 +390,8 @@ complete_runs(ClaimedRun *all, int nall)
 	for (int i = 0; i < n; i++)
 	{
 		ClaimedRun *r = &runs[i];
-		bool		terminal = strcmp(r->status, "QUEUED") != 0;
+		bool		terminal = strcmp(r->status, "QUEUED") != 0 &&
+			strcmp(r->status, "WAITING") != 0;
 
 		v[0][i] = CStringGetTextDatum(r->id);
 		v[1][i] = CStringGetTextDatum(r->status);
@@ -416,6 +422,7 @@ complete_runs(ClaimedRun *all, int nall)
 		elog(ERROR, "taskorch: completed %d runs but updated a different number",
 			 n);
 	record_failed_attempts(runs, n);
+	waits_record(runs, n);
 	logs_flush();
 	SPI_finish();
 	notify_outcomes(runs, n);

@@ -149,6 +149,9 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->succeeded = false;
 	run->timed_out = false;
 	run->canceled = false;
+	run->suspended = false;
+	run->wait_calls = 0;
+	run->wait_kind = NULL;
 	run->output = NULL;
 	run->edata = NULL;
 	run->expired = run->expires_at != 0 && run->started_at >= run->expires_at;
@@ -213,6 +216,8 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 		MemoryContextSwitchTo(cxt);
 		run->edata = CopyErrorData();
 		FlushErrorState();
+		run->suspended = run->edata->sqlerrcode == TASKORCH_SQLSTATE_WAIT &&
+			run->wait_kind != NULL && !run->canceled && !run->timed_out;
 		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();

@@ -16,6 +16,7 @@
  *	  interrupted by taskorch.cancel() .............. CANCELED
  *	  claimed after its ttl ran out (not executed) .. EXPIRED
  *	  task unregistered meanwhile ................... FAILED (no retry)
+ *	  stopped at a wait (waits.c) ................... WAITING (no attempt spent)
  *
  * A retry is due min(max, r * min * factor^(attempt - 1)) ms after the
  * attempt ended, r uniform in [1, 2) when randomize is on, else 1.
@@ -141,6 +142,13 @@ decide_outcome(ClaimedRun *run)
 	int			attempt = run->attempts + 1;
 
 	run->error = NULL;
+	if (run->suspended)
+	{
+		/* not an attempt: the run waits, and runs from the top when resumed */
+		run->status = "WAITING";
+		run->next_run_at = run->wait_resume_at;
+		return;
+	}
 	if (run->expired)
 	{
 		run->error = simple_error("run expired: it did not start within its ttl", NULL);

@@ -17,6 +17,7 @@
  *	  batch.c      batch_trigger()
  *	  queues.c     create_queue() and friends: limits, pause, resume
  *	  concurrency.c  shared counts that keep queues within their limits
+ *	  waits.c      durable waits by replay: wait_for(), wait_until()
  *	  trigger.c    trigger() and the wake-up of workers at commit
  *	  options.c    trigger options: named arguments and the jsonb object
  *	  duration.c   "1h52m18s", intervals, seconds, timestamps
@@ -54,6 +55,9 @@
 
 /* Metadata changed by a running task is shown live up to this size */
 #define LIVE_METADATA_BYTES			4096
+
+/* SQLSTATE a wait raises to suspend its run (waits.c) */
+#define TASKORCH_SQLSTATE_WAIT		MAKE_SQLSTATE('T','O','W','A','I')
 
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
@@ -105,6 +109,12 @@ typedef struct ClaimedRun
 	int32		concurrency_limit;	/* of the queue; 0: unlimited */
 	bool		paused;			/* its queue is paused */
 	bool		skipped;		/* not executed: its concurrency slot was taken */
+	/* durable waits (waits.c) */
+	int32		wait_calls;		/* wait calls made by this execution so far */
+	bool		suspended;		/* the execution stopped at a wait: WAITING */
+	int32		wait_seq;		/* the wait it stopped at */
+	const char *wait_kind;
+	TimestampTz wait_resume_at;
 	TimestampTz expires_at;		/* 0: no ttl */
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
@@ -239,6 +249,10 @@ extern void logs_init(void);
 extern void logs_run(const ClaimedRun *run, MemoryContext cxt);
 extern void logs_flush(void);
 extern void logs_reset(void);
+
+/* waits.c */
+extern void waits_record(ClaimedRun *runs, int n);
+extern int	waits_resume(void);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);

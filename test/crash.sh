@@ -143,7 +143,31 @@ END $$;
 SQL
 echo "crash test passed: $committed committed runs, each completed exactly once"
 
-# 3. a run whose execution kills its worker each time ends CRASHED
+# 3. waiting runs survive an immediate shutdown and resume after the restart
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE TABLE wait_effects (run_id text NOT NULL, phase text NOT NULL);
+CREATE FUNCTION waiting_task(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO wait_effects VALUES (taskorch.current_run()->>'id', 'before');
+	PERFORM taskorch.wait_for('2s');
+	INSERT INTO wait_effects VALUES (taskorch.current_run()->>'id', 'after');
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('waiting', 'waiting_task(jsonb)', max_attempts => 1);
+SELECT count(taskorch.trigger('waiting')) FROM generate_series(1, 50);
+SQL
+wait_for "$port" postgres "SELECT count(*) = 50 FROM taskorch.run WHERE task_id = 'waiting' AND status = 'WAITING'" 30 ||
+	fail "the runs did not start waiting"
+echo "pg_ctl stop -m immediate while 50 runs wait"
+cluster_stop "$dir" immediate
+cluster_restart "$dir"
+wait_for "$port" postgres "SELECT count(*) = 50 FROM taskorch.run WHERE task_id = 'waiting' AND status = 'COMPLETED'" 60 ||
+	fail "waiting runs did not complete after the restart: $(psql_as "$port" postgres -tAc "SELECT status, count(*) FROM taskorch.run WHERE task_id = 'waiting' GROUP BY 1")"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM wait_effects")" = 100 ] ||
+	fail "each waiting run should have committed 'before' and 'after' once"
+echo "crash test passed: 50 runs waiting through an immediate shutdown completed, effects once"
+
+# 4. a run whose execution kills its worker each time ends CRASHED
 poison=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('poison')")
 for attempt in 1 2; do
 	wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id = '$poison')" 30 ||

@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(67);
+SELECT plan(70);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
@@ -44,6 +44,9 @@ SELECT function_returns('taskorch', 'cancel_runs', 'bigint', 'cancel_runs return
 SELECT has_function('taskorch', 'metadata_set', ARRAY['text', 'jsonb'], 'metadata_set(key, value)');
 SELECT has_function('taskorch', 'metadata_increment', ARRAY['text', 'numeric'], 'metadata_increment(key, by)');
 SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(level, message, data)');
+SELECT has_function('taskorch', 'wait_for', ARRAY['"any"'], 'wait_for(duration)');
+SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(time)');
+SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for() outside a task: 55000');
 SELECT throws_ok($$ SELECT taskorch.metadata() $$, '55000', NULL, 'metadata() outside a task: 55000');
 SELECT function_returns('taskorch', 'replay_runs', 'setof text', 'replay_runs returns the new ids');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'taskorch'), '0.2', 'version 0.2');
