@@ -2,7 +2,7 @@
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
 -- cancel(), reschedule(), replay(), batches, list_runs() and bulk
 -- cancel/replay, run logs, run metadata, queues with concurrency limits,
--- debounce, durable waits for a time.
+-- debounce, durable waits (a time, child runs).
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
@@ -20,7 +20,9 @@ ALTER TABLE taskorch.run
 	ADD COLUMN replayed_from	text,
 	ADD COLUMN batch_id		text,
 	ADD COLUMN batch_index		int,
-	ADD COLUMN debounce_key	text;
+	ADD COLUMN debounce_key	text,
+	ADD COLUMN parent_run_id	text,
+	ADD COLUMN parent_wait_seq	int;
 
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
@@ -52,7 +54,7 @@ SELECT r.id, r.task_id,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
 	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
-	   r.batch_id, r.batch_index, r.debounce_key
+	   r.batch_id, r.batch_index, r.debounce_key, r.parent_run_id
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 GRANT SELECT ON taskorch.runs TO PUBLIC;
@@ -465,8 +467,9 @@ $$;
 CREATE TABLE taskorch.waitpoint (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
 	seq				int NOT NULL,				-- the wait call's order in the execution
-	kind			text NOT NULL,				-- 'time'
+	kind			text NOT NULL,				-- 'time', 'run' or 'batch' (children)
 	resume_at		timestamptz,
+	children		text[],						-- the runs waited for, in call order
 	created_at		timestamptz NOT NULL,
 	completed_at	timestamptz,				-- NULL: still waiting
 	result			jsonb,
@@ -487,6 +490,17 @@ CREATE FUNCTION taskorch.wait_for(duration "any") RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for';
 CREATE FUNCTION taskorch.wait_until("time" timestamptz) RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_until';
+
+-- Inside a task: trigger child runs and wait for them; the result is the
+-- Result object {ok, id, taskIdentifier, output | error} (for a batch,
+-- {"runs": [...]} in item order).
+CREATE FUNCTION taskorch.trigger_and_wait(task text, payload jsonb DEFAULT '{}',
+										  options jsonb DEFAULT NULL) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_trigger_and_wait';
+CREATE FUNCTION taskorch.batch_trigger_and_wait(task text, items jsonb) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
+CREATE FUNCTION taskorch.batch_trigger_and_wait(items jsonb) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
 
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

@@ -93,7 +93,9 @@ CREATE TABLE taskorch.run (
 	replayed_from	text,
 	batch_id		text,
 	batch_index		int,
-	debounce_key	text
+	debounce_key	text,
+	parent_run_id	text,						-- the run whose wait made this one
+	parent_wait_seq	int
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
@@ -186,7 +188,7 @@ SELECT r.id, r.task_id,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
 	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
-	   r.batch_id, r.batch_index, r.debounce_key
+	   r.batch_id, r.batch_index, r.debounce_key, r.parent_run_id
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 
@@ -635,8 +637,9 @@ $$;
 CREATE TABLE taskorch.waitpoint (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
 	seq				int NOT NULL,				-- the wait call's order in the execution
-	kind			text NOT NULL,				-- 'time'
+	kind			text NOT NULL,				-- 'time', 'run' or 'batch' (children)
 	resume_at		timestamptz,
+	children		text[],						-- the runs waited for, in call order
 	created_at		timestamptz NOT NULL,
 	completed_at	timestamptz,				-- NULL: still waiting
 	result			jsonb,
@@ -657,6 +660,17 @@ CREATE FUNCTION taskorch.wait_for(duration "any") RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for';
 CREATE FUNCTION taskorch.wait_until("time" timestamptz) RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_until';
+
+-- Inside a task: trigger child runs and wait for them; the result is the
+-- Result object {ok, id, taskIdentifier, output | error} (for a batch,
+-- {"runs": [...]} in item order).
+CREATE FUNCTION taskorch.trigger_and_wait(task text, payload jsonb DEFAULT '{}',
+										  options jsonb DEFAULT NULL) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_trigger_and_wait';
+CREATE FUNCTION taskorch.batch_trigger_and_wait(task text, items jsonb) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
+CREATE FUNCTION taskorch.batch_trigger_and_wait(items jsonb) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
 
 -- Inside a task: the run being executed ({id, taskIdentifier, attempt, ...}).
 CREATE FUNCTION taskorch.current_run() RETURNS jsonb

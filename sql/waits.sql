@@ -53,3 +53,51 @@ SELECT taskorch.wait_for('1s');
 SELECT taskorch.wait_until(now());
 SELECT taskorch.wait_for(NULL::text);
 SELECT taskorch.wait_for('soon');
+
+-- trigger_and_wait and batch_trigger_and_wait: children are triggered when
+-- the parent first reaches the call; the parent waits (no worker held) and
+-- gets the Result objects, in call order
+CREATE TABLE parent_trace (note text);
+CREATE FUNCTION wait_child(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	IF (payload->>'fail')::bool THEN
+		RAISE EXCEPTION 'child % failed', payload->>'n';
+	END IF;
+	RETURN jsonb_build_object('doubled', (payload->>'n')::int * 2);
+END $$;
+CREATE FUNCTION wait_parent(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	one jsonb;
+	many jsonb;
+	mixed jsonb;
+BEGIN
+	INSERT INTO parent_trace VALUES ('parent ran to here');
+	one := taskorch.trigger_and_wait('wait-child', '{"n": 21}');
+	many := taskorch.batch_trigger_and_wait('wait-child',
+		'[{"payload": {"n": 1}}, {"payload": {"n": 2, "fail": true}}, {"payload": {"n": 3}}]');
+	mixed := taskorch.batch_trigger_and_wait(
+		'[{"task": "wait-child", "payload": {"n": 5}}, {"task": "wait-task", "payload": {}}]');
+	RETURN jsonb_build_object('one', one, 'many', many,
+							  'mixed_tasks', jsonb_path_query_array(mixed, '$.runs[*].taskIdentifier'),
+							  'mixed_ok', jsonb_path_query_array(mixed, '$.runs[*].ok'));
+END $$;
+SELECT taskorch.register_task('wait-child', 'wait_child(jsonb)', max_attempts => 1);
+SELECT taskorch.register_task('wait-parent', 'wait_parent(jsonb)');
+SELECT taskorch.trigger('wait-parent') AS parent \gset
+DO $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		EXIT WHEN EXISTS (SELECT FROM taskorch.runs WHERE task_id = 'wait-parent' AND status = 'COMPLETED');
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT status, attempts, (output->'one') - 'id' AS one, output->'one'->>'id' ~ '^run_' AS has_id
+  FROM taskorch.runs WHERE id = :'parent';
+SELECT r->>'taskIdentifier' AS task, r->'ok' AS ok, r->'output' AS output, r->'error'->>'message' AS error
+  FROM taskorch.runs p, jsonb_array_elements(p.output->'many'->'runs') r WHERE p.id = :'parent';
+SELECT output->'mixed_tasks' AS mixed_tasks, output->'mixed_ok' AS mixed_ok FROM taskorch.runs WHERE id = :'parent';
+SELECT count(*) AS children, count(*) FILTER (WHERE parent_run_id = :'parent') AS linked
+  FROM taskorch.runs WHERE task_id IN ('wait-child', 'wait-task') AND parent_run_id IS NOT NULL;
+-- the parent's work before its waits committed once
+SELECT note, count(*) FROM parent_trace GROUP BY note;
+SELECT taskorch.trigger_and_wait('wait-child', '{}');

@@ -39,7 +39,8 @@ static TaskorchPlan claim_plan = {
 	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
-	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key"
+	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
+	"       r.parent_run_id, r.parent_wait_seq"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
@@ -151,6 +152,10 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	d = col(tup, desc, 19, &isnull);
 	run->concurrency_key = isnull ? NULL : TextDatumGetCString(d);
 	run->skipped = false;
+	d = col(tup, desc, 20, &isnull);
+	run->parent_run_id = isnull ? NULL : TextDatumGetCString(d);
+	d = col(tup, desc, 21, &isnull);
+	run->parent_wait_seq = isnull ? 0 : DatumGetInt32(d);
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
@@ -423,6 +428,7 @@ complete_runs(ClaimedRun *all, int nall)
 			 n);
 	record_failed_attempts(runs, n);
 	waits_record(runs, n);
+	waits_children_done(runs, n);
 	logs_flush();
 	SPI_finish();
 	notify_outcomes(runs, n);

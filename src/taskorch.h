@@ -115,6 +115,11 @@ typedef struct ClaimedRun
 	int32		wait_seq;		/* the wait it stopped at */
 	const char *wait_kind;
 	TimestampTz wait_resume_at;
+	List	   *wait_children;	/* ChildSpec *: runs to trigger and wait for */
+	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
+	bool		wait_batch;		/* batch_trigger_and_wait: result is {"runs": [...]} */
+	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
+	int32		parent_wait_seq;	/* ...number */
 	TimestampTz expires_at;		/* 0: no ttl */
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
@@ -251,8 +256,17 @@ extern void logs_flush(void);
 extern void logs_reset(void);
 
 /* waits.c */
+typedef struct ChildSpec
+{
+	char	   *task;
+	Jsonb	   *payload;
+	Jsonb	   *options;		/* NULL: none */
+} ChildSpec;
+
 extern void waits_record(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
+extern void waits_create_children(ClaimedRun *run);
+extern void waits_children_done(ClaimedRun *runs, int n);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);
@@ -281,6 +295,8 @@ typedef struct TriggerOptions
 	bool		debounce_trailing;
 	const char *batch_id;		/* set by batch_trigger() */
 	int32		batch_index;
+	const char *parent_run_id;	/* set for a child a wait created */
+	int32		parent_wait_seq;
 } TriggerOptions;
 
 /* options.c */
@@ -313,7 +329,7 @@ typedef struct TaskorchPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[24];
+	Oid			argtypes[32];
 	SPIPlanPtr	plan;
 } TaskorchPlan;
 

@@ -48,16 +48,16 @@ static TaskorchPlan insert_plan = {
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
 	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
-	"       batch_id, batch_index, debounce_key)"
+	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq)"
 	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $8,"
 	"         $9::taskorch.run_status, $10, $11 * interval '1 millisecond', $12,"
 	"         $13, $14, coalesce($15, '{}'), $16, $17, $18,"
-	"         $19 * interval '1 millisecond', $20, $21, $22, $23)"
+	"         $19 * interval '1 millisecond', $20, $21, $22, $23, $24, $25)"
 	" RETURNING id",
-	23, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
+	25, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 		TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID,
-	TEXTOID, INT4OID, TEXTOID},
+	TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID},
 	NULL
 };
 
@@ -296,8 +296,8 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 Datum
 create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	Datum		values[23];
-	char		nulls[23];
+	Datum		values[25];
+	char		nulls[25];
 	bool		isnull;
 	Oid			owner;
 	Datum		run_id;
@@ -368,6 +368,10 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	nulls[21] = nulls[20];
 	values[22] = o->debounce_key ? CStringGetTextDatum(o->debounce_key) : (Datum) 0;
 	nulls[22] = o->debounce_key ? ' ' : 'n';
+	values[23] = o->parent_run_id ? CStringGetTextDatum(o->parent_run_id) : (Datum) 0;
+	nulls[23] = o->parent_run_id ? ' ' : 'n';
+	values[24] = Int32GetDatum(o->parent_wait_seq);
+	nulls[24] = nulls[23];
 
 	/* idempotency wins over debounce */
 	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||

@@ -20,26 +20,75 @@
  */
 #include "taskorch.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_wait_for);
 PG_FUNCTION_INFO_V1(taskorch_wait_until);
+PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
+PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
+
+#define MAX_WAIT_CHILDREN 1000
 
 static TaskorchPlan lookup_plan = {
-	"SELECT completed_at IS NOT NULL FROM taskorch.waitpoint WHERE run_id = $1 AND seq = $2",
+	"SELECT completed_at IS NOT NULL, result FROM taskorch.waitpoint WHERE run_id = $1 AND seq = $2",
 	2, {TEXTOID, INT4OID},
 	NULL
 };
 
 static TaskorchPlan insert_plan = {
-	"INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, created_at)"
-	" SELECT u.*, $5 FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[])"
-	"        AS u(run_id, seq, kind, resume_at)"
+	"INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, created_at)"
+	" SELECT u.run_id, u.seq, u.kind, u.resume_at,"
+	"        string_to_array(nullif(u.children, ''), ' '), $6"
+	"   FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[])"
+	"        AS u(run_id, seq, kind, resume_at, children)"
 	" ON CONFLICT (run_id, seq) DO NOTHING",
-	5, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID},
+	6, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZOID},
+	NULL
+};
+
+/*
+ * Child-run waits whose children have all finished: complete them with the
+ * children's Result objects, in call order, and queue their runs again.
+ * $1/$2 restrict to some (run, seq) waitpoints; NULL: every pending one
+ * (the maintenance pass, which also catches children that ended outside a
+ * batch: canceled, expired).
+ */
+static TaskorchPlan children_done_plan = {
+	"WITH ready AS ("
+	"  SELECT wp.run_id, wp.seq, wp.kind,"
+	"         (SELECT jsonb_agg(jsonb_build_object('ok', c.status = 'COMPLETED', 'id', c.id,"
+	"                                              'taskIdentifier', c.task_id)"
+	"                  || CASE WHEN c.status = 'COMPLETED'"
+	"                          THEN jsonb_build_object('output', c.output)"
+	"                          ELSE jsonb_build_object('error', coalesce(c.error,"
+	"                               jsonb_build_object('message', 'run ' || c.status)))"
+	"                     END ORDER BY k.ord)"
+	"            FROM unnest(wp.children) WITH ORDINALITY AS k(id, ord)"
+	"            JOIN taskorch.run c ON c.id = k.id) AS results"
+	"    FROM taskorch.waitpoint wp"
+	"   WHERE wp.completed_at IS NULL AND wp.kind IN ('run', 'batch')"
+	"     AND ($1::text[] IS NULL OR (wp.run_id, wp.seq) IN (SELECT * FROM unnest($1::text[], $2::int4[])))"
+	"     AND NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)"
+	"                      AND c.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING'))"
+	"   LIMIT 1000),"
+	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3,"
+	"            result = CASE WHEN ready.kind = 'run' THEN ready.results->0"
+	"                          ELSE jsonb_build_object('runs', ready.results) END"
+	"            FROM ready WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq"
+	"             AND wp.completed_at IS NULL"
+	"         RETURNING wp.run_id)"
+	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3"
+	"   FROM (SELECT DISTINCT run_id FROM done) d"
+	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
+	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
 	NULL
 };
 
@@ -57,20 +106,29 @@ static TaskorchPlan resume_plan = {
 
 /*
  * The wait call number `seq` of the current execution: true when its
- * waitpoint is already completed (return at once), false when the run
- * must suspend.
+ * waitpoint is already completed (return at once; *result, if given, gets
+ * what it returns), false when the run must suspend.
  */
 static bool
-wait_completed(ClaimedRun *run, int32 seq)
+wait_completed(ClaimedRun *run, int32 seq, Jsonb **result)
 {
 	Datum		values[2] = {CStringGetTextDatum(run->id), Int32GetDatum(seq)};
 	bool		done = false;
-	bool		isnull;
+	bool		isnull = true;
+	Datum		d = (Datum) 0;
 
 	SPI_connect();
 	if (taskorch_execute_as_owner(&lookup_plan, values, NULL, true, 1) == 1)
+	{
 		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			d = SPI_datumTransfer(d, false, -1);
+	}
 	SPI_finish();
+	/* detoasted only now, in the caller's context: not in SPI's, which is gone */
+	if (done && result)
+		*result = isnull ? NULL : DatumGetJsonbPCopy(d);
 	return done;
 }
 
@@ -100,7 +158,7 @@ wait_until(const char *function, TimestampTz resume_at)
 				errmsg("%s can only be called inside a task", function),
 				errhint("Outside a task, use pg_sleep(), or trigger the work with a delay."));
 	seq = run->wait_calls++;
-	if (wait_completed(run, seq) || resume_at <= GetCurrentTimestamp())
+	if (wait_completed(run, seq, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
 	suspend_until(run, seq, resume_at);
 }
@@ -144,7 +202,11 @@ waits_record(ClaimedRun *runs, int n)
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
 	Datum	   *kinds = palloc(sizeof(Datum) * n);
 	Datum	   *times = palloc(sizeof(Datum) * n);
-	Datum		values[5];
+	Datum	   *children = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc0(sizeof(bool) * n);
+	Datum		values[6];
+	int			dims[1];
+	int			lbs[1] = {1};
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
@@ -155,15 +217,19 @@ waits_record(ClaimedRun *runs, int n)
 		seqs[k] = Int32GetDatum(runs[i].wait_seq);
 		kinds[k] = CStringGetTextDatum(runs[i].wait_kind);
 		times[k] = TimestampTzGetDatum(runs[i].wait_resume_at);
+		children[k] = CStringGetTextDatum(runs[i].wait_children_ids ? runs[i].wait_children_ids : "");
 		k++;
 	}
 	if (k == 0)
 		return;
+	dims[0] = k;
 	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(kinds, k, TEXTOID, -1, false, TYPALIGN_INT));
 	values[3] = PointerGetDatum(construct_array(times, k, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[4] = PointerGetDatum(construct_md_array(children, nulls, 1, dims, lbs, TEXTOID, -1,
+												   false, TYPALIGN_INT));
+	values[5] = TimestampTzGetDatum(GetCurrentTimestamp());
 	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 0);
 }
 
@@ -174,8 +240,245 @@ waits_resume(void)
 	Datum		values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
 	int			resumed;
 
+	Datum		done[3] = {(Datum) 0, (Datum) 0, values[0]};
+	char		nulls[3] = {'n', 'n', ' '};
+
 	SPI_connect();
 	resumed = taskorch_execute_as_owner(&resume_plan, values, NULL, false, 0);
+	resumed += taskorch_execute_as_owner(&children_done_plan, done, nulls, false, 0);
 	SPI_finish();
 	return resumed;
+}
+
+/*
+ * Runs of this batch that reached an end and are waited for: complete the
+ * waits they were the last of (inside SPI, in the batch's transaction).
+ * A wait whose other children end in a transaction committing at the same
+ * time is caught by the next maintenance pass instead.
+ */
+void
+waits_children_done(ClaimedRun *runs, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	Datum		values[3];
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (runs[i].parent_run_id == NULL || strcmp(runs[i].status, "QUEUED") == 0 ||
+			strcmp(runs[i].status, "WAITING") == 0)
+			continue;
+		ids[k] = CStringGetTextDatum(runs[i].parent_run_id);
+		seqs[k] = Int32GetDatum(runs[i].parent_wait_seq);
+		k++;
+	}
+	if (k == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (taskorch_execute_as_owner(&children_done_plan, values, NULL, false, 0) > 0)
+		taskorch_requeued_at_commit();
+}
+
+/* ---------------------------------------------------------------------
+ * trigger_and_wait and batch_trigger_and_wait
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The wait call `seq` for children: return its memoized result if it is
+ * over, else note the children to trigger and suspend.  The children are
+ * made by the worker after the attempt's rollback (waits_create_children),
+ * so they exist only if the run really waits.
+ */
+static Jsonb *
+wait_for_children(List *specs, bool batch)
+{
+	ClaimedRun *run = current_run();
+	int32		seq;
+	Jsonb	   *result = NULL;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (run == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("%s can only be called inside a task",
+					   batch ? "taskorch.batch_trigger_and_wait()" : "taskorch.trigger_and_wait()"),
+				errhint("Outside a task, trigger the run and read it with taskorch.retrieve()."));
+	seq = run->wait_calls++;
+	if (wait_completed(run, seq, &result))
+		return result;
+	old = MemoryContextSwitchTo(run->cxt);
+	run->wait_children = NIL;
+	foreach(lc, specs)
+	{
+		ChildSpec  *src = lfirst(lc);
+		ChildSpec  *c = palloc(sizeof(ChildSpec));
+
+		c->task = pstrdup(src->task);
+		c->payload = DatumGetJsonbPCopy(JsonbPGetDatum(src->payload));
+		c->options = src->options ? DatumGetJsonbPCopy(JsonbPGetDatum(src->options)) : NULL;
+		run->wait_children = lappend(run->wait_children, c);
+	}
+	MemoryContextSwitchTo(old);
+	run->wait_seq = seq;
+	run->wait_kind = batch ? "batch" : "run";
+	run->wait_batch = batch;
+	run->wait_resume_at = DT_NOEND;
+	ereport(ERROR,
+			errcode(TASKORCH_SQLSTATE_WAIT),
+			errmsg("run %s is waiting for %d child run(s)", run->id, list_length(specs)),
+			errdetail("This is how a task waits; let the error pass through."),
+			errhint("Do not catch SQLSTATE TOWAI in task code."));
+	return NULL;
+}
+
+static ChildSpec *
+child_spec(const char *task, Jsonb *payload, Jsonb *options)
+{
+	ChildSpec  *c = palloc(sizeof(ChildSpec));
+
+	c->task = pstrdup(task);
+	c->payload = payload;
+	c->options = options;
+	return c;
+}
+
+/* SQL: taskorch.trigger_and_wait(task, payload, options) -> Result object */
+Datum
+taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("task and payload must not be null"),
+				errhint("Pass the child task's id and a payload object."));
+	PG_RETURN_JSONB_P(wait_for_children(list_make1(child_spec(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+																PG_GETARG_JSONB_P(1),
+																PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2))),
+										false));
+}
+
+/*
+ * SQL: taskorch.batch_trigger_and_wait(task, items) and (items), items
+ * as batch_trigger's -> {"runs": [Result, ...]} in item order.
+ */
+Datum
+taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
+{
+	bool		mixed = PG_NARGS() == 1;
+	char	   *task = mixed ? NULL : (PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	Jsonb	   *items;
+	List	   *specs = NIL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (PG_ARGISNULL(mixed ? 0 : 1) || (!mixed && task == NULL))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("task and items must not be null"),
+				errhint("Pass a JSON array of {\"payload\": ..., \"options\": ...} items."));
+	items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
+	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items) ||
+		JB_ROOT_COUNT(items) < 1 || JB_ROOT_COUNT(items) > MAX_WAIT_CHILDREN)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("items must be a JSON array of 1 to %d items", MAX_WAIT_CHILDREN),
+				errhint("Pass [{\"payload\": {...}}, ...]."));
+	it = JsonbIteratorInit(&items->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue *t,
+				   *p,
+				   *o;
+		char	   *item_task = task;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("item %d is not a JSON object", list_length(specs)),
+					errhint("An item is {\"payload\": {...}, \"options\": {...}}."));
+		t = getKeyJsonValueFromContainer(v.val.binary.data, "task", 4, NULL);
+		p = getKeyJsonValueFromContainer(v.val.binary.data, "payload", 7, NULL);
+		o = getKeyJsonValueFromContainer(v.val.binary.data, "options", 7, NULL);
+		if (mixed)
+		{
+			if (t == NULL || t->type != jbvString)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("item %d has no \"task\"", list_length(specs)),
+						errhint("Items of mixed tasks are {\"task\": ..., \"payload\": ...}."));
+			item_task = pnstrdup(t->val.string.val, t->val.string.len);
+		}
+		specs = lappend(specs, child_spec(item_task,
+										  p ? JsonbValueToJsonb(p) : jsonb_from_cstring("{}"),
+										  o ? JsonbValueToJsonb(o) : NULL));
+	}
+	PG_RETURN_JSONB_P(wait_for_children(specs, true));
+}
+
+/*
+ * The run stopped at a wait for children: trigger them now, in the batch's
+ * transaction (the attempt's own work was rolled back), as the task's
+ * owner, each linked to the wait.  A child that cannot be triggered fails
+ * the attempt instead, like an error in the task.
+ */
+void
+waits_create_children(ClaimedRun *run)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_uid;
+	int			save_sec;
+	StringInfoData ids;
+	ListCell   *lc;
+
+	if (!run->suspended || run->wait_children == NIL)
+		return;
+	initStringInfo(&ids);
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(run->cxt);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		foreach(lc, run->wait_children)
+		{
+			ChildSpec  *c = lfirst(lc);
+			TriggerOptions o;
+			Datum		id;
+
+			trigger_options_init(&o);
+			o.now = GetCurrentTimestamp();
+			if (c->options)
+				trigger_options_jsonb(&o, c->options, false);
+			trigger_options_finish(&o);
+			o.parent_run_id = run->id;
+			o.parent_wait_seq = run->wait_seq;
+			id = create_run(c->task, c->payload, &o, NULL);
+			if (ids.len > 0)
+				appendStringInfoChar(&ids, ' ');
+			appendStringInfoString(&ids, TextDatumGetCString(id));
+		}
+		SetUserIdAndSecContext(save_uid, save_sec);
+		ReleaseCurrentSubTransaction();
+		run->wait_children_ids = ids.data;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(run->cxt);
+		run->edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		run->suspended = false;		/* an error of the attempt after all */
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
 }

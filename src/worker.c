@@ -129,6 +129,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			}
 			execute_run(run, batch_cxt);
 			concurrency_release();
+			waits_create_children(run);
 			decide_outcome(run);
 			CommandCounterIncrement();
 			executed++;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A waiting parent holds no worker: with ONE worker, a parent that waits on
+# 100 children completes (the worker runs the children while the parent
+# waits), and 200 parents each waiting on a child all complete.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+port=${WAITING_PORT:-55441}
+throwaway_cluster waiting "$port" "taskorch.workers_per_database = 1"
+fail() { echo "FAIL: $*"; exit 1; }
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE FUNCTION kid(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+CREATE FUNCTION fan_out(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	res jsonb := taskorch.batch_trigger_and_wait('kid',
+		(SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', g)))
+		   FROM generate_series(1, (payload->>'children')::int) g));
+BEGIN
+	RETURN jsonb_build_object('ok', (SELECT count(*) FROM jsonb_array_elements(res->'runs') r
+									  WHERE (r->>'ok')::bool));
+END $$;
+SELECT taskorch.register_task('kid', 'kid(jsonb)');
+SELECT taskorch.register_task('fan-out', 'fan_out(jsonb)');
+SELECT taskorch.trigger('fan-out', '{"children": 100}');
+SELECT count(taskorch.trigger('fan-out', '{"children": 1}')) FROM generate_series(1, 200);
+SQL
+wait_for "$port" postgres "SELECT count(*) = 201 FROM taskorch.run WHERE task_id = 'fan-out' AND status = 'COMPLETED'" 120 ||
+	fail "parents did not complete: $(psql_as "$port" postgres -tAc "SELECT task_id, status, count(*) FROM taskorch.run GROUP BY 1, 2")"
+big=$(psql_as "$port" postgres -tAc "SELECT output->>'ok' FROM taskorch.run WHERE task_id = 'fan-out' AND payload->>'children' = '100'")
+[ "$big" = 100 ] || fail "the parent saw $big successful children, not 100"
+echo "ok - with one worker, a parent waiting on 100 children and 200 waiting parents all completed"
