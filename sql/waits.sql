@@ -101,3 +101,34 @@ SELECT count(*) AS children, count(*) FILTER (WHERE parent_run_id = :'parent') A
 -- the parent's work before its waits committed once
 SELECT note, count(*) FROM parent_trace GROUP BY note;
 SELECT taskorch.trigger_and_wait('wait-child', '{}');
+
+-- cancel of a waiting parent cancels its unfinished children; a parent
+-- waiting for a canceled child gets {ok: false}
+CREATE FUNCTION slow_child(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+SELECT taskorch.register_task('slow-child', 'slow_child(jsonb)');
+CREATE FUNCTION waits_on_delayed(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.trigger_and_wait('slow-child', '{}', '{"delay": "1h"}') $$;
+SELECT taskorch.register_task('waits-on-delayed', 'waits_on_delayed(jsonb)');
+SELECT taskorch.trigger('waits-on-delayed') AS p1 \gset
+SELECT taskorch.trigger('waits-on-delayed') AS p2 \gset
+DO $$
+BEGIN
+	FOR i IN 1..500 LOOP
+		EXIT WHEN (SELECT count(*) FROM taskorch.runs WHERE task_id = 'waits-on-delayed' AND status = 'WAITING') = 2;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT status, (SELECT status FROM taskorch.runs c WHERE c.parent_run_id = p.id) AS child
+  FROM taskorch.runs p WHERE id = :'p1';
+SELECT taskorch.cancel(:'p1') AS parent_canceled;
+SELECT status, (SELECT status FROM taskorch.runs c WHERE c.parent_run_id = p.id) AS child
+  FROM taskorch.runs p WHERE id = :'p1';
+SELECT taskorch.cancel(id) AS child_canceled FROM taskorch.runs WHERE parent_run_id = :'p2';
+DO $$
+BEGIN
+	FOR i IN 1..500 LOOP
+		EXIT WHEN EXISTS (SELECT FROM taskorch.runs WHERE task_id = 'waits-on-delayed' AND status = 'COMPLETED');
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT status, output->'ok' AS ok, output->'error'->>'message' AS error FROM taskorch.runs WHERE id = :'p2';

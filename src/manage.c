@@ -9,8 +9,11 @@
  *
  * Cancel of a run a worker is executing interrupts the task (SIGINT to the
  * worker, which records CANCELED); that interruption takes effect even if
- * the canceling transaction rolls back.  A run not yet started is canceled
- * in the caller's transaction, like any update.
+ * the canceling transaction rolls back.  A run not yet started, or
+ * WAITING, is canceled in the caller's transaction, like any update.  The
+ * children a canceled run's waits triggered and that have not finished are
+ * canceled with it (and theirs, recursively); a parent waiting for a
+ * canceled child gets its Result with ok false.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,7 +45,7 @@ static TaskorchPlan run_plan = {
 
 static TaskorchPlan cancel_unstarted_plan = {
 	"WITH r AS (SELECT id FROM taskorch.run"
-	"            WHERE id = $1 AND status IN ('QUEUED', 'DELAYED')"
+	"            WHERE id = $1 AND status IN ('QUEUED', 'DELAYED', 'WAITING')"
 	"            FOR UPDATE SKIP LOCKED)"
 	" UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
 	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
@@ -55,7 +58,15 @@ static TaskorchPlan cancel_unstarted_plan = {
 static TaskorchPlan cancel_wait_plan = {
 	"UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
 	"       updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
-	" WHERE id = $1 AND status IN ('QUEUED', 'DELAYED')",
+	" WHERE id = $1 AND status IN ('QUEUED', 'DELAYED', 'WAITING')",
+	1, {TEXTOID},
+	NULL
+};
+
+/* the unfinished children a wait of the run made: canceled with it */
+static TaskorchPlan cancel_children_plan = {
+	"SELECT count(*) FILTER (WHERE taskorch.cancel(id)) FROM taskorch.run"
+	" WHERE parent_run_id = $1 AND status IN ('DELAYED', 'QUEUED', 'WAITING')",
 	1, {TEXTOID},
 	NULL
 };
@@ -155,6 +166,9 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 			canceled = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 							  "CANCELED") == 0;
 	}
+	/* a canceled parent's children are of no use to anyone: cancel them too */
+	if (canceled)
+		taskorch_execute_as_owner(&cancel_children_plan, values, NULL, false, 0);
 	SPI_finish();
 	if (canceled)
 		Async_Notify(NOTIFY_CHANNEL, payload.data);
