@@ -672,6 +672,73 @@ CREATE FUNCTION taskorch.batch_trigger_and_wait(task text, items jsonb) RETURNS 
 CREATE FUNCTION taskorch.batch_trigger_and_wait(items jsonb) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
 
+-- Inside a task: trigger_and_wait that returns the child's output, or
+-- raises its failure (Trigger.dev's SubtaskUnwrapError: the detail carries
+-- runId, taskId and cause).
+CREATE FUNCTION taskorch.trigger_and_wait_unwrap(task text, payload jsonb DEFAULT '{}',
+												 options jsonb DEFAULT NULL) RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	result jsonb := taskorch.trigger_and_wait(task, payload, options);
+BEGIN
+	IF (result->>'ok')::bool THEN
+		RETURN result->'output';
+	END IF;
+	RAISE EXCEPTION 'child run % of task "%" failed: %', result->>'id', task,
+		coalesce(result->'error'->>'message', 'unknown error')
+		USING ERRCODE = 'TOSUB',
+			  DETAIL = jsonb_build_object('name', 'SubtaskUnwrapError', 'runId', result->>'id',
+										  'taskId', task, 'cause', result->'error')::text,
+			  HINT = 'Use taskorch.trigger_and_wait() to get the Result object instead of an error.';
+END
+$$;
+
+CREATE FUNCTION taskorch._in_transaction_block() RETURNS bool
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_in_transaction_block';
+
+-- From top-level SQL (not in a transaction block): trigger, commit, and
+-- wait for the run to finish; result is its Result object, or NULL after
+-- the timeout (the run goes on).
+CREATE PROCEDURE taskorch.run_and_wait(task text, payload jsonb DEFAULT '{}',
+									   options jsonb DEFAULT NULL,
+									   timeout interval DEFAULT '1 minute',
+									   INOUT result jsonb DEFAULT NULL)
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	run text;
+	deadline timestamptz;
+	r record;
+BEGIN
+	IF taskorch._in_transaction_block() THEN
+		RAISE EXCEPTION 'taskorch.run_and_wait() cannot run inside a transaction block'
+			USING ERRCODE = 'active_sql_transaction',
+				  HINT = 'CALL it on its own (autocommit): the run must be committed before it can run; or use taskorch.trigger() and read the run later.';
+	END IF;
+	run := taskorch.trigger(task, coalesce(payload, '{}'), options);
+	COMMIT;
+	deadline := clock_timestamp() + timeout;
+	LOOP
+		SELECT id, task_id, status, output, error INTO r FROM taskorch.runs WHERE id = run;
+		IF r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT', 'CRASHED',
+						'SYSTEM_FAILURE') THEN
+			result := jsonb_build_object('ok', r.status = 'COMPLETED', 'id', r.id,
+										 'taskIdentifier', r.task_id)
+				|| CASE WHEN r.status = 'COMPLETED' THEN jsonb_build_object('output', r.output)
+						ELSE jsonb_build_object('error', coalesce(r.error,
+								jsonb_build_object('message', 'run ' || r.status))) END;
+			RETURN;
+		END IF;
+		EXIT WHEN clock_timestamp() >= deadline;
+		PERFORM pg_sleep(0.01);
+		COMMIT;		-- a new snapshot for the next look
+	END LOOP;
+	result := NULL;
+END
+$$;
+
+
 -- Inside a task: the run being executed ({id, taskIdentifier, attempt, ...}).
 CREATE FUNCTION taskorch.current_run() RETURNS jsonb
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_current_run';

@@ -132,3 +132,24 @@ BEGIN
 	END LOOP;
 END $$;
 SELECT status, output->'ok' AS ok, output->'error'->>'message' AS error FROM taskorch.runs WHERE id = :'p2';
+
+-- the unwrap form: the child's output, or its failure as an error whose
+-- detail carries runId, taskId and cause (SubtaskUnwrapError)
+CREATE FUNCTION unwrapper(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN jsonb_build_object('got', taskorch.trigger_and_wait_unwrap('wait-child', payload));
+END $$;
+SELECT taskorch.register_task('unwrapper', 'unwrapper(jsonb)', max_attempts => 1);
+
+-- run_and_wait from top-level SQL: trigger, commit, wait, Result object
+CALL taskorch.run_and_wait('unwrapper', '{"n": 7}') \gset
+SELECT :'result'::jsonb - 'id' AS unwrapped_ok;
+CALL taskorch.run_and_wait('unwrapper', '{"n": 8, "fail": true}') \gset
+SELECT r->'ok' AS ok, r->'error'->>'sqlstate' AS sqlstate, r->'error'->>'message' ~ 'child run run_[0-9]+ of task "wait-child" failed: child 8 failed' AS message,
+	   (r->'error'->>'detail')::jsonb - 'runId' AS detail
+  FROM (SELECT :'result'::jsonb AS r) s;
+-- a timeout returns NULL and leaves the run going
+CALL taskorch.run_and_wait('wait-task', timeout => '100 milliseconds');
+BEGIN;
+CALL taskorch.run_and_wait('wait-child', '{"n": 1}');
+ROLLBACK;

@@ -33,6 +33,14 @@ PG_FUNCTION_INFO_V1(taskorch_wait_for);
 PG_FUNCTION_INFO_V1(taskorch_wait_until);
 PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
+PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
+
+/* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
+Datum
+taskorch_in_transaction_block(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(IsTransactionBlock());
+}
 
 #define MAX_WAIT_CHILDREN 1000
 
