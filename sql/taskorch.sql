@@ -637,9 +637,10 @@ $$;
 CREATE TABLE taskorch.waitpoint (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
 	seq				int NOT NULL,				-- the wait call's order in the execution
-	kind			text NOT NULL,				-- 'time', 'run' or 'batch' (children)
+	kind			text NOT NULL,				-- 'time', 'run'/'batch' (children), 'token'
 	resume_at		timestamptz,
 	children		text[],						-- the runs waited for, in call order
+	token			text,						-- the wait token waited for
 	created_at		timestamptz NOT NULL,
 	completed_at	timestamptz,				-- NULL: still waiting
 	result			jsonb,
@@ -693,6 +694,47 @@ BEGIN
 			  HINT = 'Use taskorch.trigger_and_wait() to get the Result object instead of an error.';
 END
 $$;
+
+-- Wait tokens: completed by any session of the role that made them
+CREATE SEQUENCE taskorch.wait_token_id_seq;
+CREATE TABLE taskorch.wait_token (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'waittoken_' || nextval('taskorch.wait_token_id_seq'),
+	owner			regrole NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	timeout_at		timestamptz,					-- NULL: none
+	completed_at	timestamptz,
+	timed_out		bool NOT NULL DEFAULT false,
+	output			jsonb,
+	idempotency_key	text,
+	tags			text[] NOT NULL DEFAULT '{}'
+);
+ALTER SEQUENCE taskorch.wait_token_id_seq OWNED BY taskorch.wait_token.id;
+CREATE INDEX wait_token_timeout_idx ON taskorch.wait_token (timeout_at)
+	WHERE completed_at IS NULL AND timeout_at IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token_id_seq', '');
+ALTER TABLE taskorch.wait_token ENABLE ROW LEVEL SECURITY;
+CREATE POLICY wait_token_visible ON taskorch.wait_token FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE') OR taskorch.is_admin());
+REVOKE ALL ON taskorch.wait_token FROM PUBLIC;
+GRANT SELECT ON taskorch.wait_token TO PUBLIC;
+CREATE VIEW taskorch.wait_tokens WITH (security_invoker = true) AS
+SELECT id, owner, created_at, timeout_at, completed_at, timed_out, output, idempotency_key, tags,
+	   CASE WHEN timed_out THEN 'TIMED_OUT' WHEN completed_at IS NOT NULL THEN 'COMPLETED'
+			ELSE 'WAITING' END AS status
+  FROM taskorch.wait_token;
+GRANT SELECT ON taskorch.wait_tokens TO PUBLIC;
+
+CREATE FUNCTION taskorch.create_wait_token(timeout "any" DEFAULT NULL::text,
+										   idempotency_key text DEFAULT NULL,
+										   tags text[] DEFAULT NULL) RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_create_wait_token';
+-- Inside a task: {ok: true, output} once completed, {ok: false, error} on timeout.
+CREATE FUNCTION taskorch.wait_for_token(token text) RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for_token';
+CREATE FUNCTION taskorch.complete_wait_token(token text, output jsonb DEFAULT '{}') RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_complete_wait_token';
 
 CREATE FUNCTION taskorch._in_transaction_block() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_in_transaction_block';

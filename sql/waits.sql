@@ -153,3 +153,38 @@ CALL taskorch.run_and_wait('wait-task', timeout => '100 milliseconds');
 BEGIN;
 CALL taskorch.run_and_wait('wait-child', '{"n": 1}');
 ROLLBACK;
+
+-- wait tokens: the run waits until a session completes the token (first
+-- completion wins), or until its timeout
+CREATE FUNCTION approval(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	token text := taskorch.create_wait_token(timeout => payload->>'timeout');
+BEGIN
+	PERFORM taskorch.metadata_set('token', to_jsonb(token));	-- how others find it
+	RETURN taskorch.wait_for_token(token);
+END $$;
+SELECT taskorch.register_task('approval', 'approval(jsonb)');
+SELECT taskorch.trigger('approval', '{"timeout": "1h"}') AS approved \gset
+SELECT taskorch.trigger('approval', '{"timeout": "1s"}') AS expires \gset
+DO $$
+BEGIN
+	FOR i IN 1..500 LOOP
+		EXIT WHEN (SELECT count(*) FROM taskorch.runs WHERE task_id = 'approval' AND status = 'WAITING') = 2;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT status, metadata->>'token' ~ '^waittoken_' AS has_token FROM taskorch.runs WHERE id = :'approved';
+SELECT metadata->>'token' AS token FROM taskorch.runs WHERE id = :'approved' \gset
+SELECT status FROM taskorch.wait_tokens WHERE id = :'token';
+SELECT taskorch.complete_wait_token(:'token', '{"approved": true}');
+SELECT regexp_replace(try(format('SELECT taskorch.complete_wait_token(%L, %L)', :'token', '{"approved": false}')),
+					  'waittoken_[0-9_]+', 'waittoken_N') AS second_completion;
+SELECT pg_sleep(1.5);
+SELECT wait_for_runs();
+SELECT status, output FROM taskorch.runs WHERE id IN (:'approved', :'expires') ORDER BY created_at;
+SELECT status, output FROM taskorch.wait_tokens WHERE id = :'token';
+-- outside a task a token is made at once; refusals
+SELECT taskorch.create_wait_token('1h') ~ '^waittoken_[0-9]+$' AS outside_token;
+SELECT taskorch.complete_wait_token('waittoken_nope');
+SELECT taskorch.wait_for_token('waittoken_nope');
+SELECT taskorch.create_wait_token('-1s');

@@ -427,6 +427,7 @@ complete_runs(ClaimedRun *all, int nall)
 		elog(ERROR, "taskorch: completed %d runs but updated a different number",
 			 n);
 	record_failed_attempts(runs, n);
+	waits_record_tokens(runs, n);
 	waits_record(runs, n);
 	waits_children_done(runs, n);
 	logs_flush();

@@ -152,6 +152,10 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->suspended = false;
 	run->wait_calls = 0;
 	run->wait_kind = NULL;
+	run->wait_token = NULL;
+	run->new_tokens = NIL;
+	run->wait_children = NIL;
+	run->wait_children_ids = NULL;
 	run->output = NULL;
 	run->edata = NULL;
 	run->expired = run->expires_at != 0 && run->started_at >= run->expires_at;

@@ -117,6 +117,8 @@ typedef struct ClaimedRun
 	TimestampTz wait_resume_at;
 	List	   *wait_children;	/* ChildSpec *: runs to trigger and wait for */
 	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
+	char	   *wait_token;		/* the wait token it waits on */
+	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
 	bool		wait_batch;		/* batch_trigger_and_wait: result is {"runs": [...]} */
 	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
 	int32		parent_wait_seq;	/* ...number */
@@ -256,6 +258,13 @@ extern void logs_flush(void);
 extern void logs_reset(void);
 
 /* waits.c */
+typedef struct PendingToken
+{
+	char	   *id;
+	TimestampTz timeout_at;
+	bool		has_timeout;
+} PendingToken;
+
 typedef struct ChildSpec
 {
 	char	   *task;
@@ -264,7 +273,9 @@ typedef struct ChildSpec
 } ChildSpec;
 
 extern void waits_record(ClaimedRun *runs, int n);
+extern void waits_record_tokens(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
+extern int	waits_resume_tokens(void);
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 

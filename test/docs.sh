@@ -5,7 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${DOCS_PORT:-55437}
-throwaway_cluster docs "$port"
+throwaway_cluster docs "$port" "taskorch.workers_per_database = 1"
 status=0
 for page in "$top"/docs/*.md; do
 	name=$(basename "$page" .md)
@@ -24,5 +24,7 @@ for page in "$top"/docs/*.md; do
 		tail -20 "$dir/$name.out"
 		status=1
 	fi
+	# each page's database has workers: drop it before the next page's
+	psql_as "$port" postgres -c "DROP DATABASE $db" >/dev/null
 done
 exit $status

@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(70);
+SELECT plan(76);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
@@ -47,6 +47,12 @@ SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(leve
 SELECT has_function('taskorch', 'wait_for', ARRAY['"any"'], 'wait_for(duration)');
 SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(time)');
 SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for() outside a task: 55000');
+SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait(task, payload, options)');
+SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['jsonb'], 'batch_trigger_and_wait(items)');
+SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait_unwrap');
+SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
+SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
+SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
 SELECT throws_ok($$ SELECT taskorch.metadata() $$, '55000', NULL, 'metadata() outside a task: 55000');
 SELECT function_returns('taskorch', 'replay_runs', 'setof text', 'replay_runs returns the new ids');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'taskorch'), '0.2', 'version 0.2');
