@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A waiting parent holds no worker: with ONE worker, a parent that waits on
 # 100 children completes (the worker runs the children while the parent
-# waits), and 200 parents each waiting on a child all complete.
+# waits), 1,000 parents each waiting on a child all complete, and a
+# three-level chain of waits (a child that itself waits) completes.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -23,10 +24,29 @@ END $$;
 SELECT taskorch.register_task('kid', 'kid(jsonb)');
 SELECT taskorch.register_task('fan-out', 'fan_out(jsonb)');
 SELECT taskorch.trigger('fan-out', '{"children": 100}');
-SELECT count(taskorch.trigger('fan-out', '{"children": 1}')) FROM generate_series(1, 200);
+SELECT count(taskorch.trigger('fan-out', '{"children": 1}')) FROM generate_series(1, 1000);
+-- nested: each level waits for the next
+CREATE FUNCTION chain(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	depth int := (payload->>'depth')::int;
+BEGIN
+	IF depth = 0 THEN
+		PERFORM taskorch.wait_for('100ms');
+		RETURN '{"bottom": true}';
+	END IF;
+	RETURN jsonb_build_object('below', taskorch.trigger_and_wait_unwrap('chain',
+								jsonb_build_object('depth', depth - 1)));
+END $$;
+SELECT taskorch.register_task('chain', 'chain(jsonb)');
+SELECT taskorch.trigger('chain', '{"depth": 2}');
 SQL
-wait_for "$port" postgres "SELECT count(*) = 201 FROM taskorch.run WHERE task_id = 'fan-out' AND status = 'COMPLETED'" 120 ||
+wait_for "$port" postgres "SELECT count(*) = 1001 FROM taskorch.run WHERE task_id = 'fan-out' AND status = 'COMPLETED'" 120 ||
 	fail "parents did not complete: $(psql_as "$port" postgres -tAc "SELECT task_id, status, count(*) FROM taskorch.run GROUP BY 1, 2")"
 big=$(psql_as "$port" postgres -tAc "SELECT output->>'ok' FROM taskorch.run WHERE task_id = 'fan-out' AND payload->>'children' = '100'")
 [ "$big" = 100 ] || fail "the parent saw $big successful children, not 100"
-echo "ok - with one worker, a parent waiting on 100 children and 200 waiting parents all completed"
+echo "ok - with one worker, a parent waiting on 100 children and 1,000 waiting parents all completed"
+wait_for "$port" postgres "SELECT count(*) = 3 FROM taskorch.run WHERE task_id = 'chain' AND status = 'COMPLETED'" 60 ||
+	fail "the chain of waits did not complete"
+top_output=$(psql_as "$port" postgres -tAc "SELECT output FROM taskorch.run WHERE task_id = 'chain' AND payload->>'depth' = '2'")
+[ "$top_output" = '{"below": {"below": {"bottom": true}}}' ] || fail "chain output: $top_output"
+echo "ok - nested waits: a run waiting on a child that waits on a child that waits for a time"
