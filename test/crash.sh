@@ -155,17 +155,24 @@ BEGIN
 END $$;
 SELECT taskorch.register_task('waiting', 'waiting_task(jsonb)', max_attempts => 1);
 SELECT count(taskorch.trigger('waiting')) FROM generate_series(1, 50);
+-- parents waiting on children that are still delayed when the server stops
+CREATE FUNCTION parent_task(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.trigger_and_wait('waiting', '{}', '{"delay": "2s"}') $$;
+SELECT taskorch.register_task('parent', 'parent_task(jsonb)', max_attempts => 1);
+SELECT count(taskorch.trigger('parent')) FROM generate_series(1, 20);
 SQL
-wait_for "$port" postgres "SELECT count(*) = 50 FROM taskorch.run WHERE task_id = 'waiting' AND status = 'WAITING'" 30 ||
+wait_for "$port" postgres "SELECT count(*) = 70 FROM taskorch.run WHERE task_id IN ('waiting', 'parent') AND status = 'WAITING'" 30 ||
 	fail "the runs did not start waiting"
-echo "pg_ctl stop -m immediate while 50 runs wait"
+echo "pg_ctl stop -m immediate while 50 runs wait for a time and 20 for delayed children"
 cluster_stop "$dir" immediate
 cluster_restart "$dir"
-wait_for "$port" postgres "SELECT count(*) = 50 FROM taskorch.run WHERE task_id = 'waiting' AND status = 'COMPLETED'" 60 ||
-	fail "waiting runs did not complete after the restart: $(psql_as "$port" postgres -tAc "SELECT status, count(*) FROM taskorch.run WHERE task_id = 'waiting' GROUP BY 1")"
-[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM wait_effects")" = 100 ] ||
+wait_for "$port" postgres "SELECT count(*) = 90 FROM taskorch.run WHERE task_id IN ('waiting', 'parent') AND status = 'COMPLETED'" 60 ||
+	fail "waiting runs did not complete after the restart: $(psql_as "$port" postgres -tAc "SELECT task_id, status, count(*) FROM taskorch.run WHERE task_id IN ('waiting', 'parent') GROUP BY 1, 2")"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM wait_effects")" = 140 ] ||
 	fail "each waiting run should have committed 'before' and 'after' once"
-echo "crash test passed: 50 runs waiting through an immediate shutdown completed, effects once"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run WHERE task_id = 'parent' AND (output->>'ok')::bool")" = 20 ] ||
+	fail "parents did not get their children's results"
+echo "crash test passed: 70 runs waiting through an immediate shutdown (20 on children) completed, effects once"
 
 # 4. a run whose execution kills its worker each time ends CRASHED
 poison=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('poison')")
