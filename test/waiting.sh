@@ -39,6 +39,12 @@ BEGIN
 END $$;
 SELECT taskorch.register_task('chain', 'chain(jsonb)');
 SELECT taskorch.trigger('chain', '{"depth": 2}');
+-- debounced trigger_and_wait: both parents block on the one debounced child
+CREATE FUNCTION deb_parent(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.trigger_and_wait('kid', payload,
+									 '{"debounce": {"key": "shared", "delay": "1s"}}') $$;
+SELECT taskorch.register_task('deb-parent', 'deb_parent(jsonb)');
+SELECT count(taskorch.trigger('deb-parent', jsonb_build_object('p', g))) FROM generate_series(1, 2) g;
 SQL
 wait_for "$port" postgres "SELECT count(*) = 1001 FROM taskorch.run WHERE task_id = 'fan-out' AND status = 'COMPLETED'" 120 ||
 	fail "parents did not complete: $(psql_as "$port" postgres -tAc "SELECT task_id, status, count(*) FROM taskorch.run GROUP BY 1, 2")"
@@ -50,3 +56,10 @@ wait_for "$port" postgres "SELECT count(*) = 3 FROM taskorch.run WHERE task_id =
 top_output=$(psql_as "$port" postgres -tAc "SELECT output FROM taskorch.run WHERE task_id = 'chain' AND payload->>'depth' = '2'")
 [ "$top_output" = '{"below": {"below": {"bottom": true}}}' ] || fail "chain output: $top_output"
 echo "ok - nested waits: a run waiting on a child that waits on a child that waits for a time"
+wait_for "$port" postgres "SELECT count(*) = 2 FROM taskorch.run WHERE task_id = 'deb-parent' AND status = 'COMPLETED'" 60 ||
+	fail "the parents of a debounced child did not complete"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(DISTINCT output->>'id') FROM taskorch.run WHERE task_id = 'deb-parent'")" = 1 ] ||
+	fail "the two parents did not wait on the same debounced child"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run WHERE debounce_key = 'shared'")" = 1 ] ||
+	fail "the debounced child was made more than once"
+echo "ok - a debounced trigger_and_wait: both parents got the one debounced child's result"
