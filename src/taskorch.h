@@ -119,7 +119,6 @@ typedef struct ClaimedRun
 	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
 	char	   *wait_token;		/* the wait token it waits on */
 	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
-	bool		wait_batch;		/* batch_trigger_and_wait: result is {"runs": [...]} */
 	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
 	int32		parent_wait_seq;	/* ...number */
 	TimestampTz expires_at;		/* 0: no ttl */

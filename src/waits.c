@@ -141,16 +141,20 @@ wait_completed(ClaimedRun *run, int32 seq, Jsonb **result)
 	return done;
 }
 
-/* Suspend the run until `resume_at`: note the wait, then unwind the task. */
+/*
+ * Suspend the run at wait call `seq` of `kind`: note the wait (the worker
+ * records it once the attempt is rolled back), then unwind the task.
+ */
 static void
-suspend_until(ClaimedRun *run, int32 seq, TimestampTz resume_at)
+suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at,
+		const char *what)
 {
 	run->wait_seq = seq;
-	run->wait_kind = "time";
+	run->wait_kind = kind;
 	run->wait_resume_at = resume_at;
 	ereport(ERROR,
 			errcode(TASKORCH_SQLSTATE_WAIT),
-			errmsg("run %s is waiting until %s", run->id, timestamptz_to_str(resume_at)),
+			errmsg("run %s is waiting for %s", run->id, what),
 			errdetail("This is how a task waits; let the error pass through."),
 			errhint("Do not catch SQLSTATE TOWAI in task code."));
 }
@@ -169,7 +173,7 @@ wait_until(const char *function, TimestampTz resume_at)
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
-	suspend_until(run, seq, resume_at);
+	suspend(run, seq, "time", resume_at, timestamptz_to_str(resume_at));
 }
 
 /* SQL: taskorch.wait_for(duration) */
@@ -337,15 +341,8 @@ wait_for_children(List *specs, bool batch)
 		run->wait_children = lappend(run->wait_children, c);
 	}
 	MemoryContextSwitchTo(old);
-	run->wait_seq = seq;
-	run->wait_kind = batch ? "batch" : "run";
-	run->wait_batch = batch;
-	run->wait_resume_at = DT_NOEND;
-	ereport(ERROR,
-			errcode(TASKORCH_SQLSTATE_WAIT),
-			errmsg("run %s is waiting for %d child run(s)", run->id, list_length(specs)),
-			errdetail("This is how a task waits; let the error pass through."),
-			errhint("Do not catch SQLSTATE TOWAI in task code."));
+	suspend(run, seq, batch ? "batch" : "run", DT_NOEND,
+			psprintf("%d child run(s)", list_length(specs)));
 	return NULL;
 }
 
@@ -735,15 +732,8 @@ taskorch_wait_for_token(PG_FUNCTION_ARGS)
 	if (wait_completed(run, seq, &result) ||
 		(!made_here(run, token) && token_state(token, &result)))
 		PG_RETURN_JSONB_P(result);
-	run->wait_seq = seq;
-	run->wait_kind = "token";
 	run->wait_token = MemoryContextStrdup(run->cxt, token);
-	run->wait_resume_at = DT_NOEND;
-	ereport(ERROR,
-			errcode(TASKORCH_SQLSTATE_WAIT),
-			errmsg("run %s is waiting for wait token %s", run->id, token),
-			errdetail("This is how a task waits; let the error pass through."),
-			errhint("Do not catch SQLSTATE TOWAI in task code."));
+	suspend(run, seq, "token", DT_NOEND, psprintf("wait token %s", token));
 	PG_RETURN_NULL();
 }
 
