@@ -105,15 +105,15 @@ check_item_keys(JsonbValue *item, bool mixed)
 	}
 }
 
-/* Trigger one item; returns its run id. */
-static Datum
-trigger_item(JsonbValue *item, const char *task, Jsonb *batch_options,
-			 const char *batch_id, int index, TimestampTz now)
+/*
+ * Check a batch item and take it apart: its task (`task` when the batch
+ * has one, else the item's "task"), payload ({} when absent) and options
+ * (NULL when absent).  Shared by batch_trigger() and batch_trigger_and_wait().
+ */
+void
+batch_item_parts(JsonbValue *item, const char *task, char **task_out,
+				 Jsonb **payload, Jsonb **options)
 {
-	TriggerOptions o;
-	Jsonb	   *payload;
-	Jsonb	   *options;
-
 	if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
 		bad_item("not a JSON object");
 	check_item_keys(item, task == NULL);
@@ -123,11 +123,27 @@ trigger_item(JsonbValue *item, const char *task, Jsonb *batch_options,
 
 		if (t == NULL || t->type != jbvString)
 			bad_item("\"task\" must be the id of a task");
-		task = pnstrdup(t->val.string.val, t->val.string.len);
+		*task_out = pnstrdup(t->val.string.val, t->val.string.len);
 	}
-	payload = item_object(item, "payload");
-	options = item_object(item, "options");
+	else
+		*task_out = pstrdup(task);
+	*payload = item_object(item, "payload");
+	if (*payload == NULL)
+		*payload = jsonb_from_cstring("{}");
+	*options = item_object(item, "options");
+}
 
+/* Trigger one item; returns its run id. */
+static Datum
+trigger_item(JsonbValue *item, const char *task, Jsonb *batch_options,
+			 const char *batch_id, int index, TimestampTz now)
+{
+	TriggerOptions o;
+	char	   *item_task;
+	Jsonb	   *payload;
+	Jsonb	   *options;
+
+	batch_item_parts(item, task, &item_task, &payload, &options);
 	trigger_options_init(&o);
 	o.now = now;
 	o.batch_id = batch_id;
@@ -137,7 +153,7 @@ trigger_item(JsonbValue *item, const char *task, Jsonb *batch_options,
 	if (batch_options)
 		trigger_options_jsonb(&o, batch_options, true);
 	trigger_options_finish(&o);
-	return create_run(task, payload ? payload : jsonb_from_cstring("{}"), &o, NULL);
+	return create_run(item_task, payload, &o, NULL);
 }
 
 /* Shared by both forms: task NULL for a batch of mixed tasks. */

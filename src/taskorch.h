@@ -278,6 +278,10 @@ extern int	waits_resume_tokens(void);
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 
+/* batch.c */
+extern void batch_item_parts(JsonbValue *item, const char *task, char **task_out,
+							 Jsonb **payload, Jsonb **options);
+
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);
 extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);

@@ -402,33 +402,14 @@ taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 	it = JsonbIteratorInit(&items->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		JsonbValue *t,
-				   *p,
-				   *o;
-		char	   *item_task = task;
+		char	   *item_task;
+		Jsonb	   *payload;
+		Jsonb	   *options;
 
 		if (tok != WJB_ELEM)
 			continue;
-		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("item %d is not a JSON object", list_length(specs)),
-					errhint("An item is {\"payload\": {...}, \"options\": {...}}."));
-		t = getKeyJsonValueFromContainer(v.val.binary.data, "task", 4, NULL);
-		p = getKeyJsonValueFromContainer(v.val.binary.data, "payload", 7, NULL);
-		o = getKeyJsonValueFromContainer(v.val.binary.data, "options", 7, NULL);
-		if (mixed)
-		{
-			if (t == NULL || t->type != jbvString)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("item %d has no \"task\"", list_length(specs)),
-						errhint("Items of mixed tasks are {\"task\": ..., \"payload\": ...}."));
-			item_task = pnstrdup(t->val.string.val, t->val.string.len);
-		}
-		specs = lappend(specs, child_spec(item_task,
-										  p ? JsonbValueToJsonb(p) : jsonb_from_cstring("{}"),
-										  o ? JsonbValueToJsonb(o) : NULL));
+		batch_item_parts(&v, task, &item_task, &payload, &options);
+		specs = lappend(specs, child_spec(item_task, payload, options));
 	}
 	PG_RETURN_JSONB_P(wait_for_children(specs, true));
 }
