@@ -82,3 +82,47 @@ SELECT count(*) AS replayed FROM taskorch.replay_runs(task => ARRAY['bat-fail'])
 SELECT wait_for_runs();
 SELECT count(*) AS replays_of_failures FROM taskorch.runs
  WHERE task_id = 'bat-fail' AND replayed_from IS NOT NULL AND status = 'FAILED';
+
+-- batch_trigger_query: the items are streamed from a query's rows
+CREATE TABLE bat_records (id int PRIMARY KEY, kind text);
+INSERT INTO bat_records SELECT g, CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END
+  FROM generate_series(1, 2500) g;
+SELECT taskorch.batch_trigger_query(
+	'SELECT jsonb_build_object(''id'', id) AS payload FROM bat_records ORDER BY id',
+	task => 'bat-echo', options => '{"tags": ["streamed"]}') AS bq \gset
+SELECT wait_for_runs();
+SELECT item_count FROM taskorch.batch WHERE id = :'bq';
+SELECT count(*), min(batch_index), max(batch_index),
+	   bool_and((output->>'id')::int = batch_index + 1) AS in_order,
+	   bool_and(tags = '{streamed}') AS batch_options, bool_and(status = 'COMPLETED') AS all_completed
+  FROM taskorch.runs WHERE batch_id = :'bq';
+-- mixed tasks and per-row options from columns
+SELECT taskorch.batch_trigger_query($q$
+	SELECT CASE WHEN id = 1 THEN 'bat-fail' ELSE 'bat-echo' END AS task,
+		   jsonb_build_object('id', id) AS payload,
+		   CASE WHEN id = 2 THEN '{"delay": "1h"}'::jsonb END AS options
+	  FROM bat_records WHERE id <= 3 $q$) AS bq2 \gset
+SELECT batch_index, task_id, status FROM taskorch.runs WHERE batch_id = :'bq2' ORDER BY batch_index;
+-- an empty result is an empty batch
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload WHERE false', 'bat-echo') AS bq3 \gset
+SELECT item_count FROM taskorch.batch WHERE id = :'bq3';
+-- bad queries and rows refuse the whole batch, naming the row
+SELECT count(*) AS runs_before FROM taskorch.run \gset
+SELECT taskorch.batch_trigger_query('SELECT 1 AS payload', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS data', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload, 1 AS extra', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload, ''{}''::jsonb AS payload', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload');
+SELECT taskorch.batch_trigger_query('SELECT ''bat-echo'' AS task, ''{}''::jsonb AS payload', 'bat-echo');
+SELECT taskorch.batch_trigger_query('DELETE FROM bat_records', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT FROM nowhere', 'bat-echo');
+SELECT taskorch.batch_trigger_query(NULL, 'bat-echo');
+SELECT taskorch.batch_trigger_query(
+	'SELECT CASE WHEN id = 3 THEN ''[1]'' ELSE ''{}'' END::jsonb AS payload FROM bat_records ORDER BY id',
+	'bat-echo');
+SELECT taskorch.batch_trigger_query(
+	'SELECT CASE WHEN id < 5 THEN ''bat-echo'' END AS task, ''{}''::jsonb AS payload FROM bat_records ORDER BY id');
+SELECT taskorch.batch_trigger_query(
+	'SELECT ''{}''::jsonb AS payload FROM generate_series(1, 100001)', 'bat-echo');
+SELECT count(*) - :runs_before AS new_runs FROM taskorch.run;
+DROP TABLE bat_records;

@@ -424,6 +424,14 @@ CREATE FUNCTION taskorch.batch_trigger(items jsonb, options jsonb DEFAULT NULL)
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_mixed';
 
+-- Items streamed from a query: its rows give payload (jsonb), and task
+-- (text) when the batch has none, options (jsonb) if any.
+CREATE FUNCTION taskorch.batch_trigger_query(query text, task text DEFAULT NULL,
+											 options jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_query';
+
 -- The batch and its runs, in item order.
 CREATE FUNCTION taskorch.batch_retrieve(batch text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
@@ -648,6 +656,10 @@ CREATE TABLE taskorch.waitpoint (
 );
 CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
 	WHERE completed_at IS NULL AND kind = 'time';
+-- The unfinished children of each wait: whether a wait is over is one probe
+CREATE INDEX run_waited_idx ON taskorch.run (parent_run_id, parent_wait_seq)
+	WHERE parent_run_id IS NOT NULL
+	  AND status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.waitpoint', '');
 ALTER TABLE taskorch.waitpoint ENABLE ROW LEVEL SECURITY;
 CREATE POLICY waitpoint_visible ON taskorch.waitpoint FOR SELECT USING (
@@ -672,6 +684,11 @@ CREATE FUNCTION taskorch.batch_trigger_and_wait(task text, items jsonb) RETURNS 
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
 CREATE FUNCTION taskorch.batch_trigger_and_wait(items jsonb) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
+-- The items streamed from a query, as batch_trigger_query(); the query runs
+-- when the children are made, after the attempt's own writes are undone.
+CREATE FUNCTION taskorch.batch_trigger_and_wait_query(query text, task text DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait_query';
 
 -- Inside a task: trigger_and_wait that returns the child's output, or
 -- raises its failure (Trigger.dev's SubtaskUnwrapError: the detail carries
@@ -739,9 +756,63 @@ CREATE FUNCTION taskorch.complete_wait_token(token text, output jsonb DEFAULT '{
 CREATE FUNCTION taskorch._in_transaction_block() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_in_transaction_block';
 
--- From top-level SQL (not in a transaction block): trigger, commit, and
--- wait for the run to finish; result is its Result object, or NULL after
--- the timeout (the run goes on).
+-- The Result object of a finished run (Trigger.dev's): {ok, id,
+-- taskIdentifier, output} or {ok: false, id, taskIdentifier, error}.
+CREATE FUNCTION taskorch._result(status taskorch.run_status, id text, task_id text,
+								 output jsonb, error jsonb) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$
+	SELECT pg_catalog.jsonb_build_object('ok', status = 'COMPLETED', 'id', id, 'taskIdentifier', task_id)
+		   || CASE WHEN status = 'COMPLETED' THEN pg_catalog.jsonb_build_object('output', output)
+				   ELSE pg_catalog.jsonb_build_object('error', coalesce(error,
+						pg_catalog.jsonb_build_object('message', 'run ' || status))) END $$;
+
+-- The Result object of a run you can see; NULL while it has not finished.
+CREATE FUNCTION taskorch.result(run text) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT id, task_id, status, output, error INTO r FROM taskorch.runs WHERE id = run;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'run "%" does not exist', run
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'The run may belong to a role whose runs you cannot see; check taskorch.runs.';
+	END IF;
+	IF r.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') THEN
+		RETURN NULL;
+	END IF;
+	RETURN taskorch._result(r.status, r.id, r.task_id, r.output, r.error);
+END
+$$;
+
+-- From top-level SQL (not in a transaction block): wait up to timeout for
+-- a run to finish; result is its Result object, or NULL after the timeout
+-- (the run goes on).
+CREATE PROCEDURE taskorch.wait_for_run(run text, timeout interval DEFAULT '1 minute',
+									   INOUT result jsonb DEFAULT NULL)
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + timeout;
+BEGIN
+	IF taskorch._in_transaction_block() THEN
+		RAISE EXCEPTION 'taskorch.wait_for_run() cannot run inside a transaction block'
+			USING ERRCODE = 'active_sql_transaction',
+				  HINT = 'CALL it on its own (autocommit), so that it sees the run change; or read taskorch.result() later.';
+	END IF;
+	LOOP
+		result := taskorch.result(run);
+		EXIT WHEN result IS NOT NULL OR clock_timestamp() >= deadline;
+		PERFORM pg_sleep(0.01);
+		COMMIT;		-- a new snapshot for the next look
+	END LOOP;
+END
+$$;
+
+-- Trigger, commit, and wait_for_run().
 CREATE PROCEDURE taskorch.run_and_wait(task text, payload jsonb DEFAULT '{}',
 									   options jsonb DEFAULT NULL,
 									   timeout interval DEFAULT '1 minute',
@@ -750,8 +821,6 @@ CREATE PROCEDURE taskorch.run_and_wait(task text, payload jsonb DEFAULT '{}',
 	AS $$
 DECLARE
 	run text;
-	deadline timestamptz;
-	r record;
 BEGIN
 	IF taskorch._in_transaction_block() THEN
 		RAISE EXCEPTION 'taskorch.run_and_wait() cannot run inside a transaction block'
@@ -760,23 +829,7 @@ BEGIN
 	END IF;
 	run := taskorch.trigger(task, coalesce(payload, '{}'), options);
 	COMMIT;
-	deadline := clock_timestamp() + timeout;
-	LOOP
-		SELECT id, task_id, status, output, error INTO r FROM taskorch.runs WHERE id = run;
-		IF r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT', 'CRASHED',
-						'SYSTEM_FAILURE') THEN
-			result := jsonb_build_object('ok', r.status = 'COMPLETED', 'id', r.id,
-										 'taskIdentifier', r.task_id)
-				|| CASE WHEN r.status = 'COMPLETED' THEN jsonb_build_object('output', r.output)
-						ELSE jsonb_build_object('error', coalesce(r.error,
-								jsonb_build_object('message', 'run ' || r.status))) END;
-			RETURN;
-		END IF;
-		EXIT WHEN clock_timestamp() >= deadline;
-		PERFORM pg_sleep(0.01);
-		COMMIT;		-- a new snapshot for the next look
-	END LOOP;
-	result := NULL;
+	CALL taskorch.wait_for_run(run, timeout, result);
 END
 $$;
 

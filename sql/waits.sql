@@ -154,6 +154,47 @@ BEGIN;
 CALL taskorch.run_and_wait('wait-child', '{"n": 1}');
 ROLLBACK;
 
+-- result() and wait_for_run(): the Result object of a run, NULL until it
+-- has finished; wait_for_run waits for one triggered earlier
+SELECT taskorch.trigger('wait-child', '{"n": 4}', '{"delay": "1h"}') AS delayed \gset
+SELECT taskorch.result(:'delayed') IS NULL AS not_yet;
+SELECT taskorch.trigger('wait-child', '{"n": 4}') AS later \gset
+CALL taskorch.wait_for_run(:'later') \gset
+SELECT :'result'::jsonb - 'id' AS waited, :'result'::jsonb = taskorch.result(:'later') AS same;
+SELECT taskorch.result('run_999999999');
+BEGIN;
+CALL taskorch.wait_for_run(:'later');
+ROLLBACK;
+
+-- batch_trigger_and_wait_query: children streamed from a query's rows; a
+-- single wait may hold more than the 1,000 items of an array
+CREATE TABLE wait_records AS SELECT g AS n FROM generate_series(1, 1500) g;
+CREATE FUNCTION query_parent(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	res jsonb := taskorch.batch_trigger_and_wait_query(
+		'SELECT jsonb_build_object(''n'', n, ''fail'', n % 500 = 0) AS payload FROM wait_records ORDER BY n',
+		'wait-child');
+BEGIN
+	RETURN jsonb_build_object(
+		'runs', jsonb_array_length(res->'runs'),
+		'ok', jsonb_array_length(jsonb_path_query_array(res, '$.runs[*] ? (@.ok == true)')),
+		'in_order', res->'runs'->0->'output'->'doubled' = '2'
+					AND res->'runs'->1498->'output'->'doubled' = '2998',
+		'failed', jsonb_path_query_array(res, '$.runs[*] ? (@.ok == false).error.message'));
+END $$;
+SELECT taskorch.register_task('query-parent', 'query_parent(jsonb)');
+CALL taskorch.run_and_wait('query-parent', timeout => '60 seconds') \gset
+SELECT :'result'::jsonb->'output' AS query_wait;
+SELECT count(*) AS children FROM taskorch.runs r
+ WHERE r.parent_run_id = (SELECT id FROM taskorch.runs WHERE task_id = 'query-parent');
+-- the query is checked when the task calls it: a bad one fails the attempt
+CREATE FUNCTION bad_query_parent(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.batch_trigger_and_wait_query('SELECT n AS payload FROM wait_records', 'wait-child') $$;
+SELECT taskorch.register_task('bad-query-parent', 'bad_query_parent(jsonb)', max_attempts => 1);
+CALL taskorch.run_and_wait('bad-query-parent') \gset
+SELECT :'result'::jsonb->'error'->>'message' AS error;
+SELECT taskorch.batch_trigger_and_wait_query('SELECT ''{}''::jsonb AS payload', 'wait-child');
+
 -- wait tokens: the run waits until a session completes the token (first
 -- completion wins), or until its timeout
 CREATE FUNCTION approval(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$

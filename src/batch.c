@@ -2,10 +2,12 @@
  *
  * batch.c
  *	  batch_trigger(): many runs in one call, as Trigger.dev's
- *	  batchTrigger / batch.trigger / batch.triggerByTask.
+ *	  batchTrigger / batch.trigger / batch.triggerByTask, and the items of
+ *	  every batch form (batch_trigger_and_wait's too).
  *
  *	  batch_trigger(task, items, options)   one task:  [{"payload": ..., "options": ...}]
  *	  batch_trigger(items, options)         mixed:     [{"task": ..., "payload": ..., "options": ...}]
+ *	  batch_trigger_query(query, task, options)   rows: payload [, task] [, options]
  *
  * Each item is triggered as trigger() would (same checks, same options);
  * the batch's options apply to every item that does not set them itself.
@@ -13,6 +15,10 @@
  * error's context names the item's index, the item count and the phase
  * (Trigger.dev's BatchTriggerError fields).  Runs keep their position in
  * the batch (batch_index), which batch_retrieve() returns them in.
+ *
+ * Items from a query are streamed (Trigger.dev's streaming batch
+ * triggering): read through a cursor a page at a time, each item's memory
+ * freed once its run exists, so a batch may hold up to MAX_STREAM_ITEMS.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,9 +33,13 @@
 
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_mixed);
+PG_FUNCTION_INFO_V1(taskorch_batch_trigger_query);
 
 /* Trigger.dev's limit per batch call (SDK 4.3.1 and later) */
 #define MAX_BATCH_ITEMS 1000
+/* items from a query are read a page at a time, so a batch may be larger */
+#define MAX_STREAM_ITEMS 100000
+#define STREAM_PAGE 1000
 
 static TaskorchPlan batch_plan = {
 	"INSERT INTO taskorch.batch (task_id, item_count, triggered_by, options)"
@@ -38,10 +48,16 @@ static TaskorchPlan batch_plan = {
 	NULL
 };
 
+static TaskorchPlan batch_count_plan = {
+	"UPDATE taskorch.batch SET item_count = $2 WHERE id = $1",
+	2, {TEXTOID, INT4OID},
+	NULL
+};
+
 typedef struct BatchContext
 {
 	int			index;			/* item being triggered, -1 before the first */
-	int			count;
+	int			count;			/* -1: not known (items of a query) */
 	const char *phase;
 } BatchContext;
 
@@ -50,10 +66,14 @@ batch_error_context(void *arg)
 {
 	BatchContext *bc = (BatchContext *) arg;
 
-	if (bc->index >= 0)
+	if (bc->index >= 0 && bc->count >= 0)
 		errcontext("batch item %d of %d (phase %s)", bc->index, bc->count, bc->phase);
-	else
+	else if (bc->index >= 0)
+		errcontext("batch item %d (phase %s)", bc->index, bc->phase);
+	else if (bc->count >= 0)
 		errcontext("batch of %d items (phase %s)", bc->count, bc->phase);
+	else
+		errcontext("batch items query (phase %s)", bc->phase);
 }
 
 static void
@@ -106,12 +126,12 @@ check_item_keys(JsonbValue *item, bool mixed)
 }
 
 /*
- * Check a batch item and take it apart: its task (`task` when the batch
- * has one, else the item's "task"), payload ({} when absent) and options
- * (NULL when absent).  Shared by batch_trigger() and batch_trigger_and_wait().
+ * Check an item of a JSON array and take it apart: its task (`task` when
+ * the batch has one, else the item's "task"), payload ({} when absent)
+ * and options (NULL when absent).
  */
-void
-batch_item_parts(JsonbValue *item, const char *task, char **task_out,
+static void
+array_item_parts(JsonbValue *item, const char *task, char **task_out,
 				 Jsonb **payload, Jsonb **options)
 {
 	if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
@@ -133,73 +153,324 @@ batch_item_parts(JsonbValue *item, const char *task, char **task_out,
 	*options = item_object(item, "options");
 }
 
-/* Trigger one item; returns its run id. */
-static Datum
-trigger_item(JsonbValue *item, const char *task, Jsonb *batch_options,
-			 const char *batch_id, int index, TimestampTz now)
+/* A JSON array of 1 to MAX_BATCH_ITEMS items, or an error; returns the count. */
+static int
+array_item_count(Jsonb *items)
 {
-	TriggerOptions o;
-	char	   *item_task;
-	Jsonb	   *payload;
-	Jsonb	   *options;
-
-	batch_item_parts(item, task, &item_task, &payload, &options);
-	trigger_options_init(&o);
-	o.now = now;
-	o.batch_id = batch_id;
-	o.batch_index = index;
-	if (options)
-		trigger_options_jsonb(&o, options, false);
-	if (batch_options)
-		trigger_options_jsonb(&o, batch_options, true);
-	trigger_options_finish(&o);
-	return create_run(item_task, payload, &o, NULL);
-}
-
-/* Shared by both forms: task NULL for a batch of mixed tasks. */
-static Datum
-batch_trigger(const char *task, Jsonb *items, Jsonb *options)
-{
-	ErrorContextCallback errcb;
-	BatchContext bc = {-1, 0, "create"};
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Datum		batch_id;
-	char	   *batch_id_str;
-	bool		isnull;
-	TimestampTz now = trigger_now();
-	MemoryContext caller = CurrentMemoryContext;
+	int			count;
 
 	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("batch items must be a JSON array"),
 				errhint("Pass [{\"payload\": {...}}, ...]."));
-	bc.count = JB_ROOT_COUNT(items);
-	if (bc.count == 0 || bc.count > MAX_BATCH_ITEMS)
+	count = JB_ROOT_COUNT(items);
+	if (count == 0 || count > MAX_BATCH_ITEMS)
 		ereport(ERROR,
 				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("a batch has 1 to %d items, not %d", MAX_BATCH_ITEMS, bc.count),
-				errdetail("phase: create, item count: %d", bc.count),
-				errhint("Split the items into several batches, or trigger one run per row of a query."));
+				errmsg("a batch has 1 to %d items, not %d", MAX_BATCH_ITEMS, count),
+				errdetail("phase: create, item count: %d", count),
+				errhint("Split the items into several batches, or read them from a query with batch_trigger_query()."));
+	return count;
+}
+
+/* Where the columns of an items query are: payload, and task, options if there */
+typedef struct QueryColumns
+{
+	int			payload;
+	int			task;			/* 0: none */
+	int			options;		/* 0: none */
+} QueryColumns;
+
+static void
+query_column(QueryColumns *cols, Form_pg_attribute att, int attno)
+{
+	const char *name = NameStr(att->attname);
+	int		   *slot = strcmp(name, "payload") == 0 ? &cols->payload :
+		strcmp(name, "task") == 0 ? &cols->task :
+		strcmp(name, "options") == 0 ? &cols->options : NULL;
+	Oid			want = strcmp(name, "task") == 0 ? TEXTOID : JSONBOID;
+
+	if (slot == NULL || *slot != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				errmsg("%s column \"%s\" in the batch items query",
+					   slot ? "duplicate" : "unexpected", name),
+				errhint("The query returns a payload column (jsonb), and may return task (text) and options (jsonb)."));
+	if (att->atttypid != want)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("column \"%s\" of the batch items query is of type %s, not %s",
+					   name, format_type_be(att->atttypid), format_type_be(want)),
+				errhint("Cast it: ... AS %s becomes ...::%s AS %s.", name, format_type_be(want), name));
+	*slot = attno;
+}
+
+static QueryColumns
+query_columns(TupleDesc desc, const char *task)
+{
+	QueryColumns cols = {0, 0, 0};
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			query_column(&cols, TupleDescAttr(desc, i), i + 1);
+	if (cols.payload == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				errmsg("the batch items query has no payload column"),
+				errhint("Name the column: SELECT jsonb_build_object('id', id) AS payload FROM ..."));
+	if ((task == NULL) != (cols.task != 0))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				errmsg(task ? "the batch items query has a task column, and the batch a task"
+					   : "the batch items query has no task column, and the batch no task"),
+				errhint("Pass the task, or return it as a task column of the query: one of the two."));
+	return cols;
+}
+
+/* Open the items query as a cursor (inside SPI) and find its columns. */
+static Portal
+query_open(const BatchItems *src, QueryColumns *cols)
+{
+	SPIPlanPtr	plan = SPI_prepare(src->query, 0, NULL);
+	Portal		portal;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("the batch items query must be one SELECT"),
+				errdetail("query: %s", src->query),
+				errhint("Pass a query such as SELECT jsonb_build_object('id', id) AS payload FROM records."));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	*cols = query_columns(portal->tupDesc, src->task);
+	return portal;
+}
+
+/* Call fn on each item of an array; returns how many there were. */
+static int
+foreach_array_item(const BatchItems *src, BatchContext *bc, BatchItemFn fn, void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	JsonbIterator *it = JsonbIteratorInit(&src->items->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	bc->index = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		MemoryContext item_cxt;
+		char	   *task;
+		Jsonb	   *payload;
+		Jsonb	   *options;
+
+		if (tok != WJB_ELEM)
+			continue;
+		/* each item's allocations go when it is done: a batch holds no rows */
+		item_cxt = AllocSetContextCreate(caller, "taskorch batch item", ALLOCSET_SMALL_SIZES);
+		MemoryContextSwitchTo(item_cxt);
+		array_item_parts(&v, src->task, &task, &payload, &options);
+		fn(task, payload, options, bc->index, arg);
+		MemoryContextSwitchTo(caller);
+		MemoryContextDelete(item_cxt);
+		bc->index++;
+	}
+	return bc->index;
+}
+
+/*
+ * Call fn on each row of the items query, read STREAM_PAGE rows at a time
+ * and forgotten once done; returns how many there were.
+ */
+static int
+foreach_query_item(const BatchItems *src, BatchContext *bc, BatchItemFn fn, void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext item_cxt = AllocSetContextCreate(caller, "taskorch batch item",
+												   ALLOCSET_SMALL_SIZES);
+	QueryColumns cols;
+	Portal		portal;
+
+	SPI_connect();
+	portal = query_open(src, &cols);
+	bc->index = 0;
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, STREAM_PAGE);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		d;
+			char	   *task = (char *) src->task;
+			Jsonb	   *payload;
+			Jsonb	   *options = NULL;
+
+			if (bc->index >= MAX_STREAM_ITEMS)
+				ereport(ERROR,
+						errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("a batch from a query has at most %d items", MAX_STREAM_ITEMS),
+						errhint("Add a LIMIT, or split the rows over several batches."));
+			MemoryContextSwitchTo(item_cxt);
+			d = SPI_getbinval(row, desc, cols.payload, &isnull);
+			payload = isnull ? jsonb_from_cstring("{}") : DatumGetJsonbP(d);
+			if (!JB_ROOT_IS_OBJECT(payload))
+				bad_item("\"payload\" must be a JSON object");
+			if (cols.options)
+			{
+				d = SPI_getbinval(row, desc, cols.options, &isnull);
+				options = isnull ? NULL : DatumGetJsonbP(d);
+				if (options && !JB_ROOT_IS_OBJECT(options))
+					bad_item("\"options\" must be a JSON object");
+			}
+			if (cols.task)
+			{
+				d = SPI_getbinval(row, desc, cols.task, &isnull);
+				if (isnull)
+					bad_item("\"task\" must be the id of a task");
+				task = TextDatumGetCString(d);
+			}
+			fn(task, payload, options, bc->index, arg);
+			MemoryContextSwitchTo(caller);
+			MemoryContextReset(item_cxt);
+			bc->index++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(item_cxt);
+	return bc->index;
+}
+
+/*
+ * Call fn(task, payload, options, index, arg) on each item of a batch, in
+ * order; an error names the item (index, count and phase: "create" for
+ * an array, "stream" for the rows of a query).  Returns the item count.
+ */
+int
+batch_items_foreach(const BatchItems *src, BatchItemFn fn, void *arg)
+{
+	ErrorContextCallback errcb;
+	BatchContext bc = {-1, -1, src->query ? "stream" : "create"};
+	int			n;
+
+	if (src->items)
+		bc.count = array_item_count(src->items);
+	errcb.callback = batch_error_context;
+	errcb.arg = &bc;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	n = src->query ? foreach_query_item(src, &bc, fn, arg) : foreach_array_item(src, &bc, fn, arg);
+	error_context_stack = errcb.previous;
+	return n;
+}
+
+static void
+check_item(const char *task, Jsonb *payload, Jsonb *options, int index, void *arg)
+{
+}
+
+/*
+ * Check a batch's items before they are triggered later: every item of an
+ * array, the columns of a query (whose rows are read only then).
+ */
+void
+batch_items_check(const BatchItems *src)
+{
+	QueryColumns cols;
+
+	if (src->items)
+	{
+		(void) batch_items_foreach(src, check_item, NULL);
+		return;
+	}
+	SPI_connect();
+	SPI_cursor_close(query_open(src, &cols));
+	SPI_finish();
+}
+
+/* The one item of trigger_and_wait(): [{"payload": ..., "options": ...}] */
+Jsonb *
+batch_single_item(Jsonb *payload, Jsonb *options)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	k;
+	JsonbValue	v;
+
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "payload";
+	k.val.string.len = strlen("payload");
+	pushJsonbValue(&state, WJB_KEY, &k);
+	v.type = jbvBinary;
+	v.val.binary.data = &payload->root;
+	v.val.binary.len = VARSIZE(payload) - VARHDRSZ;
+	pushJsonbValue(&state, WJB_VALUE, &v);
+	if (options)
+	{
+		k.val.string.val = "options";
+		k.val.string.len = strlen("options");
+		pushJsonbValue(&state, WJB_KEY, &k);
+		v.val.binary.data = &options->root;
+		v.val.binary.len = VARSIZE(options) - VARHDRSZ;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, NULL));
+}
+
+typedef struct BatchTrigger
+{
+	Jsonb	   *options;		/* the batch's, for every item */
+	const char *batch_id;
+	TimestampTz now;
+} BatchTrigger;
+
+/* Trigger one item as part of a batch. */
+static void
+trigger_item(const char *task, Jsonb *payload, Jsonb *options, int index, void *arg)
+{
+	BatchTrigger *bt = (BatchTrigger *) arg;
+	TriggerOptions o;
+
+	trigger_options_init(&o);
+	o.now = bt->now;
+	o.batch_id = bt->batch_id;
+	o.batch_index = index;
+	if (options)
+		trigger_options_jsonb(&o, options, false);
+	if (bt->options)
+		trigger_options_jsonb(&o, bt->options, true);
+	trigger_options_finish(&o);
+	(void) create_run(task, payload, &o, NULL);
+}
+
+/* Shared by every form: a batch row, then its items' runs. */
+static Datum
+batch_trigger(const BatchItems *src, Jsonb *options)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		batch_id;
+	bool		isnull;
+	BatchTrigger bt = {options, NULL, trigger_now()};
+	int			n;
+
 	if (options && !JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("batch options must be a JSON object"),
 				errhint("Pass options such as {\"delay\": \"1h\"}."));
-
-	errcb.callback = batch_error_context;
-	errcb.arg = &bc;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
 	SPI_connect();
-	values[0] = task ? CStringGetTextDatum(task) : (Datum) 0;
-	nulls[0] = task ? ' ' : 'n';
-	values[1] = Int32GetDatum(bc.count);
+	values[0] = src->task ? CStringGetTextDatum(src->task) : (Datum) 0;
+	nulls[0] = src->task ? ' ' : 'n';
+	values[1] = Int32GetDatum(src->items ? array_item_count(src->items) : 0);
 	values[2] = ObjectIdGetDatum(GetUserId());
 	values[3] = options ? JsonbPGetDatum(options) : (Datum) 0;
 	nulls[3] = options ? ' ' : 'n';
@@ -209,24 +480,16 @@ batch_trigger(const char *task, Jsonb *items, Jsonb *options)
 								 false, -1);
 	SPI_finish();
 
-	batch_id_str = TextDatumGetCString(batch_id);
-	it = JsonbIteratorInit(&items->root);
-	bc.index = 0;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	bt.batch_id = TextDatumGetCString(batch_id);
+	n = batch_items_foreach(src, trigger_item, &bt);
+	if (src->query)
 	{
-		MemoryContext item_cxt;
-
-		if (tok != WJB_ELEM)
-			continue;
-		/* each item's allocations go when it is done: a batch holds no rows */
-		item_cxt = AllocSetContextCreate(caller, "taskorch batch item", ALLOCSET_SMALL_SIZES);
-		MemoryContextSwitchTo(item_cxt);
-		(void) trigger_item(&v, task, options, batch_id_str, bc.index, now);
-		MemoryContextSwitchTo(caller);
-		MemoryContextDelete(item_cxt);
-		bc.index++;
+		values[0] = batch_id;
+		values[1] = Int32GetDatum(n);
+		SPI_connect();
+		taskorch_execute_as_owner(&batch_count_plan, values, NULL, false, 0);
+		SPI_finish();
 	}
-	error_context_stack = errcb.previous;
 	return batch_id;
 }
 
@@ -234,25 +497,37 @@ batch_trigger(const char *task, Jsonb *items, Jsonb *options)
 Datum
 taskorch_batch_trigger(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("task and items must not be null"),
-				errhint("Pass the task's id and a JSON array of items."));
-	PG_RETURN_DATUM(batch_trigger(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-								  PG_GETARG_JSONB_P(1),
-								  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)));
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 2, "task and items", "Pass the task's id and a JSON array of items.");
+	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.items = PG_GETARG_JSONB_P(1);
+	PG_RETURN_DATUM(batch_trigger(&src, PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)));
 }
 
 /* SQL: taskorch.batch_trigger(items, options) -> batch id; items name their task */
 Datum
 taskorch_batch_trigger_mixed(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("items must not be null"),
-				errhint("Pass a JSON array of {\"task\": ..., \"payload\": ...} items."));
-	PG_RETURN_DATUM(batch_trigger(NULL, PG_GETARG_JSONB_P(0),
-								  PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1)));
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 1, "items", "Pass a JSON array of {\"task\": ..., \"payload\": ...} items.");
+	src.items = PG_GETARG_JSONB_P(0);
+	PG_RETURN_DATUM(batch_trigger(&src, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1)));
+}
+
+/*
+ * SQL: taskorch.batch_trigger_query(query, task, options) -> batch id; the
+ * query's rows are the items (payload, and task when no task is given).
+ */
+Datum
+taskorch_batch_trigger_query(PG_FUNCTION_ARGS)
+{
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 1, "query",
+				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
+	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	PG_RETURN_DATUM(batch_trigger(&src, PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)));
 }

@@ -154,7 +154,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->wait_kind = NULL;
 	run->wait_token = NULL;
 	run->new_tokens = NIL;
-	run->wait_children = NIL;
+	run->wait_children = NULL;
 	run->wait_children_ids = NULL;
 	run->output = NULL;
 	run->edata = NULL;

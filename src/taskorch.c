@@ -211,3 +211,15 @@ taskorch_require_preload(PG_FUNCTION_ARGS)
 				errhint("Add taskorch to shared_preload_libraries in postgresql.conf and restart the server."));
 	PG_RETURN_VOID();
 }
+
+/* The first n arguments of a SQL function must not be null: `what` says which. */
+void
+require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint)
+{
+	for (int i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("%s must not be null", what),
+					errhint("%s", hint));
+}

@@ -56,6 +56,9 @@
 /* Metadata changed by a running task is shown live up to this size */
 #define LIVE_METADATA_BYTES			4096
 
+/* The statuses of a run that has not finished, for SQL: status IN ... */
+#define UNFINISHED_STATUSES "('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')"
+
 /* SQLSTATE a wait raises to suspend its run (waits.c) */
 #define TASKORCH_SQLSTATE_WAIT		MAKE_SQLSTATE('T','O','W','A','I')
 
@@ -115,7 +118,7 @@ typedef struct ClaimedRun
 	int32		wait_seq;		/* the wait it stopped at */
 	const char *wait_kind;
 	TimestampTz wait_resume_at;
-	List	   *wait_children;	/* ChildSpec *: runs to trigger and wait for */
+	struct BatchItems *wait_children;	/* runs to trigger and wait for */
 	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
 	char	   *wait_token;		/* the wait token it waits on */
 	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
@@ -264,13 +267,6 @@ typedef struct PendingToken
 	bool		has_timeout;
 } PendingToken;
 
-typedef struct ChildSpec
-{
-	char	   *task;
-	Jsonb	   *payload;
-	Jsonb	   *options;		/* NULL: none */
-} ChildSpec;
-
 extern void waits_record(ClaimedRun *runs, int n);
 extern void waits_record_tokens(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
@@ -278,9 +274,22 @@ extern int	waits_resume_tokens(void);
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 
-/* batch.c */
-extern void batch_item_parts(JsonbValue *item, const char *task, char **task_out,
-							 Jsonb **payload, Jsonb **options);
+/* taskorch.c */
+extern void require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint);
+
+/* batch.c: where a batch's items come from */
+typedef struct BatchItems
+{
+	const char *task;			/* the batch's task; NULL: each item names its own */
+	Jsonb	   *items;			/* a JSON array of items, or */
+	const char *query;			/* a query whose rows are items */
+} BatchItems;
+
+typedef void (*BatchItemFn) (const char *task, Jsonb *payload, Jsonb *options,
+							 int index, void *arg);
+extern int	batch_items_foreach(const BatchItems *src, BatchItemFn fn, void *arg);
+extern void batch_items_check(const BatchItems *src);
+extern Jsonb *batch_single_item(Jsonb *payload, Jsonb *options);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);

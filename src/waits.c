@@ -34,6 +34,7 @@ PG_FUNCTION_INFO_V1(taskorch_wait_for);
 PG_FUNCTION_INFO_V1(taskorch_wait_until);
 PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
+PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 
 /* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
@@ -42,8 +43,6 @@ taskorch_in_transaction_block(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(IsTransactionBlock());
 }
-
-#define MAX_WAIT_CHILDREN 1000
 
 static TaskorchPlan lookup_plan = {
 	"SELECT completed_at IS NOT NULL, result FROM taskorch.waitpoint WHERE run_id = $1 AND seq = $2",
@@ -68,36 +67,55 @@ static TaskorchPlan insert_plan = {
  * children's Result objects, in call order, and queue their runs again.
  * $1/$2 restrict to some (run, seq) waitpoints; NULL: every pending one
  * (the maintenance pass, which also catches children that ended outside a
- * batch: canceled, expired).
+ * batch: canceled, expired).  Whether a wait is over is first asked of the
+ * children linked to it (one probe of run_waited_idx, however many there
+ * are; a scalar subquery, so that it is never planned as a hash of every
+ * unfinished child), and only then of every child in its list, which may
+ * include runs it did not make (a debounced or idempotent trigger's).
  */
 static TaskorchPlan children_done_plan = {
 	"WITH ready AS ("
-	"  SELECT wp.run_id, wp.seq, wp.kind,"
-	"         (SELECT jsonb_agg(jsonb_build_object('ok', c.status = 'COMPLETED', 'id', c.id,"
-	"                                              'taskIdentifier', c.task_id)"
-	"                  || CASE WHEN c.status = 'COMPLETED'"
-	"                          THEN jsonb_build_object('output', c.output)"
-	"                          ELSE jsonb_build_object('error', coalesce(c.error,"
-	"                               jsonb_build_object('message', 'run ' || c.status)))"
-	"                     END ORDER BY k.ord)"
-	"            FROM unnest(wp.children) WITH ORDINALITY AS k(id, ord)"
-	"            JOIN taskorch.run c ON c.id = k.id) AS results"
+	"  SELECT wp.run_id, wp.seq, wp.kind, wp.children"
 	"    FROM taskorch.waitpoint wp"
 	"   WHERE wp.completed_at IS NULL AND wp.kind IN ('run', 'batch')"
 	"     AND ($1::text[] IS NULL OR (wp.run_id, wp.seq) IN (SELECT * FROM unnest($1::text[], $2::int4[])))"
-	"     AND NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)"
-	"                      AND c.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING'))"
-	"   LIMIT 1000),"
+	"     AND CASE WHEN (SELECT true FROM taskorch.run c"
+	"                     WHERE c.parent_run_id = wp.run_id COLLATE \"default\""
+	"                       AND c.parent_wait_seq = wp.seq AND c.parent_run_id IS NOT NULL"
+	"                       AND c.status IN " UNFINISHED_STATUSES " LIMIT 1)"
+	"              THEN false"
+	"              ELSE NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)"
+	"                                AND c.status IN " UNFINISHED_STATUSES ") END"
+	"   ORDER BY wp.run_id, wp.seq LIMIT 1000"
+	"   FOR UPDATE OF wp SKIP LOCKED),"
 	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3,"
-	"            result = CASE WHEN ready.kind = 'run' THEN ready.results->0"
-	"                          ELSE jsonb_build_object('runs', ready.results) END"
-	"            FROM ready WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq"
-	"             AND wp.completed_at IS NULL"
+	"            result = CASE WHEN ready.kind = 'run' THEN results->0"
+	"                          ELSE jsonb_build_object('runs', results) END"
+	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id,"
+	"                                   c.task_id, c.output, c.error) ORDER BY k.ord), '[]') AS results"
+	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)"
+	"                   JOIN taskorch.run c ON c.id = k.id) res"
+	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq"
 	"         RETURNING wp.run_id)"
 	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3"
 	"   FROM (SELECT DISTINCT run_id FROM done) d"
 	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
 	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
+	NULL
+};
+
+/*
+ * The waits a batch finished children of, locked in a fixed order before
+ * children_done_plan asks whether they are over.  Two batches finishing
+ * the last children of one wait take turns: the second asks after the
+ * first committed, so it sees both and resumes the parent at once.
+ */
+static TaskorchPlan lock_waits_plan = {
+	"SELECT FROM taskorch.waitpoint"
+	" WHERE (run_id, seq) IN (SELECT * FROM unnest($1::text[], $2::int4[]))"
+	"   AND completed_at IS NULL"
+	" ORDER BY run_id, seq FOR UPDATE",
+	2, {TEXTARRAYOID, INT4ARRAYOID},
 	NULL
 };
 
@@ -270,8 +288,6 @@ waits_resume(void)
 /*
  * Runs of this batch that reached an end and are waited for: complete the
  * waits they were the last of (inside SPI, in the batch's transaction).
- * A wait whose other children end in a transaction committing at the same
- * time is caught by the next maintenance pass instead.
  */
 void
 waits_children_done(ClaimedRun *runs, int n)
@@ -294,6 +310,8 @@ waits_children_done(ClaimedRun *runs, int n)
 		return;
 	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
+	taskorch_execute_as_owner(&lock_waits_plan, values, NULL, false, 0);
+	/* a statement of its own: its snapshot is taken once the locks are held */
 	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (taskorch_execute_as_owner(&children_done_plan, values, NULL, false, 0) > 0)
 		taskorch_requeued_at_commit();
@@ -308,68 +326,53 @@ waits_children_done(ClaimedRun *runs, int n)
  * The wait call `seq` for children: return its memoized result if it is
  * over, else note the children to trigger and suspend.  The children are
  * made by the worker after the attempt's rollback (waits_create_children),
- * so they exist only if the run really waits.
+ * so they exist only if the run really waits.  Items are checked now (an
+ * array's every item, a query's columns), so a bad one fails the attempt
+ * as an error in the task would.
  */
 static Jsonb *
-wait_for_children(List *specs, bool batch)
+wait_for_children(const char *function, const BatchItems *src, bool batch)
 {
 	ClaimedRun *run = current_run();
 	int32		seq;
 	Jsonb	   *result = NULL;
-	MemoryContext old;
-	ListCell   *lc;
+	BatchItems *keep;
 
 	if (run == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("%s can only be called inside a task",
-					   batch ? "taskorch.batch_trigger_and_wait()" : "taskorch.trigger_and_wait()"),
-				errhint("Outside a task, trigger the run and read it with taskorch.retrieve()."));
+				errmsg("%s can only be called inside a task", function),
+				errhint("Outside a task, trigger the run and CALL taskorch.wait_for_run()."));
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, &result))
 		return result;
-	old = MemoryContextSwitchTo(run->cxt);
-	run->wait_children = NIL;
-	foreach(lc, specs)
+	batch_items_check(src);
+	keep = MemoryContextAlloc(run->cxt, sizeof(BatchItems));
+	keep->task = src->task ? MemoryContextStrdup(run->cxt, src->task) : NULL;
+	keep->query = src->query ? MemoryContextStrdup(run->cxt, src->query) : NULL;
+	keep->items = NULL;
+	if (src->items)
 	{
-		ChildSpec  *src = lfirst(lc);
-		ChildSpec  *c = palloc(sizeof(ChildSpec));
-
-		c->task = pstrdup(src->task);
-		c->payload = DatumGetJsonbPCopy(JsonbPGetDatum(src->payload));
-		c->options = src->options ? DatumGetJsonbPCopy(JsonbPGetDatum(src->options)) : NULL;
-		run->wait_children = lappend(run->wait_children, c);
+		keep->items = MemoryContextAlloc(run->cxt, VARSIZE(src->items));
+		memcpy(keep->items, src->items, VARSIZE(src->items));
 	}
-	MemoryContextSwitchTo(old);
+	run->wait_children = keep;
 	suspend(run, seq, batch ? "batch" : "run", DT_NOEND,
-			psprintf("%d child run(s)", list_length(specs)));
+			src->query ? "the child runs of a query" : "child runs");
 	return NULL;
-}
-
-static ChildSpec *
-child_spec(const char *task, Jsonb *payload, Jsonb *options)
-{
-	ChildSpec  *c = palloc(sizeof(ChildSpec));
-
-	c->task = pstrdup(task);
-	c->payload = payload;
-	c->options = options;
-	return c;
 }
 
 /* SQL: taskorch.trigger_and_wait(task, payload, options) -> Result object */
 Datum
 taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("task and payload must not be null"),
-				errhint("Pass the child task's id and a payload object."));
-	PG_RETURN_JSONB_P(wait_for_children(list_make1(child_spec(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-																PG_GETARG_JSONB_P(1),
-																PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2))),
-										false));
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 2, "task and payload",
+				 "Pass the child task's id and a payload object.");
+	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	PG_RETURN_JSONB_P(wait_for_children("taskorch.trigger_and_wait()", &src, false));
 }
 
 /*
@@ -380,38 +383,57 @@ Datum
 taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 {
 	bool		mixed = PG_NARGS() == 1;
-	char	   *task = mixed ? NULL : (PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	Jsonb	   *items;
-	List	   *specs = NIL;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	BatchItems	src = {NULL, NULL, NULL};
 
-	if (PG_ARGISNULL(mixed ? 0 : 1) || (!mixed && task == NULL))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("task and items must not be null"),
-				errhint("Pass a JSON array of {\"payload\": ..., \"options\": ...} items."));
-	items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
-	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items) ||
-		JB_ROOT_COUNT(items) < 1 || JB_ROOT_COUNT(items) > MAX_WAIT_CHILDREN)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("items must be a JSON array of 1 to %d items", MAX_WAIT_CHILDREN),
-				errhint("Pass [{\"payload\": {...}}, ...]."));
-	it = JsonbIteratorInit(&items->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *item_task;
-		Jsonb	   *payload;
-		Jsonb	   *options;
+	require_args(fcinfo, PG_NARGS(), mixed ? "items" : "task and items",
+				 "Pass a JSON array of {\"payload\": ..., \"options\": ...} items.");
+	src.task = mixed ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
+	PG_RETURN_JSONB_P(wait_for_children("taskorch.batch_trigger_and_wait()", &src, true));
+}
 
-		if (tok != WJB_ELEM)
-			continue;
-		batch_item_parts(&v, task, &item_task, &payload, &options);
-		specs = lappend(specs, child_spec(item_task, payload, options));
-	}
-	PG_RETURN_JSONB_P(wait_for_children(specs, true));
+/*
+ * SQL: taskorch.batch_trigger_and_wait_query(query, task): the query's rows
+ * are the items, streamed when the children are made (after the attempt's
+ * rollback, so the query sees committed data, not the task's own writes).
+ */
+Datum
+taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
+{
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 1, "query",
+				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
+	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	PG_RETURN_JSONB_P(wait_for_children("taskorch.batch_trigger_and_wait_query()", &src, true));
+}
+
+typedef struct ChildTrigger
+{
+	ClaimedRun *parent;
+	StringInfoData ids;			/* the children's, space-separated */
+} ChildTrigger;
+
+/* Trigger one child of a wait, linked to it. */
+static void
+trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void *arg)
+{
+	ChildTrigger *ct = (ChildTrigger *) arg;
+	TriggerOptions o;
+	Datum		id;
+
+	trigger_options_init(&o);
+	o.now = GetCurrentTimestamp();
+	if (options)
+		trigger_options_jsonb(&o, options, false);
+	trigger_options_finish(&o);
+	o.parent_run_id = ct->parent->id;
+	o.parent_wait_seq = ct->parent->wait_seq;
+	id = create_run(task, payload, &o, NULL);
+	if (ct->ids.len > 0)
+		appendStringInfoChar(&ct->ids, ' ');
+	appendStringInfoString(&ct->ids, TextDatumGetCString(id));
 }
 
 /*
@@ -427,39 +449,22 @@ waits_create_children(ClaimedRun *run)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	Oid			save_uid;
 	int			save_sec;
-	StringInfoData ids;
-	ListCell   *lc;
+	ChildTrigger ct;
 
-	if (!run->suspended || run->wait_children == NIL)
+	if (!run->suspended || run->wait_children == NULL)
 		return;
-	initStringInfo(&ids);
+	ct.parent = run;
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(run->cxt);
+	initStringInfo(&ct.ids);
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		foreach(lc, run->wait_children)
-		{
-			ChildSpec  *c = lfirst(lc);
-			TriggerOptions o;
-			Datum		id;
-
-			trigger_options_init(&o);
-			o.now = GetCurrentTimestamp();
-			if (c->options)
-				trigger_options_jsonb(&o, c->options, false);
-			trigger_options_finish(&o);
-			o.parent_run_id = run->id;
-			o.parent_wait_seq = run->wait_seq;
-			id = create_run(c->task, c->payload, &o, NULL);
-			if (ids.len > 0)
-				appendStringInfoChar(&ids, ' ');
-			appendStringInfoString(&ids, TextDatumGetCString(id));
-		}
+		(void) batch_items_foreach(run->wait_children, trigger_child, &ct);
 		SetUserIdAndSecContext(save_uid, save_sec);
 		ReleaseCurrentSubTransaction();
-		run->wait_children_ids = ids.data;
+		run->wait_children_ids = ct.ids.data;
 	}
 	PG_CATCH();
 	{
