@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the examples in docs/: every ```sql block of a page, in order, in a
-# fresh database of a throwaway cluster, stopping at the first error.
+# fresh database of a throwaway cluster, stopping at the first error; then
+# checks that each ```output block of the page (what it shows psql print) is what
+# the examples printed (test/doc-output.awk).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -17,12 +19,16 @@ for page in "$top"/docs/*.md; do
 	psql_as "$port" postgres -c "CREATE DATABASE $db" >/dev/null
 	grep -q "CREATE EXTENSION taskorch" "$script" ||
 		psql_as "$port" "$db" -c "CREATE EXTENSION taskorch" >/dev/null
-	if psql_as "$port" "$db" -f "$script" >"$dir/$name.out" 2>&1; then
-		echo "docs/$name.md: examples ok"
-	else
+	if ! psql_as "$port" "$db" -f "$script" >"$dir/$name.out" 2>&1; then
 		echo "docs/$name.md: an example failed:"
 		tail -20 "$dir/$name.out"
 		status=1
+	elif ! awk -f "$top/test/doc-output.awk" "$page" "$dir/$name.out"; then
+		echo "docs/$name.md: the examples printed something else:"
+		sed 's/^/    | /' "$dir/$name.out" | tail -60
+		status=1
+	else
+		echo "docs/$name.md: examples ok"
 	fi
 	# each page's database has workers: drop it before the next page's
 	psql_as "$port" postgres -c "DROP DATABASE $db" >/dev/null

@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(76);
+SELECT plan(83);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
@@ -50,6 +50,21 @@ SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for(
 SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait(task, payload, options)');
 SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['jsonb'], 'batch_trigger_and_wait(items)');
 SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait_unwrap');
+SELECT is(pg_get_function_arguments('taskorch.batch_trigger_and_wait_query'::regproc),
+	'query text, task text DEFAULT NULL::text', 'batch_trigger_and_wait_query(query, task)');
+SELECT is(pg_get_function_arguments('taskorch.batch_trigger_query'::regproc),
+	'query text, task text DEFAULT NULL::text, options jsonb DEFAULT NULL::jsonb',
+	'batch_trigger_query(query, task, options)');
+SELECT function_returns('taskorch', 'result', ARRAY['text'], 'jsonb', 'result(run) returns a Result object');
+SELECT is(pg_get_function_arguments('taskorch.wait_for_run'::regproc),
+	'IN run text, IN timeout interval DEFAULT ''00:01:00''::interval, INOUT result jsonb DEFAULT NULL::jsonb',
+	'wait_for_run(run, timeout, result) is a procedure with a default timeout');
+SELECT is((SELECT prokind FROM pg_proc WHERE oid = 'taskorch.wait_for_run'::regproc), 'p',
+	'wait_for_run is a procedure (it commits between looks)');
+SELECT throws_ok($$ SELECT taskorch.batch_trigger_and_wait_query('SELECT 1') $$, '55000', NULL,
+	'batch_trigger_and_wait_query() outside a task: 55000');
+SELECT throws_ok($$ SELECT taskorch.batch_trigger_query('SELECT 1 AS payload', 'no-task') $$, '42804', NULL,
+	'a query column of the wrong type: 42804');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
