@@ -119,10 +119,18 @@ END \$\$" 2>&1 | sed -n 's/.*rate //p')
 echo "batch_trigger, 100 batches of 1,000 items (100,000 runs): $batch_rate runs/s"
 echo
 
-# fan-out: a parent waits on 10,000 children (ten waits of 1,000, the most
-# one call takes), beside a plain burn-down of the same 10,000 runs
+# fan-out: a parent waits on 10,000 children, in one wait (items streamed
+# from a query) and in ten waits of 1,000 (the most an array takes), beside
+# a plain burn-down of the same 10,000 runs
 sql >/dev/null <<'SQL'
-CREATE FUNCTION fan_parent(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+CREATE FUNCTION fan_one(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.batch_trigger_and_wait_query(
+		'SELECT jsonb_build_object(''i'', g) AS payload FROM generate_series(1, 10000) g', 'noop');
+	RETURN jsonb_build_object('resumed_at', clock_timestamp());
+END $$;
+SELECT taskorch.register_task('fan-one', 'fan_one(jsonb)');
+CREATE FUNCTION fan_waves(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	items jsonb := (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', g)))
 					  FROM generate_series(1, 1000) g);
@@ -132,21 +140,26 @@ BEGIN
 	END LOOP;
 	RETURN jsonb_build_object('resumed_at', clock_timestamp());
 END $$;
-SELECT taskorch.register_task('fan-parent', 'fan_parent(jsonb)');
+SELECT taskorch.register_task('fan-waves', 'fan_waves(jsonb)');
 SQL
 set_workers 2 >/dev/null
-sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
-sql -c "SELECT taskorch.trigger('fan-parent')" >/dev/null
-sql -c "DO \$\$ BEGIN
-			WHILE NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'fan-parent' AND status = 'COMPLETED') LOOP
-				PERFORM pg_sleep(0.2);
-			END LOOP;
-		END \$\$" >/dev/null
-read -r fan_total resume_ms < <(sql -F ' ' -c "
-	SELECT round(extract(epoch FROM p.finished_at - p.created_at)::numeric, 2),
-		   round(extract(epoch FROM (p.output->>'resumed_at')::timestamptz
-						 - (SELECT max(finished_at) FROM taskorch.run WHERE task_id = 'noop')) * 1000)
-	  FROM taskorch.run p WHERE p.task_id = 'fan-parent'")
+# fan_out TASK: "total seconds, ms from the last child's end to the parent's resume"
+fan_out() {
+	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+	sql -c "SELECT taskorch.trigger('$1')" >/dev/null
+	sql -c "DO \$\$ BEGIN
+				WHILE NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = '$1' AND status = 'COMPLETED') LOOP
+					PERFORM pg_sleep(0.1);
+				END LOOP;
+			END \$\$" >/dev/null
+	sql -F ' ' -c "
+		SELECT round(extract(epoch FROM p.finished_at - p.created_at)::numeric, 2),
+			   round(extract(epoch FROM (p.output->>'resumed_at')::timestamptz
+							 - (SELECT max(finished_at) FROM taskorch.run WHERE task_id = 'noop')) * 1000)
+		  FROM taskorch.run p WHERE p.task_id = '$1'"
+}
+read -r one_total one_resume < <(fan_out fan-one)
+read -r waves_total waves_resume < <(fan_out fan-waves)
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
 	-c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 10000) g" >/dev/null
 sql -c "DO \$\$ BEGIN
@@ -155,7 +168,9 @@ sql -c "DO \$\$ BEGIN
 			END LOOP;
 		END \$\$" >/dev/null
 plain=$(sql -c "SELECT round(extract(epoch FROM max(finished_at) - min(created_at))::numeric, 2) FROM taskorch.run")
-echo "fan-out of 10,000 children (2 workers): ${fan_total} s in all, parent resumed ${resume_ms} ms after its last child finished; plain burn-down of 10,000 runs: ${plain} s"
+echo "fan-out of 10,000 children (2 workers), one wait (a query's rows): ${one_total} s in all, parent resumed ${one_resume} ms after its last child finished"
+echo "fan-out of 10,000 children (2 workers), ten waits of 1,000: ${waves_total} s in all, parent resumed ${waves_resume} ms after its last child finished"
+echo "plain burn-down of the same 10,000 runs: ${plain} s"
 
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 "$dir/latency" "host=$dir port=$port user=postgres dbname=postgres" noop 1000 3
