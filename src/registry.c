@@ -158,7 +158,7 @@ bad_retry(const char *key, const char *why)
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("invalid retry option \"%s\": %s", key, why),
-			errhint("retry takes {\"maxAttempts\": int >= 1, \"factor\": number >= 1, \"minTimeoutInMs\": int >= 0, \"maxTimeoutInMs\": int >= minTimeoutInMs, \"randomize\": bool}."));
+			errhint("retry takes {\"maxAttempts\": int >= 1, \"factor\": number from 1 to 100, \"minTimeoutInMs\": int >= 0, \"maxTimeoutInMs\": int >= minTimeoutInMs, \"randomize\": bool}."));
 }
 
 static int32

@@ -2,9 +2,10 @@
 # psql printed when the page's examples ran.  Usage:
 #   awk -f doc-output.awk page.md psql-output
 # Both sides are compared after normalising what may differ between runs
-# of the same example: run ids (run_N), table rule widths, and runs of
-# spaces.  Prints each block that is missing and exits 1 if any is.
+# of the same example: psql's "psql:FILE:LINE: " before an error, run ids
+# (run_N), table rule widths, and runs of spaces.  Prints each block that is missing and exits 1 if any is.
 function norm(line) {
+	sub(/^psql:[^ ]*:[0-9]+: /, "", line)
 	gsub(/run_[0-9]+/, "run_N", line)
 	gsub(/batch_[0-9]+/, "batch_N", line)
 	gsub(/waittoken_[0-9_]+/, "waittoken_N", line)
