@@ -102,7 +102,7 @@ SELECT taskorch.batch_trigger_query($q$
 		   jsonb_build_object('id', id) AS payload,
 		   CASE WHEN id = 2 THEN '{"delay": "1h"}'::jsonb END AS options
 	  FROM bat_records WHERE id <= 3 $q$) AS bq2 \gset
-SELECT batch_index, task_id, status FROM taskorch.runs WHERE batch_id = :'bq2' ORDER BY batch_index;
+SELECT batch_index, task_id, status = 'DELAYED' AS delayed FROM taskorch.runs WHERE batch_id = :'bq2' ORDER BY batch_index;
 -- an empty result is an empty batch
 SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload WHERE false', 'bat-echo') AS bq3 \gset
 SELECT item_count FROM taskorch.batch WHERE id = :'bq3';
