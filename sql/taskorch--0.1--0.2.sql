@@ -6,6 +6,33 @@
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
+ALTER TABLE taskorch.task
+	ADD COLUMN payload_schema	jsonb,
+	ADD COLUMN output_schema	jsonb;
+CREATE OR REPLACE VIEW taskorch.tasks WITH (security_invoker = true) AS
+SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
+	   jsonb_build_object('factor', t.retry_factor,
+						  'minTimeoutInMs', t.retry_min_ms,
+						  'maxTimeoutInMs', t.retry_max_ms,
+						  'randomize', t.retry_randomize) AS retry,
+	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
+	   t.payload_schema, t.output_schema
+  FROM taskorch.task t;
+DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);
+CREATE FUNCTION taskorch.register_task(
+	id text,
+	fn regprocedure,
+	queue text DEFAULT NULL,
+	max_attempts int DEFAULT 3,
+	retry jsonb DEFAULT NULL,
+	max_duration interval DEFAULT NULL,
+	description text DEFAULT NULL,
+	payload_schema jsonb DEFAULT NULL,
+	output_schema jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_register_task_v2';
+
 ALTER TABLE taskorch.run
 	ADD COLUMN priority		int NOT NULL DEFAULT 0,
 	ADD COLUMN ttl				interval,
@@ -468,6 +495,39 @@ BEGIN
 	RETURN taskorch.metadata_replace(m || jsonb_build_object(key, coalesce((m->>key)::numeric, 0) + by));
 END
 $$;
+
+------------------------------------------------------------------------------
+-- JSON Schemas (schema.c): checking values, and named schemas others refer
+-- to as {"$ref": "name"}
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.schema (
+	name			text COLLATE "C" PRIMARY KEY,
+	schema			jsonb NOT NULL,
+	owner			regrole NOT NULL,
+	description		text,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.schema', '');
+REVOKE ALL ON taskorch.schema FROM PUBLIC;
+GRANT SELECT ON taskorch.schema TO PUBLIC;
+CREATE VIEW taskorch.schemas AS
+SELECT name, schema, owner, description, created_at, updated_at FROM taskorch.schema;
+GRANT SELECT ON taskorch.schemas TO PUBLIC;
+
+-- Errors unless the schema uses only the supported keywords, well formed.
+CREATE FUNCTION taskorch.check_schema(schema jsonb) RETURNS void
+	LANGUAGE c STRICT STABLE AS 'MODULE_PATHNAME', 'taskorch_check_schema';
+-- The failures of value against schema, each "path: rule: what"; {} when it matches.
+CREATE FUNCTION taskorch.validate(value jsonb, schema jsonb) RETURNS text[]
+	LANGUAGE c STRICT STABLE AS 'MODULE_PATHNAME', 'taskorch_validate';
+-- Define, or (as its owner) redefine, a named schema.
+CREATE FUNCTION taskorch.define_schema(name text, schema jsonb, description text DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_define_schema';
+-- Refused while a task or another schema refers to it.
+CREATE FUNCTION taskorch.drop_schema(name text) RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_drop_schema';
 
 ------------------------------------------------------------------------------
 -- Durable waits: a WAITING run's waitpoints (waits.c)

@@ -6,9 +6,13 @@ CREATE DATABASE upgrade_old;
 \c upgrade_old
 CREATE EXTENSION taskorch VERSION '0.1';
 CREATE FUNCTION up_echo(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
-SELECT taskorch.register_task('up-echo', 'up_echo(jsonb)');
 -- the library is newer than this schema: its functions that changed refuse
+SELECT taskorch.register_task('up-echo', 'up_echo(jsonb)');
 SELECT taskorch.trigger('up-echo', '{"before": "upgrade"}');
+-- a task registered under 0.1 (as 0.1's register_task() wrote it)
+INSERT INTO taskorch.task (id, fn, owner, queue, max_attempts, retry_factor, retry_min_ms,
+						   retry_max_ms, retry_randomize)
+VALUES ('up-echo', 'up_echo(jsonb)', current_user::regrole, 'up-echo', 3, 2, 1000, 10000, true);
 -- a run queued under 0.1 (as 0.1's trigger() wrote it) waits: no worker
 -- runs a schema of another version
 INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner, triggered_by, run_at)

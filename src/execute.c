@@ -192,6 +192,10 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 		allow_cancel(run, true);
 		run->output = call_task(run, cxt);
 		allow_cancel(run, false);
+		if (run->output_schema && !is_failed_result(run->output))
+			schema_validate(run->output_schema,
+							run->output ? run->output : jsonb_from_cstring("null"),
+							"output", run->task_id);
 
 		PopActiveSnapshot();
 		if (run->max_duration_ms > 0)

@@ -32,6 +32,7 @@
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(taskorch_register_task);
+PG_FUNCTION_INFO_V1(taskorch_register_task_v2);
 PG_FUNCTION_INFO_V1(taskorch_unregister_task);
 PG_FUNCTION_INFO_V1(taskorch_grant_trigger);
 PG_FUNCTION_INFO_V1(taskorch_revoke_trigger);
@@ -57,8 +58,8 @@ static TaskorchPlan owner_plan = {
 static TaskorchPlan upsert_plan = {
 	"INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
-	"       max_duration, description)"
-	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11)"
+	"       max_duration, description, payload_schema, output_schema)"
+	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -66,9 +67,10 @@ static TaskorchPlan upsert_plan = {
 	"       retry_max_ms = EXCLUDED.retry_max_ms,"
 	"       retry_randomize = EXCLUDED.retry_randomize,"
 	"       max_duration = EXCLUDED.max_duration,"
-	"       description = EXCLUDED.description, updated_at = now()",
-	11, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
-	INT4OID, BOOLOID, INTERVALOID, TEXTOID},
+	"       description = EXCLUDED.description, payload_schema = EXCLUDED.payload_schema,"
+	"       output_schema = EXCLUDED.output_schema, updated_at = now()",
+	13, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
+	INT4OID, BOOLOID, INTERVALOID, TEXTOID, JSONBOID, JSONBOID},
 	NULL
 };
 
@@ -283,20 +285,27 @@ required_name(FunctionCallInfo fcinfo, int argno, const char *kind)
 	return name;
 }
 
-/*
- * SQL: taskorch.register_task(id, fn, queue, max_attempts, retry,
- * max_duration, description) -> id
- */
+/* The 0.1 entry point: its SQL definition belongs to an older schema. */
 Datum
 taskorch_register_task(PG_FUNCTION_ARGS)
+{
+	schema_older_than_library();
+}
+
+/*
+ * SQL: taskorch.register_task(id, fn, queue, max_attempts, retry,
+ * max_duration, description, payload_schema, output_schema) -> id
+ */
+Datum
+taskorch_register_task_v2(PG_FUNCTION_ARGS)
 {
 	char	   *id = required_name(fcinfo, 0, "id");
 	Oid			caller = GetUserId();
 	Oid			fn;
 	char	   *queue;
 	RetryConfig cfg = {3, 2.0, 1000, 10000, true};
-	Datum		values[11];
-	char		nulls[11];
+	Datum		values[13];
+	char		nulls[13];
 	Oid			owner = caller;
 
 	if (PG_ARGISNULL(1))
@@ -333,6 +342,13 @@ taskorch_register_task(PG_FUNCTION_ARGS)
 	}
 	nulls[10] = PG_ARGISNULL(6) ? 'n' : ' ';
 	values[10] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
+	for (int i = 7; i <= 8; i++)
+	{
+		nulls[i + 4] = PG_ARGISNULL(i) ? 'n' : ' ';
+		values[i + 4] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		if (!PG_ARGISNULL(i))
+			schema_check_definition(PG_GETARG_JSONB_P(i));
+	}
 
 	SPI_connect();
 	(void) lock_own_task(id, caller, &owner);

@@ -91,6 +91,15 @@ object_field(Jsonb *jb, const char *key)
 	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
 }
 
+/* Is `output` an FP Result that failed, {"success": false, ...}? */
+bool
+is_failed_result(Jsonb *output)
+{
+	JsonbValue *success = object_field(output, "success");
+
+	return success != NULL && success->type == jbvBool && !success->val.boolean;
+}
+
 /*
  * An FP Result {"success": false, "error": ...} returned by a task: the
  * error JSON for it, or NULL when the output is not such a failure.
@@ -98,12 +107,11 @@ object_field(Jsonb *jb, const char *key)
 static Jsonb *
 result_failure(Jsonb *output)
 {
-	JsonbValue *success = object_field(output, "success");
 	JsonbValue *error;
 	StringInfoData buf;
 	char	   *message = NULL;
 
-	if (success == NULL || success->type != jbvBool || success->val.boolean)
+	if (!is_failed_result(output))
 		return NULL;
 	error = object_field(output, "error");
 	if (error && error->type == jbvString)

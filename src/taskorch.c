@@ -21,6 +21,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -222,4 +223,24 @@ require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint)
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("%s must not be null", what),
 					errhint("%s", hint));
+}
+
+/* Has the current user the privileges of `owner`, or of taskorch_admin? */
+bool
+acts_for(Oid owner)
+{
+	Oid			me = GetUserId();
+	Oid			admin = get_role_oid("taskorch_admin", true);
+
+	return has_privs_of_role(me, owner) || (OidIsValid(admin) && has_privs_of_role(me, admin));
+}
+
+/* For the C entry points of SQL definitions an older version had. */
+void
+schema_older_than_library(void)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("the taskorch extension in this database is older than its library"),
+			errhint("Run ALTER EXTENSION taskorch UPDATE."));
 }

@@ -96,6 +96,7 @@ typedef struct ClaimedRun
 	int32		retry_max_ms;
 	bool		retry_randomize;
 	int32		max_duration_ms;	/* 0: none */
+	Jsonb	   *output_schema;	/* NULL: none (schema.c) */
 
 	/* outcome of this attempt, filled by execute.c and runs.c */
 	TimestampTz started_at;
@@ -276,6 +277,12 @@ extern void waits_children_done(ClaimedRun *runs, int n);
 
 /* taskorch.c */
 extern void require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint);
+extern bool acts_for(Oid owner);
+extern void schema_older_than_library(void) pg_attribute_noreturn();
+
+/* schema.c */
+extern void schema_validate(Jsonb *schema, Jsonb *value, const char *what, const char *task);
+extern void schema_check_definition(Jsonb *schema);
 
 /* batch.c: where a batch's items come from */
 typedef struct BatchItems
@@ -293,6 +300,7 @@ extern Jsonb *batch_single_item(Jsonb *payload, Jsonb *options);
 
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);
+extern bool is_failed_result(Jsonb *output);
 extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);
 
 /* Trigger options, as options.c merges them (times in ms, -1: not given) */

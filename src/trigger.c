@@ -37,7 +37,7 @@ static bool installed_at_commit = false;
 static bool requeued_at_commit = false;
 
 static TaskorchPlan task_plan = {
-	"SELECT owner::oid, queue, max_attempts, triggerers::oid[]"
+	"SELECT owner::oid, queue, max_attempts, triggerers::oid[], payload_schema"
 	"  FROM taskorch.task WHERE id = $1",
 	1, {TEXTOID},
 	NULL
@@ -304,6 +304,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		delayed;
+	Datum		d;
 
 	if (o->debounce_key)
 	{
@@ -328,6 +329,9 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 				errmsg("permission denied to trigger task \"%s\"", task),
 				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	if (!isnull)
+		schema_validate(DatumGetJsonbP(d), payload, "payload", task);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[1] = JsonbPGetDatum(payload);
@@ -406,10 +410,7 @@ trigger_now(void)
 Datum
 taskorch_trigger(PG_FUNCTION_ARGS)
 {
-	ereport(ERROR,
-			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			errmsg("the taskorch extension in this database is older than its library"),
-			errhint("Run ALTER EXTENSION taskorch UPDATE."));
+	schema_older_than_library();
 	PG_RETURN_NULL();
 }
 

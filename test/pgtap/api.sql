@@ -1,11 +1,11 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(83);
+SELECT plan(88);
 
 -- functions, with their exact argument lists
-SELECT is(pg_get_function_arguments('taskorch.register_task(text,regprocedure,text,int,jsonb,interval,text)'::regprocedure),
-	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text',
+SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
 SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),
@@ -65,6 +65,16 @@ SELECT throws_ok($$ SELECT taskorch.batch_trigger_and_wait_query('SELECT 1') $$,
 	'batch_trigger_and_wait_query() outside a task: 55000');
 SELECT throws_ok($$ SELECT taskorch.batch_trigger_query('SELECT 1 AS payload', 'no-task') $$, '42804', NULL,
 	'a query column of the wrong type: 42804');
+SELECT function_returns('taskorch', 'validate', ARRAY['jsonb', 'jsonb'], 'text[]',
+	'validate(value, schema) returns the failures');
+SELECT is(taskorch.validate('{"a": "x"}', '{"properties": {"a": {"type": "integer"}}}'),
+	ARRAY['$.a: type: expected integer, got string'], 'a failure names its path and rule');
+SELECT throws_ok($$ SELECT taskorch.check_schema('{"minimum": "1"}') $$, '22023', NULL,
+	'a malformed schema: 22023');
+SELECT is(pg_get_function_arguments('taskorch.define_schema'::regproc),
+	'name text, schema jsonb, description text DEFAULT NULL::text', 'define_schema(name, schema, description)');
+SELECT throws_ok($$ SELECT taskorch.drop_schema('no-such-schema') $$, '42704', NULL,
+	'dropping an unknown schema: 42704');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
