@@ -8,7 +8,9 @@
 
 ALTER TABLE taskorch.task
 	ADD COLUMN payload_schema	jsonb,
-	ADD COLUMN output_schema	jsonb;
+	ADD COLUMN output_schema	jsonb,
+	ADD COLUMN on_success		text,
+	ADD COLUMN on_failure		text;
 CREATE OR REPLACE VIEW taskorch.tasks WITH (security_invoker = true) AS
 SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 	   jsonb_build_object('factor', t.retry_factor,
@@ -16,7 +18,7 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 						  'maxTimeoutInMs', t.retry_max_ms,
 						  'randomize', t.retry_randomize) AS retry,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
-	   t.payload_schema, t.output_schema
+	   t.payload_schema, t.output_schema, t.on_success, t.on_failure
   FROM taskorch.task t;
 DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);
 CREATE FUNCTION taskorch.register_task(
@@ -28,7 +30,9 @@ CREATE FUNCTION taskorch.register_task(
 	max_duration interval DEFAULT NULL,
 	description text DEFAULT NULL,
 	payload_schema jsonb DEFAULT NULL,
-	output_schema jsonb DEFAULT NULL)
+	output_schema jsonb DEFAULT NULL,
+	on_success text DEFAULT NULL,
+	on_failure text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_register_task_v2';

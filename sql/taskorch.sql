@@ -52,7 +52,9 @@ CREATE TABLE taskorch.task (
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now(),
 	payload_schema	jsonb,						-- JSON Schemas checked at trigger
-	output_schema	jsonb						-- and on completion (schema.c)
+	output_schema	jsonb,						-- and on completion (schema.c)
+	on_success		text,						-- hook tasks (hooks.c)
+	on_failure		text
 );
 
 ------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 						  'maxTimeoutInMs', t.retry_max_ms,
 						  'randomize', t.retry_randomize) AS retry,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
-	   t.payload_schema, t.output_schema
+	   t.payload_schema, t.output_schema, t.on_success, t.on_failure
   FROM taskorch.task t;
 
 CREATE VIEW taskorch.runs WITH (security_invoker = true) AS
@@ -215,7 +217,9 @@ CREATE FUNCTION taskorch.register_task(
 	max_duration interval DEFAULT NULL,
 	description text DEFAULT NULL,
 	payload_schema jsonb DEFAULT NULL,
-	output_schema jsonb DEFAULT NULL)
+	output_schema jsonb DEFAULT NULL,
+	on_success text DEFAULT NULL,
+	on_failure text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_register_task_v2';

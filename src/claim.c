@@ -40,7 +40,7 @@ static TaskorchPlan claim_plan = {
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
-	"       r.parent_run_id, r.parent_wait_seq, t.output_schema"
+	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
@@ -158,6 +158,10 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	run->parent_wait_seq = isnull ? 0 : DatumGetInt32(d);
 	d = col(tup, desc, 22, &isnull);
 	run->output_schema = isnull ? NULL : DatumGetJsonbPCopy(d);
+	d = col(tup, desc, 23, &isnull);
+	run->on_success = isnull ? NULL : TextDatumGetCString(d);
+	d = col(tup, desc, 24, &isnull);
+	run->on_failure = isnull ? NULL : TextDatumGetCString(d);
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));

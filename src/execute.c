@@ -237,3 +237,43 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	taskorch_set_executing(NULL);
 	run->finished_at = GetCurrentTimestamp();
 }
+
+/*
+ * Call fn(run, arg) in a subtransaction of the batch, as the run's task
+ * owner: for what a run sets off once its attempt is over (the children of
+ * its wait, its hooks).  On an error the subtransaction is rolled back and
+ * false returned, the error kept in *edata (in the run's context).
+ */
+bool
+execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *arg,
+				 ErrorData **edata)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_uid;
+	int			save_sec;
+	volatile bool ok = true;
+
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(run->cxt);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		fn(run, arg);
+		SetUserIdAndSecContext(save_uid, save_sec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(run->cxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}

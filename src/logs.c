@@ -129,6 +129,20 @@ logs_run(const ClaimedRun *run, MemoryContext cxt)
 								 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * A note from the worker in the logs of the run whose attempt it has just
+ * decided (a hook it could not trigger, say), after the attempt's own.
+ */
+void
+logs_note(const ClaimedRun *run, const char *level, const char *message)
+{
+	const ClaimedRun *save = log_run;
+
+	log_run = run;
+	add_log(level, message, NULL);
+	log_run = save;
+}
+
 static Datum
 array_of(List *logs, int field)
 {

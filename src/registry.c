@@ -58,8 +58,9 @@ static TaskorchPlan owner_plan = {
 static TaskorchPlan upsert_plan = {
 	"INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
-	"       max_duration, description, payload_schema, output_schema)"
-	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+	"       max_duration, description, payload_schema, output_schema, on_success, on_failure)"
+	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+	"         $14, $15)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -68,11 +69,41 @@ static TaskorchPlan upsert_plan = {
 	"       retry_randomize = EXCLUDED.retry_randomize,"
 	"       max_duration = EXCLUDED.max_duration,"
 	"       description = EXCLUDED.description, payload_schema = EXCLUDED.payload_schema,"
-	"       output_schema = EXCLUDED.output_schema, updated_at = now()",
-	13, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
-	INT4OID, BOOLOID, INTERVALOID, TEXTOID, JSONBOID, JSONBOID},
+	"       output_schema = EXCLUDED.output_schema, on_success = EXCLUDED.on_success,"
+	"       on_failure = EXCLUDED.on_failure, updated_at = now()",
+	15, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
+	INT4OID, BOOLOID, INTERVALOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID, TEXTOID},
 	NULL
 };
+
+static TaskorchPlan exists_plan = {
+	"SELECT FROM taskorch.task WHERE id = $1",
+	1, {TEXTOID},
+	NULL
+};
+
+/* A hook (on_success, on_failure) of task `id` names another registered task. */
+static void
+check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
+{
+	char	   *hook;
+	Datum		values[1];
+
+	if (PG_ARGISNULL(arg))
+		return;
+	hook = text_to_cstring(PG_GETARG_TEXT_PP(arg));
+	values[0] = CStringGetTextDatum(hook);
+	if (strcmp(hook, id) == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("task \"%s\" cannot be its own %s hook", id, kind),
+				errhint("A hook is another task, triggered with the run's Result."));
+	if (taskorch_execute_as_owner(&exists_plan, values, NULL, true, 0) == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("%s hook \"%s\" of task \"%s\" is not a registered task", kind, hook, id),
+				errhint("Register the hook task first; taskorch.tasks lists the tasks."));
+}
 
 static TaskorchPlan delete_plan = {
 	"WITH gone AS (DELETE FROM taskorch.task WHERE id = $1 RETURNING id)"
@@ -304,8 +335,8 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	Oid			fn;
 	char	   *queue;
 	RetryConfig cfg = {3, 2.0, 1000, 10000, true};
-	Datum		values[13];
-	char		nulls[13];
+	Datum		values[15];
+	char		nulls[15];
 	Oid			owner = caller;
 
 	if (PG_ARGISNULL(1))
@@ -349,9 +380,16 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 		if (!PG_ARGISNULL(i))
 			schema_check_definition(PG_GETARG_JSONB_P(i));
 	}
+	for (int i = 9; i <= 10; i++)
+	{
+		nulls[i + 4] = PG_ARGISNULL(i) ? 'n' : ' ';
+		values[i + 4] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
 
 	SPI_connect();
 	(void) lock_own_task(id, caller, &owner);
+	check_hook(fcinfo, 9, "on_success", id);
+	check_hook(fcinfo, 10, "on_failure", id);
 	check_task_function(fn, caller);
 	if (owner != caller)
 		check_task_function(fn, owner);

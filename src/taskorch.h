@@ -97,6 +97,8 @@ typedef struct ClaimedRun
 	bool		retry_randomize;
 	int32		max_duration_ms;	/* 0: none */
 	Jsonb	   *output_schema;	/* NULL: none (schema.c) */
+	char	   *on_success;		/* hook tasks, NULL: none (hooks.c) */
+	char	   *on_failure;
 
 	/* outcome of this attempt, filled by execute.c and runs.c */
 	TimestampTz started_at;
@@ -243,7 +245,12 @@ extern int	promote_and_expire(void);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
+extern bool execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg),
+							 void *arg, ErrorData **edata);
 extern ClaimedRun *current_run(void);
+
+/* hooks.c */
+extern void hooks_fire(ClaimedRun *run);
 
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);
@@ -258,6 +265,7 @@ extern void concurrency_release(void);
 extern void logs_init(void);
 extern void logs_run(const ClaimedRun *run, MemoryContext cxt);
 extern void logs_flush(void);
+extern void logs_note(const ClaimedRun *run, const char *level, const char *message);
 extern void logs_reset(void);
 
 /* waits.c */

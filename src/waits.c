@@ -436,6 +436,12 @@ trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void 
 	appendStringInfoString(&ct->ids, TextDatumGetCString(id));
 }
 
+static void
+trigger_children(ClaimedRun *run, void *arg)
+{
+	(void) batch_items_foreach(run->wait_children, trigger_child, arg);
+}
+
 /*
  * The run stopped at a wait for children: trigger them now, in the batch's
  * transaction (the attempt's own work was rolled back), as the task's
@@ -445,38 +451,19 @@ trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void 
 void
 waits_create_children(ClaimedRun *run)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			save_uid;
-	int			save_sec;
 	ChildTrigger ct;
+	MemoryContext old;
 
 	if (!run->suspended || run->wait_children == NULL)
 		return;
 	ct.parent = run;
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(run->cxt);
+	old = MemoryContextSwitchTo(run->cxt);	/* the ids are kept until recorded */
 	initStringInfo(&ct.ids);
-	PG_TRY();
-	{
-		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		(void) batch_items_foreach(run->wait_children, trigger_child, &ct);
-		SetUserIdAndSecContext(save_uid, save_sec);
-		ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(old);
+	if (execute_as_owner(run, trigger_children, &ct, &run->edata))
 		run->wait_children_ids = ct.ids.data;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(run->cxt);
-		run->edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
+	else
 		run->suspended = false;		/* an error of the attempt after all */
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
 }
 
 /* ---------------------------------------------------------------------

@@ -131,6 +131,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
+			hooks_fire(run);
 			CommandCounterIncrement();
 			executed++;
 			if (i < got - 1 && batch_full(done, limit, deadline))
