@@ -728,5 +728,591 @@ END
 $$;
 
 
+
+------------------------------------------------------------------------------
+-- Tracks and orchestrators (seeds 001, 002, 004): tasks whose run runs
+-- other tasks, sequentially (a track's steps) or in parallel (an
+-- orchestrator's members), by durable waits; and their job status,
+-- derived from the runs.
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.composite (
+	name			text PRIMARY KEY REFERENCES taskorch.task ON DELETE CASCADE,
+	kind			text NOT NULL CHECK (kind IN ('track', 'orchestrator')),
+	-- [{"name", "task", "input_mapper" | "input"}], in order; for a traverse
+	-- orchestrator, one {"name", "task", "query", "page_size"}
+	steps			jsonb NOT NULL,
+	continue_on_failure bool NOT NULL DEFAULT false,
+	base_fields		bool NOT NULL DEFAULT false
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.composite', '');
+ALTER TABLE taskorch.composite ENABLE ROW LEVEL SECURITY;
+CREATE POLICY composite_read ON taskorch.composite FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name));	-- tasks you may see
+CREATE POLICY composite_insert ON taskorch.composite FOR INSERT WITH CHECK (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name
+			 AND (pg_catalog.pg_has_role(t.owner, 'USAGE') OR taskorch.is_admin())));
+CREATE POLICY composite_update ON taskorch.composite FOR UPDATE USING (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name
+			 AND (pg_catalog.pg_has_role(t.owner, 'USAGE') OR taskorch.is_admin())));
+REVOKE ALL ON taskorch.composite FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON taskorch.composite TO PUBLIC;
+
+CREATE FUNCTION taskorch._next_wait_done() RETURNS bool
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_next_wait_done';
+
+-- A declarative input: the template with every string "$.prev..." or
+-- "$.input..." replaced by that JSON path's value in {prev, input}.
+CREATE FUNCTION taskorch.fill_template(template jsonb, prev jsonb, input jsonb) RETURNS jsonb
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT CASE jsonb_typeof(template)
+		WHEN 'object' THEN (SELECT coalesce(jsonb_object_agg(key, taskorch.fill_template(value, prev, input)), '{}')
+							  FROM jsonb_each(template))
+		WHEN 'array' THEN (SELECT coalesce(jsonb_agg(taskorch.fill_template(value, prev, input) ORDER BY n), '[]')
+							 FROM jsonb_array_elements(template) WITH ORDINALITY AS e(value, n))
+		WHEN 'string' THEN CASE WHEN template #>> '{}' ~ '^\$\.(prev|input)\M'
+								THEN jsonb_path_query_first(jsonb_build_object('prev', prev, 'input', input),
+															(template #>> '{}')::jsonpath)
+								ELSE template END
+		ELSE template END $$;
+
+-- Check and normalise the steps (or members) of a definition: each has a
+-- task that exists, a unique name (default: the task), and at most one of
+-- input_mapper (a function (prev jsonb, input jsonb) -> jsonb the caller may
+-- execute, kept as its signature) and input (a template).
+CREATE FUNCTION taskorch._check_steps(what text, steps jsonb) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	AS $$
+DECLARE
+	step jsonb;
+	i int := 0;
+	names text[] := '{}';
+	name text;
+	mapper regprocedure;
+	out jsonb := '[]';
+BEGIN
+	IF jsonb_typeof(steps) IS DISTINCT FROM 'array' OR jsonb_array_length(steps) = 0 THEN
+		RAISE EXCEPTION '% must be a non-empty JSON array', what
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass [{"task": "first-task"}, {"task": "second-task", "input_mapper": "map_step(jsonb,jsonb)"}].';
+	END IF;
+	FOR step IN SELECT value FROM jsonb_array_elements(steps) LOOP
+		IF jsonb_typeof(step) <> 'object' OR jsonb_typeof(step->'task') IS DISTINCT FROM 'string' THEN
+			RAISE EXCEPTION '% item % must be an object with a "task"', what, i
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'An item is {"task": ..., "name": ..., "input_mapper": ... or "input": ...}.';
+		END IF;
+		IF EXISTS (SELECT FROM jsonb_object_keys(step) k
+					WHERE k NOT IN ('task', 'name', 'input_mapper', 'input')) THEN
+			RAISE EXCEPTION '% item % has an unknown key: %', what, i,
+				(SELECT string_agg(k, ', ') FROM jsonb_object_keys(step) k
+				  WHERE k NOT IN ('task', 'name', 'input_mapper', 'input'))
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Keys are task, name, input_mapper and input.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM taskorch.task t WHERE t.id = step->>'task') THEN
+			RAISE EXCEPTION '% item %: task "%" is not registered', what, i, step->>'task'
+				USING ERRCODE = 'undefined_object',
+					  HINT = 'Register the task first; taskorch.tasks lists the tasks.';
+		END IF;
+		name := coalesce(step->>'name', step->>'task');
+		IF name = ANY (names) THEN
+			RAISE EXCEPTION '% item %: name "%" is used twice', what, i, name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give the items that run the same task distinct "name"s.';
+		END IF;
+		names := names || name;
+		IF step ? 'input_mapper' AND step ? 'input' THEN
+			RAISE EXCEPTION '% item % has both input_mapper and input', what, i
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Map the input with a function or with a template, not both.';
+		END IF;
+		step := jsonb_build_object('name', name, 'task', step->'task')
+				|| CASE WHEN step ? 'input' THEN jsonb_build_object('input', step->'input') ELSE '{}' END;
+		IF steps->i ? 'input_mapper' THEN
+			BEGIN
+				mapper := (steps->i->>'input_mapper')::regprocedure;
+			EXCEPTION WHEN undefined_function OR invalid_text_representation OR undefined_object
+					   OR invalid_schema_name THEN
+				RAISE EXCEPTION '% item %: input_mapper "%" is not a function', what, i,
+					steps->i->>'input_mapper'
+					USING ERRCODE = 'undefined_function',
+						  HINT = 'Name it by signature, as "map_step(jsonb,jsonb)": a function (prev_output jsonb, original_input jsonb) returning jsonb.';
+			END;
+			IF (SELECT p.prorettype <> 'jsonb'::regtype OR p.pronargs <> 2
+					   OR p.proargtypes[0] <> 'jsonb'::regtype OR p.proargtypes[1] <> 'jsonb'::regtype
+				  FROM pg_proc p WHERE p.oid = mapper) THEN
+				RAISE EXCEPTION '% item %: input_mapper % must take (jsonb, jsonb) and return jsonb', what, i, mapper
+					USING ERRCODE = 'invalid_function_definition',
+						  HINT = 'Define it as CREATE FUNCTION map_step(prev jsonb, input jsonb) RETURNS jsonb.';
+			END IF;
+			IF NOT has_function_privilege(mapper, 'EXECUTE') THEN
+				RAISE EXCEPTION 'permission denied for input_mapper %', mapper
+					USING ERRCODE = 'insufficient_privilege',
+						  HINT = 'The track runs as you: you must be allowed to execute its mappers.';
+			END IF;
+			-- kept schema-qualified: the runner resolves it under its own search_path
+			step := step || jsonb_build_object('input_mapper',
+				(SELECT format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes))
+				   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = mapper));
+		END IF;
+		out := out || jsonb_build_array(step);
+		i := i + 1;
+	END LOOP;
+	RETURN out;
+END
+$$;
+
+-- The input of a step: mapped from the previous output and the original
+-- input, and carrying trampData unless the mapping set it.
+CREATE FUNCTION taskorch._step_input(step jsonb, prev jsonb, input jsonb, tramp jsonb, first bool)
+	RETURNS jsonb
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	result jsonb;
+	mapper regprocedure := (step->>'input_mapper')::regprocedure;
+BEGIN
+	IF mapper IS NOT NULL THEN
+		EXECUTE format('SELECT %s($1, $2)', (SELECT format('%I.%I', n.nspname, p.proname)
+											   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+											  WHERE p.oid = mapper))
+			INTO result USING prev, input;
+	ELSIF step ? 'input' THEN
+		result := taskorch.fill_template(step->'input', prev, input);
+	ELSIF first THEN
+		result := input;
+	ELSE
+		result := prev;
+	END IF;
+	result := coalesce(result, '{}');
+	IF tramp IS NOT NULL AND jsonb_typeof(result) = 'object' AND NOT result ? 'trampData' THEN
+		result := result || jsonb_build_object('trampData', tramp);
+	END IF;
+	RETURN result;
+END
+$$;
+
+-- A child's Result, unwrapped the same way everywhere: an FP Result
+-- {success, data, error, meta} gives its data; a track's envelope counts
+-- as failed when its job did.  Returns {ok, output | error}.
+CREATE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT CASE
+		WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
+		WHEN jsonb_typeof(result->'output'->'success') = 'boolean'
+			 AND (result->'output' ? 'data' OR result->'output' ? 'error')
+			THEN CASE WHEN (result->'output'->>'success')::bool
+					  THEN jsonb_build_object('ok', true, 'output', result->'output'->'data')
+					  ELSE jsonb_build_object('ok', false, 'error', result->'output'->'error') END
+		WHEN jsonb_typeof(result->'output'->'job'->'success') = 'boolean'
+			 AND NOT (result->'output'->'job'->>'success')::bool
+			THEN jsonb_build_object('ok', false, 'error', result->'output'->'job'->'error',
+									'output', result->'output')
+		ELSE jsonb_build_object('ok', true, 'output', result->'output') END $$;
+
+-- The base fields every track input carries, when the track declares them.
+CREATE FUNCTION taskorch._check_base_fields(input jsonb) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	failures text[] := taskorch.validate(input, '{
+		"type": "object", "required": ["tenantId", "projectId"],
+		"properties": {"tenantId": {"type": "string", "minLength": 1},
+					   "projectId": {"type": "string", "minLength": 1},
+					   "userId": {"type": "string"},
+					   "trampData": {"type": "object"}}}');
+BEGIN
+	IF cardinality(failures) > 0 THEN
+		PERFORM taskorch.abort('the input lacks its base fields: ' || array_to_string(failures, '; '),
+							   'A track declaring base fields needs tenantId and projectId (strings), and optionally userId.');
+	END IF;
+END
+$$;
+
+-- The runner of every track: its steps in order, each a child run it waits
+-- for.  The track's output is the envelope {job, results, metadata,
+-- trampData}; a failed step stops it (FAILED, the envelope in its error)
+-- unless it continues on failure, when it fails only if every step did.
+CREATE FUNCTION taskorch.run_track(payload jsonb) RETURNS jsonb
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	me jsonb := taskorch.current_run();
+	def taskorch.composite;
+	step jsonb;
+	n int := 0;
+	prev jsonb;
+	tramp jsonb := payload->'trampData';
+	results jsonb := '{}';
+	errors jsonb := '[]';
+	r jsonb;
+	res jsonb;
+	envelope jsonb;
+BEGIN
+	SELECT * INTO def FROM taskorch.composite WHERE name = me->>'taskIdentifier' AND kind = 'track';
+	IF NOT FOUND THEN
+		PERFORM taskorch.abort(format('"%s" is not a track', me->>'taskIdentifier'),
+							   'Define it with taskorch.define_track().');
+	END IF;
+	IF def.base_fields THEN
+		PERFORM taskorch._check_base_fields(payload);
+	END IF;
+	FOR step IN SELECT value FROM jsonb_array_elements(def.steps) LOOP
+		IF NOT taskorch._next_wait_done() THEN
+			PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
+								 jsonb_build_object('step', step->>'name', 'index', n));
+		END IF;
+		r := taskorch.trigger_and_wait(step->>'task',
+				taskorch._step_input(step, prev, payload, tramp, n = 0));
+		res := taskorch._unwrap(r);
+		IF (res->>'ok')::bool THEN
+			prev := res->'output';
+			results := results || jsonb_build_object(step->>'name', prev);
+			IF jsonb_typeof(prev->'trampData') = 'object' THEN
+				tramp := prev->'trampData';
+			END IF;
+		ELSE
+			errors := errors || jsonb_build_array(jsonb_build_object(
+				'step', step->>'name', 'task', step->>'task', 'runId', r->'id', 'error', res->'error'));
+		END IF;
+		IF NOT taskorch._next_wait_done() THEN
+			PERFORM taskorch.log(CASE WHEN (res->>'ok')::bool THEN 'info' ELSE 'error' END,
+								 format('step %s (%s) %s', step->>'name', step->>'task',
+										CASE WHEN (res->>'ok')::bool THEN 'completed' ELSE 'failed' END),
+								 jsonb_build_object('step', step->>'name', 'index', n, 'runId', r->'id'));
+		END IF;
+		n := n + 1;
+		EXIT WHEN NOT (res->>'ok')::bool AND NOT def.continue_on_failure;
+	END LOOP;
+	envelope := jsonb_build_object(
+		'job', jsonb_build_object('success', jsonb_array_length(errors) = 0, 'taskName', def.name,
+								  'runId', me->'id', 'input', payload)
+			   || CASE WHEN jsonb_array_length(errors) > 0
+					   THEN jsonb_build_object('error', errors->0->'error'->>'message') ELSE '{}' END,
+		'results', results,
+		'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
+									   'completed', (SELECT count(*) FROM jsonb_object_keys(results)),
+									   'failed', jsonb_array_length(errors), 'errors', errors),
+		'trampData', tramp);
+	IF jsonb_array_length(errors) > 0 AND
+	   (NOT def.continue_on_failure OR results = '{}') THEN
+		RETURN jsonb_build_object('success', false, 'data', envelope,
+			'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
+							errors->0->'error'->>'message'));
+	END IF;
+	RETURN envelope;
+END
+$$;
+GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
+
+-- The runner of every orchestrator: its members in parallel (one batch
+-- wait), or for a traverse orchestrator the rows of a query, a page at a
+-- time.  The output is {success, processed, failed, results, errors}.
+CREATE FUNCTION taskorch.run_orchestrator(payload jsonb) RETURNS jsonb
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	me jsonb := taskorch.current_run();
+	def taskorch.composite;
+	runs jsonb;
+	results jsonb := '{}';
+	errors jsonb := '[]';
+	r record;
+	res jsonb;
+	page jsonb;
+	processed bigint := 0;
+	failed bigint := 0;
+	pages int := 0;
+	out jsonb;
+BEGIN
+	SELECT * INTO def FROM taskorch.composite WHERE name = me->>'taskIdentifier' AND kind = 'orchestrator';
+	IF NOT FOUND THEN
+		PERFORM taskorch.abort(format('"%s" is not an orchestrator', me->>'taskIdentifier'),
+							   'Define it with taskorch.define_orchestrator().');
+	END IF;
+	IF def.base_fields THEN
+		PERFORM taskorch._check_base_fields(payload);
+	END IF;
+	IF def.steps->0 ? 'query' THEN
+		LOOP
+			page := taskorch.traverse(def.steps->0->>'query', def.steps->0->>'task',
+									  (def.steps->0->>'page_size')::int, pages);
+			processed := processed + (page->>'processed')::int;
+			failed := failed + (page->>'failed')::int;
+			errors := errors || (page->'errors');
+			pages := pages + 1;
+			EXIT WHEN NOT (page->>'has_more')::bool;
+		END LOOP;
+		out := jsonb_build_object('success', failed = 0, 'processed', processed, 'failed', failed,
+								  'pages', pages, 'results', '{}'::jsonb, 'errors', errors);
+	ELSE
+		runs := taskorch.batch_trigger_and_wait(
+			(SELECT jsonb_agg(jsonb_build_object('task', m->>'task',
+						'payload', taskorch._step_input(m, NULL, payload, payload->'trampData', true))
+					 ORDER BY n)
+			   FROM jsonb_array_elements(def.steps) WITH ORDINALITY AS e(m, n)))->'runs';
+		FOR r IN SELECT m, runs->(n::int - 1) AS result
+				   FROM jsonb_array_elements(def.steps) WITH ORDINALITY AS e(m, n) ORDER BY n LOOP
+			res := taskorch._unwrap(r.result);
+			IF (res->>'ok')::bool THEN
+				processed := processed + 1;
+				results := results || jsonb_build_object(r.m->>'name', res->'output');
+			ELSE
+				failed := failed + 1;
+				errors := errors || jsonb_build_array(jsonb_build_object(
+					'member', r.m->>'name', 'task', r.m->>'task', 'runId', r.result->'id',
+					'error', res->'error'));
+			END IF;
+		END LOOP;
+		out := jsonb_build_object('success', failed = 0, 'processed', processed, 'failed', failed,
+								  'results', results, 'errors', errors);
+	END IF;
+	IF processed = 0 AND failed > 0 THEN
+		RETURN jsonb_build_object('success', false, 'data', out,
+								  'error', format('all %s failed', failed));
+	END IF;
+	RETURN out;
+END
+$$;
+GRANT EXECUTE ON FUNCTION taskorch.run_orchestrator(jsonb) TO PUBLIC;
+
+-- Inside a task, the traverse pattern: run `task` over page `page` (from
+-- 0) of the rows of `query` (page_size rows; give the query an ORDER BY),
+-- each row's payload column a child; successes and failures apart.
+CREATE FUNCTION taskorch.traverse(query text, task text, page_size int DEFAULT 100, page int DEFAULT 0)
+	RETURNS jsonb
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	runs jsonb;
+	successes jsonb;
+	failures jsonb;
+BEGIN
+	IF page_size IS NULL OR page_size < 1 OR page_size > 100000 THEN
+		RAISE EXCEPTION 'page_size must be between 1 and 100000, not %', page_size
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the number of rows to process per page, such as 100.';
+	END IF;
+	IF page IS NULL OR page < 0 THEN
+		RAISE EXCEPTION 'page must be 0 or more, not %', page
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pages count from 0.';
+	END IF;
+	runs := taskorch.batch_trigger_and_wait_query(
+		format('SELECT * FROM (%s) AS rows LIMIT %s OFFSET %s', query, page_size,
+			   page::bigint * page_size), task)->'runs';
+	-- successes {runId, output}; failures {runId, item (the row's payload), error}
+	SELECT coalesce(jsonb_agg(jsonb_build_object('runId', r->'id', 'output', u->'output') ORDER BY n)
+						FILTER (WHERE (u->>'ok')::bool), '[]'),
+		   coalesce(jsonb_agg(jsonb_build_object('runId', r->'id', 'error', u->'error', 'item',
+									(SELECT c.payload FROM taskorch.run c WHERE c.id = r->>'id')) ORDER BY n)
+						FILTER (WHERE NOT (u->>'ok')::bool), '[]')
+	  INTO successes, failures
+	  FROM jsonb_array_elements(runs) WITH ORDINALITY AS e(r, n), taskorch._unwrap(r) AS u;
+	RETURN jsonb_build_object(
+		'success', jsonb_array_length(failures) = 0,
+		'processed', jsonb_array_length(successes),
+		'failed', jsonb_array_length(failures),
+		'has_more', jsonb_array_length(runs) = page_size,
+		'successes', successes,
+		'errors', failures);
+END
+$$;
+
+-- Errors unless the query's rows can be the items of a batch of task.
+CREATE FUNCTION taskorch.check_items_query(query text, task text DEFAULT NULL) RETURNS void
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_check_items_query';
+
+-- Register (or redefine) a composite's task and definition.
+CREATE FUNCTION taskorch._define_composite(kind text, name text, steps jsonb,
+										   continue_on_failure bool, base_fields bool,
+										   queue text, payload_schema jsonb, output_schema jsonb,
+										   on_success text, on_failure text, description text)
+	RETURNS text
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	fn regprocedure := CASE kind WHEN 'track' THEN 'taskorch.run_track(jsonb)'
+								 ELSE 'taskorch.run_orchestrator(jsonb)' END;
+	existing regprocedure;
+BEGIN
+	SELECT t.fn INTO existing FROM taskorch.task t WHERE t.id = name;
+	IF FOUND AND existing <> fn THEN
+		RAISE EXCEPTION 'task "%" exists and is not a %', name, replace(kind, '_', ' ')
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Pick another name, or unregister the task first.';
+	END IF;
+	PERFORM taskorch.register_task(name, fn, queue => queue, max_attempts => 1,
+								   description => description, payload_schema => payload_schema,
+								   output_schema => output_schema, on_success => on_success,
+								   on_failure => on_failure);
+	PERFORM taskorch._write_composite(name, kind, steps, continue_on_failure, base_fields);
+	RETURN name;
+END
+$$;
+
+-- The definition's row; the table's policies let only the task's owner write it.
+CREATE FUNCTION taskorch._write_composite(name text, kind text, steps jsonb,
+										  continue_on_failure bool, base_fields bool)
+	RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	INSERT INTO taskorch.composite AS c VALUES (name, kind, steps, continue_on_failure, base_fields)
+	ON CONFLICT ON CONSTRAINT composite_pkey DO UPDATE
+	   SET kind = EXCLUDED.kind, steps = EXCLUDED.steps,
+		   continue_on_failure = EXCLUDED.continue_on_failure, base_fields = EXCLUDED.base_fields $$;
+
+CREATE FUNCTION taskorch.define_track(name text, steps jsonb,
+									  continue_on_failure bool DEFAULT false,
+									  base_fields bool DEFAULT false,
+									  queue text DEFAULT NULL,
+									  payload_schema jsonb DEFAULT NULL,
+									  output_schema jsonb DEFAULT NULL,
+									  on_success text DEFAULT NULL,
+									  on_failure text DEFAULT NULL,
+									  description text DEFAULT NULL)
+	RETURNS text
+	LANGUAGE plpgsql
+	AS $$
+BEGIN
+	IF jsonb_path_exists(steps, '$[*] ? (@.task == $n)', jsonb_build_object('n', name)) THEN
+		RAISE EXCEPTION 'track "%" cannot be a step of itself', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A track runs other tasks and tracks.';
+	END IF;
+	RETURN taskorch._define_composite('track', name, taskorch._check_steps('steps', steps),
+		coalesce(continue_on_failure, false), coalesce(base_fields, false), queue,
+		payload_schema, output_schema, on_success, on_failure, description);
+END
+$$;
+
+CREATE FUNCTION taskorch.define_orchestrator(name text, members jsonb DEFAULT NULL,
+											 traverse jsonb DEFAULT NULL,
+											 base_fields bool DEFAULT false,
+											 queue text DEFAULT NULL,
+											 payload_schema jsonb DEFAULT NULL,
+											 output_schema jsonb DEFAULT NULL,
+											 on_success text DEFAULT NULL,
+											 on_failure text DEFAULT NULL,
+											 description text DEFAULT NULL)
+	RETURNS text
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	steps jsonb;
+BEGIN
+	IF (members IS NULL) = (traverse IS NULL) THEN
+		RAISE EXCEPTION 'an orchestrator has members or traverse, one of the two'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'members => ''[{"task": "AUDIO_TRACK"}, {"task": "VIDEO_TRACK"}]'', or traverse => ''{"query": ..., "task": ..., "page_size": 100}''.';
+	END IF;
+	IF members IS NOT NULL THEN
+		IF jsonb_path_exists(members, '$[*] ? (@.task == $n)', jsonb_build_object('n', name)) THEN
+			RAISE EXCEPTION 'orchestrator "%" cannot be a member of itself', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'An orchestrator runs other tasks and tracks.';
+		END IF;
+		steps := taskorch._check_steps('members', members);
+	ELSE
+		IF jsonb_typeof(traverse) <> 'object' OR jsonb_typeof(traverse->'query') IS DISTINCT FROM 'string'
+		   OR jsonb_typeof(traverse->'task') IS DISTINCT FROM 'string'
+		   OR EXISTS (SELECT FROM jsonb_object_keys(traverse) k WHERE k NOT IN ('query', 'task', 'page_size', 'name')) THEN
+			RAISE EXCEPTION 'traverse must be {"query": ..., "task": ..., "page_size": ...}, not %', traverse
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'The query''s rows (a payload column, in a fixed ORDER BY) are run by the task, page_size at a time.';
+		END IF;
+		IF jsonb_typeof(traverse->'page_size') IS DISTINCT FROM 'number' AND traverse ? 'page_size'
+		   OR coalesce((traverse->>'page_size')::numeric, 100) NOT BETWEEN 1 AND 100000 THEN
+			RAISE EXCEPTION 'traverse page_size must be a number from 1 to 100000, not %', traverse->'page_size'
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'Such as 100.';
+		END IF;
+		PERFORM taskorch.check_items_query(traverse->>'query', traverse->>'task');
+		steps := jsonb_build_array(jsonb_build_object(
+			'name', coalesce(traverse->>'name', traverse->>'task'), 'task', traverse->'task',
+			'query', traverse->'query', 'page_size', coalesce((traverse->>'page_size')::int, 100)));
+	END IF;
+	RETURN taskorch._define_composite('orchestrator', name, steps, false,
+		coalesce(base_fields, false), queue, payload_schema, output_schema, on_success,
+		on_failure, description);
+END
+$$;
+
+-- Jobs: every track and orchestrator run, its status derived from the runs
+-- (seed 004's job record: Started, Processing, Partial, Complete, Error).
+CREATE VIEW taskorch.jobs WITH (security_invoker = true) AS
+SELECT j.id, j.task_id AS name, d.kind,
+	   CASE WHEN j.status = 'COMPLETED'
+			THEN CASE WHEN coalesce((j.output->'metadata'->>'failed')::int, (j.output->>'failed')::int, 0) > 0
+					  THEN 'Partial' ELSE 'Complete' END
+			WHEN j.status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') THEN 'Error'
+			WHEN EXISTS (SELECT FROM taskorch.run c WHERE c.parent_run_id = j.id) THEN 'Processing'
+			ELSE 'Started' END AS status,
+	   j.status AS run_status, j.created_at, j.started_at AS started, j.finished_at AS ended,
+	   greatest(j.updated_at, (SELECT max(c.updated_at) FROM taskorch.run c WHERE c.parent_run_id = j.id))
+		   AS lastupdated,
+	   j.error
+  FROM taskorch.runs j JOIN taskorch.composite d ON d.name = j.task_id;
+GRANT SELECT ON taskorch.jobs TO PUBLIC;
+
+-- The steps of every job: a track's steps and an orchestrator's members
+-- (each with the child run that ran it, once there is one), or the pages
+-- of a traverse orchestrator.  done: the step has ended (however).
+CREATE VIEW taskorch.job_steps WITH (security_invoker = true) AS
+SELECT j.id AS job_id, s.n::int - 1 AS position, s.step->>'name' AS step, s.step->>'task' AS task_id,
+	   c.id AS run_id, c.status, c.started_at AS started, c.finished_at AS ended,
+	   c.status IS NOT NULL AND c.status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') AS done
+  FROM taskorch.run j
+  JOIN taskorch.composite d ON d.name = j.task_id AND NOT d.steps->0 ? 'query'
+  CROSS JOIN LATERAL jsonb_array_elements(d.steps) WITH ORDINALITY AS s(step, n)
+  LEFT JOIN LATERAL (
+	SELECT ch.id, ch.status, ch.started_at, ch.finished_at FROM taskorch.run ch
+	 WHERE ch.parent_run_id = j.id
+	   AND CASE WHEN d.kind = 'track' THEN ch.parent_wait_seq = s.n - 1
+				ELSE ch.id = (SELECT w.children[s.n] FROM taskorch.waitpoint w
+							   WHERE w.run_id = j.id AND w.seq = 0) END) c ON true
+UNION ALL
+SELECT j.id, w.seq, 'page_' || w.seq, d.steps->0->>'task', NULL,
+	   CASE WHEN w.completed_at IS NULL THEN 'WAITING' ELSE 'COMPLETED' END::taskorch.run_status,
+	   w.created_at, w.completed_at, w.completed_at IS NOT NULL
+  FROM taskorch.run j
+  JOIN taskorch.composite d ON d.name = j.task_id AND d.steps->0 ? 'query'
+  JOIN taskorch.waitpoint w ON w.run_id = j.id;
+GRANT SELECT ON taskorch.job_steps TO PUBLIC;
+
+-- A job as seed 004's record: {status, started, ended, lastupdated, and per
+-- step {step}: done, {step}_started, {step}_ended}.
+CREATE FUNCTION taskorch.job(run text) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	SELECT jsonb_build_object('status', j.status, 'started', j.started, 'ended', j.ended,
+							  'lastupdated', j.lastupdated)
+		   || coalesce((SELECT jsonb_object_agg(k, v)
+						  FROM taskorch.job_steps s,
+							   LATERAL (VALUES (s.step, to_jsonb(s.done)),
+											   (s.step || '_started', to_jsonb(s.started)),
+											   (s.step || '_ended', to_jsonb(s.ended))) AS x(k, v)
+						 WHERE s.job_id = j.id), '{}')
+	  INTO result
+	  FROM taskorch.jobs j WHERE j.id = job.run;
+	IF result IS NULL THEN
+		RAISE EXCEPTION 'job "%" does not exist', run
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'A job is a run of a track or an orchestrator you can see; taskorch.jobs lists them.';
+	END IF;
+	RETURN result;
+END
+$$;
+
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

@@ -34,6 +34,7 @@
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_mixed);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_query);
+PG_FUNCTION_INFO_V1(taskorch_check_items_query);
 
 /* Trigger.dev's limit per batch call (SDK 4.3.1 and later) */
 #define MAX_BATCH_ITEMS 1000
@@ -530,4 +531,17 @@ taskorch_batch_trigger_query(PG_FUNCTION_ARGS)
 	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	PG_RETURN_DATUM(batch_trigger(&src, PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)));
+}
+
+/* SQL: taskorch.check_items_query(query, task): errors unless its rows can be batch items */
+Datum
+taskorch_check_items_query(PG_FUNCTION_ARGS)
+{
+	BatchItems	src = {NULL, NULL, NULL};
+
+	require_args(fcinfo, 1, "query", "Pass a query returning a payload column.");
+	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	batch_items_check(&src);
+	PG_RETURN_VOID();
 }

@@ -91,13 +91,18 @@ object_field(Jsonb *jb, const char *key)
 	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
 }
 
-/* Is `output` an FP Result that failed, {"success": false, ...}? */
+/*
+ * Is `output` an FP Result that failed, {"success": false, "error": ...}?
+ * (An object with "success": false but no "error", such as an
+ * orchestrator's aggregate {success, processed, failed, errors}, is not.)
+ */
 bool
 is_failed_result(Jsonb *output)
 {
 	JsonbValue *success = object_field(output, "success");
 
-	return success != NULL && success->type == jbvBool && !success->val.boolean;
+	return success != NULL && success->type == jbvBool && !success->val.boolean &&
+		object_field(output, "error") != NULL;
 }
 
 /*

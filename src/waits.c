@@ -37,6 +37,23 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 
+PG_FUNCTION_INFO_V1(taskorch_next_wait_done);
+
+static bool wait_completed(ClaimedRun *run, int32 seq, Jsonb **result);
+
+/*
+ * SQL: taskorch._next_wait_done(): inside a task, whether its next wait
+ * call will return at once (an earlier execution got past it), so that
+ * code logging a step's start or end does it once, not on every replay.
+ */
+Datum
+taskorch_next_wait_done(PG_FUNCTION_ARGS)
+{
+	ClaimedRun *run = current_run();
+
+	PG_RETURN_BOOL(run != NULL && wait_completed(run, run->wait_calls, NULL));
+}
+
 /* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
 Datum
 taskorch_in_transaction_block(PG_FUNCTION_ARGS)
