@@ -25,7 +25,7 @@ SELECT extversion FROM pg_extension WHERE extname = 'taskorch';
 DO $$
 BEGIN
 	FOR i IN 1..1000 LOOP
-		EXIT WHEN NOT EXISTS (SELECT FROM taskorch.runs WHERE status = 'QUEUED');
+		EXIT WHEN NOT EXISTS (SELECT FROM taskorch.runs WHERE status IN ('QUEUED', 'EXECUTING'));
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
