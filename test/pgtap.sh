@@ -7,8 +7,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 port=${PGTAP_PORT:-55433}
 throwaway_cluster pgtap "$port"
 cp -r "$top/test/pgtap" "$dir/tests"
-# patterns.sql checks the examples of docs/patterns.md, which it runs first
-awk '/^```sql$/ {on = 1; next} /^```/ {on = 0} on' "$top/docs/patterns.md" >"$dir/tests/patterns.inc"
+# patterns.sql and tracks.sql check the examples of docs pages, which they run first
+extract() { awk '/^```sql$/ {on = 1; next} /^```/ {on = 0} on' "$top/docs/$1.md" >"$dir/tests/$2.inc"; }
+extract patterns patterns
+extract media-pipeline media
 chown -R postgres: "$dir/tests"
 psql_as "$port" postgres -c "CREATE DATABASE tap"
 psql_as "$port" tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION taskorch"

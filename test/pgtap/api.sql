@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(88);
+SELECT plan(101);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -75,6 +75,36 @@ SELECT is(pg_get_function_arguments('taskorch.define_schema'::regproc),
 	'name text, schema jsonb, description text DEFAULT NULL::text', 'define_schema(name, schema, description)');
 SELECT throws_ok($$ SELECT taskorch.drop_schema('no-such-schema') $$, '42704', NULL,
 	'dropping an unknown schema: 42704');
+-- tracks, orchestrators, jobs
+SELECT is(pg_get_function_arguments('taskorch.define_track'::regproc),
+	'name text, steps jsonb, continue_on_failure boolean DEFAULT false, base_fields boolean DEFAULT false, '
+	'queue text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, '
+	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text',
+	'define_track: named arguments with defaults');
+SELECT is(pg_get_function_arguments('taskorch.define_orchestrator'::regproc),
+	'name text, members jsonb DEFAULT NULL::jsonb, traverse jsonb DEFAULT NULL::jsonb, base_fields boolean DEFAULT false, '
+	'queue text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, '
+	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text',
+	'define_orchestrator: members or traverse, named arguments');
+SELECT is(pg_get_function_arguments('taskorch.traverse'::regproc),
+	'query text, task text, page_size integer DEFAULT 100, page integer DEFAULT 0', 'traverse(query, task, page_size, page)');
+SELECT function_returns('taskorch', 'job', ARRAY['text'], 'jsonb', 'job(run) returns the job record');
+SELECT columns_are('taskorch', 'jobs', ARRAY['id', 'name', 'kind', 'status', 'run_status', 'created_at',
+	'started', 'ended', 'lastupdated', 'error'], 'the jobs view');
+SELECT columns_are('taskorch', 'job_steps', ARRAY['job_id', 'position', 'step', 'task_id', 'run_id',
+	'status', 'started', 'ended', 'done'], 'the job_steps view');
+SELECT throws_ok($$ SELECT taskorch.define_track('t', '[]') $$, '22023', NULL, 'a track without steps: 22023');
+SELECT throws_ok($$ SELECT taskorch.define_track('t', '[{"task": "nope"}]') $$, '42704', NULL,
+	'a step of an unknown task: 42704');
+SELECT throws_ok($$ SELECT taskorch.job('run_1') $$, '42704', NULL, 'job() of no job: 42704');
+SELECT is(taskorch.fill_template('{"a": "$.prev.x", "b": ["$.input.y", "lit"], "c": 1}', '{"x": 5}', '{"y": "z"}'),
+	'{"a": 5, "b": ["z", "lit"], "c": 1}', 'a template takes values from the previous output and the input');
+SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "data": {"v": 1}, "meta": {}}}'),
+	'{"ok": true, "output": {"v": 1}}', 'an FP Result success gives its data');
+SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": false, "error": "no"}}'),
+	'{"ok": false, "error": "no"}', 'an FP Result failure is a failure');
+SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": false, "processed": 1, "errors": []}}')->'ok',
+	'true', 'an aggregate with success false (no error) is not an FP failure');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
