@@ -25,6 +25,8 @@ throwaway_cluster bench "$port" \
 	"taskorch.workers_per_database = 0" ${BENCH_CONF:-}
 gcc -O2 -o "$dir/latency" "$top/bench/latency.c" -I"$(pg_config --includedir)" -lpq
 sql() { psql_as "$port" postgres -tA "$@"; }
+# rate N SECONDS: N per second, rounded
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%d", (s > 0 ? n / s : 0) }'; }
 
 set_workers() {
 	sql -c "ALTER SYSTEM SET taskorch.workers_per_database = $1" -c "SELECT pg_reload_conf()" >/dev/null
@@ -171,6 +173,40 @@ plain=$(sql -c "SELECT round(extract(epoch FROM max(finished_at) - min(created_a
 echo "fan-out of 10,000 children (2 workers), one wait (a query's rows): ${one_total} s in all, parent resumed ${one_resume} ms after its last child finished"
 echo "fan-out of 10,000 children (2 workers), ten waits of 1,000: ${waves_total} s in all, parent resumed ${waves_resume} ms after its last child finished"
 echo "plain burn-down of the same 10,000 runs: ${plain} s"
+
+# tracks and orchestrators: a 3-step track over 10,000 inputs, and one
+# orchestrator of 100 such tracks, beside a plain burn-down of as many runs
+# (a track run is 1 + 3 runs: itself and its steps)
+sql >/dev/null <<'SQL'
+SELECT taskorch.define_track('bench-track', '[{"task": "noop", "name": "a"}, {"task": "noop", "name": "b"},
+											  {"task": "noop", "name": "c"}]');
+SELECT taskorch.define_orchestrator('bench-orchestrator',
+	(SELECT jsonb_agg(jsonb_build_object('task', 'bench-track', 'name', 'm' || g)) FROM generate_series(1, 100) g));
+SQL
+# settle: wait for every run to finish; then the seconds from the first run made to the last finished
+settle() {
+	sql -c "DO \$\$ BEGIN
+				WHILE EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'EXECUTING', 'WAITING', 'DELAYED')) LOOP
+					PERFORM pg_sleep(0.1);
+				END LOOP;
+			END \$\$" >/dev/null
+	sql -c "SELECT round(extract(epoch FROM max(finished_at) - min(created_at))::numeric, 2) FROM taskorch.run"
+}
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
+	-c "SELECT count(taskorch.trigger('bench-track', jsonb_build_object('i', g))) FROM generate_series(1, 10000) g" >/dev/null
+track_s=$(settle)
+track_ok=$(sql -c "SELECT count(*) FROM taskorch.jobs WHERE status = 'Complete'")
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
+	-c "SELECT taskorch.trigger('bench-orchestrator')" >/dev/null
+orch_s=$(settle)
+orch_runs=$(sql -c "SELECT count(*) FROM taskorch.run")
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
+	-c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 40000) g" >/dev/null
+plain40_s=$(settle)
+echo "3-step track over 10,000 inputs (2 workers): ${track_s} s, $(rate 10000 "$track_s") tracks/s, $(rate 40000 "$track_s") runs/s ($track_ok jobs Complete)"
+echo "orchestrator of 100 such tracks: ${orch_s} s for its ${orch_runs} runs, $(rate "$orch_runs" "$orch_s") runs/s"
+echo "plain burn-down of 40,000 runs (as many as the tracks made): ${plain40_s} s, $(rate 40000 "$plain40_s") runs/s"
+echo
 
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 "$dir/latency" "host=$dir port=$port user=postgres dbname=postgres" noop 1000 3

@@ -915,23 +915,34 @@ CREATE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
 									'output', result->'output')
 		ELSE jsonb_build_object('ok', true, 'output', result->'output') END $$;
 
--- The base fields every track input carries, when the track declares them.
-CREATE FUNCTION taskorch._check_base_fields(input jsonb) RETURNS void
+-- The definition of the composite the current run runs, its input checked
+-- for the base fields if it declares them (a failure is not retried).
+CREATE FUNCTION taskorch._definition(kind text, input jsonb) RETURNS taskorch.composite
 	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	failures text[] := taskorch.validate(input, '{
-		"type": "object", "required": ["tenantId", "projectId"],
-		"properties": {"tenantId": {"type": "string", "minLength": 1},
-					   "projectId": {"type": "string", "minLength": 1},
-					   "userId": {"type": "string"},
-					   "trampData": {"type": "object"}}}');
+	me text := taskorch.current_run()->>'taskIdentifier';
+	def taskorch.composite;
+	failures text[];
 BEGIN
-	IF cardinality(failures) > 0 THEN
-		PERFORM taskorch.abort('the input lacks its base fields: ' || array_to_string(failures, '; '),
-							   'A track declaring base fields needs tenantId and projectId (strings), and optionally userId.');
+	SELECT * INTO def FROM taskorch.composite c WHERE c.name = me AND c.kind = _definition.kind;
+	IF NOT FOUND THEN
+		PERFORM taskorch.abort(format('"%s" is not a defined %s', me, kind),
+							   format('Define it with taskorch.define_%s().', kind));
 	END IF;
+	IF def.base_fields THEN
+		failures := taskorch.validate(input, '{
+			"type": "object", "required": ["tenantId", "projectId"],
+			"properties": {"tenantId": {"type": "string", "minLength": 1},
+						   "projectId": {"type": "string", "minLength": 1},
+						   "userId": {"type": "string"},
+						   "trampData": {"type": "object"}}}');
+		IF cardinality(failures) > 0 THEN
+			PERFORM taskorch.abort('the input lacks its base fields: ' || array_to_string(failures, '; '),
+								   'A track declaring base fields needs tenantId and projectId (strings), and optionally userId.');
+		END IF;
+	END IF;
+	RETURN def;
 END
 $$;
 
@@ -955,14 +966,7 @@ DECLARE
 	res jsonb;
 	envelope jsonb;
 BEGIN
-	SELECT * INTO def FROM taskorch.composite WHERE name = me->>'taskIdentifier' AND kind = 'track';
-	IF NOT FOUND THEN
-		PERFORM taskorch.abort(format('"%s" is not a track', me->>'taskIdentifier'),
-							   'Define it with taskorch.define_track().');
-	END IF;
-	IF def.base_fields THEN
-		PERFORM taskorch._check_base_fields(payload);
-	END IF;
+	def := taskorch._definition('track', payload);
 	FOR step IN SELECT value FROM jsonb_array_elements(def.steps) LOOP
 		IF NOT taskorch._next_wait_done() THEN
 			PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
@@ -1018,7 +1022,6 @@ CREATE FUNCTION taskorch.run_orchestrator(payload jsonb) RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
 DECLARE
-	me jsonb := taskorch.current_run();
 	def taskorch.composite;
 	runs jsonb;
 	results jsonb := '{}';
@@ -1031,14 +1034,7 @@ DECLARE
 	pages int := 0;
 	out jsonb;
 BEGIN
-	SELECT * INTO def FROM taskorch.composite WHERE name = me->>'taskIdentifier' AND kind = 'orchestrator';
-	IF NOT FOUND THEN
-		PERFORM taskorch.abort(format('"%s" is not an orchestrator', me->>'taskIdentifier'),
-							   'Define it with taskorch.define_orchestrator().');
-	END IF;
-	IF def.base_fields THEN
-		PERFORM taskorch._check_base_fields(payload);
-	END IF;
+	def := taskorch._definition('orchestrator', payload);
 	IF def.steps->0 ? 'query' THEN
 		LOOP
 			page := taskorch.traverse(def.steps->0->>'query', def.steps->0->>'task',
