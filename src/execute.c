@@ -151,6 +151,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->canceled = false;
 	run->suspended = false;
 	run->wait_calls = 0;
+	run->memo_loaded = false;
 	run->wait_kind = NULL;
 	run->wait_token = NULL;
 	run->new_tokens = NIL;

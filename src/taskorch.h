@@ -117,6 +117,10 @@ typedef struct ClaimedRun
 	bool		skipped;		/* not executed: its concurrency slot was taken */
 	/* durable waits (waits.c) */
 	int32		wait_calls;		/* wait calls made by this execution so far */
+	bool		memo_loaded;	/* the waits already over, read (waits.c) */
+	int			memo_count;
+	int32	   *memo_seq;
+	Jsonb	  **memo_result;
 	bool		suspended;		/* the execution stopped at a wait: WAITING */
 	int32		wait_seq;		/* the wait it stopped at */
 	const char *wait_kind;

@@ -61,9 +61,9 @@ taskorch_in_transaction_block(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(IsTransactionBlock());
 }
 
-static TaskorchPlan lookup_plan = {
-	"SELECT completed_at IS NOT NULL, result FROM taskorch.waitpoint WHERE run_id = $1 AND seq = $2",
-	2, {TEXTOID, INT4OID},
+static TaskorchPlan memo_plan = {
+	"SELECT seq, result FROM taskorch.waitpoint WHERE run_id = $1 AND completed_at IS NOT NULL",
+	1, {TEXTOID},
 	NULL
 };
 
@@ -149,6 +149,44 @@ static TaskorchPlan resume_plan = {
 };
 
 /*
+ * The waits of the run that are over, read once per execution (a replay
+ * passes all of them; each would otherwise cost a query).  Kept in the
+ * batch's context: seq and result of each, by seq.
+ */
+static void
+load_memo(ClaimedRun *run)
+{
+	Datum		values[1] = {CStringGetTextDatum(run->id)};
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	Datum	   *results;
+	bool	   *nulls;
+	int			n;
+
+	SPI_connect();
+	n = taskorch_execute_as_owner(&memo_plan, values, NULL, true, 0);
+	run->memo_seq = MemoryContextAlloc(run->cxt, sizeof(int32) * Max(n, 1));
+	run->memo_result = MemoryContextAlloc(run->cxt, sizeof(Jsonb *) * Max(n, 1));
+	results = MemoryContextAlloc(run->cxt, sizeof(Datum) * Max(n, 1));
+	nulls = MemoryContextAlloc(run->cxt, sizeof(bool) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		run->memo_seq[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		results[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &nulls[i]);
+		if (!nulls[i])
+			results[i] = SPI_datumTransfer(results[i], false, -1);
+	}
+	SPI_finish();
+	/* detoasted only now, in the run's context: not in SPI's, which is gone */
+	for (int i = 0; i < n; i++)
+		run->memo_result[i] = nulls[i] ? NULL : DatumGetJsonbP(results[i]);
+	run->memo_count = n;
+	run->memo_loaded = true;
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * The wait call number `seq` of the current execution: true when its
  * waitpoint is already completed (return at once; *result, if given, gets
  * what it returns), false when the run must suspend.
@@ -156,24 +194,16 @@ static TaskorchPlan resume_plan = {
 static bool
 wait_completed(ClaimedRun *run, int32 seq, Jsonb **result)
 {
-	Datum		values[2] = {CStringGetTextDatum(run->id), Int32GetDatum(seq)};
-	bool		done = false;
-	bool		isnull = true;
-	Datum		d = (Datum) 0;
-
-	SPI_connect();
-	if (taskorch_execute_as_owner(&lookup_plan, values, NULL, true, 1) == 1)
-	{
-		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			d = SPI_datumTransfer(d, false, -1);
-	}
-	SPI_finish();
-	/* detoasted only now, in the caller's context: not in SPI's, which is gone */
-	if (done && result)
-		*result = isnull ? NULL : DatumGetJsonbPCopy(d);
-	return done;
+	if (!run->memo_loaded)
+		load_memo(run);
+	for (int i = 0; i < run->memo_count; i++)
+		if (run->memo_seq[i] == seq)
+		{
+			if (result)
+				*result = run->memo_result[i];
+			return true;
+		}
+	return false;
 }
 
 /*
