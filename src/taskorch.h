@@ -14,10 +14,13 @@
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
  *	  crash.c      charges a CRASHED attempt to a run that killed its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
- *	  batch.c      batch_trigger()
+ *	  batch.c      batch_trigger() and the items of every batch (arrays, queries)
  *	  queues.c     create_queue() and friends: limits, pause, resume
  *	  concurrency.c  shared counts that keep queues within their limits
- *	  waits.c      durable waits by replay: wait_for(), wait_until()
+ *	  waits.c      durable waits by replay: wait_for(), trigger_and_wait(),
+ *	               batch_trigger_and_wait(), wait tokens
+ *	  hooks.c      on_success / on_failure tasks of a run that ended
+ *	  schema.c     JSON Schema checks of payloads and outputs, named schemas
  *	  trigger.c    trigger() and the wake-up of workers at commit
  *	  options.c    trigger options: named arguments and the jsonb object
  *	  duration.c   "1h52m18s", intervals, seconds, timestamps
@@ -25,6 +28,9 @@
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
  *	               as the extension owner
+ *
+ * Tracks, orchestrators and jobs are SQL (sql/taskorch.sql): their runners
+ * are task functions built on the waits.
  *
  *-------------------------------------------------------------------------
  */
