@@ -733,7 +733,10 @@ $$;
 -- Tracks and orchestrators (seeds 001, 002, 004): tasks whose run runs
 -- other tasks, sequentially (a track's steps) or in parallel (an
 -- orchestrator's members), by durable waits; and their job status,
--- derived from the runs.
+-- derived from the runs.  None of these functions is SECURITY DEFINER: they
+-- run as the caller (definitions) or as the task's owner (runners), and
+-- resolve the mappers and queries they are given under that role's
+-- search_path.
 ------------------------------------------------------------------------------
 CREATE TABLE taskorch.composite (
 	name			text PRIMARY KEY REFERENCES taskorch.task ON DELETE CASCADE,
@@ -764,7 +767,6 @@ CREATE FUNCTION taskorch._next_wait_done() RETURNS bool
 -- "$.input..." replaced by that JSON path's value in {prev, input}.
 CREATE FUNCTION taskorch.fill_template(template jsonb, prev jsonb, input jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT CASE jsonb_typeof(template)
 		WHEN 'object' THEN (SELECT coalesce(jsonb_object_agg(key, taskorch.fill_template(value, prev, input)), '{}')
@@ -869,7 +871,6 @@ $$;
 CREATE FUNCTION taskorch._step_input(step jsonb, prev jsonb, input jsonb, tramp jsonb, first bool)
 	RETURNS jsonb
 	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
 	result jsonb;
@@ -900,7 +901,6 @@ $$;
 -- as failed when its job did.  Returns {ok, output | error}.
 CREATE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE
-	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT CASE
 		WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')

@@ -29,6 +29,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -40,12 +41,17 @@ pinned_path(void)
 	return &path;
 }
 
-/* Prepare (once per backend) and return the plan. */
+/* The plans this backend prepared, so that they can be made again. */
+static List *prepared = NIL;
+
+/* Prepare (once per backend, until taskorch_plans_forget) and return the plan. */
 SPIPlanPtr
 taskorch_plan(TaskorchPlan *p)
 {
 	if (p->plan == NULL)
 	{
+		MemoryContext old;
+
 		SPIPlanPtr	plan;
 
 		PushOverrideSearchPath(pinned_path());
@@ -58,8 +64,34 @@ taskorch_plan(TaskorchPlan *p)
 				 SPI_result_code_string(SPI_result), p->sql);
 		SPI_keepplan(plan);
 		p->plan = plan;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		prepared = lappend(prepared, p);
+		MemoryContextSwitchTo(old);
 	}
 	return p->plan;
+}
+
+/*
+ * Drop every prepared plan: each is prepared again when next used.  A
+ * generic plan is costed for the tables as they were when it was made; a
+ * worker calls this when the runs table has grown or shrunk a lot since,
+ * so that a plan made for an empty table (a sequential scan, say) does not
+ * outlive it.
+ */
+void
+taskorch_plans_forget(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, prepared)
+	{
+		TaskorchPlan *p = lfirst(lc);
+
+		SPI_freeplan(p->plan);
+		p->plan = NULL;
+	}
+	list_free(prepared);
+	prepared = NIL;
 }
 
 /* The role that owns taskorch.run, as whom our statements run. */

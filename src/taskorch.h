@@ -383,6 +383,7 @@ typedef struct TaskorchPlan
 } TaskorchPlan;
 
 extern SPIPlanPtr taskorch_plan(TaskorchPlan *p);
+extern void taskorch_plans_forget(void);
 extern int	taskorch_execute_as_owner(TaskorchPlan *p, Datum *values,
 									  const char *nulls, bool read_only,
 									  long count);

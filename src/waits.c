@@ -81,42 +81,53 @@ static TaskorchPlan insert_plan = {
 
 /*
  * Child-run waits whose children have all finished: complete them with the
- * children's Result objects, in call order, and queue their runs again.
- * $1/$2 restrict to some (run, seq) waitpoints; NULL: every pending one
- * (the maintenance pass, which also catches children that ended outside a
- * batch: canceled, expired).  Whether a wait is over is first asked of the
+ * children's Result objects, in call order, and queue their runs again:
+ * some waits (the batch that finished their children), or every pending
+ * one (the maintenance pass, which also catches children that ended
+ * outside a batch: canceled, expired).  Whether a wait is over is first asked of the
  * children linked to it (one probe of run_waited_idx, however many there
  * are; a scalar subquery, so that it is never planned as a hash of every
  * unfinished child), and only then of every child in its list, which may
  * include runs it did not make (a debounced or idempotent trigger's).
  */
+#define CHILDREN_DONE_SQL(WAITS) \
+	"WITH ready AS (" \
+	"  SELECT wp.run_id, wp.seq, wp.kind, wp.children" \
+	"    FROM " WAITS \
+	"   WHERE wp.completed_at IS NULL AND wp.kind IN ('run', 'batch')" \
+	"     AND CASE WHEN (SELECT true FROM taskorch.run c" \
+	"                     WHERE c.parent_run_id = wp.run_id COLLATE \"default\"" \
+	"                       AND c.parent_wait_seq = wp.seq AND c.parent_run_id IS NOT NULL" \
+	"                       AND c.status IN " UNFINISHED_STATUSES " LIMIT 1)" \
+	"              THEN false" \
+	"              ELSE NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)" \
+	"                                AND c.status IN " UNFINISHED_STATUSES ") END" \
+	"   ORDER BY wp.run_id, wp.seq LIMIT 1000" \
+	"   FOR UPDATE OF wp SKIP LOCKED)," \
+	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3," \
+	"            result = CASE WHEN ready.kind = 'run' THEN results->0" \
+	"                          ELSE jsonb_build_object('runs', results) END" \
+	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id," \
+	"                                   c.task_id, c.output, c.error) ORDER BY k.ord), '[]') AS results" \
+	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)" \
+	"                   JOIN taskorch.run c ON c.id = k.id) res" \
+	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq" \
+	"         RETURNING wp.run_id)" \
+	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3" \
+	"   FROM (SELECT DISTINCT run_id FROM done) d" \
+	"  WHERE r.id = d.run_id AND r.status = 'WAITING'"
+
+/* the waits ($1 run ids, $2 seqs) a batch finished children of */
 static TaskorchPlan children_done_plan = {
-	"WITH ready AS ("
-	"  SELECT wp.run_id, wp.seq, wp.kind, wp.children"
-	"    FROM taskorch.waitpoint wp"
-	"   WHERE wp.completed_at IS NULL AND wp.kind IN ('run', 'batch')"
-	"     AND ($1::text[] IS NULL OR (wp.run_id, wp.seq) IN (SELECT * FROM unnest($1::text[], $2::int4[])))"
-	"     AND CASE WHEN (SELECT true FROM taskorch.run c"
-	"                     WHERE c.parent_run_id = wp.run_id COLLATE \"default\""
-	"                       AND c.parent_wait_seq = wp.seq AND c.parent_run_id IS NOT NULL"
-	"                       AND c.status IN " UNFINISHED_STATUSES " LIMIT 1)"
-	"              THEN false"
-	"              ELSE NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)"
-	"                                AND c.status IN " UNFINISHED_STATUSES ") END"
-	"   ORDER BY wp.run_id, wp.seq LIMIT 1000"
-	"   FOR UPDATE OF wp SKIP LOCKED),"
-	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3,"
-	"            result = CASE WHEN ready.kind = 'run' THEN results->0"
-	"                          ELSE jsonb_build_object('runs', results) END"
-	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id,"
-	"                                   c.task_id, c.output, c.error) ORDER BY k.ord), '[]') AS results"
-	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)"
-	"                   JOIN taskorch.run c ON c.id = k.id) res"
-	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq"
-	"         RETURNING wp.run_id)"
-	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3"
-	"   FROM (SELECT DISTINCT run_id FROM done) d"
-	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
+	CHILDREN_DONE_SQL("unnest($1::text[], $2::int4[]) AS t(run_id, seq)"
+					  " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
+	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
+	NULL
+};
+
+/* every pending wait: the maintenance pass ($1, $2 unused) */
+static TaskorchPlan all_children_done_plan = {
+	CHILDREN_DONE_SQL("taskorch.waitpoint wp"),
 	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
 	NULL
 };
@@ -327,7 +338,7 @@ waits_resume(void)
 
 	SPI_connect();
 	resumed = taskorch_execute_as_owner(&resume_plan, values, NULL, false, 0);
-	resumed += taskorch_execute_as_owner(&children_done_plan, done, nulls, false, 0);
+	resumed += taskorch_execute_as_owner(&all_children_done_plan, done, nulls, false, 0);
 	SPI_finish();
 	return resumed + waits_resume_tokens();
 }

@@ -29,6 +29,7 @@
  */
 #include "taskorch.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
@@ -37,6 +38,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -201,6 +203,26 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 
 static Oid	run_table_oid = InvalidOid;
 static TimestampTz maintenance_due = 0;	/* next promote/expire pass */
+static BlockNumber planned_blocks = 0;	/* size of the runs table the plans were made for */
+
+/*
+ * Make the plans again when the runs table is twice as large (or half as
+ * large) as when they were made: their costs were for that size.
+ */
+static void
+replan_if_resized(void)
+{
+	Relation	rel = table_open(run_table_oid, AccessShareLock);
+	BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+
+	table_close(rel, AccessShareLock);
+	if (Max(blocks, planned_blocks) > 8 &&
+		(blocks > 2 * planned_blocks || 2 * blocks < planned_blocks))
+	{
+		taskorch_plans_forget();
+		planned_blocks = blocks;
+	}
+}
 
 #define MAINTENANCE_MS 1000
 
@@ -291,6 +313,7 @@ worker_cycle(ClaimMark *mark, long *sleep_ms)
 
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
+		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{
 			mark->valid = false;

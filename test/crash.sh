@@ -174,6 +174,30 @@ wait_for "$port" postgres "SELECT count(*) = 90 FROM taskorch.run WHERE task_id 
 	fail "parents did not get their children's results"
 echo "crash test passed: 70 runs waiting through an immediate shutdown (20 on children) completed, effects once"
 
+# 3b. tracks in flight survive an immediate shutdown: every step's effect once
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE TABLE step_effects (track int, step text);
+CREATE FUNCTION crash_step(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO step_effects SELECT (payload->'trampData'->>'track')::int,
+									taskorch.current_run()->>'taskIdentifier';
+	SELECT pg_sleep(0.02);
+	SELECT jsonb_build_object('ok', true) $$;
+SELECT taskorch.register_task('step-' || s, 'crash_step(jsonb)') FROM unnest(ARRAY['a', 'b', 'c']) s;
+SELECT taskorch.define_track('crash-track', '[{"task": "step-a"}, {"task": "step-b"}, {"task": "step-c"}]');
+SELECT count(taskorch.trigger('crash-track', jsonb_build_object('trampData', jsonb_build_object('track', g))))
+  FROM generate_series(1, 30) g;
+SQL
+wait_for "$port" postgres "SELECT count(*) >= 10 FROM step_effects" 30 ||
+	fail "the tracks did not start"
+echo "pg_ctl stop -m immediate while 30 tracks of 3 steps run ($(psql_as "$port" postgres -tAc "SELECT count(*) FROM step_effects") steps done)"
+cluster_stop "$dir" immediate
+cluster_restart "$dir"
+wait_for "$port" postgres "SELECT count(*) = 30 FROM taskorch.jobs WHERE name = 'crash-track' AND status = 'Complete'" 60 ||
+	fail "tracks did not complete after the restart: $(psql_as "$port" postgres -tAc "SELECT status, count(*) FROM taskorch.jobs GROUP BY 1")"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) = 90 AND count(DISTINCT (track, step)) = 90 FROM step_effects")" = t ] ||
+	fail "each step of each track should have committed its effect exactly once"
+echo "crash test passed: 30 tracks through an immediate shutdown completed, each of their 90 steps' effects once"
+
 # 4. a run whose execution kills its worker each time ends CRASHED
 poison=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('poison')")
 for attempt in 1 2; do
