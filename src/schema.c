@@ -34,7 +34,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
-#include "utils/acl.h"
 
 PG_FUNCTION_INFO_V1(taskorch_validate);
 PG_FUNCTION_INFO_V1(taskorch_check_schema);
