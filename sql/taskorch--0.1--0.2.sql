@@ -1137,7 +1137,23 @@ DECLARE
 	fn regprocedure := CASE kind WHEN 'track' THEN 'taskorch.run_track(jsonb)'
 								 ELSE 'taskorch.run_orchestrator(jsonb)' END;
 	existing regprocedure;
+	cycle text[];
 BEGIN
+	-- a composite that reaches itself through its steps would run forever
+	WITH RECURSIVE reach(task, path) AS (
+		SELECT s->>'task', ARRAY[name, s->>'task'] FROM jsonb_array_elements(steps) s
+		UNION ALL
+		SELECT s->>'task', r.path || (s->>'task')
+		  FROM reach r JOIN taskorch.composite c ON c.name = r.task
+			   CROSS JOIN jsonb_array_elements(c.steps) s
+		 WHERE r.task <> _define_composite.name AND cardinality(r.path) < 64
+	)
+	SELECT path INTO cycle FROM reach WHERE task = _define_composite.name LIMIT 1;
+	IF cycle IS NOT NULL THEN
+		RAISE EXCEPTION '% "%" would run itself: %', kind, name, array_to_string(cycle, ' -> ')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A track or orchestrator runs other tasks; none of them may lead back to it.';
+	END IF;
 	SELECT t.fn INTO existing FROM taskorch.task t WHERE t.id = name;
 	IF FOUND AND existing <> fn THEN
 		RAISE EXCEPTION 'task "%" exists and is not a %', name, replace(kind, '_', ' ')
@@ -1178,11 +1194,6 @@ CREATE FUNCTION taskorch.define_track(name text, steps jsonb,
 	LANGUAGE plpgsql
 	AS $$
 BEGIN
-	IF jsonb_path_exists(steps, '$[*] ? (@.task == $n)', jsonb_build_object('n', name)) THEN
-		RAISE EXCEPTION 'track "%" cannot be a step of itself', name
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'A track runs other tasks and tracks.';
-	END IF;
 	RETURN taskorch._define_composite('track', name, taskorch._check_steps('steps', steps),
 		coalesce(continue_on_failure, false), coalesce(base_fields, false), queue,
 		payload_schema, output_schema, on_success, on_failure, description);
@@ -1210,11 +1221,6 @@ BEGIN
 				  HINT = 'members => ''[{"task": "AUDIO_TRACK"}, {"task": "VIDEO_TRACK"}]'', or traverse => ''{"query": ..., "task": ..., "page_size": 100}''.';
 	END IF;
 	IF members IS NOT NULL THEN
-		IF jsonb_path_exists(members, '$[*] ? (@.task == $n)', jsonb_build_object('n', name)) THEN
-			RAISE EXCEPTION 'orchestrator "%" cannot be a member of itself', name
-				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'An orchestrator runs other tasks and tracks.';
-		END IF;
 		steps := taskorch._check_steps('members', members);
 	ELSE
 		IF jsonb_typeof(traverse) <> 'object' OR jsonb_typeof(traverse->'query') IS DISTINCT FROM 'string'

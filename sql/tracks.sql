@@ -129,7 +129,10 @@ SELECT taskorch.define_track('T1', '[{"task": "summarize", "input_mapper": "no_s
 SELECT taskorch.define_track('T1', '[{"task": "summarize", "input_mapper": "summarize(jsonb)"}]');
 SELECT taskorch.define_track('T1', '[{"task": "summarize", "input": {}, "input_mapper": "map_transcript(jsonb,jsonb)"}]');
 SELECT taskorch.define_track('T1', '[{"task": "summarize", "mapper": "x"}]');
-SELECT taskorch.define_track('T1', '[{"task": "T1"}]');
+-- a track may not run itself, directly or through others
+SELECT taskorch.define_track('VIDEO_TRACK', '[{"task": "VIDEO_TRACK"}]');
+SELECT taskorch.define_track('MEDIA_TRACK', '[{"task": "extract_audio"}, {"task": "VIDEO_TRACK"}]');
+SELECT taskorch.define_track('VIDEO_TRACK', '[{"task": "MEDIA_TRACK"}]');
 SELECT taskorch.define_track('summarize', '[{"task": "extract_audio"}]');
 SELECT taskorch.define_orchestrator('O1');
 SELECT taskorch.define_orchestrator('O1', traverse => '{"query": "SELECT 1 AS payload", "task": "summarize"}');
