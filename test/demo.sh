@@ -45,4 +45,17 @@ SELECT pg_sleep(1.5);
 SELECT id, task_id, status, attempts, output FROM taskorch.runs WHERE task_id = 'charge-card';
 SELECT run_id, number, message, started_at FROM taskorch.attempts;
 SELECT jsonb_pretty(taskorch.retrieve(:'charge'));
+
+-- a track: two steps run one after the other, the parent waiting durably
+CREATE FUNCTION extract_audio(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_object('audioUrl', (payload->>'url') || '.mp3') $$;
+CREATE FUNCTION generate_transcript(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_object('transcript', 'words of ' || (payload->>'audioUrl')) $$;
+SELECT taskorch.register_task('extract_audio', 'extract_audio(jsonb)');
+SELECT taskorch.register_task('generate_transcript', 'generate_transcript(jsonb)');
+SELECT taskorch.define_track('MEDIA_TRACK', '[{"task": "extract_audio"}, {"task": "generate_transcript"}]',
+							 base_fields => true);
+CALL taskorch.run_and_wait('MEDIA_TRACK', '{"tenantId": "t1", "projectId": "p1", "url": "https://cdn/talk"}') \gset
+SELECT jsonb_pretty(:'result'::jsonb->'output'->'results') AS results;
+SELECT jsonb_pretty(taskorch.job(:'result'::jsonb->>'id')) AS job;
 SQL
