@@ -32,6 +32,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -42,6 +43,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -52,6 +54,16 @@
 PG_FUNCTION_INFO_V1(taskorch_run_pending);
 
 static MemoryContext batch_cxt = NULL;
+
+/*
+ * An error outside the tasks (recording a batch's outcomes, say) aborts
+ * the whole batch.  The worker then takes runs one at a time for a while
+ * (isolating); a run whose one-run batch fails so too is set
+ * SYSTEM_FAILURE in a transaction of its own, so that it cannot stop the
+ * worker again and again.
+ */
+static int	isolating = 0;		/* one-run batches still to make */
+static char isolated_run[NAMEDATALEN];	/* the run of the current one */
 
 /* Runs claimed per claim statement; a batch may take several chunks. */
 #define CLAIM_CHUNK 32
@@ -109,6 +121,8 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		int			want = Min(CLAIM_CHUNK, limit - done);
 		int			got = claim_runs(runs + done, want, &pos, full_keys, batch_cxt);
 
+		if (limit == 1 && got == 1)
+			strlcpy(isolated_run, runs[0].id, sizeof(isolated_run));
 		claimed += got;
 		if (claimed == got && got == want && self_slot >= 0)
 			taskorch_wake_peer(MyDatabaseId, self_slot);
@@ -290,6 +304,62 @@ worker_start(void)
 	return relid;
 }
 
+static TaskorchPlan system_failure_plan = {
+	"UPDATE taskorch.run SET status = 'SYSTEM_FAILURE', attempts = attempts + 1,"
+	"       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now(),"
+	"       error = jsonb_build_object('name', 'SystemFailure', 'message',"
+	"               'the worker could not record this run''s outcome: ' || $2)"
+	" WHERE id = $1 AND status = 'QUEUED'",
+	2, {TEXTOID, TEXTOID},
+	NULL
+};
+
+/* The run of a failed one-run batch ends SYSTEM_FAILURE (its own transaction). */
+static void
+fail_isolated_run(const char *message)
+{
+	Datum		values[2] = {CStringGetTextDatum(isolated_run), CStringGetTextDatum(message)};
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	taskorch_execute_as_owner(&system_failure_plan, values, NULL, false, 0);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	ereport(WARNING,
+			errmsg("taskorch: run %s ended SYSTEM_FAILURE: %s", isolated_run, message));
+}
+
+/*
+ * A batch failed outside its tasks: abort it and forget its state; then
+ * isolate runs, or, when a one-run batch failed, fail its run.
+ */
+static void
+batch_failed(void)
+{
+	MemoryContext errcxt = MemoryContextSwitchTo(TopMemoryContext);
+	ErrorData  *edata = CopyErrorData();
+
+	MemoryContextSwitchTo(errcxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	QueryCancelHoldoffCount = 1;
+	taskorch_set_executing(NULL);
+	crash_note_run(NULL);
+	concurrency_release();
+	logs_reset();
+	if (batch_cxt)
+		MemoryContextReset(batch_cxt);
+	if (isolating > 0 && isolated_run[0] != '\0')
+		fail_isolated_run(edata->message);
+	else
+		isolating = taskorch_batch_size;
+	isolated_run[0] = '\0';
+	FreeErrorData(edata);
+}
+
 /*
  * One transaction: claim and execute a batch.  Returns the runs executed,
  * or -1 when the extension is gone (dropped, or dropped and re-created);
@@ -297,7 +367,7 @@ worker_start(void)
  * concurrency slot wakes it sooner).
  */
 static int
-worker_cycle(ClaimMark *mark, long *sleep_ms)
+worker_batch(ClaimMark *mark, long *sleep_ms)
 {
 	int			claimed;
 
@@ -321,7 +391,10 @@ worker_cycle(ClaimMark *mark, long *sleep_ms)
 		}
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
 	}
-	claimed = taskorch_process_batch(taskorch_batch_size, mark, MySlot);
+	isolated_run[0] = '\0';
+	claimed = taskorch_process_batch(isolating > 0 ? 1 : taskorch_batch_size, mark, MySlot);
+	if (isolating > 0 && claimed > 0)
+		isolating--;
 	if (claimed == 0)
 	{
 		int64		due = next_due_ms();
@@ -334,6 +407,26 @@ worker_cycle(ClaimMark *mark, long *sleep_ms)
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return claimed;
+}
+
+/* worker_batch(), with the errors outside tasks contained (batch_failed) */
+static int
+worker_cycle(ClaimMark *mark, long *sleep_ms)
+{
+	int			claimed;
+
+	PG_TRY();
+	{
+		claimed = worker_batch(mark, sleep_ms);
+	}
+	PG_CATCH();
+	{
+		batch_failed();
+		mark->valid = false;
+		claimed = 1;			/* go on at once, isolating */
+	}
+	PG_END_TRY();
 	return claimed;
 }
 

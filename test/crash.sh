@@ -13,6 +13,10 @@
 #   - every recorded run exists           (no committed trigger lost)
 #   - every run reached COMPLETED         (all finish after the restarts)
 #   - crash_effects has each run once     (no effect lost or duplicated)
+# Then: runs waiting (for a time, for children) and tracks in flight go
+# through an immediate shutdown; a run that kills its worker each time ends
+# CRASHED; a run whose outcome cannot be recorded ends SYSTEM_FAILURE
+# without taking its batch or its worker down.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -214,3 +218,39 @@ psql_as "$port" postgres -c "SELECT id, status, attempts, error->>'message' AS e
 [ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.attempt WHERE run_id = '$poison' AND status = 'CRASHED'")" = 2 ] ||
 	fail "the poison run should have two CRASHED attempts"
 echo "crash test passed: a run that kills its worker ends CRASHED after max_attempts"
+
+# 5. a run whose outcome cannot be recorded (here a trigger on the runs table
+# refuses it) aborts its batch; the worker isolates runs, ends that one
+# SYSTEM_FAILURE, and the others of the batch complete
+pids_before=$(psql_as "$port" postgres -tAc "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM taskorch.workers()")
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.task_id = 'unrecordable' AND NEW.status = 'COMPLETED' THEN
+		RAISE EXCEPTION 'outcome of % refused', NEW.id;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_outcome BEFORE UPDATE ON taskorch.run FOR EACH ROW EXECUTE FUNCTION refuse_outcome();
+SELECT taskorch.register_task('unrecordable', 'crash_task(jsonb)');
+TRUNCATE crash_effects;
+SELECT taskorch.batch_trigger('[{"task": "crash", "payload": {}}, {"task": "unrecordable", "payload": {}},
+								{"task": "crash", "payload": {}}, {"task": "crash", "payload": {}}]');
+SQL
+wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'EXECUTING'))" 60 ||
+	fail "the batch with an unrecordable run did not settle"
+psql_as "$port" postgres -c "SELECT task_id, status, attempts, error->>'message' AS error FROM taskorch.runs
+							 WHERE task_id = 'unrecordable' OR batch_id IS NOT NULL AND created_at > now() - interval '1 minute'
+							 ORDER BY id"
+[ "$(psql_as "$port" postgres -tAc "SELECT status FROM taskorch.run WHERE task_id = 'unrecordable'")" = SYSTEM_FAILURE ] ||
+	fail "the unrecordable run should end SYSTEM_FAILURE"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run r JOIN taskorch.batch b ON b.id = r.batch_id
+									  WHERE r.task_id = 'crash' AND r.status = 'COMPLETED'
+									    AND b.created_at > now() - interval '1 minute'")" = 3 ] ||
+	fail "the other runs of its batch should complete"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM crash_effects")" = 3 ] ||
+	fail "the unrecordable run's effects should be rolled back, the others' kept once"
+[ "$(psql_as "$port" postgres -tAc "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM taskorch.workers()")" = "$pids_before" ] ||
+	fail "the workers should have kept running"
+psql_as "$port" postgres -c "DROP TRIGGER refuse_outcome ON taskorch.run" >/dev/null
+echo "crash test passed: a run whose outcome cannot be recorded ends SYSTEM_FAILURE; its batch's other runs complete; no worker restarts"
