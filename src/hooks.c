@@ -23,42 +23,46 @@
  */
 #include "taskorch.h"
 
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
-static void
-append_field(StringInfo buf, const char *key, Jsonb *value)
-{
-	appendStringInfo(buf, ", \"%s\": ", key);
-	if (value)
-		appendStringInfoString(buf, JsonbToCString(NULL, &value->root, VARSIZE(value)));
-	else
-		appendStringInfoString(buf, "null");
-}
+/* The Result object of a run that has just ended, as taskorch._result() makes it. */
+static TaskorchPlan result_plan = {
+	"SELECT taskorch._result($1::taskorch.run_status, $2, $3, $4, $5)",
+	5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID},
+	NULL
+};
 
-/* The Result object of a run that has just ended. */
 static Jsonb *
-run_result(ClaimedRun *run, bool ok)
+run_result(ClaimedRun *run)
 {
-	StringInfoData buf;
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"ok\": %s, \"id\": ", ok ? "true" : "false");
-	escape_json(&buf, run->id);
-	appendStringInfoString(&buf, ", \"taskIdentifier\": ");
-	escape_json(&buf, run->task_id);
-	append_field(&buf, ok ? "output" : "error", ok ? run->output : run->error);
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_cstring(buf.data);
+	values[0] = CStringGetTextDatum(run->status);
+	values[1] = CStringGetTextDatum(run->id);
+	values[2] = CStringGetTextDatum(run->task_id);
+	values[3] = run->output ? JsonbPGetDatum(run->output) : (Datum) 0;
+	nulls[3] = run->output ? ' ' : 'n';
+	values[4] = run->error ? JsonbPGetDatum(run->error) : (Datum) 0;
+	nulls[4] = run->error ? ' ' : 'n';
+	SPI_connect();
+	taskorch_execute_as_owner(&result_plan, values, nulls, true, 1);
+	d = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+						  false, -1);
+	SPI_finish();
+	return DatumGetJsonbP(d);
 }
 
 typedef struct Hook
 {
 	const char *kind;			/* "on_success" or "on_failure" */
 	const char *task;
-	bool		ok;
 } Hook;
 
 static void
@@ -76,20 +80,20 @@ trigger_hook(ClaimedRun *run, void *arg)
 	o.now = GetCurrentTimestamp();
 	o.metadata = jsonb_from_cstring(meta.data);
 	trigger_options_finish(&o);
-	(void) create_run(hook->task, run_result(run, hook->ok), &o, NULL);
+	(void) create_run(hook->task, run_result(run), &o, NULL);
 }
 
 /* The run's attempt is decided: trigger its task's hook for how it ended. */
 void
 hooks_fire(ClaimedRun *run)
 {
-	Hook		hook = {NULL, NULL, false};
+	Hook		hook = {NULL, NULL};
 	ErrorData  *edata = NULL;
 
 	if (strcmp(run->status, "COMPLETED") == 0)
-		hook = (Hook) {"on_success", run->on_success, true};
+		hook = (Hook) {"on_success", run->on_success};
 	else if (strcmp(run->status, "FAILED") == 0 || strcmp(run->status, "TIMED_OUT") == 0)
-		hook = (Hook) {"on_failure", run->on_failure, false};
+		hook = (Hook) {"on_failure", run->on_failure};
 	if (hook.task == NULL)
 		return;
 	if (!execute_as_owner(run, trigger_hook, &hook, &edata))
