@@ -968,12 +968,15 @@ DECLARE
 BEGIN
 	def := taskorch._definition('track', payload);
 	FOR step IN SELECT value FROM jsonb_array_elements(def.steps) LOOP
-		IF NOT taskorch._next_wait_done() THEN
+		IF taskorch._next_wait_done() THEN
+			-- an earlier execution ran this step: the wait returns its result
+			r := taskorch.trigger_and_wait(step->>'task', '{}');
+		ELSE
 			PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
 								 jsonb_build_object('step', step->>'name', 'index', n));
+			r := taskorch.trigger_and_wait(step->>'task',
+					taskorch._step_input(step, prev, payload, tramp, n = 0));
 		END IF;
-		r := taskorch.trigger_and_wait(step->>'task',
-				taskorch._step_input(step, prev, payload, tramp, n = 0));
 		res := taskorch._unwrap(r);
 		IF (res->>'ok')::bool THEN
 			prev := res->'output';

@@ -380,29 +380,35 @@ waits_children_done(ClaimedRun *runs, int n)
  */
 
 /*
- * The wait call `seq` for children: return its memoized result if it is
- * over, else note the children to trigger and suspend.  The children are
- * made by the worker after the attempt's rollback (waits_create_children),
- * so they exist only if the run really waits.  Items are checked now (an
- * array's every item, a query's columns), so a bad one fails the attempt
- * as an error in the task would.
+ * A wait call for children, in two halves.  next_wait(): the call's number
+ * (its order in the execution); true, with its memoized result, if an
+ * earlier execution got past it.  Otherwise wait_for_children(): note the
+ * children to trigger and suspend.  The children are made by the worker
+ * after the attempt's rollback (waits_create_children), so they exist only
+ * if the run really waits.  Items are checked now (an array's every item, a
+ * query's columns), so a bad one fails the attempt as an error in the task
+ * would.
  */
-static Jsonb *
-wait_for_children(const char *function, const BatchItems *src, bool batch)
+static bool
+next_wait(const char *function, int32 *seq, Jsonb **result)
 {
 	ClaimedRun *run = current_run();
-	int32		seq;
-	Jsonb	   *result = NULL;
-	BatchItems *keep;
 
 	if (run == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("%s can only be called inside a task", function),
 				errhint("Outside a task, trigger the run and CALL taskorch.wait_for_run()."));
-	seq = run->wait_calls++;
-	if (wait_completed(run, seq, &result))
-		return result;
+	*seq = run->wait_calls++;
+	return wait_completed(run, *seq, result);
+}
+
+static void
+wait_for_children(int32 seq, const BatchItems *src, bool batch)
+{
+	ClaimedRun *run = current_run();
+	BatchItems *keep;
+
 	batch_items_check(src);
 	keep = MemoryContextAlloc(run->cxt, sizeof(BatchItems));
 	keep->task = src->task ? MemoryContextStrdup(run->cxt, src->task) : NULL;
@@ -416,7 +422,6 @@ wait_for_children(const char *function, const BatchItems *src, bool batch)
 	run->wait_children = keep;
 	suspend(run, seq, batch ? "batch" : "run", DT_NOEND,
 			src->query ? "the child runs of a query" : "child runs");
-	return NULL;
 }
 
 /* SQL: taskorch.trigger_and_wait(task, payload, options) -> Result object */
@@ -424,12 +429,17 @@ Datum
 taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
 {
 	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
 
 	require_args(fcinfo, 2, "task and payload",
 				 "Pass the child task's id and a payload object.");
+	if (next_wait("taskorch.trigger_and_wait()", &seq, &result))
+		PG_RETURN_JSONB_P(result);
 	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
-	PG_RETURN_JSONB_P(wait_for_children("taskorch.trigger_and_wait()", &src, false));
+	wait_for_children(seq, &src, false);
+	PG_RETURN_NULL();
 }
 
 /*
@@ -441,12 +451,17 @@ taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 {
 	bool		mixed = PG_NARGS() == 1;
 	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
 
 	require_args(fcinfo, PG_NARGS(), mixed ? "items" : "task and items",
 				 "Pass a JSON array of {\"payload\": ..., \"options\": ...} items.");
+	if (next_wait("taskorch.batch_trigger_and_wait()", &seq, &result))
+		PG_RETURN_JSONB_P(result);
 	src.task = mixed ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
-	PG_RETURN_JSONB_P(wait_for_children("taskorch.batch_trigger_and_wait()", &src, true));
+	wait_for_children(seq, &src, true);
+	PG_RETURN_NULL();
 }
 
 /*
@@ -458,12 +473,17 @@ Datum
 taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 {
 	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
 
 	require_args(fcinfo, 1, "query",
 				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
+	if (next_wait("taskorch.batch_trigger_and_wait_query()", &seq, &result))
+		PG_RETURN_JSONB_P(result);
 	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	PG_RETURN_JSONB_P(wait_for_children("taskorch.batch_trigger_and_wait_query()", &src, true));
+	wait_for_children(seq, &src, true);
+	PG_RETURN_NULL();
 }
 
 typedef struct ChildTrigger
