@@ -18,6 +18,15 @@ SELECT status, started_at IS NOT NULL AS has_started_at, finished_at
   FROM taskorch.runs WHERE id = :'run';
 SELECT count(*) AS worker_shows_it FROM taskorch.workers() WHERE run_id = :'run';
 SELECT run_id = :'run' AS listed, pid IS NOT NULL AS has_pid FROM taskorch.executing_runs();
+-- a role that may not see the run does not see it executing either
+CREATE ROLE regress_exec_stranger;
+SET ROLE regress_exec_stranger;
+SELECT count(*) AS stranger_sees_executing FROM taskorch.executing_runs();
+SELECT count(*) AS stranger_sees_worker_run FROM taskorch.workers() WHERE run_id IS NOT NULL;
+SELECT count(*) AS stranger_sees_workers FROM taskorch.workers() WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database());
+RESET ROLE;
+SELECT count(*) AS still_executing FROM taskorch.executing_runs();
+DROP ROLE regress_exec_stranger;
 -- the table itself still says QUEUED: nothing is committed mid-run
 SELECT status FROM taskorch.run WHERE id = :'run';
 SELECT taskorch.retrieve(:'run')->>'status' AS retrieved_status;

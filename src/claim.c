@@ -40,7 +40,8 @@ static TaskorchPlan claim_plan = {
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
-	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure"
+	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure,"
+	"       r.triggered_by::oid"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
@@ -162,6 +163,7 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	run->on_success = isnull ? NULL : TextDatumGetCString(d);
 	d = col(tup, desc, 24, &isnull);
 	run->on_failure = isnull ? NULL : TextDatumGetCString(d);
+	run->triggered_by = DatumGetObjectId(col(tup, desc, 25, &isnull));
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));

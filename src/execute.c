@@ -168,7 +168,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 
 	run->cxt = cxt;
 	running = run;
-	taskorch_set_executing(run->id);
+	taskorch_set_executing(run);
 	crash_note_run(run);
 	SetCurrentStatementStartTimestamp();
 	GetUserIdAndSecContext(&save_uid, &save_sec);

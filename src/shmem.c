@@ -198,7 +198,7 @@ run_number(const char *run_id)
 
 /* The worker announces the run it executes (NULL: none). */
 void
-taskorch_set_executing(const char *run_id)
+taskorch_set_executing(const ClaimedRun *run)
 {
 	WorkerSlot *slot;
 	uint64		n = 0;
@@ -206,13 +206,36 @@ taskorch_set_executing(const char *run_id)
 	if (MySlot < 0)
 		return;
 	slot = &taskorch_shared->slots[MySlot];
-	if (run_id != NULL)
+	if (run != NULL)
 	{
-		n = run_number(run_id);
+		n = run_number(run->id);
 		slot->run_started = GetCurrentTimestamp();
+		SpinLockAcquire(&slot->mutex);
+		slot->run_owner = run->owner;
+		slot->run_triggerer = run->triggered_by;
+		SpinLockRelease(&slot->mutex);
 	}
 	taskorch_set_live_metadata(NULL);
 	pg_atomic_write_u64(&slot->run_id, n);
+}
+
+/*
+ * May the current user see the run `run_id` of this slot (as the policy on
+ * taskorch.run decides: its owner's or triggerer's privileges, or
+ * taskorch_admin's)?  False too if the slot moved on to another run.
+ */
+static bool
+slot_run_visible(WorkerSlot *slot, uint64 run_id)
+{
+	Oid			owner;
+	Oid			triggerer;
+
+	SpinLockAcquire(&slot->mutex);
+	owner = slot->run_owner;
+	triggerer = slot->run_triggerer;
+	SpinLockRelease(&slot->mutex);
+	return pg_atomic_read_u64(&slot->run_id) == run_id &&
+		(acts_for(owner) || acts_for(triggerer));
 }
 
 /*
@@ -277,7 +300,7 @@ run_id_datum(uint64 n)
 	return CStringGetTextDatum(psprintf("run_" UINT64_FORMAT, n));
 }
 
-/* SQL: taskorch.executing_runs() -> (run_id, pid, started_at, metadata) */
+/* SQL: taskorch.executing_runs() -> (run_id, pid, started_at, metadata), of the runs you may see */
 Datum
 taskorch_executing_runs(PG_FUNCTION_ARGS)
 {
@@ -294,7 +317,7 @@ taskorch_executing_runs(PG_FUNCTION_ARGS)
 		bool		nulls[4] = {false, false, false, true};
 		char		live[LIVE_METADATA_BYTES];
 
-		if (run_id == 0 || slot->dboid != MyDatabaseId)
+		if (run_id == 0 || slot->dboid != MyDatabaseId || !slot_run_visible(slot, run_id))
 			continue;
 		values[0] = run_id_datum(run_id);
 		values[1] = Int32GetDatum(slot->pid);
@@ -314,7 +337,7 @@ taskorch_executing_runs(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* SQL: taskorch.workers() -> this server's workers and what they do */
+/* SQL: taskorch.workers() -> this server's workers and the runs (you may see) they execute */
 Datum
 taskorch_workers(PG_FUNCTION_ARGS)
 {
@@ -339,7 +362,7 @@ taskorch_workers(PG_FUNCTION_ARGS)
 		nulls[2] = slot->pid == 0;
 		values[3] = BoolGetDatum(slot->idle);
 		values[4] = run_id_datum(run_id);
-		nulls[4] = run_id == 0;
+		nulls[4] = run_id == 0 || !slot_run_visible(slot, run_id);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(taskorch_shared->lock);

@@ -97,6 +97,7 @@ typedef struct ClaimedRun
 	bool		task_found;		/* false: task was unregistered */
 	Oid			fn;
 	Oid			owner;
+	Oid			triggered_by;
 	double		retry_factor;
 	int32		retry_min_ms;
 	int32		retry_max_ms;
@@ -193,6 +194,8 @@ typedef struct WorkerSlot
 	int			live_metadata_len;	/* 0: the run has not changed it */
 	char		live_metadata[LIVE_METADATA_BYTES];	/* its text while it runs */
 	TimestampTz run_started;
+	Oid			run_owner;		/* whose run it is: who may see it (guarded by mutex) */
+	Oid			run_triggerer;
 } WorkerSlot;
 
 /* Runs of one (database, queue, concurrency key) executing now (concurrency.c) */
@@ -229,7 +232,7 @@ extern void taskorch_wake_peer(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
 extern void taskorch_database_installed(Oid dboid);
 extern void taskorch_database_pause(Oid dboid, bool pause);
-extern void taskorch_set_executing(const char *run_id);
+extern void taskorch_set_executing(const ClaimedRun *run);
 extern bool taskorch_cancel_executing(const char *run_id);
 extern bool taskorch_cancel_requested(const char *run_id);
 extern void taskorch_set_live_metadata(const char *text);
