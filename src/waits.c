@@ -118,7 +118,7 @@ static TaskorchPlan insert_plan = {
 
 /* the waits ($1 run ids, $2 seqs) a batch finished children of */
 static TaskorchPlan children_done_plan = {
-	CHILDREN_DONE_SQL("unnest($1::text[], $2::int4[]) AS t(run_id, seq)"
+	CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
 					  " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
 	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
 	NULL
@@ -138,10 +138,10 @@ static TaskorchPlan all_children_done_plan = {
  * first committed, so it sees both and resumes the parent at once.
  */
 static TaskorchPlan lock_waits_plan = {
-	"SELECT FROM taskorch.waitpoint"
-	" WHERE (run_id, seq) IN (SELECT * FROM unnest($1::text[], $2::int4[]))"
-	"   AND completed_at IS NULL"
-	" ORDER BY run_id, seq FOR UPDATE",
+	"SELECT FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
+	"  JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"
+	" WHERE wp.completed_at IS NULL"
+	" ORDER BY wp.run_id, wp.seq FOR UPDATE OF wp",
 	2, {TEXTARRAYOID, INT4ARRAYOID},
 	NULL
 };
