@@ -187,6 +187,13 @@ CALL taskorch.run_and_wait('query-parent', timeout => '60 seconds') \gset
 SELECT :'result'::jsonb->'output' AS query_wait;
 SELECT count(*) AS children FROM taskorch.runs r
  WHERE r.parent_run_id = (SELECT id FROM taskorch.runs WHERE task_id = 'query-parent');
+-- a query with no rows: the wait is over at once, with no runs
+CREATE FUNCTION empty_query_parent(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.batch_trigger_and_wait_query('SELECT jsonb_build_object(''n'', n) AS payload FROM wait_records WHERE false',
+												  'wait-child') $$;
+SELECT taskorch.register_task('empty-query-parent', 'empty_query_parent(jsonb)');
+CALL taskorch.run_and_wait('empty-query-parent', timeout => '0.9 seconds') \gset
+SELECT :'result'::jsonb->'output' AS empty_wait;
 -- the query is checked when the task calls it: a bad one fails the attempt
 CREATE FUNCTION bad_query_parent(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT taskorch.batch_trigger_and_wait_query('SELECT n AS payload FROM wait_records', 'wait-child') $$;

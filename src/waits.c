@@ -349,13 +349,20 @@ waits_resume(void)
 void
 waits_children_done(ClaimedRun *runs, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	Datum	   *ids = palloc(sizeof(Datum) * 2 * n);
+	Datum	   *seqs = palloc(sizeof(Datum) * 2 * n);
 	Datum		values[3];
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
 	{
+		/* a wait for no children at all (a query that returned no rows) is over now */
+		if (runs[i].suspended && runs[i].wait_children_ids && runs[i].wait_children_ids[0] == '\0')
+		{
+			ids[k] = CStringGetTextDatum(runs[i].id);
+			seqs[k] = Int32GetDatum(runs[i].wait_seq);
+			k++;
+		}
 		if (runs[i].parent_run_id == NULL || strcmp(runs[i].status, "QUEUED") == 0 ||
 			strcmp(runs[i].status, "WAITING") == 0)
 			continue;
