@@ -937,6 +937,8 @@ GRANT SELECT, INSERT, UPDATE ON taskorch.composite TO PUBLIC;
 
 CREATE FUNCTION taskorch._next_wait_done() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_next_wait_done';
+CREATE FUNCTION taskorch._replaying() RETURNS bool
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_replaying';
 
 -- A declarative input: the template with every string "$.prev..." or
 -- "$.input..." replaced by that JSON path's value in {prev, input}.
@@ -1071,6 +1073,30 @@ BEGIN
 END
 $$;
 
+-- Why a step could not be triggered with `input` (NULL: it can): its task
+-- is not one the track's owner may trigger, or the input fails its schema.
+CREATE FUNCTION taskorch._step_refusal(task text, input jsonb) RETURNS text
+	LANGUAGE plpgsql STABLE
+	AS $$
+DECLARE
+	schema jsonb;
+	failures text[];
+BEGIN
+	SELECT t.payload_schema INTO schema FROM taskorch.task t WHERE t.id = task;
+	IF NOT FOUND THEN
+		RETURN format('task "%s" is not registered (or may not be triggered by this track''s owner)', task);
+	END IF;
+	IF schema IS NULL THEN
+		RETURN NULL;
+	END IF;
+	failures := taskorch.validate(input, schema);
+	IF cardinality(failures) = 0 THEN
+		RETURN NULL;
+	END IF;
+	RETURN format('payload of task "%s" does not match its schema: %s', task, failures[1]);
+END
+$$;
+
 -- A child's Result, unwrapped the same way everywhere: an FP Result
 -- {success, data, error, meta} gives its data; a track's envelope counts
 -- as failed when its job did.  Returns {ok, output | error}.
@@ -1139,6 +1165,8 @@ DECLARE
 	errors jsonb := '[]';
 	r jsonb;
 	res jsonb;
+	input jsonb;
+	refusal text;
 	envelope jsonb;
 BEGIN
 	def := taskorch._definition('track', payload);
@@ -1147,10 +1175,19 @@ BEGIN
 			-- an earlier execution ran this step: the wait returns its result
 			r := taskorch.trigger_and_wait(step->>'task', '{}');
 		ELSE
-			PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
-								 jsonb_build_object('step', step->>'name', 'index', n));
-			r := taskorch.trigger_and_wait(step->>'task',
-					taskorch._step_input(step, prev, payload, tramp, n = 0));
+			input := taskorch._step_input(step, prev, payload, tramp, n = 0);
+			refusal := taskorch._step_refusal(step->>'task', input);
+			IF refusal IS NULL THEN
+				PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
+									 jsonb_build_object('step', step->>'name', 'index', n));
+				r := taskorch.trigger_and_wait(step->>'task', input);
+			ELSE
+				-- the step cannot run: it fails, and a wait that is already over
+				-- keeps its place among the run's waits
+				PERFORM taskorch.wait_until('-infinity');
+				r := jsonb_build_object('ok', false, 'taskIdentifier', step->>'task',
+										'error', jsonb_build_object('message', refusal));
+			END IF;
 		END IF;
 		res := taskorch._unwrap(r);
 		IF (res->>'ok')::bool THEN
@@ -1163,7 +1200,7 @@ BEGIN
 			errors := errors || jsonb_build_array(jsonb_build_object(
 				'step', step->>'name', 'task', step->>'task', 'runId', r->'id', 'error', res->'error'));
 		END IF;
-		IF NOT taskorch._next_wait_done() THEN
+		IF NOT taskorch._replaying() THEN
 			PERFORM taskorch.log(CASE WHEN (res->>'ok')::bool THEN 'info' ELSE 'error' END,
 								 format('step %s (%s) %s', step->>'name', step->>'task',
 										CASE WHEN (res->>'ok')::bool THEN 'completed' ELSE 'failed' END),

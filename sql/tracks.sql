@@ -77,6 +77,25 @@ SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'output'->'job'->'success
 	   :'result'::jsonb->'output'->'results'->'summary' AS summary;
 SELECT status FROM taskorch.jobs WHERE id = :'result'::jsonb->>'id';
 
+-- a step whose input its task's schema refuses fails as a step (under
+-- either policy), without running
+SELECT taskorch.register_task('strict_summary', 'summarize(jsonb)',
+	payload_schema => '{"required": ["transcript"], "properties": {"transcript": {"type": "string"}}}');
+SELECT taskorch.define_track('STRICT_TRACK', '[{"task": "extract_audio"},
+	{"task": "strict_summary", "input": {"text": "$.prev.audioUrl"}},
+	{"task": "summarize", "input": {"transcript": "$.prev.audioUrl"}}]', continue_on_failure => true);
+CALL taskorch.run_and_wait('STRICT_TRACK', '{"url": "https://v/9"}') \gset
+SELECT :'result'::jsonb->'output'->'metadata'->'errors'->0->>'step' AS failed_step,
+	   :'result'::jsonb->'output'->'metadata'->'errors'->0->'error'->>'message' AS why,
+	   :'result'::jsonb->'output'->'results'->'summarize' AS last_step_ran;
+SELECT step, status, done FROM taskorch.job_steps WHERE job_id = :'result'::jsonb->>'id' ORDER BY position;
+SELECT status FROM taskorch.jobs WHERE id = :'result'::jsonb->>'id';
+SELECT level, message FROM taskorch.logs WHERE run_id = :'result'::jsonb->>'id' ORDER BY logged_at, position;
+SELECT taskorch.define_track('STRICT_TRACK', '[{"task": "extract_audio"},
+	{"task": "strict_summary", "input": {"text": "$.prev.audioUrl"}}, {"task": "summarize"}]');
+CALL taskorch.run_and_wait('STRICT_TRACK', '{"url": "https://v/9"}') \gset
+SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'error'->>'message' AS error;
+
 -- base fields are checked when the track declares them (no retry)
 CALL taskorch.run_and_wait('MEDIA_TRACK', '{"url": "https://v/3", "projectId": ""}') \gset
 SELECT :'result'::jsonb->'error'->>'message' AS error, :'result'::jsonb->'error'->>'sqlstate' AS sqlstate;

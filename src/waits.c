@@ -37,13 +37,13 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 
 PG_FUNCTION_INFO_V1(taskorch_next_wait_done);
+PG_FUNCTION_INFO_V1(taskorch_replaying);
 
 static bool wait_completed(ClaimedRun *run, int32 seq, Jsonb **result);
 
 /*
  * SQL: taskorch._next_wait_done(): inside a task, whether its next wait
- * call will return at once (an earlier execution got past it), so that
- * code logging a step's start or end does it once, not on every replay.
+ * call will return at once (an earlier execution got past it).
  */
 Datum
 taskorch_next_wait_done(PG_FUNCTION_ARGS)
@@ -51,6 +51,25 @@ taskorch_next_wait_done(PG_FUNCTION_ARGS)
 	ClaimedRun *run = current_run();
 
 	PG_RETURN_BOOL(run != NULL && wait_completed(run, run->wait_calls, NULL));
+}
+
+/*
+ * SQL: taskorch._replaying(): inside a task, whether an earlier execution
+ * got past this point (a later wait of the run is over), so that code
+ * logging a step's start or end does it once, not on every replay.
+ */
+Datum
+taskorch_replaying(PG_FUNCTION_ARGS)
+{
+	ClaimedRun *run = current_run();
+
+	if (run == NULL)
+		PG_RETURN_BOOL(false);
+	(void) wait_completed(run, run->wait_calls, NULL);	/* reads the memo */
+	for (int i = 0; i < run->memo_count; i++)
+		if (run->memo_seq[i] >= run->wait_calls)
+			PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(false);
 }
 
 /* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
