@@ -33,6 +33,11 @@ CREATE TYPE taskorch.run_status AS ENUM (
 	'COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT', 'CRASHED',
 	'SYSTEM_FAILURE');
 
+-- A run has finished (reached a status it never leaves).
+CREATE FUNCTION taskorch.finished(status taskorch.run_status) RETURNS bool
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') $$;
+
 ------------------------------------------------------------------------------
 -- Registry
 ------------------------------------------------------------------------------
@@ -319,9 +324,7 @@ BEGIN
 			'replayedFrom', r.replayed_from, 'batchId', r.batch_id,
 			'isQueued', r.status = 'QUEUED',
 			'isExecuting', r.status = 'EXECUTING',
-			'isCompleted', r.status IN ('COMPLETED', 'FAILED', 'CANCELED',
-										'EXPIRED', 'TIMED_OUT', 'CRASHED',
-										'SYSTEM_FAILURE'),
+			'isCompleted', taskorch.finished(r.status),
 			'isSuccess', r.status = 'COMPLETED',
 			'isFailed', r.status IN ('FAILED', 'TIMED_OUT', 'CRASHED',
 									 'SYSTEM_FAILURE'),
@@ -545,7 +548,7 @@ CREATE FUNCTION taskorch.cancel_runs(
 	AS $$
 	SELECT count(*) FILTER (WHERE taskorch.cancel(r.id))
 	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
-	 WHERE r.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')
+	 WHERE NOT taskorch.finished(r.status)
 $$;
 
 -- Replay every finished run matching the filters; returns the new run ids.
@@ -562,8 +565,7 @@ CREATE FUNCTION taskorch.replay_runs(
 	AS $$
 	SELECT taskorch.replay(r.id)
 	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
-	 WHERE r.status IN ('COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED', 'TIMED_OUT',
-						'CRASHED', 'SYSTEM_FAILURE')
+	 WHERE taskorch.finished(r.status)
 	 ORDER BY r.created_at
 $$;
 
@@ -823,7 +825,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'The run may belong to a role whose runs you cannot see; check taskorch.runs.';
 	END IF;
-	IF r.status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') THEN
+	IF NOT taskorch.finished(r.status) THEN
 		RETURN NULL;
 	END IF;
 	RETURN taskorch._result(r.status, r.id, r.task_id, r.output, r.error);
@@ -1468,7 +1470,7 @@ SELECT j.id, j.task_id AS name, d.kind,
 	   CASE WHEN j.status = 'COMPLETED'
 			THEN CASE WHEN coalesce((j.output->'metadata'->>'failed')::int, (j.output->>'failed')::int, 0) > 0
 					  THEN 'Partial' ELSE 'Complete' END
-			WHEN j.status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') THEN 'Error'
+			WHEN taskorch.finished(j.status) THEN 'Error'
 			WHEN EXISTS (SELECT FROM taskorch.run c WHERE c.parent_run_id = j.id) THEN 'Processing'
 			ELSE 'Started' END AS status,
 	   j.status AS run_status, j.created_at, j.started_at AS started, j.finished_at AS ended,
@@ -1484,7 +1486,7 @@ GRANT SELECT ON taskorch.jobs TO PUBLIC;
 CREATE VIEW taskorch.job_steps WITH (security_invoker = true) AS
 SELECT j.id AS job_id, s.n::int - 1 AS position, s.step->>'name' AS step, s.step->>'task' AS task_id,
 	   c.id AS run_id, c.status, c.started_at AS started, c.finished_at AS ended,
-	   c.status IS NOT NULL AND c.status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') AS done
+	   coalesce(taskorch.finished(c.status), false) AS done
   FROM taskorch.run j
   JOIN taskorch.composite d ON d.name = j.task_id AND NOT d.steps->0 ? 'query'
   CROSS JOIN LATERAL jsonb_array_elements(d.steps) WITH ORDINALITY AS s(step, n)

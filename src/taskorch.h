@@ -62,7 +62,9 @@
 /* Metadata changed by a running task is shown live up to this size */
 #define LIVE_METADATA_BYTES			4096
 
-/* The statuses of a run that has not finished, for SQL: status IN ... */
+/* The statuses of a run that has not finished, for SQL: status IN ...
+ * (the complement of taskorch.finished(); kept literal so that the
+ * planner matches run_waited_idx, whose predicate is this list) */
 #define UNFINISHED_STATUSES "('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')"
 
 /* SQLSTATE a wait raises to suspend its run (waits.c) */

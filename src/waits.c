@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(taskorch_next_wait_done);
 PG_FUNCTION_INFO_V1(taskorch_replaying);
 
 static bool wait_completed(ClaimedRun *run, int32 seq, Jsonb **result);
+static void load_memo(ClaimedRun *run);
 
 /*
  * SQL: taskorch._next_wait_done(): inside a task, whether its next wait
@@ -65,7 +66,8 @@ taskorch_replaying(PG_FUNCTION_ARGS)
 
 	if (run == NULL)
 		PG_RETURN_BOOL(false);
-	(void) wait_completed(run, run->wait_calls, NULL);	/* reads the memo */
+	if (!run->memo_loaded)
+		load_memo(run);
 	for (int i = 0; i < run->memo_count; i++)
 		if (run->memo_seq[i] >= run->wait_calls)
 			PG_RETURN_BOOL(true);

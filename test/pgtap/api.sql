@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(101);
+SELECT plan(102);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -75,6 +75,8 @@ SELECT is(pg_get_function_arguments('taskorch.define_schema'::regproc),
 	'name text, schema jsonb, description text DEFAULT NULL::text', 'define_schema(name, schema, description)');
 SELECT throws_ok($$ SELECT taskorch.drop_schema('no-such-schema') $$, '42704', NULL,
 	'dropping an unknown schema: 42704');
+SELECT is(ARRAY(SELECT s FROM unnest(enum_range(NULL::taskorch.run_status)) s WHERE NOT taskorch.finished(s))::text[],
+	ARRAY['DELAYED', 'QUEUED', 'EXECUTING', 'WAITING'], 'finished(): the unfinished statuses');
 -- tracks, orchestrators, jobs
 SELECT is(pg_get_function_arguments('taskorch.define_track'::regproc),
 	'name text, steps jsonb, continue_on_failure boolean DEFAULT false, base_fields boolean DEFAULT false, '
