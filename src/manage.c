@@ -25,7 +25,6 @@
 #include "utils/json.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -110,8 +109,6 @@ static char *
 lookup_run(const char *run_id)
 {
 	Datum		values[1] = {CStringGetTextDatum(run_id)};
-	Oid			me = GetUserId();
-	Oid			admin = get_role_oid("taskorch_admin", true);
 	bool		isnull;
 	bool		visible = false;
 
@@ -120,9 +117,8 @@ lookup_run(const char *run_id)
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		visible = has_privs_of_role(me, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))) ||
-			has_privs_of_role(me, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull))) ||
-			(OidIsValid(admin) && has_privs_of_role(me, admin));
+		visible = acts_for(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))) ||
+			acts_for(DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)));
 	}
 	if (!visible)
 		ereport(ERROR,

@@ -22,7 +22,6 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(taskorch_create_queue);
@@ -99,8 +98,6 @@ static void
 lock_own_queue(const char *name)
 {
 	Datum		values[1] = {CStringGetTextDatum(name)};
-	Oid			me = GetUserId();
-	Oid			admin = get_role_oid("taskorch_admin", true);
 	Oid			owner;
 	bool		isnull;
 
@@ -110,7 +107,7 @@ lock_own_queue(const char *name)
 				errmsg("queue \"%s\" does not exist", name),
 				errhint("Create it with taskorch.create_queue(); taskorch.queues lists the queues."));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!has_privs_of_role(me, owner) && !(OidIsValid(admin) && has_privs_of_role(me, admin)))
+	if (!acts_for(owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied for queue \"%s\"", name),

@@ -153,22 +153,19 @@ taskorch_xact_callback_init(void)
 	RegisterXactCallback(xact_callback, NULL);
 }
 
-/* Does the current user hold `role`'s privileges, or one of `roles`? */
+/* May the current user trigger a task of `owner` granted to `triggerers`? */
 static bool
 may_trigger(Oid owner, ArrayType *triggerers)
 {
-	Oid			me = GetUserId();
-	Oid			admin = get_role_oid("taskorch_admin", true);
 	Datum	   *roles;
 	int			n;
 
-	if (has_privs_of_role(me, owner) ||
-		(OidIsValid(admin) && has_privs_of_role(me, admin)))
+	if (acts_for(owner))
 		return true;
 	deconstruct_array(triggerers, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
 					  &roles, NULL, &n);
 	for (int i = 0; i < n; i++)
-		if (has_privs_of_role(me, DatumGetObjectId(roles[i])))
+		if (has_privs_of_role(GetUserId(), DatumGetObjectId(roles[i])))
 			return true;
 	return false;
 }

@@ -25,7 +25,6 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -758,7 +757,6 @@ static bool
 token_state(const char *token, Jsonb **result)
 {
 	Datum		values[1] = {CStringGetTextDatum(token)};
-	Oid			admin = get_role_oid("taskorch_admin", true);
 	bool		done;
 	bool		isnull;
 	Datum		r;
@@ -775,8 +773,7 @@ token_state(const char *token, Jsonb **result)
 						  false, -1);
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	SPI_finish();
-	if (!has_privs_of_role(GetUserId(), owner) &&
-		!(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+	if (!acts_for(owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied for wait token \"%s\"", token),
