@@ -223,11 +223,8 @@ taskorch_log(PG_FUNCTION_ARGS)
 	char	   *level;
 	size_t		i;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("level and message must not be null"),
-				errhint("Call taskorch.log('info', 'message', '{\"key\": 1}')."));
+	require_args(fcinfo, 2, "level and message",
+				 "Call taskorch.log('info', 'message', '{\"key\": 1}').");
 	level = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	for (i = 0; i < lengthof(levels); i++)
 		if (strcmp(level, levels[i]) == 0)

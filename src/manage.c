@@ -93,11 +93,7 @@ is_terminal(const char *status)
 static char *
 run_arg(FunctionCallInfo fcinfo)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("run must not be null"),
-				errhint("Pass a run id such as run_123."));
+	require_arg(fcinfo, 0, "run", "Pass a run id such as run_123.");
 	return text_to_cstring(PG_GETARG_TEXT_PP(0));
 }
 
@@ -182,11 +178,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	char	   *status;
 	TimestampTz due;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("delay must not be null"),
-				errhint("Pass a duration such as '1h' or a timestamptz."));
+	require_arg(fcinfo, 1, "delay", "Pass a duration such as '1h' or a timestamptz.");
 	due = delay_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1),
 						   GetCurrentTimestamp());
 	SPI_connect();

@@ -65,11 +65,7 @@ queue_arg(FunctionCallInfo fcinfo)
 {
 	char	   *name;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("queue name must not be null"),
-				errhint("Pass a queue name such as 'paid-users'."));
+	require_arg(fcinfo, 0, "queue name", "Pass a queue name such as 'paid-users'.");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	check_name("queue", name);
 	return name;

@@ -339,11 +339,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	char		nulls[15];
 	Oid			owner = caller;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("fn must not be null"),
-				errhint("Pass the task function as 'name(jsonb)'::regprocedure."));
+	require_arg(fcinfo, 1, "fn", "Pass the task function as 'name(jsonb)'::regprocedure.");
 	fn = PG_GETARG_OID(1);
 	queue = PG_ARGISNULL(2) ? id : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	check_name("queue", queue);
@@ -432,11 +428,7 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 	char	   *id = required_name(fcinfo, 0, "task");
 	Datum		values[3];
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("role must not be null"),
-				errhint("Pass a role name, e.g. 'app_user'."));
+	require_arg(fcinfo, 1, "role", "Pass a role name, e.g. 'app_user'.");
 	SPI_connect();
 	lock_existing_task(id);
 	values[0] = CStringGetTextDatum(id);

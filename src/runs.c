@@ -279,11 +279,7 @@ taskorch_metadata_replace(PG_FUNCTION_ARGS)
 	Jsonb	   *metadata;
 	MemoryContext old;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("metadata must not be null"),
-				errhint("Pass '{}' to clear it."));
+	require_arg(fcinfo, 0, "metadata", "Pass '{}' to clear it.");
 	metadata = PG_GETARG_JSONB_P(0);
 	if (!JB_ROOT_IS_OBJECT(metadata))
 		ereport(ERROR,

@@ -213,16 +213,23 @@ taskorch_require_preload(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* The first n arguments of a SQL function must not be null: `what` says which. */
+/* Argument argno of a SQL function must not be null: `what` names it. */
+void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", what),
+				errhint("%s", hint));
+}
+
+/* The first n arguments must not be null: `what` names them together. */
 void
 require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint)
 {
 	for (int i = 0; i < n; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					errmsg("%s must not be null", what),
-					errhint("%s", hint));
+		require_arg(fcinfo, i, what, hint);
 }
 
 /* Has the current user the privileges of `owner`, or of taskorch_admin? */

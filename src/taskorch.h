@@ -299,6 +299,7 @@ extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 
 /* taskorch.c */
+extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint);
 extern void require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint);
 extern bool acts_for(Oid owner);
 extern void schema_older_than_library(void) pg_attribute_noreturn();

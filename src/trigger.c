@@ -424,16 +424,8 @@ taskorch_trigger_v2(PG_FUNCTION_ARGS)
 {
 	TriggerOptions o;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("task must not be null"),
-				errhint("Pass the id of a registered task; see taskorch.tasks."));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("payload must not be null"),
-				errhint("Pass '{}' for an empty payload."));
+	require_arg(fcinfo, 0, "task", "Pass the id of a registered task; see taskorch.tasks.");
+	require_arg(fcinfo, 1, "payload", "Pass '{}' for an empty payload.");
 	trigger_options_init(&o);
 	o.now = trigger_now();
 	if (!PG_ARGISNULL(2))

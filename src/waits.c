@@ -277,11 +277,7 @@ taskorch_wait_for(PG_FUNCTION_ARGS)
 {
 	int64		ms;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("duration must not be null"),
-				errhint("Pass a duration such as '5m' or an interval."));
+	require_arg(fcinfo, 0, "duration", "Pass a duration such as '5m' or an interval.");
 	ms = duration_ms_from_datum("wait duration", PG_GETARG_DATUM(0),
 								get_fn_expr_argtype(fcinfo->flinfo, 0), true);
 	/* counted from the first time the wait is reached: on replay it returns at once */
@@ -293,11 +289,7 @@ taskorch_wait_for(PG_FUNCTION_ARGS)
 Datum
 taskorch_wait_until(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("time must not be null"),
-				errhint("Pass a timestamptz."));
+	require_arg(fcinfo, 0, "time", "Pass a timestamptz.");
 	wait_until("taskorch.wait_until()", PG_GETARG_TIMESTAMPTZ(0));
 	PG_RETURN_VOID();
 }
@@ -792,11 +784,7 @@ taskorch_wait_for_token(PG_FUNCTION_ARGS)
 	int32		seq;
 	Jsonb	   *result = NULL;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("token must not be null"),
-				errhint("Pass the id create_wait_token() returned."));
+	require_arg(fcinfo, 0, "token", "Pass the id create_wait_token() returned.");
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (run == NULL)
 		ereport(ERROR,
@@ -822,11 +810,7 @@ taskorch_complete_wait_token(PG_FUNCTION_ARGS)
 	char	   *token;
 	Datum		values[2];
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("token must not be null"),
-				errhint("Pass the id create_wait_token() returned."));
+	require_arg(fcinfo, 0, "token", "Pass the id create_wait_token() returned.");
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	(void) token_state(token, NULL);
 	values[0] = CStringGetTextDatum(token);
