@@ -16,8 +16,21 @@
  * worker starts again it charges that run one attempt: QUEUED again after
  * the task's minimum retry delay, or CRASHED when no attempt is left.
  *
- * A worker that exits cleanly (SIGTERM, DROP DATABASE) removes its file:
- * being stopped is not a crash.
+ * How a worker exits while executing user code decides whether the run is
+ * to blame:
+ *	- killed (SIGSEGV in C task code, the OOM killer, kill -9): the note is
+ *	  left behind, the run is charged;
+ *	- terminated (FATAL) by its own code or by a role's
+ *	  pg_terminate_backend(): the exit callback keeps the note, the run is
+ *	  charged;
+ *	- stopped on purpose (SIGTERM from the postmaster, the launcher, or a
+ *	  backend pausing the database for DROP DATABASE / DROP EXTENSION):
+ *	  the file is removed, nothing is charged;
+ *	- stopped because another process crashed, or by an immediate shutdown
+ *	  (SIGQUIT from the postmaster): the note is cleared before the process
+ *	  exits, nothing is charged.  The run's batch was rolled back; it runs
+ *	  again.
+ * A worker that exits while executing nothing removes its file.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,21 +45,24 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 
 #define CRASH_DIR "pg_taskorch"
-#define CRASH_MAGIC 0x74616b31	/* "tak1" */
+#define CRASH_MAGIC 0x74616b32	/* "tak2" */
 
 typedef struct CrashNote
 {
 	uint32		magic;
 	Oid			dboid;
 	int32		attempts;		/* attempts finished before this one */
+	bool		terminated;		/* exited (FATAL), rather than killed */
 	char		run_id[32];		/* empty: not executing */
 } CrashNote;
 
 static CrashNote *note = NULL;
 static char crash_path[MAXPGPATH];
+static volatile pid_t stop_sender = 0;	/* who sent the first SIGTERM */
 
 static TaskorchPlan crashed_plan = {
 	"WITH r AS ("
@@ -68,8 +84,50 @@ static TaskorchPlan crashed_plan = {
 static void
 crash_file_exit(int code, Datum arg)
 {
+	if (note == NULL)
+		return;
+	if (note->run_id[0] != '\0' && !taskorch_stop_requested_by(stop_sender))
+	{
+		note->terminated = true;	/* kept: charged when the worker starts again */
+		return;
+	}
+	(void) unlink(crash_path);
+}
+
+/* SIGTERM: remember the sender (is the stop deliberate?), then die(). */
+static void
+crash_sigterm(int signo, siginfo_t *info, void *context)
+{
+	if (stop_sender == 0 && info != NULL)
+		stop_sender = info->si_pid;
+	die(signo);
+}
+
+/*
+ * SIGQUIT: the postmaster stops every process at once (another process
+ * crashed, or an immediate shutdown).  The run executing here is not to
+ * blame: clear the note, then exit as PostgreSQL's own handler does.
+ */
+static void
+crash_sigquit(SIGNAL_ARGS)
+{
 	if (note)
-		(void) unlink(crash_path);
+		note->run_id[0] = '\0';
+	_exit(2);
+}
+
+/* A worker's SIGTERM and SIGQUIT handlers (before signals are unblocked). */
+void
+crash_signals_init(void)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = crash_sigterm;
+	sigemptyset(&act.sa_mask);
+	act.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigaction(SIGTERM, &act, NULL);
+	pqsignal(SIGQUIT, crash_sigquit);
 }
 
 /*
@@ -77,7 +135,7 @@ crash_file_exit(int code, Datum arg)
  * it by a previous process that died mid-call (palloc'd), or NULL.
  */
 static char *
-crash_file_open(Oid dboid, int index, int32 *attempts)
+crash_file_open(Oid dboid, int index, int32 *attempts, bool *terminated)
 {
 	int			fd;
 	char	   *left = NULL;
@@ -103,6 +161,7 @@ crash_file_open(Oid dboid, int index, int32 *attempts)
 		note->run_id[sizeof(note->run_id) - 1] = '\0';
 		left = pstrdup(note->run_id);
 		*attempts = note->attempts;
+		*terminated = note->terminated;
 	}
 	memset(note, 0, sizeof(CrashNote));
 	note->magic = CRASH_MAGIC;
@@ -113,20 +172,22 @@ crash_file_open(Oid dboid, int index, int32 *attempts)
 
 /* Charge a crashed attempt to the run (in the current transaction). */
 static void
-charge_crash(const char *run_id, int32 attempts)
+charge_crash(const char *run_id, int32 attempts, bool terminated)
 {
 	Datum		values[3];
 
 	values[0] = CStringGetTextDatum(run_id);
 	values[1] = Int32GetDatum(attempts);
-	values[2] = JsonbPGetDatum(jsonb_from_cstring(
+	values[2] = JsonbPGetDatum(jsonb_from_cstring(terminated ?
+		"{\"message\": \"the worker process executing this run was terminated\","
+		" \"name\": \"CrashedError\"}" :
 		"{\"message\": \"the worker process executing this run exited unexpectedly\","
 		" \"name\": \"CrashedError\"}"));
 	SPI_connect();
 	if (taskorch_execute_as_owner(&crashed_plan, values, NULL, false, 0) > 0)
 		ereport(LOG,
-				errmsg("taskorch run %s was executing when its worker died; charged a CRASHED attempt",
-					   run_id));
+				errmsg("taskorch run %s was executing when its worker %s; charged a CRASHED attempt",
+					   run_id, terminated ? "was terminated" : "died"));
 	SPI_finish();
 }
 
@@ -138,10 +199,11 @@ void
 crash_recover(Oid dboid, int index)
 {
 	int32		attempts = 0;
-	char	   *left = crash_file_open(dboid, index, &attempts);
+	bool		terminated = false;
+	char	   *left = crash_file_open(dboid, index, &attempts, &terminated);
 
 	if (left)
-		charge_crash(left, attempts);
+		charge_crash(left, attempts, terminated);
 }
 
 /* The worker is about to call the run's function (NULL: it returned). */
@@ -156,5 +218,6 @@ crash_note_run(const ClaimedRun *run)
 		return;
 	}
 	note->attempts = run->attempts;
+	note->terminated = false;
 	strlcpy(note->run_id, run->id, sizeof(note->run_id));
 }

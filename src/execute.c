@@ -1,23 +1,44 @@
 /*-------------------------------------------------------------------------
  *
  * execute.c
- *	  One attempt of one run: switch to the task owner's role, call the
- *	  task function in a subtransaction, bound it by max_duration, and
- *	  capture what it returned or raised.
+ *	  Running user code in a worker: one attempt of one run (its task
+ *	  function, then its output schema check), and what a run sets off
+ *	  once its attempt is over (the items query and children of a wait,
+ *	  its hooks).
+ *
+ * Every piece of user code the engine runs goes through call_as_owner(),
+ * the one place that sets up and tears down its environment:
+ *
+ *	- a subtransaction of the batch: an error rolls back the code's
+ *	  effects, never the batch's bookkeeping;
+ *	- the owner's role, as a security-restricted operation with a local
+ *	  user id change (SetUserIdAndSecContext): SET ROLE, RESET ROLE and
+ *	  SET SESSION AUTHORIZATION are refused, so the code cannot climb back
+ *	  to the worker's superuser; and PostgreSQL refuses what would outlive
+ *	  it in the worker's session: temporary objects, LISTEN, PREPARE,
+ *	  cursors WITH HOLD;
+ *	- its own GUC nest level, rolled back when it returns, so nothing it
+ *	  sets (search_path above all) reaches the next run;
+ *	- no temporary objects: besides what a security-restricted operation
+ *	  refuses, a temporary function or type fails the call (the session
+ *	  never has a temporary schema: run_pending() refuses a session that
+ *	  has one);
+ *	- session-level advisory locks it took released when it returns;
+ *	- bounded by the run's max_duration and by statement_timeout, and
+ *	  interruptible by taskorch.cancel() (query cancels are held off
+ *	  everywhere else in a worker, so that they never hit the batch's
+ *	  bookkeeping);
+ *	- noted in the worker's crash note (crash.c), so that a run whose code
+ *	  kills the worker is charged an attempt.
+ *
+ * docs/security.md lists these places and the rule.
  *
  * Invariants:
  *	- The run row is locked and later updated by the top-level transaction;
- *	  only the task function runs inside the subtransaction.
- *	- The function runs as the task owner with SECURITY_LOCAL_USERID_CHANGE
- *	  (SET ROLE / SET SESSION AUTHORIZATION are refused, so task code cannot
- *	  climb back to the worker's superuser) and SECURITY_RESTRICTED_OPERATION
- *	  (no temporary objects that would outlive the run in a shared session).
- *	- Whatever GUCs the task sets are rolled back when it returns, so one
- *	  task cannot change search_path (or anything else) under the next.
- *	- On error the subtransaction is rolled back: the task's effects are
- *	  gone, the batch's bookkeeping stays.  The error is copied into the
- *	  batch context before the error state is flushed.
- *	- The function is called in call_cxt, reset after every run: a SQL
+ *	  only user code runs inside the subtransaction.
+ *	- Errors are copied into the run's (batch) context before the error
+ *	  state is flushed.
+ *	- The task function is called in call_cxt, reset after every run: a SQL
  *	  function plans itself anew in each subtransaction, and those plans
  *	  must not pile up until the batch commits.  The output is copied into
  *	  the batch context first.
@@ -27,10 +48,13 @@
 #include "taskorch.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -64,11 +88,11 @@ current_run(void)
 }
 
 /*
- * In a worker, query cancels (SIGINT: taskorch.cancel(), or an operator's
- * pg_cancel_backend) are held off except while a task function runs, so
- * they interrupt the task and never the batch's bookkeeping.  A cancel
- * that arrived meanwhile for a run no longer executing is dropped.  The
- * hold count is set, not counted: an ERROR resets it to zero anyway.
+ * In a worker, query cancels (SIGINT: taskorch.cancel(), an operator's
+ * pg_cancel_backend, statement_timeout) are held off except while user
+ * code runs, so they interrupt it and never the batch's bookkeeping.  A
+ * cancel that arrived meanwhile for a run no longer executing is dropped.
+ * The hold count is set, not counted: an ERROR resets it to zero anyway.
  */
 static void
 allow_cancel(const ClaimedRun *run, bool allow)
@@ -79,6 +103,113 @@ allow_cancel(const ClaimedRun *run, bool allow)
 		!taskorch_cancel_requested(run->id))
 		QueryCancelPending = false;
 	QueryCancelHoldoffCount = allow ? 0 : 1;
+}
+
+/*
+ * The bounds of user code: the run's max_duration (TIMED_OUT, no retry)
+ * and the statement_timeout in effect in the worker (an ordinary error,
+ * SQLSTATE 57014, as for any statement).
+ */
+static void
+bounds_start(const ClaimedRun *run)
+{
+	if (max_duration_timeout == MAX_TIMEOUTS)
+		max_duration_timeout = RegisterTimeout(USER_TIMEOUT, max_duration_handler);
+	max_duration_fired = false;
+	if (run->max_duration_ms > 0)
+		enable_timeout_after(max_duration_timeout, run->max_duration_ms);
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+}
+
+/* Stop the timers; one that fired after the code returned is forgotten. */
+static void
+bounds_end(const ClaimedRun *run, bool returned)
+{
+	if (run->max_duration_ms > 0)
+		disable_timeout(max_duration_timeout, false);
+	if (StatementTimeout > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	if (returned)
+	{
+		if (max_duration_fired || get_timeout_indicator(STATEMENT_TIMEOUT, true))
+			QueryCancelPending = false;
+		max_duration_fired = false;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The owner's environment
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct OwnerScope
+{
+	bool		active;
+	Oid			save_uid;
+	int			save_sec;
+	int			nestlevel;
+} OwnerScope;
+
+/* One at a time: user code never calls back into call_as_owner(). */
+static OwnerScope scope;
+
+static void
+owner_scope_enter(Oid owner)
+{
+	Oid			temp_nsp;
+	Oid			temp_toast_nsp;
+
+	Assert(!scope.active);
+	/* run_pending() refuses a session with one (worker.c); a worker never has one */
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	if (OidIsValid(temp_nsp))
+		elog(ERROR, "taskorch: user code cannot run in a session with a temporary schema");
+	GetUserIdAndSecContext(&scope.save_uid, &scope.save_sec);
+	scope.active = true;
+	SetUserIdAndSecContext(owner, scope.save_sec |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	scope.nestlevel = NewGUCNestLevel();
+}
+
+/*
+ * The code returned: refuse what it left that would outlive it, while its
+ * subtransaction can still undo it.  A security-restricted operation
+ * refuses temporary tables, but not other temporary objects (a function,
+ * or a type or domain in pg_temp, which would come first in the next
+ * run's search path): any of them made the session's temporary schema.
+ */
+static void
+owner_scope_check(void)
+{
+	Oid			temp_nsp;
+	Oid			temp_toast_nsp;
+
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	if (OidIsValid(temp_nsp))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("cannot create temporary objects within a task"),
+				errdetail("They would outlive the run in the worker's session, where other roles' runs execute."),
+				errhint("Use a regular table, or a common table expression."));
+}
+
+/*
+ * Back to the worker's environment.  returned: the code returned (its
+ * settings are rolled back here); otherwise its subtransaction was rolled
+ * back, which already undid its settings and user id.
+ */
+static void
+owner_scope_exit(bool returned)
+{
+	if (!scope.active)
+		return;
+	if (returned)
+		AtEOXact_GUC(false, scope.nestlevel);
+	SetUserIdAndSecContext(scope.save_uid, scope.save_sec);
+	LockReleaseSession(USER_LOCKMETHOD);
+	scope.active = false;
 }
 
 /* Errors that make an attempt impossible before the function is called. */
@@ -131,16 +262,86 @@ call_task(ClaimedRun *run, MemoryContext cxt)
 	}
 }
 
-void
-execute_run(ClaimedRun *run, MemoryContext cxt)
+/* What became of a call_as_owner(). */
+typedef struct OwnerCall
+{
+	bool		returned;		/* fn returned; else edata holds its error */
+	bool		canceled;		/* interrupted by taskorch.cancel() */
+	bool		timed_out;		/* interrupted by max_duration */
+	ErrorData  *edata;
+} OwnerCall;
+
+/*
+ * Call fn(run, arg) as user code of the run (see the file header), in a
+ * subtransaction of the batch.  Allocations outside fn's own contexts go
+ * to `cxt`; the error, if any, is copied to the run's context.
+ */
+static void
+call_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *arg,
+			  MemoryContext cxt, OwnerCall *call)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			save_uid;
-	int			save_sec;
 
-	if (max_duration_timeout == MAX_TIMEOUTS)
-		max_duration_timeout = RegisterTimeout(USER_TIMEOUT, max_duration_handler);
+	memset(call, 0, sizeof(OwnerCall));
+	taskorch_set_executing(run);
+	crash_note_run(run);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		check_runnable(run);
+		owner_scope_enter(run->owner);
+		bounds_start(run);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		allow_cancel(run, true);
+		fn(run, arg);
+		owner_scope_check();
+		allow_cancel(run, false);
+		PopActiveSnapshot();
+		bounds_end(run, true);
+		owner_scope_exit(true);
+		ReleaseCurrentSubTransaction();
+		call->returned = true;
+	}
+	PG_CATCH();
+	{
+		bounds_end(run, false);
+		allow_cancel(run, false);
+		call->canceled = taskorch_cancel_requested(run->id);
+		call->timed_out = max_duration_fired && !call->canceled;
+		max_duration_fired = false;
+		MemoryContextSwitchTo(run->cxt);
+		call->edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		owner_scope_exit(false);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	crash_note_run(NULL);
+	taskorch_set_executing(NULL);
+}
+
+/* The attempt itself: the task function, then its output schema. */
+static void
+attempt_fn(ClaimedRun *run, void *arg)
+{
+	logs_run(run, run->cxt);
+	run->output = call_task(run, run->cxt);
+	logs_run(NULL, NULL);
+	if (run->output_schema && !is_failed_result(run->output))
+		schema_validate(run->output_schema,
+						run->output ? run->output : jsonb_from_cstring("null"),
+						"output", run->task_id);
+}
+
+void
+execute_run(ClaimedRun *run, MemoryContext cxt)
+{
+	OwnerCall	call;
+
 	if (call_cxt == NULL)
 		call_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch task call",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -152,6 +353,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->suspended = false;
 	run->wait_calls = 0;
 	run->memo_loaded = false;
+	run->replay_error = NULL;
 	run->wait_kind = NULL;
 	run->wait_token = NULL;
 	run->new_tokens = NIL;
@@ -168,113 +370,40 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 
 	run->cxt = cxt;
 	running = run;
-	taskorch_set_executing(run);
-	crash_note_run(run);
 	SetCurrentStatementStartTimestamp();
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	BeginInternalSubTransaction(NULL);
 	/* what the call allocates (a SQL function's plans, say) dies with the run */
-	MemoryContextSwitchTo(call_cxt);
-	PG_TRY();
-	{
-		int			save_nestlevel;
-
-		check_runnable(run);
-		SetUserIdAndSecContext(run->owner, save_sec |
-							   SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		save_nestlevel = NewGUCNestLevel();
-		logs_run(run, cxt);
-		max_duration_fired = false;
-		if (run->max_duration_ms > 0)
-			enable_timeout_after(max_duration_timeout, run->max_duration_ms);
-		PushActiveSnapshot(GetTransactionSnapshot());
-
-		allow_cancel(run, true);
-		run->output = call_task(run, cxt);
-		allow_cancel(run, false);
-		if (run->output_schema && !is_failed_result(run->output))
-			schema_validate(run->output_schema,
-							run->output ? run->output : jsonb_from_cstring("null"),
-							"output", run->task_id);
-
-		PopActiveSnapshot();
-		if (run->max_duration_ms > 0)
-			disable_timeout(max_duration_timeout, false);
-		if (max_duration_fired)
-		{
-			/* it fired after the function returned: the run made it */
-			QueryCancelPending = false;
-			max_duration_fired = false;
-		}
-		logs_run(NULL, NULL);
-		AtEOXact_GUC(false, save_nestlevel);
-		SetUserIdAndSecContext(save_uid, save_sec);
-		ReleaseCurrentSubTransaction();
-		run->succeeded = true;
-	}
-	PG_CATCH();
-	{
-		if (run->max_duration_ms > 0)
-			disable_timeout(max_duration_timeout, false);
-		allow_cancel(run, false);
-		logs_run(NULL, NULL);
-		run->canceled = taskorch_cancel_requested(run->id);
-		run->timed_out = max_duration_fired && !run->canceled;
-		max_duration_fired = false;
-		MemoryContextSwitchTo(cxt);
-		run->edata = CopyErrorData();
-		FlushErrorState();
-		run->suspended = run->edata->sqlerrcode == TASKORCH_SQLSTATE_WAIT &&
-			run->wait_kind != NULL && !run->canceled && !run->timed_out;
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
+	call_as_owner(run, attempt_fn, NULL, call_cxt, &call);
+	logs_run(NULL, NULL);
 	MemoryContextReset(call_cxt);
-	CurrentResourceOwner = oldowner;
 	running = NULL;
-	crash_note_run(NULL);
-	taskorch_set_executing(NULL);
+	run->succeeded = call.returned;
+	run->canceled = call.canceled;
+	run->timed_out = call.timed_out;
+	run->edata = call.edata;
+	run->suspended = call.edata != NULL &&
+		call.edata->sqlerrcode == TASKORCH_SQLSTATE_WAIT &&
+		run->wait_kind != NULL && !run->canceled && !run->timed_out &&
+		run->replay_error == NULL;
 	run->finished_at = GetCurrentTimestamp();
 }
 
 /*
- * Call fn(run, arg) in a subtransaction of the batch, as the run's task
- * owner: for what a run sets off once its attempt is over (the children of
- * its wait, its hooks).  On an error the subtransaction is rolled back and
- * false returned, the error kept in *edata (in the run's context).
+ * Call fn(run, arg) as user code of the run once its attempt is over:
+ * what the run sets off (the items and children of its wait, its hooks).
+ * On an error false is returned, the error kept in *edata (in the run's
+ * context); a cancel or max_duration interrupting it marks the run so.
  */
 bool
 execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *arg,
 				 ErrorData **edata)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			save_uid;
-	int			save_sec;
-	volatile bool ok = true;
+	OwnerCall	call;
 
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(run->cxt);
-	PG_TRY();
-	{
-		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		fn(run, arg);
-		SetUserIdAndSecContext(save_uid, save_sec);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(run->cxt);
-		*edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return ok;
+	call_as_owner(run, fn, arg, run->cxt, &call);
+	if (call.returned)
+		return true;
+	*edata = call.edata;
+	run->canceled |= call.canceled;
+	run->timed_out |= call.timed_out;
+	return false;
 }

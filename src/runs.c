@@ -17,6 +17,7 @@
  *	  claimed after its ttl ran out (not executed) .. EXPIRED
  *	  task unregistered meanwhile ................... FAILED (no retry)
  *	  stopped at a wait (waits.c) ................... WAITING (no attempt spent)
+ *	  replayed other wait calls than recorded ....... FAILED (no retry)
  *
  * A retry is due min(max, r * min * factor^(attempt - 1)) ms after the
  * attempt ended, r uniform in [1, 2) when randomize is on, else 1.
@@ -155,6 +156,14 @@ decide_outcome(ClaimedRun *run)
 	int			attempt = run->attempts + 1;
 
 	run->error = NULL;
+	if (run->replay_error)
+	{
+		/* the code no longer matches the run's waits: retrying cannot help */
+		run->error = error_to_jsonb(run->replay_error, NULL);
+		run->output = NULL;
+		run->status = "FAILED";
+		return;
+	}
 	if (run->suspended)
 	{
 		/* not an attempt: the run waits, and runs from the top when resumed */

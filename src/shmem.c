@@ -24,6 +24,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -188,6 +189,50 @@ taskorch_database_pause(Oid dboid, bool pause)
 	LWLockRelease(sh->lock);
 	if (!pause)
 		taskorch_wake_launcher();
+}
+
+/*
+ * Was a SIGTERM from `sender` a deliberate stop of this worker: from the
+ * postmaster (shutdown, TerminateBackgroundWorker), the launcher, or a
+ * backend pausing this database?  (Read without the lock: called while
+ * exiting, when the lock may not be taken; pids are read atomically.)
+ */
+bool
+taskorch_stop_requested_by(pid_t sender)
+{
+	DbEntry    *db;
+
+	if (sender == 0)
+		return false;
+	if (sender == PostmasterPid || sender == taskorch_shared->launcher_pid)
+		return true;
+	db = find_db(MyDatabaseId);
+	return db != NULL && db->paused_by == sender;
+}
+
+/*
+ * After a pause: wait (up to 10 s) until the database's workers have
+ * exited, so that the command that follows meets none of them.
+ */
+void
+taskorch_database_wait_stopped(Oid dboid)
+{
+	for (int tries = 0; tries < 1000; tries++)
+	{
+		bool		running = false;
+
+		LWLockAcquire(taskorch_shared->lock, LW_SHARED);
+		for (int i = 0; i < taskorch_shared->nslots; i++)
+			running |= taskorch_shared->slots[i].dboid == dboid &&
+				taskorch_shared->slots[i].pid != 0;
+		LWLockRelease(taskorch_shared->lock);
+		if (!running)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 static uint64

@@ -3,7 +3,8 @@
  * taskorch.c
  *	  Module initialisation: GUCs, shared memory hooks, the launcher's
  *	  registration, and the utility hook that stops a database's workers
- *	  before commands that need the database to themselves.
+ *	  before commands that need the database, or the extension's objects,
+ *	  to themselves.
  *
  * taskorch only works when preloaded: the launcher must be registered by
  * the postmaster, and every backend needs the commit-time wake-up and the
@@ -14,6 +15,7 @@
  */
 #include "taskorch.h"
 
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
@@ -36,6 +38,7 @@ int			taskorch_default_ttl_ms = 0;
 char	   *taskorch_test_clock = NULL;
 
 static bool preloaded = false;
+static bool paused_until_xact_end = false;	/* this database, for extension DDL */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
@@ -132,6 +135,59 @@ utility_target_database(Node *stmt)
 	return name ? get_database_oid(name, true) : InvalidOid;
 }
 
+/*
+ * DROP EXTENSION taskorch and ALTER EXTENSION taskorch: the workers read
+ * and lock the extension's tables in another order than the command does
+ * (which could deadlock), and must not find them gone mid-batch.  The
+ * database's workers are stopped before the command and stay stopped
+ * until its transaction ends.
+ */
+static bool
+is_extension_ddl(Node *stmt)
+{
+	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) stmt)->objects)
+			if (strcmp(strVal(lfirst(lc)), "taskorch") == 0)
+				return true;
+		return false;
+	}
+	if (IsA(stmt, AlterExtensionStmt))
+		return strcmp(((AlterExtensionStmt *) stmt)->extname, "taskorch") == 0;
+	return false;
+}
+
+static void
+extension_ddl_xact_callback(XactEvent event, void *arg)
+{
+	if (!paused_until_xact_end)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		paused_until_xact_end = false;
+		taskorch_database_pause(MyDatabaseId, false);
+	}
+}
+
+static void
+pause_for_extension_ddl(void)
+{
+	if (MySlot >= 0 || taskorch_in_task())
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("cannot drop or alter extension taskorch from inside a task"),
+				errhint("Run the command in a session of its own."));
+	if (paused_until_xact_end)
+		return;
+	paused_until_xact_end = true;
+	taskorch_database_pause(MyDatabaseId, true);
+	taskorch_database_wait_stopped(MyDatabaseId);
+}
+
 static void
 taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
 						 bool readOnlyTree, ProcessUtilityContext context,
@@ -140,6 +196,8 @@ taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Oid			dboid = utility_target_database(pstmt->utilityStmt);
 
+	if (is_extension_ddl(pstmt->utilityStmt))
+		pause_for_extension_ddl();
 	if (OidIsValid(dboid))
 		taskorch_database_pause(dboid, true);
 	PG_TRY();
@@ -192,6 +250,7 @@ _PG_init(void)
 	ProcessUtility_hook = taskorch_process_utility;
 
 	taskorch_xact_callback_init();
+	RegisterXactCallback(extension_ddl_xact_callback, NULL);
 	logs_init();
 
 	if (!IsBinaryUpgrade)

@@ -5,7 +5,8 @@
  *	  points each src/ file offers the others.
  *
  * Map of src/ (one concept per file):
- *	  taskorch.c   module init, GUCs, utility hook for DROP DATABASE
+ *	  taskorch.c   module init, GUCs, utility hook for DROP DATABASE and
+ *	               DROP/ALTER EXTENSION
  *	  shmem.c      shared state: per-database entries, worker slots, wake-ups
  *	  launcher.c   finds databases with the extension, starts their workers
  *	  worker.c     the per-database latch loop and the batch driver
@@ -70,6 +71,9 @@
 /* SQLSTATE a wait raises to suspend its run (waits.c) */
 #define TASKORCH_SQLSTATE_WAIT		MAKE_SQLSTATE('T','O','W','A','I')
 
+/* SQLSTATE of a replay whose wait calls differ from the recorded ones (waits.c) */
+#define TASKORCH_SQLSTATE_REPLAY	MAKE_SQLSTATE('T','O','R','P','L')
+
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
 
@@ -129,7 +133,10 @@ typedef struct ClaimedRun
 	bool		memo_loaded;	/* the waits already over, read (waits.c) */
 	int			memo_count;
 	int32	   *memo_seq;
+	char	  **memo_kind;		/* what each waited for: 'time', 'run', ... */
+	char	  **memo_token;		/* the token of a 'token' wait, else NULL */
 	Jsonb	  **memo_result;
+	ErrorData  *replay_error;	/* a wait call that differs from the recorded one */
 	bool		suspended;		/* the execution stopped at a wait: WAITING */
 	int32		wait_seq;		/* the wait it stopped at */
 	const char *wait_kind;
@@ -234,10 +241,12 @@ extern void taskorch_wake_peer(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
 extern void taskorch_database_installed(Oid dboid);
 extern void taskorch_database_pause(Oid dboid, bool pause);
+extern void taskorch_database_wait_stopped(Oid dboid);
 extern void taskorch_set_executing(const ClaimedRun *run);
 extern bool taskorch_cancel_executing(const char *run_id);
 extern bool taskorch_cancel_requested(const char *run_id);
 extern void taskorch_set_live_metadata(const char *text);
+extern bool taskorch_stop_requested_by(pid_t sender);
 
 /* launcher.c */
 extern void taskorch_register_launcher(void);
@@ -270,6 +279,7 @@ extern void hooks_fire(ClaimedRun *run);
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);
 extern void crash_note_run(const ClaimedRun *run);
+extern void crash_signals_init(void);
 
 /* concurrency.c */
 extern uint64 concurrency_key_hash(const char *queue, const char *ckey);

@@ -38,7 +38,8 @@ PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 PG_FUNCTION_INFO_V1(taskorch_next_wait_done);
 PG_FUNCTION_INFO_V1(taskorch_replaying);
 
-static bool wait_completed(ClaimedRun *run, int32 seq, Jsonb **result);
+static bool wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token,
+						   Jsonb **result);
 static void load_memo(ClaimedRun *run);
 
 /*
@@ -50,7 +51,7 @@ taskorch_next_wait_done(PG_FUNCTION_ARGS)
 {
 	ClaimedRun *run = current_run();
 
-	PG_RETURN_BOOL(run != NULL && wait_completed(run, run->wait_calls, NULL));
+	PG_RETURN_BOOL(run != NULL && wait_completed(run, run->wait_calls, NULL, NULL, NULL));
 }
 
 /*
@@ -81,7 +82,8 @@ taskorch_in_transaction_block(PG_FUNCTION_ARGS)
 }
 
 static TaskorchPlan memo_plan = {
-	"SELECT seq, result FROM taskorch.waitpoint WHERE run_id = $1 AND completed_at IS NOT NULL",
+	"SELECT seq, kind, token, result FROM taskorch.waitpoint"
+	" WHERE run_id = $1 AND completed_at IS NOT NULL",
 	1, {TEXTOID},
 	NULL
 };
@@ -195,15 +197,22 @@ load_memo(ClaimedRun *run)
 	SPI_connect();
 	n = taskorch_execute_as_owner(&memo_plan, values, NULL, true, 0);
 	run->memo_seq = MemoryContextAlloc(run->cxt, sizeof(int32) * Max(n, 1));
+	run->memo_kind = MemoryContextAlloc(run->cxt, sizeof(char *) * Max(n, 1));
+	run->memo_token = MemoryContextAlloc(run->cxt, sizeof(char *) * Max(n, 1));
 	run->memo_result = MemoryContextAlloc(run->cxt, sizeof(Jsonb *) * Max(n, 1));
 	results = MemoryContextAlloc(run->cxt, sizeof(Datum) * Max(n, 1));
 	nulls = MemoryContextAlloc(run->cxt, sizeof(bool) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		char	   *token = SPI_getvalue(tup, desc, 3);
 
-		run->memo_seq[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		results[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &nulls[i]);
+		run->memo_seq[i] = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		run->memo_kind[i] = MemoryContextStrdup(run->cxt, SPI_getvalue(tup, desc, 2));
+		run->memo_token[i] = token ? MemoryContextStrdup(run->cxt, token) : NULL;
+		results[i] = SPI_getbinval(tup, desc, 4, &nulls[i]);
 		if (!nulls[i])
 			results[i] = SPI_datumTransfer(results[i], false, -1);
 	}
@@ -216,23 +225,78 @@ load_memo(ClaimedRun *run)
 	MemoryContextSwitchTo(old);
 }
 
+/* What a wait of `kind` is, for messages. */
+static const char *
+wait_call_name(const char *kind)
+{
+	if (strcmp(kind, "time") == 0)
+		return "wait_for() or wait_until()";
+	if (strcmp(kind, "run") == 0)
+		return "trigger_and_wait()";
+	if (strcmp(kind, "batch") == 0)
+		return "batch_trigger_and_wait()";
+	return "wait_for_token()";
+}
+
 /*
- * The wait call number `seq` of the current execution: true when its
- * waitpoint is already completed (return at once; *result, if given, gets
- * what it returns), false when the run must suspend.
+ * The replay calls something else at a recorded wait: the task's code
+ * changed while the run waited.  The error is kept on the run, so that
+ * the run fails for good (decide_outcome) even if task code catches it,
+ * and raised.
+ */
+static void
+replay_mismatch(ClaimedRun *run, int32 seq, const char *recorded, const char *called)
+{
+	PG_TRY();
+	{
+		ereport(ERROR,
+				errcode(TASKORCH_SQLSTATE_REPLAY),
+				errmsg("run %s does not match its recorded waits: wait %d was %s, the task now calls %s",
+					   run->id, seq, recorded, called),
+				errdetail("The task's code changed while the run was waiting; a resumed run must make the same wait calls in the same order."),
+				errhint("Replay the run with taskorch.replay() to start it afresh with the new code."));
+	}
+	PG_CATCH();
+	{
+		MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+		if (run->replay_error == NULL)
+			run->replay_error = CopyErrorData();
+		MemoryContextSwitchTo(old);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The wait call number `seq` of the current execution, a wait of `kind`
+ * (on `token`): true when its waitpoint is already completed (return at
+ * once; *result, if given, gets what it returns), false when the run must
+ * suspend.  kind NULL: only whether it is completed.  A recorded wait of
+ * another kind, on another token, or without the result it should have,
+ * is refused (replay_mismatch).
  */
 static bool
-wait_completed(ClaimedRun *run, int32 seq, Jsonb **result)
+wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token, Jsonb **result)
 {
 	if (!run->memo_loaded)
 		load_memo(run);
 	for (int i = 0; i < run->memo_count; i++)
-		if (run->memo_seq[i] == seq)
-		{
-			if (result)
-				*result = run->memo_result[i];
-			return true;
-		}
+	{
+		if (run->memo_seq[i] != seq)
+			continue;
+		if (kind && strcmp(run->memo_kind[i], kind) != 0)
+			replay_mismatch(run, seq, wait_call_name(run->memo_kind[i]), wait_call_name(kind));
+		if (kind && token && (run->memo_token[i] == NULL || strcmp(run->memo_token[i], token) != 0))
+			replay_mismatch(run, seq,
+							psprintf("wait_for_token('%s')", run->memo_token[i] ? run->memo_token[i] : ""),
+							psprintf("wait_for_token('%s')", token));
+		if (kind && strcmp(kind, "time") != 0 && run->memo_result[i] == NULL)
+			replay_mismatch(run, seq, "a wait without a result", wait_call_name(kind));
+		if (result)
+			*result = run->memo_result[i];
+		return true;
+	}
 	return false;
 }
 
@@ -266,7 +330,7 @@ wait_until(const char *function, TimestampTz resume_at)
 				errmsg("%s can only be called inside a task", function),
 				errhint("Outside a task, use pg_sleep(), or trigger the work with a delay."));
 	seq = run->wait_calls++;
-	if (wait_completed(run, seq, NULL) || resume_at <= GetCurrentTimestamp())
+	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
 	suspend(run, seq, "time", resume_at, timestamptz_to_str(resume_at));
 }
@@ -409,7 +473,7 @@ waits_children_done(ClaimedRun *runs, int n)
  * would.
  */
 static bool
-next_wait(const char *function, int32 *seq, Jsonb **result)
+next_wait(const char *function, const char *kind, int32 *seq, Jsonb **result)
 {
 	ClaimedRun *run = current_run();
 
@@ -419,7 +483,7 @@ next_wait(const char *function, int32 *seq, Jsonb **result)
 				errmsg("%s can only be called inside a task", function),
 				errhint("Outside a task, trigger the run and CALL taskorch.wait_for_run()."));
 	*seq = run->wait_calls++;
-	return wait_completed(run, *seq, result);
+	return wait_completed(run, *seq, kind, NULL, result);
 }
 
 static void
@@ -453,7 +517,7 @@ taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 2, "task and payload",
 				 "Pass the child task's id and a payload object.");
-	if (next_wait("taskorch.trigger_and_wait()", &seq, &result))
+	if (next_wait("taskorch.trigger_and_wait()", "run", &seq, &result))
 		PG_RETURN_JSONB_P(result);
 	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
@@ -475,7 +539,7 @@ taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, PG_NARGS(), mixed ? "items" : "task and items",
 				 "Pass a JSON array of {\"payload\": ..., \"options\": ...} items.");
-	if (next_wait("taskorch.batch_trigger_and_wait()", &seq, &result))
+	if (next_wait("taskorch.batch_trigger_and_wait()", "batch", &seq, &result))
 		PG_RETURN_JSONB_P(result);
 	src.task = mixed ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
@@ -497,7 +561,7 @@ taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 1, "query",
 				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
-	if (next_wait("taskorch.batch_trigger_and_wait_query()", &seq, &result))
+	if (next_wait("taskorch.batch_trigger_and_wait_query()", "batch", &seq, &result))
 		PG_RETURN_JSONB_P(result);
 	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -792,7 +856,7 @@ taskorch_wait_for_token(PG_FUNCTION_ARGS)
 				errmsg("taskorch.wait_for_token() can only be called inside a task"),
 				errhint("Outside a task, read the token's state in taskorch.wait_tokens."));
 	seq = run->wait_calls++;
-	if (wait_completed(run, seq, &result) ||
+	if (wait_completed(run, seq, "token", token, &result) ||
 		(!made_here(run, token) && token_state(token, &result)))
 		PG_RETURN_JSONB_P(result);
 	run->wait_token = MemoryContextStrdup(run->cxt, token);

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Hostile tasks against a real cluster with ONE worker, so that every run
+# executes in the same worker session, one after the other: what one role's
+# code leaves in that session is what the next role's run would meet.
+#
+#   1. an items query (batch_trigger_and_wait_query), a traverse query and
+#      an input mapper that set search_path for the session: a superuser's
+#      later run must not resolve upper() to the attacker's m.upper (which
+#      would make the attacker a superuser);
+#   2. an items query that creates a temporary table granted to PUBLIC, to
+#      capture another role's writes to an unqualified table name;
+#   3. session leftovers: advisory locks, temporary functions, PREPARE,
+#      LISTEN, cursors WITH HOLD;
+#   4. statement_timeout bounds a task;
+#   5. a waiting run whose function is replaced by one making another wait
+#      call fails cleanly (it crashed the server in a loop);
+#   6. a task that terminates its own worker is charged an attempt and ends
+#      CRASHED, while other runs keep completing;
+#   7. kill -9 of the launcher (a crash restart of every process) charges
+#      nothing to the runs executing on healthy workers;
+#   8. DROP EXTENSION while a run executes and while children are streamed
+#      from a query succeeds at once, and a rolled back one changes nothing.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+port=${HOSTILE_PORT:-55450}
+throwaway_cluster hostile "$port" "taskorch.workers_per_database = 1"
+fail() { echo "FAIL: $*"; exit 1; }
+q() { psql_as "$port" postgres -tA -c "$1"; }
+settled() {
+	wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run
+	                                               WHERE status IN ('QUEUED', 'EXECUTING', 'WAITING', 'DELAYED'))" 60 ||
+		fail "runs did not settle: $(q "SELECT string_agg(id || ' ' || task_id || ' ' || status, ', ') FROM taskorch.run WHERE NOT taskorch.finished(status)")"
+}
+expect() {	# expect WHAT GOT WANTED
+	[ "$2" = "$3" ] || fail "$1: got '$2', expected '$3'"
+	echo "ok - $1"
+}
+
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE ROLE mallory LOGIN;
+CREATE ROLE victim LOGIN;
+CREATE SCHEMA m AUTHORIZATION mallory;
+GRANT USAGE ON SCHEMA m TO PUBLIC;
+CREATE SCHEMA victim AUTHORIZATION victim;
+
+SET ROLE mallory;
+-- the trap: resolved instead of pg_catalog.upper() by a poisoned search_path
+CREATE FUNCTION m.upper(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		EXECUTE 'ALTER ROLE mallory SUPERUSER';
+	EXCEPTION WHEN insufficient_privilege THEN NULL;
+	END;
+	RETURN 'PWNED by ' || current_user;
+END $$;
+CREATE FUNCTION m.poison() RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('search_path', 'm, pg_catalog', false);
+	RETURN NEXT '{}'::jsonb;
+END $$;
+CREATE FUNCTION m.capture() RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	CREATE TEMP TABLE results (note text);
+	GRANT ALL ON results TO PUBLIC;
+	RETURN NEXT '{}'::jsonb;
+END $$;
+CREATE FUNCTION m.poison_map(prev jsonb, input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('search_path', 'm, pg_catalog', false);
+	RETURN '{}';
+END $$;
+CREATE FUNCTION m.noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION m.by_items(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.batch_trigger_and_wait_query(payload->>'query', 'm-noop') $$;
+SELECT taskorch.register_task('m-noop', 'm.noop(jsonb)');
+SELECT taskorch.register_task('m-items', 'm.by_items(jsonb)', max_attempts => 1);
+SELECT taskorch.define_orchestrator('m-traverse',
+	traverse => '{"query": "SELECT m.poison() AS payload", "task": "m-noop"}');
+SELECT taskorch.define_track('m-track', '[{"task": "m-noop", "input_mapper": "m.poison_map(jsonb,jsonb)"},
+										  {"task": "m-noop", "name": "second"}]');
+RESET ROLE;
+
+-- the superuser's task, and an ordinary victim's
+CREATE FUNCTION public.admin_upper(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_object('u', upper('x'), 'search_path', current_setting('search_path')) $$;
+SELECT taskorch.register_task('admin-upper', 'public.admin_upper(jsonb)', max_attempts => 1);
+SET ROLE victim;
+CREATE TABLE victim.results (note text);
+CREATE FUNCTION victim.save(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO results VALUES ('card 4111-1111') RETURNING '{}'::jsonb $$;
+SELECT taskorch.register_task('victim-save', 'victim.save(jsonb)', max_attempts => 1);
+RESET ROLE;
+SQL
+
+# 1. a poisoned search_path must not outlive the code that set it
+for attack in "items:SELECT m.poison() AS payload" traverse track; do
+	case $attack in
+	items:*) q "SET ROLE mallory; SELECT taskorch.trigger('m-items', jsonb_build_object('query', '${attack#items:}'))" >/dev/null ;;
+	traverse) q "SET ROLE mallory; SELECT taskorch.trigger('m-traverse')" >/dev/null ;;
+	track) q "SET ROLE mallory; SELECT taskorch.trigger('m-track')" >/dev/null ;;
+	esac
+	settled
+	expect "${attack%%:*} of mallory ran" "$(q "SELECT status FROM taskorch.run WHERE task_id IN ('m-items', 'm-traverse', 'm-track') ORDER BY created_at DESC LIMIT 1")" COMPLETED
+	admin=$(q "SELECT taskorch.trigger('admin-upper')")
+	settled
+	expect "after the ${attack%%:*} attack, the superuser's upper() is pg_catalog's" \
+		"$(q "SELECT output->>'u' FROM taskorch.run WHERE id = '$admin'")" X
+	expect "after the ${attack%%:*} attack, the worker's search_path is its own" \
+		"$(q "SELECT output->>'search_path' FROM taskorch.run WHERE id = '$admin'")" '"$user", public'
+	expect "after the ${attack%%:*} attack, mallory is no superuser" \
+		"$(q "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")" f
+done
+
+# 2. a temporary table cannot be planted to capture another role's writes
+capture=$(q "SET ROLE mallory; SELECT taskorch.trigger('m-items', '{\"query\": \"SELECT m.capture() AS payload\"}')" | tail -1)
+settled
+expect "the capturing items query is refused" \
+	"$(q "SELECT status || ': ' || (error->>'message') FROM taskorch.run WHERE id = '$capture'")" \
+	"FAILED: cannot create temporary table within security-restricted operation"
+q "SET ROLE victim; SELECT taskorch.trigger('victim-save')" >/dev/null
+settled
+expect "the victim's write went to its own table" "$(q "SELECT count(*) FROM victim.results")" 1
+
+# 3. session leftovers
+psql_as "$port" postgres >/dev/null <<'SQL'
+SET ROLE mallory;
+CREATE FUNCTION m.leftovers(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r jsonb := '{}';
+	what text;
+BEGIN
+	PERFORM pg_advisory_lock(4242);
+	FOREACH what IN ARRAY ARRAY['PREPARE planted AS SELECT 1', 'LISTEN planted',
+								'DECLARE planted CURSOR WITH HOLD FOR SELECT 1'] LOOP
+		BEGIN
+			EXECUTE what;
+			r := r || jsonb_build_object(split_part(what, ' ', 1), 'made');
+		EXCEPTION WHEN OTHERS THEN
+			r := r || jsonb_build_object(split_part(what, ' ', 1), SQLERRM);
+		END;
+	END LOOP;
+	RETURN r;
+END $$;
+CREATE FUNCTION m.temp_function(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE 'CREATE FUNCTION pg_temp.planted() RETURNS int LANGUAGE sql AS ''SELECT 1''';
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('m-leftovers', 'm.leftovers(jsonb)', max_attempts => 1);
+SELECT taskorch.register_task('m-temp-function', 'm.temp_function(jsonb)', max_attempts => 1);
+SELECT taskorch.trigger('m-leftovers');
+SELECT taskorch.trigger('m-temp-function');
+RESET ROLE;
+-- what the next run finds in the worker's session
+CREATE FUNCTION public.session_state(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_object(
+		'advisory', (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+		'prepared', (SELECT count(*) FROM pg_prepared_statements),
+		'listening', (SELECT count(*) FROM pg_listening_channels()),
+		'cursors', (SELECT count(*) FROM pg_cursors),
+		'temp_schema', pg_my_temp_schema()::int) $$;
+SELECT taskorch.register_task('session-state', 'public.session_state(jsonb)', max_attempts => 1);
+SELECT taskorch.trigger('session-state');
+SQL
+settled
+expect "PREPARE, LISTEN and WITH HOLD cursors are refused in a task" \
+	"$(q "SELECT output FROM taskorch.run WHERE task_id = 'm-leftovers'")" \
+	'{"LISTEN": "cannot execute LISTEN within security-restricted operation", "DECLARE": "cannot create a cursor WITH HOLD within security-restricted operation", "PREPARE": "cannot execute PREPARE within security-restricted operation"}'
+expect "a temporary function fails its run" \
+	"$(q "SELECT status || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'm-temp-function'")" \
+	"FAILED: cannot create temporary objects within a task"
+expect "the next run finds no advisory lock, prepared statement, LISTEN, cursor or temporary schema" \
+	"$(q "SELECT output FROM taskorch.run WHERE task_id = 'session-state'")" \
+	'{"cursors": 0, "advisory": 0, "prepared": 0, "listening": 0, "temp_schema": 0}'
+
+# 4. statement_timeout bounds a task
+q "CREATE FUNCTION public.sleepy(payload jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(10); SELECT '{}'::jsonb \$\$" >/dev/null
+q "SELECT taskorch.register_task('sleepy', 'public.sleepy(jsonb)', max_attempts => 1)" >/dev/null
+q "ALTER SYSTEM SET statement_timeout = '300ms'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+start=$SECONDS
+q "SELECT taskorch.trigger('sleepy')" >/dev/null
+settled
+expect "statement_timeout stops a task" \
+	"$(q "SELECT status || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'sleepy'")" \
+	"FAILED 57014: canceling statement due to statement timeout"
+[ $((SECONDS - start)) -lt 5 ] || fail "the task ran $((SECONDS - start)) s despite statement_timeout"
+q "ALTER SYSTEM RESET statement_timeout" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+
+# 5. a waiting run whose code changed fails cleanly, once
+psql_as "$port" postgres >/dev/null <<'SQL'
+SET ROLE mallory;
+CREATE FUNCTION m.changing(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.wait_for('1s');
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('m-changing', 'm.changing(jsonb)');
+SELECT taskorch.trigger('m-changing');
+RESET ROLE;
+SQL
+wait_for "$port" postgres "SELECT status = 'WAITING' FROM taskorch.run WHERE task_id = 'm-changing'" 30 ||
+	fail "the run did not wait"
+q "SET ROLE mallory; CREATE OR REPLACE FUNCTION m.changing(payload jsonb) RETURNS jsonb LANGUAGE sql AS
+   \$\$ SELECT taskorch.trigger_and_wait('m-noop', '{}') \$\$" >/dev/null
+settled
+expect "a replay that makes another wait call fails, without retries" \
+	"$(q "SELECT status || ' ' || attempts || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'm-changing'")" \
+	"FAILED 1 TORPL: run $(q "SELECT id FROM taskorch.run WHERE task_id = 'm-changing'") does not match its recorded waits: wait 0 was wait_for() or wait_until(), the task now calls trigger_and_wait()"
+! grep -q "terminated by signal" "$dir/server.log" || fail "a backend crashed: $(grep 'terminated by signal' "$dir/server.log")"
+echo "ok - no backend crashed"
+
+# 6. a task that terminates its own worker ends CRASHED; the others complete
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION public.self_terminate(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_terminate_backend(pg_backend_pid()); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('self-terminate', 'public.self_terminate(jsonb)', max_attempts => 3,
+							  retry => '{"minTimeoutInMs": 100, "maxTimeoutInMs": 200}');
+SELECT taskorch.trigger('self-terminate');
+CREATE FUNCTION public.bystander(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+SELECT taskorch.register_task('bystander', 'public.bystander(jsonb)', max_attempts => 1);
+SELECT count(taskorch.trigger('bystander')) FROM generate_series(1, 300);
+SQL
+settled
+expect "the self-terminating run ends CRASHED after its 3 attempts" \
+	"$(q "SELECT status || ' ' || attempts FROM taskorch.run WHERE task_id = 'self-terminate'")" "CRASHED 3"
+expect "its attempts say why" \
+	"$(q "SELECT string_agg(DISTINCT a.status || ': ' || (a.error->>'message'), ', ') FROM taskorch.attempt a JOIN taskorch.run r ON r.id = a.run_id WHERE r.task_id = 'self-terminate'")" \
+	"CRASHED: the worker process executing this run was terminated"
+expect "the other runs completed" "$(q "SELECT count(*) FILTER (WHERE status = 'COMPLETED') || '/' || count(*) FROM taskorch.run WHERE task_id = 'bystander'")" "300/300"
+
+# 7. kill -9 of the launcher: the run executing on the healthy worker is not charged
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE TABLE slow_effects (run_id text);
+CREATE FUNCTION public.slow(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep(1.5); INSERT INTO slow_effects VALUES (taskorch.current_run()->>'id'); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('slow', 'public.slow(jsonb)', max_attempts => 1);
+SELECT count(taskorch.trigger('slow')) FROM generate_series(1, 2);
+SQL
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id IS NOT NULL)" 30 ||
+	fail "no run started"
+kill -9 "$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'taskorch launcher'")"
+sleep 2
+settled
+expect "after kill -9 of the launcher the slow runs completed, each once" \
+	"$(q "SELECT string_agg(status || ' ' || attempts, ',') FROM taskorch.run WHERE task_id = 'slow'")/$(q "SELECT count(DISTINCT run_id) || ' ' || count(*) FROM slow_effects")" \
+	"COMPLETED 1,COMPLETED 1/2 2"
+
+# 8. DROP EXTENSION while a run executes, and while children are streamed
+q "SELECT taskorch.trigger('sleepy')" >/dev/null
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id IS NOT NULL)" 30 ||
+	fail "the sleepy run did not start"
+q "BEGIN; DROP EXTENSION taskorch; ROLLBACK" >/dev/null
+wait_for "$port" postgres "SELECT count(*) = 1 FROM taskorch.workers() WHERE pid IS NOT NULL" 30 ||
+	fail "the workers did not come back after a rolled back DROP EXTENSION"
+echo "ok - a rolled back DROP EXTENSION leaves the extension and its workers"
+q "SET ROLE mallory; SELECT taskorch.trigger('m-items', '{\"query\": \"SELECT jsonb_build_object(''i'', g) AS payload FROM generate_series(1, 100000) g\"}')" >/dev/null
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id IS NOT NULL)" 30 ||
+	fail "no run started"
+sleep 0.3
+start=$SECONDS
+q "DROP EXTENSION taskorch CASCADE" >/dev/null
+[ $((SECONDS - start)) -lt 10 ] || fail "DROP EXTENSION took $((SECONDS - start)) s"
+wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'taskorch worker')" 30 ||
+	fail "workers kept running after DROP EXTENSION"
+! grep -E "deadlock detected|could not open relation" "$dir/server.log" ||
+	fail "the server log has errors around DROP EXTENSION"
+expect "DROP EXTENSION succeeded" "$(q "SELECT count(*) FROM pg_extension WHERE extname = 'taskorch'")" 0
+echo "hostile test passed"
