@@ -224,6 +224,7 @@ CREATE TABLE taskorch.queue (
 	concurrency_limit	int CHECK (concurrency_limit >= 1),	-- NULL: no limit
 	paused				bool NOT NULL DEFAULT false,
 	owner				regrole NOT NULL,
+	users				regrole[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
 	created_at			timestamptz NOT NULL DEFAULT now(),
 	updated_at			timestamptz NOT NULL DEFAULT now()
 );
@@ -232,7 +233,7 @@ REVOKE ALL ON taskorch.queue FROM PUBLIC;
 GRANT SELECT ON taskorch.queue TO PUBLIC;
 
 CREATE VIEW taskorch.queues AS
-SELECT q.name, q.concurrency_limit, q.paused, q.owner,
+SELECT q.name, q.concurrency_limit, q.paused, q.owner, q.users,
 	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND r.status = 'QUEUED') AS queued,
 	   q.created_at, q.updated_at
   FROM taskorch.queue q;
@@ -253,6 +254,13 @@ CREATE FUNCTION taskorch.resume_queue(name text) RETURNS void
 CREATE FUNCTION taskorch.drop_queue(name text)
 	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_drop_queue';
+-- The role (and its members) may register tasks in the queue and trigger into it.
+CREATE FUNCTION taskorch.grant_queue(queue text, role regrole)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_grant_queue';
+CREATE FUNCTION taskorch.revoke_queue(queue text, role regrole)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_revoke_queue';
 
 ------------------------------------------------------------------------------
 -- Batches

@@ -2,7 +2,7 @@
  *
  * queues.c
  *	  Queues: create_queue(), alter_queue(), pause_queue(), resume_queue(),
- *	  drop_queue().
+ *	  drop_queue(), grant_queue(), revoke_queue(), and who may use a queue.
  *
  * A run belongs to a queue: its task's (the task id, unless registered
  * with another), or the one trigger() named.  A queue without a row in
@@ -11,23 +11,56 @@
  * when runs carry one (concurrency.c enforces it); a paused queue's runs
  * stay QUEUED until it is resumed.
  *
- * Any role may create a queue; its owner (or a member, or taskorch_admin)
- * may change or drop it.  Checks run as the caller, writes as the
- * extension owner.
+ * Queue names belong to someone (docs/queues.md, "Who may change a queue"):
+ *
+ *	- a defined queue (a row in taskorch.queue) belongs to the row's owner,
+ *	  the role that created it;
+ *	- a queue without a definition belongs to the owners of the tasks whose
+ *	  queue it is, all of them; a name no task uses belongs to nobody yet.
+ *
+ * "Acting for" a queue is acts_for() every one of its owners.  Only a role
+ * acting for a queue may create its definition (for a name that belongs
+ * to nobody: any role, which then owns it), alter, pause, resume, drop,
+ * grant or revoke it.  Using a queue (registering a task in it, or
+ * trigger() naming it) needs acting for it or, for a defined queue, the
+ * privileges of a role it was granted to (its `users`).  A name nobody
+ * owns may be taken by registering a task in it, but runs are put into it
+ * only by taskorch_admin: everyone else defines it first.  A trigger
+ * that leaves the queue to its task's, whatever its role, needs only the
+ * right to trigger the task (trigger.c).
+ *
+ * Races: the owner of an undefined queue is read from the task table and
+ * a definition written to the queue table, so create_queue() and
+ * register_task() serialize on a transaction-level advisory lock on the
+ * queue name and then read with a fresh snapshot (taskorch_execute_latest),
+ * whatever the isolation level: of two roles taking one name, the second
+ * sees the first.  Changes of a definition lock its row (FOR UPDATE).
+ *
+ * Checks run as the caller, writes as the extension owner.  Every refusal
+ * happens before anything is written.
  *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(taskorch_create_queue);
 PG_FUNCTION_INFO_V1(taskorch_alter_queue);
 PG_FUNCTION_INFO_V1(taskorch_pause_queue);
 PG_FUNCTION_INFO_V1(taskorch_drop_queue);
+PG_FUNCTION_INFO_V1(taskorch_grant_queue);
+PG_FUNCTION_INFO_V1(taskorch_revoke_queue);
+
+/* advisory lock class (first key) serializing who takes a queue name */
+#define QUEUE_LOCK_CLASS 0x74726b33
 
 static TaskorchPlan create_plan = {
 	"INSERT INTO taskorch.queue (name, concurrency_limit, owner)"
@@ -38,6 +71,20 @@ static TaskorchPlan create_plan = {
 
 static TaskorchPlan owner_plan = {
 	"SELECT owner::oid FROM taskorch.queue WHERE name = $1 FOR UPDATE",
+	1, {TEXTOID},
+	NULL
+};
+
+/* a queue's definition: its owner and the roles it was granted to */
+static TaskorchPlan definition_plan = {
+	"SELECT owner::oid, users::oid[] FROM taskorch.queue WHERE name = $1",
+	1, {TEXTOID},
+	NULL
+};
+
+/* the owners of the tasks whose queue it is */
+static TaskorchPlan task_owners_plan = {
+	"SELECT DISTINCT owner::oid FROM taskorch.task WHERE queue = $1 ORDER BY 1",
 	1, {TEXTOID},
 	NULL
 };
@@ -59,6 +106,206 @@ static TaskorchPlan drop_plan = {
 	1, {TEXTOID},
 	NULL
 };
+
+static TaskorchPlan users_plan = {
+	"UPDATE taskorch.queue SET updated_at = now(), users ="
+	"   CASE WHEN $3 THEN (SELECT array_agg(DISTINCT g) FROM"
+	"                       unnest(array_append(users, $2::regrole)) g)"
+	"        ELSE array_remove(users, $2::regrole) END"
+	" WHERE name = $1",
+	3, {TEXTOID, OIDOID, BOOLOID},
+	NULL
+};
+
+/* Who owns a queue, as queue_owners() reads it. */
+typedef struct QueueOwners
+{
+	bool		defined;		/* it has a row in taskorch.queue */
+	Oid			owner;			/* defined: the row's owner */
+	List	   *users;			/* defined: Oids it was granted to */
+	List	   *task_owners;	/* not defined: Oids of its tasks' owners */
+} QueueOwners;
+
+/* A role's name for a message; a dropped role's OID. */
+static char *
+role_name(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? name : psprintf("with OID %u (dropped)", role);
+}
+
+/* "role a" or "roles a, b" */
+static char *
+roles_text(List *roles)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, list_length(roles) > 1 ? "roles " : "role ");
+	foreach(lc, roles)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 role_name(lfirst_oid(lc)));
+	return buf.data;
+}
+
+/* Is the current user a superuser or a member of taskorch_admin? */
+static bool
+queue_admin(void)
+{
+	Oid			admin = get_role_oid("taskorch_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/* Serialize with other transactions taking or changing the owners of `name`. */
+static void
+lock_queue_name(const char *name)
+{
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(QUEUE_LOCK_CLASS),
+						Int32GetDatum((int32) hash_bytes((const unsigned char *) name,
+														 strlen(name))));
+}
+
+/*
+ * Read who owns queue `name` (inside SPI): with a snapshot taken now when
+ * `latest` (under lock_queue_name()), else the caller's.
+ */
+static void
+queue_owners(const char *name, bool latest, QueueOwners *qo)
+{
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	int			n;
+
+	memset(qo, 0, sizeof(QueueOwners));
+	n = latest ? taskorch_execute_latest(&definition_plan, values, NULL, 1) :
+		taskorch_execute_as_owner(&definition_plan, values, NULL, true, 1);
+	if (n > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum	   *roles;
+		int			nroles;
+
+		qo->defined = true;
+		qo->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+						  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &roles, NULL, &nroles);
+		for (int i = 0; i < nroles; i++)
+			qo->users = lappend_oid(qo->users, DatumGetObjectId(roles[i]));
+		return;
+	}
+	n = latest ? taskorch_execute_latest(&task_owners_plan, values, NULL, 0) :
+		taskorch_execute_as_owner(&task_owners_plan, values, NULL, true, 0);
+	for (int i = 0; i < n; i++)
+		qo->task_owners = lappend_oid(qo->task_owners,
+									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc,
+																	 1, &isnull)));
+}
+
+/* An owner of the queue the current user does not act for, or InvalidOid. */
+static Oid
+foreign_owner(const QueueOwners *qo)
+{
+	ListCell   *lc;
+
+	if (qo->defined)
+		return acts_for(qo->owner) ? InvalidOid : qo->owner;
+	foreach(lc, qo->task_owners)
+		if (!acts_for(lfirst_oid(lc)))
+			return lfirst_oid(lc);
+	return InvalidOid;
+}
+
+/* Was a defined queue granted to a role whose privileges the current user has? */
+static bool
+granted(const QueueOwners *qo)
+{
+	ListCell   *lc;
+
+	foreach(lc, qo->users)
+		if (has_privs_of_role(GetUserId(), lfirst_oid(lc)))
+			return true;
+	return false;
+}
+
+/*
+ * Refuse unless the current user may put runs into queue `name`, which
+ * is not the task's own (trigger(), batch items, a wait's children,
+ * replay()).  Caller is inside SPI.
+ */
+void
+queue_check_trigger(const char *name)
+{
+	QueueOwners qo;
+	Oid			other;
+
+	if (queue_admin())
+		return;
+	queue_owners(name, false, &qo);
+	other = foreign_owner(&qo);
+	if (qo.defined && (!OidIsValid(other) || granted(&qo)))
+		return;
+	if (!qo.defined && qo.task_owners != NIL && !OidIsValid(other))
+		return;
+	if (qo.defined)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to use queue \"%s\"", name),
+				errdetail("The queue is owned by role %s.", role_name(other)),
+				errhint("Its owner can allow you with taskorch.grant_queue('%s', <role>); without the queue option a run goes to its task's queue.",
+						name));
+	if (qo.task_owners != NIL)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to use queue \"%s\"", name),
+				errdetail("The queue is not defined; it is the queue of tasks owned by role %s.",
+						  role_name(other)),
+				errhint("Use a queue of your own (taskorch.create_queue()), or leave out the queue option: a run then goes to its task's queue."));
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("permission denied to use queue \"%s\"", name),
+			errdetail("The queue is not defined and no task uses it: no role owns it yet."),
+			errhint("Define it with taskorch.create_queue('%s') first; the role that defines a queue owns it.",
+					name));
+}
+
+/*
+ * Refuse unless the current user may register task `task` with queue
+ * `name`: a queue it acts for, one granted to it, or a name nobody owns
+ * yet (the task's owner then owns it).  Holds the queue name's lock to
+ * the end of the transaction.  Caller is inside SPI.
+ */
+void
+queue_check_register(const char *task, const char *name)
+{
+	QueueOwners qo;
+	Oid			other;
+
+	lock_queue_name(name);
+	if (queue_admin())
+		return;
+	queue_owners(name, true, &qo);
+	other = foreign_owner(&qo);
+	if (!OidIsValid(other) || (qo.defined && granted(&qo)))
+		return;
+	if (qo.defined)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to register task \"%s\" in queue \"%s\"", task, name),
+				errdetail("The queue is owned by role %s.", role_name(other)),
+				errhint("Its owner can allow you with taskorch.grant_queue('%s', <role>); or register the task with queue => a queue of your own.",
+						name));
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("permission denied to register task \"%s\" in queue \"%s\"", task, name),
+			errdetail("The queue is not defined; it is the queue of tasks owned by role %s.",
+					  role_name(other)),
+			errhint("Register the task with queue => a queue of your own."));
+}
 
 static char *
 queue_arg(FunctionCallInfo fcinfo)
@@ -98,31 +345,66 @@ lock_own_queue(const char *name)
 	bool		isnull;
 
 	if (taskorch_execute_as_owner(&owner_plan, values, NULL, false, 1) == 0)
+	{
+		QueueOwners qo;
+
+		queue_owners(name, false, &qo);
+		if (qo.task_owners != NIL)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_OBJECT),
+					errmsg("queue \"%s\" does not exist", name),
+					errdetail("It has no definition; it is the queue of tasks owned by %s.",
+							  roles_text(qo.task_owners)),
+					errhint("The owners of those tasks may define it with taskorch.create_queue()."));
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("queue \"%s\" does not exist", name),
 				errhint("Create it with taskorch.create_queue(); taskorch.queues lists the queues."));
+	}
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!acts_for(owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied for queue \"%s\"", name),
-				errdetail("The queue is owned by role %s.", GetUserNameFromId(owner, false)),
+				errdetail("The queue is owned by role %s.", role_name(owner)),
 				errhint("Only its owner, a member of its role, or taskorch_admin may change it."));
 }
 
-/* SQL: taskorch.create_queue(name, concurrency_limit) -> name */
+/*
+ * SQL: taskorch.create_queue(name, concurrency_limit) -> name.  The caller
+ * must act for the owners of the tasks whose queue it is, if any; it owns
+ * the definition.
+ */
 Datum
 taskorch_create_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
+	QueueOwners qo;
+	Oid			other;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = limit_arg(fcinfo, 1, &nulls[1]);
 	values[2] = ObjectIdGetDatum(GetUserId());
 	SPI_connect();
+	lock_queue_name(name);
+	queue_owners(name, true, &qo);
+	other = foreign_owner(&qo);
+	if (qo.defined)
+		ereport(ERROR,
+				errcode(ERRCODE_DUPLICATE_OBJECT),
+				errmsg("queue \"%s\" already exists", name),
+				errdetail("It is owned by role %s.", role_name(qo.owner)),
+				OidIsValid(other) ?
+				errhint("Choose another name: only its owner, a member of its role, or taskorch_admin may change it.") :
+				errhint("Change its limit with taskorch.alter_queue()."));
+	if (OidIsValid(other))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to create queue \"%s\"", name),
+				errdetail("It is the queue of tasks owned by role %s.", role_name(other)),
+				errhint("Only the owners of the tasks whose queue it is (or members of their roles, or taskorch_admin) may define it; choose another name."));
 	if (taskorch_execute_as_owner(&create_plan, values, nulls, false, 0) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -182,4 +464,41 @@ taskorch_drop_queue(PG_FUNCTION_ARGS)
 	SPI_finish();
 	taskorch_requeued_at_commit();
 	PG_RETURN_VOID();
+}
+
+static Datum
+change_users(FunctionCallInfo fcinfo, bool grant)
+{
+	char	   *name = queue_arg(fcinfo);
+	Datum		values[3];
+
+	require_arg(fcinfo, 1, "role", "Pass a role name, e.g. 'app_user'.");
+	values[0] = CStringGetTextDatum(name);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = BoolGetDatum(grant);
+	SPI_connect();
+	lock_own_queue(name);
+	taskorch_execute_as_owner(&users_plan, values, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: taskorch.grant_queue(queue, role): the role (and its members) may
+ * register tasks in the queue and trigger runs into it.
+ */
+Datum
+taskorch_grant_queue(PG_FUNCTION_ARGS)
+{
+	return change_users(fcinfo, true);
+}
+
+/*
+ * SQL: taskorch.revoke_queue(queue, role).  Runs already in the queue stay,
+ * and so do the role's tasks registered in it.
+ */
+Datum
+taskorch_revoke_queue(PG_FUNCTION_ARGS)
+{
+	return change_users(fcinfo, false);
 }

@@ -10,6 +10,9 @@
  * be able to execute the function, and only superusers may register
  * C-language functions.  Re-registering (by the owner, a member of the
  * owner role, or a superuser) replaces the definition; the owner stays.
+ * A task's queue must be one the caller may use (queues.c): its own, one
+ * granted to it, or a name nobody owns yet; a re-registration that keeps
+ * the queue is not checked again.
  *
  * All checks run as the caller; the writes run as the extension owner
  * (spi_util.c).  Every refusal happens before anything is written.
@@ -50,7 +53,7 @@ typedef struct RetryConfig
 } RetryConfig;
 
 static TaskorchPlan owner_plan = {
-	"SELECT owner::oid FROM taskorch.task WHERE id = $1 FOR UPDATE",
+	"SELECT owner::oid, queue FROM taskorch.task WHERE id = $1 FOR UPDATE",
 	1, {TEXTOID},
 	NULL
 };
@@ -266,10 +269,11 @@ interval_ms(Interval *iv)
 
 /*
  * Lock the task row and check the caller may change it.  Returns false
- * when the task does not exist.  Caller is inside SPI.
+ * when the task does not exist; else sets *owner_out and *queue_out (each
+ * when not NULL).  Caller is inside SPI.
  */
 static bool
-lock_own_task(const char *id, Oid caller, Oid *owner_out)
+lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 {
 	Datum		values[1] = {CStringGetTextDatum(id)};
 	bool		isnull;
@@ -287,6 +291,8 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out)
 				errhint("Only the owner of a task, a member of its role, or a superuser may change it."));
 	if (owner_out)
 		*owner_out = owner;
+	if (queue_out)
+		*queue_out = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	return true;
 }
 
@@ -294,7 +300,7 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out)
 static void
 lock_existing_task(const char *id)
 {
-	if (!lock_own_task(id, GetUserId(), NULL))
+	if (!lock_own_task(id, GetUserId(), NULL, NULL))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("task \"%s\" is not registered", id),
@@ -338,6 +344,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	Datum		values[15];
 	char		nulls[15];
 	Oid			owner = caller;
+	char	   *old_queue = NULL;
 
 	require_arg(fcinfo, 1, "fn", "Pass the task function as 'name(jsonb)'::regprocedure.");
 	fn = PG_GETARG_OID(1);
@@ -383,7 +390,8 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	(void) lock_own_task(id, caller, &owner);
+	if (!lock_own_task(id, caller, &owner, &old_queue) || strcmp(old_queue, queue) != 0)
+		queue_check_register(id, queue);
 	check_hook(fcinfo, 9, "on_success", id);
 	check_hook(fcinfo, 10, "on_failure", id);
 	check_task_function(fn, caller);

@@ -16,7 +16,8 @@
  *	  crash.c      charges a CRASHED attempt to a run that killed its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
  *	  batch.c      batch_trigger() and the items of every batch (arrays, queries)
- *	  queues.c     create_queue() and friends: limits, pause, resume
+ *	  queues.c     create_queue() and friends: limits, pause, resume, who
+ *	               owns a queue and who may use it
  *	  concurrency.c  shared counts that keep queues within their limits
  *	  waits.c      durable waits by replay: wait_for(), trigger_and_wait(),
  *	               batch_trigger_and_wait(), wait tokens
@@ -380,6 +381,10 @@ extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 
 /* registry.c */
 extern void check_name(const char *kind, const char *name);
+
+/* queues.c */
+extern void queue_check_trigger(const char *name);
+extern void queue_check_register(const char *task, const char *name);
 
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);

@@ -12,7 +12,9 @@
  *
  * Privilege: the caller may trigger a task when it has the privileges of
  * the task's owner, of a role the owner granted it to (grant_trigger), or
- * of taskorch_admin.
+ * of taskorch_admin.  That right includes the task's own queue; a run put
+ * into another queue (the queue option) also needs the right to use that
+ * queue (queues.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -326,6 +328,8 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 				errmsg("permission denied to trigger task \"%s\"", task),
 				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
+	if (o->queue && strcmp(o->queue, SPI_getvalue(tup, desc, 2)) != 0)
+		queue_check_trigger(o->queue);
 	d = SPI_getbinval(tup, desc, 5, &isnull);
 	if (!isnull)
 		schema_validate(DatumGetJsonbP(d), payload, "payload", task);
