@@ -47,6 +47,7 @@
  */
 #include "taskorch.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -236,7 +237,11 @@ check_runnable(ClaimedRun *run)
 				errhint("Grant EXECUTE on the function to the task owner."));
 }
 
-/* Call the task function; returns its jsonb result, or NULL. */
+/*
+ * Call the task function; returns its jsonb result (copied into cxt), or
+ * NULL.  A result larger than taskorch.max_payload_size is refused: the
+ * batch keeps every output until it commits.
+ */
 static Jsonb *
 call_task(ClaimedRun *run, MemoryContext cxt)
 {
@@ -253,6 +258,12 @@ call_task(ClaimedRun *run, MemoryContext cxt)
 	result = FunctionCallInvoke(fcinfo);
 	if (fcinfo->isnull || rettype != JSONBOID)
 		return NULL;
+	if (toast_raw_datum_size(result) > (Size) taskorch_max_payload_bytes)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("output of task \"%s\" is %zu bytes, more than taskorch.max_payload_size (%d bytes)",
+					   run->task_id, toast_raw_datum_size(result), taskorch_max_payload_bytes),
+				errhint("Keep large results in a table and return their key."));
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		Jsonb	   *copy = DatumGetJsonbPCopy(result);

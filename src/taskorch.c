@@ -74,7 +74,7 @@ define_gucs(void)
 							50, 1, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.max_payload_size",
-							"Largest payload trigger() accepts (jsonb binary size).",
+							"Largest payload trigger() accepts, and largest output a task may return (jsonb binary size).",
 							NULL,
 							&taskorch_max_payload_bytes,
 							10 * 1024 * 1024, 1024, 256 * 1024 * 1024,

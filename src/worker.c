@@ -15,7 +15,8 @@
  *	  commit
  *
  * "Full" means batch_size runs, or the time budget spent, or the runs that
- * wrote having used most of the backend's cache of subtransaction XIDs.
+ * wrote having used most of the backend's cache of subtransaction XIDs, or
+ * BATCH_MEMORY_LIMIT of outcomes, outputs and logs held for the commit.
  *
  * So a SQL task's effects and its COMPLETED status commit together: a
  * crash before the commit leaves the run QUEUED with no effects, and it is
@@ -69,6 +70,8 @@ static char isolated_run[NAMEDATALEN];	/* the run of the current one */
 #define CLAIM_CHUNK 32
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
 #define SUBXID_HEADROOM 8
+/* Stop a batch once its outcomes, outputs and logs hold this much memory. */
+#define BATCH_MEMORY_LIMIT (64 * 1024 * 1024)
 
 /* Must the batch stop adding runs now? */
 static bool
@@ -76,6 +79,7 @@ batch_full(int done, int limit, TimestampTz deadline)
 {
 	return done >= limit ||
 		MyProc->subxidStatus.count >= PGPROC_MAX_CACHED_SUBXIDS - SUBXID_HEADROOM ||
+		MemoryContextMemAllocated(batch_cxt, true) >= BATCH_MEMORY_LIMIT ||
 		GetCurrentTimestamp() >= deadline;
 }
 

@@ -11,7 +11,7 @@
 #      capture another role's writes to an unqualified table name;
 #   3. session leftovers: advisory locks, temporary functions, PREPARE,
 #      LISTEN, cursors WITH HOLD;
-#   4. statement_timeout bounds a task;
+#   4. statement_timeout bounds a task, max_payload_size its output;
 #   5. a waiting run whose function is replaced by one making another wait
 #      call fails cleanly (it crashed the server in a loop);
 #   6. a task that terminates its own worker is charged an attempt and ends
@@ -191,6 +191,15 @@ expect "statement_timeout stops a task" \
 q "ALTER SYSTEM RESET statement_timeout" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
+
+# 4b. an output larger than taskorch.max_payload_size fails its attempt
+q "CREATE FUNCTION public.huge(payload jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT jsonb_build_object('x', repeat('x', 11 * 1024 * 1024)) \$\$" >/dev/null
+q "SELECT taskorch.register_task('huge', 'public.huge(jsonb)', max_attempts => 1)" >/dev/null
+q "SELECT taskorch.trigger('huge')" >/dev/null
+settled
+expect "an output over max_payload_size fails the attempt" \
+	"$(q "SELECT status || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'huge'")" \
+	"FAILED 54000: output of task \"huge\" is 11534353 bytes, more than taskorch.max_payload_size (10485760 bytes)"
 
 # 5. a waiting run whose code changed fails cleanly, once
 psql_as "$port" postgres >/dev/null <<'SQL'
