@@ -108,9 +108,12 @@ allow_cancel(const ClaimedRun *run, bool allow)
 
 /*
  * The bounds of user code: the run's max_duration (TIMED_OUT, no retry)
- * and the statement_timeout in effect in the worker (an ordinary error,
- * SQLSTATE 57014, as for any statement).
+ * and, in a worker, the statement_timeout in effect there (an ordinary
+ * error, SQLSTATE 57014, as for any statement; run_pending() is bounded by
+ * its caller's own statement timeout instead).
  */
+static bool statement_timer = false;	/* armed by bounds_start() */
+
 static void
 bounds_start(const ClaimedRun *run)
 {
@@ -119,7 +122,8 @@ bounds_start(const ClaimedRun *run)
 	max_duration_fired = false;
 	if (run->max_duration_ms > 0)
 		enable_timeout_after(max_duration_timeout, run->max_duration_ms);
-	if (StatementTimeout > 0)
+	statement_timer = MySlot >= 0 && StatementTimeout > 0;
+	if (statement_timer)
 		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 }
 
@@ -127,16 +131,20 @@ bounds_start(const ClaimedRun *run)
 static void
 bounds_end(const ClaimedRun *run, bool returned)
 {
+	bool		statement_fired = false;
+
 	if (run->max_duration_ms > 0)
 		disable_timeout(max_duration_timeout, false);
-	if (StatementTimeout > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
-	if (returned)
+	if (statement_timer)
 	{
-		if (max_duration_fired || get_timeout_indicator(STATEMENT_TIMEOUT, true))
-			QueryCancelPending = false;
-		max_duration_fired = false;
+		statement_fired = get_timeout_indicator(STATEMENT_TIMEOUT, true);
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		statement_timer = false;
 	}
+	if (returned && (max_duration_fired || statement_fired))
+		QueryCancelPending = false;
+	if (returned)
+		max_duration_fired = false;
 }
 
 /* ---------------------------------------------------------------------
