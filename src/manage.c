@@ -176,6 +176,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	char	   *run_id = run_arg(fcinfo);
 	Datum		values[2];
 	char	   *status;
+	bool		rescheduled = false;
 	TimestampTz due;
 
 	require_arg(fcinfo, 1, "delay", "Pass a duration such as '1h' or a timestamptz.");
@@ -185,8 +186,19 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	status = lookup_run(run_id);
 	values[0] = CStringGetTextDatum(run_id);
 	values[1] = TimestampTzGetDatum(due);
-	if (strcmp(status, "DELAYED") != 0 ||
-		taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) != 1)
+	if (strcmp(status, "DELAYED") == 0)
+	{
+		rescheduled = taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) == 1;
+		/* it changed since we read it (promoted, canceled): say what it is now */
+		if (!rescheduled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	if (!rescheduled && strcmp(status, "DELAYED") == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("run \"%s\" changed while it was being rescheduled", run_id),
+				errhint("Call reschedule() again."));
+	if (!rescheduled)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("run \"%s\" is %s, not DELAYED", run_id, status),
