@@ -53,6 +53,17 @@ SELECT taskorch.wait_for('1s');
 SELECT taskorch.wait_until(now());
 SELECT taskorch.wait_for(NULL::text);
 SELECT taskorch.wait_for('soon');
+-- each wrong duration says what is wrong with it, and the range (0 to 100
+-- years), whether text, a number or an interval
+SELECT taskorch.wait_for('5215w');
+SELECT taskorch.wait_for('nan');
+SELECT taskorch.wait_for('NaN'::float8);
+SELECT taskorch.wait_for('NaN'::numeric);
+SELECT taskorch.wait_for('infinity');
+SELECT taskorch.wait_for('infinity'::float8);
+SELECT taskorch.wait_for('-infinity'::float8);
+SELECT taskorch.wait_for('-5s');
+SELECT taskorch.wait_for(interval '200 years');
 
 -- trigger_and_wait and batch_trigger_and_wait: children are triggered when
 -- the parent first reaches the call; the parent waits (no worker held) and
