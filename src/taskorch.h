@@ -373,6 +373,9 @@ extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allo
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
 extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 
+/* manage.c */
+extern bool run_held_by_batch(TransactionId xmax);
+
 /* registry.c */
 extern void check_name(const char *kind, const char *name);
 
