@@ -19,6 +19,8 @@
  * Items from a query are streamed (Trigger.dev's streaming batch
  * triggering): read through a cursor a page at a time, each item's memory
  * freed once its run exists, so a batch may hold up to MAX_STREAM_ITEMS.
+ * The query must be one plain SELECT; one that would change data is
+ * refused once parsed, before it runs (query_open).
  *
  *-------------------------------------------------------------------------
  */
