@@ -115,6 +115,20 @@ SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload, ''{}''::js
 SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload');
 SELECT taskorch.batch_trigger_query('SELECT ''bat-echo'' AS task, ''{}''::jsonb AS payload', 'bat-echo');
 SELECT taskorch.batch_trigger_query('DELETE FROM bat_records', 'bat-echo');
+-- a statement that changes data is refused before it runs, even one that
+-- returns rows (RETURNING) or hides in a WITH clause: no row is deleted
+SELECT count(*) AS records_before FROM bat_records \gset
+SELECT taskorch.batch_trigger_query(
+	'DELETE FROM bat_records WHERE id <= 10 RETURNING jsonb_build_object(''id'', id) AS payload', 'bat-echo');
+SELECT taskorch.batch_trigger_query(
+	'WITH d AS (DELETE FROM bat_records WHERE id <= 10 RETURNING id) SELECT jsonb_build_object(''id'', id) AS payload FROM d', 'bat-echo');
+SELECT taskorch.batch_trigger_query(
+	'SELECT ''{}''::jsonb AS payload; DELETE FROM bat_records', 'bat-echo');
+SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload INTO bat_copy', 'bat-echo');
+SELECT taskorch.check_items_query(
+	'DELETE FROM bat_records WHERE id <= 10 RETURNING jsonb_build_object(''id'', id) AS payload', 'bat-echo');
+SELECT :records_before - count(*) AS records_deleted FROM bat_records;
+SELECT to_regclass('bat_copy') AS copy_made;
 SELECT taskorch.batch_trigger_query('SELECT FROM nowhere', 'bat-echo');
 SELECT taskorch.batch_trigger_query(NULL, 'bat-echo');
 SELECT taskorch.batch_trigger_query(

@@ -33,6 +33,23 @@ SELECT attempt, level, message, data FROM taskorch.logs WHERE run_id = :'run'
 SELECT count(*), max(message) FILTER (WHERE level = 'warn') AS last
   FROM taskorch.logs WHERE run_id = :'flood';
 
+-- a message over 8,192 bytes is cut at a character boundary: 'a' and 5,000
+-- two-byte characters would be cut inside the 4,096th; the stored text stays
+-- valid UTF-8 (convert_to() checks it) and holds 1 + 4,095 characters
+CREATE FUNCTION logs_long(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.log('info', 'a' || repeat('é', 5000));
+	RAISE NOTICE '%', 'a' || repeat('ü', 5000);
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('logs-long', 'logs_long(jsonb)');
+SELECT taskorch.trigger('logs-long') AS long \gset
+SELECT wait_for_runs();
+SELECT level, octet_length(message) AS bytes, length(message) AS characters,
+	   convert_from(convert_to(message, 'UTF8'), 'UTF8') = message AS valid,
+	   right(message, 3) AS ends
+  FROM taskorch.logs WHERE run_id = :'long' ORDER BY position;
+
 -- refusals
 SELECT taskorch.log('info', 'not in a task');
 SELECT taskorch.log('loud', 'x');

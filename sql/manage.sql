@@ -38,6 +38,30 @@ SELECT taskorch.trigger('man-echo', '{"after": "cancel"}') AS after \gset
 SELECT wait_for_runs();
 SELECT status, output FROM taskorch.runs WHERE id = :'after';
 
+-- inside a task, a run its batch holds cannot be canceled (the batch writes
+-- its outcome at commit): cancel() of its own run is false, and
+-- cancel_runs() counts only the runs it really canceled.  The runs are made
+-- and run in one transaction, where no worker sees them.
+CREATE FUNCTION man_canceler(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	IF payload ? 'cancel' THEN
+		RETURN jsonb_build_object(
+			'self', taskorch.cancel(taskorch.current_run()->>'id'),
+			'canceled', taskorch.cancel_runs(task => ARRAY['man-canceler']));
+	END IF;
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('man-canceler', 'man_canceler(jsonb)');
+BEGIN;
+SELECT taskorch.trigger('man-canceler', '{"cancel": true}', priority => 10) AS self \gset
+SELECT taskorch.trigger('man-canceler') AS mate \gset
+SELECT count(taskorch.trigger('man-canceler', delay => '1h')) FROM generate_series(1, 2);
+SELECT taskorch.run_pending(10) >= 2 AS ran_both;
+COMMIT;
+SELECT CASE id WHEN :'self' THEN 'self' WHEN :'mate' THEN 'mate' ELSE 'delayed' END AS run,
+	   status, output
+  FROM taskorch.runs WHERE task_id = 'man-canceler' ORDER BY created_at;
+
 -- reschedule: only a DELAYED run
 SELECT taskorch.reschedule(:'d2', '2h') - now() BETWEEN '2h' AND '2h 1s' AS moved;
 SELECT delayed_until - updated_at BETWEEN '2h' AND '2h 1s' AS delayed_until_moved, run_at = delayed_until AS due_moved

@@ -47,6 +47,34 @@ SELECT metadata FROM taskorch.run WHERE id = :'live';
 SELECT wait_for_runs();
 SELECT status, metadata FROM taskorch.runs WHERE id = :'live';
 
+-- metadata too large to show live (over 4,096 bytes as text) is not shown
+-- cut, nor is the smaller value set before it: readers see the stored
+-- metadata until the run commits.  The task waits on an advisory lock this
+-- session holds, after both changes.
+CREATE FUNCTION meta_big(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.metadata_set('progress', '"small"');
+	PERFORM taskorch.metadata_set('blob', to_jsonb(repeat('é', 3000)));
+	PERFORM pg_advisory_xact_lock(4242);
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('meta-big', 'meta_big(jsonb)');
+SELECT pg_advisory_lock(4242);
+SELECT taskorch.trigger('meta-big', metadata => '{"stage": "stored"}') AS big \gset
+DO $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		EXIT WHEN EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory'
+						   AND objid = 4242 AND NOT granted);
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT status, metadata FROM taskorch.runs WHERE id = :'big';
+SELECT pg_advisory_unlock(4242);
+SELECT wait_for_runs();
+SELECT status, metadata->>'progress' AS progress, length(metadata->>'blob') AS blob
+  FROM taskorch.runs WHERE id = :'big';
+
 -- refusals
 CREATE FUNCTION meta_bad(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN

@@ -134,12 +134,31 @@ SELECT taskorch.trigger('opt-echo', delay => true);
 SELECT taskorch.trigger('opt-echo', ttl => '-5s');
 SELECT taskorch.trigger('opt-echo', ttl => '2024-01-01T00:00:00Z');
 SELECT taskorch.trigger('opt-echo', max_duration => interval '-1 second');
+SELECT taskorch.trigger('opt-echo', max_duration => 0.0001);
+SELECT taskorch.trigger('opt-echo', ttl => '5215w');
+SELECT taskorch.trigger('opt-echo', '{}', '{"ttl": "NaN"}');
+SELECT taskorch.trigger('opt-echo', '{}', '{"ttl": 1e20}');
+SELECT taskorch.trigger('opt-echo', '{}', '{"maxDuration": -1}');
+SELECT taskorch.trigger('opt-echo', delay => '5215w');
+SELECT taskorch.trigger('opt-echo', delay => '-5s');
+SELECT taskorch.trigger('opt-echo', delay => 'NaN'::float8);
+SELECT taskorch.trigger('opt-echo', delay => 'infinity');
+SELECT taskorch.trigger('opt-echo', delay => '-infinity'::timestamptz);
+SELECT taskorch.trigger('opt-echo', '{}', '{"delay": "5215w"}');
 SELECT taskorch.trigger('opt-echo', max_attempts => 0);
 SELECT taskorch.trigger('opt-echo', priority => -1);
 SELECT taskorch.trigger('opt-echo', idempotency_key => '');
 SELECT taskorch.trigger('opt-echo', idempotency_key_ttl => '1h');
 SELECT taskorch.trigger('opt-echo', tags => ARRAY['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k']);
 SELECT taskorch.trigger('opt-echo', tags => ARRAY[repeat('t', 129)]);
+-- tags count characters, keys count bytes
+SELECT taskorch.trigger('opt-echo', tags => ARRAY[repeat('é', 129)]);
+SELECT taskorch.trigger('opt-echo', '{}', '{"tags": ["a", ""]}');
+SELECT taskorch.trigger('opt-echo', tags => ARRAY['a', NULL]);
+SELECT taskorch.trigger('opt-echo', idempotency_key => repeat('é', 1025));
+SELECT taskorch.trigger('opt-echo', concurrency_key => repeat('c', 2049));
+SELECT taskorch.trigger('opt-echo', debounce => jsonb_build_object('key', '', 'delay', '1s'));
+SELECT taskorch.trigger('opt-echo', debounce => '{"key": 1, "delay": "1s"}');
 SELECT taskorch.trigger('opt-echo', metadata => '[1]');
 SELECT taskorch.trigger('opt-echo', queue => 'no spaces');
 SELECT taskorch.trigger('opt-echo', machine => 'large-1x');
@@ -151,3 +170,9 @@ SELECT taskorch.trigger('opt-echo', '{}', '[]');
 SELECT taskorch.trigger('opt-echo', '{}', '{"maxAttempts": "three"}');
 SELECT taskorch.trigger('opt-echo', '{}', '{"tags": [1]}');
 SELECT count(*) - :runs_before AS new_runs FROM taskorch.run;
+-- the longest tag (in characters) and key (in bytes) accepted
+SELECT taskorch.trigger('opt-echo', tags => ARRAY[repeat('é', 128)],
+						idempotency_key => repeat('k', 2048)) AS longest \gset
+SELECT length(tags[1]) AS tag_characters, octet_length(tags[1]) AS tag_bytes,
+	   octet_length(idempotency_key) AS key_bytes
+  FROM taskorch.runs WHERE id = :'longest';

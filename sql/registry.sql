@@ -41,6 +41,27 @@ COMMIT;
 SELECT status, error->>'message' AS message FROM taskorch.runs WHERE id = :'r4';
 SELECT count(*) AS history_kept FROM taskorch.runs WHERE task_id = 'reg-void';
 SELECT id FROM taskorch.tasks WHERE id = 'reg-void';
+-- a task that unregisters itself: the runs its batch holds (its own, and
+-- one claimed with it) finish as they would have and are not counted; the
+-- delayed ones are canceled, and counted.  The runs are made and run in
+-- one transaction, where no worker sees them.
+CREATE FUNCTION reg_self(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	IF payload ? 'unregister' THEN
+		RETURN jsonb_build_object('canceled', taskorch.unregister_task('reg-self'));
+	END IF;
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('reg-self', 'reg_self(jsonb)');
+BEGIN;
+SELECT taskorch.trigger('reg-self', '{"unregister": true}', priority => 10) AS self \gset
+SELECT taskorch.trigger('reg-self') AS mate \gset
+SELECT count(taskorch.trigger('reg-self', delay => '1h')) FROM generate_series(1, 2);
+SELECT taskorch.run_pending(10) >= 2 AS ran_both;
+COMMIT;
+SELECT CASE id WHEN :'self' THEN 'self' WHEN :'mate' THEN 'mate' ELSE 'delayed' END AS run,
+	   status, output
+  FROM taskorch.runs WHERE task_id = 'reg-self' ORDER BY created_at;
 
 -- refusals: bad ids
 SELECT taskorch.register_task('', 'reg_sql(jsonb)');

@@ -53,6 +53,17 @@ SELECT taskorch.wait_for('1s');
 SELECT taskorch.wait_until(now());
 SELECT taskorch.wait_for(NULL::text);
 SELECT taskorch.wait_for('soon');
+-- each wrong duration says what is wrong with it, and the range (0 to 100
+-- years), whether text, a number or an interval
+SELECT taskorch.wait_for('5215w');
+SELECT taskorch.wait_for('nan');
+SELECT taskorch.wait_for('NaN'::float8);
+SELECT taskorch.wait_for('NaN'::numeric);
+SELECT taskorch.wait_for('infinity');
+SELECT taskorch.wait_for('infinity'::float8);
+SELECT taskorch.wait_for('-infinity'::float8);
+SELECT taskorch.wait_for('-5s');
+SELECT taskorch.wait_for(interval '200 years');
 
 -- trigger_and_wait and batch_trigger_and_wait: children are triggered when
 -- the parent first reaches the call; the parent waits (no worker held) and
@@ -236,3 +247,19 @@ SELECT taskorch.create_wait_token('1h') ~ '^waittoken_[0-9]+$' AS outside_token;
 SELECT taskorch.complete_wait_token('waittoken_nope');
 SELECT taskorch.wait_for_token('waittoken_nope');
 SELECT taskorch.create_wait_token('-1s');
+-- a token's idempotency key and tags follow trigger()'s rules: a key of 1
+-- to 2,048 bytes, at most 10 tags of 1 to 128 characters; a refused token
+-- is not made
+SELECT count(*) AS tokens_before FROM taskorch.wait_token \gset
+SELECT taskorch.create_wait_token(idempotency_key => repeat('x', 100000));
+SELECT taskorch.create_wait_token(idempotency_key => '');
+SELECT taskorch.create_wait_token(tags => ARRAY['']);
+SELECT taskorch.create_wait_token(tags => ARRAY[repeat('é', 129)]);
+SELECT taskorch.create_wait_token(tags => ARRAY['a', NULL]);
+SELECT taskorch.create_wait_token(tags => ARRAY['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k']);
+SELECT count(*) - :tokens_before AS tokens_made FROM taskorch.wait_token;
+SELECT taskorch.create_wait_token(idempotency_key => repeat('k', 2048),
+								  tags => ARRAY[repeat('é', 128), 'b', 'b']) AS token \gset
+SELECT octet_length(idempotency_key) AS key_bytes, array_length(tags, 1) AS tags,
+	   length(tags[1]) AS tag_characters
+  FROM taskorch.wait_tokens WHERE id = :'token';

@@ -19,6 +19,8 @@
  * Items from a query are streamed (Trigger.dev's streaming batch
  * triggering): read through a cursor a page at a time, each item's memory
  * freed once its run exists, so a batch may hold up to MAX_STREAM_ITEMS.
+ * The query must be one plain SELECT; one that would change data is
+ * refused once parsed, before it runs (query_open).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,8 +29,10 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger);
@@ -229,21 +233,51 @@ query_columns(TupleDesc desc, const char *task)
 	return cols;
 }
 
-/* Open the items query as a cursor (inside SPI) and find its columns. */
+static void
+bad_query(const BatchItems *src, const char *why)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("the batch items query must be one plain SELECT, not %s", why),
+			errdetail("query: %s", src->query),
+			errhint("Pass a query such as SELECT jsonb_build_object('id', id) AS payload FROM records."));
+}
+
+/*
+ * Open the items query as a cursor (inside SPI) and find its columns.  It
+ * must be one plain SELECT (or VALUES, TABLE): a statement that changes
+ * data, even as a RETURNING query or inside WITH, is refused once parsed,
+ * before anything runs.
+ */
 static Portal
 query_open(const BatchItems *src, QueryColumns *cols)
 {
 	SPIPlanPtr	plan = SPI_prepare(src->query, 0, NULL);
+	List	   *sources;
+	CachedPlanSource *ps;
+	ListCell   *lc;
 	Portal		portal;
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	sources = SPI_plan_get_plan_sources(plan);
+	if (list_length(sources) != 1)
+		bad_query(src, psprintf("%d statements", list_length(sources)));
+	ps = linitial(sources);
+	if (ps->commandTag != CMDTAG_SELECT)
+		bad_query(src, GetCommandTagName(ps->commandTag));
+	foreach(lc, ps->query_list)
+	{
+		Query	   *q = lfirst_node(Query, lc);
+
+		/* SELECT INTO is tagged SELECT but makes a table */
+		if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)
+			bad_query(src, "SELECT INTO");
+		if (q->hasModifyingCTE)
+			bad_query(src, "a SELECT whose WITH clause changes data");
+	}
 	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("the batch items query must be one SELECT"),
-				errdetail("query: %s", src->query),
-				errhint("Pass a query such as SELECT jsonb_build_object('id', id) AS payload FROM records."));
+		bad_query(src, "a statement that returns no rows");
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
 	*cols = query_columns(portal->tupDesc, src->task);
 	return portal;

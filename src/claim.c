@@ -348,7 +348,11 @@ record_failed_attempts(ClaimedRun *runs, int n)
 /*
  * Tell LISTENers on NOTIFY_CHANNEL what the batch did, in one notification
  * sent at commit: {"runs": [{"id", "task", "status"}, ...]}, cut short
- * (with "more": count) to fit the notification size limit.
+ * (with "more": count) to fit the notification size limit.  The cut falls
+ * between whole entries, never inside a string, so the payload is valid
+ * JSON in any encoding; an entry is small (a run id is "run_<n>", a task
+ * id at most 128 bytes, check_name()), so the last one added still fits
+ * in the 8000 bytes NOTIFY allows, above NOTIFY_PAYLOAD_BUDGET.
  */
 static void
 notify_outcomes(ClaimedRun *runs, int n)

@@ -11,7 +11,10 @@
  *
  * SQL arguments of type "any" arrive here with their actual type, and jsonb
  * option values as JsonbValues; both end as milliseconds or a timestamptz.
- * Every malformed value is an error naming the option and the value.
+ * Every malformed value is an error naming the option and the value, and
+ * saying what is wrong with it: not a duration, not a number (NaN),
+ * negative (or not positive where 0 is refused), longer than 100 years
+ * (infinity too).  A point in time must be finite.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,24 +34,31 @@
 #define MAX_DURATION_MS ((int64) 100 * 365 * 24 * 3600 * 1000)	/* 100 years */
 
 static void
-bad_duration(const char *option, const char *value, const char *why)
+bad_duration(const char *option, const char *value, const char *why, bool allow_zero)
 {
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("invalid %s \"%s\": %s", option, value, why),
-			errhint("Write a duration such as \"88s\", \"1h52m18s\" or \"2w\" (units ms, s, m, h, hr, d, w), an interval, or a number of seconds."));
+			allow_zero ?
+			errhint("Write a duration from 0 to 100 years: a string such as \"88s\", \"1h52m18s\" or \"2w\" (units ms, s, m, h, hr, d, w), an interval, or a number of seconds.") :
+			errhint("Write a duration from 1ms to 100 years: a string such as \"88s\", \"1h52m18s\" or \"2w\" (units ms, s, m, h, hr, d, w), an interval, or a number of seconds."));
 }
 
 /*
- * Parse a duration string ("1h52m18s") into milliseconds.  Returns false
- * when `s` is not one (so a caller may try a timestamp instead).
+ * Parse a duration string ("1h52m18s", or "-5s" which is negative) into
+ * milliseconds, as a double so that a caller can tell a negative or too
+ * long one.  Returns false when `s` is not one (so a caller may try a
+ * timestamp instead).
  */
 static bool
-parse_duration_string(const char *s, int64 *ms)
+parse_duration_string(const char *s, double *ms)
 {
 	const char *p = s;
 	double		total = 0;
+	bool		negative = *p == '-';
 
+	if (negative)
+		p++;
 	if (*p == '\0')
 		return false;
 	while (*p)
@@ -77,11 +87,9 @@ parse_duration_string(const char *s, int64 *ms)
 			unit = 7 * 86400e3, p++;
 		else
 			return false;
-		total += n * unit;
-		if (total > MAX_DURATION_MS)
-			return false;
+		total += n * unit;		/* may reach infinity: checked by the caller */
 	}
-	*ms = (int64) total;
+	*ms = negative ? -total : total;
 	return true;
 }
 
@@ -92,13 +100,19 @@ interval_to_ms(Interval *iv)
 		(int64) iv->month * DAYS_PER_MONTH * 86400000;
 }
 
+/* ms as whole milliseconds, or an error saying why it is no duration. */
 static int64
 checked_ms(const char *option, const char *text, double ms, bool allow_zero)
 {
-	if (isnan(ms) || ms < 0 || (ms == 0 && !allow_zero))
-		bad_duration(option, text, allow_zero ? "must not be negative" : "must be positive");
+	if (isnan(ms))
+		bad_duration(option, text, "not a number", allow_zero);
+	if (ms < 0 || (ms == 0 && !allow_zero))
+		bad_duration(option, text, allow_zero ? "must not be negative" : "must be positive",
+					 allow_zero);
 	if (ms > MAX_DURATION_MS)
-		bad_duration(option, text, "is too long");
+		bad_duration(option, text, "is longer than 100 years", allow_zero);
+	if (ms < 1 && !allow_zero)
+		bad_duration(option, text, "is shorter than 1 millisecond", allow_zero);
 	return (int64) ms;
 }
 
@@ -106,7 +120,7 @@ checked_ms(const char *option, const char *text, double ms, bool allow_zero)
 int64
 duration_ms_from_text(const char *option, const char *s, bool allow_zero)
 {
-	int64		ms;
+	double		ms;
 	char	   *end;
 	double		secs;
 
@@ -115,7 +129,7 @@ duration_ms_from_text(const char *option, const char *s, bool allow_zero)
 	secs = strtod(s, &end);
 	if (end != s && *end == '\0')
 		return checked_ms(option, s, secs * 1000, allow_zero);
-	bad_duration(option, s, "not a duration");
+	bad_duration(option, s, "not a duration", allow_zero);
 	return 0;					/* keep compiler quiet */
 }
 
@@ -185,6 +199,18 @@ duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero)
 	return 0;
 }
 
+/* A delay given as a point in time: it must be one, not +/-infinity. */
+static TimestampTz
+finite_time(TimestampTz t)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid delay \"%s\": not a finite time", timestamptz_to_str(t)),
+				errhint("Write a time such as \"2024-12-01T00:00:00Z\", or a duration such as \"1h\"."));
+	return t;
+}
+
 /*
  * A delay: a duration from now, or a point in time.  Returns when the run
  * becomes due.
@@ -192,16 +218,16 @@ duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero)
 TimestampTz
 delay_from_text(const char *s, TimestampTz now)
 {
-	int64		ms;
+	double		ms;
 
 	if (parse_duration_string(s, &ms))
-		return TimestampTzPlusMilliseconds(now, ms);
-	/* durations have no '-' or ':'; dates and times do */
-	if (strpbrk(s, "-:") != NULL)
-		return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-													   CStringGetDatum(s),
-													   ObjectIdGetDatum(InvalidOid),
-													   Int32GetDatum(-1)));
+		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
+	/* durations have no '-' or ':' (but a leading '-'); dates and times do */
+	if (strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0)
+		return finite_time(DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																   CStringGetDatum(s),
+																   ObjectIdGetDatum(InvalidOid),
+																   Int32GetDatum(-1))));
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),
@@ -215,9 +241,10 @@ delay_from_datum(Datum value, Oid type, TimestampTz now)
 	switch (type)
 	{
 		case TIMESTAMPTZOID:
-			return DatumGetTimestampTz(value);
+			return finite_time(DatumGetTimestampTz(value));
 		case TIMESTAMPOID:
-			return DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, value));
+			return finite_time(DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
+																	   value)));
 		case TEXTOID:
 		case VARCHAROID:
 		case BPCHAROID:

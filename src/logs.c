@@ -15,12 +15,17 @@
  * is restored after) so that the hook sees them; those the server log
  * would not have shown are kept out of it.
  *
+ * A message longer than MAX_LOG_MESSAGE bytes is kept cut to that size, at
+ * a character boundary, so that every stored message is valid text in the
+ * database encoding.
+ *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -29,7 +34,7 @@
 PG_FUNCTION_INFO_V1(taskorch_log);
 
 #define MAX_LOGS_PER_ATTEMPT 1000
-#define MAX_LOG_MESSAGE 8192
+#define MAX_LOG_MESSAGE 8192		/* bytes; longer messages are cut */
 
 typedef struct RunLog
 {
@@ -82,7 +87,9 @@ add_log(const char *level, const char *message, Jsonb *data)
 	}
 	else
 	{
-		l->message = pnstrdup(message, MAX_LOG_MESSAGE);
+		/* cut at a character boundary: the stored text stays valid */
+		l->message = pnstrdup(message, pg_mbcliplen(message, strlen(message),
+													MAX_LOG_MESSAGE));
 		l->data = data ? (Jsonb *) DatumGetPointer(datumCopy(PointerGetDatum(data), false, -1)) : NULL;
 	}
 	pending = lappend(pending, l);

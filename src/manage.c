@@ -15,10 +15,17 @@
  * canceled with it (and theirs, recursively); a parent waiting for a
  * canceled child gets its Result with ok false.
  *
+ * Inside a task, the runs the worker's batch has claimed (the task's own
+ * run among them) are not canceled: the batch writes their outcome when it
+ * commits, over any status given them meanwhile, so cancel() returns false
+ * for them and unregister_task() leaves them out of its count
+ * (run_held_by_batch).
+ *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "lib/stringinfo.h"
@@ -36,7 +43,7 @@ static TaskorchPlan run_plan = {
 	"SELECT owner::oid, triggered_by::oid, status::text, task_id, payload,"
 	"       queue, concurrency_key, priority, max_attempts,"
 	"       (extract(epoch FROM max_duration) * 1000)::int8,"
-	"       (extract(epoch FROM ttl) * 1000)::int8, tags, metadata"
+	"       (extract(epoch FROM ttl) * 1000)::int8, tags, metadata, xmax"
 	"  FROM taskorch.run WHERE id = $1",
 	1, {TEXTOID},
 	NULL
@@ -90,6 +97,19 @@ is_terminal(const char *status)
 		strcmp(status, "EXECUTING") != 0 && strcmp(status, "WAITING") != 0;
 }
 
+/*
+ * Inside a task: does the worker's batch hold the run whose row has this
+ * xmax (column xmax of taskorch.run)?  The batch claims its runs FOR UPDATE
+ * and writes them at commit, so a run it holds is locked by this very
+ * transaction; no one else locks runs but to change them.
+ */
+bool
+run_held_by_batch(TransactionId xmax)
+{
+	return current_run() != NULL && TransactionIdIsValid(xmax) &&
+		TransactionIdIsCurrentTransactionId(xmax);
+}
+
 static char *
 run_arg(FunctionCallInfo fcinfo)
 {
@@ -126,7 +146,8 @@ lookup_run(const char *run_id)
 
 /*
  * SQL: taskorch.cancel(run) -> true when the run is now CANCELED, false
- * when it had already finished.
+ * when it had already finished (or, inside a task, when the worker's batch
+ * holds it).
  */
 Datum
 taskorch_cancel(PG_FUNCTION_ARGS)
@@ -134,6 +155,7 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 	char	   *run_id = run_arg(fcinfo);
 	Datum		values[1] = {CStringGetTextDatum(run_id)};
 	bool		canceled;
+	bool		isnull;
 	char	   *status;
 	StringInfoData payload;
 
@@ -146,6 +168,10 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 	escape_json(&payload, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
 	appendStringInfoString(&payload, ", \"status\": \"CANCELED\"}]}");
 	if (is_terminal(status))
+		canceled = false;
+	else if (run_held_by_batch(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																	SPI_tuptable->tupdesc,
+																	14, &isnull))))
 		canceled = false;
 	else if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
 		canceled = true;
@@ -176,6 +202,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	char	   *run_id = run_arg(fcinfo);
 	Datum		values[2];
 	char	   *status;
+	bool		rescheduled = false;
 	TimestampTz due;
 
 	require_arg(fcinfo, 1, "delay", "Pass a duration such as '1h' or a timestamptz.");
@@ -185,8 +212,19 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	status = lookup_run(run_id);
 	values[0] = CStringGetTextDatum(run_id);
 	values[1] = TimestampTzGetDatum(due);
-	if (strcmp(status, "DELAYED") != 0 ||
-		taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) != 1)
+	if (strcmp(status, "DELAYED") == 0)
+	{
+		rescheduled = taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) == 1;
+		/* it changed since we read it (promoted, canceled): say what it is now */
+		if (!rescheduled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	if (!rescheduled && strcmp(status, "DELAYED") == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				errmsg("run \"%s\" changed while it was being rescheduled", run_id),
+				errhint("Call reschedule() again."));
+	if (!rescheduled)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("run \"%s\" is %s, not DELAYED", run_id, status),

@@ -9,12 +9,20 @@
  * `options`, not both.  Every bad value is refused with an error naming
  * the option, before anything is written.
  *
+ * Keys (idempotency_key, concurrency_key, a debounce key, a queue as
+ * given) are 1 to MAX_KEY_BYTES bytes: they are indexed, and an index
+ * entry must stay well under the 2,704 bytes a btree page allows.  Tags
+ * are 1 to MAX_TAG_CHARS characters (Trigger.dev's limit), at most
+ * MAX_TAGS of them.  Wait tokens take idempotency keys and tags by the
+ * same rules: check_key() and tags_add() serve both.
+ *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -22,8 +30,10 @@
 #include "utils/timestamp.h"
 
 #define MAX_TAGS 10
-#define MAX_TAG_LEN 128
-#define MAX_KEY_LEN 2048
+#define MAX_TAG_CHARS 128
+#define MAX_KEY_BYTES 2048
+/* a value quoted in a message is cut to this many characters */
+#define QUOTED_CHARS 32
 #define MAX_PRIORITY_SECS (366 * 86400)
 #define DEFAULT_IDEMPOTENCY_TTL_MS ((int64) 30 * 86400 * 1000)
 
@@ -95,21 +105,46 @@ refuse_placement(OptionId id, const char *value)
 					option_names[id][0]));
 }
 
+/* The value (len bytes) to quote in a message: its start if it is long. */
+static char *
+quoted(const char *value, size_t len)
+{
+	int			cut = pg_mbcharcliplen(value, len, QUOTED_CHARS);
+
+	if ((size_t) cut == len)
+		return pnstrdup(value, len);
+	return psprintf("%s...", pnstrdup(value, cut));
+}
+
+/* A key (len bytes, not NUL-terminated) given as `option`: 1 to MAX_KEY_BYTES bytes. */
+void
+check_key(const char *option, const char *value, size_t len)
+{
+	if (len == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s \"\": a key must not be empty", option),
+				errhint("Pass a key of 1 to %d bytes.", MAX_KEY_BYTES));
+	if (len > MAX_KEY_BYTES)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s \"%s\": %zu bytes is over the limit of %d bytes",
+					   option, quoted(value, len), len, MAX_KEY_BYTES),
+				errhint("Pass a shorter key; hash a long one, e.g. with md5()."));
+}
+
 static void
 set_key(TriggerOptions *o, OptionId id, const char *value)
 {
-	size_t		len = strlen(value);
-
-	if (len == 0 || len > MAX_KEY_LEN)
-		bad_option(id, psprintf("must be 1 to %d characters long", MAX_KEY_LEN));
+	if (id == OPT_MACHINE || id == OPT_REGION)
+		refuse_placement(id, value);
+	check_key(option_names[id][0], value, strlen(value));
 	if (id == OPT_IDEMPOTENCY_KEY)
 		o->idempotency_key = pstrdup(value);
 	else if (id == OPT_CONCURRENCY_KEY)
 		o->concurrency_key = pstrdup(value);
-	else if (id == OPT_QUEUE)
-		o->queue = pstrdup(value);
 	else
-		refuse_placement(id, value);
+		o->queue = pstrdup(value);
 }
 
 static void
@@ -145,20 +180,70 @@ set_duration(TriggerOptions *o, OptionId id, int64 ms)
 	}
 }
 
-static void
-add_tag(List **tags, OptionId id, const char *tag)
+/*
+ * Add `tag` (NULL: SQL NULL) to the list of tags given as `option`,
+ * unless it is there already; returns the list.  A tag is 1 to
+ * MAX_TAG_CHARS characters, and a list holds at most MAX_TAGS.
+ */
+List *
+tags_add(List *tags, const char *option, const char *tag)
 {
-	size_t		len = strlen(tag);
 	ListCell   *lc;
+	int			chars;
 
-	if (len == 0 || len > MAX_TAG_LEN)
-		bad_option(id, psprintf("tag \"%s\" must be 1 to %d characters long", tag, MAX_TAG_LEN));
-	foreach(lc, *tags)
+	if (tag == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("invalid %s: a tag must not be null", option),
+				errhint("Pass at most %d tags, each 1 to %d characters long.",
+						MAX_TAGS, MAX_TAG_CHARS));
+	chars = pg_mbstrlen(tag);
+	if (chars == 0 || chars > MAX_TAG_CHARS)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s: tag \"%s\" is %d characters long, not 1 to %d",
+					   option, quoted(tag, strlen(tag)), chars, MAX_TAG_CHARS),
+				errhint("Pass at most %d tags, each 1 to %d characters long.",
+						MAX_TAGS, MAX_TAG_CHARS));
+	foreach(lc, tags)
 		if (strcmp(lfirst(lc), tag) == 0)
-			return;
-	*tags = lappend(*tags, pstrdup(tag));
-	if (list_length(*tags) > MAX_TAGS)
-		bad_option(id, psprintf("a run has at most %d tags", MAX_TAGS));
+			return tags;
+	if (list_length(tags) == MAX_TAGS)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s: tag \"%s\" is one more than the %d allowed",
+					   option, quoted(tag, strlen(tag)), MAX_TAGS),
+				errhint("Pass at most %d tags, each 1 to %d characters long.",
+						MAX_TAGS, MAX_TAG_CHARS));
+	return lappend(tags, pstrdup(tag));
+}
+
+/* tags_add() each element of a text[] */
+List *
+tags_add_array(List *tags, const char *option, ArrayType *array)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		tags = tags_add(tags, option, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+	return tags;
+}
+
+/* The tags as a text[] Datum. */
+Datum
+tags_to_array(List *tags)
+{
+	int			n = list_length(tags);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, tags)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 static void
@@ -195,8 +280,9 @@ set_debounce(TriggerOptions *o, JsonbContainer *obj)
 		(void) JsonbIteratorNext(&it, &v, true);
 		if (strcmp(key, "key") == 0)
 		{
-			if (v.type != jbvString || v.val.string.len == 0 || v.val.string.len > MAX_KEY_LEN)
-				bad_option(OPT_DEBOUNCE, "\"key\" must be a string of 1 to 2048 characters");
+			if (v.type != jbvString)
+				bad_option(OPT_DEBOUNCE, "\"key\" must be a string");
+			check_key("debounce key", v.val.string.val, v.val.string.len);
 			o->debounce_key = pnstrdup(v.val.string.val, v.val.string.len);
 		}
 		else if (strcmp(key, "delay") == 0)
@@ -254,21 +340,8 @@ trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno
 			set_int(o, id, DatumGetInt32(v));
 			break;
 		case OPT_TAGS:
-			{
-				Datum	   *elems;
-				bool	   *nulls;
-				int			n;
-
-				deconstruct_array(DatumGetArrayTypeP(v), TEXTOID, -1, false,
-								  TYPALIGN_INT, &elems, &nulls, &n);
-				for (int i = 0; i < n; i++)
-				{
-					if (nulls[i])
-						bad_option(id, "a tag must not be null");
-					add_tag(&o->tags, id, TextDatumGetCString(elems[i]));
-				}
-				break;
-			}
+			o->tags = tags_add_array(o->tags, option_names[id][0], DatumGetArrayTypeP(v));
+			break;
 		case OPT_METADATA:
 			set_metadata(o, DatumGetJsonbP(v));
 			break;
@@ -330,7 +403,7 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 			break;
 		case OPT_TAGS:
 			if (v->type == jbvString)
-				add_tag(&o->tags, id, jsonb_string(id, v));
+				o->tags = tags_add(o->tags, option_names[id][0], jsonb_string(id, v));
 			else if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data))
 			{
 				JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
@@ -339,7 +412,7 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 
 				while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
 					if (tok == WJB_ELEM)
-						add_tag(&o->tags, id, jsonb_string(id, &e));
+						o->tags = tags_add(o->tags, option_names[id][0], jsonb_string(id, &e));
 			}
 			else
 				bad_option(id, "must be a string or an array of strings");
@@ -443,12 +516,5 @@ trigger_options_finish(TriggerOptions *o)
 Datum
 trigger_options_tags(TriggerOptions *o)
 {
-	int			n = list_length(o->tags);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, o->tags)
-		elems[i++] = CStringGetTextDatum(lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return tags_to_array(o->tags);
 }

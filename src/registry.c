@@ -108,12 +108,21 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 				errhint("Register the hook task first; taskorch.tasks lists the tasks."));
 }
 
+/* $2: runs left as they are (held by the caller's batch) */
 static TaskorchPlan delete_plan = {
 	"WITH gone AS (DELETE FROM taskorch.task WHERE id = $1 RETURNING id)"
 	" UPDATE taskorch.run r SET status = 'CANCELED', finished_at = now(),"
 	"        updated_at = now(),"
 	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
-	"   FROM gone WHERE r.task_id = gone.id AND r.status IN ('QUEUED', 'DELAYED')",
+	"   FROM gone WHERE r.task_id = gone.id AND r.status IN ('QUEUED', 'DELAYED')"
+	"    AND r.id <> ALL ($2)",
+	2, {TEXTOID, TEXTARRAYOID},
+	NULL
+};
+
+/* the task's claimable runs, and who locks them */
+static TaskorchPlan queued_plan = {
+	"SELECT id, xmax FROM taskorch.run WHERE task_id = $1 AND status = 'QUEUED'",
 	1, {TEXTOID},
 	NULL
 };
@@ -413,18 +422,50 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Inside a task, the runs of task `id` the worker's batch holds (the
+ * task's own run, if it unregisters its own task), as a text[]: they will
+ * be written by the batch, whatever we set (manage.c).
+ */
+static Datum
+runs_held_by_batch(Datum id)
+{
+	Datum	   *held = NULL;
+	int			n = 0;
+
+	if (current_run() != NULL)
+	{
+		uint64		rows = (uint64) taskorch_execute_as_owner(&queued_plan, &id, NULL, true, 0);
+
+		held = palloc(sizeof(Datum) * Max(rows, 1));
+		for (uint64 i = 0; i < rows; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			bool		isnull;
+
+			if (run_held_by_batch(DatumGetTransactionId(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+																	  2, &isnull))))
+				held[n++] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
+		}
+	}
+	return PointerGetDatum(construct_array(held, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
  * SQL: taskorch.unregister_task(id) -> runs canceled.  Runs not yet
- * started are canceled; finished runs keep their history.
+ * started are canceled; finished runs keep their history.  Inside a task,
+ * the runs its worker's batch holds are not: they finish as they would
+ * have, and are not counted.
  */
 Datum
 taskorch_unregister_task(PG_FUNCTION_ARGS)
 {
 	char	   *id = required_name(fcinfo, 0, "id");
-	Datum		values[1] = {CStringGetTextDatum(id)};
+	Datum		values[2] = {CStringGetTextDatum(id)};
 	int			canceled;
 
 	SPI_connect();
 	lock_existing_task(id);
+	values[1] = runs_held_by_batch(values[0]);
 	canceled = taskorch_execute_as_owner(&delete_plan, values, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_INT64(canceled);

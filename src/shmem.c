@@ -312,22 +312,25 @@ taskorch_cancel_executing(const char *run_id)
 
 /*
  * The executing run's metadata, as text, for readers while it runs (NULL:
- * unchanged).  Larger than LIVE_METADATA_BYTES: readers see the stored
- * value until the run's batch commits.
+ * unchanged).  It is kept whole or not at all, never cut: larger than
+ * LIVE_METADATA_BYTES, the live value is dropped (an earlier, smaller one
+ * too) and readers see the stored value until the run's batch commits.
  */
 void
 taskorch_set_live_metadata(const char *text)
 {
 	WorkerSlot *slot;
-	int			len = text ? strlen(text) : 0;
+	size_t		len = text ? strlen(text) : 0;
 
-	if (MySlot < 0 || len >= LIVE_METADATA_BYTES)
+	if (MySlot < 0)
 		return;
+	if (len >= LIVE_METADATA_BYTES)
+		len = 0;
 	slot = &taskorch_shared->slots[MySlot];
 	SpinLockAcquire(&slot->mutex);
 	if (len > 0)
 		memcpy(slot->live_metadata, text, len + 1);
-	slot->live_metadata_len = len;
+	slot->live_metadata_len = (int) len;
 	SpinLockRelease(&slot->mutex);
 }
 

@@ -49,6 +49,7 @@
 #include "storage/spin.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 /* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
@@ -371,6 +372,10 @@ extern void trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinf
 extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaults_only);
 extern void trigger_options_finish(TriggerOptions *o);
 extern Datum trigger_options_tags(TriggerOptions *o);
+extern void check_key(const char *option, const char *value, size_t len);
+extern List *tags_add(List *tags, const char *option, const char *tag);
+extern List *tags_add_array(List *tags, const char *option, ArrayType *array);
+extern Datum tags_to_array(List *tags);
 
 /* duration.c */
 extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
@@ -378,6 +383,9 @@ extern int64 duration_ms_from_datum(const char *option, Datum value, Oid type, b
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
 extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
+
+/* manage.c */
+extern bool run_held_by_batch(TransactionId xmax);
 
 /* registry.c */
 extern void check_name(const char *kind, const char *name);

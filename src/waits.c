@@ -776,7 +776,10 @@ made_here(ClaimedRun *run, const char *token)
 	return false;
 }
 
-/* SQL: taskorch.create_wait_token(timeout, idempotency_key, tags) -> token id */
+/*
+ * SQL: taskorch.create_wait_token(timeout, idempotency_key, tags) -> token
+ * id.  The idempotency key and the tags follow trigger()'s rules.
+ */
 Datum
 taskorch_create_wait_token(PG_FUNCTION_ARGS)
 {
@@ -785,7 +788,16 @@ taskorch_create_wait_token(PG_FUNCTION_ARGS)
 	Datum		id;
 	bool		isnull;
 	ClaimedRun *run = current_run();
+	List	   *tags = NIL;
 
+	if (!PG_ARGISNULL(1))
+	{
+		text	   *key = PG_GETARG_TEXT_PP(1);
+
+		check_key("idempotency_key", VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	}
+	if (!PG_ARGISNULL(2))
+		tags = tags_add_array(NIL, "tags", PG_GETARG_ARRAYTYPE_P(2));
 	if (PG_ARGISNULL(0))
 		nulls[0] = 'n';
 	else
@@ -797,8 +809,7 @@ taskorch_create_wait_token(PG_FUNCTION_ARGS)
 								   nulls[0] != 'n'));
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[2] = tags_to_array(tags);
 	values[3] = ObjectIdGetDatum(GetUserId());
 	SPI_connect();
 	taskorch_execute_as_owner(&token_create_plan, values, nulls, false, 1);
