@@ -50,6 +50,20 @@ SELECT level, octet_length(message) AS bytes, length(message) AS characters,
 	   right(message, 3) AS ends
   FROM taskorch.logs WHERE run_id = :'long' ORDER BY position;
 
+-- an entry's data is at most 64 kB: a larger one fails the attempt, and
+-- nothing of it is kept
+CREATE FUNCTION logs_big_data(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.log('info', 'big', jsonb_build_object('x', repeat('x', 70000)));
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('logs-big-data', 'logs_big_data(jsonb)', max_attempts => 1);
+SELECT taskorch.trigger('logs-big-data') AS big \gset
+SELECT wait_for_runs();
+SELECT status, error->>'sqlstate' AS sqlstate, error->>'message' AS message, error->>'hint' AS hint
+  FROM taskorch.runs WHERE id = :'big';
+SELECT count(*) AS entries FROM taskorch.logs WHERE run_id = :'big';
+
 -- refusals
 SELECT taskorch.log('info', 'not in a task');
 SELECT taskorch.log('loud', 'x');

@@ -17,7 +17,9 @@
  *
  * A message longer than MAX_LOG_MESSAGE bytes is kept cut to that size, at
  * a character boundary, so that every stored message is valid text in the
- * database encoding.
+ * database encoding.  An entry's data is at most MAX_LOG_DATA bytes, and an
+ * attempt keeps at most MAX_LOGS_PER_ATTEMPT entries: what one attempt can
+ * hold in the batch's memory until it commits is bounded.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +37,7 @@ PG_FUNCTION_INFO_V1(taskorch_log);
 
 #define MAX_LOGS_PER_ATTEMPT 1000
 #define MAX_LOG_MESSAGE 8192		/* bytes; longer messages are cut */
+#define MAX_LOG_DATA (64 * 1024)	/* bytes of an entry's data; larger is refused */
 
 typedef struct RunLog
 {
@@ -246,6 +249,12 @@ taskorch_log(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("taskorch.log() can only be called inside a task"),
 				errhint("Outside a task, use RAISE NOTICE or your own table."));
+	if (!PG_ARGISNULL(2) && VARSIZE(PG_GETARG_JSONB_P(2)) > MAX_LOG_DATA)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("log data of %zu bytes exceeds the limit of %d bytes",
+					   (Size) VARSIZE(PG_GETARG_JSONB_P(2)), MAX_LOG_DATA),
+				errhint("Log a summary, and keep large data in a table."));
 	add_log(levels[i], text_to_cstring(PG_GETARG_TEXT_PP(1)),
 			PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
 	PG_RETURN_VOID();
