@@ -20,9 +20,8 @@
  *	- its own GUC nest level, rolled back when it returns, so nothing it
  *	  sets (search_path above all) reaches the next run;
  *	- no temporary objects: besides what a security-restricted operation
- *	  refuses, a temporary function or type fails the call (the session
- *	  never has a temporary schema: run_pending() refuses a session that
- *	  has one);
+ *	  refuses, a temporary function (or any object in pg_temp) fails the
+ *	  call;
  *	- session-level advisory locks it took released when it returns;
  *	- bounded by the run's max_duration and by statement_timeout, and
  *	  interruptible by taskorch.cancel() (query cancels are held off
@@ -48,8 +47,13 @@
 #include "taskorch.h"
 
 #include "access/detoast.h"
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -57,6 +61,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -158,23 +163,45 @@ typedef struct OwnerScope
 	Oid			save_uid;
 	int			save_sec;
 	int			nestlevel;
+	Oid			temp_nsp;		/* the session's temporary schema, if any */
+	int64		temp_objects;	/* objects in it before the code ran */
 } OwnerScope;
 
 /* One at a time: user code never calls back into call_as_owner(). */
 static OwnerScope scope;
 
+/* How many objects schema nsp holds (each depends on its schema). */
+static int64
+objects_in_schema(Oid nsp)
+{
+	Relation	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	int64		n = 0;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(NamespaceRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(systable_getnext(scan)))
+		n++;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return n;
+}
+
 static void
 owner_scope_enter(Oid owner)
 {
-	Oid			temp_nsp;
 	Oid			temp_toast_nsp;
 
 	Assert(!scope.active);
-	/* run_pending() refuses a session with one (worker.c); a worker never has one */
-	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
-	if (OidIsValid(temp_nsp))
-		elog(ERROR, "taskorch: user code cannot run in a session with a temporary schema");
 	GetUserIdAndSecContext(&scope.save_uid, &scope.save_sec);
+	/* a worker never has one; run_pending() may run in a session that has */
+	GetTempNamespaceState(&scope.temp_nsp, &temp_toast_nsp);
+	if (OidIsValid(scope.temp_nsp))
+		scope.temp_objects = objects_in_schema(scope.temp_nsp);
 	scope.active = true;
 	SetUserIdAndSecContext(owner, scope.save_sec |
 						   SECURITY_LOCAL_USERID_CHANGE |
@@ -185,9 +212,9 @@ owner_scope_enter(Oid owner)
 /*
  * The code returned: refuse what it left that would outlive it, while its
  * subtransaction can still undo it.  A security-restricted operation
- * refuses temporary tables, but not other temporary objects (a function,
- * or a type or domain in pg_temp, which would come first in the next
- * run's search path): any of them made the session's temporary schema.
+ * refuses temporary tables, but not every temporary object (a function in
+ * pg_temp, say): the code made one if the session now has a temporary
+ * schema it did not have, or more objects in the one it had.
  */
 static void
 owner_scope_check(void)
@@ -196,12 +223,19 @@ owner_scope_check(void)
 	Oid			temp_toast_nsp;
 
 	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
-	if (OidIsValid(temp_nsp))
-		ereport(ERROR,
-				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("cannot create temporary objects within a task"),
-				errdetail("They would outlive the run in the worker's session, where other roles' runs execute."),
-				errhint("Use a regular table, or a common table expression."));
+	if (!OidIsValid(temp_nsp))
+		return;
+	if (OidIsValid(scope.temp_nsp))
+	{
+		CommandCounterIncrement();
+		if (objects_in_schema(temp_nsp) <= scope.temp_objects)
+			return;
+	}
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("cannot create temporary objects within a task"),
+			errdetail("They would outlive the run in the worker's session, where other roles' runs execute."),
+			errhint("Use a regular table, or a common table expression."));
 }
 
 /*

@@ -11,9 +11,10 @@
  *	  launcher.c   finds databases with the extension, starts their workers
  *	  worker.c     the per-database latch loop and the batch driver
  *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the batch completion
- *	  execute.c    one run: owner role, subtransaction, max_duration, errors
+ *	  execute.c    user code in a worker, sandboxed: a run's attempt, and what
+ *	               it sets off (its wait's items and children, its hooks)
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
- *	  crash.c      charges a CRASHED attempt to a run that killed its worker
+ *	  crash.c      charges a CRASHED attempt to a run whose code ended its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
  *	  batch.c      batch_trigger() and the items of every batch (arrays, queries)
  *	  queues.c     create_queue() and friends: limits, pause, resume, who

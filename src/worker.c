@@ -201,18 +201,6 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("taskorch.run_pending() cannot be called inside a task"));
-	{
-		Oid			temp_nsp;
-		Oid			temp_toast_nsp;
-
-		GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
-		if (OidIsValid(temp_nsp))
-			ereport(ERROR,
-					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					errmsg("taskorch.run_pending() cannot run in a session that has used temporary tables"),
-					errdetail("Tasks would run next to this session's temporary objects."),
-					errhint("Call it from a new session."));
-	}
 	(void) promote_and_expire();
 	while (total < max_runs)
 	{
