@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(102);
+SELECT plan(105);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -189,6 +189,21 @@ SELECT is(taskorch.run_pending(10), 2, 'run_pending executes the two runs');
 SELECT results_eq($$ SELECT status::text, output FROM taskorch.runs WHERE task_id = 'tap-echo' ORDER BY created_at $$,
 	$$ VALUES ('COMPLETED', '{"a": 1}'::jsonb), ('COMPLETED', '{}'::jsonb) $$,
 	'both runs completed with the payload echoed');
+
+-- run_pending() in this session (which has pgTAP's temporary tables): a
+-- task may not add an object to the session's temporary schema
+CREATE FUNCTION tap_temp_function(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
+BEGIN
+	EXECUTE 'CREATE FUNCTION pg_temp.tap_planted() RETURNS int LANGUAGE sql AS ''SELECT 1''';
+	RETURN '{}';
+END $f$;
+SELECT taskorch.register_task('tap-temp-function', 'tap_temp_function(jsonb)', max_attempts => 1);
+SELECT taskorch.trigger('tap-temp-function');
+SELECT is(taskorch.run_pending(10), 1, 'run_pending executes the run that makes a temporary function');
+SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs WHERE task_id = 'tap-temp-function' $$,
+	$$ VALUES ('FAILED', 'cannot create temporary objects within a task') $$,
+	'a temporary function made by a task fails its run');
+SELECT is(to_regprocedure('pg_temp.tap_planted()'), NULL, 'and is gone with it');
 
 SELECT * FROM finish();
 ROLLBACK;
