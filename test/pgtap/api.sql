@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(105);
+SELECT plan(107);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -44,6 +44,8 @@ SELECT function_returns('taskorch', 'cancel_runs', 'bigint', 'cancel_runs return
 SELECT has_function('taskorch', 'metadata_set', ARRAY['text', 'jsonb'], 'metadata_set(key, value)');
 SELECT has_function('taskorch', 'metadata_increment', ARRAY['text', 'numeric'], 'metadata_increment(key, by)');
 SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(level, message, data)');
+SELECT has_function('taskorch', 'grant_queue', ARRAY['text', 'regrole'], 'grant_queue(queue, role)');
+SELECT has_function('taskorch', 'revoke_queue', ARRAY['text', 'regrole'], 'revoke_queue(queue, role)');
 SELECT has_function('taskorch', 'wait_for', ARRAY['"any"'], 'wait_for(duration)');
 SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(time)');
 SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for() outside a task: 55000');
