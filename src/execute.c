@@ -22,7 +22,8 @@
  *	- no temporary objects: besides what a security-restricted operation
  *	  refuses, a temporary function (or any object in pg_temp) fails the
  *	  call;
- *	- session-level advisory locks it took released when it returns;
+ *	- session-level advisory locks it took released when its batch ends
+ *	  (worker.c);
  *	- bounded by the run's max_duration and by statement_timeout, and
  *	  interruptible by taskorch.cancel() (query cancels are held off
  *	  everywhere else in a worker, so that they never hit the batch's
@@ -251,7 +252,6 @@ owner_scope_exit(bool returned)
 	if (returned)
 		AtEOXact_GUC(false, scope.nestlevel);
 	SetUserIdAndSecContext(scope.save_uid, scope.save_sec);
-	LockReleaseSession(USER_LOCKMETHOD);
 	scope.active = false;
 }
 

@@ -42,6 +42,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -162,6 +163,8 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 	}
 	if (done > 0)
 		complete_runs(runs, done);
+	/* session-level advisory locks the batch's user code took (execute.c) */
+	LockReleaseSession(USER_LOCKMETHOD);
 	if (mark)
 		claim_mark_advance(mark, done > 0 ? &runs[done - 1] : NULL);
 	MemoryContextReset(batch_cxt);

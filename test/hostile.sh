@@ -162,8 +162,9 @@ CREATE FUNCTION public.session_state(payload jsonb) RETURNS jsonb LANGUAGE sql A
 		'cursors', (SELECT count(*) FROM pg_cursors),
 		'temp_schema', pg_my_temp_schema()::int) $$;
 SELECT taskorch.register_task('session-state', 'public.session_state(jsonb)', max_attempts => 1);
-SELECT taskorch.trigger('session-state');
 SQL
+settled
+q "SELECT taskorch.trigger('session-state')" >/dev/null
 settled
 expect "PREPARE, LISTEN and WITH HOLD cursors are refused in a task" \
 	"$(q "SELECT output FROM taskorch.run WHERE task_id = 'm-leftovers'")" \
