@@ -18,6 +18,7 @@
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -104,12 +105,15 @@ define_gucs(void)
  * Commands that need a database without other sessions (DROP DATABASE,
  * renaming it, moving it, or copying it as a template) would fail while
  * our workers are connected.  Stop them first and let the launcher bring
- * them back once the command is over.
+ * them back once the command is over.  Only for a role that owns the
+ * database: anyone may send the command, and it is refused later to those
+ * who do not.
  */
 static Oid
 utility_target_database(Node *stmt)
 {
 	const char *name = NULL;
+	Oid			dboid;
 
 	if (IsA(stmt, DropdbStmt))
 		name = ((DropdbStmt *) stmt)->dbname;
@@ -132,7 +136,11 @@ utility_target_database(Node *stmt)
 		if (name == NULL)
 			name = "template1";
 	}
-	return name ? get_database_oid(name, true) : InvalidOid;
+	dboid = name ? get_database_oid(name, true) : InvalidOid;
+	/* a role the command will refuse stops nothing */
+	if (OidIsValid(dboid) && !pg_database_ownercheck(dboid, GetUserId()))
+		return InvalidOid;
+	return dboid;
 }
 
 /*
@@ -157,6 +165,15 @@ is_extension_ddl(Node *stmt)
 	if (IsA(stmt, AlterExtensionStmt))
 		return strcmp(((AlterExtensionStmt *) stmt)->extname, "taskorch") == 0;
 	return false;
+}
+
+/* Would the command be allowed to change the extension (its owner)? */
+static bool
+owns_extension(void)
+{
+	Oid			ext = get_extension_oid("taskorch", true);
+
+	return OidIsValid(ext) && pg_extension_ownercheck(ext, GetUserId());
 }
 
 static void
@@ -196,7 +213,7 @@ taskorch_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Oid			dboid = utility_target_database(pstmt->utilityStmt);
 
-	if (is_extension_ddl(pstmt->utilityStmt))
+	if (is_extension_ddl(pstmt->utilityStmt) && owns_extension())
 		pause_for_extension_ddl();
 	if (OidIsValid(dboid))
 		taskorch_database_pause(dboid, true);

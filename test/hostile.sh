@@ -17,7 +17,8 @@
 #   6. a task that terminates its own worker is charged an attempt and ends
 #      CRASHED, while other runs keep completing;
 #   7. kill -9 of the launcher (a crash restart of every process) charges
-#      nothing to the runs executing on healthy workers;
+#      nothing to the runs executing on healthy workers; commands a role is
+#      refused (DROP EXTENSION, DROP DATABASE ...) stop no worker;
 #   8. DROP EXTENSION while a run executes and while children are streamed
 #      from a query succeeds at once, and a rolled back one changes nothing.
 set -euo pipefail
@@ -260,6 +261,15 @@ settled
 expect "after kill -9 of the launcher the slow runs completed, each once" \
 	"$(q "SELECT string_agg(status || ' ' || attempts, ',') FROM taskorch.run WHERE task_id = 'slow'")/$(q "SELECT count(DISTINCT run_id) || ' ' || count(*) FROM slow_effects")" \
 	"COMPLETED 1,COMPLETED 1/2 2"
+
+# 7b. commands a role is refused stop no worker
+pids=$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers()")
+for sql in "DROP EXTENSION taskorch" "ALTER EXTENSION taskorch UPDATE" "ALTER DATABASE postgres RENAME TO elsewhere" \
+		"DROP DATABASE postgres" "ALTER DATABASE postgres SET TABLESPACE pg_default"; do
+	psql_as "$port" postgres -c "SET ROLE mallory" -c "$sql" >/dev/null 2>&1 && fail "mallory could: $sql"
+done
+expect "refused DROP/ALTER EXTENSION and ALTER/DROP DATABASE stop no worker" \
+	"$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers()")" "$pids"
 
 # 8. DROP EXTENSION while a run executes, and while children are streamed
 q "SELECT taskorch.trigger('sleepy')" >/dev/null
