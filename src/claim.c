@@ -41,8 +41,9 @@ static TaskorchPlan claim_plan = {
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
 	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure,"
-	"       r.triggered_by::oid"
-	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id"
+	"       r.triggered_by::oid,"
+	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
+	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner = r.owner"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"
@@ -164,6 +165,7 @@ read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
 	d = col(tup, desc, 24, &isnull);
 	run->on_failure = isnull ? NULL : TextDatumGetCString(d);
 	run->triggered_by = DatumGetObjectId(col(tup, desc, 25, &isnull));
+	run->task_reowned = DatumGetBool(col(tup, desc, 26, &isnull));
 	if (!run->task_found)
 		return;
 	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));

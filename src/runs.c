@@ -15,7 +15,8 @@
  *	  exceeded max_duration ......................... TIMED_OUT (no retry)
  *	  interrupted by taskorch.cancel() .............. CANCELED
  *	  claimed after its ttl ran out (not executed) .. EXPIRED
- *	  task unregistered meanwhile ................... FAILED (no retry)
+ *	  task unregistered meanwhile, or registered
+ *	  again by another role ......................... FAILED (no retry)
  *	  stopped at a wait (waits.c) ................... WAITING (no attempt spent)
  *	  replayed other wait calls than recorded ....... FAILED (no retry)
  *
@@ -185,9 +186,11 @@ decide_outcome(ClaimedRun *run)
 	}
 	if (!run->task_found)
 	{
-		char	   *msg = psprintf("task \"%s\" is not registered", run->task_id);
+		char	   *msg = run->task_reowned ?
+			psprintf("task \"%s\" was registered again by another role: this run, made for the former task, is not run", run->task_id) :
+			psprintf("task \"%s\" is not registered", run->task_id);
 
-		run->error = simple_error(msg, "42704");
+		run->error = simple_error(msg, run->task_reowned ? "42501" : "42704");
 		run->status = "FAILED";
 		return;
 	}

@@ -103,7 +103,8 @@ typedef struct ClaimedRun
 	int32		attempts;		/* attempts finished before this one */
 	int32		max_attempts;
 	TimestampTz run_at;			/* queue position (claim order) */
-	bool		task_found;		/* false: task was unregistered */
+	bool		task_found;		/* false: task was unregistered (or reowned) */
+	bool		task_reowned;	/* registered again by another role since */
 	Oid			fn;
 	Oid			owner;
 	Oid			triggered_by;
