@@ -59,6 +59,41 @@ SELECT taskorch.validate('{"tenantId": "", "projectId": "p"}', '{"$ref": "base-i
 SELECT taskorch.define_schema('bad', '{"type": "strng"}');
 SELECT taskorch.define_schema('has space', '{}');
 
+-- a named schema is read once per check, however often it applies, and a
+-- DAG of $refs costs what its distinct schemas cost: each dag-i applies
+-- dag-(i-1) twice, at the same element and at its elements, so expanding
+-- the $refs grew the work about 4x per level (dag-14 took minutes and read
+-- taskorch.schema millions of times)
+SELECT taskorch.define_schema('dag-0', '{"type": ["array", "integer"]}');
+DO $$
+BEGIN
+	FOR i IN 1..14 LOOP
+		PERFORM taskorch.define_schema('dag-' || i,
+			jsonb_build_object('$ref', 'dag-' || (i - 1), 'items', jsonb_build_object('$ref', 'dag-' || (i - 1))));
+	END LOOP;
+END $$;
+CREATE FUNCTION pairs(depth int) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	v jsonb := '1';
+BEGIN
+	FOR i IN 1..depth LOOP
+		v := jsonb_build_array(v, v);
+	END LOOP;
+	RETURN v;
+END $$;
+BEGIN;
+SET LOCAL statement_timeout = '10s';
+SELECT seq_scan + coalesce(idx_scan, 0) AS reads FROM pg_stat_xact_user_tables
+ WHERE relid = 'taskorch.schema'::regclass \gset
+SELECT taskorch.validate(pairs(14), '{"$ref": "dag-14"}') AS dag_checks;
+-- dag-14 ... dag-0: 15 schemas, one read each
+SELECT seq_scan + coalesce(idx_scan, 0) - :reads AS schema_reads FROM pg_stat_xact_user_tables
+ WHERE relid = 'taskorch.schema'::regclass;
+-- a failure reached through many $ref paths is reported once
+SELECT taskorch.validate(jsonb_set(pairs(14), '{1,0,1,0,1,0,1,0,1,0,1,0,1,0}', '"x"'),
+						 '{"$ref": "dag-14"}') AS dag_failure_once;
+COMMIT;
+
 -- a task's payload_schema: a bad payload is refused, with no run made
 CREATE FUNCTION media_task(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -103,4 +138,10 @@ DROP ROLE schema_stranger;
 SELECT taskorch.unregister_task('extract-audio');
 SELECT taskorch.drop_schema('base-input');
 SELECT taskorch.drop_schema('base-input');
+DO $$
+BEGIN
+	FOR i IN REVERSE 14..0 LOOP
+		PERFORM taskorch.drop_schema('dag-' || i);
+	END LOOP;
+END $$;
 SELECT count(*) AS schemas_left FROM taskorch.schemas;
