@@ -43,6 +43,14 @@ SELECT taskorch.check_schema('{"required": [1]}');
 SELECT taskorch.check_schema('{"items": {"properties": {"a": {"maximum": "10"}}}}');
 SELECT taskorch.check_schema('{"$ref": "nope"}');
 SELECT taskorch.check_schema('[]');
+-- minLength and maxLength are counts, 0 to 2147483647: a bigger one would
+-- pass here and fail every validation
+SELECT taskorch.check_schema('{"maxLength": 10000000000}');
+SELECT try($$SELECT taskorch.check_schema('{"properties": {"a": {"minLength": 2147483648}}}')$$);
+SELECT try($$SELECT taskorch.check_schema('{"minLength": 2.5}')$$);
+SELECT try($$SELECT taskorch.define_schema('too-long', '{"maxLength": 1e10}')$$);
+SELECT taskorch.validate('"abc"', '{"minLength": 0, "maxLength": 2147483647}') AS largest_count_ok;
+SELECT taskorch.validate('"abc"', '{"minLength": 3.0, "maxLength": 2.0}') AS integral_counts;
 SELECT taskorch.check_schema('{"title": "t", "description": "d", "default": 1, "examples": [],
 							  "$schema": "x", "$id": "y", "$comment": "z"}') AS annotations_ok;
 

@@ -6,8 +6,8 @@
  * The subset: type (one name or a list; "integer" is a number without a
  * fraction), required, properties, additionalProperties (false or a
  * schema), items (one schema for every element), enum, const,
- * minimum/maximum, minLength/maxLength (in characters) and pattern (a
- * regular expression searched for, as JSON Schema's is).
+ * minimum/maximum, minLength/maxLength (in characters, 0 to 2147483647)
+ * and pattern (a regular expression searched for, as JSON Schema's is).
  * A schema may be true (anything) or false (nothing), and {"$ref": "name"}
  * stands for a schema defined with taskorch.define_schema() (the reusable,
  * generic schemas).  title, description, default, examples, $schema, $id
@@ -762,7 +762,7 @@ in_enum(JsonbValue *choices, JsonbValue *value)
 	return false;
 }
 
-/* A count keyword's value; one out of int4's range saturates. */
+/* A count keyword's value; out of range (refused when defined) saturates. */
 static int64
 count_of(JsonbValue *v)
 {
@@ -1048,6 +1048,13 @@ bad_schema(const Path *path, const char *why)
 			errhint("%s", keyword_hint));
 }
 
+/* Refuse v at path: "<v> is not <what>". */
+static void
+bad_value(const Path *path, JsonbValue *v, const char *what)
+{
+	bad_schema(path, psprintf("%s is not %s", show(v), what));
+}
+
 static void check_definition(Check *c, JsonbValue *schema, const Path *path, int depth);
 
 /* Every element of array keyword `v` passes `ok`. */
@@ -1082,18 +1089,40 @@ is_string(JsonbValue *v)
 	return v->type == jbvString;
 }
 
+/* A count (minLength, maxLength): a whole number from 0 to PG_INT32_MAX. */
 static bool
 is_count(JsonbValue *v)
 {
-	return v->type == jbvNumeric && is_integral(v->val.numeric) &&
-		numeric_compare(v->val.numeric,
-						DatumGetNumeric(DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))) >= 0;
+	bool		err = false;
+
+	if (v->type != jbvNumeric || !is_integral(v->val.numeric))
+		return false;
+	return numeric_int4_opt_error(v->val.numeric, &err) >= 0 && !err;
 }
 
+/* Refuse a pattern that does not compile (it is compiled again when used). */
 static void
-pattern_context(void *arg)
+check_pattern(const Path *at, JsonbValue *v)
 {
-	errcontext("schema keyword %s", path_string((const Path *) arg));
+	pg_wchar   *wide = palloc((v->val.string.len + 1) * sizeof(pg_wchar));
+	int			wlen = pg_mb2wchar_with_len(v->val.string.val, wide, v->val.string.len);
+	regex_t		re;
+	int			rc = pg_regcomp(&re, wide, wlen, REG_ADVANCED, DEFAULT_COLLATION_OID);
+	char		msg[100];
+
+	pfree(wide);
+	if (rc == REG_OKAY)
+	{
+		pg_regfree(&re);
+		return;
+	}
+	CHECK_FOR_INTERRUPTS();		/* REG_CANCEL: report the cancel itself */
+	pg_regerror(rc, &re, msg, sizeof(msg));
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+			errmsg("invalid schema at %s: %s is not a regular expression: %s",
+				   path_string(at), show(v), msg),
+			errhint("A pattern is a PostgreSQL regular expression, searched for in the string."));
 }
 
 /* One keyword of a schema object. */
@@ -1105,12 +1134,12 @@ check_keyword(Check *c, JsonbValue *k, JsonbValue *v, const Path *path, int dept
 	if (is_key(k, "type"))
 	{
 		if (!is_type_name(v) && !all_elements(v, is_type_name))
-			bad_schema(&at, "a type name (null, boolean, number, integer, string, object, array) or a list of them");
+			bad_value(&at, v, "a type name (null, boolean, number, integer, string, object, array) or a list of them");
 	}
 	else if (is_key(k, "required"))
 	{
 		if (!all_elements(v, is_string))
-			bad_schema(&at, "a list of property names");
+			bad_value(&at, v, "a list of property names");
 	}
 	else if (is_key(k, "properties"))
 	{
@@ -1120,7 +1149,7 @@ check_keyword(Check *c, JsonbValue *k, JsonbValue *v, const Path *path, int dept
 		JsonbIteratorToken tok;
 
 		if (!is_object(v))
-			bad_schema(&at, "an object of schemas");
+			bad_value(&at, v, "an object of schemas");
 		it = JsonbIteratorInit(v->val.binary.data);
 		while ((tok = JsonbIteratorNext(&it, &name, true)) != WJB_DONE)
 			if (tok == WJB_KEY)
@@ -1136,39 +1165,39 @@ check_keyword(Check *c, JsonbValue *k, JsonbValue *v, const Path *path, int dept
 	else if (is_key(k, "enum"))
 	{
 		if (!is_array(v))
-			bad_schema(&at, "a list of values");
+			bad_value(&at, v, "a list of values");
 	}
 	else if (is_key(k, "minimum") || is_key(k, "maximum"))
 	{
 		if (v->type != jbvNumeric)
-			bad_schema(&at, "a number");
+			bad_value(&at, v, "a number");
 	}
 	else if (is_key(k, "minLength") || is_key(k, "maxLength"))
 	{
 		if (!is_count(v))
-			bad_schema(&at, "a whole number, 0 or more");
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("invalid schema at %s: %s is not a whole number from 0 to %d",
+						   path_string(&at), show(v), PG_INT32_MAX),
+					errhint("%s counts characters: give it a whole number from 0 to %d.",
+							string_of(k), PG_INT32_MAX));
 	}
 	else if (is_key(k, "pattern"))
 	{
-		ErrorContextCallback errcb = {error_context_stack, pattern_context, &at};
-
 		if (v->type != jbvString)
-			bad_schema(&at, "a regular expression");
-		error_context_stack = &errcb;
-		(void) RE_compile_and_cache(cstring_to_text_with_len(v->val.string.val, v->val.string.len),
-									REG_ADVANCED, DEFAULT_COLLATION_OID);
-		error_context_stack = errcb.previous;
+			bad_value(&at, v, "a regular expression");
+		check_pattern(&at, v);
 	}
 	else if (is_key(k, "$ref"))
 	{
 		if (v->type != jbvString)
-			bad_schema(&at, "the name of a schema defined with taskorch.define_schema()");
+			bad_value(&at, v, "the name of a schema defined with taskorch.define_schema()");
 		(void) resolve_ref(c, v);
 	}
 	else if (!is_key(k, "const") && !is_key(k, "title") && !is_key(k, "description") &&
 			 !is_key(k, "default") && !is_key(k, "examples") && !is_key(k, "$schema") &&
 			 !is_key(k, "$id") && !is_key(k, "$comment"))
-		bad_schema(&at, psprintf("unsupported keyword \"%s\"", string_of(k)));
+		bad_schema(&at, psprintf("unsupported keyword %s", show(k)));
 }
 
 static void
@@ -1186,7 +1215,7 @@ check_definition(Check *c, JsonbValue *schema, const Path *path, int depth)
 	if (schema->type == jbvBool)
 		return;
 	if (!is_object(schema))
-		bad_schema(path, "a schema is an object (or true, or false)");
+		bad_value(path, schema, "a schema (an object, true or false)");
 	it = JsonbIteratorInit(schema->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 		if (tok == WJB_KEY)
