@@ -67,6 +67,17 @@ SELECT taskorch.validate('{"tenantId": "", "projectId": "p"}', '{"$ref": "base-i
 SELECT taskorch.define_schema('bad', '{"type": "strng"}');
 SELECT taskorch.define_schema('has space', '{}');
 
+-- a schema may not refer to itself, directly or through others: the
+-- refused definition changes nothing
+SELECT taskorch.define_schema('cyc-a', 'true');
+SELECT taskorch.define_schema('cyc-b', '{"properties": {"next": {"$ref": "cyc-a"}}}');
+SELECT taskorch.define_schema('cyc-c', '{"items": {"$ref": "cyc-b"}}');
+SELECT taskorch.define_schema('cyc-a', '{"additionalProperties": {"$ref": "cyc-c"}}');
+SELECT try($$SELECT taskorch.define_schema('cyc-a', '{"$ref": "cyc-b"}')$$);
+SELECT try($$SELECT taskorch.define_schema('cyc-a', '{"type": "object", "items": {"$ref": "cyc-a"}}')$$);
+SELECT name, schema FROM taskorch.schemas WHERE name LIKE 'cyc-%' ORDER BY name;
+SELECT taskorch.validate('[{"next": 1}, 2]', '{"$ref": "cyc-c"}') AS still_checks;
+
 -- a named schema is read once per check, however often it applies, and a
 -- DAG of $refs costs what its distinct schemas cost: each dag-i applies
 -- dag-(i-1) twice, at the same element and at its elements, so expanding
@@ -152,4 +163,5 @@ BEGIN
 		PERFORM taskorch.drop_schema('dag-' || i);
 	END LOOP;
 END $$;
+SELECT taskorch.drop_schema(s) FROM unnest(ARRAY['cyc-c', 'cyc-b', 'cyc-a']) s;
 SELECT count(*) AS schemas_left FROM taskorch.schemas;

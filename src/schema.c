@@ -29,7 +29,7 @@
  *	  it, say) is in the set once, so a DAG of $refs costs what its
  *	  distinct schemas cost, not what their expansion would: the work is
  *	  at most (nodes of the value) x (schema objects, named ones included),
- *	  and a $ref cycle cannot loop.
+ *	  and a $ref cycle (which define_schema() refuses anyway) cannot loop.
  *	- A named schema is read once per check (one SPI query per name, not
  *	  per use) and kept in check_cxt with the other per-check state; its
  *	  address, and those of its parts, are stable until the end.
@@ -47,10 +47,15 @@
  *	  schema's lists, so that a cancel or statement_timeout stops a check
  *	  promptly; check_stack_depth() where the recursion follows the value.
  *
+ * define_schema() refuses a definition whose $refs lead back to the schema
+ * itself (under a lock on taskorch.schema, reading the latest committed
+ * definitions), so stored named schemas have no cycles.
+ *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -58,10 +63,12 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "regex/regex.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
@@ -514,16 +521,23 @@ level(Check *c, int depth)
 	return c->level[depth];
 }
 
-/* The schema defined as `name`, or NULL, copied into the current context. */
+/*
+ * The schema defined as `name`, or NULL; latest: read with a snapshot
+ * taken now (define_schema's cycle check) rather than the statement's.
+ * The Jsonb is copied into the current memory context.
+ */
 static Jsonb *
-named_schema(const char *name)
+named_schema(const char *name, bool latest)
 {
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	Datum		d = (Datum) 0;
 	bool		isnull = true;
+	int			n;
 
 	SPI_connect();
-	if (taskorch_execute_as_owner(&named_plan, values, NULL, true, 1) == 1)
+	n = latest ? taskorch_execute_latest(&named_plan, values, NULL, 1) :
+		taskorch_execute_as_owner(&named_plan, values, NULL, true, 1);
+	if (n == 1)
 	{
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
@@ -563,7 +577,7 @@ resolve_ref(Check *c, JsonbValue *ref)
 	if (entry)
 		return entry;
 	old = MemoryContextSwitchTo(c->cxt);
-	schema = named_schema(name);
+	schema = named_schema(name, false);
 	MemoryContextSwitchTo(old);
 	if (schema == NULL)
 		no_such_schema(name);
@@ -1340,6 +1354,131 @@ lock_own_schema(const char *name)
 	return true;
 }
 
+/* Append the names schema refers to through $ref (in schema positions) to *names. */
+static void
+refs_of(JsonbValue *schema, List **names)
+{
+	JsonbIterator *it;
+	JsonbValue	k;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	CHECK_FOR_INTERRUPTS();
+	check_stack_depth();
+	if (!is_object(schema))
+		return;
+	it = JsonbIteratorInit(schema->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (is_key(&k, "$ref") && v.type == jbvString)
+			*names = lappend(*names, string_of(&v));
+		else if (is_key(&k, "additionalProperties") || is_key(&k, "items"))
+			refs_of(&v, names);
+		else if (is_key(&k, "properties") && is_object(&v))
+		{
+			JsonbIterator *pit = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	p;
+
+			while ((tok = JsonbIteratorNext(&pit, &p, true)) != WJB_DONE)
+				if (tok == WJB_VALUE)
+					refs_of(&p, names);
+		}
+	}
+}
+
+/*
+ * Refuse to define `name` as `schema` if its $refs lead back to `name`:
+ * a breadth-first walk of the latest committed definitions (the caller
+ * holds the lock that keeps them from changing), each read once; the
+ * shortest cycle is named.
+ */
+static void
+refuse_cycle(const char *name, Jsonb *schema)
+{
+	typedef struct Step
+	{
+		char	   *name;
+		int			from;		/* index of the step that refers to it; -1: name */
+	} Step;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "taskorch schema cycle check",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	JsonbValue	root = value_of(schema);
+	List	   *refs = NIL;
+	Step	   *steps;
+	int			nsteps = 0;
+	int			cap = 16;
+	HTAB	   *seen;
+	HASHCTL		ctl;
+	ListCell   *lc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAME_KEY;
+	ctl.entrysize = NAME_KEY;
+	ctl.hcxt = cxt;
+	seen = hash_create("taskorch schema cycle check", 16, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	refs_of(&root, &refs);
+	cap = Max(cap, list_length(refs));
+	steps = palloc(sizeof(Step) * cap);
+	foreach(lc, refs)
+	{
+		steps[nsteps].name = lfirst(lc);
+		steps[nsteps++].from = -1;
+	}
+	for (int i = 0; i < nsteps; i++)
+	{
+		Jsonb	   *def;
+		JsonbValue	v;
+		bool		found;
+
+		CHECK_FOR_INTERRUPTS();
+		if (strcmp(steps[i].name, name) == 0)
+		{
+			StringInfoData path;
+			List	   *chain = NIL;
+
+			for (int j = i; j >= 0; j = steps[j].from)
+				chain = lcons(steps[j].name, chain);
+			initStringInfo(&path);
+			appendStringInfoString(&path, name);
+			foreach(lc, chain)
+				appendStringInfo(&path, " -> %s", (char *) lfirst(lc));
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("schema \"%s\" would refer to itself: %s", name, path.data),
+					errhint("A schema may not refer to itself, directly or through the schemas "
+							"it refers to: remove one $ref of the cycle."));
+		}
+		if (strlen(steps[i].name) >= NAME_KEY)
+			continue;			/* cannot exist */
+		(void) hash_search(seen, steps[i].name, HASH_ENTER, &found);
+		if (found)
+			continue;
+		def = named_schema(steps[i].name, true);
+		if (def == NULL)
+			continue;
+		v = value_of(def);
+		refs = NIL;
+		refs_of(&v, &refs);
+		foreach(lc, refs)
+		{
+			if (nsteps == cap)
+			{
+				cap *= 2;
+				steps = repalloc(steps, sizeof(Step) * cap);
+			}
+			steps[nsteps].name = lfirst(lc);
+			steps[nsteps++].from = i;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
 /* SQL: taskorch.define_schema(name, schema, description) -> name */
 Datum
 taskorch_define_schema(PG_FUNCTION_ARGS)
@@ -1352,8 +1491,15 @@ taskorch_define_schema(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	check_name("schema", name);
 	schema_check_definition(PG_GETARG_JSONB_P(1));
+	/*
+	 * One definition at a time: two that each add one $ref of a cycle must
+	 * not both pass refuse_cycle() (readers are not blocked).
+	 */
+	LockRelationOid(get_relname_relid("schema", get_namespace_oid("taskorch", false)),
+					ShareRowExclusiveLock);
 	SPI_connect();
 	(void) lock_own_schema(name);
+	refuse_cycle(name, PG_GETARG_JSONB_P(1));
 	values[0] = CStringGetTextDatum(name);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = ObjectIdGetDatum(GetUserId());
