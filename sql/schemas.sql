@@ -43,6 +43,14 @@ SELECT taskorch.check_schema('{"required": [1]}');
 SELECT taskorch.check_schema('{"items": {"properties": {"a": {"maximum": "10"}}}}');
 SELECT taskorch.check_schema('{"$ref": "nope"}');
 SELECT taskorch.check_schema('[]');
+-- minLength and maxLength are counts, 0 to 2147483647: a bigger one would
+-- pass here and fail every validation
+SELECT taskorch.check_schema('{"maxLength": 10000000000}');
+SELECT try($$SELECT taskorch.check_schema('{"properties": {"a": {"minLength": 2147483648}}}')$$);
+SELECT try($$SELECT taskorch.check_schema('{"minLength": 2.5}')$$);
+SELECT try($$SELECT taskorch.define_schema('too-long', '{"maxLength": 1e10}')$$);
+SELECT taskorch.validate('"abc"', '{"minLength": 0, "maxLength": 2147483647}') AS largest_count_ok;
+SELECT taskorch.validate('"abc"', '{"minLength": 3.0, "maxLength": 2.0}') AS integral_counts;
 SELECT taskorch.check_schema('{"title": "t", "description": "d", "default": 1, "examples": [],
 							  "$schema": "x", "$id": "y", "$comment": "z"}') AS annotations_ok;
 
@@ -58,6 +66,52 @@ SELECT name, description FROM taskorch.schemas;
 SELECT taskorch.validate('{"tenantId": "", "projectId": "p"}', '{"$ref": "base-input"}');
 SELECT taskorch.define_schema('bad', '{"type": "strng"}');
 SELECT taskorch.define_schema('has space', '{}');
+
+-- a schema may not refer to itself, directly or through others: the
+-- refused definition changes nothing
+SELECT taskorch.define_schema('cyc-a', 'true');
+SELECT taskorch.define_schema('cyc-b', '{"properties": {"next": {"$ref": "cyc-a"}}}');
+SELECT taskorch.define_schema('cyc-c', '{"items": {"$ref": "cyc-b"}}');
+SELECT taskorch.define_schema('cyc-a', '{"additionalProperties": {"$ref": "cyc-c"}}');
+SELECT try($$SELECT taskorch.define_schema('cyc-a', '{"$ref": "cyc-b"}')$$);
+SELECT try($$SELECT taskorch.define_schema('cyc-a', '{"type": "object", "items": {"$ref": "cyc-a"}}')$$);
+SELECT name, schema FROM taskorch.schemas WHERE name LIKE 'cyc-%' ORDER BY name;
+SELECT taskorch.validate('[{"next": 1}, 2]', '{"$ref": "cyc-c"}') AS still_checks;
+
+-- a named schema is read once per check, however often it applies, and a
+-- DAG of $refs costs what its distinct schemas cost: each dag-i applies
+-- dag-(i-1) twice, at the same element and at its elements, so expanding
+-- the $refs grew the work about 4x per level (dag-14 took minutes and read
+-- taskorch.schema millions of times)
+SELECT taskorch.define_schema('dag-0', '{"type": ["array", "integer"]}');
+DO $$
+BEGIN
+	FOR i IN 1..14 LOOP
+		PERFORM taskorch.define_schema('dag-' || i,
+			jsonb_build_object('$ref', 'dag-' || (i - 1), 'items', jsonb_build_object('$ref', 'dag-' || (i - 1))));
+	END LOOP;
+END $$;
+CREATE FUNCTION pairs(depth int) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	v jsonb := '1';
+BEGIN
+	FOR i IN 1..depth LOOP
+		v := jsonb_build_array(v, v);
+	END LOOP;
+	RETURN v;
+END $$;
+BEGIN;
+SET LOCAL statement_timeout = '10s';
+SELECT seq_scan + coalesce(idx_scan, 0) AS reads FROM pg_stat_xact_user_tables
+ WHERE relid = 'taskorch.schema'::regclass \gset
+SELECT taskorch.validate(pairs(14), '{"$ref": "dag-14"}') AS dag_checks;
+-- dag-14 ... dag-0: 15 schemas, one read each
+SELECT seq_scan + coalesce(idx_scan, 0) - :reads AS schema_reads FROM pg_stat_xact_user_tables
+ WHERE relid = 'taskorch.schema'::regclass;
+-- a failure reached through many $ref paths is reported once
+SELECT taskorch.validate(jsonb_set(pairs(14), '{1,0,1,0,1,0,1,0,1,0,1,0,1,0}', '"x"'),
+						 '{"$ref": "dag-14"}') AS dag_failure_once;
+COMMIT;
 
 -- a task's payload_schema: a bad payload is refused, with no run made
 CREATE FUNCTION media_task(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -103,4 +157,11 @@ DROP ROLE schema_stranger;
 SELECT taskorch.unregister_task('extract-audio');
 SELECT taskorch.drop_schema('base-input');
 SELECT taskorch.drop_schema('base-input');
+DO $$
+BEGIN
+	FOR i IN REVERSE 14..0 LOOP
+		PERFORM taskorch.drop_schema('dag-' || i);
+	END LOOP;
+END $$;
+SELECT taskorch.drop_schema(s) FROM unnest(ARRAY['cyc-c', 'cyc-b', 'cyc-a']) s;
 SELECT count(*) AS schemas_left FROM taskorch.schemas;
