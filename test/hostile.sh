@@ -11,7 +11,8 @@
 #      capture another role's writes to an unqualified table name;
 #   3. session leftovers: advisory locks, temporary functions, PREPARE,
 #      LISTEN, cursors WITH HOLD;
-#   4. statement_timeout bounds a task, max_payload_size its output;
+#   4. statement_timeout bounds a task, max_payload_size its output, and
+#      max_duration and cancel() its output schema check;
 #   5. a waiting run whose function is replaced by one making another wait
 #      call fails cleanly (it crashed the server in a loop);
 #   6. a task that terminates its own worker is charged an attempt and ends
@@ -193,6 +194,36 @@ expect "statement_timeout stops a task" \
 q "ALTER SYSTEM RESET statement_timeout" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
+
+# 4a. the output schema check is bounded by max_duration and cancel(): an
+# output of 200,000 numbers against an enum of 2,000 others is seconds of work
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION public.many(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_agg(-g) FROM generate_series(1, 200000) g $$;
+SELECT taskorch.register_task('many', 'public.many(jsonb)', max_attempts => 1,
+	max_duration => '500 milliseconds',
+	output_schema => (SELECT jsonb_build_object('items', jsonb_build_object('enum', jsonb_agg(g)))
+						FROM generate_series(1, 2000) g));
+SELECT taskorch.register_task('many-uncapped', 'public.many(jsonb)', max_attempts => 1,
+	output_schema => (SELECT output_schema FROM taskorch.tasks WHERE id = 'many'));
+SQL
+start=$SECONDS
+q "SELECT taskorch.trigger('many')" >/dev/null
+settled
+expect "max_duration interrupts the output schema check" \
+	"$(q "SELECT status || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'many'")" \
+	"TIMED_OUT: run exceeded its max_duration of 500 ms"
+[ $((SECONDS - start)) -lt 4 ] || fail "the output check ran $((SECONDS - start)) s past max_duration"
+uncapped=$(q "SELECT taskorch.trigger('many-uncapped')")
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id = '$uncapped')" 30 ||
+	fail "the run did not start"
+sleep 0.5
+start=$SECONDS
+q "SELECT taskorch.cancel('$uncapped')" >/dev/null
+settled
+expect "cancel() interrupts the output schema check" \
+	"$(q "SELECT status FROM taskorch.run WHERE id = '$uncapped'")" CANCELED
+[ $((SECONDS - start)) -lt 3 ] || fail "cancel() took $((SECONDS - start)) s"
 
 # 4b. an output larger than taskorch.max_payload_size fails its attempt
 q "CREATE FUNCTION public.huge(payload jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT jsonb_build_object('x', repeat('x', 11 * 1024 * 1024)) \$\$" >/dev/null
