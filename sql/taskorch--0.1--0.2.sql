@@ -1366,5 +1366,16 @@ BEGIN
 END
 $$;
 
+-- Task ids belong to the role that first registered them and stay with it
+-- after unregister_task(): a run, hook or track step that names a task
+-- never reaches another role's function (registry.c).
+CREATE TABLE taskorch.task_name (
+	id				text PRIMARY KEY,
+	owner			regrole NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
+REVOKE ALL ON taskorch.task_name FROM PUBLIC;
+INSERT INTO taskorch.task_name SELECT id, owner FROM taskorch.task;
+
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

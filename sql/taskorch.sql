@@ -134,6 +134,16 @@ CREATE TABLE taskorch.attempt (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
+
+-- Task ids belong to the role that first registered them and stay with it
+-- after unregister_task(): a run, hook or track step that names a task
+-- never reaches another role's function (registry.c).
+CREATE TABLE taskorch.task_name (
+	id				text PRIMARY KEY,
+	owner			regrole NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
+REVOKE ALL ON taskorch.task_name FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('taskorch.run', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.attempt', '');

@@ -12,10 +12,11 @@
  * owner role, or a superuser) replaces the definition; the owner stays.
  * A task's queue must be one the caller may use (queues.c): its own, one
  * granted to it, or a name nobody owns yet; a re-registration that keeps
- * the queue is not checked again.
+ * the queue is not checked again.  A task id belongs to the role that
+ * first registered it, also once unregistered (taskorch.task_name).
  *
  * All checks run as the caller; the writes run as the extension owner
- * (spi_util.c).  Every refusal happens before anything is written.
+ * (spi_util.c).  A refusal is an error: the call changes nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -76,6 +77,14 @@ static TaskorchPlan upsert_plan = {
 	"       on_failure = EXCLUDED.on_failure, updated_at = now()",
 	15, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
 	INT4OID, BOOLOID, INTERVALOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID, TEXTOID},
+	NULL
+};
+
+/* Claim task id $1 for role $2, or lock its claim: who owns the id */
+static TaskorchPlan name_plan = {
+	"INSERT INTO taskorch.task_name AS n (id, owner) VALUES ($1, $2::regrole)"
+	" ON CONFLICT (id) DO UPDATE SET id = n.id RETURNING owner::oid",
+	2, {TEXTOID, OIDOID},
 	NULL
 };
 
@@ -305,6 +314,33 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 	return true;
 }
 
+/*
+ * A task id belongs to the role that first registered it, for good: after
+ * unregister_task() only that role (a member, a superuser) may register it
+ * again.  Otherwise another role could register its own function under
+ * the id and receive what was meant for the first: the runs still waiting
+ * or retrying, the hooks and track steps that name it, the triggers of
+ * applications that know it by name.  The claim's row lock also orders two
+ * registrations of one new id.  Caller is inside SPI.
+ */
+static void
+claim_task_name(const char *id, Oid caller)
+{
+	Datum		values[2] = {CStringGetTextDatum(id), ObjectIdGetDatum(caller)};
+	bool		isnull;
+	Oid			owner;
+
+	taskorch_execute_as_owner(&name_plan, values, NULL, false, 1);
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(caller, owner))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("task id \"%s\" belongs to role %s", id, GetUserNameFromId(owner, true) ?
+					   GetUserNameFromId(owner, true) : psprintf("with OID %u", owner)),
+				errdetail("A task id stays with the role that first registered it, also after unregister_task(), so that nothing made for that role's task reaches another role's function."),
+				errhint("Pick another id."));
+}
+
 /* lock_own_task() for a task that must exist */
 static void
 lock_existing_task(const char *id)
@@ -354,6 +390,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	char		nulls[15];
 	Oid			owner = caller;
 	char	   *old_queue = NULL;
+	bool		registered;
 
 	require_arg(fcinfo, 1, "fn", "Pass the task function as 'name(jsonb)'::regprocedure.");
 	fn = PG_GETARG_OID(1);
@@ -399,7 +436,9 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	if (!lock_own_task(id, caller, &owner, &old_queue) || strcmp(old_queue, queue) != 0)
+	registered = lock_own_task(id, caller, &owner, &old_queue);
+	claim_task_name(id, caller);
+	if (!registered || strcmp(old_queue, queue) != 0)
 		queue_check_register(id, queue);
 	check_hook(fcinfo, 9, "on_success", id);
 	check_hook(fcinfo, 10, "on_failure", id);

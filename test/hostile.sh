@@ -17,6 +17,8 @@
 #      call fails cleanly (it crashed the server in a loop);
 #   6. a task that terminates its own worker is charged an attempt and ends
 #      CRASHED, while other runs keep completing;
+#   6b. a task id stays with its owner once unregistered, and a run is never
+#      run as another role's task;
 #   7. kill -9 of the launcher (a crash restart of every process) charges
 #      nothing to the runs executing on healthy workers; commands a role is
 #      refused (DROP EXTENSION, DROP DATABASE ...) stop no worker;
@@ -292,6 +294,40 @@ settled
 expect "after kill -9 of the launcher the slow runs completed, each once" \
 	"$(q "SELECT string_agg(status || ' ' || attempts, ',') FROM taskorch.run WHERE task_id = 'slow'")/$(q "SELECT count(DISTINCT run_id) || ' ' || count(*) FROM slow_effects")" \
 	"COMPLETED 1,COMPLETED 1/2 2"
+
+# 7a. a task id stays with its owner: after alice unregisters a task whose
+# run waits, and one that is her other task's hook, mallory cannot register
+# either id (her function would get alice's run and results); a superuser
+# can, and alice's waiting run is then not run as the superuser's task
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE ROLE alice;
+CREATE SCHEMA a AUTHORIZATION alice;
+SET ROLE alice;
+CREATE FUNCTION a.waiter(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.wait_for('2s');
+	RETURN '{"done": true}';
+END $$;
+CREATE FUNCTION a.work(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+SELECT taskorch.register_task('alice-waiter', 'a.waiter(jsonb)');
+SELECT taskorch.register_task('alice-hook', 'a.work(jsonb)');
+SELECT taskorch.register_task('alice-main', 'a.work(jsonb)', on_success => 'alice-hook');
+SELECT taskorch.trigger('alice-waiter', '{"ssn": "123-45-6789"}');
+RESET ROLE;
+SQL
+wait_for "$port" postgres "SELECT status = 'WAITING' FROM taskorch.run WHERE task_id = 'alice-waiter'" 30 ||
+	fail "alice's run did not wait"
+q "SET ROLE alice; SELECT taskorch.unregister_task('alice-waiter'), taskorch.unregister_task('alice-hook')" >/dev/null
+for id in alice-waiter alice-hook; do
+	expect "mallory cannot take task id $id" \
+		"$(psql_as "$port" postgres -tA -c "SET ROLE mallory" -c "SELECT taskorch.register_task('$id', 'm.noop(jsonb)')" 2>&1 | head -1)" \
+		"ERROR:  task id \"$id\" belongs to role alice"
+done
+q "SELECT taskorch.register_task('alice-waiter', 'public.bystander(jsonb)')" >/dev/null
+settled
+expect "alice's waiting run is not run as the task now registered by another role" \
+	"$(q "SELECT status || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'alice-waiter'")" \
+	'FAILED 42501: task "alice-waiter" was registered again by another role: this run, made for the former task, is not run'
 
 # 7b. commands a role is refused stop no worker
 pids=$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers()")
