@@ -31,8 +31,7 @@
  *
  * Races: the owner of an undefined queue is read from the task table and
  * a definition written to the queue table, so create_queue() and
- * register_task() serialize on a transaction-level advisory lock on the
- * queue name and then read with a fresh snapshot (taskorch_execute_latest),
+ * register_task() serialize on a lock on the queue name (lock_name()) and then read with a fresh snapshot (taskorch_execute_latest),
  * whatever the isolation level: of two roles taking one name, the second
  * sees the first.  Changes of a definition lock its row (FOR UPDATE).
  *
@@ -44,7 +43,6 @@
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -59,8 +57,6 @@ PG_FUNCTION_INFO_V1(taskorch_drop_queue);
 PG_FUNCTION_INFO_V1(taskorch_grant_queue);
 PG_FUNCTION_INFO_V1(taskorch_revoke_queue);
 
-/* advisory lock class (first key) serializing who takes a queue name */
-#define QUEUE_LOCK_CLASS 0x74726b33
 
 static TaskorchPlan create_plan = {
 	"INSERT INTO taskorch.queue (name, concurrency_limit, owner)"
@@ -163,9 +159,7 @@ queue_admin(void)
 static void
 lock_queue_name(const char *name)
 {
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(QUEUE_LOCK_CLASS),
-						Int32GetDatum((int32) hash_bytes((const unsigned char *) name,
-														 strlen(name))));
+	lock_name(LOCK_QUEUE_NAME, name, strlen(name));
 }
 
 /*

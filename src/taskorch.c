@@ -17,12 +17,14 @@
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -316,6 +318,21 @@ acts_for(Oid owner)
 	Oid			admin = get_role_oid("taskorch_admin", true);
 
 	return has_privs_of_role(me, owner) || (OidIsValid(admin) && has_privs_of_role(me, admin));
+}
+
+/*
+ * Serialize, until the end of the transaction, with the other
+ * transactions that lock the same (kind, name): triggers with one
+ * idempotency or debounce key, registrations taking one queue name.  The
+ * lock is an object lock whose class id is no catalog's, so that no role
+ * can take it to block others (an advisory lock anyone can take).
+ * Different names may share a lock, which only makes them wait in turn.
+ */
+void
+lock_name(TaskorchLockKind kind, const char *name, size_t len)
+{
+	LockDatabaseObject(TASKORCH_LOCK_CLASSID, (Oid) hash_bytes((const unsigned char *) name, len),
+					   (uint16) kind, ExclusiveLock);
 }
 
 /* For the C entry points of SQL definitions an older version had. */

@@ -316,6 +316,19 @@ extern void waits_children_done(ClaimedRun *runs, int n);
 extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint);
 extern void require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint);
 extern bool acts_for(Oid owner);
+
+/* What lock_name() serializes */
+typedef enum TaskorchLockKind
+{
+	LOCK_IDEMPOTENCY_KEY = 1,
+	LOCK_DEBOUNCE_KEY,
+	LOCK_QUEUE_NAME
+} TaskorchLockKind;
+
+/* lock class id of lock_name(): no catalog's (catalog OIDs are small) */
+#define TASKORCH_LOCK_CLASSID ((Oid) 0x74726b00)
+
+extern void lock_name(TaskorchLockKind kind, const char *name, size_t len);
 extern void schema_older_than_library(void) pg_attribute_noreturn();
 
 /* schema.c */

@@ -22,8 +22,8 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -66,21 +66,20 @@ static TaskorchPlan insert_plan = {
 static TaskorchPlan idempotent_plan = {
 	"SELECT id FROM taskorch.run"
 	" WHERE task_id = $1 AND idempotency_key = $2 AND idempotency_key_expires_at > $3"
+	"   AND triggered_by = $4::regrole"
 	" ORDER BY created_at DESC LIMIT 1",
-	3, {TEXTOID, TEXTOID, TIMESTAMPTZOID},
+	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, OIDOID},
 	NULL
 };
 
-/* advisory lock classes (first key) serializing triggers with one key */
-#define IDEMPOTENCY_LOCK_CLASS 0x74726b31
-#define DEBOUNCE_LOCK_CLASS 0x74726b32
 
 /* the latest DELAYED run of a debounce group, locked */
 static TaskorchPlan debounced_plan = {
 	"SELECT id, created_at, run_at FROM taskorch.run"
 	" WHERE task_id = $1 AND debounce_key = $2 AND status = 'DELAYED'"
+	"   AND triggered_by = $3::regrole"
 	" ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-	2, {TEXTOID, TEXTOID},
+	3, {TEXTOID, TEXTOID, OIDOID},
 	NULL
 };
 
@@ -202,13 +201,21 @@ first_value_out(void)
 							 false, -1);
 }
 
-/* advisory lock key of (task, key) */
-static int32
-key_hash(const char *task, const char *key)
+/*
+ * Lock (task, key, the triggering role) until the transaction ends, so
+ * that concurrent triggers with one key queue up and the second sees the
+ * first's run.
+ */
+static void
+lock_key(TaskorchLockKind kind, const char *task, const char *key)
 {
-	char	   *k = psprintf("%s%c%s", task, '\0', key);
+	StringInfoData k;
 
-	return (int32) hash_bytes((unsigned char *) k, strlen(task) + 1 + strlen(key));
+	initStringInfo(&k);
+	appendBinaryStringInfo(&k, task, strlen(task) + 1);	/* with its '\0' */
+	appendBinaryStringInfo(&k, key, strlen(key) + 1);
+	appendStringInfo(&k, "%u", GetUserId());
+	lock_name(kind, k.data, k.len);
 }
 
 /*
@@ -219,13 +226,13 @@ key_hash(const char *task, const char *key)
 static Datum
 idempotent_run(const char *task, TriggerOptions *o)
 {
-	Datum		values[3];
+	Datum		values[4];
 
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(IDEMPOTENCY_LOCK_CLASS),
-						Int32GetDatum(key_hash(task, o->idempotency_key)));
+	lock_key(LOCK_IDEMPOTENCY_KEY, task, o->idempotency_key);
 	values[0] = CStringGetTextDatum(task);
 	values[1] = CStringGetTextDatum(o->idempotency_key);
 	values[2] = TimestampTzGetDatum(o->now);
+	values[3] = ObjectIdGetDatum(GetUserId());
 	if (taskorch_execute_latest(&idempotent_plan, values, NULL, 1) == 0)
 		return (Datum) 0;
 	return first_value_out();
@@ -252,10 +259,10 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 	Datum		run_id;
 	bool		isnull;
 
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(DEBOUNCE_LOCK_CLASS),
-						Int32GetDatum(key_hash(task, o->debounce_key)));
+	lock_key(LOCK_DEBOUNCE_KEY, task, o->debounce_key);
 	values[0] = CStringGetTextDatum(task);
 	values[1] = CStringGetTextDatum(o->debounce_key);
+	values[2] = ObjectIdGetDatum(GetUserId());
 	if (taskorch_execute_latest(&debounced_plan, values, NULL, 1) == 0)
 		return (Datum) 0;
 	run_id = first_value_out();

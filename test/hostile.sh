@@ -18,7 +18,8 @@
 #   6. a task that terminates its own worker is charged an attempt and ends
 #      CRASHED, while other runs keep completing;
 #   6b. a task id stays with its owner once unregistered, and a run is never
-#      run as another role's task;
+#      run as another role's task; idempotency and debounce keys are per
+#      triggering role, and no role can take the lock that orders them;
 #   7. kill -9 of the launcher (a crash restart of every process) charges
 #      nothing to the runs executing on healthy workers; commands a role is
 #      refused (DROP EXTENSION, DROP DATABASE ...) stop no worker;
@@ -328,6 +329,28 @@ settled
 expect "alice's waiting run is not run as the task now registered by another role" \
 	"$(q "SELECT status || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'alice-waiter'")" \
 	'FAILED 42501: task "alice-waiter" was registered again by another role: this run, made for the former task, is not run'
+
+# 7c. idempotency and debounce keys are per triggering role: mallory, granted
+# to trigger alice's task, neither gets alice's run through a key (nor its
+# output) nor rewrites her debounced run; and the lock that orders triggers
+# with one key is not an advisory lock mallory could take to block them
+psql_as "$port" postgres >/dev/null <<'SQL'
+SET ROLE alice;
+SELECT taskorch.grant_trigger('alice-main', 'mallory');
+SELECT taskorch.trigger('alice-main', '{"card": "5555-private"}', idempotency_key => 'order-42');
+SELECT taskorch.trigger('alice-main', '{"to": "alice@corp"}', debounce => '{"key": "d1", "delay": "1h"}');
+RESET ROLE;
+SQL
+theirs=$(q "SET ROLE mallory; SELECT taskorch.trigger('alice-main', '{}', idempotency_key => 'order-42')" | tail -1)
+expect "mallory's trigger with alice's idempotency key makes a run of its own" \
+	"$(q "SELECT count(*) FROM taskorch.run WHERE id = '$theirs' AND triggered_by = 'mallory'::regrole")" 1
+q "SET ROLE mallory; SELECT taskorch.trigger('alice-main', '{\"to\": \"eve@evil\"}', debounce => '{\"key\": \"d1\", \"delay\": \"2s\", \"mode\": \"trailing\"}')" >/dev/null
+expect "mallory's debounced trigger leaves alice's delayed run as it was" \
+	"$(q "SELECT status || ' ' || (payload->>'to') || ' ' || (run_at > now() + interval '50 minutes') FROM taskorch.run WHERE debounce_key = 'd1' AND triggered_by = 'alice'::regrole")" \
+	"DELAYED alice@corp true"
+expect "a trigger with an idempotency key takes no advisory lock" \
+	"$(psql_as "$port" postgres -tA -c "BEGIN" -c "SELECT taskorch.trigger('bystander', '{}', idempotency_key => 'k-1')" \
+		-c "SELECT string_agg(DISTINCT locktype, ',') FILTER (WHERE locktype IN ('advisory', 'object')) FROM pg_locks WHERE pid = pg_backend_pid()" -c "ROLLBACK" | tail -1)" object
 
 # 7b. commands a role is refused stop no worker
 pids=$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers()")
