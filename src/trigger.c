@@ -12,7 +12,9 @@
  *
  * Privilege: the caller may trigger a task when it has the privileges of
  * the task's owner, of a role the owner granted it to (grant_trigger), or
- * of taskorch_admin.
+ * of taskorch_admin.  A task whose owner does not exist (restored into a
+ * cluster without the role, or the role dropped: role_ref.c) cannot be
+ * triggered: its runs could execute as no one.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_trigger);
@@ -320,6 +323,8 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		task_owner_missing(task);	/* its runs could not execute */
 	if (!may_trigger(owner, DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull))))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
