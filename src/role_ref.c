@@ -104,9 +104,12 @@ ref_of_name(const char *name)
 	return make_ref(len > 0 ? get_role_oid(buf, true) : InvalidOid, buf, len);
 }
 
-/* The role a value names (see the header); InvalidOid: none. */
-static Oid
-ref_role(Datum d)
+/*
+ * The role a role_ref names (see the header); InvalidOid: none.  The cast
+ * to oid, for C code that reads role_ref columns without it.
+ */
+Oid
+role_ref_oid(Datum d)
 {
 	const char *name;
 	int			len;
@@ -193,7 +196,7 @@ taskorch_role_ref_send(PG_FUNCTION_ARGS)
 Datum
 taskorch_role_ref_oid(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_OID(ref_role(PG_GETARG_DATUM(0)));
+	PG_RETURN_OID(role_ref_oid(PG_GETARG_DATUM(0)));
 }
 
 /* SQL: the assignment casts from oid and regrole: an existing role */

@@ -374,6 +374,7 @@ extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 extern void check_name(const char *kind, const char *name);
 
 /* role_ref.c */
+extern Oid	role_ref_oid(Datum ref);
 extern void task_owner_missing(const char *task) pg_attribute_noreturn();
 
 /* trigger.c */
