@@ -17,7 +17,7 @@ DATA_built = taskorch--$(EXTVERSION).sql
 DATA = $(wildcard sql/taskorch--*.sql)
 
 # pg_regress suites (sql/NAME.sql + expected/NAME.out); run by test/run-all.
-REGRESS = setup registry trigger errors outcomes security executing options debounce manage batch logs metadata queues waits schemas hooks tracks upgrade
+REGRESS = setup registry trigger errors outcomes security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
 # notify first: its expected output names run ids, counted from 1
 ISOLATION = notify claim idempotency debounce cancel tokens fanin queuename reschedule schemacycle

@@ -2,9 +2,77 @@
 -- priority, tags, metadata, per-run limits), DELAYED and EXPIRED runs,
 -- cancel(), reschedule(), replay(), batches, list_runs() and bulk
 -- cancel/replay, run logs, run metadata, queues with concurrency limits,
--- debounce, durable waits (a time, child runs).
+-- debounce, durable waits (a time, child runs), role columns that keep the
+-- role's name (a dump restores into a cluster that lacks some role).
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- Role references (role_ref.c): every column that names a role keeps its
+-- OID and its name.  pg_dump writes the name; a restore into a cluster
+-- without that role keeps the row, which names no role (its runs do not
+-- execute) until a role of that name is created.  A number is never taken
+-- for an OID.  Cast to oid, a role_ref is the role it names: its OID, or
+-- (restored before its role existed) the role of its name, 0: none.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.role_ref;
+CREATE FUNCTION taskorch.role_ref_in(cstring) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_in';
+CREATE FUNCTION taskorch.role_ref_out(taskorch.role_ref) RETURNS cstring
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_out';
+CREATE FUNCTION taskorch.role_ref_recv(internal) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_recv';
+CREATE FUNCTION taskorch.role_ref_send(taskorch.role_ref) RETURNS bytea
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_send';
+CREATE TYPE taskorch.role_ref (
+	INPUT = taskorch.role_ref_in, OUTPUT = taskorch.role_ref_out,
+	RECEIVE = taskorch.role_ref_recv, SEND = taskorch.role_ref_send,
+	INTERNALLENGTH = VARIABLE, STORAGE = main);
+CREATE FUNCTION taskorch.role_ref_oid(taskorch.role_ref) RETURNS oid
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_oid';
+CREATE FUNCTION taskorch.role_ref(oid) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_from_oid';
+-- implicit: pg_has_role(owner, 'USAGE') and owner::oid read the role
+CREATE CAST (taskorch.role_ref AS oid) WITH FUNCTION taskorch.role_ref_oid(taskorch.role_ref)
+	AS IMPLICIT;
+CREATE CAST (oid AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+CREATE CAST (regrole AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+
+-- The role columns of 0.1 become role_refs.  A regrole whose role was
+-- dropped has no name left: an owner becomes the unknown role "" (its runs
+-- never execute), a triggerer (who was granted nothing any more) is left
+-- out.  The views and policies that read the columns are made again.
+CREATE FUNCTION taskorch._role_ref_of(r regrole) RETURNS taskorch.role_ref
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE oid = r)
+					  THEN r::oid::taskorch.role_ref ELSE '""'::taskorch.role_ref END $$;
+CREATE FUNCTION taskorch._role_refs_of(rs regrole[]) RETURNS taskorch.role_ref[]
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT ARRAY(SELECT g::oid::taskorch.role_ref FROM unnest(rs) WITH ORDINALITY AS u(g, i)
+						WHERE EXISTS (SELECT FROM pg_roles WHERE oid = g) ORDER BY i) $$;
+DROP POLICY task_visible ON taskorch.task;
+DROP POLICY run_visible ON taskorch.run;
+DROP VIEW taskorch.tasks;
+DROP VIEW taskorch.runs;
+ALTER TABLE taskorch.task ALTER owner TYPE taskorch.role_ref USING taskorch._role_ref_of(owner);
+ALTER TABLE taskorch.task ALTER triggerers DROP DEFAULT;
+ALTER TABLE taskorch.task
+	ALTER triggerers TYPE taskorch.role_ref[] USING taskorch._role_refs_of(triggerers);
+ALTER TABLE taskorch.task ALTER triggerers SET DEFAULT '{}';
+ALTER TABLE taskorch.run
+	ALTER owner TYPE taskorch.role_ref USING taskorch._role_ref_of(owner),
+	ALTER triggered_by TYPE taskorch.role_ref USING taskorch._role_ref_of(triggered_by);
+DROP FUNCTION taskorch._role_ref_of(regrole);
+DROP FUNCTION taskorch._role_refs_of(regrole[]);
+CREATE POLICY task_visible ON taskorch.task FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
+			   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
+	OR taskorch.is_admin());
+CREATE POLICY run_visible ON taskorch.run FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR pg_catalog.pg_has_role(triggered_by, 'USAGE')
+	OR taskorch.is_admin());
 
 -- A run has finished (reached a status it never leaves).
 CREATE FUNCTION taskorch.finished(status taskorch.run_status) RETURNS bool
@@ -16,7 +84,7 @@ ALTER TABLE taskorch.task
 	ADD COLUMN output_schema	jsonb,
 	ADD COLUMN on_success		text,
 	ADD COLUMN on_failure		text;
-CREATE OR REPLACE VIEW taskorch.tasks WITH (security_invoker = true) AS
+CREATE VIEW taskorch.tasks WITH (security_invoker = true) AS
 SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 	   jsonb_build_object('factor', t.retry_factor,
 						  'minTimeoutInMs', t.retry_min_ms,
@@ -25,6 +93,7 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
 	   t.payload_schema, t.output_schema, t.on_success, t.on_failure
   FROM taskorch.task t;
+GRANT SELECT ON taskorch.tasks TO PUBLIC;
 DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);
 CREATE FUNCTION taskorch.register_task(
 	id text,
@@ -73,7 +142,6 @@ CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
 	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
-DROP VIEW taskorch.runs;
 -- executing runs now show the metadata their task changed
 DROP FUNCTION taskorch.executing_runs();
 CREATE FUNCTION taskorch.executing_runs(
@@ -223,8 +291,8 @@ CREATE TABLE taskorch.queue (
 	name				text PRIMARY KEY,
 	concurrency_limit	int CHECK (concurrency_limit >= 1),	-- NULL: no limit
 	paused				bool NOT NULL DEFAULT false,
-	owner				regrole NOT NULL,
-	users				regrole[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
+	owner				taskorch.role_ref NOT NULL,
+	users				taskorch.role_ref[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
 	created_at			timestamptz NOT NULL DEFAULT now(),
 	updated_at			timestamptz NOT NULL DEFAULT now()
 );
@@ -271,7 +339,7 @@ CREATE TABLE taskorch.batch (
 					DEFAULT 'batch_' || nextval('taskorch.batch_id_seq'),
 	task_id			text,						-- NULL: items name their tasks
 	item_count		int NOT NULL,
-	triggered_by	regrole NOT NULL,
+	triggered_by	taskorch.role_ref NOT NULL,
 	options			jsonb,
 	created_at		timestamptz NOT NULL DEFAULT now()
 );
@@ -517,7 +585,7 @@ $$;
 CREATE TABLE taskorch.schema (
 	name			text COLLATE "C" PRIMARY KEY,
 	schema			jsonb NOT NULL,
-	owner			regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
 	description		text,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now()
@@ -621,7 +689,7 @@ CREATE SEQUENCE taskorch.wait_token_id_seq;
 CREATE TABLE taskorch.wait_token (
 	id				text COLLATE "C" PRIMARY KEY
 					DEFAULT 'waittoken_' || nextval('taskorch.wait_token_id_seq'),
-	owner			regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	timeout_at		timestamptz,					-- NULL: none
 	completed_at	timestamptz,
@@ -1371,11 +1439,42 @@ $$;
 -- never reaches another role's function (registry.c).
 CREATE TABLE taskorch.task_name (
 	id				text PRIMARY KEY,
-	owner			regrole NOT NULL
+	owner			taskorch.role_ref NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
 REVOKE ALL ON taskorch.task_name FROM PUBLIC;
 INSERT INTO taskorch.task_name SELECT id, owner FROM taskorch.task;
+
+------------------------------------------------------------------------------
+-- Missing roles: the roles that rows name but that do not exist (after a
+-- restore into a cluster without them, or a role dropped while it owned
+-- tasks), and how many rows of each column name them.  Creating a role of
+-- that name makes restored rows whole (docs/operations.md, "Backups and
+-- restore"); a dropped role's rows stay missing.
+------------------------------------------------------------------------------
+CREATE VIEW taskorch.missing_roles WITH (security_invoker = true) AS
+SELECT m.role::text AS role, m.in_column, count(*) AS rows
+  FROM (SELECT owner, 'task.owner' FROM taskorch.task
+		UNION ALL
+		SELECT g, 'task.triggerers' FROM taskorch.task, pg_catalog.unnest(triggerers) AS g
+		UNION ALL
+		SELECT owner, 'run.owner' FROM taskorch.run
+		UNION ALL
+		SELECT triggered_by, 'run.triggered_by' FROM taskorch.run
+		UNION ALL
+		SELECT triggered_by, 'batch.triggered_by' FROM taskorch.batch
+		UNION ALL
+		SELECT owner, 'queue.owner' FROM taskorch.queue
+		UNION ALL
+		SELECT owner, 'schema.owner' FROM taskorch.schema
+		UNION ALL
+		SELECT g, 'queue.users' FROM taskorch.queue, pg_catalog.unnest(users) AS g
+		UNION ALL
+		SELECT owner, 'wait_token.owner' FROM taskorch.wait_token) AS m(role, in_column)
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = m.role::oid)
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
+GRANT SELECT ON taskorch.missing_roles TO PUBLIC;
 
 -- have the launcher start this database's workers for the new version
 SELECT taskorch._wake_launcher();

@@ -39,12 +39,43 @@ CREATE FUNCTION taskorch.finished(status taskorch.run_status) RETURNS bool
 	AS $$ SELECT status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') $$;
 
 ------------------------------------------------------------------------------
+-- Role references (role_ref.c): every column that names a role keeps its
+-- OID and its name.  pg_dump writes the name; a restore into a cluster
+-- without that role keeps the row, which names no role (its runs do not
+-- execute) until a role of that name is created.  A number is never taken
+-- for an OID.  Cast to oid, a role_ref is the role it names: its OID, or
+-- (restored before its role existed) the role of its name, 0: none.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.role_ref;
+CREATE FUNCTION taskorch.role_ref_in(cstring) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_in';
+CREATE FUNCTION taskorch.role_ref_out(taskorch.role_ref) RETURNS cstring
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_out';
+CREATE FUNCTION taskorch.role_ref_recv(internal) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_recv';
+CREATE FUNCTION taskorch.role_ref_send(taskorch.role_ref) RETURNS bytea
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_send';
+CREATE TYPE taskorch.role_ref (
+	INPUT = taskorch.role_ref_in, OUTPUT = taskorch.role_ref_out,
+	RECEIVE = taskorch.role_ref_recv, SEND = taskorch.role_ref_send,
+	INTERNALLENGTH = VARIABLE, STORAGE = main);
+CREATE FUNCTION taskorch.role_ref_oid(taskorch.role_ref) RETURNS oid
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_oid';
+CREATE FUNCTION taskorch.role_ref(oid) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_from_oid';
+-- implicit: pg_has_role(owner, 'USAGE') and owner::oid read the role
+CREATE CAST (taskorch.role_ref AS oid) WITH FUNCTION taskorch.role_ref_oid(taskorch.role_ref)
+	AS IMPLICIT;
+CREATE CAST (oid AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+CREATE CAST (regrole AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+
+------------------------------------------------------------------------------
 -- Registry
 ------------------------------------------------------------------------------
 CREATE TABLE taskorch.task (
 	id				text PRIMARY KEY,
 	fn				regprocedure NOT NULL,
-	owner			regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
 	queue			text NOT NULL,
 	max_attempts	int NOT NULL,
 	retry_factor	float8 NOT NULL,
@@ -52,7 +83,7 @@ CREATE TABLE taskorch.task (
 	retry_max_ms	int NOT NULL,
 	retry_randomize	bool NOT NULL,
 	max_duration	interval,
-	triggerers		regrole[] NOT NULL DEFAULT '{}',
+	triggerers		taskorch.role_ref[] NOT NULL DEFAULT '{}',
 	description		text,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now(),
@@ -81,8 +112,8 @@ CREATE TABLE taskorch.run (
 	attempts		int NOT NULL DEFAULT 0,
 	max_attempts	int NOT NULL,
 	queue			text NOT NULL,
-	owner			regrole NOT NULL,		-- the task's owner: runs it
-	triggered_by	regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,	-- the task's owner: runs it
+	triggered_by	taskorch.role_ref NOT NULL,
 	run_at			timestamptz NOT NULL,	-- claimable from then on
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	started_at		timestamptz,
@@ -140,7 +171,7 @@ SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
 -- never reaches another role's function (registry.c).
 CREATE TABLE taskorch.task_name (
 	id				text PRIMARY KEY,
-	owner			regrole NOT NULL
+	owner			taskorch.role_ref NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
 REVOKE ALL ON taskorch.task_name FROM PUBLIC;
@@ -381,8 +412,8 @@ CREATE TABLE taskorch.queue (
 	name				text PRIMARY KEY,
 	concurrency_limit	int CHECK (concurrency_limit >= 1),	-- NULL: no limit
 	paused				bool NOT NULL DEFAULT false,
-	owner				regrole NOT NULL,
-	users				regrole[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
+	owner				taskorch.role_ref NOT NULL,
+	users				taskorch.role_ref[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
 	created_at			timestamptz NOT NULL DEFAULT now(),
 	updated_at			timestamptz NOT NULL DEFAULT now()
 );
@@ -429,7 +460,7 @@ CREATE TABLE taskorch.batch (
 					DEFAULT 'batch_' || nextval('taskorch.batch_id_seq'),
 	task_id			text,						-- NULL: items name their tasks
 	item_count		int NOT NULL,
-	triggered_by	regrole NOT NULL,
+	triggered_by	taskorch.role_ref NOT NULL,
 	options			jsonb,
 	created_at		timestamptz NOT NULL DEFAULT now()
 );
@@ -675,7 +706,7 @@ $$;
 CREATE TABLE taskorch.schema (
 	name			text COLLATE "C" PRIMARY KEY,
 	schema			jsonb NOT NULL,
-	owner			regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
 	description		text,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now()
@@ -779,7 +810,7 @@ CREATE SEQUENCE taskorch.wait_token_id_seq;
 CREATE TABLE taskorch.wait_token (
 	id				text COLLATE "C" PRIMARY KEY
 					DEFAULT 'waittoken_' || nextval('taskorch.wait_token_id_seq'),
-	owner			regrole NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	timeout_at		timestamptz,					-- NULL: none
 	completed_at	timestamptz,
@@ -1550,6 +1581,37 @@ BEGIN
 	RETURN result;
 END
 $$;
+
+------------------------------------------------------------------------------
+-- Missing roles: the roles that rows name but that do not exist (after a
+-- restore into a cluster without them, or a role dropped while it owned
+-- tasks), and how many rows of each column name them.  Creating a role of
+-- that name makes restored rows whole (docs/operations.md, "Backups and
+-- restore"); a dropped role's rows stay missing.
+------------------------------------------------------------------------------
+CREATE VIEW taskorch.missing_roles WITH (security_invoker = true) AS
+SELECT m.role::text AS role, m.in_column, count(*) AS rows
+  FROM (SELECT owner, 'task.owner' FROM taskorch.task
+		UNION ALL
+		SELECT g, 'task.triggerers' FROM taskorch.task, pg_catalog.unnest(triggerers) AS g
+		UNION ALL
+		SELECT owner, 'run.owner' FROM taskorch.run
+		UNION ALL
+		SELECT triggered_by, 'run.triggered_by' FROM taskorch.run
+		UNION ALL
+		SELECT triggered_by, 'batch.triggered_by' FROM taskorch.batch
+		UNION ALL
+		SELECT owner, 'queue.owner' FROM taskorch.queue
+		UNION ALL
+		SELECT owner, 'schema.owner' FROM taskorch.schema
+		UNION ALL
+		SELECT g, 'queue.users' FROM taskorch.queue, pg_catalog.unnest(users) AS g
+		UNION ALL
+		SELECT owner, 'wait_token.owner' FROM taskorch.wait_token) AS m(role, in_column)
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = m.role::oid)
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
+GRANT SELECT ON taskorch.missing_roles TO PUBLIC;
 
 -- The launcher starts this database's workers.
 SELECT taskorch._wake_launcher();

@@ -43,7 +43,7 @@ static TaskorchPlan claim_plan = {
 	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure,"
 	"       r.triggered_by::oid,"
 	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
-	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner = r.owner"
+	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"

@@ -260,10 +260,7 @@ static void
 check_runnable(ClaimedRun *run)
 {
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("the owner of task \"%s\" no longer exists", run->task_id),
-				errhint("Register the task again as an existing role."));
+		task_owner_missing(run->task_id);	/* names the role, says how to fix it */
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(run->fn)))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_FUNCTION),

@@ -105,9 +105,9 @@ static TaskorchPlan drop_plan = {
 
 static TaskorchPlan users_plan = {
 	"UPDATE taskorch.queue SET updated_at = now(), users ="
-	"   CASE WHEN $3 THEN (SELECT array_agg(DISTINCT g) FROM"
-	"                       unnest(array_append(users, $2::regrole)) g)"
-	"        ELSE array_remove(users, $2::regrole) END"
+	"   CASE WHEN NOT $3 THEN ARRAY(SELECT g FROM unnest(users) g WHERE g::oid <> $2)"
+	"        WHEN $2 = ANY (users::oid[]) THEN users"
+	"        ELSE array_append(users, $2::taskorch.role_ref) END"
 	" WHERE name = $1",
 	3, {TEXTOID, OIDOID, BOOLOID},
 	NULL

@@ -138,9 +138,9 @@ static TaskorchPlan queued_plan = {
 
 static TaskorchPlan grant_plan = {
 	"UPDATE taskorch.task SET updated_at = now(), triggerers ="
-	"   CASE WHEN $3 THEN (SELECT array_agg(DISTINCT g) FROM"
-	"                       unnest(array_append(triggerers, $2::regrole)) g)"
-	"        ELSE array_remove(triggerers, $2::regrole) END"
+	"   CASE WHEN NOT $3 THEN ARRAY(SELECT g FROM unnest(triggerers) g WHERE g::oid <> $2)"
+	"        WHEN $2 = ANY (triggerers::oid[]) THEN triggerers"
+	"        ELSE array_append(triggerers, $2::taskorch.role_ref) END"
 	" WHERE id = $1",
 	3, {TEXTOID, OIDOID, BOOLOID},
 	NULL

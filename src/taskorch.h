@@ -29,6 +29,8 @@
  *	  duration.c   "1h52m18s", intervals, seconds, timestamps
  *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
+ *	  role_ref.c   the type of the role columns: OID and name, so that a
+ *	               dump restores into a cluster that lacks some role
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
  *	               as the extension owner
  *
@@ -408,6 +410,10 @@ extern void check_name(const char *kind, const char *name);
 /* queues.c */
 extern void queue_check_trigger(const char *name);
 extern void queue_check_register(const char *task, const char *name);
+
+/* role_ref.c */
+extern Oid	role_ref_oid(Datum ref);
+extern void task_owner_missing(const char *task) pg_attribute_noreturn();
 
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);

@@ -14,7 +14,9 @@
  * the task's owner, of a role the owner granted it to (grant_trigger), or
  * of taskorch_admin.  That right includes the task's own queue; a run put
  * into another queue (the queue option) also needs the right to use that
- * queue (queues.c).
+ * queue (queues.c).  A task whose owner does not exist (restored into a
+ * cluster without the role, or the role dropped: role_ref.c) cannot be
+ * triggered: its runs could execute as no one.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +30,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_trigger);
@@ -39,7 +42,7 @@ static bool installed_at_commit = false;
 static bool requeued_at_commit = false;
 
 static TaskorchPlan task_plan = {
-	"SELECT owner::oid, queue, max_attempts, triggerers::oid[], payload_schema"
+	"SELECT owner, queue, max_attempts, triggerers, payload_schema"	/* role_refs */
 	"  FROM taskorch.task WHERE id = $1",
 	1, {TEXTOID},
 	NULL
@@ -163,10 +166,10 @@ may_trigger(Oid owner, ArrayType *triggerers)
 
 	if (acts_for(owner))
 		return true;
-	deconstruct_array(triggerers, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+	deconstruct_array(triggerers, ARR_ELEMTYPE(triggerers), -1, false, TYPALIGN_INT,
 					  &roles, NULL, &n);
 	for (int i = 0; i < n; i++)
-		if (has_privs_of_role(GetUserId(), DatumGetObjectId(roles[i])))
+		if (has_privs_of_role(GetUserId(), role_ref_oid(roles[i])))
 			return true;
 	return false;
 }
@@ -328,7 +331,9 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 				errhint("Register it with taskorch.register_task(); taskorch.tasks lists the registered tasks."));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	owner = role_ref_oid(SPI_getbinval(tup, desc, 1, &isnull));
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		task_owner_missing(task);	/* its runs could not execute */
 	if (!may_trigger(owner, DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull))))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
