@@ -72,7 +72,7 @@ CREATE FUNCTION sq_state() RETURNS text LANGUAGE sql SECURITY DEFINER AS $$
 		(SELECT count(*) FROM taskorch.run)))
 $$;
 CREATE FUNCTION sq_queues() RETURNS TABLE (name text, concurrency_limit int, paused bool,
-										   owner regrole, users regrole[])
+										   owner taskorch.role_ref, users taskorch.role_ref[])
 	LANGUAGE sql AS $$
 	SELECT name, concurrency_limit, paused, owner, users FROM taskorch.queues
 	 WHERE name ILIKE 'sq-%' ORDER BY name $$;

@@ -381,6 +381,13 @@ attempt_fn(ClaimedRun *run, void *arg)
 	logs_run(run, run->cxt);
 	run->output = call_task(run, run->cxt);
 	logs_run(NULL, NULL);
+	if (run->wait_kind != NULL)
+		/* it caught the error of a wait and went on: the run waits anyway */
+		ereport(ERROR,
+				errcode(TASKORCH_SQLSTATE_WAIT),
+				errmsg("run %s is waiting (task \"%s\" caught the error of its wait %d)",
+					   run->id, run->task_id, run->wait_seq),
+				errhint("Do not catch SQLSTATE TOWAI in task code: what the task did after catching it is rolled back."));
 	if (run->output_schema && !is_failed_result(run->output))
 		schema_validate(run->output_schema,
 						run->output ? run->output : jsonb_from_cstring("null"),

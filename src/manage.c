@@ -69,11 +69,11 @@ static TaskorchPlan cancel_wait_plan = {
 	NULL
 };
 
-/* the unfinished children a wait of the run made: canceled with it */
-static TaskorchPlan cancel_children_plan = {
-	"SELECT count(*) FILTER (WHERE taskorch.cancel(id)) FROM taskorch.run"
-	" WHERE parent_run_id = $1 AND status IN ('DELAYED', 'QUEUED', 'WAITING')",
-	1, {TEXTOID},
+/* the unfinished children the waits of some runs made */
+static TaskorchPlan children_plan = {
+	"SELECT id, task_id, status::text, xmax FROM taskorch.run"
+	" WHERE parent_run_id = ANY ($1) AND status IN ('DELAYED', 'QUEUED', 'WAITING')",
+	1, {TEXTARRAYOID},
 	NULL
 };
 
@@ -144,52 +144,116 @@ lookup_run(const char *run_id)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 }
 
+/* Tell LISTENers on NOTIFY_CHANNEL that the run was canceled. */
+static void
+notify_canceled(const char *run_id, const char *task)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"runs\": [{\"id\": ");
+	escape_json(&payload, run_id);
+	appendStringInfoString(&payload, ", \"task\": ");
+	escape_json(&payload, task);
+	appendStringInfoString(&payload, ", \"status\": \"CANCELED\"}]}");
+	Async_Notify(NOTIFY_CHANNEL, payload.data);
+}
+
+/*
+ * Cancel a run in `status` whose row has `xmax` (inside SPI): true when it
+ * is now CANCELED.
+ */
+static bool
+cancel_one(const char *run_id, const char *status, TransactionId xmax)
+{
+	Datum		values[1] = {CStringGetTextDatum(run_id)};
+
+	if (is_terminal(status) || run_held_by_batch(xmax))
+		return false;
+	if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
+		return true;
+	/* a worker holds it: interrupt the task if it is running, then wait */
+	(void) taskorch_cancel_executing(run_id);
+	if (taskorch_execute_as_owner(&cancel_wait_plan, values, NULL, false, 0) == 1)
+		return true;
+	return taskorch_execute_latest(&status_plan, values, NULL, 1) == 1 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "CANCELED") == 0;
+}
+
+/*
+ * A canceled run's unfinished children (the runs its waits made) are of no
+ * use to anyone: cancel them too, and theirs, a generation at a time, so
+ * that a chain of any depth costs no stack (inside SPI).
+ */
+static void
+cancel_descendants(const char *run_id)
+{
+	Datum		first = CStringGetTextDatum(run_id);
+	Datum		parents = PointerGetDatum(construct_array(&first, 1, TEXTOID, -1, false,
+														  TYPALIGN_INT));
+
+	for (;;)
+	{
+		int			n = taskorch_execute_as_owner(&children_plan, &parents, NULL, false, 0);
+		char	  **ids = palloc(sizeof(char *) * Max(n, 1));
+		char	  **tasks = palloc(sizeof(char *) * Max(n, 1));
+		char	  **statuses = palloc(sizeof(char *) * Max(n, 1));
+		TransactionId *xmaxes = palloc(sizeof(TransactionId) * Max(n, 1));
+		Datum	   *canceled = palloc(sizeof(Datum) * Max(n, 1));
+		int			k = 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			ids[i] = SPI_getvalue(tup, desc, 1);
+			tasks[i] = SPI_getvalue(tup, desc, 2);
+			statuses[i] = SPI_getvalue(tup, desc, 3);
+			xmaxes[i] = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+		}
+		for (int i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!cancel_one(ids[i], statuses[i], xmaxes[i]))
+				continue;
+			notify_canceled(ids[i], tasks[i]);
+			canceled[k++] = CStringGetTextDatum(ids[i]);
+		}
+		if (k == 0)
+			return;
+		parents = PointerGetDatum(construct_array(canceled, k, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+}
+
 /*
  * SQL: taskorch.cancel(run) -> true when the run is now CANCELED, false
  * when it had already finished (or, inside a task, when the worker's batch
- * holds it).
+ * holds it).  Its unfinished descendants are canceled with it.
  */
 Datum
 taskorch_cancel(PG_FUNCTION_ARGS)
 {
 	char	   *run_id = run_arg(fcinfo);
-	Datum		values[1] = {CStringGetTextDatum(run_id)};
 	bool		canceled;
 	bool		isnull;
 	char	   *status;
-	StringInfoData payload;
+	char	   *task;
+	TransactionId xmax;
 
 	SPI_connect();
 	status = lookup_run(run_id);
-	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"runs\": [{\"id\": ");
-	escape_json(&payload, run_id);
-	appendStringInfoString(&payload, ", \"task\": ");
-	escape_json(&payload, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
-	appendStringInfoString(&payload, ", \"status\": \"CANCELED\"}]}");
-	if (is_terminal(status))
-		canceled = false;
-	else if (run_held_by_batch(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
-																	SPI_tuptable->tupdesc,
-																	14, &isnull))))
-		canceled = false;
-	else if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
-		canceled = true;
-	else
+	task = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   14, &isnull));
+	canceled = cancel_one(run_id, status, xmax);
+	if (canceled)
 	{
-		/* a worker holds it: interrupt the task if it is running, then wait */
-		(void) taskorch_cancel_executing(run_id);
-		canceled = taskorch_execute_as_owner(&cancel_wait_plan, values, NULL, false, 0) == 1;
-		if (!canceled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
-			canceled = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-							  "CANCELED") == 0;
+		notify_canceled(run_id, task);
+		cancel_descendants(run_id);
 	}
-	/* a canceled parent's children are of no use to anyone: cancel them too */
-	if (canceled)
-		taskorch_execute_as_owner(&cancel_children_plan, values, NULL, false, 0);
 	SPI_finish();
-	if (canceled)
-		Async_Notify(NOTIFY_CHANNEL, payload.data);
 	PG_RETURN_BOOL(canceled);
 }
 

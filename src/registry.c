@@ -83,7 +83,7 @@ static TaskorchPlan upsert_plan = {
 /* Claim task id $1 for role $2, or lock its claim: who owns the id */
 static TaskorchPlan name_plan = {
 	"INSERT INTO taskorch.task_name AS n (id, owner) VALUES ($1, $2::regrole)"
-	" ON CONFLICT (id) DO UPDATE SET id = n.id RETURNING owner::oid",
+	" ON CONFLICT (id) DO UPDATE SET id = n.id RETURNING owner::oid, owner::text",
 	2, {TEXTOID, OIDOID},
 	NULL
 };
@@ -335,8 +335,8 @@ claim_task_name(const char *id, Oid caller)
 	if (!has_privs_of_role(caller, owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("task id \"%s\" belongs to role %s", id, GetUserNameFromId(owner, true) ?
-					   GetUserNameFromId(owner, true) : psprintf("with OID %u", owner)),
+				errmsg("task id \"%s\" belongs to role %s", id,
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
 				errdetail("A task id stays with the role that first registered it, also after unregister_task(), so that nothing made for that role's task reaches another role's function."),
 				errhint("Pick another id."));
 }

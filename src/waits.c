@@ -301,16 +301,24 @@ wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token, 
 }
 
 /*
- * Suspend the run at wait call `seq` of `kind`: note the wait (the worker
- * records it once the attempt is rolled back), then unwind the task.
+ * Suspend the run at wait call `seq` of `kind` (waiting on `children` or
+ * `token`, when given): note the wait (the worker records it once the
+ * attempt is rolled back), then unwind the task.  Only the first wait an
+ * execution reaches counts: if task code catches the error and goes on,
+ * the run still suspends there when the task returns (execute.c).
  */
 static void
 suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at,
-		const char *what)
+		BatchItems *children, const char *token, const char *what)
 {
-	run->wait_seq = seq;
-	run->wait_kind = kind;
-	run->wait_resume_at = resume_at;
+	if (run->wait_kind == NULL)
+	{
+		run->wait_seq = seq;
+		run->wait_kind = kind;
+		run->wait_resume_at = resume_at;
+		run->wait_children = children;
+		run->wait_token = token ? MemoryContextStrdup(run->cxt, token) : NULL;
+	}
 	ereport(ERROR,
 			errcode(TASKORCH_SQLSTATE_WAIT),
 			errmsg("run %s is waiting for %s", run->id, what),
@@ -332,7 +340,7 @@ wait_until(const char *function, TimestampTz resume_at)
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
-	suspend(run, seq, "time", resume_at, timestamptz_to_str(resume_at));
+	suspend(run, seq, "time", resume_at, NULL, NULL, timestamptz_to_str(resume_at));
 }
 
 /* SQL: taskorch.wait_for(duration) */
@@ -502,8 +510,7 @@ wait_for_children(int32 seq, const BatchItems *src, bool batch)
 		keep->items = MemoryContextAlloc(run->cxt, VARSIZE(src->items));
 		memcpy(keep->items, src->items, VARSIZE(src->items));
 	}
-	run->wait_children = keep;
-	suspend(run, seq, batch ? "batch" : "run", DT_NOEND,
+	suspend(run, seq, batch ? "batch" : "run", DT_NOEND, keep, NULL,
 			src->query ? "the child runs of a query" : "child runs");
 }
 
@@ -870,8 +877,7 @@ taskorch_wait_for_token(PG_FUNCTION_ARGS)
 	if (wait_completed(run, seq, "token", token, &result) ||
 		(!made_here(run, token) && token_state(token, &result)))
 		PG_RETURN_JSONB_P(result);
-	run->wait_token = MemoryContextStrdup(run->cxt, token);
-	suspend(run, seq, "token", DT_NOEND, psprintf("wait token %s", token));
+	suspend(run, seq, "token", DT_NOEND, NULL, token, psprintf("wait token %s", token));
 	PG_RETURN_NULL();
 }
 

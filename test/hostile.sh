@@ -14,7 +14,8 @@
 #   4. statement_timeout bounds a task, max_payload_size its output, and
 #      max_duration and cancel() its output schema check;
 #   5. a waiting run whose function is replaced by one making another wait
-#      call fails cleanly (it crashed the server in a loop);
+#      call fails cleanly (it crashed the server in a loop); a task that
+#      catches its wait's error waits all the same;
 #   6. a task that terminates its own worker is charged an attempt and ends
 #      CRASHED, while other runs keep completing;
 #   6b. a task id stays with its owner once unregistered, and a run is never
@@ -259,6 +260,30 @@ expect "a replay that makes another wait call fails, without retries" \
 	"FAILED 1 TORPL: run $(q "SELECT id FROM taskorch.run WHERE task_id = 'm-changing'") does not match its recorded waits: wait 0 was wait_for() or wait_until(), the task now calls trigger_and_wait()"
 ! grep -q "terminated by signal" "$dir/server.log" || fail "a backend crashed: $(grep 'terminated by signal' "$dir/server.log")"
 echo "ok - no backend crashed"
+
+# 5b. a task that catches its wait's error still waits: what it did after
+# catching it is rolled back, and its effects commit once
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE TABLE catcher_effects (note text);
+CREATE FUNCTION public.catcher(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		PERFORM taskorch.wait_for('1s');
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END;
+	INSERT INTO catcher_effects VALUES ('after the wait');
+	RETURN '{"done": true}';
+END $$;
+SELECT taskorch.register_task('catcher', 'public.catcher(jsonb)', max_attempts => 1);
+SELECT taskorch.trigger('catcher');
+SQL
+wait_for "$port" postgres "SELECT status = 'WAITING' FROM taskorch.run WHERE task_id = 'catcher'" 30 ||
+	fail "a task that catches its wait's error did not wait"
+expect "its writes after the caught wait were rolled back" "$(q "SELECT count(*) FROM catcher_effects")" 0
+settled
+expect "it completed after the wait, its effect once" \
+	"$(q "SELECT status FROM taskorch.run WHERE task_id = 'catcher'")/$(q "SELECT count(*) FROM catcher_effects")" "COMPLETED/1"
 
 # 6. a task that terminates its own worker ends CRASHED; the others complete
 psql_as "$port" postgres >/dev/null <<'SQL'
