@@ -28,6 +28,18 @@ SELECT taskorch.retrieve('nonsense');
 -- run_pending() arguments
 SELECT taskorch.run_pending(-1);
 
+-- filters, tags, queue and hook arguments refused as a whole
+SELECT taskorch.cancel_runs(status => ARRAY['bogus']);
+SELECT taskorch.replay_runs(status => ARRAY['FAILED', 'bogus']);
+SELECT taskorch.trigger('err-task', tags => ARRAY[['a', 'b'], ['c', 'd']]);
+SELECT taskorch.pause_queue('err-task', NULL);
+CREATE ROLE regress_err_other;
+CREATE FUNCTION err_other_echo(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
+GRANT EXECUTE ON FUNCTION err_other_echo(jsonb) TO regress_err_other;
+SET ROLE regress_err_other;
+SELECT taskorch.register_task('err-other', 'err_other_echo(jsonb)', on_success => 'err-task');
+RESET ROLE;
+
 -- only the one good trigger above made a run
 SELECT wait_for_runs();
 SELECT count(*) - :runs_before AS new_runs FROM taskorch.run;

@@ -300,7 +300,8 @@ SELECT pg_catalog.pg_extension_config_dump('taskorch.queue', '');
 REVOKE ALL ON taskorch.queue FROM PUBLIC;
 GRANT SELECT ON taskorch.queue TO PUBLIC;
 
-CREATE VIEW taskorch.queues AS
+-- queued counts the runs the reader may see (security_invoker: row-level security)
+CREATE VIEW taskorch.queues WITH (security_invoker = true) AS
 SELECT q.name, q.concurrency_limit, q.paused, q.owner, q.users,
 	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND r.status = 'QUEUED') AS queued,
 	   q.created_at, q.updated_at
@@ -418,6 +419,20 @@ CREATE FUNCTION taskorch._matching_runs(
 	   AND ($6 IS NULL OR r.created_at < $6)
 $$;
 
+-- The status filter of list_runs, cancel_runs and replay_runs names statuses.
+CREATE FUNCTION taskorch._check_statuses(status text[]) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF status IS NOT NULL AND NOT status <@ enum_range(NULL::taskorch.run_status)::text[] THEN
+		RAISE EXCEPTION 'unknown status in %', status
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Statuses are ' || array_to_string(enum_range(NULL::taskorch.run_status)::text[], ', ') || '.';
+	END IF;
+END
+$$;
+
 -- Newest first; pass the last id of a page as cursor for the next page.
 CREATE FUNCTION taskorch.list_runs(
 	status text[] DEFAULT NULL,
@@ -440,11 +455,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Page through more runs with cursor => the last id of a page.';
 	END IF;
-	IF status IS NOT NULL AND NOT status <@ enum_range(NULL::taskorch.run_status)::text[] THEN
-		RAISE EXCEPTION 'unknown status in %', status
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Statuses are ' || array_to_string(enum_range(NULL::taskorch.run_status)::text[], ', ') || '.';
-	END IF;
+	PERFORM taskorch._check_statuses(status);
 	IF cursor IS NOT NULL THEN
 		SELECT r.created_at INTO after_created FROM taskorch.runs r WHERE r.id = cursor;
 		IF NOT FOUND THEN
@@ -474,6 +485,7 @@ CREATE FUNCTION taskorch.cancel_runs(
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
+	SELECT taskorch._check_statuses(status);
 	SELECT count(*) FILTER (WHERE taskorch.cancel(r.id))
 	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
 	 WHERE NOT taskorch.finished(r.status)
@@ -491,6 +503,7 @@ CREATE FUNCTION taskorch.replay_runs(
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
+	SELECT taskorch._check_statuses(status);
 	SELECT taskorch.replay(r.id)
 	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
 	 WHERE taskorch.finished(r.status)
@@ -569,6 +582,11 @@ CREATE FUNCTION taskorch.metadata_increment(key text, by numeric DEFAULT 1) RETU
 DECLARE
 	m jsonb := taskorch.metadata();
 BEGIN
+	IF by IS NULL OR by IN ('NaN', 'Infinity', '-Infinity') THEN
+		RAISE EXCEPTION 'metadata increment must be a finite number, not %', coalesce(by::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a number such as 1 or -2.5.';
+	END IF;
 	IF m ? key AND jsonb_typeof(m->key) <> 'number' THEN
 		RAISE EXCEPTION 'metadata key "%" holds %, not a number', key, jsonb_typeof(m->key)
 			USING ERRCODE = 'invalid_parameter_value',

@@ -226,6 +226,11 @@ tags_add_array(List *tags, const char *option, ArrayType *array)
 	bool	   *nulls;
 	int			n;
 
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s must be a one-dimensional array, not one of %d dimensions", option, ARR_NDIM(array)),
+				errhint("Pass ARRAY['user_123', 'org_9'], at most 10 tags."));
 	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 		tags = tags_add(tags, option, nulls[i] ? NULL : TextDatumGetCString(elems[i]));

@@ -433,6 +433,7 @@ taskorch_pause_queue(PG_FUNCTION_ARGS)
 	char	   *name = queue_arg(fcinfo);
 	Datum		values[2];
 
+	require_arg(fcinfo, 1, "paused", "Pass true to pause the queue, false to resume it (or call resume_queue()).");
 	values[0] = CStringGetTextDatum(name);
 	values[1] = BoolGetDatum(PG_GETARG_BOOL(1));
 	SPI_connect();

@@ -88,8 +88,9 @@ static TaskorchPlan name_plan = {
 	NULL
 };
 
-static TaskorchPlan exists_plan = {
-	"SELECT FROM taskorch.task WHERE id = $1",
+/* a hook task: who may trigger it */
+static TaskorchPlan hook_plan = {
+	"SELECT owner, triggerers FROM taskorch.task WHERE id = $1",	/* role_refs */
 	1, {TEXTOID},
 	NULL
 };
@@ -100,6 +101,7 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 {
 	char	   *hook;
 	Datum		values[1];
+	bool		isnull;
 
 	if (PG_ARGISNULL(arg))
 		return;
@@ -110,11 +112,20 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("task \"%s\" cannot be its own %s hook", id, kind),
 				errhint("A hook is another task, triggered with the run's Result."));
-	if (taskorch_execute_as_owner(&exists_plan, values, NULL, true, 0) == 0)
+	if (taskorch_execute_as_owner(&hook_plan, values, NULL, true, 0) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("%s hook \"%s\" of task \"%s\" is not a registered task", kind, hook, id),
 				errhint("Register the hook task first; taskorch.tasks lists the tasks."));
+	/* the hook is triggered as this task's owner, who must be allowed to */
+	if (!may_trigger(role_ref_oid(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+					 DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+													  &isnull))))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to use task \"%s\" as the %s hook of task \"%s\"", hook, kind, id),
+				errdetail("A hook is triggered as the owner of the task, who may not trigger \"%s\".", hook),
+				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", hook));
 }
 
 /* $2: runs left as they are (held by the caller's batch) */

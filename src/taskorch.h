@@ -418,6 +418,7 @@ extern void task_owner_missing(const char *task) pg_attribute_noreturn();
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);
 extern TimestampTz trigger_now(void);
+extern bool may_trigger(Oid owner, ArrayType *triggerers);
 extern void taskorch_requeued_at_commit(void);
 extern void taskorch_wake_at_commit(void);
 extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,

@@ -158,7 +158,7 @@ taskorch_xact_callback_init(void)
 }
 
 /* May the current user trigger a task of `owner` granted to `triggerers`? */
-static bool
+bool
 may_trigger(Oid owner, ArrayType *triggerers)
 {
 	Datum	   *roles;
