@@ -126,8 +126,9 @@ duration_ms_from_text(const char *option, const char *s, bool allow_zero)
 
 	if (parse_duration_string(s, &ms))
 		return checked_ms(option, s, ms, allow_zero);
+	/* a number of seconds, written in decimal (strtod would take hex, " 5") */
 	secs = strtod(s, &end);
-	if (end != s && *end == '\0')
+	if (end != s && *end == '\0' && strpbrk(s, "xX \t\n\r\f\v") == NULL)
 		return checked_ms(option, s, secs * 1000, allow_zero);
 	bad_duration(option, s, "not a duration", allow_zero);
 	return 0;					/* keep compiler quiet */
@@ -215,6 +216,41 @@ finite_time(TimestampTz t)
  * A delay: a duration from now, or a point in time.  Returns when the run
  * becomes due.
  */
+/*
+ * A time as text, or an error naming the delay (timestamptz_in's own error
+ * would not say what was being read, nor how to write one).
+ */
+static TimestampTz
+delay_time_from_text(const char *s)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t = 0;
+
+	PG_TRY();
+	{
+		t = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+													ObjectIdGetDatum(InvalidOid),
+													Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),
+				errdetail("%s", edata->message),
+				errhint("Write a duration such as \"1h52m18s\", or a time such as \"2024-12-01T00:00:00Z\"."));
+	}
+	PG_END_TRY();
+	return t;
+}
+
 TimestampTz
 delay_from_text(const char *s, TimestampTz now)
 {
@@ -224,10 +260,7 @@ delay_from_text(const char *s, TimestampTz now)
 		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
 	/* durations have no '-' or ':' (but a leading '-'); dates and times do */
 	if (strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0)
-		return finite_time(DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																   CStringGetDatum(s),
-																   ObjectIdGetDatum(InvalidOid),
-																   Int32GetDatum(-1))));
+		return finite_time(delay_time_from_text(s));
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),

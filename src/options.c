@@ -375,12 +375,28 @@ jsonb_string(OptionId id, JsonbValue *v)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/* A whole number within int4 (set_int() checks the option's own range). */
 static int64
 jsonb_int(OptionId id, JsonbValue *v)
 {
+	Numeric		n;
+	bool		error = false;
+	int32		i;
+
 	if (v->type != jbvNumeric)
 		bad_option(id, "must be a number");
-	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	n = v->val.numeric;
+	i = numeric_int4_opt_error(n, &error);
+	if (error || numeric_is_nan(n) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  DirectFunctionCall1(int4_numeric, Int32GetDatum(i)))) != 0)
+	{
+		char	   *shown = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+
+		bad_option(id, psprintf("%.32s%s is not a whole number from %d to %d", shown,
+								strlen(shown) > 32 ? "..." : "", PG_INT32_MIN, PG_INT32_MAX));
+	}
+	return i;
 }
 
 static void
