@@ -1047,6 +1047,11 @@ DECLARE
 	def taskorch.composite;
 	failures text[];
 BEGIN
+	IF me IS NULL THEN
+		RAISE EXCEPTION 'taskorch.run_%() runs the run of a %, inside a task', kind, kind
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = format('Trigger the %s with taskorch.trigger(<its name>, <input>).', kind);
+	END IF;
 	SELECT * INTO def FROM taskorch.composite c WHERE c.name = me AND c.kind = _definition.kind;
 	IF NOT FOUND THEN
 		PERFORM taskorch.abort(format('"%s" is not a defined %s', me, kind),
