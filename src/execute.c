@@ -15,7 +15,7 @@
  *	  user id change (SetUserIdAndSecContext): SET ROLE, RESET ROLE and
  *	  SET SESSION AUTHORIZATION are refused, so the code cannot climb back
  *	  to the worker's superuser; and PostgreSQL refuses what would outlive
- *	  it in the worker's session: temporary objects, LISTEN, PREPARE,
+ *	  it in the worker's session: temporary tables, LISTEN, PREPARE,
  *	  cursors WITH HOLD;
  *	- its own GUC nest level, rolled back when it returns, so nothing it
  *	  sets (search_path above all) reaches the next run;
