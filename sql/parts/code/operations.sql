@@ -1,0 +1,21 @@
+------------------------------------------------------------------------------
+-- Operations
+------------------------------------------------------------------------------
+-- Executes due runs in this session, as the background workers would.
+CREATE OR REPLACE FUNCTION taskorch.run_pending(max_runs int DEFAULT 100) RETURNS int
+	LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'taskorch_run_pending';
+REVOKE ALL ON FUNCTION taskorch.run_pending(int) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION taskorch.workers(
+	OUT database oid, OUT slot int, OUT pid int, OUT idle bool,
+	OUT run_id text)
+	RETURNS SETOF record
+	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_workers';
+
+-- Tell the launcher that this database now has the extension.
+CREATE OR REPLACE FUNCTION taskorch._wake_launcher() RETURNS void
+	LANGUAGE c AS 'MODULE_PATHNAME', 'taskorch_wake_launcher_sql';
+REVOKE ALL ON FUNCTION taskorch._wake_launcher() FROM PUBLIC;
+
+-- The launcher starts this database's workers.
+SELECT taskorch._wake_launcher();

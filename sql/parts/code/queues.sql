@@ -1,0 +1,33 @@
+------------------------------------------------------------------------------
+-- Queues: concurrency limits (per concurrency key), pause and resume
+------------------------------------------------------------------------------
+-- queued counts the runs the reader may see (security_invoker: row-level security)
+CREATE OR REPLACE VIEW taskorch.queues WITH (security_invoker = true) AS
+SELECT q.name, q.concurrency_limit, q.paused, q.owner, q.users,
+	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND r.status = 'QUEUED') AS queued,
+	   q.created_at, q.updated_at
+  FROM taskorch.queue q;
+GRANT SELECT ON taskorch.queues TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION taskorch.create_queue(name text, concurrency_limit int DEFAULT NULL)
+	RETURNS text LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_create_queue';
+CREATE OR REPLACE FUNCTION taskorch.alter_queue(name text, concurrency_limit int)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_alter_queue';
+CREATE OR REPLACE FUNCTION taskorch.pause_queue(name text, paused bool DEFAULT true)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_pause_queue';
+CREATE OR REPLACE FUNCTION taskorch.resume_queue(name text) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT taskorch.pause_queue(name, false) $$;
+CREATE OR REPLACE FUNCTION taskorch.drop_queue(name text)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_drop_queue';
+-- The role (and its members) may register tasks in the queue and trigger into it.
+CREATE OR REPLACE FUNCTION taskorch.grant_queue(queue text, role regrole)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_grant_queue';
+CREATE OR REPLACE FUNCTION taskorch.revoke_queue(queue text, role regrole)
+	RETURNS void LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_revoke_queue';

@@ -1,0 +1,104 @@
+------------------------------------------------------------------------------
+-- Triggering and reading runs
+------------------------------------------------------------------------------
+-- Duration-like options are "any": a string ("1h52m18s"), an interval, a
+-- number of seconds, or (delay) a timestamptz.
+CREATE OR REPLACE FUNCTION taskorch.trigger(
+	task text,
+	payload jsonb DEFAULT '{}',
+	options jsonb DEFAULT NULL,
+	delay "any" DEFAULT NULL::text,
+	ttl "any" DEFAULT NULL::text,
+	idempotency_key text DEFAULT NULL,
+	idempotency_key_ttl "any" DEFAULT NULL::text,
+	queue text DEFAULT NULL,
+	concurrency_key text DEFAULT NULL,
+	priority int DEFAULT NULL,
+	max_attempts int DEFAULT NULL,
+	max_duration "any" DEFAULT NULL::text,
+	tags text[] DEFAULT NULL,
+	metadata jsonb DEFAULT NULL,
+	machine text DEFAULT NULL,
+	region text DEFAULT NULL,
+	debounce jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_trigger_v2';
+
+-- Trigger.dev's idempotencyKeys.create(): a key unique to the current run
+-- ('run', the default), to its attempt ('attempt'), or to nothing
+-- ('global'; also what 'run' means outside a task).
+CREATE OR REPLACE FUNCTION taskorch.idempotency_key(name text, scope text DEFAULT 'run')
+	RETURNS text
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	run jsonb := taskorch.current_run();
+	parts text;
+BEGIN
+	IF name IS NULL OR name = '' THEN
+		RAISE EXCEPTION 'idempotency key name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a name such as ''charge-'' || order_id.';
+	END IF;
+	parts := CASE scope
+		WHEN 'global' THEN name
+		WHEN 'run' THEN name || coalesce(E'\x1f' || (run->>'id'), '')
+		WHEN 'attempt' THEN name || coalesce(E'\x1f' || (run->>'id') || E'\x1f' || (run->>'attempt'), '')
+	END;
+	IF parts IS NULL THEN
+		RAISE EXCEPTION 'invalid idempotency key scope "%"', scope
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The scope is ''run'', ''attempt'' or ''global''.';
+	END IF;
+	RETURN encode(sha256(convert_to(parts, 'UTF8')), 'hex');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskorch.retrieve(run text) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	IF run !~ '^run_[0-9]+$' THEN
+		RAISE EXCEPTION 'invalid run id: "%"', run
+			USING ERRCODE = 'invalid_text_representation',
+				  HINT = 'A run id looks like run_123, as returned by taskorch.trigger().';
+	END IF;
+	SELECT jsonb_build_object(
+			'id', r.id, 'taskIdentifier', r.task_id, 'status', r.status,
+			'payload', r.payload, 'output', r.output, 'error', r.error,
+			'attempts', r.attempts, 'maxAttempts', r.max_attempts,
+			'queue', r.queue, 'createdAt', r.created_at,
+			'startedAt', r.started_at, 'finishedAt', r.finished_at,
+			'updatedAt', r.updated_at,
+			'delayedUntil', r.delayed_until, 'ttl', r.ttl, 'expiresAt', r.expires_at,
+			'priority', r.priority, 'tags', r.tags, 'metadata', r.metadata,
+			'idempotencyKey', r.idempotency_key, 'concurrencyKey', r.concurrency_key,
+			'replayedFrom', r.replayed_from, 'batchId', r.batch_id,
+			'isQueued', r.status = 'QUEUED',
+			'isExecuting', r.status = 'EXECUTING',
+			'isCompleted', taskorch.finished(r.status),
+			'isSuccess', r.status = 'COMPLETED',
+			'isFailed', r.status IN ('FAILED', 'TIMED_OUT', 'CRASHED',
+									 'SYSTEM_FAILURE'),
+			'attemptErrors', coalesce((
+				SELECT jsonb_agg(jsonb_build_object('number', a.number,
+						'status', a.status, 'error', a.error,
+						'startedAt', a.started_at, 'finishedAt', a.finished_at)
+						ORDER BY a.number)
+				  FROM taskorch.attempt a WHERE a.run_id = r.id), '[]'))
+	  INTO result
+	  FROM taskorch.runs r
+	 WHERE r.id = retrieve.run;
+	IF result IS NULL THEN
+		RAISE EXCEPTION 'run "%" does not exist', run
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'The run may belong to a role whose runs you cannot see; check taskorch.runs.';
+	END IF;
+	RETURN result;
+END
+$$;

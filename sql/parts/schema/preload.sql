@@ -1,0 +1,40 @@
+-- taskorch install script, built by the Makefile from sql/parts/ (see
+-- sql/parts/README.md): the schema parts, then the code parts.
+--
+-- Objects:
+--   taskorch.task           the task registry        (view: taskorch.tasks)
+--   taskorch.run            one row per run          (view: taskorch.runs)
+--   taskorch.attempt        one row per failed attempt (view: taskorch.attempts)
+--
+-- Users never write these tables directly: the C functions below check the
+-- caller's privileges and then write as the extension owner.  Reading goes
+-- through views with security_invoker, so row-level security decides which
+-- rows a role sees.
+
+\echo Use "CREATE EXTENSION taskorch" to load this file. \quit
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'taskorch_admin') THEN
+		CREATE ROLE taskorch_admin NOLOGIN;
+	END IF;
+END
+$$;
+
+-- Fails with a hint when the library is not in shared_preload_libraries.
+CREATE FUNCTION taskorch._require_preload() RETURNS void
+	LANGUAGE c AS 'MODULE_PATHNAME', 'taskorch_require_preload';
+SELECT taskorch._require_preload();
+REVOKE ALL ON FUNCTION taskorch._require_preload() FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Visibility: a role sees the runs of tasks it owns and the runs it
+-- triggered; members of taskorch_admin see everything.  The tables'
+-- policies call is_admin(), so it is made here, before them.
+------------------------------------------------------------------------------
+CREATE FUNCTION taskorch.is_admin() RETURNS bool
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT pg_has_role('taskorch_admin', 'USAGE') $$;
+
+GRANT USAGE ON SCHEMA taskorch TO PUBLIC;

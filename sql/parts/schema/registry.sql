@@ -1,0 +1,44 @@
+------------------------------------------------------------------------------
+-- Registry
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.task (
+	id				text PRIMARY KEY,
+	fn				regprocedure NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
+	queue			text NOT NULL,
+	max_attempts	int NOT NULL,
+	retry_factor	float8 NOT NULL,
+	retry_min_ms	int NOT NULL,
+	retry_max_ms	int NOT NULL,
+	retry_randomize	bool NOT NULL,
+	max_duration	interval,
+	triggerers		taskorch.role_ref[] NOT NULL DEFAULT '{}',
+	description		text,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	payload_schema	jsonb,						-- JSON Schemas checked at trigger
+	output_schema	jsonb,						-- and on completion (schema.c)
+	on_success		text,						-- hook tasks (hooks.c)
+	on_failure		text
+);
+
+SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
+ALTER TABLE taskorch.task ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY task_visible ON taskorch.task FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
+			   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
+	OR taskorch.is_admin());
+REVOKE ALL ON taskorch.task FROM PUBLIC;
+GRANT SELECT ON taskorch.task TO PUBLIC;
+
+-- Task ids belong to the role that first registered them and stay with it
+-- after unregister_task(): a run, hook or track step that names a task
+-- never reaches another role's function (registry.c).
+CREATE TABLE taskorch.task_name (
+	id				text PRIMARY KEY,
+	owner			taskorch.role_ref NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
+REVOKE ALL ON taskorch.task_name FROM PUBLIC;

@@ -1,0 +1,87 @@
+------------------------------------------------------------------------------
+-- Runs
+--
+-- The claim reads run_queue_idx, a partial index holding only QUEUED runs in
+-- claim order; a run leaves it when its status changes.
+------------------------------------------------------------------------------
+CREATE SEQUENCE taskorch.run_id_seq;
+
+CREATE TABLE taskorch.run (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'run_' || nextval('taskorch.run_id_seq'),
+	task_id			text NOT NULL,
+	status			taskorch.run_status NOT NULL DEFAULT 'QUEUED',
+	payload			jsonb NOT NULL,
+	output			jsonb,
+	error			jsonb,
+	attempts		int NOT NULL DEFAULT 0,
+	max_attempts	int NOT NULL,
+	queue			text NOT NULL,
+	owner			taskorch.role_ref NOT NULL,	-- the task's owner: runs it
+	triggered_by	taskorch.role_ref NOT NULL,
+	run_at			timestamptz NOT NULL,	-- claimable from then on
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	started_at		timestamptz,
+	finished_at		timestamptz,
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	-- trigger options
+	priority		int NOT NULL DEFAULT 0,		-- seconds ahead in the queue
+	ttl				interval,					-- from enqueue time
+	expires_at		timestamptz,				-- set when queued, with ttl
+	delayed_until	timestamptz,
+	tags			text[] NOT NULL DEFAULT '{}',
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	idempotency_key	text,
+	idempotency_key_expires_at timestamptz,
+	concurrency_key	text,
+	max_duration	interval,					-- overrides the task's
+	replayed_from	text,
+	batch_id		text,
+	batch_index		int,
+	debounce_key	text,
+	parent_run_id	text,						-- the run whose wait made this one
+	parent_wait_seq	int
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
+ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
+
+CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED';
+CREATE INDEX run_task_idx ON taskorch.run (task_id, created_at);
+-- DELAYED runs by due time; workers promote them to QUEUED
+CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
+-- QUEUED runs with a ttl, by expiry; workers expire them
+CREATE INDEX run_expiry_idx ON taskorch.run (expires_at)
+	WHERE status = 'QUEUED' AND expires_at IS NOT NULL;
+CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
+	WHERE batch_id IS NOT NULL;
+CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
+	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
+CREATE INDEX run_created_idx ON taskorch.run (created_at);
+
+CREATE TABLE taskorch.attempt (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	number			int NOT NULL,
+	status			taskorch.run_status NOT NULL,
+	error			jsonb NOT NULL,
+	started_at		timestamptz NOT NULL,
+	finished_at		timestamptz NOT NULL,
+	PRIMARY KEY (run_id, number)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('taskorch.run', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.attempt', '');
+
+ALTER TABLE taskorch.run ENABLE ROW LEVEL SECURITY;
+ALTER TABLE taskorch.attempt ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY run_visible ON taskorch.run FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR pg_catalog.pg_has_role(triggered_by, 'USAGE')
+	OR taskorch.is_admin());
+CREATE POLICY attempt_visible ON taskorch.attempt FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = attempt.run_id));
+
+REVOKE ALL ON taskorch.run, taskorch.attempt FROM PUBLIC;
+GRANT SELECT ON taskorch.run, taskorch.attempt TO PUBLIC;

@@ -1,0 +1,52 @@
+------------------------------------------------------------------------------
+-- Durable waits: a WAITING run's waitpoints (waits.c)
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.waitpoint (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	seq				int NOT NULL,				-- the wait call's order in the execution
+	kind			text NOT NULL,				-- 'time', 'run'/'batch' (children), 'token'
+	resume_at		timestamptz,
+	children		text[],						-- the runs waited for, in call order
+	token			text,						-- the wait token waited for
+	created_at		timestamptz NOT NULL,
+	completed_at	timestamptz,				-- NULL: still waiting
+	result			jsonb,
+	PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
+	WHERE completed_at IS NULL AND kind = 'time';
+-- The unfinished children of each wait: whether a wait is over is one probe
+CREATE INDEX run_waited_idx ON taskorch.run (parent_run_id, parent_wait_seq)
+	WHERE parent_run_id IS NOT NULL
+	  AND status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.waitpoint', '');
+ALTER TABLE taskorch.waitpoint ENABLE ROW LEVEL SECURITY;
+CREATE POLICY waitpoint_visible ON taskorch.waitpoint FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = waitpoint.run_id));
+REVOKE ALL ON taskorch.waitpoint FROM PUBLIC;
+GRANT SELECT ON taskorch.waitpoint TO PUBLIC;
+
+-- Wait tokens: completed by any session of the role that made them
+CREATE SEQUENCE taskorch.wait_token_id_seq;
+CREATE TABLE taskorch.wait_token (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'waittoken_' || nextval('taskorch.wait_token_id_seq'),
+	owner			taskorch.role_ref NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	timeout_at		timestamptz,					-- NULL: none
+	completed_at	timestamptz,
+	timed_out		bool NOT NULL DEFAULT false,
+	output			jsonb,
+	idempotency_key	text,
+	tags			text[] NOT NULL DEFAULT '{}'
+);
+ALTER SEQUENCE taskorch.wait_token_id_seq OWNED BY taskorch.wait_token.id;
+CREATE INDEX wait_token_timeout_idx ON taskorch.wait_token (timeout_at)
+	WHERE completed_at IS NULL AND timeout_at IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token_id_seq', '');
+ALTER TABLE taskorch.wait_token ENABLE ROW LEVEL SECURITY;
+CREATE POLICY wait_token_visible ON taskorch.wait_token FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE') OR taskorch.is_admin());
+REVOKE ALL ON taskorch.wait_token FROM PUBLIC;
+GRANT SELECT ON taskorch.wait_token TO PUBLIC;

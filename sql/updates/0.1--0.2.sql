@@ -1,0 +1,275 @@
+-- taskorch 0.1 -> 0.2, schema changes: trigger options (delay, ttl,
+-- idempotency keys, priority, tags, metadata, per-run limits), DELAYED and
+-- EXPIRED runs, batches, run logs, queues with concurrency limits, debounce,
+-- durable waits (a time, child runs, tokens), JSON Schemas, hooks, tracks
+-- and orchestrators, task ids owned by their first registrant, role
+-- columns that keep the role's name (a dump restores into a cluster that
+-- lacks some role).
+--
+-- A modfile (sql/parts/README.md): the Makefile builds
+-- taskorch--0.1--0.2.sql from it followed by every code part, so it holds
+-- only what CREATE OR REPLACE cannot do: new types, tables, columns,
+-- indexes and policies, column type changes, the data they need, and
+-- DROP of the functions and views whose signature or columns changed (the
+-- code parts make them again).
+
+\echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- Role references (role_ref.c): every column that names a role keeps its
+-- OID and its name.  pg_dump writes the name; a restore into a cluster
+-- without that role keeps the row, which names no role (its runs do not
+-- execute) until a role of that name is created.  A number is never taken
+-- for an OID.  Cast to oid, a role_ref is the role it names: its OID, or
+-- (restored before its role existed) the role of its name, 0: none.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.role_ref;
+CREATE FUNCTION taskorch.role_ref_in(cstring) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_in';
+CREATE FUNCTION taskorch.role_ref_out(taskorch.role_ref) RETURNS cstring
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_out';
+CREATE FUNCTION taskorch.role_ref_recv(internal) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_recv';
+CREATE FUNCTION taskorch.role_ref_send(taskorch.role_ref) RETURNS bytea
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_send';
+CREATE TYPE taskorch.role_ref (
+	INPUT = taskorch.role_ref_in, OUTPUT = taskorch.role_ref_out,
+	RECEIVE = taskorch.role_ref_recv, SEND = taskorch.role_ref_send,
+	INTERNALLENGTH = VARIABLE, STORAGE = main);
+CREATE FUNCTION taskorch.role_ref_oid(taskorch.role_ref) RETURNS oid
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_oid';
+CREATE FUNCTION taskorch.role_ref(oid) RETURNS taskorch.role_ref
+	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_from_oid';
+-- implicit: pg_has_role(owner, 'USAGE') and owner::oid read the role
+CREATE CAST (taskorch.role_ref AS oid) WITH FUNCTION taskorch.role_ref_oid(taskorch.role_ref)
+	AS IMPLICIT;
+CREATE CAST (oid AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+CREATE CAST (regrole AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+
+-- The role columns of 0.1 become role_refs.  A regrole whose role was
+-- dropped has no name left: an owner becomes the unknown role "" (its runs
+-- never execute), a triggerer (who was granted nothing any more) is left
+-- out.  The policies that read the columns are made again, the views by
+-- the code parts.
+CREATE FUNCTION taskorch._role_ref_of(r regrole) RETURNS taskorch.role_ref
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE oid = r)
+					  THEN r::oid::taskorch.role_ref ELSE '""'::taskorch.role_ref END $$;
+CREATE FUNCTION taskorch._role_refs_of(rs regrole[]) RETURNS taskorch.role_ref[]
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT ARRAY(SELECT g::oid::taskorch.role_ref FROM unnest(rs) WITH ORDINALITY AS u(g, i)
+						WHERE EXISTS (SELECT FROM pg_roles WHERE oid = g) ORDER BY i) $$;
+DROP POLICY task_visible ON taskorch.task;
+DROP POLICY run_visible ON taskorch.run;
+DROP VIEW taskorch.tasks;
+DROP VIEW taskorch.runs;
+ALTER TABLE taskorch.task ALTER owner TYPE taskorch.role_ref USING taskorch._role_ref_of(owner);
+ALTER TABLE taskorch.task ALTER triggerers DROP DEFAULT;
+ALTER TABLE taskorch.task
+	ALTER triggerers TYPE taskorch.role_ref[] USING taskorch._role_refs_of(triggerers);
+ALTER TABLE taskorch.task ALTER triggerers SET DEFAULT '{}';
+ALTER TABLE taskorch.run
+	ALTER owner TYPE taskorch.role_ref USING taskorch._role_ref_of(owner),
+	ALTER triggered_by TYPE taskorch.role_ref USING taskorch._role_ref_of(triggered_by);
+DROP FUNCTION taskorch._role_ref_of(regrole);
+DROP FUNCTION taskorch._role_refs_of(regrole[]);
+CREATE POLICY task_visible ON taskorch.task FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
+			   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
+	OR taskorch.is_admin());
+CREATE POLICY run_visible ON taskorch.run FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE')
+	OR pg_catalog.pg_has_role(triggered_by, 'USAGE')
+	OR taskorch.is_admin());
+
+-- new columns: JSON Schemas and hooks of tasks
+ALTER TABLE taskorch.task
+	ADD COLUMN payload_schema	jsonb,
+	ADD COLUMN output_schema	jsonb,
+	ADD COLUMN on_success		text,
+	ADD COLUMN on_failure		text;
+
+-- new columns of runs: the trigger options, batches, debounce, waits
+ALTER TABLE taskorch.run
+	ADD COLUMN priority		int NOT NULL DEFAULT 0,
+	ADD COLUMN ttl				interval,
+	ADD COLUMN expires_at		timestamptz,
+	ADD COLUMN delayed_until	timestamptz,
+	ADD COLUMN tags			text[] NOT NULL DEFAULT '{}',
+	ADD COLUMN metadata		jsonb NOT NULL DEFAULT '{}',
+	ADD COLUMN idempotency_key	text,
+	ADD COLUMN idempotency_key_expires_at timestamptz,
+	ADD COLUMN concurrency_key	text,
+	ADD COLUMN max_duration	interval,
+	ADD COLUMN replayed_from	text,
+	ADD COLUMN batch_id		text,
+	ADD COLUMN batch_index		int,
+	ADD COLUMN debounce_key	text,
+	ADD COLUMN parent_run_id	text,
+	ADD COLUMN parent_wait_seq	int;
+
+-- DELAYED runs by due time; workers promote them to QUEUED
+CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
+-- QUEUED runs with a ttl, by expiry; workers expire them
+CREATE INDEX run_expiry_idx ON taskorch.run (expires_at)
+	WHERE status = 'QUEUED' AND expires_at IS NOT NULL;
+CREATE INDEX run_idempotency_idx ON taskorch.run (task_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
+	WHERE batch_id IS NOT NULL;
+CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
+	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
+CREATE INDEX run_created_idx ON taskorch.run (created_at);
+
+-- changed signatures (made again by the code parts)
+DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);
+DROP FUNCTION taskorch.trigger(text, jsonb);
+-- executing runs now show the metadata their task changed
+DROP FUNCTION taskorch.executing_runs();
+
+------------------------------------------------------------------------------
+-- New tables
+------------------------------------------------------------------------------
+CREATE TABLE taskorch.queue (
+	name				text PRIMARY KEY,
+	concurrency_limit	int CHECK (concurrency_limit >= 1),	-- NULL: no limit
+	paused				bool NOT NULL DEFAULT false,
+	owner				taskorch.role_ref NOT NULL,
+	users				taskorch.role_ref[] NOT NULL DEFAULT '{}',	-- grant_queue(): may use it
+	created_at			timestamptz NOT NULL DEFAULT now(),
+	updated_at			timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.queue', '');
+REVOKE ALL ON taskorch.queue FROM PUBLIC;
+GRANT SELECT ON taskorch.queue TO PUBLIC;
+
+CREATE SEQUENCE taskorch.batch_id_seq;
+CREATE TABLE taskorch.batch (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'batch_' || nextval('taskorch.batch_id_seq'),
+	task_id			text,						-- NULL: items name their tasks
+	item_count		int NOT NULL,
+	triggered_by	taskorch.role_ref NOT NULL,
+	options			jsonb,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE taskorch.batch_id_seq OWNED BY taskorch.batch.id;
+SELECT pg_catalog.pg_extension_config_dump('taskorch.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.batch_id_seq', '');
+ALTER TABLE taskorch.batch ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batch_visible ON taskorch.batch FOR SELECT USING (
+	pg_catalog.pg_has_role(triggered_by, 'USAGE') OR taskorch.is_admin());
+REVOKE ALL ON taskorch.batch FROM PUBLIC;
+GRANT SELECT ON taskorch.batch TO PUBLIC;
+
+CREATE TABLE taskorch.log (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	attempt			int NOT NULL,
+	position		int NOT NULL,				-- within the attempt
+	logged_at		timestamptz NOT NULL,
+	level			text NOT NULL,
+	message			text NOT NULL,
+	data			jsonb
+);
+CREATE INDEX log_run_idx ON taskorch.log (run_id, attempt, position);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.log', '');
+ALTER TABLE taskorch.log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY log_visible ON taskorch.log FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = log.run_id));
+REVOKE ALL ON taskorch.log FROM PUBLIC;
+GRANT SELECT ON taskorch.log TO PUBLIC;
+
+CREATE TABLE taskorch.schema (
+	name			text COLLATE "C" PRIMARY KEY,
+	schema			jsonb NOT NULL,
+	owner			taskorch.role_ref NOT NULL,
+	description		text,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.schema', '');
+REVOKE ALL ON taskorch.schema FROM PUBLIC;
+GRANT SELECT ON taskorch.schema TO PUBLIC;
+
+CREATE TABLE taskorch.waitpoint (
+	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
+	seq				int NOT NULL,				-- the wait call's order in the execution
+	kind			text NOT NULL,				-- 'time', 'run'/'batch' (children), 'token'
+	resume_at		timestamptz,
+	children		text[],						-- the runs waited for, in call order
+	token			text,						-- the wait token waited for
+	created_at		timestamptz NOT NULL,
+	completed_at	timestamptz,				-- NULL: still waiting
+	result			jsonb,
+	PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
+	WHERE completed_at IS NULL AND kind = 'time';
+-- The unfinished children of each wait: whether a wait is over is one probe
+CREATE INDEX run_waited_idx ON taskorch.run (parent_run_id, parent_wait_seq)
+	WHERE parent_run_id IS NOT NULL
+	  AND status IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.waitpoint', '');
+ALTER TABLE taskorch.waitpoint ENABLE ROW LEVEL SECURITY;
+CREATE POLICY waitpoint_visible ON taskorch.waitpoint FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.run r WHERE r.id = waitpoint.run_id));
+REVOKE ALL ON taskorch.waitpoint FROM PUBLIC;
+GRANT SELECT ON taskorch.waitpoint TO PUBLIC;
+
+CREATE SEQUENCE taskorch.wait_token_id_seq;
+CREATE TABLE taskorch.wait_token (
+	id				text COLLATE "C" PRIMARY KEY
+					DEFAULT 'waittoken_' || nextval('taskorch.wait_token_id_seq'),
+	owner			taskorch.role_ref NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	timeout_at		timestamptz,					-- NULL: none
+	completed_at	timestamptz,
+	timed_out		bool NOT NULL DEFAULT false,
+	output			jsonb,
+	idempotency_key	text,
+	tags			text[] NOT NULL DEFAULT '{}'
+);
+ALTER SEQUENCE taskorch.wait_token_id_seq OWNED BY taskorch.wait_token.id;
+CREATE INDEX wait_token_timeout_idx ON taskorch.wait_token (timeout_at)
+	WHERE completed_at IS NULL AND timeout_at IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token', '');
+SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token_id_seq', '');
+ALTER TABLE taskorch.wait_token ENABLE ROW LEVEL SECURITY;
+CREATE POLICY wait_token_visible ON taskorch.wait_token FOR SELECT USING (
+	pg_catalog.pg_has_role(owner, 'USAGE') OR taskorch.is_admin());
+REVOKE ALL ON taskorch.wait_token FROM PUBLIC;
+GRANT SELECT ON taskorch.wait_token TO PUBLIC;
+
+CREATE TABLE taskorch.composite (
+	name			text PRIMARY KEY REFERENCES taskorch.task ON DELETE CASCADE,
+	kind			text NOT NULL CHECK (kind IN ('track', 'orchestrator')),
+	-- [{"name", "task", "input_mapper" | "input"}], in order; for a traverse
+	-- orchestrator, one {"name", "task", "query", "page_size"}
+	steps			jsonb NOT NULL,
+	continue_on_failure bool NOT NULL DEFAULT false,
+	base_fields		bool NOT NULL DEFAULT false
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.composite', '');
+ALTER TABLE taskorch.composite ENABLE ROW LEVEL SECURITY;
+CREATE POLICY composite_read ON taskorch.composite FOR SELECT USING (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name));	-- tasks you may see
+CREATE POLICY composite_insert ON taskorch.composite FOR INSERT WITH CHECK (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name
+			 AND (pg_catalog.pg_has_role(t.owner, 'USAGE') OR taskorch.is_admin())));
+CREATE POLICY composite_update ON taskorch.composite FOR UPDATE USING (
+	EXISTS (SELECT FROM taskorch.task t WHERE t.id = composite.name
+			 AND (pg_catalog.pg_has_role(t.owner, 'USAGE') OR taskorch.is_admin())));
+REVOKE ALL ON taskorch.composite FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON taskorch.composite TO PUBLIC;
+
+-- Task ids belong to the role that first registered them and stay with it
+-- after unregister_task(): a run, hook or track step that names a task
+-- never reaches another role's function (registry.c).
+CREATE TABLE taskorch.task_name (
+	id				text PRIMARY KEY,
+	owner			taskorch.role_ref NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('taskorch.task_name', '');
+REVOKE ALL ON taskorch.task_name FROM PUBLIC;
+INSERT INTO taskorch.task_name SELECT id, owner FROM taskorch.task;
