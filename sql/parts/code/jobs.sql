@@ -1,3 +1,6 @@
+------------------------------------------------------------------------------
+-- Jobs: the job and step status of track and orchestrator runs
+------------------------------------------------------------------------------
 -- Jobs: every track and orchestrator run, its status derived from the runs
 -- (seed 004's job record: Started, Processing, Partial, Complete, Error).
 CREATE OR REPLACE VIEW taskorch.jobs WITH (security_invoker = true) AS

@@ -1,3 +1,7 @@
+------------------------------------------------------------------------------
+-- Results: the Result object of a finished run, and waiting for a run from
+-- top-level SQL (wait_for_run, run_and_wait)
+------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION taskorch._in_transaction_block() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_in_transaction_block';
 
