@@ -95,6 +95,22 @@ current_run(void)
 }
 
 /*
+ * The run whose task calls `function` (a SQL function that only makes
+ * sense inside a task: a wait, the run's metadata, its logs); outside a
+ * task, an error that says so, with `hint` saying what to use instead.
+ */
+ClaimedRun *
+run_in_task(const char *function, const char *hint)
+{
+	if (running == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("%s can only be called inside a task", function),
+				errhint("%s", hint));
+	return running;
+}
+
+/*
  * In a worker, query cancels (SIGINT: taskorch.cancel(), an operator's
  * pg_cancel_backend, statement_timeout) are held off except while user
  * code runs, so they interrupt it and never the batch's bookkeeping.  A

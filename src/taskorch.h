@@ -91,7 +91,6 @@ extern int	taskorch_idle_poll_ms;
 extern int	taskorch_max_databases;
 extern int	taskorch_default_ttl_ms;
 extern char *taskorch_test_clock;
-extern char *taskorch_launcher_database;
 
 /*
  * A claimed run, as the batch driver carries it from claim to completion.
@@ -278,6 +277,7 @@ extern void execute_run(ClaimedRun *run, MemoryContext cxt);
 extern bool execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg),
 							 void *arg, ErrorData **edata);
 extern ClaimedRun *current_run(void);
+extern ClaimedRun *run_in_task(const char *function, const char *hint);
 
 /* hooks.c */
 extern void hooks_fire(ClaimedRun *run);
@@ -398,6 +398,7 @@ extern Datum tags_to_array(List *tags);
 extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
 extern int64 duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero);
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
+extern int64 interval_to_ms(Interval *iv);
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
 extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 

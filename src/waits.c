@@ -329,14 +329,10 @@ suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at,
 static void
 wait_until(const char *function, TimestampTz resume_at)
 {
-	ClaimedRun *run = current_run();
+	ClaimedRun *run = run_in_task(function,
+								  "Outside a task, use pg_sleep(), or trigger the work with a delay.");
 	int32		seq;
 
-	if (run == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("%s can only be called inside a task", function),
-				errhint("Outside a task, use pg_sleep(), or trigger the work with a delay."));
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
@@ -483,13 +479,9 @@ waits_children_done(ClaimedRun *runs, int n)
 static bool
 next_wait(const char *function, const char *kind, int32 *seq, Jsonb **result)
 {
-	ClaimedRun *run = current_run();
+	ClaimedRun *run = run_in_task(function,
+								  "Outside a task, trigger the run and CALL taskorch.wait_for_run().");
 
-	if (run == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("%s can only be called inside a task", function),
-				errhint("Outside a task, trigger the run and CALL taskorch.wait_for_run()."));
 	*seq = run->wait_calls++;
 	return wait_completed(run, *seq, kind, NULL, result);
 }
@@ -861,18 +853,15 @@ token_state(const char *token, Jsonb **result)
 Datum
 taskorch_wait_for_token(PG_FUNCTION_ARGS)
 {
-	ClaimedRun *run = current_run();
+	ClaimedRun *run;
 	char	   *token;
 	int32		seq;
 	Jsonb	   *result = NULL;
 
 	require_arg(fcinfo, 0, "token", "Pass the id create_wait_token() returned.");
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (run == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("taskorch.wait_for_token() can only be called inside a task"),
-				errhint("Outside a task, read the token's state in taskorch.wait_tokens."));
+	run = run_in_task("taskorch.wait_for_token()",
+					  "Outside a task, read the token's state in taskorch.wait_tokens.");
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, "token", token, &result) ||
 		(!made_here(run, token) && token_state(token, &result)))
