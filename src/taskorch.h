@@ -79,6 +79,9 @@
 /* SQLSTATE of a replay whose wait calls differ from the recorded ones (waits.c) */
 #define TASKORCH_SQLSTATE_REPLAY	MAKE_SQLSTATE('T','O','R','P','L')
 
+/* Upper bound of taskorch.workers_per_database */
+#define TASKORCH_MAX_WORKERS_PER_DATABASE	64
+
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
 
