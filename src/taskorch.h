@@ -177,6 +177,7 @@ typedef struct ClaimMark
  * Shared state (shmem.c).  One LWLock guards the database entries and the
  * assignment of worker slots.  A worker writes its own pid, latch, idle
  * flag and executing run without the lock; readers treat them as hints.
+ * Lock order (shmem.c): lock, then a slot's mutex; conc_lock alone.
  */
 typedef enum DbState
 {
@@ -207,7 +208,8 @@ typedef struct WorkerSlot
 	bool		idle;			/* sleeping on its latch */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
-	slock_t		mutex;			/* guards live_metadata */
+	slock_t		mutex;			/* guards run_owner and run_triggerer */
+	pg_atomic_uint32 live_change;	/* odd while the worker rewrites live_metadata */
 	int			live_metadata_len;	/* 0: the run has not changed it */
 	char		live_metadata[LIVE_METADATA_BYTES];	/* its text while it runs */
 	TimestampTz run_started;
