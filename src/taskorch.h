@@ -282,6 +282,7 @@ extern void execute_run(ClaimedRun *run, MemoryContext cxt);
 extern bool execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg),
 							 void *arg, ErrorData **edata);
 extern ClaimedRun *current_run(void);
+extern void worker_hold_cancels(void);
 extern ClaimedRun *run_in_task(const char *function, const char *hint);
 
 /* hooks.c */
