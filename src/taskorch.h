@@ -10,7 +10,11 @@
  *	  shmem.c      shared state: per-database entries, worker slots, wake-ups
  *	  launcher.c   finds databases with the extension, starts their workers
  *	  worker.c     the per-database latch loop and the batch driver
- *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the batch completion
+ *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the claim mark
+ *	  maintenance.c  what becomes due on its own: DELAYED runs promoted,
+ *	               QUEUED runs expired, waits over resumed, next due time
+ *	  complete.c   the batch completion: outcomes, failed attempts, waits
+ *	               and tokens recorded, logs flushed, one NOTIFY
  *	  execute.c    user code in a worker, sandboxed: a run's attempt, and what
  *	               it sets off (its wait's items and children, its hooks)
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
@@ -273,9 +277,13 @@ extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos,
 					   List *full_keys, MemoryContext cxt);
 extern void claim_mark_start(ClaimMark *mark);
 extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
-extern void complete_runs(ClaimedRun *runs, int n);
+
+/* maintenance.c */
 extern int64 next_due_ms(void);
 extern int	promote_and_expire(void);
+
+/* complete.c */
+extern void complete_runs(ClaimedRun *runs, int n);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);

@@ -11,7 +11,7 @@
  *	      for each run of the chunk:
  *	          execute it in a subtransaction   as the task owner (execute.c)
  *	          decide its outcome               retry, fail, complete (runs.c)
- *	  record every outcome in one UPDATE   top-level transaction (claim.c)
+ *	  record every outcome in one UPDATE   top-level transaction (complete.c)
  *	  commit
  *
  * "Full" means batch_size runs, or the time budget spent, or the runs that
