@@ -24,8 +24,13 @@
  *	  queues.c     create_queue() and friends: limits, pause, resume, who
  *	               owns a queue and who may use it
  *	  concurrency.c  shared counts that keep queues within their limits
- *	  waits.c      durable waits by replay: wait_for(), trigger_and_wait(),
- *	               batch_trigger_and_wait(), wait tokens
+ *	  waits.c      durable waits by replay: the memo of waits over, the
+ *	               suspension, waitpoints recorded, runs resumed
+ *	  wait_time.c  wait_for(), wait_until()
+ *	  wait_children.c  trigger_and_wait(), batch_trigger_and_wait(): the
+ *	               children triggered, and the waits their ends complete
+ *	  wait_tokens.c  create_wait_token(), wait_for_token(),
+ *	               complete_wait_token(), tokens that time out
  *	  hooks.c      on_success / on_failure tasks of a run that ended
  *	  schema.c     JSON Schema checks of payloads and outputs, named schemas
  *	  trigger.c    trigger() and the wake-up of workers at commit
@@ -321,12 +326,25 @@ typedef struct PendingToken
 	bool		has_timeout;
 } PendingToken;
 
+extern bool wait_completed(ClaimedRun *run, int32 seq, const char *kind,
+						   const char *token, Jsonb **result);
+extern void wait_suspend(ClaimedRun *run, int32 seq, const char *kind,
+						 TimestampTz resume_at, struct BatchItems *children,
+						 const char *token, const char *what) pg_attribute_noreturn();
 extern void waits_record(ClaimedRun *runs, int n);
-extern void waits_record_tokens(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
-extern int	waits_resume_tokens(void);
+
+/* wait_time.c */
+extern int	wait_time_resume(TimestampTz now);
+
+/* wait_children.c */
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
+extern int	wait_children_resume(TimestampTz now);
+
+/* wait_tokens.c */
+extern void waits_record_tokens(ClaimedRun *runs, int n);
+extern int	waits_resume_tokens(void);
 
 /* taskorch.c */
 extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint);
