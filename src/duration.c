@@ -93,7 +93,8 @@ parse_duration_string(const char *s, double *ms)
 	return true;
 }
 
-static int64
+/* An interval in milliseconds, a month counted as 30 days (as PostgreSQL does). */
+int64
 interval_to_ms(Interval *iv)
 {
 	return iv->time / 1000 + (int64) iv->day * 86400000 +

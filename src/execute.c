@@ -27,7 +27,7 @@
  *	- bounded by the run's max_duration and by statement_timeout, and
  *	  interruptible by taskorch.cancel() (query cancels are held off
  *	  everywhere else in a worker, so that they never hit the batch's
- *	  bookkeeping);
+ *	  bookkeeping: worker_hold_cancels);
  *	- noted in the worker's crash note (crash.c), so that a run whose code
  *	  kills the worker is charged an attempt.
  *
@@ -95,21 +95,57 @@ current_run(void)
 }
 
 /*
- * In a worker, query cancels (SIGINT: taskorch.cancel(), an operator's
- * pg_cancel_backend, statement_timeout) are held off except while user
- * code runs, so they interrupt it and never the batch's bookkeeping.  A
- * cancel that arrived meanwhile for a run no longer executing is dropped.
- * The hold count is set, not counted: an ERROR resets it to zero anyway.
+ * The run whose task calls `function` (a SQL function that only makes
+ * sense inside a task: a wait, the run's metadata, its logs); outside a
+ * task, an error that says so, with `hint` saying what to use instead.
  */
-static void
-allow_cancel(const ClaimedRun *run, bool allow)
+ClaimedRun *
+run_in_task(const char *function, const char *hint)
+{
+	if (running == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("%s can only be called inside a task", function),
+				errhint("%s", hint));
+	return running;
+}
+
+/*
+ * Query cancels in a worker (SIGINT: taskorch.cancel(), an operator's
+ * pg_cancel_backend, statement_timeout) interrupt user code only, never the
+ * batch's bookkeeping.  The worker holds them off from its start
+ * (worker_hold_cancels); call_as_owner() lifts the hold around user code
+ * (allow_cancels) and takes it again after, with PostgreSQL's own
+ * HOLD_/RESUME_CANCEL_INTERRUPTS.  They balance on every path, with one
+ * rule PostgreSQL sets: an ERROR resets the holdoff count to zero
+ * (errfinish), so after catching one (call_as_owner's PG_CATCH, a failed
+ * batch in worker.c) the hold is taken afresh.  The count is therefore 1
+ * in a worker except while user code runs, where it is 0.  In a session
+ * (run_pending) cancels are the session's own and left alone.
+ */
+void
+worker_hold_cancels(void)
 {
 	if (MySlot < 0)
 		return;
-	if (allow && QueryCancelPending && !max_duration_fired &&
+	Assert(QueryCancelHoldoffCount == 0);
+	HOLD_CANCEL_INTERRUPTS();
+}
+
+/*
+ * User code of `run` is about to run: let cancels through.  A cancel that
+ * arrived meanwhile for a run no longer executing is dropped.
+ */
+static void
+allow_cancels(const ClaimedRun *run)
+{
+	if (MySlot < 0)
+		return;
+	if (QueryCancelPending && !max_duration_fired &&
 		!taskorch_cancel_requested(run->id))
 		QueryCancelPending = false;
-	QueryCancelHoldoffCount = allow ? 0 : 1;
+	Assert(QueryCancelHoldoffCount == 1);
+	RESUME_CANCEL_INTERRUPTS();
 }
 
 /*
@@ -344,10 +380,10 @@ call_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *ar
 		owner_scope_enter(run->owner);
 		bounds_start(run);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		allow_cancel(run, true);
+		allow_cancels(run);
 		fn(run, arg);
 		owner_scope_check();
-		allow_cancel(run, false);
+		worker_hold_cancels();
 		PopActiveSnapshot();
 		bounds_end(run, true);
 		owner_scope_exit(true);
@@ -357,7 +393,7 @@ call_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *ar
 	PG_CATCH();
 	{
 		bounds_end(run, false);
-		allow_cancel(run, false);
+		worker_hold_cancels();	/* the ERROR reset the count to zero */
 		call->canceled = taskorch_cancel_requested(run->id);
 		call->timed_out = max_duration_fired && !call->canceled;
 		max_duration_fired = false;

@@ -23,6 +23,17 @@
  * restarts cannot recover them: it stops every worker it finds and starts
  * afresh.
  *
+ * Locking: each pass of the loop decides under taskorch_shared->lock,
+ * held exclusively and briefly (database entries, slot assignment), and
+ * acts after releasing it: asking the postmaster about, stopping and
+ * registering workers (which take BackgroundWorkerLock) and reporting
+ * warnings happen with no taskorch lock held.  A slot is assigned under
+ * the lock before its worker is registered; when registration fails, the
+ * slot is given back under the lock again, if its generation is still
+ * the one assigned.  The launcher never holds two locks at once.  Memory:
+ * the loop allocates in loop_cxt, reset every pass; handles live in
+ * TopMemoryContext.
+ *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
@@ -51,6 +62,20 @@
 #define PROBE_RETRY_MS		5000	/* after a probe that did not answer */
 
 static BackgroundWorkerHandle **handles;
+
+/*
+ * What a pass decided under the lock and does after releasing it: the
+ * workers to stop and to start (slots already assigned), and a database
+ * it could not track.
+ */
+typedef struct LauncherActions
+{
+	int			nstop;
+	int		   *stop;			/* slot numbers */
+	int			nstart;
+	int		   *start;			/* slot numbers, assigned under the lock */
+	Oid			untracked;		/* a database left out: no entry free */
+} LauncherActions;
 
 void
 taskorch_register_launcher(void)
@@ -121,9 +146,13 @@ list_databases(void)
 	return result;
 }
 
-/* Bring the entries in line with pg_database (lock held exclusively). */
+/*
+ * Bring the entries in line with pg_database (lock held exclusively).  A
+ * database no entry is left for is noted in act->untracked, for a warning
+ * once the lock is released.
+ */
 static void
-update_databases(List *dboids)
+update_databases(List *dboids, LauncherActions *act)
 {
 	TaskorchShared *sh = taskorch_shared;
 	ListCell   *lc;
@@ -152,11 +181,7 @@ update_databases(List *dboids)
 			continue;
 		if (free_entry == NULL)
 		{
-			ereport(WARNING,
-					errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					errmsg("taskorch cannot track database %u: all %d entries are in use",
-						   dboid, sh->ndbs),
-					errhint("Raise taskorch.max_databases and restart the server."));
+			act->untracked = dboid;
 			break;
 		}
 		memset(free_entry, 0, sizeof(DbEntry));
@@ -179,15 +204,13 @@ wanted_workers(DbEntry *db)
 	return 0;
 }
 
-static void
-start_worker(DbEntry *db, int index)
+/* Assign a free slot to worker `index` of db (lock held); false: none free. */
+static bool
+assign_slot(DbEntry *db, int index, LauncherActions *act)
 {
 	TaskorchShared *sh = taskorch_shared;
-	BackgroundWorker bgw;
-	int			slotno = -1;
 	WorkerSlot *slot;
-	MemoryContext old;
-	bool		registered;
+	int			slotno = -1;
 
 	for (int i = 0; i < sh->nslots; i++)
 		if (!OidIsValid(sh->slots[i].dboid))
@@ -196,7 +219,7 @@ start_worker(DbEntry *db, int index)
 			break;
 		}
 	if (slotno < 0)
-		return;
+		return false;
 	slot = &sh->slots[slotno];
 	slot->dboid = db->dboid;
 	slot->index = index;
@@ -204,6 +227,31 @@ start_worker(DbEntry *db, int index)
 	slot->pid = 0;
 	slot->latch = NULL;
 	slot->idle = false;
+	act->start[act->nstart++] = slotno;
+	return true;
+}
+
+/*
+ * Register the worker of a slot assign_slot() gave it (lock not held).
+ * When the postmaster has no background worker slot left, give the slot
+ * back, delay the database's restarts, and warn.
+ */
+static void
+start_worker(int slotno)
+{
+	TaskorchShared *sh = taskorch_shared;
+	WorkerSlot *slot = &sh->slots[slotno];
+	BackgroundWorker bgw;
+	MemoryContext old;
+	bool		registered;
+	Oid			dboid;
+	int			index;
+	uint32		generation;
+
+	/* only the launcher changes these three: read without the lock */
+	dboid = slot->dboid;
+	index = slot->index;
+	generation = slot->generation;
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -212,27 +260,51 @@ start_worker(DbEntry *db, int index)
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "taskorch");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "taskorch_worker_main");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "taskorch worker %d for database %u",
-			 index, db->dboid);
+			 index, dboid);
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "taskorch worker");
 	bgw.bgw_main_arg = Int32GetDatum(slotno);
-	memcpy(bgw.bgw_extra, &slot->generation, sizeof(uint32));
+	memcpy(bgw.bgw_extra, &generation, sizeof(uint32));
 	bgw.bgw_notify_pid = MyProcPid;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);	/* handles outlive the loop */
 	registered = RegisterDynamicBackgroundWorker(&bgw, &handles[slotno]);
 	MemoryContextSwitchTo(old);
-	if (!registered)
-	{
+	if (registered)
+		return;
+
+	handles[slotno] = NULL;
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	if (slot->generation == generation)
 		slot->dboid = InvalidOid;
-		handles[slotno] = NULL;
-		db->restart_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														RESTART_DELAY_MS * 5);
-		ereport(WARNING,
-				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				errmsg("taskorch could not start worker %d for database %u: no background worker slot free",
-					   index, db->dboid),
-				errhint("Raise max_worker_processes or lower taskorch.workers_per_database."));
+	for (int d = 0; d < sh->ndbs; d++)
+		if (sh->dbs[d].state != DB_FREE && sh->dbs[d].dboid == dboid)
+			sh->dbs[d].restart_after =
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RESTART_DELAY_MS * 5);
+	LWLockRelease(sh->lock);
+	ereport(WARNING,
+			errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			errmsg("taskorch could not start worker %d for database %u: no background worker slot free",
+				   index, dboid),
+			errhint("Raise max_worker_processes or lower taskorch.workers_per_database."));
+}
+
+/*
+ * Which of our workers have exited (lock not held: the handles are the
+ * launcher's own, and a worker that exits after this is reaped next pass).
+ */
+static bool *
+stopped_workers(void)
+{
+	bool	   *stopped = palloc0(sizeof(bool) * taskorch_shared->nslots);
+
+	for (int i = 0; i < taskorch_shared->nslots; i++)
+	{
+		pid_t		pid;
+
+		stopped[i] = handles[i] != NULL &&
+			GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED;
 	}
+	return stopped;
 }
 
 /*
@@ -240,7 +312,7 @@ start_worker(DbEntry *db, int index)
  * database's workers restart after a pause.  Lock held exclusively.
  */
 static void
-reap_workers(void)
+reap_workers(const bool *stopped)
 {
 	TaskorchShared *sh = taskorch_shared;
 	TimestampTz now = GetCurrentTimestamp();
@@ -248,10 +320,8 @@ reap_workers(void)
 	for (int i = 0; i < sh->nslots; i++)
 	{
 		WorkerSlot *slot = &sh->slots[i];
-		pid_t		pid;
 
-		if (!OidIsValid(slot->dboid) || handles[i] == NULL ||
-			GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+		if (!OidIsValid(slot->dboid) || !stopped[i])
 			continue;
 		for (int d = 0; d < sh->ndbs; d++)
 		{
@@ -278,11 +348,13 @@ reap_workers(void)
 }
 
 /*
- * Start and stop workers so each database has what it wants.  Returns the
- * milliseconds until a delayed restart is due (or RESCAN_MS).  Lock held.
+ * Decide which workers to start and stop so each database has what it
+ * wants; act[] is done once the lock is released.  Returns the
+ * milliseconds until a delayed restart is due (or RESCAN_MS).  Lock held
+ * exclusively.
  */
 static long
-reconcile(void)
+reconcile(LauncherActions *act)
 {
 	TaskorchShared *sh = taskorch_shared;
 	TimestampTz now = GetCurrentTimestamp();
@@ -291,7 +363,7 @@ reconcile(void)
 	for (int d = 0; d < sh->ndbs; d++)
 	{
 		DbEntry    *db = &sh->dbs[d];
-		bool		have[64 + 1];
+		bool		have[TASKORCH_MAX_WORKERS_PER_DATABASE];
 		int			want;
 
 		if (db->state == DB_FREE)
@@ -302,6 +374,7 @@ reconcile(void)
 			now >= db->restart_after)
 			db->state = DB_PROBING;
 		want = wanted_workers(db);
+		Assert(want <= lengthof(have));
 
 		memset(have, 0, sizeof(have));
 		for (int i = 0; i < sh->nslots; i++)
@@ -311,7 +384,7 @@ reconcile(void)
 			if (slot->dboid != db->dboid)
 				continue;
 			if (slot->index >= want && handles[i] != NULL)
-				TerminateBackgroundWorker(handles[i]);
+				act->stop[act->nstop++] = i;
 			else if (slot->index < want)
 				have[slot->index] = true;
 		}
@@ -322,8 +395,8 @@ reconcile(void)
 			continue;
 		}
 		for (int index = 0; index < want; index++)
-			if (!have[index])
-				start_worker(db, index);
+			if (!have[index] && !assign_slot(db, index, act))
+				break;			/* no slot free */
 
 		/* forget databases that are gone once their workers are */
 		if (!db->seen)
@@ -411,6 +484,8 @@ taskorch_launcher_main(Datum arg)
 	for (;;)
 	{
 		List	   *dboids;
+		bool	   *stopped;
+		LauncherActions act;
 		long		sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
@@ -421,12 +496,28 @@ taskorch_launcher_main(Datum arg)
 		}
 		MemoryContextSwitchTo(loop_cxt);
 		dboids = list_databases();
+		stopped = stopped_workers();
+		memset(&act, 0, sizeof(act));
+		act.stop = palloc(sizeof(int) * taskorch_shared->nslots);
+		act.start = palloc(sizeof(int) * taskorch_shared->nslots);
 
 		LWLockAcquire(taskorch_shared->lock, LW_EXCLUSIVE);
-		update_databases(dboids);
-		reap_workers();
-		sleep_ms = reconcile();
+		update_databases(dboids, &act);
+		reap_workers(stopped);
+		sleep_ms = reconcile(&act);
 		LWLockRelease(taskorch_shared->lock);
+
+		/* the lock released: what the pass decided */
+		if (OidIsValid(act.untracked))
+			ereport(WARNING,
+					errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					errmsg("taskorch cannot track database %u: all %d entries are in use",
+						   act.untracked, taskorch_shared->ndbs),
+					errhint("Raise taskorch.max_databases and restart the server."));
+		for (int i = 0; i < act.nstop; i++)
+			TerminateBackgroundWorker(handles[act.stop[i]]);
+		for (int i = 0; i < act.nstart; i++)
+			start_worker(act.start[i]);
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);

@@ -244,11 +244,7 @@ taskorch_log(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("unknown log level \"%s\"", level),
 				errhint("Levels are debug, log, info, warn and error."));
-	if (log_run == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("taskorch.log() can only be called inside a task"),
-				errhint("Outside a task, use RAISE NOTICE or your own table."));
+	(void) run_in_task("taskorch.log()", "Outside a task, use RAISE NOTICE or your own table.");
 	if (!PG_ARGISNULL(2) && VARSIZE(PG_GETARG_JSONB_P(2)) > MAX_LOG_DATA)
 		ereport(ERROR,
 				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -288,14 +288,6 @@ parse_retry(Jsonb *retry, RetryConfig *cfg)
 		bad_retry("maxTimeoutInMs", "less than minTimeoutInMs");
 }
 
-static int64
-interval_ms(Interval *iv)
-{
-	return (int64) (iv->time / 1000) +
-		(int64) iv->day * (USECS_PER_DAY / 1000) +
-		(int64) iv->month * DAYS_PER_MONTH * (USECS_PER_DAY / 1000);
-}
-
 /*
  * Lock the task row and check the caller may change it.  Returns false
  * when the task does not exist; else sets *owner_out and *queue_out (each
@@ -420,7 +412,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	nulls[9] = PG_ARGISNULL(5) ? 'n' : ' ';
 	if (!PG_ARGISNULL(5))
 	{
-		int64		ms = interval_ms(PG_GETARG_INTERVAL_P(5));
+		int64		ms = interval_to_ms(PG_GETARG_INTERVAL_P(5));
 
 		if (ms <= 0 || ms > MAX_DURATION_MS)
 			ereport(ERROR,

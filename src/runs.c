@@ -258,24 +258,13 @@ taskorch_current_run(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(jsonb_from_cstring(buf.data));
 }
 
-static ClaimedRun *
-run_in_task(const char *function)
-{
-	ClaimedRun *run = current_run();
-
-	if (run == NULL)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("%s can only be called inside a task", function),
-				errhint("Read a run's metadata from outside with taskorch.retrieve() or taskorch.runs."));
-	return run;
-}
+#define METADATA_HINT "Read a run's metadata from outside with taskorch.retrieve() or taskorch.runs."
 
 /* SQL: taskorch.metadata() -> the current run's metadata */
 Datum
 taskorch_metadata(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_JSONB_P(run_in_task("taskorch.metadata()")->metadata);
+	PG_RETURN_JSONB_P(run_in_task("taskorch.metadata()", METADATA_HINT)->metadata);
 }
 
 /*
@@ -287,7 +276,7 @@ taskorch_metadata(PG_FUNCTION_ARGS)
 Datum
 taskorch_metadata_replace(PG_FUNCTION_ARGS)
 {
-	ClaimedRun *run = run_in_task("taskorch.metadata_replace()");
+	ClaimedRun *run = run_in_task("taskorch.metadata_replace()", METADATA_HINT);
 	Jsonb	   *metadata;
 	MemoryContext old;
 

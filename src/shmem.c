@@ -7,7 +7,17 @@
  * Locking: taskorch_shared->lock guards DbEntry fields and the dboid/index
  * of every slot.  A worker writes its own pid, latch, idle flag and
  * executing run without the lock; other backends read them as hints, and
- * the wake-up protocol below is correct whichever value they read.
+ * the wake-up protocol below is correct whichever value they read.  A
+ * slot's spinlock (mutex) guards only the two role OIDs of the run it
+ * executes; its live metadata is published under a change counter
+ * (live_change: odd while the worker writes) that readers retry on, so
+ * no copy is made under a spinlock.
+ *
+ * Lock order: taskorch_shared->lock, then a slot's mutex (the only two
+ * ever held together); conc_lock (concurrency.c) is never held with
+ * either.  Nothing that may look up a catalog or raise an error runs
+ * under any of them: privilege checks (acts_for) are made on copies,
+ * after the lock is released.
  *
  * Wake-up protocol: a worker resets its latch before it claims, so a
  * SetLatch after a trigger commits either lands before the claim's
@@ -86,6 +96,7 @@ taskorch_shmem_startup(void)
 			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
 			pg_atomic_init_u64(&taskorch_shared->slots[i].cancel_run, 0);
 			SpinLockInit(&taskorch_shared->slots[i].mutex);
+			pg_atomic_init_u32(&taskorch_shared->slots[i].live_change, 0);
 		}
 	}
 	taskorch_shared->dbs = (DbEntry *)
@@ -265,22 +276,28 @@ taskorch_set_executing(const ClaimedRun *run)
 }
 
 /*
- * May the current user see the run `run_id` of this slot (as the policy on
- * taskorch.run decides: its owner's or triggerer's privileges, or
- * taskorch_admin's)?  False too if the slot moved on to another run.
+ * The roles of the run `run_id` of this slot: false if the slot moved on
+ * to another run meanwhile.  Takes only the slot's spinlock.
  */
 static bool
-slot_run_visible(WorkerSlot *slot, uint64 run_id)
+slot_run_roles(WorkerSlot *slot, uint64 run_id, Oid *owner, Oid *triggerer)
 {
-	Oid			owner;
-	Oid			triggerer;
-
 	SpinLockAcquire(&slot->mutex);
-	owner = slot->run_owner;
-	triggerer = slot->run_triggerer;
+	*owner = slot->run_owner;
+	*triggerer = slot->run_triggerer;
 	SpinLockRelease(&slot->mutex);
-	return pg_atomic_read_u64(&slot->run_id) == run_id &&
-		(acts_for(owner) || acts_for(triggerer));
+	return pg_atomic_read_u64(&slot->run_id) == run_id;
+}
+
+/*
+ * May the current user see a run of these roles (as the policy on
+ * taskorch.run decides: its owner's or triggerer's privileges, or
+ * taskorch_admin's)?  Looks up catalogs: call with no lock held.
+ */
+static bool
+run_visible(Oid owner, Oid triggerer)
+{
+	return acts_for(owner) || acts_for(triggerer);
 }
 
 /*
@@ -327,11 +344,51 @@ taskorch_set_live_metadata(const char *text)
 	if (len >= LIVE_METADATA_BYTES)
 		len = 0;
 	slot = &taskorch_shared->slots[MySlot];
-	SpinLockAcquire(&slot->mutex);
+	if (len == 0 && slot->live_metadata_len == 0)
+		return;					/* nothing shown: nothing to change */
+	/* even between writes (odd only if a worker died writing: made even) */
+	if (pg_atomic_read_u32(&slot->live_change) & 1)
+		pg_atomic_fetch_add_u32(&slot->live_change, 1);
+	/* odd: a reader that meets or overlaps the copy retries (read_live_metadata) */
+	pg_atomic_fetch_add_u32(&slot->live_change, 1);	/* a full barrier */
 	if (len > 0)
 		memcpy(slot->live_metadata, text, len + 1);
 	slot->live_metadata_len = (int) len;
-	SpinLockRelease(&slot->mutex);
+	pg_write_barrier();
+	pg_atomic_fetch_add_u32(&slot->live_change, 1);
+}
+
+/*
+ * Copy a slot's live metadata into live[] ("" when none).  The worker may
+ * rewrite it meanwhile: the copy is kept only if the change counter was
+ * even and unchanged around it.  A worker that keeps rewriting it (or died
+ * while writing) makes the reader give up after a while and report none,
+ * as if the run had not changed it: readers then see the stored value.
+ */
+static void
+read_live_metadata(WorkerSlot *slot, char *live)
+{
+	for (int tries = 0; tries < 1000; tries++)
+	{
+		uint32		before = pg_atomic_read_u32(&slot->live_change);
+		int			len;
+
+		pg_read_barrier();
+		if ((before & 1) == 0)
+		{
+			len = slot->live_metadata_len;
+			if (len > 0 && len < LIVE_METADATA_BYTES)
+				memcpy(live, slot->live_metadata, len);
+			else
+				len = 0;
+			live[len] = '\0';
+			pg_read_barrier();
+			if (pg_atomic_read_u32(&slot->live_change) == before)
+				return;
+		}
+		pg_spin_delay();
+	}
+	live[0] = '\0';
 }
 
 /* In a worker: was a cancel of this run asked for? */
@@ -364,17 +421,18 @@ taskorch_executing_runs(PG_FUNCTION_ARGS)
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, true};
 		char		live[LIVE_METADATA_BYTES];
+		Oid			owner;
+		Oid			triggerer;
 
-		if (run_id == 0 || slot->dboid != MyDatabaseId || !slot_run_visible(slot, run_id))
+		/* no lock held here: the slot's fields are hints, rechecked by run_id */
+		if (run_id == 0 || slot->dboid != MyDatabaseId ||
+			!slot_run_roles(slot, run_id, &owner, &triggerer) ||
+			!run_visible(owner, triggerer))
 			continue;
 		values[0] = run_id_datum(run_id);
 		values[1] = Int32GetDatum(slot->pid);
 		values[2] = TimestampTzGetDatum(slot->run_started);
-		SpinLockAcquire(&slot->mutex);
-		live[0] = '\0';
-		if (slot->live_metadata_len > 0)
-			memcpy(live, slot->live_metadata, slot->live_metadata_len + 1);
-		SpinLockRelease(&slot->mutex);
+		read_live_metadata(slot, live);
 		if (live[0] != '\0')
 		{
 			values[3] = JsonbPGetDatum(jsonb_from_cstring(live));
@@ -390,30 +448,61 @@ Datum
 taskorch_workers(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	typedef struct
+	{
+		Oid			dboid;
+		int			index;
+		pid_t		pid;
+		bool		idle;
+		uint64		run_id;
+		bool		roles_known;	/* the slot was still executing run_id */
+		Oid			owner;
+		Oid			triggerer;
+	}			WorkerCopy;
+	WorkerCopy *copy;
+	int			n = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (taskorch_shared == NULL)
 		PG_RETURN_VOID();
+	copy = palloc(sizeof(WorkerCopy) * taskorch_shared->nslots);
+
+	/* copy what is shown under the lock (lock, then a slot's mutex) ... */
 	LWLockAcquire(taskorch_shared->lock, LW_SHARED);
 	for (int i = 0; i < taskorch_shared->nslots; i++)
 	{
 		WorkerSlot *slot = &taskorch_shared->slots[i];
-		uint64		run_id = pg_atomic_read_u64(&slot->run_id);
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		WorkerCopy *c = &copy[n];
 
 		if (!OidIsValid(slot->dboid))
 			continue;
-		values[0] = ObjectIdGetDatum(slot->dboid);
-		values[1] = Int32GetDatum(slot->index);
-		values[2] = Int32GetDatum(slot->pid);
-		nulls[2] = slot->pid == 0;
-		values[3] = BoolGetDatum(slot->idle);
-		values[4] = run_id_datum(run_id);
-		nulls[4] = run_id == 0 || !slot_run_visible(slot, run_id);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		c->dboid = slot->dboid;
+		c->index = slot->index;
+		c->pid = slot->pid;
+		c->idle = slot->idle;
+		c->run_id = pg_atomic_read_u64(&slot->run_id);
+		c->roles_known = c->run_id != 0 &&
+			slot_run_roles(slot, c->run_id, &c->owner, &c->triggerer);
+		n++;
 	}
 	LWLockRelease(taskorch_shared->lock);
+
+	/* ... and check privileges (catalog lookups) once it is released */
+	for (int i = 0; i < n; i++)
+	{
+		WorkerCopy *c = &copy[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = ObjectIdGetDatum(c->dboid);
+		values[1] = Int32GetDatum(c->index);
+		values[2] = Int32GetDatum(c->pid);
+		nulls[2] = c->pid == 0;
+		values[3] = BoolGetDatum(c->idle);
+		values[4] = run_id_datum(c->run_id);
+		nulls[4] = !c->roles_known || !run_visible(c->owner, c->triggerer);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	PG_RETURN_VOID();
 }
 

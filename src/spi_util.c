@@ -6,10 +6,23 @@
  *	  pg_catalog alone, and executed as the extension owner.
  *
  * Pinning: a saved plan remembers the search path it was analysed under
- * and is re-analysed whenever the current one differs.  Pushing the same
- * override path around both preparation and execution keeps the plan
- * valid whatever the caller's search_path, and keeps a caller's objects
- * (an operator in a schema of theirs, say) out of our statements.
+ * and is re-analysed whenever the current one differs.  Setting
+ * search_path to "pg_catalog, pg_temp" (pg_temp last: it is then never
+ * searched for functions and operators, and after pg_catalog for the
+ * rest) in a GUC nest level of its own around both preparation and
+ * execution keeps the plan valid whatever the caller's search_path, and
+ * keeps a caller's objects (an operator in a schema of theirs, say) out of
+ * our statements.  The nest level is rolled back when the statement
+ * returns, and by the (sub)transaction abort when it fails.  A caller
+ * whose search_path already is that value (a worker, between tasks) skips
+ * the setting.
+ *
+ * Owner cache: the owner of taskorch.run is looked up once and kept until
+ * a catalog invalidation of that relation (ALTER TABLE ... OWNER TO,
+ * DROP EXTENSION) or of any schema (the extension's schema renamed or
+ * dropped) says it may have changed.  Invalidations are processed when a
+ * transaction starts and whenever a lock is taken, as for the catalog
+ * caches the lookups went through before.
  *
  * Elevation: the caller's privileges were checked by the C function that
  * calls in here; the statement itself runs with the user id switched to
@@ -28,17 +41,39 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-static OverrideSearchPath *
-pinned_path(void)
-{
-	static OverrideSearchPath path = {NIL, true, false, 0};	/* pg_catalog only */
+#define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
 
-	return &path;
+/*
+ * Pin search_path for one of our statements: returns the GUC nest level to
+ * give to unpin_search_path(), or -1 when it was already pinned.
+ */
+static int
+pin_search_path(void)
+{
+	int			nestlevel;
+
+	if (namespace_search_path != NULL &&
+		strcmp(namespace_search_path, PINNED_SEARCH_PATH) == 0)
+		return -1;
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", PINNED_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void
+unpin_search_path(int nestlevel)
+{
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
 }
 
 /* The plans this backend prepared, so that they can be made again. */
@@ -51,14 +86,14 @@ taskorch_plan(TaskorchPlan *p)
 	if (p->plan == NULL)
 	{
 		MemoryContext old;
-
 		SPIPlanPtr	plan;
 
-		PushOverrideSearchPath(pinned_path());
+		int			nestlevel = pin_search_path();
+
 		/* generic plans: replanning per call would cost more than it gains */
 		plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
 								  CURSOR_OPT_GENERIC_PLAN);
-		PopOverrideSearchPath();
+		unpin_search_path(nestlevel);
 		if (plan == NULL)
 			elog(ERROR, "taskorch: SPI_prepare failed (%s) for: %s",
 				 SPI_result_code_string(SPI_result), p->sql);
@@ -94,20 +129,44 @@ taskorch_plans_forget(void)
 	prepared = NIL;
 }
 
+/* The owner of taskorch.run, while no invalidation has said otherwise */
+static Oid	owner_cached = InvalidOid;
+static uint32 owner_rel_hash;	/* RELOID hash value of taskorch.run */
+
+static void
+owner_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (cacheid != RELOID || hashvalue == 0 || hashvalue == owner_rel_hash)
+		owner_cached = InvalidOid;
+}
+
 /* The role that owns taskorch.run, as whom our statements run. */
 Oid
 taskorch_extension_owner(void)
 {
-	Oid			nsp = get_namespace_oid("taskorch", false);
-	Oid			relid = get_relname_relid("run", nsp);
+	static bool callbacks = false;
+	Oid			nsp;
+	Oid			relid;
 	HeapTuple	tup;
 	Oid			owner;
 
+	if (OidIsValid(owner_cached))
+		return owner_cached;
+	if (!callbacks)
+	{
+		CacheRegisterSyscacheCallback(RELOID, owner_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_invalidate, (Datum) 0);
+		callbacks = true;
+	}
+	nsp = get_namespace_oid("taskorch", false);
+	relid = get_relname_relid("run", nsp);
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "taskorch: cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+	owner_rel_hash = GetSysCacheHashValue1(RELOID, ObjectIdGetDatum(relid));
+	owner_cached = owner;
 	return owner;
 }
 
@@ -119,17 +178,18 @@ execute(TaskorchPlan *p, Datum *values, const char *nulls, bool read_only,
 	Oid			save_uid;
 	int			save_sec;
 	int			rc;
+	int			nestlevel;
 
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(pinned_path());
+	nestlevel = pin_search_path();
 	if (latest)
 		rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
 								  InvalidSnapshot, false, false, count);
 	else
 		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
-	PopOverrideSearchPath();
+	unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_uid, save_sec);
 	if (rc < 0)
 		elog(ERROR, "taskorch: SPI_execute_plan failed (%s) for: %s",

@@ -56,7 +56,7 @@ define_gucs(void)
 							"Background workers that execute runs, per database with the extension.",
 							"0 stops execution; runs stay queued.",
 							&taskorch_workers_per_database,
-							2, 0, 64,
+							2, 0, TASKORCH_MAX_WORKERS_PER_DATABASE,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.max_databases",
 							"Databases the launcher can track.",

@@ -10,7 +10,11 @@
  *	  shmem.c      shared state: per-database entries, worker slots, wake-ups
  *	  launcher.c   finds databases with the extension, starts their workers
  *	  worker.c     the per-database latch loop and the batch driver
- *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the batch completion
+ *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the claim mark
+ *	  maintenance.c  what becomes due on its own: DELAYED runs promoted,
+ *	               QUEUED runs expired, waits over resumed, next due time
+ *	  complete.c   the batch completion: outcomes, failed attempts, waits
+ *	               and tokens recorded, logs flushed, one NOTIFY
  *	  execute.c    user code in a worker, sandboxed: a run's attempt, and what
  *	               it sets off (its wait's items and children, its hooks)
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
@@ -20,8 +24,13 @@
  *	  queues.c     create_queue() and friends: limits, pause, resume, who
  *	               owns a queue and who may use it
  *	  concurrency.c  shared counts that keep queues within their limits
- *	  waits.c      durable waits by replay: wait_for(), trigger_and_wait(),
- *	               batch_trigger_and_wait(), wait tokens
+ *	  waits.c      durable waits by replay: the memo of waits over, the
+ *	               suspension, waitpoints recorded, runs resumed
+ *	  wait_time.c  wait_for(), wait_until()
+ *	  wait_children.c  trigger_and_wait(), batch_trigger_and_wait(): the
+ *	               children triggered, and the waits their ends complete
+ *	  wait_tokens.c  create_wait_token(), wait_for_token(),
+ *	               complete_wait_token(), tokens that time out
  *	  hooks.c      on_success / on_failure tasks of a run that ended
  *	  schema.c     JSON Schema checks of payloads and outputs, named schemas
  *	  trigger.c    trigger() and the wake-up of workers at commit
@@ -79,6 +88,9 @@
 /* SQLSTATE of a replay whose wait calls differ from the recorded ones (waits.c) */
 #define TASKORCH_SQLSTATE_REPLAY	MAKE_SQLSTATE('T','O','R','P','L')
 
+/* Upper bound of taskorch.workers_per_database */
+#define TASKORCH_MAX_WORKERS_PER_DATABASE	64
+
 /* Upper bound of taskorch.batch_size */
 #define TASKORCH_MAX_BATCH			1000
 
@@ -91,7 +103,6 @@ extern int	taskorch_idle_poll_ms;
 extern int	taskorch_max_databases;
 extern int	taskorch_default_ttl_ms;
 extern char *taskorch_test_clock;
-extern char *taskorch_launcher_database;
 
 /*
  * A claimed run, as the batch driver carries it from claim to completion.
@@ -175,6 +186,7 @@ typedef struct ClaimMark
  * Shared state (shmem.c).  One LWLock guards the database entries and the
  * assignment of worker slots.  A worker writes its own pid, latch, idle
  * flag and executing run without the lock; readers treat them as hints.
+ * Lock order (shmem.c): lock, then a slot's mutex; conc_lock alone.
  */
 typedef enum DbState
 {
@@ -205,7 +217,8 @@ typedef struct WorkerSlot
 	bool		idle;			/* sleeping on its latch */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
-	slock_t		mutex;			/* guards live_metadata */
+	slock_t		mutex;			/* guards run_owner and run_triggerer */
+	pg_atomic_uint32 live_change;	/* odd while the worker rewrites live_metadata */
 	int			live_metadata_len;	/* 0: the run has not changed it */
 	char		live_metadata[LIVE_METADATA_BYTES];	/* its text while it runs */
 	TimestampTz run_started;
@@ -269,15 +282,21 @@ extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos,
 					   List *full_keys, MemoryContext cxt);
 extern void claim_mark_start(ClaimMark *mark);
 extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
-extern void complete_runs(ClaimedRun *runs, int n);
+
+/* maintenance.c */
 extern int64 next_due_ms(void);
 extern int	promote_and_expire(void);
+
+/* complete.c */
+extern void complete_runs(ClaimedRun *runs, int n);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
 extern bool execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg),
 							 void *arg, ErrorData **edata);
 extern ClaimedRun *current_run(void);
+extern void worker_hold_cancels(void);
+extern ClaimedRun *run_in_task(const char *function, const char *hint);
 
 /* hooks.c */
 extern void hooks_fire(ClaimedRun *run);
@@ -307,12 +326,25 @@ typedef struct PendingToken
 	bool		has_timeout;
 } PendingToken;
 
+extern bool wait_completed(ClaimedRun *run, int32 seq, const char *kind,
+						   const char *token, Jsonb **result);
+extern void wait_suspend(ClaimedRun *run, int32 seq, const char *kind,
+						 TimestampTz resume_at, struct BatchItems *children,
+						 const char *token, const char *what) pg_attribute_noreturn();
 extern void waits_record(ClaimedRun *runs, int n);
-extern void waits_record_tokens(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
-extern int	waits_resume_tokens(void);
+
+/* wait_time.c */
+extern int	wait_time_resume(TimestampTz now);
+
+/* wait_children.c */
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
+extern int	wait_children_resume(TimestampTz now);
+
+/* wait_tokens.c */
+extern void waits_record_tokens(ClaimedRun *runs, int n);
+extern int	waits_resume_tokens(void);
 
 /* taskorch.c */
 extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint);
@@ -398,6 +430,7 @@ extern Datum tags_to_array(List *tags);
 extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
 extern int64 duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero);
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
+extern int64 interval_to_ms(Interval *iv);
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
 extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 

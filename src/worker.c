@@ -11,7 +11,7 @@
  *	      for each run of the chunk:
  *	          execute it in a subtransaction   as the task owner (execute.c)
  *	          decide its outcome               retry, fail, complete (runs.c)
- *	  record every outcome in one UPDATE   top-level transaction (claim.c)
+ *	  record every outcome in one UPDATE   top-level transaction (complete.c)
  *	  commit
  *
  * "Full" means batch_size runs, or the time budget spent, or the runs that
@@ -352,7 +352,7 @@ batch_failed(void)
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
-	QueryCancelHoldoffCount = 1;
+	worker_hold_cancels();		/* the ERROR reset the holdoff count (execute.c) */
 	taskorch_set_executing(NULL);
 	crash_note_run(NULL);
 	concurrency_release();
@@ -474,7 +474,7 @@ taskorch_worker_main(Datum arg)
 	if (slot->index == 0)
 		taskorch_database_state(dboid, DB_ACTIVE);
 	slot->latch = MyLatch;
-	QueryCancelHoldoffCount = 1;	/* only a task may be interrupted (execute.c) */
+	worker_hold_cancels();		/* only a task may be interrupted (execute.c) */
 
 	for (;;)
 	{

@@ -1,0 +1,318 @@
+/*-------------------------------------------------------------------------
+ *
+ * wait_children.c
+ *	  Child waits: trigger_and_wait(), batch_trigger_and_wait() and
+ *	  batch_trigger_and_wait_query() suspend a run until the runs they
+ *	  trigger have all finished, and resume it with their Result objects
+ *	  in call order (waits.c has the replay mechanism they share).
+ *
+ * Transactions: a wait call runs in the task's subtransaction; it checks
+ * the items and notes them on the run, and the children are triggered
+ * after the attempt's rollback, in the batch's top-level transaction, as
+ * the task's owner (waits_create_children, through execute_as_owner), so
+ * they exist only if the run really waits.  A batch whose runs finish
+ * children completes the waits they were the last of, in the same
+ * transaction (waits_children_done), locking those waitpoints in a fixed
+ * order first; the maintenance pass catches the rest
+ * (wait_children_resume).  Memory: the run's (batch) context.  Lock: none
+ * shared; waitpoint rows, FOR UPDATE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
+PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
+PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
+
+/*
+ * Child-run waits whose children have all finished: complete them with the
+ * children's Result objects, in call order, and queue their runs again:
+ * some waits (the batch that finished their children), or every pending
+ * one (the maintenance pass, which also catches children that ended
+ * outside a batch: canceled, expired).  Whether a wait is over is first asked of the
+ * children linked to it (one probe of run_waited_idx, however many there
+ * are; a scalar subquery, so that it is never planned as a hash of every
+ * unfinished child), and only then of every child in its list, which may
+ * include runs it did not make (a debounced or idempotent trigger's).
+ */
+#define CHILDREN_DONE_SQL(WAITS) \
+	"WITH ready AS (" \
+	"  SELECT wp.run_id, wp.seq, wp.kind, wp.children" \
+	"    FROM " WAITS \
+	"   WHERE wp.completed_at IS NULL AND wp.kind IN ('run', 'batch')" \
+	"     AND CASE WHEN (SELECT true FROM taskorch.run c" \
+	"                     WHERE c.parent_run_id = wp.run_id COLLATE \"default\"" \
+	"                       AND c.parent_wait_seq = wp.seq AND c.parent_run_id IS NOT NULL" \
+	"                       AND c.status IN " UNFINISHED_STATUSES " LIMIT 1)" \
+	"              THEN false" \
+	"              ELSE NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)" \
+	"                                AND c.status IN " UNFINISHED_STATUSES ") END" \
+	"   ORDER BY wp.run_id, wp.seq LIMIT 1000" \
+	"   FOR UPDATE OF wp SKIP LOCKED)," \
+	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3," \
+	"            result = CASE WHEN ready.kind = 'run' THEN results->0" \
+	"                          ELSE jsonb_build_object('runs', results) END" \
+	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id," \
+	"                                   c.task_id, c.output, c.error) ORDER BY k.ord), '[]') AS results" \
+	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)" \
+	"                   JOIN taskorch.run c ON c.id = k.id) res" \
+	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq" \
+	"         RETURNING wp.run_id)" \
+	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3" \
+	"   FROM (SELECT DISTINCT run_id FROM done) d" \
+	"  WHERE r.id = d.run_id AND r.status = 'WAITING'"
+
+/* the waits ($1 run ids, $2 seqs) a batch finished children of */
+static TaskorchPlan children_done_plan = {
+	CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
+					  " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
+	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
+	NULL
+};
+
+/* every pending wait: the maintenance pass ($1, $2 unused) */
+static TaskorchPlan all_children_done_plan = {
+	CHILDREN_DONE_SQL("taskorch.waitpoint wp"),
+	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
+	NULL
+};
+
+/*
+ * The waits a batch finished children of, locked in a fixed order before
+ * children_done_plan asks whether they are over.  Two batches finishing
+ * the last children of one wait take turns: the second asks after the
+ * first committed, so it sees both and resumes the parent at once.
+ */
+static TaskorchPlan lock_waits_plan = {
+	"SELECT FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
+	"  JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"
+	" WHERE wp.completed_at IS NULL"
+	" ORDER BY wp.run_id, wp.seq FOR UPDATE OF wp",
+	2, {TEXTARRAYOID, INT4ARRAYOID},
+	NULL
+};
+
+/*
+ * Runs of this batch that reached an end and are waited for: complete the
+ * waits they were the last of (inside SPI, in the batch's transaction).
+ */
+void
+waits_children_done(ClaimedRun *runs, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * 2 * n);
+	Datum	   *seqs = palloc(sizeof(Datum) * 2 * n);
+	Datum		values[3];
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		/* a wait for no children at all (a query that returned no rows) is over now */
+		if (runs[i].suspended && runs[i].wait_children_ids && runs[i].wait_children_ids[0] == '\0')
+		{
+			ids[k] = CStringGetTextDatum(runs[i].id);
+			seqs[k] = Int32GetDatum(runs[i].wait_seq);
+			k++;
+		}
+		if (runs[i].parent_run_id == NULL || strcmp(runs[i].status, "QUEUED") == 0 ||
+			strcmp(runs[i].status, "WAITING") == 0)
+			continue;
+		ids[k] = CStringGetTextDatum(runs[i].parent_run_id);
+		seqs[k] = Int32GetDatum(runs[i].parent_wait_seq);
+		k++;
+	}
+	if (k == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
+	taskorch_execute_as_owner(&lock_waits_plan, values, NULL, false, 0);
+	/* a statement of its own: its snapshot is taken once the locks are held */
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (taskorch_execute_as_owner(&children_done_plan, values, NULL, false, 0) > 0)
+		taskorch_requeued_at_commit();
+}
+
+/* ---------------------------------------------------------------------
+ * trigger_and_wait and batch_trigger_and_wait
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A wait call for children, in two halves.  next_wait(): the call's number
+ * (its order in the execution); true, with its memoized result, if an
+ * earlier execution got past it.  Otherwise wait_for_children(): note the
+ * children to trigger and suspend.  The children are made by the worker
+ * after the attempt's rollback (waits_create_children), so they exist only
+ * if the run really waits.  Items are checked now (an array's every item, a
+ * query's columns), so a bad one fails the attempt as an error in the task
+ * would.
+ */
+static bool
+next_wait(const char *function, const char *kind, int32 *seq, Jsonb **result)
+{
+	ClaimedRun *run = run_in_task(function,
+								  "Outside a task, trigger the run and CALL taskorch.wait_for_run().");
+
+	*seq = run->wait_calls++;
+	return wait_completed(run, *seq, kind, NULL, result);
+}
+
+static void
+wait_for_children(int32 seq, const BatchItems *src, bool batch)
+{
+	ClaimedRun *run = current_run();
+	BatchItems *keep;
+
+	batch_items_check(src);
+	keep = MemoryContextAlloc(run->cxt, sizeof(BatchItems));
+	keep->task = src->task ? MemoryContextStrdup(run->cxt, src->task) : NULL;
+	keep->query = src->query ? MemoryContextStrdup(run->cxt, src->query) : NULL;
+	keep->items = NULL;
+	if (src->items)
+	{
+		keep->items = MemoryContextAlloc(run->cxt, VARSIZE(src->items));
+		memcpy(keep->items, src->items, VARSIZE(src->items));
+	}
+	wait_suspend(run, seq, batch ? "batch" : "run", DT_NOEND, keep, NULL,
+			src->query ? "the child runs of a query" : "child runs");
+}
+
+/* SQL: taskorch.trigger_and_wait(task, payload, options) -> Result object */
+Datum
+taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
+{
+	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
+
+	require_args(fcinfo, 2, "task and payload",
+				 "Pass the child task's id and a payload object.");
+	if (next_wait("taskorch.trigger_and_wait()", "run", &seq, &result))
+		PG_RETURN_JSONB_P(result);
+	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	wait_for_children(seq, &src, false);
+	PG_RETURN_NULL();
+}
+
+/*
+ * SQL: taskorch.batch_trigger_and_wait(task, items) and (items), items
+ * as batch_trigger's -> {"runs": [Result, ...]} in item order.
+ */
+Datum
+taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
+{
+	bool		mixed = PG_NARGS() == 1;
+	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
+
+	require_args(fcinfo, PG_NARGS(), mixed ? "items" : "task and items",
+				 "Pass a JSON array of {\"payload\": ..., \"options\": ...} items.");
+	if (next_wait("taskorch.batch_trigger_and_wait()", "batch", &seq, &result))
+		PG_RETURN_JSONB_P(result);
+	src.task = mixed ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
+	wait_for_children(seq, &src, true);
+	PG_RETURN_NULL();
+}
+
+/*
+ * SQL: taskorch.batch_trigger_and_wait_query(query, task): the query's rows
+ * are the items, streamed when the children are made (after the attempt's
+ * rollback, so the query sees committed data, not the task's own writes).
+ */
+Datum
+taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
+{
+	BatchItems	src = {NULL, NULL, NULL};
+	int32		seq;
+	Jsonb	   *result = NULL;
+
+	require_args(fcinfo, 1, "query",
+				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
+	if (next_wait("taskorch.batch_trigger_and_wait_query()", "batch", &seq, &result))
+		PG_RETURN_JSONB_P(result);
+	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	wait_for_children(seq, &src, true);
+	PG_RETURN_NULL();
+}
+
+typedef struct ChildTrigger
+{
+	ClaimedRun *parent;
+	StringInfoData ids;			/* the children's, space-separated */
+} ChildTrigger;
+
+/* Trigger one child of a wait, linked to it. */
+static void
+trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void *arg)
+{
+	ChildTrigger *ct = (ChildTrigger *) arg;
+	TriggerOptions o;
+	Datum		id;
+
+	trigger_options_init(&o);
+	o.now = GetCurrentTimestamp();
+	if (options)
+		trigger_options_jsonb(&o, options, false);
+	trigger_options_finish(&o);
+	o.parent_run_id = ct->parent->id;
+	o.parent_wait_seq = ct->parent->wait_seq;
+	id = create_run(task, payload, &o, NULL);
+	if (ct->ids.len > 0)
+		appendStringInfoChar(&ct->ids, ' ');
+	appendStringInfoString(&ct->ids, TextDatumGetCString(id));
+}
+
+static void
+trigger_children(ClaimedRun *run, void *arg)
+{
+	(void) batch_items_foreach(run->wait_children, trigger_child, arg);
+}
+
+/*
+ * The run stopped at a wait for children: trigger them now, in the batch's
+ * transaction (the attempt's own work was rolled back), as the task's
+ * owner, each linked to the wait.  A child that cannot be triggered fails
+ * the attempt instead, like an error in the task.
+ */
+void
+waits_create_children(ClaimedRun *run)
+{
+	ChildTrigger ct;
+	MemoryContext old;
+
+	if (!run->suspended || run->wait_children == NULL)
+		return;
+	ct.parent = run;
+	old = MemoryContextSwitchTo(run->cxt);	/* the ids are kept until recorded */
+	initStringInfo(&ct.ids);
+	MemoryContextSwitchTo(old);
+	if (execute_as_owner(run, trigger_children, &ct, &run->edata))
+		run->wait_children_ids = ct.ids.data;
+	else
+		run->suspended = false;		/* an error of the attempt after all */
+}
+
+/*
+ * Every pending child wait whose children have all finished, including
+ * children that ended outside a batch (canceled, expired): complete them
+ * and queue their runs (maintenance pass, inside SPI).
+ */
+int
+wait_children_resume(TimestampTz now)
+{
+	Datum		done[3] = {(Datum) 0, (Datum) 0, TimestampTzGetDatum(now)};
+	char		nulls[3] = {'n', 'n', ' '};
+
+	return taskorch_execute_as_owner(&all_children_done_plan, done, nulls, false, 0);
+}

@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ *
+ * wait_time.c
+ *	  Time waits: wait_for(duration) and wait_until(time) suspend a run
+ *	  until a moment, and the maintenance pass resumes it once that moment
+ *	  has come (waits.c has the replay mechanism they share).
+ *
+ * Transactions: a wait call runs in the task's subtransaction and only
+ * notes its resume time on the run (wait_suspend); the waitpoint is
+ * written by the batch (waits_record).  wait_time_resume() runs in a
+ * worker's maintenance pass, inside its SPI connection, in the batch's
+ * top-level transaction.  Memory: the run's (batch) context.  Lock: none
+ * shared; the waitpoints it completes are row-locked by its UPDATE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_wait_for);
+PG_FUNCTION_INFO_V1(taskorch_wait_until);
+
+/* time waits that are over: complete them and queue their runs again */
+static TaskorchPlan resume_plan = {
+	"WITH due AS (UPDATE taskorch.waitpoint SET completed_at = $1"
+	"              WHERE completed_at IS NULL AND kind = 'time' AND resume_at <= $1"
+	"              RETURNING run_id)"
+	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $1, updated_at = $1"
+	"   FROM (SELECT DISTINCT run_id FROM due) d"
+	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
+	1, {TIMESTAMPTZOID},
+	NULL
+};
+
+static void
+wait_until(const char *function, TimestampTz resume_at)
+{
+	ClaimedRun *run = run_in_task(function,
+								  "Outside a task, use pg_sleep(), or trigger the work with a delay.");
+	int32		seq;
+
+	seq = run->wait_calls++;
+	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
+		return;
+	wait_suspend(run, seq, "time", resume_at, NULL, NULL, timestamptz_to_str(resume_at));
+}
+
+/* SQL: taskorch.wait_for(duration) */
+Datum
+taskorch_wait_for(PG_FUNCTION_ARGS)
+{
+	int64		ms;
+
+	require_arg(fcinfo, 0, "duration", "Pass a duration such as '5m' or an interval.");
+	ms = duration_ms_from_datum("wait duration", PG_GETARG_DATUM(0),
+								get_fn_expr_argtype(fcinfo->flinfo, 0), true);
+	/* counted from the first time the wait is reached: on replay it returns at once */
+	wait_until("taskorch.wait_for()", TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms));
+	PG_RETURN_VOID();
+}
+
+/* SQL: taskorch.wait_until(time) */
+Datum
+taskorch_wait_until(PG_FUNCTION_ARGS)
+{
+	require_arg(fcinfo, 0, "time", "Pass a timestamptz.");
+	wait_until("taskorch.wait_until()", PG_GETARG_TIMESTAMPTZ(0));
+	PG_RETURN_VOID();
+}
+
+/* Time waits that are over: complete them and queue their runs (inside SPI). */
+int
+wait_time_resume(TimestampTz now)
+{
+	Datum		values[1] = {TimestampTzGetDatum(now)};
+
+	return taskorch_execute_as_owner(&resume_plan, values, NULL, false, 0);
+}
