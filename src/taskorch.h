@@ -43,8 +43,8 @@
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
  *	               as the extension owner
  *
- * Tracks, orchestrators and jobs are SQL (sql/taskorch.sql): their runners
- * are task functions built on the waits.
+ * Tracks, orchestrators and jobs are SQL (sql/parts/code/tracks.sql and
+ * jobs.sql): their runners are task functions built on the waits.
  *
  *-------------------------------------------------------------------------
  */
