@@ -6,16 +6,15 @@
  *	  pg_catalog alone, and executed as the extension owner.
  *
  * Pinning: a saved plan remembers the search path it was analysed under
- * and is re-analysed whenever the current one differs.  Setting
- * search_path to "pg_catalog, pg_temp" (pg_temp last: it is then never
- * searched for functions and operators, and after pg_catalog for the
- * rest) in a GUC nest level of its own around both preparation and
- * execution keeps the plan valid whatever the caller's search_path, and
- * keeps a caller's objects (an operator in a schema of theirs, say) out of
- * our statements.  The nest level is rolled back when the statement
- * returns, and by the (sub)transaction abort when it fails.  A caller
- * whose search_path already is that value (a worker, between tasks) skips
- * the setting.
+ * and is re-analysed whenever the current one differs.  Pinning the path
+ * to pg_catalog around both preparation and execution keeps the plan valid
+ * whatever the caller's search_path, and keeps a caller's objects (an
+ * operator in a schema of theirs, say) out of our statements.  Before
+ * PostgreSQL 17 this is an override search path, pushed and popped at no
+ * cost; from 17 on (which removed it), search_path is set to "pg_catalog,
+ * pg_temp" (pg_temp last: never searched for functions and operators) in a
+ * GUC nest level of its own, rolled back when the statement returns, and
+ * by the (sub)transaction abort when it fails.
  *
  * Owner cache: the owner of taskorch.run is looked up once and kept until
  * a catalog invalidation of that relation (ALTER TABLE ... OWNER TO,
@@ -50,6 +49,27 @@
 
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
 
+#if PG_VERSION_NUM < 170000
+/*
+ * Before PostgreSQL 17: an override search path (pg_catalog, then nothing:
+ * pg_temp is not searched at all) is pushed and popped around each
+ * statement, which costs no catalog lookup.  PostgreSQL 17 removed it.
+ */
+static int
+pin_search_path(void)
+{
+	static OverrideSearchPath path = {NIL, true, false, 0};
+
+	PushOverrideSearchPath(&path);
+	return 0;
+}
+
+static void
+unpin_search_path(int nestlevel)
+{
+	PopOverrideSearchPath();
+}
+#else
 /*
  * Pin search_path for one of our statements: returns the GUC nest level to
  * give to unpin_search_path(), or -1 when it was already pinned.
@@ -75,6 +95,7 @@ unpin_search_path(int nestlevel)
 	if (nestlevel >= 0)
 		AtEOXact_GUC(true, nestlevel);
 }
+#endif
 
 /* The plans this backend prepared, so that they can be made again. */
 static List *prepared = NIL;
