@@ -48,7 +48,7 @@ static TaskorchPlan claim_plan = {
 	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
-	" WHERE r.status = 'QUEUED' AND r.run_at <= $1"
+	" WHERE r.status = " SQL_STATUS(QUEUED) " AND r.run_at <= $1"
 	"   AND (r.run_at, r.id) > ($2, $3)"
 	"   AND NOT coalesce(q.paused, false)"
 	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL ($5)"

@@ -32,7 +32,7 @@ static TaskorchPlan complete_plan = {
 	"UPDATE taskorch.run r"
 	"   SET status = u.status::taskorch.run_status, output = u.output,"
 	"       error = u.error,"
-	"       attempts = r.attempts + CASE WHEN u.status = 'WAITING' THEN 0 ELSE 1 END,"
+	"       attempts = r.attempts + CASE WHEN u.status = " SQL_STATUS(WAITING) " THEN 0 ELSE 1 END,"
 	"       run_at = coalesce(u.next_run_at, r.run_at),"
 	"       started_at = coalesce(r.started_at, u.started_at),"
 	"       finished_at = u.finished_at, updated_at = $8,"
@@ -92,7 +92,7 @@ record_failed_attempts(ClaimedRun *runs, int n)
 			continue;
 		v[0][k] = CStringGetTextDatum(runs[i].id);
 		v[1][k] = Int32GetDatum(runs[i].attempts + 1);
-		v[2][k] = CStringGetTextDatum(runs[i].timed_out ? "TIMED_OUT" : "FAILED");
+		v[2][k] = CStringGetTextDatum(run_status_name(runs[i].timed_out ? RUN_TIMED_OUT : RUN_FAILED));
 		v[3][k] = JsonbPGetDatum(runs[i].error);
 		v[4][k] = TimestampTzGetDatum(runs[i].started_at);
 		v[5][k] = TimestampTzGetDatum(runs[i].finished_at);
@@ -134,7 +134,7 @@ notify_outcomes(ClaimedRun *runs, int n)
 		escape_json(&buf, runs[i].id);
 		appendStringInfoString(&buf, ", \"task\": ");
 		escape_json(&buf, runs[i].task_id);
-		appendStringInfo(&buf, ", \"status\": \"%s\"}", runs[i].status);
+		appendStringInfo(&buf, ", \"status\": \"%s\"}", run_status_name(runs[i].status));
 	}
 	appendStringInfoChar(&buf, ']');
 	if (i < n)
@@ -171,11 +171,10 @@ complete_runs(ClaimedRun *all, int nall)
 	for (int i = 0; i < n; i++)
 	{
 		ClaimedRun *r = &runs[i];
-		bool		terminal = strcmp(r->status, "QUEUED") != 0 &&
-			strcmp(r->status, "WAITING") != 0;
+		bool		terminal = run_status_finished(r->status);
 
 		v[0][i] = CStringGetTextDatum(r->id);
-		v[1][i] = CStringGetTextDatum(r->status);
+		v[1][i] = CStringGetTextDatum(run_status_name(r->status));
 		v[2][i] = r->output ? JsonbPGetDatum(r->output) : (Datum) 0;
 		nl[2][i] = r->output == NULL;
 		v[3][i] = r->error ? JsonbPGetDatum(r->error) : (Datum) 0;

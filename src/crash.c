@@ -69,14 +69,14 @@ static TaskorchPlan crashed_plan = {
 	"  UPDATE taskorch.run r"
 	"     SET attempts = r.attempts + 1, error = $3, updated_at = now(),"
 	"         status = CASE WHEN r.attempts + 1 >= r.max_attempts"
-	"                       THEN 'CRASHED'::taskorch.run_status ELSE 'QUEUED' END,"
+	"                       THEN " SQL_STATUS_TYPED(CRASHED) " ELSE " SQL_STATUS(QUEUED) " END,"
 	"         finished_at = CASE WHEN r.attempts + 1 >= r.max_attempts THEN now() END,"
 	"         run_at = now() + make_interval(secs => coalesce("
 	"             (SELECT t.retry_min_ms FROM taskorch.task t WHERE t.id = r.task_id), 0) / 1000.0)"
-	"   WHERE r.id = $1 AND r.attempts = $2 AND r.status = 'QUEUED'"
+	"   WHERE r.id = $1 AND r.attempts = $2 AND r.status = " SQL_STATUS(QUEUED)
 	"  RETURNING r.id, r.attempts)"
 	" INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
-	" SELECT id, attempts, 'CRASHED', $3, now(), now() FROM r",
+	" SELECT id, attempts, " SQL_STATUS(CRASHED) ", $3, now(), now() FROM r",
 	3, {TEXTOID, INT4OID, JSONBOID},
 	NULL
 };
@@ -184,10 +184,13 @@ charge_crash(const char *run_id, int32 attempts, bool terminated)
 		"{\"message\": \"the worker process executing this run exited unexpectedly\","
 		" \"name\": \"CrashedError\"}"));
 	SPI_connect();
+	(void) run_transition(RUN_QUEUED, RUN_QUEUED, BY_CRASH);
+	(void) run_transition(RUN_QUEUED, RUN_CRASHED, BY_CRASH);
 	if (taskorch_execute_as_owner(&crashed_plan, values, NULL, false, 0) > 0)
 		ereport(LOG,
-				errmsg("taskorch run %s was executing when its worker %s; charged a CRASHED attempt",
-					   run_id, terminated ? "was terminated" : "died"));
+				errmsg("taskorch run %s was executing when its worker %s; charged a %s attempt",
+					   run_id, terminated ? "was terminated" : "died",
+					   run_status_name(RUN_CRASHED)));
 	SPI_finish();
 }
 

@@ -44,7 +44,7 @@ run_result(ClaimedRun *run)
 	bool		isnull;
 	Datum		d;
 
-	values[0] = CStringGetTextDatum(run->status);
+	values[0] = CStringGetTextDatum(run_status_name(run->status));
 	values[1] = CStringGetTextDatum(run->id);
 	values[2] = CStringGetTextDatum(run->task_id);
 	values[3] = run->output ? JsonbPGetDatum(run->output) : (Datum) 0;
@@ -90,9 +90,9 @@ hooks_fire(ClaimedRun *run)
 	Hook		hook = {NULL, NULL};
 	ErrorData  *edata = NULL;
 
-	if (strcmp(run->status, "COMPLETED") == 0)
+	if (run->status == RUN_COMPLETED)
 		hook = (Hook) {"on_success", run->on_success};
-	else if (strcmp(run->status, "FAILED") == 0 || strcmp(run->status, "TIMED_OUT") == 0)
+	else if (run->status == RUN_FAILED || run->status == RUN_TIMED_OUT)
 		hook = (Hook) {"on_failure", run->on_failure};
 	if (hook.task == NULL)
 		return;

@@ -28,10 +28,10 @@
 /* when a worker next has something to do: a retry, a delay, an expiry */
 static TaskorchPlan next_due_plan = {
 	"SELECT least("
-	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'QUEUED' AND run_at > $1),"
-	"  (SELECT min(run_at) FROM taskorch.run WHERE status = 'DELAYED'),"
+	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND run_at > $1),"
+	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) "),"
 	"  (SELECT min(expires_at) FROM taskorch.run"
-	"    WHERE status = 'QUEUED' AND expires_at IS NOT NULL),"
+	"    WHERE status = " SQL_STATUS(QUEUED) " AND expires_at IS NOT NULL),"
 	"  (SELECT min(resume_at) FROM taskorch.waitpoint"
 	"    WHERE completed_at IS NULL AND kind = 'time'))",
 	1, {TIMESTAMPTZOID},
@@ -40,9 +40,9 @@ static TaskorchPlan next_due_plan = {
 
 /* DELAYED runs whose time has come join the queue; their ttl starts now */
 static TaskorchPlan promote_plan = {
-	"WITH due AS (SELECT id FROM taskorch.run WHERE status = 'DELAYED' AND run_at <= $1"
+	"WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) " AND run_at <= $1"
 	"              ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run r SET status = 'QUEUED', updated_at = $1,"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", updated_at = $1,"
 	"        run_at = $1 - r.priority * interval '1 second', expires_at = $1 + r.ttl"
 	"   FROM due WHERE r.id = due.id",
 	1, {TIMESTAMPTZOID},
@@ -51,9 +51,9 @@ static TaskorchPlan promote_plan = {
 
 /* QUEUED runs that did not start within their ttl */
 static TaskorchPlan expire_plan = {
-	"WITH due AS (SELECT id FROM taskorch.run WHERE status = 'QUEUED' AND expires_at <= $1"
+	"WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND expires_at <= $1"
 	"              ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run r SET status = 'EXPIRED', finished_at = $1, updated_at = $1,"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(EXPIRED) ", finished_at = $1, updated_at = $1,"
 	"        error = jsonb_build_object('message',"
 	"                'run expired: it did not start within its ttl of ' || r.ttl)"
 	"   FROM due WHERE r.id = due.id",
@@ -73,7 +73,9 @@ promote_and_expire(void)
 	int			promoted;
 
 	SPI_connect();
+	(void) run_transition(RUN_DELAYED, RUN_QUEUED, BY_MAINTENANCE);
 	promoted = taskorch_execute_as_owner(&promote_plan, values, NULL, false, 0);
+	(void) run_transition(RUN_QUEUED, RUN_EXPIRED, BY_MAINTENANCE);
 	taskorch_execute_as_owner(&expire_plan, values, NULL, false, 0);
 	SPI_finish();
 	return promoted + waits_resume();

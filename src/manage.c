@@ -51,9 +51,9 @@ static TaskorchPlan run_plan = {
 
 static TaskorchPlan cancel_unstarted_plan = {
 	"WITH r AS (SELECT id FROM taskorch.run"
-	"            WHERE id = $1 AND status IN ('QUEUED', 'DELAYED', 'WAITING')"
+	"            WHERE id = $1 AND status IN " SQL_CANCELABLE
 	"            FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
+	" UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
 	"   FROM r WHERE run.id = r.id",
 	1, {TEXTOID},
@@ -62,9 +62,9 @@ static TaskorchPlan cancel_unstarted_plan = {
 
 /* the same, waiting for the worker that holds the run to finish its batch */
 static TaskorchPlan cancel_wait_plan = {
-	"UPDATE taskorch.run SET status = 'CANCELED', finished_at = now(),"
+	"UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"       updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
-	" WHERE id = $1 AND status IN ('QUEUED', 'DELAYED', 'WAITING')",
+	" WHERE id = $1 AND status IN " SQL_CANCELABLE,
 	1, {TEXTOID},
 	NULL
 };
@@ -72,7 +72,7 @@ static TaskorchPlan cancel_wait_plan = {
 /* the unfinished children the waits of some runs made */
 static TaskorchPlan children_plan = {
 	"SELECT id, task_id, status::text, xmax FROM taskorch.run"
-	" WHERE parent_run_id = ANY ($1) AND status IN ('DELAYED', 'QUEUED', 'WAITING')",
+	" WHERE parent_run_id = ANY ($1) AND status IN " SQL_CANCELABLE,
 	1, {TEXTARRAYOID},
 	NULL
 };
@@ -85,17 +85,10 @@ static TaskorchPlan status_plan = {
 
 static TaskorchPlan reschedule_plan = {
 	"UPDATE taskorch.run SET run_at = $2, delayed_until = $2, updated_at = now()"
-	" WHERE id = $1 AND status = 'DELAYED'",
+	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
 	2, {TEXTOID, TIMESTAMPTZOID},
 	NULL
 };
-
-static bool
-is_terminal(const char *status)
-{
-	return strcmp(status, "QUEUED") != 0 && strcmp(status, "DELAYED") != 0 &&
-		strcmp(status, "EXECUTING") != 0 && strcmp(status, "WAITING") != 0;
-}
 
 /*
  * Inside a task: does the worker's batch hold the run whose row has this
@@ -155,7 +148,7 @@ notify_canceled(const char *run_id, const char *task)
 	escape_json(&payload, run_id);
 	appendStringInfoString(&payload, ", \"task\": ");
 	escape_json(&payload, task);
-	appendStringInfoString(&payload, ", \"status\": \"CANCELED\"}]}");
+	appendStringInfo(&payload, ", \"status\": \"%s\"}]}", run_status_name(RUN_CANCELED));
 	Async_Notify(NOTIFY_CHANNEL, payload.data);
 }
 
@@ -168,8 +161,9 @@ cancel_one(const char *run_id, const char *status, TransactionId xmax)
 {
 	Datum		values[1] = {CStringGetTextDatum(run_id)};
 
-	if (is_terminal(status) || run_held_by_batch(xmax))
+	if (run_status_finished(run_status_parse(status)) || run_held_by_batch(xmax))
 		return false;
+	run_transitions(RUN_SET_CANCELABLE, RUN_CANCELED, BY_MANAGE);
 	if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
 		return true;
 	/* a worker holds it: interrupt the task if it is running, then wait */
@@ -177,7 +171,7 @@ cancel_one(const char *run_id, const char *status, TransactionId xmax)
 	if (taskorch_execute_as_owner(&cancel_wait_plan, values, NULL, false, 0) == 1)
 		return true;
 	return taskorch_execute_latest(&status_plan, values, NULL, 1) == 1 &&
-		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "CANCELED") == 0;
+		run_status_parse(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) == RUN_CANCELED;
 }
 
 /*
@@ -266,6 +260,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	char	   *run_id = run_arg(fcinfo);
 	Datum		values[2];
 	char	   *status;
+	bool		delayed;
 	bool		rescheduled = false;
 	TimestampTz due;
 
@@ -276,14 +271,19 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	status = lookup_run(run_id);
 	values[0] = CStringGetTextDatum(run_id);
 	values[1] = TimestampTzGetDatum(due);
-	if (strcmp(status, "DELAYED") == 0)
+	delayed = run_status_parse(status) == RUN_DELAYED;
+	if (delayed)
 	{
+		(void) run_transition(RUN_DELAYED, RUN_DELAYED, BY_MANAGE);
 		rescheduled = taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) == 1;
 		/* it changed since we read it (promoted, canceled): say what it is now */
 		if (!rescheduled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
+		{
 			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			delayed = run_status_parse(status) == RUN_DELAYED;
+		}
 	}
-	if (!rescheduled && strcmp(status, "DELAYED") == 0)
+	if (!rescheduled && delayed)
 		ereport(ERROR,
 				errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				errmsg("run \"%s\" changed while it was being rescheduled", run_id),
@@ -291,7 +291,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	if (!rescheduled)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("run \"%s\" is %s, not DELAYED", run_id, status),
+				errmsg("run \"%s\" is %s, not %s", run_id, status, run_status_name(RUN_DELAYED)),
 				errhint("Only a delayed run that has not been queued yet can be rescheduled."));
 	SPI_finish();
 	taskorch_wake_at_commit();

@@ -131,10 +131,10 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 /* $2: runs left as they are (held by the caller's batch) */
 static TaskorchPlan delete_plan = {
 	"WITH gone AS (DELETE FROM taskorch.task WHERE id = $1 RETURNING id)"
-	" UPDATE taskorch.run r SET status = 'CANCELED', finished_at = now(),"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"        updated_at = now(),"
 	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
-	"   FROM gone WHERE r.task_id = gone.id AND r.status IN ('QUEUED', 'DELAYED')"
+	"   FROM gone WHERE r.task_id = gone.id AND r.status IN " SQL_NOT_STARTED
 	"    AND r.id <> ALL ($2)",
 	2, {TEXTOID, TEXTARRAYOID},
 	NULL
@@ -142,7 +142,7 @@ static TaskorchPlan delete_plan = {
 
 /* the task's claimable runs, and who locks them */
 static TaskorchPlan queued_plan = {
-	"SELECT id, xmax FROM taskorch.run WHERE task_id = $1 AND status = 'QUEUED'",
+	"SELECT id, xmax FROM taskorch.run WHERE task_id = $1 AND status = " SQL_STATUS(QUEUED),
 	1, {TEXTOID},
 	NULL
 };
@@ -508,6 +508,7 @@ taskorch_unregister_task(PG_FUNCTION_ARGS)
 	SPI_connect();
 	lock_existing_task(id);
 	values[1] = runs_held_by_batch(values[0]);
+	run_transitions(RUN_SET_NOT_STARTED, RUN_CANCELED, BY_REGISTRY);
 	canceled = taskorch_execute_as_owner(&delete_plan, values, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_INT64(canceled);

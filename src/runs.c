@@ -6,7 +6,8 @@
  *	  recorded for the attempt.  Also the SQL functions a task calls about
  *	  its own run: current_run() and abort().
  *
- * Status transitions decided here (from QUEUED, by one attempt):
+ * Status transitions decided here (from QUEUED, by one attempt; the rows of
+ * status.c's transition table made by the batch completion):
  *
  *	  returned normally ............................. COMPLETED
  *	  returned {"success": false, ...} (FP Result) .. QUEUED (retry) | FAILED
@@ -151,6 +152,13 @@ retry_delay_ms(const ClaimedRun *run, int attempt)
 	return (int64) Min(delay, (double) run->retry_max_ms);
 }
 
+/* A claimed run (QUEUED) ends its attempt in `to` (status.c's table) */
+static void
+set_status(ClaimedRun *run, RunStatus to)
+{
+	run->status = run_transition(RUN_QUEUED, to, BY_COMPLETION);
+}
+
 void
 decide_outcome(ClaimedRun *run)
 {
@@ -162,26 +170,26 @@ decide_outcome(ClaimedRun *run)
 		/* the code no longer matches the run's waits: retrying cannot help */
 		run->error = error_to_jsonb(run->replay_error, NULL);
 		run->output = NULL;
-		run->status = "FAILED";
+		set_status(run, RUN_FAILED);
 		return;
 	}
 	if (run->suspended)
 	{
 		/* not an attempt: the run waits, and runs from the top when resumed */
-		run->status = "WAITING";
+		set_status(run, RUN_WAITING);
 		run->next_run_at = run->wait_resume_at;
 		return;
 	}
 	if (run->expired)
 	{
 		run->error = simple_error("run expired: it did not start within its ttl", NULL);
-		run->status = "EXPIRED";
+		set_status(run, RUN_EXPIRED);
 		return;
 	}
 	if (run->canceled)
 	{
 		run->error = error_to_jsonb(run->edata, "run was canceled while executing");
-		run->status = "CANCELED";
+		set_status(run, RUN_CANCELED);
 		return;
 	}
 	if (!run->task_found)
@@ -191,7 +199,7 @@ decide_outcome(ClaimedRun *run)
 			psprintf("task \"%s\" is not registered", run->task_id);
 
 		run->error = simple_error(msg, run->task_reowned ? "42501" : "42704");
-		run->status = "FAILED";
+		set_status(run, RUN_FAILED);
 		return;
 	}
 	if (run->succeeded)
@@ -199,7 +207,7 @@ decide_outcome(ClaimedRun *run)
 		run->error = result_failure(run->output);
 		if (run->error == NULL)
 		{
-			run->status = "COMPLETED";
+			set_status(run, RUN_COMPLETED);
 			return;
 		}
 		run->output = NULL;
@@ -210,7 +218,7 @@ decide_outcome(ClaimedRun *run)
 								   run->max_duration_ms);
 
 		run->error = error_to_jsonb(run->edata, msg);
-		run->status = "TIMED_OUT";
+		set_status(run, RUN_TIMED_OUT);
 		return;
 	}
 	else
@@ -218,16 +226,16 @@ decide_outcome(ClaimedRun *run)
 		run->error = error_to_jsonb(run->edata, NULL);
 		if (run->edata->sqlerrcode == TASKORCH_SQLSTATE_ABORT)
 		{
-			run->status = "FAILED";
+			set_status(run, RUN_FAILED);
 			return;
 		}
 	}
 
 	if (attempt >= run->max_attempts)
-		run->status = "FAILED";
+		set_status(run, RUN_FAILED);
 	else
 	{
-		run->status = "QUEUED";
+		set_status(run, RUN_QUEUED);
 		run->next_run_at = TimestampTzPlusMilliseconds(run->finished_at,
 													   retry_delay_ms(run, attempt));
 	}

@@ -17,6 +17,9 @@
  *	               and tokens recorded, logs flushed, one NOTIFY
  *	  execute.c    user code in a worker, sandboxed: a run's attempt, and what
  *	               it sets off (its wait's items and children, its hooks)
+ *	  status.c     the run lifecycle: the statuses (status.h, the C mirror of
+ *	               taskorch.run_status) and the one table of the transitions
+ *	               the engine makes, which every status change goes through
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
  *	  crash.c      charges a CRASHED attempt to a run whose code ended its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
@@ -64,6 +67,8 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
+#include "status.h"
+
 /* SQLSTATE a task raises (taskorch.abort) to fail without further retries */
 #define TASKORCH_SQLSTATE_ABORT		MAKE_SQLSTATE('T','O','A','B','T')
 
@@ -76,11 +81,6 @@
 
 /* Metadata changed by a running task is shown live up to this size */
 #define LIVE_METADATA_BYTES			4096
-
-/* The statuses of a run that has not finished, for SQL: status IN ...
- * (the complement of taskorch.finished(); kept literal so that the
- * planner matches run_waited_idx, whose predicate is this list) */
-#define UNFINISHED_STATUSES "('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING')"
 
 /* SQLSTATE a wait raises to suspend its run (waits.c) */
 #define TASKORCH_SQLSTATE_WAIT		MAKE_SQLSTATE('T','O','W','A','I')
@@ -168,8 +168,8 @@ typedef struct ClaimedRun
 	Jsonb	   *output;			/* NULL: SQL NULL */
 	ErrorData  *edata;			/* error raised by the task, if any */
 	Jsonb	   *error;			/* error JSON recorded for the attempt */
-	const char *status;			/* new status */
-	TimestampTz next_run_at;	/* retry time when status is QUEUED */
+	RunStatus	status;			/* new status (run_transition()) */
+	TimestampTz next_run_at;	/* retry time when status is RUN_QUEUED */
 } ClaimedRun;
 
 /* Claim position kept by a worker between batches (claim.c) */

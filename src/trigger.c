@@ -79,7 +79,7 @@ static TaskorchPlan idempotent_plan = {
 /* the latest DELAYED run of a debounce group, locked */
 static TaskorchPlan debounced_plan = {
 	"SELECT id, created_at, run_at FROM taskorch.run"
-	" WHERE task_id = $1 AND debounce_key = $2 AND status = 'DELAYED'"
+	" WHERE task_id = $1 AND debounce_key = $2 AND status = " SQL_STATUS(DELAYED)
 	"   AND triggered_by = $3::regrole"
 	" ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
 	3, {TEXTOID, TEXTOID, OIDOID},
@@ -95,7 +95,7 @@ static TaskorchPlan push_plan = {
 	"       max_attempts = CASE WHEN $4 AND $8 > 0 THEN $8 ELSE max_attempts END,"
 	"       max_duration = CASE WHEN $4 AND $9 > 0 THEN $9 * interval '1 millisecond'"
 	"                      ELSE max_duration END"
-	" WHERE id = $1 AND status = 'DELAYED'",
+	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
 	9, {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, JSONBOID,
 	TEXTARRAYOID, INT4OID, INT8OID},
 	NULL
@@ -103,9 +103,9 @@ static TaskorchPlan push_plan = {
 
 /* past its maxDelay: the run goes to the queue now, and a new one is made */
 static TaskorchPlan release_plan = {
-	"UPDATE taskorch.run SET status = 'QUEUED', run_at = $2 - priority * interval '1 second',"
+	"UPDATE taskorch.run SET status = " SQL_STATUS(QUEUED) ", run_at = $2 - priority * interval '1 second',"
 	"       expires_at = $2 + ttl, updated_at = $2"
-	" WHERE id = $1 AND status = 'DELAYED'",
+	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
 	2, {TEXTOID, TIMESTAMPTZOID},
 	NULL
 };
@@ -278,6 +278,7 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 		current_due > TimestampTzPlusMilliseconds(created, o->debounce_max_delay_ms))
 	{
 		values[1] = TimestampTzGetDatum(o->now);
+		(void) run_transition(RUN_DELAYED, RUN_QUEUED, BY_TRIGGER);
 		taskorch_execute_as_owner(&release_plan, values, NULL, false, 0);
 		taskorch_requeued_at_commit();
 		return (Datum) 0;
@@ -291,6 +292,7 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 	values[6] = trigger_options_tags(o);
 	values[7] = Int32GetDatum(o->max_attempts);
 	values[8] = Int64GetDatum(o->max_duration_ms);
+	(void) run_transition(RUN_DELAYED, RUN_DELAYED, BY_TRIGGER);
 	if (taskorch_execute_as_owner(&push_plan, values, nulls, false, 0) == 0)
 		return (Datum) 0;		/* a worker queued it meanwhile */
 	taskorch_wake_at_commit();	/* sleeping workers must see the new due time */
@@ -357,7 +359,9 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	values[6] = TimestampTzGetDatum(delayed ? o->delay_until :
 									o->now - (TimestampTz) o->priority * USECS_PER_SEC);
 	values[7] = TimestampTzGetDatum(o->now);
-	values[8] = CStringGetTextDatum(delayed ? "DELAYED" : "QUEUED");
+	values[8] = CStringGetTextDatum(run_status_name(run_transition(RUN_CREATED,
+																   delayed ? RUN_DELAYED : RUN_QUEUED,
+																   BY_TRIGGER)));
 	values[9] = Int32GetDatum(o->priority);
 	values[10] = Int64GetDatum(o->ttl_ms);
 	nulls[10] = o->ttl_ms > 0 ? ' ' : 'n';

@@ -51,10 +51,10 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 	"     AND CASE WHEN (SELECT true FROM taskorch.run c" \
 	"                     WHERE c.parent_run_id = wp.run_id COLLATE \"default\"" \
 	"                       AND c.parent_wait_seq = wp.seq AND c.parent_run_id IS NOT NULL" \
-	"                       AND c.status IN " UNFINISHED_STATUSES " LIMIT 1)" \
+	"                       AND c.status IN " SQL_UNFINISHED " LIMIT 1)" \
 	"              THEN false" \
 	"              ELSE NOT EXISTS (SELECT FROM taskorch.run c WHERE c.id = ANY (wp.children)" \
-	"                                AND c.status IN " UNFINISHED_STATUSES ") END" \
+	"                                AND c.status IN " SQL_UNFINISHED ") END" \
 	"   ORDER BY wp.run_id, wp.seq LIMIT 1000" \
 	"   FOR UPDATE OF wp SKIP LOCKED)," \
 	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3," \
@@ -66,9 +66,9 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 	"                   JOIN taskorch.run c ON c.id = k.id) res" \
 	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq" \
 	"         RETURNING wp.run_id)" \
-	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $3, updated_at = $3" \
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $3, updated_at = $3" \
 	"   FROM (SELECT DISTINCT run_id FROM done) d" \
-	"  WHERE r.id = d.run_id AND r.status = 'WAITING'"
+	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING)
 
 /* the waits ($1 run ids, $2 seqs) a batch finished children of */
 static TaskorchPlan children_done_plan = {
@@ -121,8 +121,7 @@ waits_children_done(ClaimedRun *runs, int n)
 			seqs[k] = Int32GetDatum(runs[i].wait_seq);
 			k++;
 		}
-		if (runs[i].parent_run_id == NULL || strcmp(runs[i].status, "QUEUED") == 0 ||
-			strcmp(runs[i].status, "WAITING") == 0)
+		if (runs[i].parent_run_id == NULL || !run_status_finished(runs[i].status))
 			continue;
 		ids[k] = CStringGetTextDatum(runs[i].parent_run_id);
 		seqs[k] = Int32GetDatum(runs[i].parent_wait_seq);
@@ -135,6 +134,7 @@ waits_children_done(ClaimedRun *runs, int n)
 	taskorch_execute_as_owner(&lock_waits_plan, values, NULL, false, 0);
 	/* a statement of its own: its snapshot is taken once the locks are held */
 	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
 	if (taskorch_execute_as_owner(&children_done_plan, values, NULL, false, 0) > 0)
 		taskorch_requeued_at_commit();
 }
@@ -314,5 +314,6 @@ wait_children_resume(TimestampTz now)
 	Datum		done[3] = {(Datum) 0, (Datum) 0, TimestampTzGetDatum(now)};
 	char		nulls[3] = {'n', 'n', ' '};
 
+	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
 	return taskorch_execute_as_owner(&all_children_done_plan, done, nulls, false, 0);
 }

@@ -31,9 +31,9 @@ static TaskorchPlan resume_plan = {
 	"WITH due AS (UPDATE taskorch.waitpoint SET completed_at = $1"
 	"              WHERE completed_at IS NULL AND kind = 'time' AND resume_at <= $1"
 	"              RETURNING run_id)"
-	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $1, updated_at = $1"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $1, updated_at = $1"
 	"   FROM (SELECT DISTINCT run_id FROM due) d"
-	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
+	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
 	1, {TIMESTAMPTZOID},
 	NULL
 };
@@ -80,5 +80,6 @@ wait_time_resume(TimestampTz now)
 {
 	Datum		values[1] = {TimestampTzGetDatum(now)};
 
+	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
 	return taskorch_execute_as_owner(&resume_plan, values, NULL, false, 0);
 }

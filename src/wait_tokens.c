@@ -77,9 +77,9 @@ static TaskorchPlan token_resume_plan = {
 	"             AND ($1::text IS NULL OR t.id = $1)"
 	"             AND (t.completed_at IS NOT NULL OR t.id IN (SELECT id FROM timed_out))"
 	"         RETURNING wp.run_id)"
-	" UPDATE taskorch.run r SET status = 'QUEUED', run_at = $2, updated_at = $2"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $2, updated_at = $2"
 	"   FROM (SELECT DISTINCT run_id FROM done) d"
-	"  WHERE r.id = d.run_id AND r.status = 'WAITING'",
+	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
 	2, {TEXTOID, TIMESTAMPTZOID},
 	NULL
 };
@@ -288,6 +288,7 @@ taskorch_complete_wait_token(PG_FUNCTION_ARGS)
 				errmsg("wait token \"%s\" is already completed", token),
 				errhint("A wait token is completed once; the first completion won."));
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
 	taskorch_execute_as_owner(&token_resume_plan, values, NULL, false, 0);
 	SPI_finish();
 	taskorch_requeued_at_commit();
@@ -303,6 +304,7 @@ waits_resume_tokens(void)
 	int			n;
 
 	SPI_connect();
+	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
 	n = taskorch_execute_as_owner(&token_resume_plan, values, nulls, false, 0);
 	SPI_finish();
 	return n;

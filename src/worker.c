@@ -312,11 +312,11 @@ worker_start(void)
 }
 
 static TaskorchPlan system_failure_plan = {
-	"UPDATE taskorch.run SET status = 'SYSTEM_FAILURE', attempts = attempts + 1,"
+	"UPDATE taskorch.run SET status = " SQL_STATUS(SYSTEM_FAILURE) ", attempts = attempts + 1,"
 	"       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now(),"
 	"       error = jsonb_build_object('name', 'SystemFailure', 'message',"
 	"               'the worker could not record this run''s outcome: ' || $2)"
-	" WHERE id = $1 AND status = 'QUEUED'",
+	" WHERE id = $1 AND status = " SQL_STATUS(QUEUED),
 	2, {TEXTOID, TEXTOID},
 	NULL
 };
@@ -330,12 +330,14 @@ fail_isolated_run(const char *message)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
+	(void) run_transition(RUN_QUEUED, RUN_SYSTEM_FAILURE, BY_WORKER);
 	taskorch_execute_as_owner(&system_failure_plan, values, NULL, false, 0);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ereport(WARNING,
-			errmsg("taskorch: run %s ended SYSTEM_FAILURE: %s", isolated_run, message));
+			errmsg("taskorch: run %s ended %s: %s", isolated_run,
+				   run_status_name(RUN_SYSTEM_FAILURE), message));
 }
 
 /*
