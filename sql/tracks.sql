@@ -71,10 +71,12 @@ SELECT taskorch.define_track('MEDIA_TRACK_ALL', '[
 	{"task": "summarize", "name": "summary", "input": {"transcript": "$.input.url"}}]',
 	continue_on_failure => true);
 CALL taskorch.run_and_wait('MEDIA_TRACK_ALL', '{"url": "https://v/2", "language": "xx"}') \gset
-SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'output'->'job'->'success' AS job_success,
-	   :'result'::jsonb->'output'->'job'->'error' AS job_error,
-	   jsonb_pretty((:'result'::jsonb->'output'->'metadata'->'errors'->0) - 'runId') AS first_error,
-	   :'result'::jsonb->'output'->'results'->'summary' AS summary;
+-- a step failed: the track's run fails, the envelope in its error's data
+SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'error'->>'message' AS message,
+	   :'result'::jsonb->'error'->'result'->'data'->'job'->'success' AS job_success,
+	   :'result'::jsonb->'error'->'result'->'data'->'job'->'error' AS job_error,
+	   jsonb_pretty((:'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0) - 'runId') AS first_error,
+	   :'result'::jsonb->'error'->'result'->'data'->'results'->'summary' AS summary;
 SELECT status FROM taskorch.jobs WHERE id = :'result'::jsonb->>'id';
 
 -- a step whose input its task's schema refuses fails as a step (under
@@ -85,9 +87,9 @@ SELECT taskorch.define_track('STRICT_TRACK', '[{"task": "extract_audio"},
 	{"task": "strict_summary", "input": {"text": "$.prev.audioUrl"}},
 	{"task": "summarize", "input": {"transcript": "$.prev.audioUrl"}}]', continue_on_failure => true);
 CALL taskorch.run_and_wait('STRICT_TRACK', '{"url": "https://v/9"}') \gset
-SELECT :'result'::jsonb->'output'->'metadata'->'errors'->0->>'step' AS failed_step,
-	   :'result'::jsonb->'output'->'metadata'->'errors'->0->'error'->>'message' AS why,
-	   :'result'::jsonb->'output'->'results'->'summarize' AS last_step_ran;
+SELECT :'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0->>'step' AS failed_step,
+	   :'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0->'error'->>'message' AS why,
+	   :'result'::jsonb->'error'->'result'->'data'->'results'->'summarize' AS last_step_ran;
 SELECT step, status, done FROM taskorch.job_steps WHERE job_id = :'result'::jsonb->>'id' ORDER BY position;
 SELECT status FROM taskorch.jobs WHERE id = :'result'::jsonb->>'id';
 SELECT level, message FROM taskorch.logs WHERE run_id = :'result'::jsonb->>'id' ORDER BY logged_at, position;
@@ -108,10 +110,11 @@ SELECT taskorch.define_orchestrator('MEDIA_ORCHESTRATOR', '[
 	{"task": "summarize", "input": {"transcript": "orchestrated"}}]');
 CALL taskorch.run_and_wait('MEDIA_ORCHESTRATOR', '{"tenantId": "t1", "projectId": "p1", "url": "https://a/1",
 												   "videoUrl": "https://v/broken"}') \gset
-SELECT :'result'::jsonb->'ok' AS ok, ((:'result'::jsonb->'output') - 'results') - 'errors' AS counts,
-	   jsonb_path_query_array(:'result'::jsonb, '$.output.results.keyvalue().key') AS succeeded,
-	   :'result'::jsonb->'output'->'errors'->0->>'member' AS failed_member,
-	   :'result'::jsonb->'output'->'errors'->0->'error'->>'message' AS failed_because;
+SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'error'->>'message' AS message,
+	   ((:'result'::jsonb->'error'->'result'->'data') - 'results') - 'errors' AS counts,
+	   jsonb_path_query_array(:'result'::jsonb, '$.error.result.data.results.keyvalue().key') AS succeeded,
+	   :'result'::jsonb->'error'->'result'->'data'->'errors'->0->>'member' AS failed_member,
+	   :'result'::jsonb->'error'->'result'->'data'->'errors'->0->'error'->>'message' AS failed_because;
 SELECT :'result'::jsonb->>'id' AS orch \gset
 SELECT step, task_id, status, done FROM taskorch.job_steps WHERE job_id = :'orch' ORDER BY position;
 SELECT status FROM taskorch.jobs WHERE id = :'orch';
@@ -128,17 +131,19 @@ SELECT taskorch.define_orchestrator('AGGREGATE_AGENTS', traverse => '{
 	"query": "SELECT jsonb_build_object(''url'', url) AS payload FROM agents ORDER BY id",
 	"task": "extract_audio", "page_size": 10}');
 CALL taskorch.run_and_wait('AGGREGATE_AGENTS') \gset
-SELECT (:'result'::jsonb->'output') - 'errors' AS totals,
-	   jsonb_path_query_array(:'result'::jsonb, '$.output.errors[*].error.message') AS errors;
+SELECT (:'result'::jsonb->'error'->'result'->'data') - 'errors' AS totals,
+	   jsonb_path_query_array(:'result'::jsonb, '$.error.result.data.errors[*].error.message') AS errors;
 SELECT step, status, done FROM taskorch.job_steps WHERE job_id = :'result'::jsonb->>'id' ORDER BY position;
 -- one page of it, from a task of your own
 CREATE FUNCTION one_page(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT taskorch.traverse('SELECT jsonb_build_object(''url'', url) AS payload FROM agents ORDER BY id',
 							 'extract_audio', 10, (payload->>'page')::int) $$;
-SELECT taskorch.register_task('one-page', 'one_page(jsonb)');
+SELECT taskorch.register_task('one-page', 'one_page(jsonb)', max_attempts => 1);
 CALL taskorch.run_and_wait('one-page', '{"page": 2}') \gset
-SELECT ((:'result'::jsonb->'output') - 'successes') - 'errors' AS last_page,
-	   jsonb_array_length(:'result'::jsonb->'output'->'successes') AS successes;
+-- a row failed: the page is {"success": false, ...}, so the task's run fails
+SELECT :'result'::jsonb->'ok' AS ok,
+	   ((:'result'::jsonb->'error'->'result') - 'successes') - 'errors' AS last_page,
+	   jsonb_array_length(:'result'::jsonb->'error'->'result'->'successes') AS successes;
 
 -- definitions are checked
 SELECT taskorch.define_track('T1', '[]');

@@ -36,53 +36,110 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_current_run);
+PG_FUNCTION_INFO_V1(taskorch_result_error);
 PG_FUNCTION_INFO_V1(taskorch_abort);
 PG_FUNCTION_INFO_V1(taskorch_metadata);
 PG_FUNCTION_INFO_V1(taskorch_metadata_replace);
 
-static void
-add_field(StringInfo buf, const char *key, const char *value)
+/*
+ * A flat JSON object built value by value (no text to parse again): begin,
+ * add fields (a NULL value leaves its key out), end.
+ */
+typedef struct JsonObject
 {
+	JsonbParseState *state;
+} JsonObject;
+
+static void
+json_begin(JsonObject *o)
+{
+	o->state = NULL;
+	pushJsonbValue(&o->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+static void
+json_key(JsonObject *o, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(&o->state, WJB_KEY, &k);
+}
+
+static void
+json_string(JsonObject *o, const char *key, const char *value)
+{
+	JsonbValue	v;
+
 	if (value == NULL)
 		return;
-	if (buf->len > 1)
-		appendStringInfoChar(buf, ',');
-	escape_json(buf, key);
-	appendStringInfoChar(buf, ':');
-	escape_json(buf, value);
+	json_key(o, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+static void
+json_int(JsonObject *o, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	json_key(o, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+/* an object or array value */
+static void
+json_jsonb(JsonObject *o, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	json_key(o, key);
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+static Jsonb *
+json_end(JsonObject *o)
+{
+	return JsonbValueToJsonb(pushJsonbValue(&o->state, WJB_END_OBJECT, NULL));
 }
 
 /* {"message", "sqlstate", "detail", "hint", "context"}, nulls left out */
 Jsonb *
 error_to_jsonb(ErrorData *edata, const char *override_message)
 {
-	StringInfoData buf;
+	JsonObject	o;
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	add_field(&buf, "message", override_message ? override_message : edata->message);
-	add_field(&buf, "sqlstate", unpack_sql_state(edata->sqlerrcode));
-	add_field(&buf, "detail", edata->detail);
-	add_field(&buf, "hint", edata->hint);
-	add_field(&buf, "context", edata->context);
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_cstring(buf.data);
+	json_begin(&o);
+	json_string(&o, "message", override_message ? override_message : edata->message);
+	json_string(&o, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+	json_string(&o, "detail", edata->detail);
+	json_string(&o, "hint", edata->hint);
+	json_string(&o, "context", edata->context);
+	return json_end(&o);
 }
 
 static Jsonb *
 simple_error(const char *message, const char *sqlstate)
 {
-	StringInfoData buf;
+	JsonObject	o;
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	add_field(&buf, "message", message);
-	add_field(&buf, "sqlstate", sqlstate);
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_cstring(buf.data);
+	json_begin(&o);
+	json_string(&o, "message", message);
+	json_string(&o, "sqlstate", sqlstate);
+	return json_end(&o);
 }
 
 /* The value of `key` in a jsonb object, or NULL. */
@@ -95,36 +152,40 @@ object_field(Jsonb *jb, const char *key)
 }
 
 /*
- * Is `output` an FP Result that failed, {"success": false, "error": ...}?
- * (An object with "success": false but no "error", such as an
- * orchestrator's aggregate {success, processed, failed, errors}, is not.)
+ * The FP Result rule (seed 004; docs/runs.md), the one place it is decided:
+ * an output is an FP Result when it is a JSON object whose "success" is a
+ * boolean.  "success": false is a failure, whatever else the object holds;
+ * anything else completes the run with the output as returned.  (Where a
+ * completed run's output is handed on, to a track's next step say, an FP
+ * Result gives its "data": taskorch._unwrap().)
  */
 bool
 is_failed_result(Jsonb *output)
 {
 	JsonbValue *success = object_field(output, "success");
 
-	return success != NULL && success->type == jbvBool && !success->val.boolean &&
-		object_field(output, "error") != NULL;
+	return success != NULL && success->type == jbvBool && !success->val.boolean;
 }
 
 /*
- * An FP Result {"success": false, "error": ...} returned by a task: the
- * error JSON for it, or NULL when the output is not such a failure.
+ * The error of an FP Result that failed, or NULL when `output` is not one:
+ * {"message": its "error" (a string, or an object's "message"), "name":
+ * "ResultError", "result": the whole object} -- its data, meta and error
+ * are kept there.
  */
-static Jsonb *
+Jsonb *
 result_failure(Jsonb *output)
 {
 	JsonbValue *error;
-	StringInfoData buf;
 	char	   *message = NULL;
+	JsonObject	o;
 
 	if (!is_failed_result(output))
 		return NULL;
 	error = object_field(output, "error");
 	if (error && error->type == jbvString)
 		message = pnstrdup(error->val.string.val, error->val.string.len);
-	else if (error && error->type == jbvBinary)
+	else if (error && error->type == jbvBinary && JsonContainerIsObject(error->val.binary.data))
 	{
 		JsonbValue *m = getKeyJsonValueFromContainer(error->val.binary.data,
 													 "message", 7, NULL);
@@ -132,14 +193,22 @@ result_failure(Jsonb *output)
 		if (m && m->type == jbvString)
 			message = pnstrdup(m->val.string.val, m->val.string.len);
 	}
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	add_field(&buf, "message", message ? message : "task returned a failed Result");
-	add_field(&buf, "name", "ResultError");
-	appendStringInfoString(&buf, ",\"result\":");
-	appendStringInfoString(&buf, JsonbToCString(NULL, &output->root, VARSIZE(output)));
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_cstring(buf.data);
+	json_begin(&o);
+	json_string(&o, "message", message ? message : "task returned success: false");
+	json_string(&o, "name", "ResultError");
+	json_jsonb(&o, "result", output);
+	return json_end(&o);
+}
+
+/* SQL: taskorch._result_error(output) -> result_failure(output), NULL if none */
+Datum
+taskorch_result_error(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *error = result_failure(PG_GETARG_JSONB_P(0));
+
+	if (error == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(error);
 }
 
 /* Milliseconds to wait before the next attempt, after attempt `attempt`. */
@@ -249,21 +318,18 @@ Datum
 taskorch_current_run(PG_FUNCTION_ARGS)
 {
 	const ClaimedRun *run = current_run();
-	StringInfoData buf;
+	JsonObject	o;
 
 	if (run == NULL)
 		PG_RETURN_NULL();
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	add_field(&buf, "id", run->id);
-	add_field(&buf, "taskIdentifier", run->task_id);
-	appendStringInfo(&buf, ",\"attempt\":%d,\"maxAttempts\":%d",
-					 run->attempts + 1, run->max_attempts);
-	add_field(&buf, "startedAt",
-			  JsonEncodeDateTime(NULL, TimestampTzGetDatum(run->started_at),
-								 TIMESTAMPTZOID, NULL));
-	appendStringInfoChar(&buf, '}');
-	PG_RETURN_JSONB_P(jsonb_from_cstring(buf.data));
+	json_begin(&o);
+	json_string(&o, "id", run->id);
+	json_string(&o, "taskIdentifier", run->task_id);
+	json_int(&o, "attempt", run->attempts + 1);
+	json_int(&o, "maxAttempts", run->max_attempts);
+	json_string(&o, "startedAt", JsonEncodeDateTime(NULL, TimestampTzGetDatum(run->started_at),
+													 TIMESTAMPTZOID, NULL));
+	PG_RETURN_JSONB_P(json_end(&o));
 }
 
 #define METADATA_HINT "Read a run's metadata from outside with taskorch.retrieve() or taskorch.runs."

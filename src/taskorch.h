@@ -386,6 +386,7 @@ extern Jsonb *batch_single_item(Jsonb *payload, Jsonb *options);
 /* runs.c */
 extern void decide_outcome(ClaimedRun *run);
 extern bool is_failed_result(Jsonb *output);
+extern Jsonb *result_failure(Jsonb *output);
 extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);
 
 /* Trigger options, as options.c merges them (times in ms, -1: not given) */

@@ -43,9 +43,7 @@ static TaskorchPlan token_create_plan = {
 };
 
 static TaskorchPlan token_state_plan = {
-	"SELECT completed_at IS NOT NULL, CASE WHEN timed_out"
-	"       THEN jsonb_build_object('ok', false, 'error', jsonb_build_object('message', 'wait token timed out'))"
-	"       ELSE jsonb_build_object('ok', true, 'output', output) END, owner::oid"
+	"SELECT completed_at IS NOT NULL, taskorch._token_result(timed_out, output), owner::oid"
 	"  FROM taskorch.wait_token WHERE id = $1",
 	1, {TEXTOID},
 	NULL
@@ -68,10 +66,8 @@ static TaskorchPlan token_resume_plan = {
 	"                    WHERE $1::text IS NULL AND completed_at IS NULL AND timeout_at <= $2"
 	"                    RETURNING id),"
 	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $2,"
-	"            result = CASE WHEN t.timed_out OR t.id IN (SELECT id FROM timed_out)"
-	"                          THEN jsonb_build_object('ok', false, 'error',"
-	"                               jsonb_build_object('message', 'wait token timed out'))"
-	"                          ELSE jsonb_build_object('ok', true, 'output', t.output) END"
+	"            result = taskorch._token_result(t.timed_out OR t.id IN (SELECT id FROM timed_out),"
+	"                                            t.output)"
 	"            FROM taskorch.wait_token t"
 	"           WHERE wp.kind = 'token' AND wp.completed_at IS NULL AND wp.token = t.id"
 	"             AND ($1::text IS NULL OR t.id = $1)"

@@ -105,10 +105,10 @@ SELECT is(taskorch.fill_template('{"a": "$.prev.x", "b": ["$.input.y", "lit"], "
 	'{"a": 5, "b": ["z", "lit"], "c": 1}', 'a template takes values from the previous output and the input');
 SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "data": {"v": 1}, "meta": {}}}'),
 	'{"ok": true, "output": {"v": 1}}', 'an FP Result success gives its data');
-SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": false, "error": "no"}}'),
-	'{"ok": false, "error": "no"}', 'an FP Result failure is a failure');
-SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": false, "processed": 1, "errors": []}}')->'ok',
-	'true', 'an aggregate with success false (no error) is not an FP failure');
+SELECT is(taskorch._unwrap('{"ok": false, "error": {"message": "no"}}'),
+	'{"ok": false, "error": {"message": "no"}}', 'a failed child is a failure');
+SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "error": "x"}}'),
+	'{"ok": true, "output": {"success": true, "error": "x"}}', 'an FP Result success without data gives its output');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');

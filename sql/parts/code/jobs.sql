@@ -5,10 +5,12 @@
 -- (seed 004's job record: Started, Processing, Partial, Complete, Error).
 CREATE OR REPLACE VIEW taskorch.jobs WITH (security_invoker = true) AS
 SELECT j.id, j.task_id AS name, d.kind,
-	   CASE WHEN j.status = 'COMPLETED'
-			THEN CASE WHEN coalesce((j.output->'metadata'->>'failed')::int, (j.output->>'failed')::int, 0) > 0
-					  THEN 'Partial' ELSE 'Complete' END
-			WHEN taskorch.finished(j.status) THEN 'Error'
+	   CASE WHEN j.status = 'COMPLETED' THEN 'Complete'
+			-- failed, with some steps (members) completed: the failure's data counts them
+			WHEN taskorch.finished(j.status)
+			THEN CASE WHEN coalesce((j.error->'result'->'data'->'metadata'->>'completed')::int,
+									(j.error->'result'->'data'->>'processed')::int, 0) > 0
+					  THEN 'Partial' ELSE 'Error' END
 			WHEN EXISTS (SELECT FROM taskorch.run c WHERE c.parent_run_id = j.id) THEN 'Processing'
 			ELSE 'Started' END AS status,
 	   j.status AS run_status, j.created_at, j.started_at AS started, j.finished_at AS ended,

@@ -16,6 +16,23 @@ CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text,
 				   ELSE pg_catalog.jsonb_build_object('error', coalesce(error,
 						pg_catalog.jsonb_build_object('message', 'run ' || status))) END $$;
 
+-- The FP Result rule (runs.c, docs/runs.md): the error of an output that is
+-- a failed FP Result ({"success": false, ...}), or NULL.
+CREATE OR REPLACE FUNCTION taskorch._result_error(output jsonb) RETURNS jsonb
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_result_error';
+
+-- The Result a wait for a token returns: {ok: true, output}, or {ok: false,
+-- error} when the token timed out or was completed with a failed FP Result.
+CREATE OR REPLACE FUNCTION taskorch._token_result(timed_out bool, output jsonb) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$
+	SELECT CASE WHEN timed_out
+				THEN pg_catalog.jsonb_build_object('ok', false, 'error',
+						pg_catalog.jsonb_build_object('message', 'wait token timed out'))
+				WHEN taskorch._result_error(output) IS NOT NULL
+				THEN pg_catalog.jsonb_build_object('ok', false, 'error', taskorch._result_error(output))
+				ELSE pg_catalog.jsonb_build_object('ok', true, 'output', output) END $$;
+
 -- The Result object of a run you can see; NULL while it has not finished.
 CREATE OR REPLACE FUNCTION taskorch.result(run text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE

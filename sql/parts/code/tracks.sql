@@ -169,23 +169,18 @@ BEGIN
 END
 $$;
 
--- A child's Result, unwrapped the same way everywhere: an FP Result
--- {success, data, error, meta} gives its data; a track's envelope counts
--- as failed when its job did.  Returns {ok, output | error}.
+-- A child's Result, handed on the same way everywhere (track steps,
+-- orchestrator members, traverse rows): {ok, output | error}, where the
+-- output of a completed FP Result {success: true, data, ...} is its data.
+-- (Whether an output is a failure was decided when the child's run ended:
+-- taskorch._result_error(), docs/runs.md.)
 CREATE OR REPLACE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE
 	AS $$
 	SELECT CASE
 		WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
-		WHEN jsonb_typeof(result->'output'->'success') = 'boolean'
-			 AND (result->'output' ? 'data' OR result->'output' ? 'error')
-			THEN CASE WHEN (result->'output'->>'success')::bool
-					  THEN jsonb_build_object('ok', true, 'output', result->'output'->'data')
-					  ELSE jsonb_build_object('ok', false, 'error', result->'output'->'error') END
-		WHEN jsonb_typeof(result->'output'->'job'->'success') = 'boolean'
-			 AND NOT (result->'output'->'job'->>'success')::bool
-			THEN jsonb_build_object('ok', false, 'error', result->'output'->'job'->'error',
-									'output', result->'output')
+		WHEN jsonb_typeof(result->'output'->'success') = 'boolean' AND result->'output' ? 'data'
+			THEN jsonb_build_object('ok', true, 'output', result->'output'->'data')
 		ELSE jsonb_build_object('ok', true, 'output', result->'output') END $$;
 
 -- The definition of the composite the current run runs, its input checked
@@ -262,8 +257,8 @@ BEGIN
 				-- the step cannot run: it fails, and a wait that is already over
 				-- keeps its place among the run's waits
 				PERFORM taskorch.wait_until('-infinity');
-				r := jsonb_build_object('ok', false, 'taskIdentifier', step->>'task',
-										'error', jsonb_build_object('message', refusal));
+				r := taskorch._result('FAILED', NULL, step->>'task', NULL,
+									  jsonb_build_object('message', refusal));
 			END IF;
 		END IF;
 		res := taskorch._unwrap(r);
@@ -296,8 +291,9 @@ BEGIN
 									   'completed', (SELECT count(*) FROM jsonb_object_keys(results)),
 									   'failed', jsonb_array_length(errors), 'errors', errors),
 		'trampData', tramp);
-	IF jsonb_array_length(errors) > 0 AND
-	   (NOT def.continue_on_failure OR results = '{}') THEN
+	-- a step failed: the track's run fails (an FP failure, the envelope in
+	-- its data); its job is Partial when other steps completed (jobs.sql)
+	IF jsonb_array_length(errors) > 0 THEN
 		RETURN jsonb_build_object('success', false, 'data', envelope,
 			'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
 							errors->0->'error'->>'message'));
@@ -361,9 +357,11 @@ BEGIN
 		out := jsonb_build_object('success', failed = 0, 'processed', processed, 'failed', failed,
 								  'results', results, 'errors', errors);
 	END IF;
-	IF processed = 0 AND failed > 0 THEN
+	-- a member failed: the orchestrator's run fails (an FP failure, the
+	-- aggregate in its data); its job is Partial when others completed
+	IF failed > 0 THEN
 		RETURN jsonb_build_object('success', false, 'data', out,
-								  'error', format('all %s failed', failed));
+								  'error', format('%s of %s failed', failed, processed + failed));
 	END IF;
 	RETURN out;
 END
