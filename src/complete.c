@@ -98,47 +98,16 @@ static NamedPlan attempt_plan = {
 	PLAN_PARAMS(attempt_params)
 };
 
-/* The items of one array parameter, filled run by run. */
-typedef struct Items
-{
-	Datum	   *values;
-	bool	   *nulls;
-} Items;
-
-static Items
-items_new(int n)
-{
-	Items		it = {palloc(sizeof(Datum) * n), palloc0(sizeof(bool) * n)};
-
-	return it;
-}
-
-/* The first n items as an array of elemtype. */
-static PlanValue
-items_array(Items it, int n, Oid elemtype)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return pv_datum(PointerGetDatum(construct_md_array(it.values, it.nulls, 1, dims, lbs,
-													   elemtype, typlen, typbyval,
-													   typalign)));
-}
-
 /* Record the failed attempts among runs[0..n) (attempt table). */
 static void
 record_failed_attempts(ClaimedRun *runs, int n)
 {
-	Items		run_ids = items_new(n),
-				numbers = items_new(n),
-				statuses = items_new(n),
-				errors = items_new(n),
-				started_ats = items_new(n),
-				finished_ats = items_new(n);
+	PlanItems	run_ids = plan_items_new(n),
+				numbers = plan_items_new(n),
+				statuses = plan_items_new(n),
+				errors = plan_items_new(n),
+				started_ats = plan_items_new(n),
+				finished_ats = plan_items_new(n);
 	AttemptArgs args;
 	int			k = 0;
 
@@ -157,12 +126,12 @@ record_failed_attempts(ClaimedRun *runs, int n)
 	}
 	if (k == 0)
 		return;
-	args.run_ids = items_array(run_ids, k, TEXTOID);
-	args.numbers = items_array(numbers, k, INT4OID);
-	args.statuses = items_array(statuses, k, TEXTOID);
-	args.errors = items_array(errors, k, JSONBOID);
-	args.started_ats = items_array(started_ats, k, TIMESTAMPTZOID);
-	args.finished_ats = items_array(finished_ats, k, TIMESTAMPTZOID);
+	args.run_ids = plan_items_array(run_ids, k, TEXTOID);
+	args.numbers = plan_items_array(numbers, k, INT4OID);
+	args.statuses = plan_items_array(statuses, k, TEXTOID);
+	args.errors = plan_items_array(errors, k, JSONBOID);
+	args.started_ats = plan_items_array(started_ats, k, TIMESTAMPTZOID);
+	args.finished_ats = plan_items_array(finished_ats, k, TIMESTAMPTZOID);
 	taskorch_execute_args(&attempt_plan, &args, false, 0);
 }
 
@@ -209,7 +178,7 @@ complete_runs(ClaimedRun *all, int nall)
 {
 	ClaimedRun *runs = palloc(sizeof(ClaimedRun) * Max(nall, 1));
 	int			n = 0;
-	Items		ids,
+	PlanItems	ids,
 				statuses,
 				outputs,
 				errors,
@@ -225,14 +194,14 @@ complete_runs(ClaimedRun *all, int nall)
 			runs[n++] = all[i];
 	if (n == 0)
 		return;
-	ids = items_new(n);
-	statuses = items_new(n);
-	outputs = items_new(n);
-	errors = items_new(n);
-	next_run_ats = items_new(n);
-	started_ats = items_new(n);
-	finished_ats = items_new(n);
-	metadatas = items_new(n);
+	ids = plan_items_new(n);
+	statuses = plan_items_new(n);
+	outputs = plan_items_new(n);
+	errors = plan_items_new(n);
+	next_run_ats = plan_items_new(n);
+	started_ats = plan_items_new(n);
+	finished_ats = plan_items_new(n);
+	metadatas = plan_items_new(n);
 	for (int i = 0; i < n; i++)
 	{
 		ClaimedRun *r = &runs[i];
@@ -252,14 +221,14 @@ complete_runs(ClaimedRun *all, int nall)
 		metadatas.values[i] = r->metadata_changed ? JsonbPGetDatum(r->metadata) : (Datum) 0;
 		metadatas.nulls[i] = !r->metadata_changed;
 	}
-	args.ids = items_array(ids, n, TEXTOID);
-	args.statuses = items_array(statuses, n, TEXTOID);
-	args.outputs = items_array(outputs, n, JSONBOID);
-	args.errors = items_array(errors, n, JSONBOID);
-	args.next_run_ats = items_array(next_run_ats, n, TIMESTAMPTZOID);
-	args.started_ats = items_array(started_ats, n, TIMESTAMPTZOID);
-	args.finished_ats = items_array(finished_ats, n, TIMESTAMPTZOID);
-	args.metadatas = items_array(metadatas, n, JSONBOID);
+	args.ids = plan_items_array(ids, n, TEXTOID);
+	args.statuses = plan_items_array(statuses, n, TEXTOID);
+	args.outputs = plan_items_array(outputs, n, JSONBOID);
+	args.errors = plan_items_array(errors, n, JSONBOID);
+	args.next_run_ats = plan_items_array(next_run_ats, n, TIMESTAMPTZOID);
+	args.started_ats = plan_items_array(started_ats, n, TIMESTAMPTZOID);
+	args.finished_ats = plan_items_array(finished_ats, n, TIMESTAMPTZOID);
+	args.metadatas = plan_items_array(metadatas, n, JSONBOID);
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 
 	SPI_connect();

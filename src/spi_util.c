@@ -51,6 +51,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -131,7 +132,6 @@ numbered_sql(NamedPlan *p)
 	StringInfoData buf;
 	const char *s = p->sql;
 	bool		used[TASKORCH_PLAN_MAX_FIELDS] = {0};
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 	initStringInfo(&buf);
 	while (*s)
@@ -183,8 +183,7 @@ numbered_sql(NamedPlan *p)
 		if (!used[i])
 			elog(ERROR, "taskorch: parameter :%s is not used in: %s",
 				 p->params[i].name, p->sql);
-	MemoryContextSwitchTo(old);
-	return buf.data;
+	return MemoryContextStrdup(TopMemoryContext, buf.data);
 }
 
 /* The number of each of the plan's named columns in its result. */
@@ -199,11 +198,16 @@ resolve_columns(NamedPlan *p, SPIPlanPtr plan)
 		elog(ERROR, "taskorch: statement returns no columns: %s", p->sql);
 	for (int i = 0; i < p->ncolumns; i++)
 	{
-		int			attno = SPI_fnumber(src->resultDesc, p->columns[i].name);
+		TupleDesc	desc = src->resultDesc;
+		int			attno = SPI_fnumber(desc, p->columns[i].name);
 
 		if (attno <= 0)
 			elog(ERROR, "taskorch: statement returns no column \"%s\": %s",
 				 p->columns[i].name, p->sql);
+		for (int a = attno; a < desc->natts; a++)
+			if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), p->columns[i].name) == 0)
+				elog(ERROR, "taskorch: statement returns two columns \"%s\": %s",
+					 p->columns[i].name, p->sql);
 		p->colnos[i] = attno;
 	}
 }
@@ -434,6 +438,31 @@ taskorch_read_row(NamedPlan *p, int row, void *out)
 		v->datum = heap_getattr(tup, p->colnos[i], desc, &isnull);
 		v->present = !isnull;
 	}
+}
+
+/* Room for n items of an array parameter. */
+PlanItems
+plan_items_new(int n)
+{
+	PlanItems	items = {palloc(sizeof(Datum) * Max(n, 1)), palloc0(sizeof(bool) * Max(n, 1))};
+
+	return items;
+}
+
+/* The first n items as an array of elemtype. */
+PlanValue
+plan_items_array(PlanItems items, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return pv_datum(PointerGetDatum(construct_md_array(items.values, items.nulls, 1,
+													   dims, lbs, elemtype, typlen,
+													   typbyval, typalign)));
 }
 
 PlanValue

@@ -44,7 +44,8 @@
  *	  role_ref.c   the type of the role columns: OID and name, so that a
  *	               dump restores into a cluster that lacks some role
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
- *	               as the extension owner
+ *	               as the extension owner; their parameters and columns by
+ *	               name (NamedPlan), resolved to numbers once per plan
  *
  * Tracks, orchestrators and jobs are SQL (sql/parts/code/tracks.sql and
  * jobs.sql): their runners are task functions built on the waits.
@@ -533,6 +534,16 @@ extern PlanValue pv_jsonb(Jsonb *j);
 /* a column read: NULL for SQL NULL, else a copy in the current context */
 extern char *pv_cstring(PlanValue v);
 extern Jsonb *pv_jsonb_copy(PlanValue v);
+
+/* the items of an array parameter (unnest() of one array per field) */
+typedef struct PlanItems
+{
+	Datum	   *values;
+	bool	   *nulls;			/* all false until set */
+} PlanItems;
+
+extern PlanItems plan_items_new(int n);
+extern PlanValue plan_items_array(PlanItems items, int n, Oid elemtype);
 
 extern int	taskorch_execute_args(NamedPlan *p, const void *args,
 								  bool read_only, long count);
