@@ -37,80 +37,144 @@
 
 #define MARK_RESET_MS 1000
 
-static TaskorchPlan claim_plan = {
-	"SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts,"
-	"       r.run_at, t.id IS NOT NULL, t.fn::oid, t.owner::oid,"
+typedef struct ClaimArgs
+{
+	PlanValue	now;
+	PlanValue	mark_run_at;	/* claim after (mark_run_at, mark_id) */
+	PlanValue	mark_id;
+	PlanValue	limit;
+	PlanValue	full_keys;		/* "queue\x1fkey"s at their concurrency limit */
+} ClaimArgs;
+
+/* a claimed run, as the claim returns it: the columns read_claimed() reads */
+typedef struct ClaimRow
+{
+	PlanValue	id;
+	PlanValue	task_id;
+	PlanValue	payload;
+	PlanValue	attempts;
+	PlanValue	max_attempts;
+	PlanValue	run_at;
+	PlanValue	task_found;
+	PlanValue	fn;
+	PlanValue	owner;
+	PlanValue	retry_factor;
+	PlanValue	retry_min_ms;
+	PlanValue	retry_max_ms;
+	PlanValue	retry_randomize;
+	PlanValue	max_duration_ms;
+	PlanValue	expires_at;
+	PlanValue	metadata;
+	PlanValue	concurrency_limit;
+	PlanValue	queue;
+	PlanValue	concurrency_key;
+	PlanValue	parent_run_id;
+	PlanValue	parent_wait_seq;
+	PlanValue	output_schema;
+	PlanValue	on_success;
+	PlanValue	on_failure;
+	PlanValue	triggered_by;
+	PlanValue	task_reowned;
+} ClaimRow;
+
+static const PlanField claim_params[] = {
+	PLAN_PARAM(ClaimArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(ClaimArgs, mark_run_at, TIMESTAMPTZOID),
+	PLAN_PARAM(ClaimArgs, mark_id, TEXTOID),
+	PLAN_PARAM(ClaimArgs, limit, INT4OID),
+	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
+};
+static const PlanField claim_columns[] = {
+	PLAN_COLUMN(ClaimRow, id),
+	PLAN_COLUMN(ClaimRow, task_id),
+	PLAN_COLUMN(ClaimRow, payload),
+	PLAN_COLUMN(ClaimRow, attempts),
+	PLAN_COLUMN(ClaimRow, max_attempts),
+	PLAN_COLUMN(ClaimRow, run_at),
+	PLAN_COLUMN(ClaimRow, task_found),
+	PLAN_COLUMN(ClaimRow, fn),
+	PLAN_COLUMN(ClaimRow, owner),
+	PLAN_COLUMN(ClaimRow, retry_factor),
+	PLAN_COLUMN(ClaimRow, retry_min_ms),
+	PLAN_COLUMN(ClaimRow, retry_max_ms),
+	PLAN_COLUMN(ClaimRow, retry_randomize),
+	PLAN_COLUMN(ClaimRow, max_duration_ms),
+	PLAN_COLUMN(ClaimRow, expires_at),
+	PLAN_COLUMN(ClaimRow, metadata),
+	PLAN_COLUMN(ClaimRow, concurrency_limit),
+	PLAN_COLUMN(ClaimRow, queue),
+	PLAN_COLUMN(ClaimRow, concurrency_key),
+	PLAN_COLUMN(ClaimRow, parent_run_id),
+	PLAN_COLUMN(ClaimRow, parent_wait_seq),
+	PLAN_COLUMN(ClaimRow, output_schema),
+	PLAN_COLUMN(ClaimRow, on_success),
+	PLAN_COLUMN(ClaimRow, on_failure),
+	PLAN_COLUMN(ClaimRow, triggered_by),
+	PLAN_COLUMN(ClaimRow, task_reowned),
+};
+static NamedPlan claim_plan = {
+	.sql = "SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.run_at,"
+	"       t.id IS NOT NULL AS task_found, t.fn::oid AS fn, t.owner::oid AS owner,"
 	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
-	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4,"
+	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4"
+	"         AS max_duration_ms,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
 	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure,"
-	"       r.triggered_by::oid,"
+	"       r.triggered_by::oid AS triggered_by,"
 	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
+	"         AS task_reowned"
 	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
 	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
-	" WHERE r.status = " SQL_STATUS(QUEUED) " AND r.run_at <= $1"
-	"   AND (r.run_at, r.id) > ($2, $3)"
+	" WHERE r.status = " SQL_STATUS(QUEUED) " AND r.run_at <= :now"
+	"   AND (r.run_at, r.id) > (:mark_run_at, :mark_id)"
 	"   AND NOT coalesce(q.paused, false)"
-	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL ($5)"
+	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
 	" ORDER BY r.run_at, r.id"
-	" LIMIT $4"
+	" LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTARRAYOID},
-	NULL
+	PLAN_PARAMS(claim_params), PLAN_COLUMNS(claim_columns)
 };
 
-static Datum
-col(HeapTuple tup, TupleDesc desc, int attno, bool *isnull)
-{
-	return SPI_getbinval(tup, desc, attno, isnull);
-}
-
-/* Copy one claimed row into `run` (in the batch context). */
+/* Copy claimed row `i` into `run` (in the current context: the batch's). */
 static void
-read_claimed(ClaimedRun *run, HeapTuple tup, TupleDesc desc)
+read_claimed(ClaimedRun *run, int i)
 {
-	bool		isnull;
-	Datum		d;
+	ClaimRow	r;
 
-	run->id = TextDatumGetCString(col(tup, desc, 1, &isnull));
-	run->task_id = TextDatumGetCString(col(tup, desc, 2, &isnull));
-	run->payload = DatumGetJsonbPCopy(col(tup, desc, 3, &isnull));
-	run->attempts = DatumGetInt32(col(tup, desc, 4, &isnull));
-	run->max_attempts = DatumGetInt32(col(tup, desc, 5, &isnull));
-	run->run_at = DatumGetTimestampTz(col(tup, desc, 6, &isnull));
-	run->task_found = DatumGetBool(col(tup, desc, 7, &isnull));
-	d = col(tup, desc, 15, &isnull);
-	run->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
-	run->metadata = DatumGetJsonbPCopy(col(tup, desc, 16, &isnull));
+	taskorch_read_row(&claim_plan, i, &r);
+	run->id = pv_cstring(r.id);
+	run->task_id = pv_cstring(r.task_id);
+	run->payload = pv_jsonb_copy(r.payload);
+	run->attempts = DatumGetInt32(r.attempts.datum);
+	run->max_attempts = DatumGetInt32(r.max_attempts.datum);
+	run->run_at = DatumGetTimestampTz(r.run_at.datum);
+	run->task_found = DatumGetBool(r.task_found.datum);
+	run->expires_at = r.expires_at.present ? DatumGetTimestampTz(r.expires_at.datum) : 0;
+	run->metadata = pv_jsonb_copy(r.metadata);
 	run->metadata_changed = false;
-	d = col(tup, desc, 17, &isnull);
-	run->concurrency_limit = isnull ? 0 : DatumGetInt32(d);
-	run->queue = TextDatumGetCString(col(tup, desc, 18, &isnull));
-	d = col(tup, desc, 19, &isnull);
-	run->concurrency_key = isnull ? NULL : TextDatumGetCString(d);
+	run->concurrency_limit = r.concurrency_limit.present ?
+		DatumGetInt32(r.concurrency_limit.datum) : 0;
+	run->queue = pv_cstring(r.queue);
+	run->concurrency_key = pv_cstring(r.concurrency_key);
 	run->skipped = false;
-	d = col(tup, desc, 20, &isnull);
-	run->parent_run_id = isnull ? NULL : TextDatumGetCString(d);
-	d = col(tup, desc, 21, &isnull);
-	run->parent_wait_seq = isnull ? 0 : DatumGetInt32(d);
-	d = col(tup, desc, 22, &isnull);
-	run->output_schema = isnull ? NULL : DatumGetJsonbPCopy(d);
-	d = col(tup, desc, 23, &isnull);
-	run->on_success = isnull ? NULL : TextDatumGetCString(d);
-	d = col(tup, desc, 24, &isnull);
-	run->on_failure = isnull ? NULL : TextDatumGetCString(d);
-	run->triggered_by = DatumGetObjectId(col(tup, desc, 25, &isnull));
-	run->task_reowned = DatumGetBool(col(tup, desc, 26, &isnull));
+	run->parent_run_id = pv_cstring(r.parent_run_id);
+	run->parent_wait_seq = r.parent_wait_seq.present ?
+		DatumGetInt32(r.parent_wait_seq.datum) : 0;
+	run->output_schema = pv_jsonb_copy(r.output_schema);
+	run->on_success = pv_cstring(r.on_success);
+	run->on_failure = pv_cstring(r.on_failure);
+	run->triggered_by = DatumGetObjectId(r.triggered_by.datum);
+	run->task_reowned = DatumGetBool(r.task_reowned.datum);
 	if (!run->task_found)
 		return;
-	run->fn = DatumGetObjectId(col(tup, desc, 8, &isnull));
-	run->owner = DatumGetObjectId(col(tup, desc, 9, &isnull));
-	run->retry_factor = DatumGetFloat8(col(tup, desc, 10, &isnull));
-	run->retry_min_ms = DatumGetInt32(col(tup, desc, 11, &isnull));
-	run->retry_max_ms = DatumGetInt32(col(tup, desc, 12, &isnull));
-	run->retry_randomize = DatumGetBool(col(tup, desc, 13, &isnull));
-	d = col(tup, desc, 14, &isnull);
-	run->max_duration_ms = isnull ? 0 : DatumGetInt32(d);
+	run->fn = DatumGetObjectId(r.fn.datum);
+	run->owner = DatumGetObjectId(r.owner.datum);
+	run->retry_factor = DatumGetFloat8(r.retry_factor.datum);
+	run->retry_min_ms = DatumGetInt32(r.retry_min_ms.datum);
+	run->retry_max_ms = DatumGetInt32(r.retry_max_ms.datum);
+	run->retry_randomize = DatumGetBool(r.retry_randomize.datum);
+	run->max_duration_ms = r.max_duration_ms.present ?
+		DatumGetInt32(r.max_duration_ms.datum) : 0;
 }
 
 /*
@@ -163,27 +227,28 @@ int
 claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
 		   MemoryContext cxt)
 {
-	Datum		values[5];
+	ClaimArgs	args;
 	int			n;
 	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(full_keys), 1));
 	ListCell   *lc;
 	int			nkeys = 0;
 
-	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[1] = TimestampTzGetDatum(pos->valid ? pos->run_at : DT_NOBEGIN);
-	values[2] = CStringGetTextDatum(pos->valid ? pos->id : "");
-	values[3] = Int32GetDatum(limit);
+	args.now = pv_timestamptz(GetCurrentTimestamp());
+	args.mark_run_at = pv_timestamptz(pos->valid ? pos->run_at : DT_NOBEGIN);
+	args.mark_id = pv_text(pos->valid ? pos->id : "");
+	args.limit = pv_int4(limit);
 	foreach(lc, full_keys)
 		keys[nkeys++] = CStringGetTextDatum(lfirst(lc));
-	values[4] = PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+	args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
+															  false, TYPALIGN_INT)));
 
 	SPI_connect();
-	n = taskorch_execute_as_owner(&claim_plan, values, NULL, false, 0);
+	n = taskorch_execute_args(&claim_plan, &args, false, 0);
 	for (int i = 0; i < n; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		read_claimed(&runs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		read_claimed(&runs[i], i);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();

@@ -28,85 +28,111 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-static TaskorchPlan complete_plan = {
-	"UPDATE taskorch.run r"
+/* the outcome of each run of the batch: an array per field, a run per index */
+typedef struct CompleteArgs
+{
+	PlanValue	ids;
+	PlanValue	statuses;
+	PlanValue	outputs;
+	PlanValue	errors;
+	PlanValue	next_run_ats;	/* NULL items: a finished run keeps its run_at */
+	PlanValue	started_ats;
+	PlanValue	finished_ats;	/* NULL items: not finished (retried, waiting) */
+	PlanValue	metadatas;		/* NULL items: unchanged */
+	PlanValue	now;
+} CompleteArgs;
+
+static const PlanField complete_params[] = {
+	PLAN_PARAM(CompleteArgs, ids, TEXTARRAYOID),
+	PLAN_PARAM(CompleteArgs, statuses, TEXTARRAYOID),
+	PLAN_PARAM(CompleteArgs, outputs, JSONBARRAYOID),
+	PLAN_PARAM(CompleteArgs, errors, JSONBARRAYOID),
+	PLAN_PARAM(CompleteArgs, next_run_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(CompleteArgs, started_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(CompleteArgs, finished_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(CompleteArgs, metadatas, JSONBARRAYOID),
+	PLAN_PARAM(CompleteArgs, now, TIMESTAMPTZOID),
+};
+static NamedPlan complete_plan = {
+	.sql = "UPDATE taskorch.run r"
 	"   SET status = u.status::taskorch.run_status, output = u.output,"
 	"       error = u.error,"
 	"       attempts = r.attempts + CASE WHEN u.status = " SQL_STATUS(WAITING) " THEN 0 ELSE 1 END,"
 	"       run_at = coalesce(u.next_run_at, r.run_at),"
 	"       started_at = coalesce(r.started_at, u.started_at),"
-	"       finished_at = u.finished_at, updated_at = $8,"
+	"       finished_at = u.finished_at, updated_at = :now,"
 	"       metadata = coalesce(u.metadata, r.metadata),"
 	"       expires_at = NULL"	/* a run that started no longer expires */
-	"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[],"
-	"              $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $9::jsonb[])"
+	"  FROM unnest(:ids, :statuses, :outputs, :errors,"
+	"              :next_run_ats, :started_ats, :finished_ats, :metadatas)"
 	"       AS u(id, status, output, error, next_run_at, started_at, finished_at, metadata)"
 	" WHERE r.id = u.id",
-	9, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	TIMESTAMPTZOID, JSONBARRAYOID},
-	NULL
+	PLAN_PARAMS(complete_params)
 };
 
-static TaskorchPlan attempt_plan = {
-	"INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
-	" SELECT u.id, u.number, u.status::taskorch.run_status,"
-	"        u.error, u.started_at, u.finished_at"
-	"   FROM unnest($1::text[], $2::int4[], $3::text[], $4::jsonb[],"
-	"               $5::timestamptz[], $6::timestamptz[])"
-	"        AS u(id, number, status, error, started_at, finished_at)",
-	6, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
-	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID},
-	NULL
-};
-
-static Datum
-array_of(Datum *values, bool *nulls, int n, Oid elemtype)
+/* the failed attempts of the batch, an array per field */
+typedef struct AttemptArgs
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
+	PlanValue	run_ids;
+	PlanValue	numbers;
+	PlanValue	statuses;
+	PlanValue	errors;
+	PlanValue	started_ats;
+	PlanValue	finished_ats;
+} AttemptArgs;
 
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
-											  elemtype, typlen, typbyval,
-											  typalign));
-}
+static const PlanField attempt_params[] = {
+	PLAN_PARAM(AttemptArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(AttemptArgs, numbers, INT4ARRAYOID),
+	PLAN_PARAM(AttemptArgs, statuses, TEXTARRAYOID),
+	PLAN_PARAM(AttemptArgs, errors, JSONBARRAYOID),
+	PLAN_PARAM(AttemptArgs, started_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(AttemptArgs, finished_ats, TIMESTAMPTZARRAYOID),
+};
+static NamedPlan attempt_plan = {
+	.sql = "INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
+	" SELECT u.run_id, u.number, u.status::taskorch.run_status,"
+	"        u.error, u.started_at, u.finished_at"
+	"   FROM unnest(:run_ids, :numbers, :statuses, :errors, :started_ats, :finished_ats)"
+	"        AS u(run_id, number, status, error, started_at, finished_at)",
+	PLAN_PARAMS(attempt_params)
+};
 
 /* Record the failed attempts among runs[0..n) (attempt table). */
 static void
 record_failed_attempts(ClaimedRun *runs, int n)
 {
-	Datum	   *v[6];
-	bool	   *nulls = palloc0(sizeof(bool) * n);
-	Datum		values[6];
+	PlanItems	run_ids = plan_items_new(n),
+				numbers = plan_items_new(n),
+				statuses = plan_items_new(n),
+				errors = plan_items_new(n),
+				started_ats = plan_items_new(n),
+				finished_ats = plan_items_new(n);
+	AttemptArgs args;
 	int			k = 0;
 
-	for (int c = 0; c < 6; c++)
-		v[c] = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
 		if (runs[i].error == NULL)
 			continue;
-		v[0][k] = CStringGetTextDatum(runs[i].id);
-		v[1][k] = Int32GetDatum(runs[i].attempts + 1);
-		v[2][k] = CStringGetTextDatum(run_status_name(runs[i].timed_out ? RUN_TIMED_OUT : RUN_FAILED));
-		v[3][k] = JsonbPGetDatum(runs[i].error);
-		v[4][k] = TimestampTzGetDatum(runs[i].started_at);
-		v[5][k] = TimestampTzGetDatum(runs[i].finished_at);
+		run_ids.values[k] = CStringGetTextDatum(runs[i].id);
+		numbers.values[k] = Int32GetDatum(runs[i].attempts + 1);
+		statuses.values[k] = CStringGetTextDatum(run_status_name(runs[i].timed_out ?
+																 RUN_TIMED_OUT : RUN_FAILED));
+		errors.values[k] = JsonbPGetDatum(runs[i].error);
+		started_ats.values[k] = TimestampTzGetDatum(runs[i].started_at);
+		finished_ats.values[k] = TimestampTzGetDatum(runs[i].finished_at);
 		k++;
 	}
 	if (k == 0)
 		return;
-	values[0] = array_of(v[0], nulls, k, TEXTOID);
-	values[1] = array_of(v[1], nulls, k, INT4OID);
-	values[2] = array_of(v[2], nulls, k, TEXTOID);
-	values[3] = array_of(v[3], nulls, k, JSONBOID);
-	values[4] = array_of(v[4], nulls, k, TIMESTAMPTZOID);
-	values[5] = array_of(v[5], nulls, k, TIMESTAMPTZOID);
-	taskorch_execute_as_owner(&attempt_plan, values, NULL, false, 0);
+	args.run_ids = plan_items_array(run_ids, k, TEXTOID);
+	args.numbers = plan_items_array(numbers, k, INT4OID);
+	args.statuses = plan_items_array(statuses, k, TEXTOID);
+	args.errors = plan_items_array(errors, k, JSONBOID);
+	args.started_ats = plan_items_array(started_ats, k, TIMESTAMPTZOID);
+	args.finished_ats = plan_items_array(finished_ats, k, TIMESTAMPTZOID);
+	taskorch_execute_args(&attempt_plan, &args, false, 0);
 }
 
 /*
@@ -152,10 +178,15 @@ complete_runs(ClaimedRun *all, int nall)
 {
 	ClaimedRun *runs = palloc(sizeof(ClaimedRun) * Max(nall, 1));
 	int			n = 0;
-	Datum	   *v[8];
-	bool	   *nl[8];
-	Datum		values[9];
-	TimestampTz now = GetCurrentTimestamp();
+	PlanItems	ids,
+				statuses,
+				outputs,
+				errors,
+				next_run_ats,
+				started_ats,
+				finished_ats,
+				metadatas;
+	CompleteArgs args;
 
 	/* runs skipped for their concurrency limit stay as they were */
 	for (int i = 0; i < nall; i++)
@@ -163,42 +194,45 @@ complete_runs(ClaimedRun *all, int nall)
 			runs[n++] = all[i];
 	if (n == 0)
 		return;
-	for (int c = 0; c < 8; c++)
-	{
-		v[c] = palloc(sizeof(Datum) * n);
-		nl[c] = palloc0(sizeof(bool) * n);
-	}
+	ids = plan_items_new(n);
+	statuses = plan_items_new(n);
+	outputs = plan_items_new(n);
+	errors = plan_items_new(n);
+	next_run_ats = plan_items_new(n);
+	started_ats = plan_items_new(n);
+	finished_ats = plan_items_new(n);
+	metadatas = plan_items_new(n);
 	for (int i = 0; i < n; i++)
 	{
 		ClaimedRun *r = &runs[i];
 		bool		terminal = run_status_finished(r->status);
 
-		v[0][i] = CStringGetTextDatum(r->id);
-		v[1][i] = CStringGetTextDatum(run_status_name(r->status));
-		v[2][i] = r->output ? JsonbPGetDatum(r->output) : (Datum) 0;
-		nl[2][i] = r->output == NULL;
-		v[3][i] = r->error ? JsonbPGetDatum(r->error) : (Datum) 0;
-		nl[3][i] = r->error == NULL;
-		v[4][i] = TimestampTzGetDatum(r->next_run_at);
-		nl[4][i] = terminal;
-		v[5][i] = TimestampTzGetDatum(r->started_at);
-		v[6][i] = TimestampTzGetDatum(r->finished_at);
-		nl[6][i] = !terminal;
-		v[7][i] = r->metadata_changed ? JsonbPGetDatum(r->metadata) : (Datum) 0;
-		nl[7][i] = !r->metadata_changed;
+		ids.values[i] = CStringGetTextDatum(r->id);
+		statuses.values[i] = CStringGetTextDatum(run_status_name(r->status));
+		outputs.values[i] = r->output ? JsonbPGetDatum(r->output) : (Datum) 0;
+		outputs.nulls[i] = r->output == NULL;
+		errors.values[i] = r->error ? JsonbPGetDatum(r->error) : (Datum) 0;
+		errors.nulls[i] = r->error == NULL;
+		next_run_ats.values[i] = TimestampTzGetDatum(r->next_run_at);
+		next_run_ats.nulls[i] = terminal;
+		started_ats.values[i] = TimestampTzGetDatum(r->started_at);
+		finished_ats.values[i] = TimestampTzGetDatum(r->finished_at);
+		finished_ats.nulls[i] = !terminal;
+		metadatas.values[i] = r->metadata_changed ? JsonbPGetDatum(r->metadata) : (Datum) 0;
+		metadatas.nulls[i] = !r->metadata_changed;
 	}
-	values[0] = array_of(v[0], nl[0], n, TEXTOID);
-	values[1] = array_of(v[1], nl[1], n, TEXTOID);
-	values[2] = array_of(v[2], nl[2], n, JSONBOID);
-	values[3] = array_of(v[3], nl[3], n, JSONBOID);
-	values[4] = array_of(v[4], nl[4], n, TIMESTAMPTZOID);
-	values[5] = array_of(v[5], nl[5], n, TIMESTAMPTZOID);
-	values[6] = array_of(v[6], nl[6], n, TIMESTAMPTZOID);
-	values[7] = TimestampTzGetDatum(now);
-	values[8] = array_of(v[7], nl[7], n, JSONBOID);
+	args.ids = plan_items_array(ids, n, TEXTOID);
+	args.statuses = plan_items_array(statuses, n, TEXTOID);
+	args.outputs = plan_items_array(outputs, n, JSONBOID);
+	args.errors = plan_items_array(errors, n, JSONBOID);
+	args.next_run_ats = plan_items_array(next_run_ats, n, TIMESTAMPTZOID);
+	args.started_ats = plan_items_array(started_ats, n, TIMESTAMPTZOID);
+	args.finished_ats = plan_items_array(finished_ats, n, TIMESTAMPTZOID);
+	args.metadatas = plan_items_array(metadatas, n, JSONBOID);
+	args.now = pv_timestamptz(GetCurrentTimestamp());
 
 	SPI_connect();
-	if (taskorch_execute_as_owner(&complete_plan, values, NULL, false, 0) != n)
+	if (taskorch_execute_args(&complete_plan, &args, false, 0) != n)
 		elog(ERROR, "taskorch: completed %d runs but updated a different number",
 			 n);
 	record_failed_attempts(runs, n);

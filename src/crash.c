@@ -64,21 +64,32 @@ static CrashNote *note = NULL;
 static char crash_path[MAXPGPATH];
 static volatile pid_t stop_sender = 0;	/* who sent the first SIGTERM */
 
-static TaskorchPlan crashed_plan = {
-	"WITH r AS ("
+typedef struct CrashedArgs
+{
+	PlanValue	id;
+	PlanValue	attempts;		/* attempts the run had when it was claimed */
+	PlanValue	error;
+} CrashedArgs;
+
+static const PlanField crashed_params[] = {
+	PLAN_PARAM(CrashedArgs, id, TEXTOID),
+	PLAN_PARAM(CrashedArgs, attempts, INT4OID),
+	PLAN_PARAM(CrashedArgs, error, JSONBOID),
+};
+static NamedPlan crashed_plan = {
+	.sql = "WITH r AS ("
 	"  UPDATE taskorch.run r"
-	"     SET attempts = r.attempts + 1, error = $3, updated_at = now(),"
+	"     SET attempts = r.attempts + 1, error = :error, updated_at = now(),"
 	"         status = CASE WHEN r.attempts + 1 >= r.max_attempts"
 	"                       THEN " SQL_STATUS_TYPED(CRASHED) " ELSE " SQL_STATUS(QUEUED) " END,"
 	"         finished_at = CASE WHEN r.attempts + 1 >= r.max_attempts THEN now() END,"
 	"         run_at = now() + make_interval(secs => coalesce("
 	"             (SELECT t.retry_min_ms FROM taskorch.task t WHERE t.id = r.task_id), 0) / 1000.0)"
-	"   WHERE r.id = $1 AND r.attempts = $2 AND r.status = " SQL_STATUS(QUEUED)
+	"   WHERE r.id = :id AND r.attempts = :attempts AND r.status = " SQL_STATUS(QUEUED)
 	"  RETURNING r.id, r.attempts)"
 	" INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
-	" SELECT id, attempts, " SQL_STATUS(CRASHED) ", $3, now(), now() FROM r",
-	3, {TEXTOID, INT4OID, JSONBOID},
-	NULL
+	" SELECT id, attempts, " SQL_STATUS(CRASHED) ", :error, now(), now() FROM r",
+	PLAN_PARAMS(crashed_params)
 };
 
 static void
@@ -174,11 +185,11 @@ crash_file_open(Oid dboid, int index, int32 *attempts, bool *terminated)
 static void
 charge_crash(const char *run_id, int32 attempts, bool terminated)
 {
-	Datum		values[3];
+	CrashedArgs args;
 
-	values[0] = CStringGetTextDatum(run_id);
-	values[1] = Int32GetDatum(attempts);
-	values[2] = JsonbPGetDatum(jsonb_from_cstring(terminated ?
+	args.id = pv_text(run_id);
+	args.attempts = pv_int4(attempts);
+	args.error = pv_jsonb(jsonb_from_cstring(terminated ?
 		"{\"message\": \"the worker process executing this run was terminated\","
 		" \"name\": \"CrashedError\"}" :
 		"{\"message\": \"the worker process executing this run exited unexpectedly\","
@@ -186,7 +197,7 @@ charge_crash(const char *run_id, int32 attempts, bool terminated)
 	SPI_connect();
 	(void) run_transition(RUN_QUEUED, RUN_QUEUED, BY_CRASH);
 	(void) run_transition(RUN_QUEUED, RUN_CRASHED, BY_CRASH);
-	if (taskorch_execute_as_owner(&crashed_plan, values, NULL, false, 0) > 0)
+	if (taskorch_execute_args(&crashed_plan, &args, false, 0) > 0)
 		ereport(LOG,
 				errmsg("taskorch run %s was executing when its worker %s; charged a %s attempt",
 					   run_id, terminated ? "was terminated" : "died",

@@ -57,13 +57,32 @@ static int	run_count = 0;
 static int	server_min_messages;	/* log_min_messages outside the task */
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
-static TaskorchPlan insert_plan = {
-	"INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)"
-	" SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::timestamptz[],"
-	"                      $5::text[], $6::text[], $7::jsonb[])",
-	7, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, JSONBARRAYOID},
-	NULL
+/* the batch's pending logs, an array per column */
+typedef struct LogInsertArgs
+{
+	PlanValue	run_ids;
+	PlanValue	attempts;
+	PlanValue	positions;
+	PlanValue	logged_ats;
+	PlanValue	levels;
+	PlanValue	messages;
+	PlanValue	datas;
+} LogInsertArgs;
+
+static const PlanField insert_params[] = {
+	PLAN_PARAM(LogInsertArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(LogInsertArgs, attempts, INT4ARRAYOID),
+	PLAN_PARAM(LogInsertArgs, positions, INT4ARRAYOID),
+	PLAN_PARAM(LogInsertArgs, logged_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(LogInsertArgs, levels, TEXTARRAYOID),
+	PLAN_PARAM(LogInsertArgs, messages, TEXTARRAYOID),
+	PLAN_PARAM(LogInsertArgs, datas, JSONBARRAYOID),
+};
+static NamedPlan insert_plan = {
+	.sql = "INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)"
+	" SELECT * FROM unnest(:run_ids, :attempts, :positions, :logged_ats,"
+	"                      :levels, :messages, :datas)",
+	PLAN_PARAMS(insert_params)
 };
 
 static void
@@ -153,67 +172,52 @@ logs_note(const ClaimedRun *run, const char *level, const char *message)
 	log_run = save;
 }
 
-static Datum
-array_of(List *logs, int field)
-{
-	int			n = list_length(logs);
-	Datum	   *v = palloc(sizeof(Datum) * n);
-	bool	   *nulls = palloc0(sizeof(bool) * n);
-	Oid			types[7] = {TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID};
-	int16		lens[7] = {-1, 4, 4, 8, -1, -1, -1};
-	bool		byval[7] = {false, true, true, true, false, false, false};
-	char		align[7] = {TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_DOUBLE,
-	TYPALIGN_INT, TYPALIGN_INT, TYPALIGN_INT};
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, logs)
-	{
-		RunLog	   *l = lfirst(lc);
-
-		switch (field)
-		{
-			case 0:
-				v[i] = CStringGetTextDatum(l->run_id);
-				break;
-			case 1:
-				v[i] = Int32GetDatum(l->attempt);
-				break;
-			case 2:
-				v[i] = Int32GetDatum(l->position);
-				break;
-			case 3:
-				v[i] = TimestampTzGetDatum(l->at);
-				break;
-			case 4:
-				v[i] = CStringGetTextDatum(l->level);
-				break;
-			case 5:
-				v[i] = CStringGetTextDatum(l->message);
-				break;
-			default:
-				v[i] = l->data ? JsonbPGetDatum(l->data) : (Datum) 0;
-				nulls[i] = l->data == NULL;
-		}
-		i++;
-	}
-	return PointerGetDatum(construct_md_array(v, nulls, 1, dims, lbs, types[field],
-											  lens[field], byval[field], align[field]));
-}
-
 /* Write the batch's logs (inside SPI, in the batch's top-level transaction). */
 void
 logs_flush(void)
 {
-	Datum		values[7];
+	int			n = list_length(pending);
+	PlanItems	run_ids,
+				attempts,
+				positions,
+				logged_ats,
+				levels,
+				messages,
+				datas;
+	LogInsertArgs args;
+	ListCell   *lc;
 
 	if (pending == NIL)
 		return;
-	for (int f = 0; f < 7; f++)
-		values[f] = array_of(pending, f);
-	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 0);
+	run_ids = plan_items_new(n);
+	attempts = plan_items_new(n);
+	positions = plan_items_new(n);
+	logged_ats = plan_items_new(n);
+	levels = plan_items_new(n);
+	messages = plan_items_new(n);
+	datas = plan_items_new(n);
+	foreach(lc, pending)
+	{
+		RunLog	   *l = lfirst(lc);
+		int			i = foreach_current_index(lc);
+
+		run_ids.values[i] = CStringGetTextDatum(l->run_id);
+		attempts.values[i] = Int32GetDatum(l->attempt);
+		positions.values[i] = Int32GetDatum(l->position);
+		logged_ats.values[i] = TimestampTzGetDatum(l->at);
+		levels.values[i] = CStringGetTextDatum(l->level);
+		messages.values[i] = CStringGetTextDatum(l->message);
+		datas.values[i] = l->data ? JsonbPGetDatum(l->data) : (Datum) 0;
+		datas.nulls[i] = l->data == NULL;
+	}
+	args.run_ids = plan_items_array(run_ids, n, TEXTOID);
+	args.attempts = plan_items_array(attempts, n, INT4OID);
+	args.positions = plan_items_array(positions, n, INT4OID);
+	args.logged_ats = plan_items_array(logged_ats, n, TIMESTAMPTZOID);
+	args.levels = plan_items_array(levels, n, TEXTOID);
+	args.messages = plan_items_array(messages, n, TEXTOID);
+	args.datas = plan_items_array(datas, n, JSONBOID);
+	taskorch_execute_args(&insert_plan, &args, false, 0);
 	pending = NIL;				/* the list lives in the batch context */
 }
 

@@ -25,40 +25,55 @@
 #include "catalog/pg_type.h"
 #include "utils/timestamp.h"
 
+/* every statement here is given the time it treats as now */
+typedef struct NowArgs
+{
+	PlanValue	now;
+} NowArgs;
+
+typedef struct DueRow
+{
+	PlanValue	due;			/* NULL: nothing to do on its own */
+} DueRow;
+
+static const PlanField now_params[] = {
+	PLAN_PARAM(NowArgs, now, TIMESTAMPTZOID),
+};
+static const PlanField due_columns[] = {
+	PLAN_COLUMN(DueRow, due),
+};
+
 /* when a worker next has something to do: a retry, a delay, an expiry */
-static TaskorchPlan next_due_plan = {
-	"SELECT least("
-	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND run_at > $1),"
+static NamedPlan next_due_plan = {
+	.sql = "SELECT least("
+	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND run_at > :now),"
 	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) "),"
 	"  (SELECT min(expires_at) FROM taskorch.run"
 	"    WHERE status = " SQL_STATUS(QUEUED) " AND expires_at IS NOT NULL),"
 	"  (SELECT min(resume_at) FROM taskorch.waitpoint"
-	"    WHERE completed_at IS NULL AND kind = 'time'))",
-	1, {TIMESTAMPTZOID},
-	NULL
+	"    WHERE completed_at IS NULL AND kind = 'time')) AS due",
+	PLAN_PARAMS(now_params), PLAN_COLUMNS(due_columns)
 };
 
 /* DELAYED runs whose time has come join the queue; their ttl starts now */
-static TaskorchPlan promote_plan = {
-	"WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) " AND run_at <= $1"
+static NamedPlan promote_plan = {
+	.sql = "WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) " AND run_at <= :now"
 	"              ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", updated_at = $1,"
-	"        run_at = $1 - r.priority * interval '1 second', expires_at = $1 + r.ttl"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", updated_at = :now,"
+	"        run_at = :now - r.priority * interval '1 second', expires_at = :now + r.ttl"
 	"   FROM due WHERE r.id = due.id",
-	1, {TIMESTAMPTZOID},
-	NULL
+	PLAN_PARAMS(now_params)
 };
 
 /* QUEUED runs that did not start within their ttl */
-static TaskorchPlan expire_plan = {
-	"WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND expires_at <= $1"
+static NamedPlan expire_plan = {
+	.sql = "WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND expires_at <= :now"
 	"              ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(EXPIRED) ", finished_at = $1, updated_at = $1,"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(EXPIRED) ", finished_at = :now, updated_at = :now,"
 	"        error = jsonb_build_object('message',"
 	"                'run expired: it did not start within its ttl of ' || r.ttl)"
 	"   FROM due WHERE r.id = due.id",
-	1, {TIMESTAMPTZOID},
-	NULL
+	PLAN_PARAMS(now_params)
 };
 
 /*
@@ -69,14 +84,14 @@ static TaskorchPlan expire_plan = {
 int
 promote_and_expire(void)
 {
-	Datum		values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
+	NowArgs		args = {pv_timestamptz(GetCurrentTimestamp())};
 	int			promoted;
 
 	SPI_connect();
 	(void) run_transition(RUN_DELAYED, RUN_QUEUED, BY_MAINTENANCE);
-	promoted = taskorch_execute_as_owner(&promote_plan, values, NULL, false, 0);
+	promoted = taskorch_execute_args(&promote_plan, &args, false, 0);
 	(void) run_transition(RUN_QUEUED, RUN_EXPIRED, BY_MAINTENANCE);
-	taskorch_execute_as_owner(&expire_plan, values, NULL, false, 0);
+	taskorch_execute_args(&expire_plan, &args, false, 0);
 	SPI_finish();
 	return promoted + waits_resume();
 }
@@ -86,16 +101,15 @@ int64
 next_due_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[1] = {TimestampTzGetDatum(now)};
+	NowArgs		args = {pv_timestamptz(now)};
+	DueRow		row;
 	int64		result = -1;
-	bool		isnull;
-	Datum		d;
 
 	SPI_connect();
-	taskorch_execute_as_owner(&next_due_plan, values, NULL, true, 1);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = TimestampDifferenceMilliseconds(now, DatumGetTimestampTz(d)) + 1;
+	taskorch_execute_args(&next_due_plan, &args, true, 1);
+	taskorch_read_row(&next_due_plan, 0, &row);
+	if (row.due.present)
+		result = TimestampDifferenceMilliseconds(now, DatumGetTimestampTz(row.due.datum)) + 1;
 	SPI_finish();
 	return result;
 }

@@ -39,56 +39,149 @@ PG_FUNCTION_INFO_V1(taskorch_cancel);
 PG_FUNCTION_INFO_V1(taskorch_reschedule);
 PG_FUNCTION_INFO_V1(taskorch_replay);
 
-static TaskorchPlan run_plan = {
-	"SELECT owner::oid, triggered_by::oid, status::text, task_id, payload,"
-	"       queue, concurrency_key, priority, max_attempts,"
-	"       (extract(epoch FROM max_duration) * 1000)::int8,"
-	"       (extract(epoch FROM ttl) * 1000)::int8, tags, metadata, xmax"
-	"  FROM taskorch.run WHERE id = $1",
-	1, {TEXTOID},
-	NULL
+/* a run named by its id */
+typedef struct RunIdArgs
+{
+	PlanValue	id;
+} RunIdArgs;
+
+static const PlanField run_id_params[] = {
+	PLAN_PARAM(RunIdArgs, id, TEXTOID),
 };
 
-static TaskorchPlan cancel_unstarted_plan = {
-	"WITH r AS (SELECT id FROM taskorch.run"
-	"            WHERE id = $1 AND status IN " SQL_CANCELABLE
+/* what cancel(), reschedule() and replay() read of a run */
+typedef struct RunRow
+{
+	PlanValue	owner;
+	PlanValue	triggered_by;
+	PlanValue	status;
+	PlanValue	task_id;
+	PlanValue	payload;
+	PlanValue	queue;
+	PlanValue	concurrency_key;
+	PlanValue	priority;
+	PlanValue	max_attempts;
+	PlanValue	max_duration_ms;
+	PlanValue	ttl_ms;
+	PlanValue	tags;
+	PlanValue	metadata;
+	PlanValue	xmax;
+} RunRow;
+
+static const PlanField run_columns[] = {
+	PLAN_COLUMN(RunRow, owner),
+	PLAN_COLUMN(RunRow, triggered_by),
+	PLAN_COLUMN(RunRow, status),
+	PLAN_COLUMN(RunRow, task_id),
+	PLAN_COLUMN(RunRow, payload),
+	PLAN_COLUMN(RunRow, queue),
+	PLAN_COLUMN(RunRow, concurrency_key),
+	PLAN_COLUMN(RunRow, priority),
+	PLAN_COLUMN(RunRow, max_attempts),
+	PLAN_COLUMN(RunRow, max_duration_ms),
+	PLAN_COLUMN(RunRow, ttl_ms),
+	PLAN_COLUMN(RunRow, tags),
+	PLAN_COLUMN(RunRow, metadata),
+	PLAN_COLUMN(RunRow, xmax),
+};
+static NamedPlan run_plan = {
+	.sql = "SELECT owner::oid AS owner, triggered_by::oid AS triggered_by,"
+	"       status::text AS status, task_id, payload, queue, concurrency_key,"
+	"       priority, max_attempts,"
+	"       (extract(epoch FROM max_duration) * 1000)::int8 AS max_duration_ms,"
+	"       (extract(epoch FROM ttl) * 1000)::int8 AS ttl_ms, tags, metadata, xmax"
+	"  FROM taskorch.run WHERE id = :id",
+	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(run_columns)
+};
+
+static NamedPlan cancel_unstarted_plan = {
+	.sql = "WITH r AS (SELECT id FROM taskorch.run"
+	"            WHERE id = :id AND status IN " SQL_CANCELABLE
 	"            FOR UPDATE SKIP LOCKED)"
 	" UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
 	"   FROM r WHERE run.id = r.id",
-	1, {TEXTOID},
-	NULL
+	PLAN_PARAMS(run_id_params)
 };
 
 /* the same, waiting for the worker that holds the run to finish its batch */
-static TaskorchPlan cancel_wait_plan = {
-	"UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
+static NamedPlan cancel_wait_plan = {
+	.sql = "UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"       updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
-	" WHERE id = $1 AND status IN " SQL_CANCELABLE,
-	1, {TEXTOID},
-	NULL
+	" WHERE id = :id AND status IN " SQL_CANCELABLE,
+	PLAN_PARAMS(run_id_params)
 };
 
+typedef struct ChildrenArgs
+{
+	PlanValue	parents;		/* text[] of run ids */
+} ChildrenArgs;
+
+typedef struct ChildRow
+{
+	PlanValue	id;
+	PlanValue	task_id;
+	PlanValue	status;
+	PlanValue	xmax;
+} ChildRow;
+
+static const PlanField children_params[] = {
+	PLAN_PARAM(ChildrenArgs, parents, TEXTARRAYOID),
+};
+static const PlanField children_columns[] = {
+	PLAN_COLUMN(ChildRow, id),
+	PLAN_COLUMN(ChildRow, task_id),
+	PLAN_COLUMN(ChildRow, status),
+	PLAN_COLUMN(ChildRow, xmax),
+};
 /* the unfinished children the waits of some runs made */
-static TaskorchPlan children_plan = {
-	"SELECT id, task_id, status::text, xmax FROM taskorch.run"
-	" WHERE parent_run_id = ANY ($1) AND status IN " SQL_CANCELABLE,
-	1, {TEXTARRAYOID},
-	NULL
+static NamedPlan children_plan = {
+	.sql = "SELECT id, task_id, status::text AS status, xmax FROM taskorch.run"
+	" WHERE parent_run_id = ANY (:parents) AND status IN " SQL_CANCELABLE,
+	PLAN_PARAMS(children_params), PLAN_COLUMNS(children_columns)
 };
 
-static TaskorchPlan status_plan = {
-	"SELECT status::text FROM taskorch.run WHERE id = $1",
-	1, {TEXTOID},
-	NULL
+typedef struct StatusRow
+{
+	PlanValue	status;
+} StatusRow;
+
+static const PlanField status_columns[] = {
+	PLAN_COLUMN(StatusRow, status),
+};
+static NamedPlan status_plan = {
+	.sql = "SELECT status::text AS status FROM taskorch.run WHERE id = :id",
+	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(status_columns)
 };
 
-static TaskorchPlan reschedule_plan = {
-	"UPDATE taskorch.run SET run_at = $2, delayed_until = $2, updated_at = now()"
-	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
-	2, {TEXTOID, TIMESTAMPTZOID},
-	NULL
+typedef struct RescheduleArgs
+{
+	PlanValue	id;
+	PlanValue	due;
+} RescheduleArgs;
+
+static const PlanField reschedule_params[] = {
+	PLAN_PARAM(RescheduleArgs, id, TEXTOID),
+	PLAN_PARAM(RescheduleArgs, due, TIMESTAMPTZOID),
 };
+static NamedPlan reschedule_plan = {
+	.sql = "UPDATE taskorch.run SET run_at = :due, delayed_until = :due, updated_at = now()"
+	" WHERE id = :id AND status = " SQL_STATUS(DELAYED),
+	PLAN_PARAMS(reschedule_params)
+};
+
+/* The status of run `id` as it is now (inside SPI), or NULL: it is gone. */
+static char *
+status_now(const char *id)
+{
+	RunIdArgs	args = {pv_text(id)};
+	StatusRow	row;
+
+	if (taskorch_execute_args_latest(&status_plan, &args, 1) != 1)
+		return NULL;
+	taskorch_read_row(&status_plan, 0, &row);
+	return pv_cstring(row.status);
+}
 
 /*
  * Inside a task: does the worker's batch hold the run whose row has this
@@ -111,30 +204,27 @@ run_arg(FunctionCallInfo fcinfo)
 }
 
 /*
- * Read the run into SPI_tuptable (inside SPI), checking the caller may see
- * it.  Returns its status.
+ * Read the run into *row (inside SPI: its Datums are SPI's), checking the
+ * caller may see it.  Returns its status.
  */
 static char *
-lookup_run(const char *run_id)
+lookup_run(const char *run_id, RunRow *row)
 {
-	Datum		values[1] = {CStringGetTextDatum(run_id)};
-	bool		isnull;
+	RunIdArgs	args = {pv_text(run_id)};
 	bool		visible = false;
 
-	if (taskorch_execute_latest(&run_plan, values, NULL, 1) == 1)
+	if (taskorch_execute_args_latest(&run_plan, &args, 1) == 1)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-
-		visible = acts_for(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))) ||
-			acts_for(DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)));
+		taskorch_read_row(&run_plan, 0, row);
+		visible = acts_for(DatumGetObjectId(row->owner.datum)) ||
+			acts_for(DatumGetObjectId(row->triggered_by.datum));
 	}
 	if (!visible)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("run \"%s\" does not exist", run_id),
 				errhint("The run may belong to a role whose runs you cannot see; check taskorch.runs."));
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	return pv_cstring(row->status);
 }
 
 /* Tell LISTENers on NOTIFY_CHANNEL that the run was canceled. */
@@ -159,19 +249,20 @@ notify_canceled(const char *run_id, const char *task)
 static bool
 cancel_one(const char *run_id, const char *status, TransactionId xmax)
 {
-	Datum		values[1] = {CStringGetTextDatum(run_id)};
+	RunIdArgs	args = {pv_text(run_id)};
+	char	   *now;
 
 	if (run_status_finished(run_status_parse(status)) || run_held_by_batch(xmax))
 		return false;
 	run_transitions(RUN_SET_CANCELABLE, RUN_CANCELED, BY_MANAGE);
-	if (taskorch_execute_as_owner(&cancel_unstarted_plan, values, NULL, false, 0) == 1)
+	if (taskorch_execute_args(&cancel_unstarted_plan, &args, false, 0) == 1)
 		return true;
 	/* a worker holds it: interrupt the task if it is running, then wait */
 	(void) taskorch_cancel_executing(run_id);
-	if (taskorch_execute_as_owner(&cancel_wait_plan, values, NULL, false, 0) == 1)
+	if (taskorch_execute_args(&cancel_wait_plan, &args, false, 0) == 1)
 		return true;
-	return taskorch_execute_latest(&status_plan, values, NULL, 1) == 1 &&
-		run_status_parse(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) == RUN_CANCELED;
+	now = status_now(run_id);
+	return now != NULL && run_status_parse(now) == RUN_CANCELED;
 }
 
 /*
@@ -183,12 +274,13 @@ static void
 cancel_descendants(const char *run_id)
 {
 	Datum		first = CStringGetTextDatum(run_id);
-	Datum		parents = PointerGetDatum(construct_array(&first, 1, TEXTOID, -1, false,
-														  TYPALIGN_INT));
+	ChildrenArgs args;
 
+	args.parents = pv_datum(PointerGetDatum(construct_array(&first, 1, TEXTOID, -1, false,
+															TYPALIGN_INT)));
 	for (;;)
 	{
-		int			n = taskorch_execute_as_owner(&children_plan, &parents, NULL, false, 0);
+		int			n = taskorch_execute_args(&children_plan, &args, false, 0);
 		char	  **ids = palloc(sizeof(char *) * Max(n, 1));
 		char	  **tasks = palloc(sizeof(char *) * Max(n, 1));
 		char	  **statuses = palloc(sizeof(char *) * Max(n, 1));
@@ -198,14 +290,13 @@ cancel_descendants(const char *run_id)
 
 		for (int i = 0; i < n; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
+			ChildRow	row;
 
-			ids[i] = SPI_getvalue(tup, desc, 1);
-			tasks[i] = SPI_getvalue(tup, desc, 2);
-			statuses[i] = SPI_getvalue(tup, desc, 3);
-			xmaxes[i] = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+			taskorch_read_row(&children_plan, i, &row);
+			ids[i] = pv_cstring(row.id);
+			tasks[i] = pv_cstring(row.task_id);
+			statuses[i] = pv_cstring(row.status);
+			xmaxes[i] = DatumGetTransactionId(row.xmax.datum);
 		}
 		for (int i = 0; i < n; i++)
 		{
@@ -217,7 +308,8 @@ cancel_descendants(const char *run_id)
 		}
 		if (k == 0)
 			return;
-		parents = PointerGetDatum(construct_array(canceled, k, TEXTOID, -1, false, TYPALIGN_INT));
+		args.parents = pv_datum(PointerGetDatum(construct_array(canceled, k, TEXTOID, -1,
+																false, TYPALIGN_INT)));
 	}
 }
 
@@ -231,17 +323,14 @@ taskorch_cancel(PG_FUNCTION_ARGS)
 {
 	char	   *run_id = run_arg(fcinfo);
 	bool		canceled;
-	bool		isnull;
+	RunRow		row;
 	char	   *status;
 	char	   *task;
-	TransactionId xmax;
 
 	SPI_connect();
-	status = lookup_run(run_id);
-	task = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											   14, &isnull));
-	canceled = cancel_one(run_id, status, xmax);
+	status = lookup_run(run_id, &row);
+	task = pv_cstring(row.task_id);
+	canceled = cancel_one(run_id, status, DatumGetTransactionId(row.xmax.datum));
 	if (canceled)
 	{
 		notify_canceled(run_id, task);
@@ -258,7 +347,8 @@ Datum
 taskorch_reschedule(PG_FUNCTION_ARGS)
 {
 	char	   *run_id = run_arg(fcinfo);
-	Datum		values[2];
+	RescheduleArgs args;
+	RunRow		row;
 	char	   *status;
 	bool		delayed;
 	bool		rescheduled = false;
@@ -268,18 +358,20 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	due = delay_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1),
 						   GetCurrentTimestamp());
 	SPI_connect();
-	status = lookup_run(run_id);
-	values[0] = CStringGetTextDatum(run_id);
-	values[1] = TimestampTzGetDatum(due);
+	status = lookup_run(run_id, &row);
+	args.id = pv_text(run_id);
+	args.due = pv_timestamptz(due);
 	delayed = run_status_parse(status) == RUN_DELAYED;
 	if (delayed)
 	{
+		char	   *now;
+
 		(void) run_transition(RUN_DELAYED, RUN_DELAYED, BY_MANAGE);
-		rescheduled = taskorch_execute_as_owner(&reschedule_plan, values, NULL, false, 0) == 1;
+		rescheduled = taskorch_execute_args(&reschedule_plan, &args, false, 0) == 1;
 		/* it changed since we read it (promoted, canceled): say what it is now */
-		if (!rescheduled && taskorch_execute_latest(&status_plan, values, NULL, 1) == 1)
+		if (!rescheduled && (now = status_now(run_id)) != NULL)
 		{
-			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			status = now;
 			delayed = run_status_parse(status) == RUN_DELAYED;
 		}
 	}
@@ -308,10 +400,7 @@ taskorch_replay(PG_FUNCTION_ARGS)
 {
 	char	   *run_id = run_arg(fcinfo);
 	TriggerOptions o;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
+	RunRow		row;
 	char	   *task;
 	Jsonb	   *payload;
 	MemoryContext caller = CurrentMemoryContext;
@@ -319,26 +408,22 @@ taskorch_replay(PG_FUNCTION_ARGS)
 	trigger_options_init(&o);
 	o.now = GetCurrentTimestamp();
 	SPI_connect();
-	(void) lookup_run(run_id);
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
+	(void) lookup_run(run_id, &row);
 	{
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
-		task = SPI_getvalue(tup, desc, 4);
-		payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
-		o.queue = SPI_getvalue(tup, desc, 6);
-		o.concurrency_key = SPI_getvalue(tup, desc, 7);
-		o.priority = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-		o.max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-		d = SPI_getbinval(tup, desc, 10, &isnull);
-		o.max_duration_ms = isnull ? -1 : (int32) DatumGetInt64(d);
-		d = SPI_getbinval(tup, desc, 11, &isnull);
-		o.ttl_ms = isnull ? -1 : DatumGetInt64(d);
-		d = SPI_getbinval(tup, desc, 12, &isnull);
-		if (!isnull)
+		task = pv_cstring(row.task_id);
+		payload = pv_jsonb_copy(row.payload);
+		o.queue = pv_cstring(row.queue);
+		o.concurrency_key = pv_cstring(row.concurrency_key);
+		o.priority = DatumGetInt32(row.priority.datum);
+		o.max_attempts = DatumGetInt32(row.max_attempts.datum);
+		o.max_duration_ms = row.max_duration_ms.present ?
+			(int32) DatumGetInt64(row.max_duration_ms.datum) : -1;
+		o.ttl_ms = row.ttl_ms.present ? DatumGetInt64(row.ttl_ms.datum) : -1;
+		if (row.tags.present)
 		{
-			ArrayType  *tags = DatumGetArrayTypePCopy(d);
+			ArrayType  *tags = DatumGetArrayTypePCopy(row.tags.datum);
 			Datum	   *elems;
 			int			n;
 
@@ -346,7 +431,7 @@ taskorch_replay(PG_FUNCTION_ARGS)
 			for (int i = 0; i < n; i++)
 				o.tags = lappend(o.tags, TextDatumGetCString(elems[i]));
 		}
-		o.metadata = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 13, &isnull));
+		o.metadata = pv_jsonb_copy(row.metadata);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();

@@ -31,7 +31,7 @@
  *
  * Races: the owner of an undefined queue is read from the task table and
  * a definition written to the queue table, so create_queue() and
- * register_task() serialize on a lock on the queue name (lock_name()) and then read with a fresh snapshot (taskorch_execute_latest),
+ * register_task() serialize on a lock on the queue name (lock_name()) and then read with a fresh snapshot (taskorch_execute_args_latest),
  * whatever the isolation level: of two roles taking one name, the second
  * sees the first.  Changes of a definition lock its row (FOR UPDATE).
  *
@@ -58,59 +58,101 @@ PG_FUNCTION_INFO_V1(taskorch_grant_queue);
 PG_FUNCTION_INFO_V1(taskorch_revoke_queue);
 
 
-static TaskorchPlan create_plan = {
-	"INSERT INTO taskorch.queue (name, concurrency_limit, owner)"
-	" VALUES ($1, $2, $3::regrole) ON CONFLICT (name) DO NOTHING",
-	3, {TEXTOID, INT4OID, OIDOID},
-	NULL
+/* the parameters of the queue statements: each names the fields it uses */
+typedef struct QueueArgs
+{
+	PlanValue	name;
+	PlanValue	concurrency_limit;	/* NULL: unlimited */
+	PlanValue	owner;
+	PlanValue	paused;
+	PlanValue	role;			/* granted or revoked */
+	PlanValue	grant;			/* true: grant, false: revoke */
+} QueueArgs;
+
+/* the columns of the queue statements' results */
+typedef struct QueueRow
+{
+	PlanValue	owner;
+	PlanValue	users;
+} QueueRow;
+
+static const PlanField name_params[] = {
+	PLAN_PARAM(QueueArgs, name, TEXTOID),
+};
+static const PlanField owner_columns[] = {
+	PLAN_COLUMN(QueueRow, owner),
 };
 
-static TaskorchPlan owner_plan = {
-	"SELECT owner::oid FROM taskorch.queue WHERE name = $1 FOR UPDATE",
-	1, {TEXTOID},
-	NULL
+static const PlanField create_params[] = {
+	PLAN_PARAM(QueueArgs, name, TEXTOID),
+	PLAN_PARAM(QueueArgs, concurrency_limit, INT4OID),
+	PLAN_PARAM(QueueArgs, owner, OIDOID),
+};
+static NamedPlan create_plan = {
+	.sql = "INSERT INTO taskorch.queue (name, concurrency_limit, owner)"
+	" VALUES (:name, :concurrency_limit, :owner::regrole) ON CONFLICT (name) DO NOTHING",
+	PLAN_PARAMS(create_params)
 };
 
+static NamedPlan owner_plan = {
+	.sql = "SELECT owner::oid AS owner FROM taskorch.queue WHERE name = :name FOR UPDATE",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(owner_columns)
+};
+
+static const PlanField definition_columns[] = {
+	PLAN_COLUMN(QueueRow, owner),
+	PLAN_COLUMN(QueueRow, users),
+};
 /* a queue's definition: its owner and the roles it was granted to */
-static TaskorchPlan definition_plan = {
-	"SELECT owner::oid, users::oid[] FROM taskorch.queue WHERE name = $1",
-	1, {TEXTOID},
-	NULL
+static NamedPlan definition_plan = {
+	.sql = "SELECT owner::oid AS owner, users::oid[] AS users"
+	"  FROM taskorch.queue WHERE name = :name",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(definition_columns)
 };
 
 /* the owners of the tasks whose queue it is */
-static TaskorchPlan task_owners_plan = {
-	"SELECT DISTINCT owner::oid FROM taskorch.task WHERE queue = $1 ORDER BY 1",
-	1, {TEXTOID},
-	NULL
+static NamedPlan task_owners_plan = {
+	.sql = "SELECT DISTINCT owner::oid AS owner FROM taskorch.task"
+	" WHERE queue = :name ORDER BY 1",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(owner_columns)
 };
 
-static TaskorchPlan alter_plan = {
-	"UPDATE taskorch.queue SET concurrency_limit = $2, updated_at = now() WHERE name = $1",
-	2, {TEXTOID, INT4OID},
-	NULL
+static const PlanField alter_params[] = {
+	PLAN_PARAM(QueueArgs, name, TEXTOID),
+	PLAN_PARAM(QueueArgs, concurrency_limit, INT4OID),
+};
+static NamedPlan alter_plan = {
+	.sql = "UPDATE taskorch.queue SET concurrency_limit = :concurrency_limit, updated_at = now()"
+	" WHERE name = :name",
+	PLAN_PARAMS(alter_params)
 };
 
-static TaskorchPlan pause_plan = {
-	"UPDATE taskorch.queue SET paused = $2, updated_at = now() WHERE name = $1",
-	2, {TEXTOID, BOOLOID},
-	NULL
+static const PlanField pause_params[] = {
+	PLAN_PARAM(QueueArgs, name, TEXTOID),
+	PLAN_PARAM(QueueArgs, paused, BOOLOID),
+};
+static NamedPlan pause_plan = {
+	.sql = "UPDATE taskorch.queue SET paused = :paused, updated_at = now() WHERE name = :name",
+	PLAN_PARAMS(pause_params)
 };
 
-static TaskorchPlan drop_plan = {
-	"DELETE FROM taskorch.queue WHERE name = $1",
-	1, {TEXTOID},
-	NULL
+static NamedPlan drop_plan = {
+	.sql = "DELETE FROM taskorch.queue WHERE name = :name",
+	PLAN_PARAMS(name_params)
 };
 
-static TaskorchPlan users_plan = {
-	"UPDATE taskorch.queue SET updated_at = now(), users ="
-	"   CASE WHEN NOT $3 THEN ARRAY(SELECT g FROM unnest(users) g WHERE g::oid <> $2)"
-	"        WHEN $2 = ANY (users::oid[]) THEN users"
-	"        ELSE array_append(users, $2::taskorch.role_ref) END"
-	" WHERE name = $1",
-	3, {TEXTOID, OIDOID, BOOLOID},
-	NULL
+static const PlanField users_params[] = {
+	PLAN_PARAM(QueueArgs, name, TEXTOID),
+	PLAN_PARAM(QueueArgs, role, OIDOID),
+	PLAN_PARAM(QueueArgs, grant, BOOLOID),
+};
+static NamedPlan users_plan = {
+	.sql = "UPDATE taskorch.queue SET updated_at = now(), users ="
+	"   CASE WHEN NOT :grant THEN ARRAY(SELECT g FROM unnest(users) g WHERE g::oid <> :role)"
+	"        WHEN :role = ANY (users::oid[]) THEN users"
+	"        ELSE array_append(users, :role::taskorch.role_ref) END"
+	" WHERE name = :name",
+	PLAN_PARAMS(users_params)
 };
 
 /* Who owns a queue, as queue_owners() reads it. */
@@ -169,35 +211,34 @@ lock_queue_name(const char *name)
 static void
 queue_owners(const char *name, bool latest, QueueOwners *qo)
 {
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		isnull;
+	QueueArgs	args = {.name = pv_text(name)};
+	QueueRow	row;
 	int			n;
 
 	memset(qo, 0, sizeof(QueueOwners));
-	n = latest ? taskorch_execute_latest(&definition_plan, values, NULL, 1) :
-		taskorch_execute_as_owner(&definition_plan, values, NULL, true, 1);
+	n = latest ? taskorch_execute_args_latest(&definition_plan, &args, 1) :
+		taskorch_execute_args(&definition_plan, &args, true, 1);
 	if (n > 0)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		Datum	   *roles;
 		int			nroles;
 
+		taskorch_read_row(&definition_plan, 0, &row);
 		qo->defined = true;
-		qo->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+		qo->owner = DatumGetObjectId(row.owner.datum);
+		deconstruct_array(DatumGetArrayTypeP(row.users.datum),
 						  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &roles, NULL, &nroles);
 		for (int i = 0; i < nroles; i++)
 			qo->users = lappend_oid(qo->users, DatumGetObjectId(roles[i]));
 		return;
 	}
-	n = latest ? taskorch_execute_latest(&task_owners_plan, values, NULL, 0) :
-		taskorch_execute_as_owner(&task_owners_plan, values, NULL, true, 0);
+	n = latest ? taskorch_execute_args_latest(&task_owners_plan, &args, 0) :
+		taskorch_execute_args(&task_owners_plan, &args, true, 0);
 	for (int i = 0; i < n; i++)
-		qo->task_owners = lappend_oid(qo->task_owners,
-									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	 SPI_tuptable->tupdesc,
-																	 1, &isnull)));
+	{
+		taskorch_read_row(&task_owners_plan, i, &row);
+		qo->task_owners = lappend_oid(qo->task_owners, DatumGetObjectId(row.owner.datum));
+	}
 }
 
 /* An owner of the queue the current user does not act for, or InvalidOid. */
@@ -313,32 +354,31 @@ queue_arg(FunctionCallInfo fcinfo)
 }
 
 /* NULL (unlimited) or a positive limit from argument argno. */
-static Datum
-limit_arg(FunctionCallInfo fcinfo, int argno, char *null)
+static PlanValue
+limit_arg(FunctionCallInfo fcinfo, int argno)
 {
 	int32		limit;
 
-	*null = PG_ARGISNULL(argno) ? 'n' : ' ';
 	if (PG_ARGISNULL(argno))
-		return (Datum) 0;
+		return PV_NULL;
 	limit = PG_GETARG_INT32(argno);
 	if (limit < 1)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("concurrency_limit must be at least 1, not %d", limit),
 				errhint("Pass NULL for a queue without a limit, or pause_queue() to stop it."));
-	return Int32GetDatum(limit);
+	return pv_int4(limit);
 }
 
 /* Lock the queue's row and check the caller may change it (inside SPI). */
 static void
 lock_own_queue(const char *name)
 {
-	Datum		values[1] = {CStringGetTextDatum(name)};
+	QueueArgs	args = {.name = pv_text(name)};
+	QueueRow	row;
 	Oid			owner;
-	bool		isnull;
 
-	if (taskorch_execute_as_owner(&owner_plan, values, NULL, false, 1) == 0)
+	if (taskorch_execute_args(&owner_plan, &args, false, 1) == 0)
 	{
 		QueueOwners qo;
 
@@ -355,7 +395,8 @@ lock_own_queue(const char *name)
 				errmsg("queue \"%s\" does not exist", name),
 				errhint("Create it with taskorch.create_queue(); taskorch.queues lists the queues."));
 	}
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	taskorch_read_row(&owner_plan, 0, &row);
+	owner = DatumGetObjectId(row.owner.datum);
 	if (!acts_for(owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -373,14 +414,13 @@ Datum
 taskorch_create_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	QueueArgs	args = {0};
 	QueueOwners qo;
 	Oid			other;
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = limit_arg(fcinfo, 1, &nulls[1]);
-	values[2] = ObjectIdGetDatum(GetUserId());
+	args.name = pv_text(name);
+	args.concurrency_limit = limit_arg(fcinfo, 1);
+	args.owner = pv_oid(GetUserId());
 	SPI_connect();
 	lock_queue_name(name);
 	queue_owners(name, true, &qo);
@@ -399,7 +439,7 @@ taskorch_create_queue(PG_FUNCTION_ARGS)
 				errmsg("permission denied to create queue \"%s\"", name),
 				errdetail("It is the queue of tasks owned by role %s.", role_name(other)),
 				errhint("Only the owners of the tasks whose queue it is (or members of their roles, or taskorch_admin) may define it; choose another name."));
-	if (taskorch_execute_as_owner(&create_plan, values, nulls, false, 0) == 0)
+	if (taskorch_execute_args(&create_plan, &args, false, 0) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_DUPLICATE_OBJECT),
 				errmsg("queue \"%s\" already exists", name),
@@ -413,14 +453,13 @@ Datum
 taskorch_alter_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	QueueArgs	args = {0};
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = limit_arg(fcinfo, 1, &nulls[1]);
+	args.name = pv_text(name);
+	args.concurrency_limit = limit_arg(fcinfo, 1);
 	SPI_connect();
 	lock_own_queue(name);
-	taskorch_execute_as_owner(&alter_plan, values, nulls, false, 0);
+	taskorch_execute_args(&alter_plan, &args, false, 0);
 	SPI_finish();
 	taskorch_wake_at_commit();	/* a higher limit may let runs start */
 	PG_RETURN_VOID();
@@ -431,14 +470,14 @@ Datum
 taskorch_pause_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
-	Datum		values[2];
+	QueueArgs	args = {0};
 
 	require_arg(fcinfo, 1, "paused", "Pass true to pause the queue, false to resume it (or call resume_queue()).");
-	values[0] = CStringGetTextDatum(name);
-	values[1] = BoolGetDatum(PG_GETARG_BOOL(1));
+	args.name = pv_text(name);
+	args.paused = pv_bool(PG_GETARG_BOOL(1));
 	SPI_connect();
 	lock_own_queue(name);
-	taskorch_execute_as_owner(&pause_plan, values, NULL, false, 0);
+	taskorch_execute_args(&pause_plan, &args, false, 0);
 	SPI_finish();
 	if (!PG_GETARG_BOOL(1))
 		taskorch_requeued_at_commit();	/* its runs may lie behind the workers' marks */
@@ -450,12 +489,11 @@ Datum
 taskorch_drop_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
-	Datum		values[1];
+	QueueArgs	args = {.name = pv_text(name)};
 
-	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
 	lock_own_queue(name);
-	taskorch_execute_as_owner(&drop_plan, values, NULL, false, 0);
+	taskorch_execute_args(&drop_plan, &args, false, 0);
 	SPI_finish();
 	taskorch_requeued_at_commit();
 	PG_RETURN_VOID();
@@ -465,15 +503,15 @@ static Datum
 change_users(FunctionCallInfo fcinfo, bool grant)
 {
 	char	   *name = queue_arg(fcinfo);
-	Datum		values[3];
+	QueueArgs	args = {0};
 
 	require_arg(fcinfo, 1, "role", "Pass a role name, e.g. 'app_user'.");
-	values[0] = CStringGetTextDatum(name);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = BoolGetDatum(grant);
+	args.name = pv_text(name);
+	args.role = pv_datum(PG_GETARG_DATUM(1));
+	args.grant = pv_bool(grant);
 	SPI_connect();
 	lock_own_queue(name);
-	taskorch_execute_as_owner(&users_plan, values, NULL, false, 0);
+	taskorch_execute_args(&users_plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

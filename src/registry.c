@@ -53,18 +53,82 @@ typedef struct RetryConfig
 	bool		randomize;
 } RetryConfig;
 
-static TaskorchPlan owner_plan = {
-	"SELECT owner::oid, queue FROM taskorch.task WHERE id = $1 FOR UPDATE",
-	1, {TEXTOID},
-	NULL
+/* a task named by its id; in grant_trigger(), the role and what to do */
+typedef struct TaskIdArgs
+{
+	PlanValue	id;
+	PlanValue	role;
+	PlanValue	grant;			/* true: grant, false: revoke */
+	PlanValue	held;			/* text[]: run ids the caller's batch holds */
+} TaskIdArgs;
+
+/* the columns of the task statements' results */
+typedef struct TaskRow
+{
+	PlanValue	owner;
+	PlanValue	owner_name;
+	PlanValue	queue;
+	PlanValue	triggerers;
+} TaskRow;
+
+static const PlanField id_params[] = {
+	PLAN_PARAM(TaskIdArgs, id, TEXTOID),
 };
 
-static TaskorchPlan upsert_plan = {
-	"INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
+static const PlanField owner_columns[] = {
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, queue),
+};
+static NamedPlan owner_plan = {
+	.sql = "SELECT owner::oid AS owner, queue FROM taskorch.task WHERE id = :id FOR UPDATE",
+	PLAN_PARAMS(id_params), PLAN_COLUMNS(owner_columns)
+};
+
+/* a task's definition, as register_task() writes it */
+typedef struct TaskUpsertArgs
+{
+	PlanValue	id;
+	PlanValue	fn;
+	PlanValue	owner;
+	PlanValue	queue;
+	PlanValue	max_attempts;
+	PlanValue	retry_factor;
+	PlanValue	retry_min_ms;
+	PlanValue	retry_max_ms;
+	PlanValue	retry_randomize;
+	PlanValue	max_duration;
+	PlanValue	description;
+	PlanValue	payload_schema;
+	PlanValue	output_schema;
+	PlanValue	on_success;
+	PlanValue	on_failure;
+} TaskUpsertArgs;
+
+static const PlanField upsert_params[] = {
+	PLAN_PARAM(TaskUpsertArgs, id, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, fn, OIDOID),
+	PLAN_PARAM(TaskUpsertArgs, owner, OIDOID),
+	PLAN_PARAM(TaskUpsertArgs, queue, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, max_attempts, INT4OID),
+	PLAN_PARAM(TaskUpsertArgs, retry_factor, FLOAT8OID),
+	PLAN_PARAM(TaskUpsertArgs, retry_min_ms, INT4OID),
+	PLAN_PARAM(TaskUpsertArgs, retry_max_ms, INT4OID),
+	PLAN_PARAM(TaskUpsertArgs, retry_randomize, BOOLOID),
+	PLAN_PARAM(TaskUpsertArgs, max_duration, INTERVALOID),
+	PLAN_PARAM(TaskUpsertArgs, description, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, payload_schema, JSONBOID),
+	PLAN_PARAM(TaskUpsertArgs, output_schema, JSONBOID),
+	PLAN_PARAM(TaskUpsertArgs, on_success, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, on_failure, TEXTOID),
+};
+static NamedPlan upsert_plan = {
+	.sql = "INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
 	"       max_duration, description, payload_schema, output_schema, on_success, on_failure)"
-	" VALUES ($1, $2::regprocedure, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-	"         $14, $15)"
+	" VALUES (:id, :fn::regprocedure, :owner::regrole, :queue, :max_attempts,"
+	"         :retry_factor, :retry_min_ms, :retry_max_ms, :retry_randomize,"
+	"         :max_duration, :description, :payload_schema, :output_schema,"
+	"         :on_success, :on_failure)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -75,24 +139,33 @@ static TaskorchPlan upsert_plan = {
 	"       description = EXCLUDED.description, payload_schema = EXCLUDED.payload_schema,"
 	"       output_schema = EXCLUDED.output_schema, on_success = EXCLUDED.on_success,"
 	"       on_failure = EXCLUDED.on_failure, updated_at = now()",
-	15, {TEXTOID, OIDOID, OIDOID, TEXTOID, INT4OID, FLOAT8OID, INT4OID,
-	INT4OID, BOOLOID, INTERVALOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID, TEXTOID},
-	NULL
+	PLAN_PARAMS(upsert_params)
 };
 
-/* Claim task id $1 for role $2, or lock its claim: who owns the id */
-static TaskorchPlan name_plan = {
-	"INSERT INTO taskorch.task_name AS n (id, owner) VALUES ($1, $2::regrole)"
-	" ON CONFLICT (id) DO UPDATE SET id = n.id RETURNING owner::oid, owner::text",
-	2, {TEXTOID, OIDOID},
-	NULL
+static const PlanField name_params[] = {
+	PLAN_PARAM(TaskIdArgs, id, TEXTOID),
+	PLAN_PARAM(TaskIdArgs, role, OIDOID),
+};
+static const PlanField name_columns[] = {
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, owner_name),
+};
+/* Claim task id :id for :role, or lock its claim: who owns the id */
+static NamedPlan name_plan = {
+	.sql = "INSERT INTO taskorch.task_name AS n (id, owner) VALUES (:id, :role::regrole)"
+	" ON CONFLICT (id) DO UPDATE SET id = n.id"
+	" RETURNING owner::oid AS owner, owner::text AS owner_name",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(name_columns)
 };
 
+static const PlanField hook_columns[] = {
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, triggerers),
+};
 /* a hook task: who may trigger it */
-static TaskorchPlan hook_plan = {
-	"SELECT owner, triggerers FROM taskorch.task WHERE id = $1",	/* role_refs */
-	1, {TEXTOID},
-	NULL
+static NamedPlan hook_plan = {
+	.sql = "SELECT owner, triggerers FROM taskorch.task WHERE id = :id",	/* role_refs */
+	PLAN_PARAMS(id_params), PLAN_COLUMNS(hook_columns)
 };
 
 /* A hook (on_success, on_failure) of task `id` names another registered task. */
@@ -100,27 +173,26 @@ static void
 check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 {
 	char	   *hook;
-	Datum		values[1];
-	bool		isnull;
+	TaskIdArgs	args = {0};
+	TaskRow		row;
 
 	if (PG_ARGISNULL(arg))
 		return;
 	hook = text_to_cstring(PG_GETARG_TEXT_PP(arg));
-	values[0] = CStringGetTextDatum(hook);
+	args.id = pv_text(hook);
 	if (strcmp(hook, id) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("task \"%s\" cannot be its own %s hook", id, kind),
 				errhint("A hook is another task, triggered with the run's Result."));
-	if (taskorch_execute_as_owner(&hook_plan, values, NULL, true, 0) == 0)
+	if (taskorch_execute_args(&hook_plan, &args, true, 0) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("%s hook \"%s\" of task \"%s\" is not a registered task", kind, hook, id),
 				errhint("Register the hook task first; taskorch.tasks lists the tasks."));
 	/* the hook is triggered as this task's owner, who must be allowed to */
-	if (!may_trigger(role_ref_oid(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-					 DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-													  &isnull))))
+	taskorch_read_row(&hook_plan, 0, &row);
+	if (!may_trigger(role_ref_oid(row.owner.datum), DatumGetArrayTypeP(row.triggerers.datum)))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied to use task \"%s\" as the %s hook of task \"%s\"", hook, kind, id),
@@ -128,33 +200,49 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", hook));
 }
 
-/* $2: runs left as they are (held by the caller's batch) */
-static TaskorchPlan delete_plan = {
-	"WITH gone AS (DELETE FROM taskorch.task WHERE id = $1 RETURNING id)"
+static const PlanField delete_params[] = {
+	PLAN_PARAM(TaskIdArgs, id, TEXTOID),
+	PLAN_PARAM(TaskIdArgs, held, TEXTARRAYOID),
+};
+/* :held: runs left as they are (held by the caller's batch) */
+static NamedPlan delete_plan = {
+	.sql = "WITH gone AS (DELETE FROM taskorch.task WHERE id = :id RETURNING id)"
 	" UPDATE taskorch.run r SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
 	"        updated_at = now(),"
 	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
 	"   FROM gone WHERE r.task_id = gone.id AND r.status IN " SQL_NOT_STARTED
-	"    AND r.id <> ALL ($2)",
-	2, {TEXTOID, TEXTARRAYOID},
-	NULL
+	"    AND r.id <> ALL (:held)",
+	PLAN_PARAMS(delete_params)
 };
 
+typedef struct QueuedRow
+{
+	PlanValue	id;
+	PlanValue	xmax;
+} QueuedRow;
+
+static const PlanField queued_columns[] = {
+	PLAN_COLUMN(QueuedRow, id),
+	PLAN_COLUMN(QueuedRow, xmax),
+};
 /* the task's claimable runs, and who locks them */
-static TaskorchPlan queued_plan = {
-	"SELECT id, xmax FROM taskorch.run WHERE task_id = $1 AND status = " SQL_STATUS(QUEUED),
-	1, {TEXTOID},
-	NULL
+static NamedPlan queued_plan = {
+	.sql = "SELECT id, xmax FROM taskorch.run WHERE task_id = :id AND status = " SQL_STATUS(QUEUED),
+	PLAN_PARAMS(id_params), PLAN_COLUMNS(queued_columns)
 };
 
-static TaskorchPlan grant_plan = {
-	"UPDATE taskorch.task SET updated_at = now(), triggerers ="
-	"   CASE WHEN NOT $3 THEN ARRAY(SELECT g FROM unnest(triggerers) g WHERE g::oid <> $2)"
-	"        WHEN $2 = ANY (triggerers::oid[]) THEN triggerers"
-	"        ELSE array_append(triggerers, $2::taskorch.role_ref) END"
-	" WHERE id = $1",
-	3, {TEXTOID, OIDOID, BOOLOID},
-	NULL
+static const PlanField grant_params[] = {
+	PLAN_PARAM(TaskIdArgs, id, TEXTOID),
+	PLAN_PARAM(TaskIdArgs, role, OIDOID),
+	PLAN_PARAM(TaskIdArgs, grant, BOOLOID),
+};
+static NamedPlan grant_plan = {
+	.sql = "UPDATE taskorch.task SET updated_at = now(), triggerers ="
+	"   CASE WHEN NOT :grant THEN ARRAY(SELECT g FROM unnest(triggerers) g WHERE g::oid <> :role)"
+	"        WHEN :role = ANY (triggerers::oid[]) THEN triggerers"
+	"        ELSE array_append(triggerers, :role::taskorch.role_ref) END"
+	" WHERE id = :id",
+	PLAN_PARAMS(grant_params)
 };
 
 /* Task ids and queue names: a letter or digit, then [A-Za-z0-9_.:/-]. */
@@ -296,14 +384,14 @@ parse_retry(Jsonb *retry, RetryConfig *cfg)
 static bool
 lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 {
-	Datum		values[1] = {CStringGetTextDatum(id)};
-	bool		isnull;
+	TaskIdArgs	args = {.id = pv_text(id)};
+	TaskRow		row;
 	Oid			owner;
 
-	if (taskorch_execute_as_owner(&owner_plan, values, NULL, false, 1) == 0)
+	if (taskorch_execute_args(&owner_plan, &args, false, 1) == 0)
 		return false;
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
+	taskorch_read_row(&owner_plan, 0, &row);
+	owner = DatumGetObjectId(row.owner.datum);
 	if (!has_privs_of_role(caller, owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -313,7 +401,7 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 	if (owner_out)
 		*owner_out = owner;
 	if (queue_out)
-		*queue_out = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		*queue_out = pv_cstring(row.queue);
 	return true;
 }
 
@@ -329,17 +417,17 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 static void
 claim_task_name(const char *id, Oid caller)
 {
-	Datum		values[2] = {CStringGetTextDatum(id), ObjectIdGetDatum(caller)};
-	bool		isnull;
+	TaskIdArgs	args = {.id = pv_text(id), .role = pv_oid(caller)};
+	TaskRow		row;
 	Oid			owner;
 
-	taskorch_execute_as_owner(&name_plan, values, NULL, false, 1);
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	taskorch_execute_args(&name_plan, &args, false, 1);
+	taskorch_read_row(&name_plan, 0, &row);
+	owner = DatumGetObjectId(row.owner.datum);
 	if (!has_privs_of_role(caller, owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("task id \"%s\" belongs to role %s", id,
-					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				errmsg("task id \"%s\" belongs to role %s", id, pv_cstring(row.owner_name)),
 				errdetail("A task id stays with the role that first registered it, also after unregister_task(), so that nothing made for that role's task reaches another role's function."),
 				errhint("Pick another id."));
 }
@@ -389,8 +477,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	Oid			fn;
 	char	   *queue;
 	RetryConfig cfg = {3, 2.0, 1000, 10000, true};
-	Datum		values[15];
-	char		nulls[15];
+	TaskUpsertArgs a = {0};		/* fields left unset are NULL */
 	Oid			owner = caller;
 	char	   *old_queue = NULL;
 	bool		registered;
@@ -408,8 +495,6 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("max_attempts must be at least 1, not %d", cfg.max_attempts),
 				errhint("Use 1 for a task that is never retried."));
-	memset(nulls, ' ', sizeof(nulls));
-	nulls[9] = PG_ARGISNULL(5) ? 'n' : ' ';
 	if (!PG_ARGISNULL(5))
 	{
 		int64		ms = interval_to_ms(PG_GETARG_INTERVAL_P(5));
@@ -421,22 +506,24 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 						   DatumGetCString(DirectFunctionCall1(interval_out,
 															   PG_GETARG_DATUM(5)))),
 					errhint("Pass an interval such as '5 minutes', or NULL for no limit."));
-		values[9] = PG_GETARG_DATUM(5);
+		a.max_duration = pv_datum(PG_GETARG_DATUM(5));
 	}
-	nulls[10] = PG_ARGISNULL(6) ? 'n' : ' ';
-	values[10] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
-	for (int i = 7; i <= 8; i++)
+	if (!PG_ARGISNULL(6))
+		a.description = pv_datum(PG_GETARG_DATUM(6));
+	if (!PG_ARGISNULL(7))
 	{
-		nulls[i + 4] = PG_ARGISNULL(i) ? 'n' : ' ';
-		values[i + 4] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		if (!PG_ARGISNULL(i))
-			schema_check_definition(PG_GETARG_JSONB_P(i));
+		schema_check_definition(PG_GETARG_JSONB_P(7));
+		a.payload_schema = pv_datum(PG_GETARG_DATUM(7));
 	}
-	for (int i = 9; i <= 10; i++)
+	if (!PG_ARGISNULL(8))
 	{
-		nulls[i + 4] = PG_ARGISNULL(i) ? 'n' : ' ';
-		values[i + 4] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		schema_check_definition(PG_GETARG_JSONB_P(8));
+		a.output_schema = pv_datum(PG_GETARG_DATUM(8));
 	}
+	if (!PG_ARGISNULL(9))
+		a.on_success = pv_datum(PG_GETARG_DATUM(9));
+	if (!PG_ARGISNULL(10))
+		a.on_failure = pv_datum(PG_GETARG_DATUM(10));
 
 	SPI_connect();
 	registered = lock_own_task(id, caller, &owner, &old_queue);
@@ -449,16 +536,16 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	if (owner != caller)
 		check_task_function(fn, owner);
 
-	values[0] = CStringGetTextDatum(id);
-	values[1] = ObjectIdGetDatum(fn);
-	values[2] = ObjectIdGetDatum(owner);
-	values[3] = CStringGetTextDatum(queue);
-	values[4] = Int32GetDatum(cfg.max_attempts);
-	values[5] = Float8GetDatum(cfg.factor);
-	values[6] = Int32GetDatum(cfg.min_ms);
-	values[7] = Int32GetDatum(cfg.max_ms);
-	values[8] = BoolGetDatum(cfg.randomize);
-	taskorch_execute_as_owner(&upsert_plan, values, nulls, false, 0);
+	a.id = pv_text(id);
+	a.fn = pv_oid(fn);
+	a.owner = pv_oid(owner);
+	a.queue = pv_text(queue);
+	a.max_attempts = pv_int4(cfg.max_attempts);
+	a.retry_factor = pv_datum(Float8GetDatum(cfg.factor));
+	a.retry_min_ms = pv_int4(cfg.min_ms);
+	a.retry_max_ms = pv_int4(cfg.max_ms);
+	a.retry_randomize = pv_bool(cfg.randomize);
+	taskorch_execute_args(&upsert_plan, &a, false, 0);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(id));
 }
@@ -468,28 +555,28 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
  * task's own run, if it unregisters its own task), as a text[]: they will
  * be written by the batch, whatever we set (manage.c).
  */
-static Datum
-runs_held_by_batch(Datum id)
+static PlanValue
+runs_held_by_batch(const char *id)
 {
 	Datum	   *held = NULL;
 	int			n = 0;
 
 	if (current_run() != NULL)
 	{
-		uint64		rows = (uint64) taskorch_execute_as_owner(&queued_plan, &id, NULL, true, 0);
+		TaskIdArgs	args = {.id = pv_text(id)};
+		int			rows = taskorch_execute_args(&queued_plan, &args, true, 0);
 
 		held = palloc(sizeof(Datum) * Max(rows, 1));
-		for (uint64 i = 0; i < rows; i++)
+		for (int i = 0; i < rows; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			bool		isnull;
+			QueuedRow	row;
 
-			if (run_held_by_batch(DatumGetTransactionId(SPI_getbinval(tup, SPI_tuptable->tupdesc,
-																	  2, &isnull))))
-				held[n++] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
+			taskorch_read_row(&queued_plan, i, &row);
+			if (run_held_by_batch(DatumGetTransactionId(row.xmax.datum)))
+				held[n++] = row.id.datum;
 		}
 	}
-	return PointerGetDatum(construct_array(held, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return pv_datum(PointerGetDatum(construct_array(held, n, TEXTOID, -1, false, TYPALIGN_INT)));
 }
 
 /*
@@ -502,14 +589,14 @@ Datum
 taskorch_unregister_task(PG_FUNCTION_ARGS)
 {
 	char	   *id = required_name(fcinfo, 0, "id");
-	Datum		values[2] = {CStringGetTextDatum(id)};
+	TaskIdArgs	args = {.id = pv_text(id)};
 	int			canceled;
 
 	SPI_connect();
 	lock_existing_task(id);
-	values[1] = runs_held_by_batch(values[0]);
+	args.held = runs_held_by_batch(id);
 	run_transitions(RUN_SET_NOT_STARTED, RUN_CANCELED, BY_REGISTRY);
-	canceled = taskorch_execute_as_owner(&delete_plan, values, NULL, false, 0);
+	canceled = taskorch_execute_args(&delete_plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_INT64(canceled);
 }
@@ -518,15 +605,15 @@ static Datum
 change_grant(FunctionCallInfo fcinfo, bool grant)
 {
 	char	   *id = required_name(fcinfo, 0, "task");
-	Datum		values[3];
+	TaskIdArgs	args = {0};
 
 	require_arg(fcinfo, 1, "role", "Pass a role name, e.g. 'app_user'.");
 	SPI_connect();
 	lock_existing_task(id);
-	values[0] = CStringGetTextDatum(id);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = BoolGetDatum(grant);
-	taskorch_execute_as_owner(&grant_plan, values, NULL, false, 0);
+	args.id = pv_text(id);
+	args.role = pv_datum(PG_GETARG_DATUM(1));
+	args.grant = pv_bool(grant);
+	taskorch_execute_args(&grant_plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

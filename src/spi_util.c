@@ -23,6 +23,17 @@
  * transaction starts and whenever a lock is taken, as for the catalog
  * caches the lookups went through before.
  *
+ * By name: a plan may name its parameters (":task_id" in its SQL, a
+ * PLAN_PARAM table giving each name a type and a field of the caller's
+ * struct of PlanValue) and the columns its C reads (a PLAN_COLUMN table:
+ * each a column label and a field).  Names are resolved when the plan is
+ * prepared: ":name" becomes "$n" (n: its place in the table), outside
+ * quotes and never in a "::" cast, and each column's number is looked up
+ * in the plan's result description.  Executing and reading then copy
+ * Datums by number: no name is looked up per call or per row.  A name the
+ * SQL uses but the table lacks, a parameter the SQL never uses, or a
+ * column the statement does not return is an error at prepare time.
+ *
  * Elevation: the caller's privileges were checked by the C function that
  * calls in here; the statement itself runs with the user id switched to
  * the owner of the extension's tables (SECURITY_LOCAL_USERID_CHANGE, so
@@ -37,13 +48,16 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -100,6 +114,104 @@ unpin_search_path(int nestlevel)
 /* The plans this backend prepared, so that they can be made again. */
 static List *prepared = NIL;
 
+static bool
+name_char(char c, bool first)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		(!first && c >= '0' && c <= '9');
+}
+
+/*
+ * The plan's SQL with "$n" for each ":name" (n: the name's place in the
+ * plan's params, from 1), in TopMemoryContext.  Skips quoted strings and
+ * identifiers, and "::" casts.
+ */
+static char *
+numbered_sql(NamedPlan *p)
+{
+	StringInfoData buf;
+	const char *s = p->sql;
+	bool		used[TASKORCH_PLAN_MAX_FIELDS] = {0};
+
+	initStringInfo(&buf);
+	while (*s)
+	{
+		if (*s == '\'' || *s == '"')
+		{
+			char		q = *s;
+			bool		escapes = q == '\'' && s > p->sql &&
+				(s[-1] == 'E' || s[-1] == 'e');
+
+			appendStringInfoChar(&buf, *s++);
+			while (*s && *s != q)
+			{
+				if (escapes && *s == '\\' && s[1])
+					appendStringInfoChar(&buf, *s++);
+				appendStringInfoChar(&buf, *s++);
+			}
+			if (*s)
+				appendStringInfoChar(&buf, *s++);
+		}
+		else if (s[0] == ':' && s[1] == ':')
+		{
+			appendBinaryStringInfo(&buf, s, 2);
+			s += 2;
+		}
+		else if (s[0] == ':' && name_char(s[1], true))
+		{
+			const char *name = ++s;
+			int			len = 0;
+			int			i;
+
+			while (name_char(name[len], false))
+				len++;
+			for (i = 0; i < p->nparams; i++)
+				if (strlen(p->params[i].name) == (size_t) len &&
+					strncmp(p->params[i].name, name, len) == 0)
+					break;
+			if (i == p->nparams)
+				elog(ERROR, "taskorch: parameter :%.*s has no type in: %s",
+					 len, name, p->sql);
+			used[i] = true;
+			appendStringInfo(&buf, "$%d", i + 1);
+			s += len;
+		}
+		else
+			appendStringInfoChar(&buf, *s++);
+	}
+	for (int i = 0; i < p->nparams; i++)
+		if (!used[i])
+			elog(ERROR, "taskorch: parameter :%s is not used in: %s",
+				 p->params[i].name, p->sql);
+	return MemoryContextStrdup(TopMemoryContext, buf.data);
+}
+
+/* The number of each of the plan's named columns in its result. */
+static void
+resolve_columns(NamedPlan *p, SPIPlanPtr plan)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *src;
+
+	if (list_length(sources) != 1 ||
+		(src = linitial(sources))->resultDesc == NULL)
+		elog(ERROR, "taskorch: statement returns no columns: %s", p->sql);
+	for (int i = 0; i < p->ncolumns; i++)
+	{
+		TupleDesc	desc = src->resultDesc;
+		int			attno = SPI_fnumber(desc, p->columns[i].name);
+
+		if (attno <= 0)
+			elog(ERROR, "taskorch: statement returns no column \"%s\": %s",
+				 p->columns[i].name, p->sql);
+		for (int a = attno; a < desc->natts; a++)
+			if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), p->columns[i].name) == 0)
+				elog(ERROR, "taskorch: statement returns two columns \"%s\": %s",
+					 p->columns[i].name, p->sql);
+		p->colnos[i] = attno;
+	}
+}
+
 /* Prepare (once per backend, until taskorch_plans_forget) and return the plan. */
 SPIPlanPtr
 taskorch_plan(TaskorchPlan *p)
@@ -125,6 +237,32 @@ taskorch_plan(TaskorchPlan *p)
 		MemoryContextSwitchTo(old);
 	}
 	return p->plan;
+}
+
+/*
+ * The same for a plan by name: its names are resolved to numbers (the SQL
+ * numbered once per backend, the columns looked up at each prepare).
+ */
+static TaskorchPlan *
+named_plan(NamedPlan *p)
+{
+	TaskorchPlan *np = &p->prepared;
+
+	if (np->plan != NULL)
+		return np;
+	if (p->nparams > TASKORCH_PLAN_MAX_FIELDS || p->ncolumns > TASKORCH_PLAN_MAX_FIELDS)
+		elog(ERROR, "taskorch: too many parameters or columns in: %s", p->sql);
+	if (np->sql == NULL)
+	{
+		np->sql = numbered_sql(p);
+		np->nargs = p->nparams;
+		for (int i = 0; i < p->nparams; i++)
+			np->argtypes[i] = p->params[i].type;
+	}
+	(void) taskorch_plan(np);
+	if (p->columns)
+		resolve_columns(p, np->plan);
+	return np;
 }
 
 /*
@@ -238,6 +376,117 @@ int
 taskorch_execute_latest(TaskorchPlan *p, Datum *values, const char *nulls, long count)
 {
 	return execute(p, values, nulls, false, true, count);
+}
+
+/* The PlanValues of a named plan's parameters, as SPI takes them. */
+static void
+args_to_values(NamedPlan *p, const void *args, Datum *values, char *nulls)
+{
+	for (int i = 0; i < p->nparams; i++)
+	{
+		const PlanValue *v = (const PlanValue *) ((const char *) args + p->params[i].offset);
+
+		values[i] = v->datum;
+		nulls[i] = v->present ? ' ' : 'n';
+	}
+}
+
+/*
+ * Execute a named plan (PLAN_PARAMS) with the parameters in `args`, a
+ * struct of PlanValue, as taskorch_execute_as_owner() does.
+ */
+int
+taskorch_execute_args(NamedPlan *p, const void *args, bool read_only, long count)
+{
+	TaskorchPlan *np = named_plan(p);
+	Datum		values[TASKORCH_PLAN_MAX_FIELDS];
+	char		nulls[TASKORCH_PLAN_MAX_FIELDS];
+
+	args_to_values(p, args, values, nulls);
+	return execute(np, values, nulls, read_only, false, count);
+}
+
+/* The same, reading with a snapshot taken now (taskorch_execute_latest()). */
+int
+taskorch_execute_args_latest(NamedPlan *p, const void *args, long count)
+{
+	TaskorchPlan *np = named_plan(p);
+	Datum		values[TASKORCH_PLAN_MAX_FIELDS];
+	char		nulls[TASKORCH_PLAN_MAX_FIELDS];
+
+	args_to_values(p, args, values, nulls);
+	return execute(np, values, nulls, false, true, count);
+}
+
+/*
+ * Read row `row` of the plan's last result (SPI_tuptable) into `out`, a
+ * struct of PlanValue with a field per PLAN_COLUMN.  The Datums point into
+ * SPI's memory: copy what must outlive SPI_finish().
+ */
+void
+taskorch_read_row(NamedPlan *p, int row, void *out)
+{
+	HeapTuple	tup = SPI_tuptable->vals[row];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+
+	Assert(p->columns != NULL && row < (int) SPI_processed);
+	for (int i = 0; i < p->ncolumns; i++)
+	{
+		PlanValue  *v = (PlanValue *) ((char *) out + p->columns[i].offset);
+		bool		isnull;
+
+		v->datum = heap_getattr(tup, p->colnos[i], desc, &isnull);
+		v->present = !isnull;
+	}
+}
+
+/* Room for n items of an array parameter. */
+PlanItems
+plan_items_new(int n)
+{
+	PlanItems	items = {palloc(sizeof(Datum) * Max(n, 1)), palloc0(sizeof(bool) * Max(n, 1))};
+
+	return items;
+}
+
+/* The first n items as an array of elemtype. */
+PlanValue
+plan_items_array(PlanItems items, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return pv_datum(PointerGetDatum(construct_md_array(items.values, items.nulls, 1,
+													   dims, lbs, elemtype, typlen,
+													   typbyval, typalign)));
+}
+
+PlanValue
+pv_text(const char *s)
+{
+	return s ? pv_datum(CStringGetTextDatum(s)) : PV_NULL;
+}
+
+PlanValue
+pv_jsonb(Jsonb *j)
+{
+	return j ? pv_datum(JsonbPGetDatum(j)) : PV_NULL;
+}
+
+char *
+pv_cstring(PlanValue v)
+{
+	return v.present ? TextDatumGetCString(v.datum) : NULL;
+}
+
+Jsonb *
+pv_jsonb_copy(PlanValue v)
+{
+	return v.present ? DatumGetJsonbPCopy(v.datum) : NULL;
 }
 
 Jsonb *

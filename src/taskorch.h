@@ -44,7 +44,8 @@
  *	  role_ref.c   the type of the role columns: OID and name, so that a
  *	               dump restores into a cluster that lacks some role
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
- *	               as the extension owner
+ *	               as the extension owner; their parameters and columns by
+ *	               name (NamedPlan), resolved to numbers once per plan
  *
  * Tracks, orchestrators and jobs are SQL (sql/parts/code/tracks.sql and
  * jobs.sql): their runners are task functions built on the waits.
@@ -458,7 +459,39 @@ extern void taskorch_wake_at_commit(void);
 extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,
 						const char *replayed_from);
 
-/* spi_util.c */
+/*
+ * spi_util.c: our SQL statements, and their parameters and columns by name.
+ *
+ * A NamedPlan's parameters and the columns C reads are fields of two
+ * structs of PlanValue, named like the SQL's ":name" parameters and its
+ * column labels; a table of PlanField lists them (PLAN_PARAM, PLAN_COLUMN:
+ * the name is the field's name).  When the plan is prepared, ":name" becomes "$n" and each
+ * column's number is looked up once; a run of the plan then only copies
+ * Datums.  Adding a parameter or a column touches its field, its table line
+ * and the SQL, nowhere else.  A zeroed PlanValue is SQL NULL.
+ */
+typedef struct PlanValue
+{
+	Datum		datum;
+	bool		present;		/* false: SQL NULL */
+} PlanValue;
+
+typedef struct PlanField
+{
+	const char *name;			/* ":name" in the SQL, or a column's label */
+	Oid			type;			/* a parameter's type; unused for a column */
+	size_t		offset;			/* of its PlanValue in the caller's struct */
+} PlanField;
+
+#define PLAN_PARAM(Struct, field, typoid) \
+	{ #field, (typoid), offsetof(Struct, field) }
+#define PLAN_COLUMN(Struct, field) \
+	{ #field, InvalidOid, offsetof(Struct, field) }
+/* in a TaskorchPlan's initializer: its tables of parameters and of columns */
+#define PLAN_PARAMS(table)	.params = (table), .nparams = lengthof(table)
+#define PLAN_COLUMNS(table)	.columns = (table), .ncolumns = lengthof(table)
+
+/* a plan with $n parameters, their types listed by number */
 typedef struct TaskorchPlan
 {
 	const char *sql;
@@ -467,6 +500,57 @@ typedef struct TaskorchPlan
 	SPIPlanPtr	plan;
 } TaskorchPlan;
 
+#define TASKORCH_PLAN_MAX_FIELDS 32
+
+/* a plan by name: initialize .sql and PLAN_PARAMS(...), PLAN_COLUMNS(...) */
+typedef struct NamedPlan
+{
+	const char *sql;			/* parameters as :name */
+	const PlanField *params;
+	int			nparams;
+	const PlanField *columns;	/* the columns C reads */
+	int			ncolumns;
+	TaskorchPlan prepared;		/* its SQL with $n, made once; the plan */
+	AttrNumber	colnos[TASKORCH_PLAN_MAX_FIELDS];	/* of columns[i] */
+} NamedPlan;
+
+static inline PlanValue
+pv_datum(Datum d)
+{
+	PlanValue	v = {d, true};
+
+	return v;
+}
+
+/* SQL NULL */
+#define PV_NULL ((PlanValue) {(Datum) 0, false})
+#define pv_int4(i)			pv_datum(Int32GetDatum(i))
+#define pv_int8(i)			pv_datum(Int64GetDatum(i))
+#define pv_bool(b)			pv_datum(BoolGetDatum(b))
+#define pv_oid(o)			pv_datum(ObjectIdGetDatum(o))
+#define pv_timestamptz(t)	pv_datum(TimestampTzGetDatum(t))
+/* NULL pointers give SQL NULL */
+extern PlanValue pv_text(const char *s);
+extern PlanValue pv_jsonb(Jsonb *j);
+/* a column read: NULL for SQL NULL, else a copy in the current context */
+extern char *pv_cstring(PlanValue v);
+extern Jsonb *pv_jsonb_copy(PlanValue v);
+
+/* the items of an array parameter (unnest() of one array per field) */
+typedef struct PlanItems
+{
+	Datum	   *values;
+	bool	   *nulls;			/* all false until set */
+} PlanItems;
+
+extern PlanItems plan_items_new(int n);
+extern PlanValue plan_items_array(PlanItems items, int n, Oid elemtype);
+
+extern int	taskorch_execute_args(NamedPlan *p, const void *args,
+								  bool read_only, long count);
+extern int	taskorch_execute_args_latest(NamedPlan *p, const void *args,
+										 long count);
+extern void taskorch_read_row(NamedPlan *p, int row, void *out);
 extern SPIPlanPtr taskorch_plan(TaskorchPlan *p);
 extern void taskorch_plans_forget(void);
 extern int	taskorch_execute_as_owner(TaskorchPlan *p, Datum *values,

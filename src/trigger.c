@@ -41,73 +41,228 @@ static bool wake_at_commit = false;
 static bool installed_at_commit = false;
 static bool requeued_at_commit = false;
 
-static TaskorchPlan task_plan = {
-	"SELECT owner, queue, max_attempts, triggerers, payload_schema"	/* role_refs */
-	"  FROM taskorch.task WHERE id = $1",
-	1, {TEXTOID},
-	NULL
+/* the task a trigger names */
+typedef struct TaskArgs
+{
+	PlanValue	task_id;
+} TaskArgs;
+
+typedef struct TaskRow
+{
+	PlanValue	owner;			/* a role_ref */
+	PlanValue	queue;
+	PlanValue	max_attempts;
+	PlanValue	triggerers;
+	PlanValue	payload_schema;
+} TaskRow;
+
+static const PlanField task_params[] = {
+	PLAN_PARAM(TaskArgs, task_id, TEXTOID),
+};
+static const PlanField task_columns[] = {
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, queue),
+	PLAN_COLUMN(TaskRow, max_attempts),
+	PLAN_COLUMN(TaskRow, triggerers),
+	PLAN_COLUMN(TaskRow, payload_schema),
+};
+static NamedPlan task_plan = {
+	.sql = "SELECT owner, queue, max_attempts, triggerers, payload_schema"
+	"  FROM taskorch.task WHERE id = :task_id",
+	PLAN_PARAMS(task_params), PLAN_COLUMNS(task_columns)
 };
 
-static TaskorchPlan insert_plan = {
-	"INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner,"
+/* the new run: a field per column of taskorch.run that a trigger sets */
+typedef struct RunInsertArgs
+{
+	PlanValue	task_id;
+	PlanValue	payload;
+	PlanValue	max_attempts;
+	PlanValue	queue;
+	PlanValue	owner;
+	PlanValue	triggered_by;
+	PlanValue	run_at;
+	PlanValue	created_at;
+	PlanValue	status;
+	PlanValue	priority;
+	PlanValue	ttl_ms;
+	PlanValue	expires_at;
+	PlanValue	delayed_until;
+	PlanValue	tags;
+	PlanValue	metadata;		/* NULL: '{}' */
+	PlanValue	idempotency_key;
+	PlanValue	idempotency_key_expires_at;
+	PlanValue	concurrency_key;
+	PlanValue	max_duration_ms;
+	PlanValue	replayed_from;
+	PlanValue	batch_id;
+	PlanValue	batch_index;
+	PlanValue	debounce_key;
+	PlanValue	parent_run_id;
+	PlanValue	parent_wait_seq;
+} RunInsertArgs;
+
+typedef struct RunIdRow
+{
+	PlanValue	id;
+} RunIdRow;
+
+static const PlanField insert_params[] = {
+	PLAN_PARAM(RunInsertArgs, task_id, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, payload, JSONBOID),
+	PLAN_PARAM(RunInsertArgs, max_attempts, INT4OID),
+	PLAN_PARAM(RunInsertArgs, queue, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, owner, OIDOID),
+	PLAN_PARAM(RunInsertArgs, triggered_by, OIDOID),
+	PLAN_PARAM(RunInsertArgs, run_at, TIMESTAMPTZOID),
+	PLAN_PARAM(RunInsertArgs, created_at, TIMESTAMPTZOID),
+	PLAN_PARAM(RunInsertArgs, status, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, priority, INT4OID),
+	PLAN_PARAM(RunInsertArgs, ttl_ms, INT8OID),
+	PLAN_PARAM(RunInsertArgs, expires_at, TIMESTAMPTZOID),
+	PLAN_PARAM(RunInsertArgs, delayed_until, TIMESTAMPTZOID),
+	PLAN_PARAM(RunInsertArgs, tags, TEXTARRAYOID),
+	PLAN_PARAM(RunInsertArgs, metadata, JSONBOID),
+	PLAN_PARAM(RunInsertArgs, idempotency_key, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, idempotency_key_expires_at, TIMESTAMPTZOID),
+	PLAN_PARAM(RunInsertArgs, concurrency_key, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, max_duration_ms, INT8OID),
+	PLAN_PARAM(RunInsertArgs, replayed_from, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, batch_id, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, batch_index, INT4OID),
+	PLAN_PARAM(RunInsertArgs, debounce_key, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, parent_run_id, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, parent_wait_seq, INT4OID),
+};
+static const PlanField run_id_columns[] = {
+	PLAN_COLUMN(RunIdRow, id),
+};
+static NamedPlan insert_plan = {
+	.sql = "INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner,"
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
 	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
 	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq)"
-	" VALUES ($1, $2, $3, $4, $5::regrole, $6::regrole, $7, $8,"
-	"         $9::taskorch.run_status, $10, $11 * interval '1 millisecond', $12,"
-	"         $13, $14, coalesce($15, '{}'), $16, $17, $18,"
-	"         $19 * interval '1 millisecond', $20, $21, $22, $23, $24, $25)"
+	" VALUES (:task_id, :payload, :max_attempts, :queue, :owner::regrole,"
+	"         :triggered_by::regrole, :run_at, :created_at,"
+	"         :status::taskorch.run_status, :priority,"
+	"         :ttl_ms * interval '1 millisecond', :expires_at,"
+	"         :delayed_until, :tags, coalesce(:metadata, '{}'), :idempotency_key,"
+	"         :idempotency_key_expires_at, :concurrency_key,"
+	"         :max_duration_ms * interval '1 millisecond', :replayed_from,"
+	"         :batch_id, :batch_index, :debounce_key, :parent_run_id, :parent_wait_seq)"
 	" RETURNING id",
-	25, {TEXTOID, JSONBOID, INT4OID, TEXTOID, OIDOID, OIDOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID,
-	TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID},
-	NULL
+	PLAN_PARAMS(insert_params), PLAN_COLUMNS(run_id_columns)
 };
 
-static TaskorchPlan idempotent_plan = {
-	"SELECT id FROM taskorch.run"
-	" WHERE task_id = $1 AND idempotency_key = $2 AND idempotency_key_expires_at > $3"
-	"   AND triggered_by = $4::regrole"
+/* a run named by a key (idempotency, debounce) of a task and the triggering role */
+typedef struct KeyArgs
+{
+	PlanValue	task_id;
+	PlanValue	key;
+	PlanValue	now;
+	PlanValue	triggered_by;
+} KeyArgs;
+
+static const PlanField idempotent_params[] = {
+	PLAN_PARAM(KeyArgs, task_id, TEXTOID),
+	PLAN_PARAM(KeyArgs, key, TEXTOID),
+	PLAN_PARAM(KeyArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(KeyArgs, triggered_by, OIDOID),
+};
+static NamedPlan idempotent_plan = {
+	.sql = "SELECT id FROM taskorch.run"
+	" WHERE task_id = :task_id AND idempotency_key = :key"
+	"   AND idempotency_key_expires_at > :now"
+	"   AND triggered_by = :triggered_by::regrole"
 	" ORDER BY created_at DESC LIMIT 1",
-	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, OIDOID},
-	NULL
+	PLAN_PARAMS(idempotent_params), PLAN_COLUMNS(run_id_columns)
 };
 
+typedef struct DebouncedRow
+{
+	PlanValue	id;
+	PlanValue	created_at;
+	PlanValue	run_at;
+} DebouncedRow;
 
+static const PlanField debounced_params[] = {
+	PLAN_PARAM(KeyArgs, task_id, TEXTOID),
+	PLAN_PARAM(KeyArgs, key, TEXTOID),
+	PLAN_PARAM(KeyArgs, triggered_by, OIDOID),
+};
+static const PlanField debounced_columns[] = {
+	PLAN_COLUMN(DebouncedRow, id),
+	PLAN_COLUMN(DebouncedRow, created_at),
+	PLAN_COLUMN(DebouncedRow, run_at),
+};
 /* the latest DELAYED run of a debounce group, locked */
-static TaskorchPlan debounced_plan = {
-	"SELECT id, created_at, run_at FROM taskorch.run"
-	" WHERE task_id = $1 AND debounce_key = $2 AND status = " SQL_STATUS(DELAYED)
-	"   AND triggered_by = $3::regrole"
+static NamedPlan debounced_plan = {
+	.sql = "SELECT id, created_at, run_at FROM taskorch.run"
+	" WHERE task_id = :task_id AND debounce_key = :key"
+	"   AND status = " SQL_STATUS(DELAYED)
+	"   AND triggered_by = :triggered_by::regrole"
 	" ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-	3, {TEXTOID, TEXTOID, OIDOID},
-	NULL
+	PLAN_PARAMS(debounced_params), PLAN_COLUMNS(debounced_columns)
 };
 
+typedef struct PushArgs
+{
+	PlanValue	id;
+	PlanValue	due;
+	PlanValue	now;
+	PlanValue	trailing;
+	PlanValue	payload;
+	PlanValue	metadata;
+	PlanValue	tags;
+	PlanValue	max_attempts;
+	PlanValue	max_duration_ms;
+} PushArgs;
+
+static const PlanField push_params[] = {
+	PLAN_PARAM(PushArgs, id, TEXTOID),
+	PLAN_PARAM(PushArgs, due, TIMESTAMPTZOID),
+	PLAN_PARAM(PushArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(PushArgs, trailing, BOOLOID),
+	PLAN_PARAM(PushArgs, payload, JSONBOID),
+	PLAN_PARAM(PushArgs, metadata, JSONBOID),
+	PLAN_PARAM(PushArgs, tags, TEXTARRAYOID),
+	PLAN_PARAM(PushArgs, max_attempts, INT4OID),
+	PLAN_PARAM(PushArgs, max_duration_ms, INT8OID),
+};
 /* push it later; in trailing mode it takes this trigger's data too */
-static TaskorchPlan push_plan = {
-	"UPDATE taskorch.run SET run_at = $2, delayed_until = $2, updated_at = $3,"
-	"       payload = CASE WHEN $4 THEN $5 ELSE payload END,"
-	"       metadata = CASE WHEN $4 AND $6 IS NOT NULL THEN $6 ELSE metadata END,"
-	"       tags = CASE WHEN $4 AND cardinality($7) > 0 THEN $7 ELSE tags END,"
-	"       max_attempts = CASE WHEN $4 AND $8 > 0 THEN $8 ELSE max_attempts END,"
-	"       max_duration = CASE WHEN $4 AND $9 > 0 THEN $9 * interval '1 millisecond'"
+static NamedPlan push_plan = {
+	.sql = "UPDATE taskorch.run SET run_at = :due, delayed_until = :due, updated_at = :now,"
+	"       payload = CASE WHEN :trailing THEN :payload ELSE payload END,"
+	"       metadata = CASE WHEN :trailing AND :metadata IS NOT NULL THEN :metadata"
+	"                  ELSE metadata END,"
+	"       tags = CASE WHEN :trailing AND cardinality(:tags) > 0 THEN :tags ELSE tags END,"
+	"       max_attempts = CASE WHEN :trailing AND :max_attempts > 0 THEN :max_attempts"
+	"                      ELSE max_attempts END,"
+	"       max_duration = CASE WHEN :trailing AND :max_duration_ms > 0"
+	"                      THEN :max_duration_ms * interval '1 millisecond'"
 	"                      ELSE max_duration END"
-	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
-	9, {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, JSONBOID,
-	TEXTARRAYOID, INT4OID, INT8OID},
-	NULL
+	" WHERE id = :id AND status = " SQL_STATUS(DELAYED),
+	PLAN_PARAMS(push_params)
 };
 
+typedef struct ReleaseArgs
+{
+	PlanValue	id;
+	PlanValue	now;
+} ReleaseArgs;
+
+static const PlanField release_params[] = {
+	PLAN_PARAM(ReleaseArgs, id, TEXTOID),
+	PLAN_PARAM(ReleaseArgs, now, TIMESTAMPTZOID),
+};
 /* past its maxDelay: the run goes to the queue now, and a new one is made */
-static TaskorchPlan release_plan = {
-	"UPDATE taskorch.run SET status = " SQL_STATUS(QUEUED) ", run_at = $2 - priority * interval '1 second',"
-	"       expires_at = $2 + ttl, updated_at = $2"
-	" WHERE id = $1 AND status = " SQL_STATUS(DELAYED),
-	2, {TEXTOID, TIMESTAMPTZOID},
-	NULL
+static NamedPlan release_plan = {
+	.sql = "UPDATE taskorch.run SET status = " SQL_STATUS(QUEUED) ","
+	"       run_at = :now - priority * interval '1 second',"
+	"       expires_at = :now + ttl, updated_at = :now"
+	" WHERE id = :id AND status = " SQL_STATUS(DELAYED),
+	PLAN_PARAMS(release_params)
 };
 
 static void
@@ -192,16 +347,15 @@ check_payload(Jsonb *payload)
 				errhint("Store large data in a table and pass its key; the limit is taskorch.max_payload_size."));
 }
 
-/* Copy the first column of SPI's first row into the caller's context. */
+/* The run id of a plan's first row (RunIdRow), copied into the caller's context. */
 static Datum
-first_value_out(void)
+run_id_out(NamedPlan *p)
 {
-	bool		isnull;
+	RunIdRow	row;
 
+	taskorch_read_row(p, 0, &row);
 	/* returned as is: it may be a short-header varlena */
-	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull),
-							 false, -1);
+	return SPI_datumTransfer(row.id.datum, false, -1);
 }
 
 /*
@@ -229,16 +383,16 @@ lock_key(TaskorchLockKind kind, const char *task, const char *key)
 static Datum
 idempotent_run(const char *task, TriggerOptions *o)
 {
-	Datum		values[4];
+	KeyArgs		args = {0};
 
 	lock_key(LOCK_IDEMPOTENCY_KEY, task, o->idempotency_key);
-	values[0] = CStringGetTextDatum(task);
-	values[1] = CStringGetTextDatum(o->idempotency_key);
-	values[2] = TimestampTzGetDatum(o->now);
-	values[3] = ObjectIdGetDatum(GetUserId());
-	if (taskorch_execute_latest(&idempotent_plan, values, NULL, 1) == 0)
+	args.task_id = pv_text(task);
+	args.key = pv_text(o->idempotency_key);
+	args.now = pv_timestamptz(o->now);
+	args.triggered_by = pv_oid(GetUserId());
+	if (taskorch_execute_args_latest(&idempotent_plan, &args, 1) == 0)
 		return (Datum) 0;
-	return first_value_out();
+	return run_id_out(&idempotent_plan);
 }
 
 /*
@@ -254,47 +408,51 @@ idempotent_run(const char *task, TriggerOptions *o)
 static Datum
 debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 {
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	KeyArgs		key = {0};
+	DebouncedRow row;
 	TimestampTz due = TimestampTzPlusMilliseconds(o->now, o->debounce_delay_ms);
 	TimestampTz created;
 	TimestampTz current_due;
 	Datum		run_id;
-	bool		isnull;
 
 	lock_key(LOCK_DEBOUNCE_KEY, task, o->debounce_key);
-	values[0] = CStringGetTextDatum(task);
-	values[1] = CStringGetTextDatum(o->debounce_key);
-	values[2] = ObjectIdGetDatum(GetUserId());
-	if (taskorch_execute_latest(&debounced_plan, values, NULL, 1) == 0)
+	key.task_id = pv_text(task);
+	key.key = pv_text(o->debounce_key);
+	key.triggered_by = pv_oid(GetUserId());
+	if (taskorch_execute_args_latest(&debounced_plan, &key, 1) == 0)
 		return (Datum) 0;
-	run_id = first_value_out();
-	created = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 2, &isnull));
-	current_due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 3, &isnull));
-	values[0] = run_id;
+	run_id = run_id_out(&debounced_plan);
+	taskorch_read_row(&debounced_plan, 0, &row);
+	created = DatumGetTimestampTz(row.created_at.datum);
+	current_due = DatumGetTimestampTz(row.run_at.datum);
 	if (o->debounce_max_delay_ms >= 0 &&
 		current_due > TimestampTzPlusMilliseconds(created, o->debounce_max_delay_ms))
 	{
-		values[1] = TimestampTzGetDatum(o->now);
+		ReleaseArgs release = {0};
+
+		release.id = pv_datum(run_id);
+		release.now = pv_timestamptz(o->now);
 		(void) run_transition(RUN_DELAYED, RUN_QUEUED, BY_TRIGGER);
-		taskorch_execute_as_owner(&release_plan, values, NULL, false, 0);
+		taskorch_execute_args(&release_plan, &release, false, 0);
 		taskorch_requeued_at_commit();
 		return (Datum) 0;
 	}
-	values[1] = TimestampTzGetDatum(due);
-	values[2] = TimestampTzGetDatum(o->now);
-	values[3] = BoolGetDatum(o->debounce_trailing);
-	values[4] = JsonbPGetDatum(payload);
-	values[5] = o->metadata ? JsonbPGetDatum(o->metadata) : (Datum) 0;
-	nulls[5] = o->metadata ? ' ' : 'n';
-	values[6] = trigger_options_tags(o);
-	values[7] = Int32GetDatum(o->max_attempts);
-	values[8] = Int64GetDatum(o->max_duration_ms);
-	(void) run_transition(RUN_DELAYED, RUN_DELAYED, BY_TRIGGER);
-	if (taskorch_execute_as_owner(&push_plan, values, nulls, false, 0) == 0)
-		return (Datum) 0;		/* a worker queued it meanwhile */
+	{
+		PushArgs	push = {0};
+
+		push.id = pv_datum(run_id);
+		push.due = pv_timestamptz(due);
+		push.now = pv_timestamptz(o->now);
+		push.trailing = pv_bool(o->debounce_trailing);
+		push.payload = pv_jsonb(payload);
+		push.metadata = pv_jsonb(o->metadata);
+		push.tags = pv_datum(trigger_options_tags(o));
+		push.max_attempts = pv_int4(o->max_attempts);
+		push.max_duration_ms = pv_int8(o->max_duration_ms);
+		(void) run_transition(RUN_DELAYED, RUN_DELAYED, BY_TRIGGER);
+		if (taskorch_execute_args(&push_plan, &push, false, 0) == 0)
+			return (Datum) 0;	/* a worker queued it meanwhile */
+	}
 	taskorch_wake_at_commit();	/* sleeping workers must see the new due time */
 	return run_id;
 }
@@ -307,15 +465,12 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 Datum
 create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	Datum		values[25];
-	char		nulls[25];
-	bool		isnull;
+	TaskArgs	targs = {0};
+	TaskRow		t;
+	RunInsertArgs a = {0};		/* fields left unset are NULL */
 	Oid			owner;
 	Datum		run_id;
-	HeapTuple	tup;
-	TupleDesc	desc;
 	bool		delayed;
-	Datum		d;
 
 	if (o->debounce_key)
 	{
@@ -325,74 +480,73 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	delayed = o->has_delay && o->delay_until > o->now;
 	check_payload(payload);
 	SPI_connect();
-	values[0] = CStringGetTextDatum(task);
-	if (taskorch_execute_as_owner(&task_plan, values, NULL, true, 1) == 0)
+	targs.task_id = pv_text(task);
+	if (taskorch_execute_args(&task_plan, &targs, true, 1) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("task \"%s\" is not registered", task),
 				errhint("Register it with taskorch.register_task(); taskorch.tasks lists the registered tasks."));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	owner = role_ref_oid(SPI_getbinval(tup, desc, 1, &isnull));
+	taskorch_read_row(&task_plan, 0, &t);
+	owner = role_ref_oid(t.owner.datum);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		task_owner_missing(task);	/* its runs could not execute */
-	if (!may_trigger(owner, DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull))))
+	if (!may_trigger(owner, DatumGetArrayTypeP(t.triggerers.datum)))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied to trigger task \"%s\"", task),
 				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
-	if (o->queue && strcmp(o->queue, SPI_getvalue(tup, desc, 2)) != 0)
+	if (o->queue && strcmp(o->queue, TextDatumGetCString(t.queue.datum)) != 0)
 		queue_check_trigger(o->queue);
-	d = SPI_getbinval(tup, desc, 5, &isnull);
-	if (!isnull)
-		schema_validate(DatumGetJsonbP(d), payload, "payload", task);
+	if (t.payload_schema.present)
+		schema_validate(DatumGetJsonbP(t.payload_schema.datum), payload, "payload", task);
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[1] = JsonbPGetDatum(payload);
-	values[2] = o->max_attempts > 0 ? Int32GetDatum(o->max_attempts) :
-		SPI_getbinval(tup, desc, 3, &isnull);
-	values[3] = o->queue ? CStringGetTextDatum(o->queue) : SPI_getbinval(tup, desc, 2, &isnull);
-	values[4] = ObjectIdGetDatum(owner);
-	values[5] = ObjectIdGetDatum(GetUserId());
+	a.task_id = targs.task_id;
+	a.payload = pv_jsonb(payload);
+	a.max_attempts = o->max_attempts > 0 ? pv_int4(o->max_attempts) : t.max_attempts;
+	a.queue = o->queue ? pv_text(o->queue) : t.queue;
+	a.owner = pv_oid(owner);
+	a.triggered_by = pv_oid(GetUserId());
 	/* a QUEUED run's place in the queue: priority seconds ahead */
-	values[6] = TimestampTzGetDatum(delayed ? o->delay_until :
-									o->now - (TimestampTz) o->priority * USECS_PER_SEC);
-	values[7] = TimestampTzGetDatum(o->now);
-	values[8] = CStringGetTextDatum(run_status_name(run_transition(RUN_CREATED,
-																   delayed ? RUN_DELAYED : RUN_QUEUED,
-																   BY_TRIGGER)));
-	values[9] = Int32GetDatum(o->priority);
-	values[10] = Int64GetDatum(o->ttl_ms);
-	nulls[10] = o->ttl_ms > 0 ? ' ' : 'n';
-	/* the ttl counts from when the run is queued: for a delayed run, later */
-	values[11] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(o->now, o->ttl_ms));
-	nulls[11] = o->ttl_ms > 0 && !delayed ? ' ' : 'n';
-	values[12] = TimestampTzGetDatum(o->delay_until);
-	nulls[12] = delayed ? ' ' : 'n';
-	values[13] = trigger_options_tags(o);
-	values[14] = o->metadata ? JsonbPGetDatum(o->metadata) : (Datum) 0;
-	nulls[14] = o->metadata ? ' ' : 'n';
-	values[15] = o->idempotency_key ? CStringGetTextDatum(o->idempotency_key) : (Datum) 0;
-	nulls[15] = o->idempotency_key ? ' ' : 'n';
-	values[16] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(o->now, o->idempotency_ttl_ms));
-	nulls[16] = nulls[15];
-	values[17] = o->concurrency_key ? CStringGetTextDatum(o->concurrency_key) : (Datum) 0;
-	nulls[17] = o->concurrency_key ? ' ' : 'n';
-	values[18] = Int64GetDatum(o->max_duration_ms);
-	nulls[18] = o->max_duration_ms > 0 ? ' ' : 'n';
-	values[19] = replayed_from ? CStringGetTextDatum(replayed_from) : (Datum) 0;
-	nulls[19] = replayed_from ? ' ' : 'n';
-	values[20] = o->batch_id ? CStringGetTextDatum(o->batch_id) : (Datum) 0;
-	nulls[20] = o->batch_id ? ' ' : 'n';
-	values[21] = Int32GetDatum(o->batch_index);
-	nulls[21] = nulls[20];
-	values[22] = o->debounce_key ? CStringGetTextDatum(o->debounce_key) : (Datum) 0;
-	nulls[22] = o->debounce_key ? ' ' : 'n';
-	values[23] = o->parent_run_id ? CStringGetTextDatum(o->parent_run_id) : (Datum) 0;
-	nulls[23] = o->parent_run_id ? ' ' : 'n';
-	values[24] = Int32GetDatum(o->parent_wait_seq);
-	nulls[24] = nulls[23];
+	a.run_at = pv_timestamptz(delayed ? o->delay_until :
+							  o->now - (TimestampTz) o->priority * USECS_PER_SEC);
+	a.created_at = pv_timestamptz(o->now);
+	a.status = pv_text(run_status_name(run_transition(RUN_CREATED,
+													  delayed ? RUN_DELAYED : RUN_QUEUED,
+													  BY_TRIGGER)));
+	a.priority = pv_int4(o->priority);
+	if (o->ttl_ms > 0)
+	{
+		a.ttl_ms = pv_int8(o->ttl_ms);
+		/* the ttl counts from when the run is queued: for a delayed run, later */
+		if (!delayed)
+			a.expires_at = pv_timestamptz(TimestampTzPlusMilliseconds(o->now, o->ttl_ms));
+	}
+	if (delayed)
+		a.delayed_until = pv_timestamptz(o->delay_until);
+	a.tags = pv_datum(trigger_options_tags(o));
+	a.metadata = pv_jsonb(o->metadata);
+	if (o->idempotency_key)
+	{
+		a.idempotency_key = pv_text(o->idempotency_key);
+		a.idempotency_key_expires_at =
+			pv_timestamptz(TimestampTzPlusMilliseconds(o->now, o->idempotency_ttl_ms));
+	}
+	a.concurrency_key = pv_text(o->concurrency_key);
+	if (o->max_duration_ms > 0)
+		a.max_duration_ms = pv_int8(o->max_duration_ms);
+	a.replayed_from = pv_text(replayed_from);
+	if (o->batch_id)
+	{
+		a.batch_id = pv_text(o->batch_id);
+		a.batch_index = pv_int4(o->batch_index);
+	}
+	a.debounce_key = pv_text(o->debounce_key);
+	if (o->parent_run_id)
+	{
+		a.parent_run_id = pv_text(o->parent_run_id);
+		a.parent_wait_seq = pv_int4(o->parent_wait_seq);
+	}
 
 	/* idempotency wins over debounce */
 	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||
@@ -401,8 +555,8 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 		SPI_finish();
 		return run_id;
 	}
-	taskorch_execute_as_owner(&insert_plan, values, nulls, false, 1);
-	run_id = first_value_out();
+	taskorch_execute_args(&insert_plan, &a, false, 1);
+	run_id = run_id_out(&insert_plan);
 	SPI_finish();
 
 	wake_at_commit = true;

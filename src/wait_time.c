@@ -26,16 +26,23 @@
 PG_FUNCTION_INFO_V1(taskorch_wait_for);
 PG_FUNCTION_INFO_V1(taskorch_wait_until);
 
+typedef struct ResumeArgs
+{
+	PlanValue	now;
+} ResumeArgs;
+
+static const PlanField resume_params[] = {
+	PLAN_PARAM(ResumeArgs, now, TIMESTAMPTZOID),
+};
 /* time waits that are over: complete them and queue their runs again */
-static TaskorchPlan resume_plan = {
-	"WITH due AS (UPDATE taskorch.waitpoint SET completed_at = $1"
-	"              WHERE completed_at IS NULL AND kind = 'time' AND resume_at <= $1"
+static NamedPlan resume_plan = {
+	.sql = "WITH due AS (UPDATE taskorch.waitpoint SET completed_at = :now"
+	"              WHERE completed_at IS NULL AND kind = 'time' AND resume_at <= :now"
 	"              RETURNING run_id)"
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $1, updated_at = $1"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now"
 	"   FROM (SELECT DISTINCT run_id FROM due) d"
 	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
-	1, {TIMESTAMPTZOID},
-	NULL
+	PLAN_PARAMS(resume_params)
 };
 
 static void
@@ -78,8 +85,8 @@ taskorch_wait_until(PG_FUNCTION_ARGS)
 int
 wait_time_resume(TimestampTz now)
 {
-	Datum		values[1] = {TimestampTzGetDatum(now)};
+	ResumeArgs	args = {pv_timestamptz(now)};
 
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	return taskorch_execute_as_owner(&resume_plan, values, NULL, false, 0);
+	return taskorch_execute_args(&resume_plan, &args, false, 0);
 }

@@ -311,27 +311,38 @@ worker_start(void)
 	return relid;
 }
 
-static TaskorchPlan system_failure_plan = {
-	"UPDATE taskorch.run SET status = " SQL_STATUS(SYSTEM_FAILURE) ", attempts = attempts + 1,"
+typedef struct SystemFailureArgs
+{
+	PlanValue	id;
+	PlanValue	message;
+} SystemFailureArgs;
+
+static const PlanField system_failure_params[] = {
+	PLAN_PARAM(SystemFailureArgs, id, TEXTOID),
+	PLAN_PARAM(SystemFailureArgs, message, TEXTOID),
+};
+static NamedPlan system_failure_plan = {
+	.sql = "UPDATE taskorch.run SET status = " SQL_STATUS(SYSTEM_FAILURE) ", attempts = attempts + 1,"
 	"       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now(),"
 	"       error = jsonb_build_object('name', 'SystemFailure', 'message',"
-	"               'the worker could not record this run''s outcome: ' || $2)"
-	" WHERE id = $1 AND status = " SQL_STATUS(QUEUED),
-	2, {TEXTOID, TEXTOID},
-	NULL
+	"               'the worker could not record this run''s outcome: ' || :message)"
+	" WHERE id = :id AND status = " SQL_STATUS(QUEUED),
+	PLAN_PARAMS(system_failure_params)
 };
 
 /* The run of a failed one-run batch ends SYSTEM_FAILURE (its own transaction). */
 static void
 fail_isolated_run(const char *message)
 {
-	Datum		values[2] = {CStringGetTextDatum(isolated_run), CStringGetTextDatum(message)};
+	SystemFailureArgs args;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	args.id = pv_text(isolated_run);
+	args.message = pv_text(message);
 	SPI_connect();
 	(void) run_transition(RUN_QUEUED, RUN_SYSTEM_FAILURE, BY_WORKER);
-	taskorch_execute_as_owner(&system_failure_plan, values, NULL, false, 0);
+	taskorch_execute_args(&system_failure_plan, &args, false, 0);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
