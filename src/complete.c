@@ -136,16 +136,17 @@ record_failed_attempts(ClaimedRun *runs, int n)
 }
 
 /*
- * Tell LISTENers on NOTIFY_CHANNEL what the batch did, in one notification
- * sent at commit: {"runs": [{"id", "task", "status"}, ...]}, cut short
+ * Tell LISTENers on NOTIFY_CHANNEL that runs changed (a batch's outcomes,
+ * a cancel: the one builder of the payload), in one notification sent at
+ * commit: {"runs": [{"id", "task", "status"}, ...]}, cut short
  * (with "more": count) to fit the notification size limit.  The cut falls
  * between whole entries, never inside a string, so the payload is valid
  * JSON in any encoding; an entry is small (a run id is "run_<n>", a task
  * id at most 128 bytes, check_name()), so the last one added still fits
  * in the 8000 bytes NOTIFY allows, above NOTIFY_PAYLOAD_BUDGET.
  */
-static void
-notify_outcomes(ClaimedRun *runs, int n)
+void
+notify_runs(int n, const char *const *ids, const char *const *tasks, const RunStatus *statuses)
 {
 	StringInfoData buf;
 	int			i;
@@ -157,16 +158,33 @@ notify_outcomes(ClaimedRun *runs, int n)
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
 		appendStringInfoString(&buf, "{\"id\": ");
-		escape_json(&buf, runs[i].id);
+		escape_json(&buf, ids[i]);
 		appendStringInfoString(&buf, ", \"task\": ");
-		escape_json(&buf, runs[i].task_id);
-		appendStringInfo(&buf, ", \"status\": \"%s\"}", run_status_name(runs[i].status));
+		escape_json(&buf, tasks[i]);
+		appendStringInfo(&buf, ", \"status\": \"%s\"}", run_status_name(statuses[i]));
 	}
 	appendStringInfoChar(&buf, ']');
 	if (i < n)
 		appendStringInfo(&buf, ", \"more\": %d", n - i);
 	appendStringInfoChar(&buf, '}');
 	Async_Notify(NOTIFY_CHANNEL, buf.data);
+}
+
+/* Announce the outcomes of a batch's runs. */
+static void
+notify_outcomes(ClaimedRun *runs, int n)
+{
+	const char **ids = palloc(sizeof(char *) * Max(n, 1));
+	const char **tasks = palloc(sizeof(char *) * Max(n, 1));
+	RunStatus  *statuses = palloc(sizeof(RunStatus) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = runs[i].id;
+		tasks[i] = runs[i].task_id;
+		statuses[i] = runs[i].status;
+	}
+	notify_runs(n, ids, tasks, statuses);
 }
 
 /*

@@ -231,15 +231,9 @@ lookup_run(const char *run_id, RunRow *row)
 static void
 notify_canceled(const char *run_id, const char *task)
 {
-	StringInfoData payload;
+	RunStatus	canceled = RUN_CANCELED;
 
-	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"runs\": [{\"id\": ");
-	escape_json(&payload, run_id);
-	appendStringInfoString(&payload, ", \"task\": ");
-	escape_json(&payload, task);
-	appendStringInfo(&payload, ", \"status\": \"%s\"}]}", run_status_name(RUN_CANCELED));
-	Async_Notify(NOTIFY_CHANNEL, payload.data);
+	notify_runs(1, &run_id, &task, &canceled);
 }
 
 /*

@@ -290,6 +290,8 @@ extern int	promote_and_expire(void);
 
 /* complete.c */
 extern void complete_runs(ClaimedRun *runs, int n);
+extern void notify_runs(int n, const char *const *ids, const char *const *tasks,
+						const RunStatus *statuses);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);
