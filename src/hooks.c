@@ -29,34 +29,60 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
-/* The Result object of a run that has just ended, as taskorch._result() makes it. */
-static TaskorchPlan result_plan = {
-	"SELECT taskorch._result($1::taskorch.run_status, $2, $3, $4, $5)",
-	5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID},
-	NULL
+/* a run that has just ended */
+typedef struct ResultArgs
+{
+	PlanValue	status;
+	PlanValue	id;
+	PlanValue	task_id;
+	PlanValue	output;
+	PlanValue	error;
+} ResultArgs;
+
+typedef struct ResultRow
+{
+	PlanValue	result;
+} ResultRow;
+
+static const PlanField result_params[] = {
+	PLAN_PARAM(ResultArgs, status, TEXTOID),
+	PLAN_PARAM(ResultArgs, id, TEXTOID),
+	PLAN_PARAM(ResultArgs, task_id, TEXTOID),
+	PLAN_PARAM(ResultArgs, output, JSONBOID),
+	PLAN_PARAM(ResultArgs, error, JSONBOID),
+};
+static const PlanField result_columns[] = {
+	PLAN_COLUMN(ResultRow, result),
+};
+/* its Result object, as taskorch._result() makes it */
+static NamedPlan result_plan = {
+	.sql = "SELECT taskorch._result(:status::taskorch.run_status, :id, :task_id,"
+	"       :output, :error) AS result",
+	PLAN_PARAMS(result_params), PLAN_COLUMNS(result_columns)
 };
 
 static Jsonb *
 run_result(ClaimedRun *run)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	Datum		d;
+	ResultArgs	args;
+	ResultRow	row;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+	Jsonb	   *result;
 
-	values[0] = CStringGetTextDatum(run_status_name(run->status));
-	values[1] = CStringGetTextDatum(run->id);
-	values[2] = CStringGetTextDatum(run->task_id);
-	values[3] = run->output ? JsonbPGetDatum(run->output) : (Datum) 0;
-	nulls[3] = run->output ? ' ' : 'n';
-	values[4] = run->error ? JsonbPGetDatum(run->error) : (Datum) 0;
-	nulls[4] = run->error ? ' ' : 'n';
+	args.status = pv_text(run_status_name(run->status));
+	args.id = pv_text(run->id);
+	args.task_id = pv_text(run->task_id);
+	args.output = pv_jsonb(run->output);
+	args.error = pv_jsonb(run->error);
 	SPI_connect();
-	taskorch_execute_as_owner(&result_plan, values, nulls, true, 1);
-	d = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-						  false, -1);
+	taskorch_execute_args(&result_plan, &args, true, 1);
+	taskorch_read_row(&result_plan, 0, &row);
+	old = MemoryContextSwitchTo(caller);
+	result = pv_jsonb_copy(row.result);
+	MemoryContextSwitchTo(old);
 	SPI_finish();
-	return DatumGetJsonbP(d);
+	return result;
 }
 
 typedef struct Hook
