@@ -214,10 +214,25 @@ taskorch_role_ref_from_oid(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(make_ref(oid, name, strlen(name)));
 }
 
-static TaskorchPlan task_owner_plan = {
-	"SELECT owner FROM taskorch.task WHERE id = $1",
-	1, {TEXTOID},
-	NULL
+typedef struct TaskOwnerArgs
+{
+	PlanValue	task_id;
+} TaskOwnerArgs;
+
+typedef struct TaskOwnerRow
+{
+	PlanValue	owner;			/* a role_ref */
+} TaskOwnerRow;
+
+static const PlanField task_owner_params[] = {
+	PLAN_PARAM(TaskOwnerArgs, task_id, TEXTOID),
+};
+static const PlanField task_owner_columns[] = {
+	PLAN_COLUMN(TaskOwnerRow, owner),
+};
+static NamedPlan task_owner_plan = {
+	.sql = "SELECT owner FROM taskorch.task WHERE id = :task_id",
+	PLAN_PARAMS(task_owner_params), PLAN_COLUMNS(task_owner_columns)
 };
 
 /*
@@ -228,20 +243,23 @@ static TaskorchPlan task_owner_plan = {
 void
 task_owner_missing(const char *task)
 {
-	Datum		values[1] = {CStringGetTextDatum(task)};
+	TaskOwnerArgs args = {pv_text(task)};
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *role = NULL;
 	bool		dropped = false;
 
 	SPI_connect();
-	if (taskorch_execute_as_owner(&task_owner_plan, values, NULL, true, 1) == 1)
+	if (taskorch_execute_args(&task_owner_plan, &args, true, 1) == 1)
 	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		TaskOwnerRow row;
+		Datum		d;
 		const char *name;
 		int			len;
-		MemoryContext old = MemoryContextSwitchTo(caller);
+		MemoryContext old;
 
+		taskorch_read_row(&task_owner_plan, 0, &row);
+		d = row.owner.datum;
+		old = MemoryContextSwitchTo(caller);
 		dropped = OidIsValid(ref_parts(d, &name, &len));
 		role = role_ref_name(d);
 		MemoryContextSwitchTo(old);
