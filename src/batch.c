@@ -46,17 +46,48 @@ PG_FUNCTION_INFO_V1(taskorch_check_items_query);
 #define MAX_STREAM_ITEMS 100000
 #define STREAM_PAGE 1000
 
-static TaskorchPlan batch_plan = {
-	"INSERT INTO taskorch.batch (task_id, item_count, triggered_by, options)"
-	" VALUES ($1, $2, $3::regrole, $4) RETURNING id",
-	4, {TEXTOID, INT4OID, OIDOID, JSONBOID},
-	NULL
+typedef struct BatchArgs
+{
+	PlanValue	task_id;		/* NULL: the items name their tasks */
+	PlanValue	item_count;
+	PlanValue	triggered_by;
+	PlanValue	options;
+} BatchArgs;
+
+typedef struct BatchIdRow
+{
+	PlanValue	id;
+} BatchIdRow;
+
+static const PlanField batch_params[] = {
+	PLAN_PARAM(BatchArgs, task_id, TEXTOID),
+	PLAN_PARAM(BatchArgs, item_count, INT4OID),
+	PLAN_PARAM(BatchArgs, triggered_by, OIDOID),
+	PLAN_PARAM(BatchArgs, options, JSONBOID),
+};
+static const PlanField batch_id_columns[] = {
+	PLAN_COLUMN(BatchIdRow, id),
+};
+static NamedPlan batch_plan = {
+	.sql = "INSERT INTO taskorch.batch (task_id, item_count, triggered_by, options)"
+	" VALUES (:task_id, :item_count, :triggered_by::regrole, :options) RETURNING id",
+	PLAN_PARAMS(batch_params), PLAN_COLUMNS(batch_id_columns)
 };
 
-static TaskorchPlan batch_count_plan = {
-	"UPDATE taskorch.batch SET item_count = $2 WHERE id = $1",
-	2, {TEXTOID, INT4OID},
-	NULL
+/* the item count of a batch from a query, once its rows are read */
+typedef struct BatchCountArgs
+{
+	PlanValue	id;
+	PlanValue	item_count;
+} BatchCountArgs;
+
+static const PlanField batch_count_params[] = {
+	PLAN_PARAM(BatchCountArgs, id, TEXTOID),
+	PLAN_PARAM(BatchCountArgs, item_count, INT4OID),
+};
+static NamedPlan batch_count_plan = {
+	.sql = "UPDATE taskorch.batch SET item_count = :item_count WHERE id = :id",
+	PLAN_PARAMS(batch_count_params)
 };
 
 typedef struct BatchContext
@@ -490,10 +521,11 @@ trigger_item(const char *task, Jsonb *payload, Jsonb *options, int index, void *
 static Datum
 batch_trigger(const BatchItems *src, Jsonb *options)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Datum		batch_id;
-	bool		isnull;
+	BatchArgs	args;
+	BatchIdRow	row;
+	char	   *batch_id;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
 	BatchTrigger bt = {options, NULL, trigger_now()};
 	int			n;
 
@@ -502,30 +534,29 @@ batch_trigger(const BatchItems *src, Jsonb *options)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("batch options must be a JSON object"),
 				errhint("Pass options such as {\"delay\": \"1h\"}."));
+	args.task_id = pv_text(src->task);
+	args.item_count = pv_int4(src->items ? array_item_count(src->items) : 0);
+	args.triggered_by = pv_oid(GetUserId());
+	args.options = pv_jsonb(options);
 	SPI_connect();
-	values[0] = src->task ? CStringGetTextDatum(src->task) : (Datum) 0;
-	nulls[0] = src->task ? ' ' : 'n';
-	values[1] = Int32GetDatum(src->items ? array_item_count(src->items) : 0);
-	values[2] = ObjectIdGetDatum(GetUserId());
-	values[3] = options ? JsonbPGetDatum(options) : (Datum) 0;
-	nulls[3] = options ? ' ' : 'n';
-	taskorch_execute_as_owner(&batch_plan, values, nulls, false, 1);
-	batch_id = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull),
-								 false, -1);
+	taskorch_execute_args(&batch_plan, &args, false, 1);
+	taskorch_read_row(&batch_plan, 0, &row);
+	old = MemoryContextSwitchTo(caller);
+	batch_id = pv_cstring(row.id);
+	MemoryContextSwitchTo(old);
 	SPI_finish();
 
-	bt.batch_id = TextDatumGetCString(batch_id);
+	bt.batch_id = batch_id;
 	n = batch_items_foreach(src, trigger_item, &bt);
 	if (src->query)
 	{
-		values[0] = batch_id;
-		values[1] = Int32GetDatum(n);
+		BatchCountArgs count_args = {pv_text(batch_id), pv_int4(n)};
+
 		SPI_connect();
-		taskorch_execute_as_owner(&batch_count_plan, values, NULL, false, 0);
+		taskorch_execute_args(&batch_count_plan, &count_args, false, 0);
 		SPI_finish();
 	}
-	return batch_id;
+	return CStringGetTextDatum(batch_id);
 }
 
 /* SQL: taskorch.batch_trigger(task, items, options) -> batch id */
