@@ -80,10 +80,26 @@ PG_FUNCTION_INFO_V1(taskorch_check_schema);
 #define SHOW_LIMIT 100			/* bytes of a value or key quoted in a failure */
 #define NAME_KEY 256			/* longer $ref names cannot exist (check_name) */
 
-static TaskorchPlan named_plan = {
-	"SELECT schema FROM taskorch.schema WHERE name = $1",
-	1, {TEXTOID},
-	NULL
+/* a named schema (define_schema()), by its name */
+typedef struct SchemaNameArgs
+{
+	PlanValue	name;
+} SchemaNameArgs;
+
+typedef struct DefinitionRow
+{
+	PlanValue	schema;
+} DefinitionRow;
+
+static const PlanField schema_name_params[] = {
+	PLAN_PARAM(SchemaNameArgs, name, TEXTOID),
+};
+static const PlanField definition_columns[] = {
+	PLAN_COLUMN(DefinitionRow, schema),
+};
+static NamedPlan definition_plan = {
+	.sql = "SELECT schema FROM taskorch.schema WHERE name = :name",
+	PLAN_PARAMS(schema_name_params), PLAN_COLUMNS(definition_columns)
 };
 
 /* type keyword, as a set of bits */
@@ -529,22 +545,26 @@ level(Check *c, int depth)
 static Jsonb *
 named_schema(const char *name, bool latest)
 {
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	Datum		d = (Datum) 0;
-	bool		isnull = true;
+	SchemaNameArgs args = {pv_text(name)};
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb	   *schema = NULL;
 	int			n;
 
 	SPI_connect();
-	n = latest ? taskorch_execute_latest(&named_plan, values, NULL, 1) :
-		taskorch_execute_as_owner(&named_plan, values, NULL, true, 1);
+	n = latest ? taskorch_execute_args_latest(&definition_plan, &args, 1) :
+		taskorch_execute_args(&definition_plan, &args, true, 1);
 	if (n == 1)
 	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			d = SPI_datumTransfer(d, false, -1);
+		DefinitionRow row;
+		MemoryContext old;
+
+		taskorch_read_row(&definition_plan, 0, &row);
+		old = MemoryContextSwitchTo(caller);
+		schema = pv_jsonb_copy(row.schema);
+		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	return isnull ? NULL : DatumGetJsonbP(d);
+	return schema;
 }
 
 static void no_such_schema(const char *name) pg_attribute_noreturn();
@@ -1299,52 +1319,79 @@ taskorch_validate(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(taskorch_define_schema);
 PG_FUNCTION_INFO_V1(taskorch_drop_schema);
 
-static TaskorchPlan owner_plan = {
-	"SELECT owner::oid FROM taskorch.schema WHERE name = $1 FOR UPDATE",
-	1, {TEXTOID},
-	NULL
+typedef struct OwnerRow
+{
+	PlanValue	owner;
+} OwnerRow;
+
+static const PlanField owner_columns[] = {
+	PLAN_COLUMN(OwnerRow, owner),
+};
+static NamedPlan owner_plan = {
+	.sql = "SELECT owner::oid AS owner FROM taskorch.schema WHERE name = :name FOR UPDATE",
+	PLAN_PARAMS(schema_name_params), PLAN_COLUMNS(owner_columns)
 };
 
-static TaskorchPlan upsert_plan = {
-	"INSERT INTO taskorch.schema (name, schema, owner, description)"
-	" VALUES ($1, $2, $3::regrole, $4)"
+typedef struct UpsertArgs
+{
+	PlanValue	name;
+	PlanValue	schema;
+	PlanValue	owner;
+	PlanValue	description;
+} UpsertArgs;
+
+static const PlanField upsert_params[] = {
+	PLAN_PARAM(UpsertArgs, name, TEXTOID),
+	PLAN_PARAM(UpsertArgs, schema, JSONBOID),
+	PLAN_PARAM(UpsertArgs, owner, OIDOID),
+	PLAN_PARAM(UpsertArgs, description, TEXTOID),
+};
+static NamedPlan upsert_plan = {
+	.sql = "INSERT INTO taskorch.schema (name, schema, owner, description)"
+	" VALUES (:name, :schema, :owner::regrole, :description)"
 	" ON CONFLICT (name) DO UPDATE SET schema = EXCLUDED.schema,"
 	"        description = EXCLUDED.description, updated_at = now()",
-	4, {TEXTOID, JSONBOID, OIDOID, TEXTOID},
-	NULL
+	PLAN_PARAMS(upsert_params)
 };
 
+typedef struct UserRow
+{
+	PlanValue	referrer;		/* 'task <id>' or 'schema <name>' */
+} UserRow;
+
+static const PlanField user_columns[] = {
+	PLAN_COLUMN(UserRow, referrer),
+};
 /* Who still refers to the schema: a task's schemas, or another named schema. */
-static TaskorchPlan users_plan = {
-	"SELECT 'task ' || id FROM taskorch.task"
+static NamedPlan users_plan = {
+	.sql = "SELECT 'task ' || id AS referrer FROM taskorch.task"
 	" WHERE jsonb_path_exists(coalesce(payload_schema, 'true') || coalesce(output_schema, 'true'),"
-	"                         'strict $.** ? (@.\"$ref\" == $n)', jsonb_build_object('n', $1))"
+	"                         'strict $.** ? (@.\"$ref\" == $n)', jsonb_build_object('n', :name))"
 	" UNION ALL"
 	" SELECT 'schema ' || name FROM taskorch.schema"
-	" WHERE name <> $1 AND jsonb_path_exists(schema, 'strict $.** ? (@.\"$ref\" == $n)',"
-	"                                        jsonb_build_object('n', $1))"
+	" WHERE name <> :name AND jsonb_path_exists(schema, 'strict $.** ? (@.\"$ref\" == $n)',"
+	"                                           jsonb_build_object('n', :name))"
 	" LIMIT 1",
-	1, {TEXTOID},
-	NULL
+	PLAN_PARAMS(schema_name_params), PLAN_COLUMNS(user_columns)
 };
 
-static TaskorchPlan drop_plan = {
-	"DELETE FROM taskorch.schema WHERE name = $1",
-	1, {TEXTOID},
-	NULL
+static NamedPlan drop_plan = {
+	.sql = "DELETE FROM taskorch.schema WHERE name = :name",
+	PLAN_PARAMS(schema_name_params)
 };
 
 /* Lock the schema's row; true when it exists (and the caller may change it). */
 static bool
 lock_own_schema(const char *name)
 {
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		isnull;
+	SchemaNameArgs args = {pv_text(name)};
+	OwnerRow	row;
 	Oid			owner;
 
-	if (taskorch_execute_as_owner(&owner_plan, values, NULL, false, 1) == 0)
+	if (taskorch_execute_args(&owner_plan, &args, false, 1) == 0)
 		return false;
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	taskorch_read_row(&owner_plan, 0, &row);
+	owner = DatumGetObjectId(row.owner.datum);
 	if (!acts_for(owner))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1484,8 +1531,7 @@ Datum
 taskorch_define_schema(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	UpsertArgs	args;
 
 	require_args(fcinfo, 2, "name and schema", "Pass a name and a JSON Schema object.");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -1500,12 +1546,11 @@ taskorch_define_schema(PG_FUNCTION_ARGS)
 	SPI_connect();
 	(void) lock_own_schema(name);
 	refuse_cycle(name, PG_GETARG_JSONB_P(1));
-	values[0] = CStringGetTextDatum(name);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = ObjectIdGetDatum(GetUserId());
-	values[3] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
-	taskorch_execute_as_owner(&upsert_plan, values, nulls, false, 0);
+	args.name = pv_text(name);
+	args.schema = pv_datum(PG_GETARG_DATUM(1));
+	args.owner = pv_oid(GetUserId());
+	args.description = PG_ARGISNULL(2) ? PV_NULL : pv_datum(PG_GETARG_DATUM(2));
+	taskorch_execute_args(&upsert_plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
@@ -1515,26 +1560,29 @@ Datum
 taskorch_drop_schema(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	Datum		values[1];
-	bool		isnull;
+	SchemaNameArgs args;
 
 	require_args(fcinfo, 1, "name", "Pass the name of a schema; see taskorch.schemas.");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	values[0] = CStringGetTextDatum(name);
+	args.name = pv_text(name);
 	SPI_connect();
 	if (!lock_own_schema(name))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("schema \"%s\" does not exist", name),
 				errhint("taskorch.schemas lists the schemas."));
-	if (taskorch_execute_as_owner(&users_plan, values, NULL, false, 1) == 1)
+	if (taskorch_execute_args(&users_plan, &args, false, 1) == 1)
+	{
+		UserRow		row;
+
+		taskorch_read_row(&users_plan, 0, &row);
 		ereport(ERROR,
 				errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				errmsg("schema \"%s\" is still referred to by %s", name,
-					   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-														 SPI_tuptable->tupdesc, 1, &isnull))),
+					   pv_cstring(row.referrer)),
 				errhint("Change what refers to it (its {\"$ref\": \"%s\"}) first.", name));
-	taskorch_execute_as_owner(&drop_plan, values, NULL, false, 0);
+	}
+	taskorch_execute_args(&drop_plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
