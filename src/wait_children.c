@@ -57,7 +57,7 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 	"                                AND c.status IN " SQL_UNFINISHED ") END" \
 	"   ORDER BY wp.run_id, wp.seq LIMIT 1000" \
 	"   FOR UPDATE OF wp SKIP LOCKED)," \
-	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $3," \
+	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = :now," \
 	"            result = CASE WHEN ready.kind = 'run' THEN results->0" \
 	"                          ELSE jsonb_build_object('runs', results) END" \
 	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id," \
@@ -66,38 +66,55 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 	"                   JOIN taskorch.run c ON c.id = k.id) res" \
 	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq" \
 	"         RETURNING wp.run_id)" \
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $3, updated_at = $3" \
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now" \
 	"   FROM (SELECT DISTINCT run_id FROM done) d" \
 	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING)
 
-/* the waits ($1 run ids, $2 seqs) a batch finished children of */
-static TaskorchPlan children_done_plan = {
-	CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
-					  " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
-	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
-	NULL
+/* child waits: some (run_ids and seqs, their items side by side), or all */
+typedef struct WaitsArgs
+{
+	PlanValue	run_ids;
+	PlanValue	seqs;
+	PlanValue	now;
+} WaitsArgs;
+
+static const PlanField children_done_params[] = {
+	PLAN_PARAM(WaitsArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(WaitsArgs, seqs, INT4ARRAYOID),
+	PLAN_PARAM(WaitsArgs, now, TIMESTAMPTZOID),
+};
+/* the waits a batch finished children of */
+static NamedPlan children_done_plan = {
+	.sql = CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest(:run_ids, :seqs)) AS t(run_id, seq)"
+							 " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
+	PLAN_PARAMS(children_done_params)
 };
 
-/* every pending wait: the maintenance pass ($1, $2 unused) */
-static TaskorchPlan all_children_done_plan = {
-	CHILDREN_DONE_SQL("taskorch.waitpoint wp"),
-	3, {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID},
-	NULL
+static const PlanField all_children_done_params[] = {
+	PLAN_PARAM(WaitsArgs, now, TIMESTAMPTZOID),
+};
+/* every pending wait: the maintenance pass */
+static NamedPlan all_children_done_plan = {
+	.sql = CHILDREN_DONE_SQL("taskorch.waitpoint wp"),
+	PLAN_PARAMS(all_children_done_params)
 };
 
+static const PlanField lock_waits_params[] = {
+	PLAN_PARAM(WaitsArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(WaitsArgs, seqs, INT4ARRAYOID),
+};
 /*
  * The waits a batch finished children of, locked in a fixed order before
  * children_done_plan asks whether they are over.  Two batches finishing
  * the last children of one wait take turns: the second asks after the
  * first committed, so it sees both and resumes the parent at once.
  */
-static TaskorchPlan lock_waits_plan = {
-	"SELECT FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::int4[])) AS t(run_id, seq)"
+static NamedPlan lock_waits_plan = {
+	.sql = "SELECT FROM (SELECT DISTINCT * FROM unnest(:run_ids, :seqs)) AS t(run_id, seq)"
 	"  JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"
 	" WHERE wp.completed_at IS NULL"
 	" ORDER BY wp.run_id, wp.seq FOR UPDATE OF wp",
-	2, {TEXTARRAYOID, INT4ARRAYOID},
-	NULL
+	PLAN_PARAMS(lock_waits_params)
 };
 
 /*
@@ -107,9 +124,9 @@ static TaskorchPlan lock_waits_plan = {
 void
 waits_children_done(ClaimedRun *runs, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * 2 * n);
-	Datum	   *seqs = palloc(sizeof(Datum) * 2 * n);
-	Datum		values[3];
+	PlanItems	ids = plan_items_new(2 * n),
+				seqs = plan_items_new(2 * n);
+	WaitsArgs	args;
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
@@ -117,25 +134,25 @@ waits_children_done(ClaimedRun *runs, int n)
 		/* a wait for no children at all (a query that returned no rows) is over now */
 		if (runs[i].suspended && runs[i].wait_children_ids && runs[i].wait_children_ids[0] == '\0')
 		{
-			ids[k] = CStringGetTextDatum(runs[i].id);
-			seqs[k] = Int32GetDatum(runs[i].wait_seq);
+			ids.values[k] = CStringGetTextDatum(runs[i].id);
+			seqs.values[k] = Int32GetDatum(runs[i].wait_seq);
 			k++;
 		}
 		if (runs[i].parent_run_id == NULL || !run_status_finished(runs[i].status))
 			continue;
-		ids[k] = CStringGetTextDatum(runs[i].parent_run_id);
-		seqs[k] = Int32GetDatum(runs[i].parent_wait_seq);
+		ids.values[k] = CStringGetTextDatum(runs[i].parent_run_id);
+		seqs.values[k] = Int32GetDatum(runs[i].parent_wait_seq);
 		k++;
 	}
 	if (k == 0)
 		return;
-	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
-	taskorch_execute_as_owner(&lock_waits_plan, values, NULL, false, 0);
+	args.run_ids = plan_items_array(ids, k, TEXTOID);
+	args.seqs = plan_items_array(seqs, k, INT4OID);
+	taskorch_execute_args(&lock_waits_plan, &args, false, 0);
 	/* a statement of its own: its snapshot is taken once the locks are held */
-	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	args.now = pv_timestamptz(GetCurrentTimestamp());
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	if (taskorch_execute_as_owner(&children_done_plan, values, NULL, false, 0) > 0)
+	if (taskorch_execute_args(&children_done_plan, &args, false, 0) > 0)
 		taskorch_requeued_at_commit();
 }
 
@@ -311,9 +328,8 @@ waits_create_children(ClaimedRun *run)
 int
 wait_children_resume(TimestampTz now)
 {
-	Datum		done[3] = {(Datum) 0, (Datum) 0, TimestampTzGetDatum(now)};
-	char		nulls[3] = {'n', 'n', ' '};
+	WaitsArgs	args = {.now = pv_timestamptz(now)};
 
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	return taskorch_execute_as_owner(&all_children_done_plan, done, nulls, false, 0);
+	return taskorch_execute_args(&all_children_done_plan, &args, false, 0);
 }
