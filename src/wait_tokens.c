@@ -30,63 +30,128 @@ PG_FUNCTION_INFO_V1(taskorch_create_wait_token);
 PG_FUNCTION_INFO_V1(taskorch_wait_for_token);
 PG_FUNCTION_INFO_V1(taskorch_complete_wait_token);
 
-static TaskorchPlan token_create_plan = {
-	"WITH live AS (SELECT id FROM taskorch.wait_token"
-	"               WHERE $2::text IS NOT NULL AND idempotency_key = $2 AND owner = $4::regrole"
-	"                 AND completed_at IS NULL LIMIT 1),"
+/* a token made outside a task */
+typedef struct TokenCreateArgs
+{
+	PlanValue	timeout_at;		/* NULL: none */
+	PlanValue	idempotency_key;	/* NULL: none */
+	PlanValue	tags;
+	PlanValue	owner;
+} TokenCreateArgs;
+
+typedef struct TokenIdRow
+{
+	PlanValue	id;
+} TokenIdRow;
+
+static const PlanField token_create_params[] = {
+	PLAN_PARAM(TokenCreateArgs, timeout_at, TIMESTAMPTZOID),
+	PLAN_PARAM(TokenCreateArgs, idempotency_key, TEXTOID),
+	PLAN_PARAM(TokenCreateArgs, tags, TEXTARRAYOID),
+	PLAN_PARAM(TokenCreateArgs, owner, OIDOID),
+};
+static const PlanField token_id_columns[] = {
+	PLAN_COLUMN(TokenIdRow, id),
+};
+/* the owner's live token of that idempotency key, or a new one */
+static NamedPlan token_create_plan = {
+	.sql = "WITH live AS (SELECT id FROM taskorch.wait_token"
+	"               WHERE :idempotency_key IS NOT NULL AND idempotency_key = :idempotency_key"
+	"                 AND owner = :owner::regrole AND completed_at IS NULL LIMIT 1),"
 	"     made AS (INSERT INTO taskorch.wait_token (owner, timeout_at, idempotency_key, tags)"
-	"              SELECT $4::regrole, $1, $2, coalesce($3, '{}') WHERE NOT EXISTS (SELECT FROM live)"
+	"              SELECT :owner::regrole, :timeout_at, :idempotency_key, coalesce(:tags, '{}')"
+	"               WHERE NOT EXISTS (SELECT FROM live)"
 	"              RETURNING id)"
 	" SELECT id FROM live UNION ALL SELECT id FROM made",
-	4, {TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, OIDOID},
-	NULL
+	PLAN_PARAMS(token_create_params), PLAN_COLUMNS(token_id_columns)
 };
 
-static TaskorchPlan token_state_plan = {
-	"SELECT completed_at IS NOT NULL, taskorch._token_result(timed_out, output), owner::oid"
-	"  FROM taskorch.wait_token WHERE id = $1",
-	1, {TEXTOID},
-	NULL
+/* one token; for token_resume_plan, NULL: every token */
+typedef struct TokenArgs
+{
+	PlanValue	token;
+	PlanValue	output;
+	PlanValue	now;
+} TokenArgs;
+
+typedef struct TokenStateRow
+{
+	PlanValue	completed;
+	PlanValue	result;
+	PlanValue	owner;
+} TokenStateRow;
+
+static const PlanField token_state_params[] = {
+	PLAN_PARAM(TokenArgs, token, TEXTOID),
+};
+static const PlanField token_state_columns[] = {
+	PLAN_COLUMN(TokenStateRow, completed),
+	PLAN_COLUMN(TokenStateRow, result),
+	PLAN_COLUMN(TokenStateRow, owner),
+};
+static NamedPlan token_state_plan = {
+	.sql = "SELECT completed_at IS NOT NULL AS completed,"
+	"       taskorch._token_result(timed_out, output) AS result, owner::oid AS owner"
+	"  FROM taskorch.wait_token WHERE id = :token",
+	PLAN_PARAMS(token_state_params), PLAN_COLUMNS(token_state_columns)
 };
 
-static TaskorchPlan token_complete_plan = {
-	"UPDATE taskorch.wait_token SET completed_at = now(), output = $2"
-	" WHERE id = $1 AND completed_at IS NULL",
-	2, {TEXTOID, JSONBOID},
-	NULL
+static const PlanField token_complete_params[] = {
+	PLAN_PARAM(TokenArgs, token, TEXTOID),
+	PLAN_PARAM(TokenArgs, output, JSONBOID),
+};
+static NamedPlan token_complete_plan = {
+	.sql = "UPDATE taskorch.wait_token SET completed_at = now(), output = :output"
+	" WHERE id = :token AND completed_at IS NULL",
+	PLAN_PARAMS(token_complete_params)
 };
 
+static const PlanField token_resume_params[] = {
+	PLAN_PARAM(TokenArgs, token, TEXTOID),
+	PLAN_PARAM(TokenArgs, now, TIMESTAMPTZOID),
+};
 /*
  * Tokens completed or timed out: complete the waitpoints waiting on them
- * and queue their runs again ($1: one token, NULL: all, and time out the
- * tokens past their timeout first).
+ * and queue their runs again (:token one token; NULL: all, and time out
+ * the tokens past their timeout first).
  */
-static TaskorchPlan token_resume_plan = {
-	"WITH timed_out AS (UPDATE taskorch.wait_token SET completed_at = $2, timed_out = true"
-	"                    WHERE $1::text IS NULL AND completed_at IS NULL AND timeout_at <= $2"
+static NamedPlan token_resume_plan = {
+	.sql = "WITH timed_out AS (UPDATE taskorch.wait_token SET completed_at = :now, timed_out = true"
+	"                    WHERE :token IS NULL AND completed_at IS NULL AND timeout_at <= :now"
 	"                    RETURNING id),"
-	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = $2,"
+	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = :now,"
 	"            result = taskorch._token_result(t.timed_out OR t.id IN (SELECT id FROM timed_out),"
 	"                                            t.output)"
 	"            FROM taskorch.wait_token t"
 	"           WHERE wp.kind = 'token' AND wp.completed_at IS NULL AND wp.token = t.id"
-	"             AND ($1::text IS NULL OR t.id = $1)"
+	"             AND (:token IS NULL OR t.id = :token)"
 	"             AND (t.completed_at IS NOT NULL OR t.id IN (SELECT id FROM timed_out))"
 	"         RETURNING wp.run_id)"
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = $2, updated_at = $2"
+	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now"
 	"   FROM (SELECT DISTINCT run_id FROM done) d"
 	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
-	2, {TEXTOID, TIMESTAMPTZOID},
-	NULL
+	PLAN_PARAMS(token_resume_params)
 };
 
-static TaskorchPlan token_insert_plan = {
-	"INSERT INTO taskorch.wait_token (id, owner, timeout_at, tags)"
+/* the tokens a batch's tasks made, their items side by side */
+typedef struct TokenInsertArgs
+{
+	PlanValue	ids;
+	PlanValue	owners;
+	PlanValue	timeout_ats;
+} TokenInsertArgs;
+
+static const PlanField token_insert_params[] = {
+	PLAN_PARAM(TokenInsertArgs, ids, TEXTARRAYOID),
+	PLAN_PARAM(TokenInsertArgs, owners, OIDARRAYOID),
+	PLAN_PARAM(TokenInsertArgs, timeout_ats, TIMESTAMPTZARRAYOID),
+};
+static NamedPlan token_insert_plan = {
+	.sql = "INSERT INTO taskorch.wait_token (id, owner, timeout_at, tags)"
 	" SELECT u.id, u.owner::regrole, u.timeout_at, '{}'"
-	"   FROM unnest($1::text[], $2::oid[], $3::timestamptz[]) AS u(id, owner, timeout_at)"
+	"   FROM unnest(:ids, :owners, :timeout_ats) AS u(id, owner, timeout_at)"
 	" ON CONFLICT (id) DO NOTHING",
-	3, {TEXTARRAYOID, OIDARRAYOID, TIMESTAMPTZARRAYOID},
-	NULL
+	PLAN_PARAMS(token_insert_params)
 };
 
 /*
@@ -115,22 +180,18 @@ void
 waits_record_tokens(ClaimedRun *runs, int n)
 {
 	int			k = 0;
-	Datum	   *idv,
-			   *ownv,
-			   *tov;
-	bool	   *tonull;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Datum		values[3];
+	PlanItems	ids,
+				owners,
+				timeout_ats;
+	TokenInsertArgs args;
 
 	for (int i = 0; i < n; i++)
 		k += list_length(runs[i].new_tokens);
 	if (k == 0)
 		return;
-	idv = palloc(sizeof(Datum) * k);
-	ownv = palloc(sizeof(Datum) * k);
-	tov = palloc(sizeof(Datum) * k);
-	tonull = palloc0(sizeof(bool) * k);
+	ids = plan_items_new(k);
+	owners = plan_items_new(k);
+	timeout_ats = plan_items_new(k);
 	k = 0;
 	for (int i = 0; i < n; i++)
 	{
@@ -140,19 +201,17 @@ waits_record_tokens(ClaimedRun *runs, int n)
 		{
 			PendingToken *t = lfirst(lc);
 
-			idv[k] = CStringGetTextDatum(t->id);
-			ownv[k] = ObjectIdGetDatum(runs[i].owner);
-			tov[k] = TimestampTzGetDatum(t->timeout_at);
-			tonull[k] = !t->has_timeout;
+			ids.values[k] = CStringGetTextDatum(t->id);
+			owners.values[k] = ObjectIdGetDatum(runs[i].owner);
+			timeout_ats.values[k] = TimestampTzGetDatum(t->timeout_at);
+			timeout_ats.nulls[k] = !t->has_timeout;
 			k++;
 		}
 	}
-	dims[0] = k;
-	values[0] = PointerGetDatum(construct_array(idv, k, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(ownv, k, OIDOID, 4, true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_md_array(tov, tonull, 1, dims, lbs, TIMESTAMPTZOID, 8,
-												   true, TYPALIGN_DOUBLE));
-	taskorch_execute_as_owner(&token_insert_plan, values, NULL, false, 0);
+	args.ids = plan_items_array(ids, k, TEXTOID);
+	args.owners = plan_items_array(owners, k, OIDOID);
+	args.timeout_ats = plan_items_array(timeout_ats, k, TIMESTAMPTZOID);
+	taskorch_execute_args(&token_insert_plan, &args, false, 0);
 }
 
 /* Is `token` one this execution made (not yet written)? */
@@ -174,10 +233,11 @@ made_here(ClaimedRun *run, const char *token)
 Datum
 taskorch_create_wait_token(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Datum		id;
-	bool		isnull;
+	TokenCreateArgs args;
+	TokenIdRow	row;
+	char	   *id;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
 	ClaimedRun *run = current_run();
 	List	   *tags = NIL;
 
@@ -189,47 +249,52 @@ taskorch_create_wait_token(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 		tags = tags_add_array(NIL, "tags", PG_GETARG_ARRAYTYPE_P(2));
-	if (PG_ARGISNULL(0))
-		nulls[0] = 'n';
-	else
-		values[0] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+	args.timeout_at = PG_ARGISNULL(0) ? PV_NULL :
+		pv_timestamptz(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 			duration_ms_from_datum("timeout", PG_GETARG_DATUM(0),
 								   get_fn_expr_argtype(fcinfo->flinfo, 0), false)));
 	if (run)
-		PG_RETURN_DATUM(task_token(run, nulls[0] == 'n' ? 0 : DatumGetTimestampTz(values[0]),
-								   nulls[0] != 'n'));
-	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	values[2] = tags_to_array(tags);
-	values[3] = ObjectIdGetDatum(GetUserId());
+		PG_RETURN_DATUM(task_token(run,
+								   args.timeout_at.present ?
+								   DatumGetTimestampTz(args.timeout_at.datum) : 0,
+								   args.timeout_at.present));
+	args.idempotency_key = PG_ARGISNULL(1) ? PV_NULL : pv_datum(PG_GETARG_DATUM(1));
+	args.tags = pv_datum(tags_to_array(tags));
+	args.owner = pv_oid(GetUserId());
 	SPI_connect();
-	taskorch_execute_as_owner(&token_create_plan, values, nulls, false, 1);
-	id = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-						   false, -1);
+	taskorch_execute_args(&token_create_plan, &args, false, 1);
+	taskorch_read_row(&token_create_plan, 0, &row);
+	old = MemoryContextSwitchTo(caller);
+	id = pv_cstring(row.id);
+	MemoryContextSwitchTo(old);
 	SPI_finish();
-	PG_RETURN_DATUM(id);
+	PG_RETURN_TEXT_P(cstring_to_text(id));
 }
 
 /* Read a token the caller may use: (completed?, result); errors otherwise. */
 static bool
 token_state(const char *token, Jsonb **result)
 {
-	Datum		values[1] = {CStringGetTextDatum(token)};
+	TokenArgs	args = {.token = pv_text(token)};
+	TokenStateRow row;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
 	bool		done;
-	bool		isnull;
-	Datum		r;
+	Jsonb	   *r;
 	Oid			owner;
 
 	SPI_connect();
-	if (taskorch_execute_latest(&token_state_plan, values, NULL, 1) != 1)
+	if (taskorch_execute_args_latest(&token_state_plan, &args, 1) != 1)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("wait token \"%s\" does not exist", token),
 				errhint("create_wait_token() returns ids such as waittoken_1."));
-	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	r = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull),
-						  false, -1);
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	taskorch_read_row(&token_state_plan, 0, &row);
+	done = DatumGetBool(row.completed.datum);
+	owner = DatumGetObjectId(row.owner.datum);
+	old = MemoryContextSwitchTo(caller);
+	r = pv_jsonb_copy(row.result);
+	MemoryContextSwitchTo(old);
 	SPI_finish();
 	if (!acts_for(owner))
 		ereport(ERROR,
@@ -237,7 +302,7 @@ token_state(const char *token, Jsonb **result)
 				errmsg("permission denied for wait token \"%s\"", token),
 				errhint("Only the role that created a wait token (or taskorch_admin) may use it."));
 	if (result)
-		*result = DatumGetJsonbPCopy(r);
+		*result = r;
 	return done;
 }
 
@@ -270,22 +335,22 @@ Datum
 taskorch_complete_wait_token(PG_FUNCTION_ARGS)
 {
 	char	   *token;
-	Datum		values[2];
+	TokenArgs	args;
 
 	require_arg(fcinfo, 0, "token", "Pass the id create_wait_token() returned.");
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	(void) token_state(token, NULL);
-	values[0] = CStringGetTextDatum(token);
-	values[1] = PG_ARGISNULL(1) ? JsonbPGetDatum(jsonb_from_cstring("{}")) : PG_GETARG_DATUM(1);
+	args.token = pv_text(token);
+	args.output = pv_jsonb(PG_ARGISNULL(1) ? jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(1));
 	SPI_connect();
-	if (taskorch_execute_as_owner(&token_complete_plan, values, NULL, false, 0) != 1)
+	if (taskorch_execute_args(&token_complete_plan, &args, false, 0) != 1)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("wait token \"%s\" is already completed", token),
 				errhint("A wait token is completed once; the first completion won."));
-	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	args.now = pv_timestamptz(GetCurrentTimestamp());
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	taskorch_execute_as_owner(&token_resume_plan, values, NULL, false, 0);
+	taskorch_execute_args(&token_resume_plan, &args, false, 0);
 	SPI_finish();
 	taskorch_requeued_at_commit();
 	PG_RETURN_VOID();
@@ -295,13 +360,12 @@ taskorch_complete_wait_token(PG_FUNCTION_ARGS)
 int
 waits_resume_tokens(void)
 {
-	Datum		values[2] = {(Datum) 0, TimestampTzGetDatum(GetCurrentTimestamp())};
-	char		nulls[2] = {'n', ' '};
+	TokenArgs	args = {.token = PV_NULL, .now = pv_timestamptz(GetCurrentTimestamp())};
 	int			n;
 
 	SPI_connect();
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	n = taskorch_execute_as_owner(&token_resume_plan, values, nulls, false, 0);
+	n = taskorch_execute_args(&token_resume_plan, &args, false, 0);
 	SPI_finish();
 	return n;
 }
