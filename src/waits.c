@@ -92,23 +92,64 @@ taskorch_in_transaction_block(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(IsTransactionBlock());
 }
 
-static TaskorchPlan memo_plan = {
-	"SELECT seq, kind, token, result FROM taskorch.waitpoint"
-	" WHERE run_id = $1 AND completed_at IS NOT NULL",
-	1, {TEXTOID},
-	NULL
+typedef struct MemoArgs
+{
+	PlanValue	run_id;
+} MemoArgs;
+
+/* a wait of the run that is over */
+typedef struct MemoRow
+{
+	PlanValue	seq;
+	PlanValue	kind;
+	PlanValue	token;
+	PlanValue	result;
+} MemoRow;
+
+static const PlanField memo_params[] = {
+	PLAN_PARAM(MemoArgs, run_id, TEXTOID),
+};
+static const PlanField memo_columns[] = {
+	PLAN_COLUMN(MemoRow, seq),
+	PLAN_COLUMN(MemoRow, kind),
+	PLAN_COLUMN(MemoRow, token),
+	PLAN_COLUMN(MemoRow, result),
+};
+static NamedPlan memo_plan = {
+	.sql = "SELECT seq, kind, token, result FROM taskorch.waitpoint"
+	" WHERE run_id = :run_id AND completed_at IS NOT NULL",
+	PLAN_PARAMS(memo_params), PLAN_COLUMNS(memo_columns)
 };
 
-static TaskorchPlan insert_plan = {
-	"INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, token, created_at)"
+/* the waitpoints of a batch's suspended runs, their items side by side */
+typedef struct InsertArgs
+{
+	PlanValue	run_ids;
+	PlanValue	seqs;
+	PlanValue	kinds;
+	PlanValue	resume_ats;
+	PlanValue	children;		/* each: ids space-separated, '': none */
+	PlanValue	tokens;			/* each: '': none */
+	PlanValue	now;
+} InsertArgs;
+
+static const PlanField insert_params[] = {
+	PLAN_PARAM(InsertArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, seqs, INT4ARRAYOID),
+	PLAN_PARAM(InsertArgs, kinds, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, resume_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(InsertArgs, children, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, tokens, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, now, TIMESTAMPTZOID),
+};
+static NamedPlan insert_plan = {
+	.sql = "INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, token, created_at)"
 	" SELECT u.run_id, u.seq, u.kind, u.resume_at,"
-	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), $7"
-	"   FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])"
+	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), :now"
+	"   FROM unnest(:run_ids, :seqs, :kinds, :resume_ats, :children, :tokens)"
 	"        AS u(run_id, seq, kind, resume_at, children, token)"
 	" ON CONFLICT (run_id, seq) DO NOTHING",
-	7, {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TIMESTAMPTZOID},
-	NULL
+	PLAN_PARAMS(insert_params)
 };
 
 /*
@@ -119,41 +160,31 @@ static TaskorchPlan insert_plan = {
 static void
 load_memo(ClaimedRun *run)
 {
-	Datum		values[1] = {CStringGetTextDatum(run->id)};
-	MemoryContext old = MemoryContextSwitchTo(run->cxt);
-	Datum	   *results;
-	bool	   *nulls;
+	MemoArgs	args = {pv_text(run->id)};
+	MemoryContext old;
 	int			n;
 
 	SPI_connect();
-	n = taskorch_execute_as_owner(&memo_plan, values, NULL, true, 0);
-	run->memo_seq = MemoryContextAlloc(run->cxt, sizeof(int32) * Max(n, 1));
-	run->memo_kind = MemoryContextAlloc(run->cxt, sizeof(char *) * Max(n, 1));
-	run->memo_token = MemoryContextAlloc(run->cxt, sizeof(char *) * Max(n, 1));
-	run->memo_result = MemoryContextAlloc(run->cxt, sizeof(Jsonb *) * Max(n, 1));
-	results = MemoryContextAlloc(run->cxt, sizeof(Datum) * Max(n, 1));
-	nulls = MemoryContextAlloc(run->cxt, sizeof(bool) * Max(n, 1));
+	n = taskorch_execute_args(&memo_plan, &args, true, 0);
+	old = MemoryContextSwitchTo(run->cxt);
+	run->memo_seq = palloc(sizeof(int32) * Max(n, 1));
+	run->memo_kind = palloc(sizeof(char *) * Max(n, 1));
+	run->memo_token = palloc(sizeof(char *) * Max(n, 1));
+	run->memo_result = palloc(sizeof(Jsonb *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *token = SPI_getvalue(tup, desc, 3);
+		MemoRow		row;
 
-		run->memo_seq[i] = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		run->memo_kind[i] = MemoryContextStrdup(run->cxt, SPI_getvalue(tup, desc, 2));
-		run->memo_token[i] = token ? MemoryContextStrdup(run->cxt, token) : NULL;
-		results[i] = SPI_getbinval(tup, desc, 4, &nulls[i]);
-		if (!nulls[i])
-			results[i] = SPI_datumTransfer(results[i], false, -1);
+		taskorch_read_row(&memo_plan, i, &row);
+		run->memo_seq[i] = DatumGetInt32(row.seq.datum);
+		run->memo_kind[i] = pv_cstring(row.kind);
+		run->memo_token[i] = pv_cstring(row.token);
+		run->memo_result[i] = pv_jsonb_copy(row.result);
 	}
+	MemoryContextSwitchTo(old);
 	SPI_finish();
-	/* detoasted only now, in the run's context: not in SPI's, which is gone */
-	for (int i = 0; i < n; i++)
-		run->memo_result[i] = nulls[i] ? NULL : DatumGetJsonbP(results[i]);
 	run->memo_count = n;
 	run->memo_loaded = true;
-	MemoryContextSwitchTo(old);
 }
 
 /* What a wait of `kind` is, for messages. */
@@ -261,43 +292,37 @@ wait_suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at
 void
 waits_record(ClaimedRun *runs, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *seqs = palloc(sizeof(Datum) * n);
-	Datum	   *kinds = palloc(sizeof(Datum) * n);
-	Datum	   *times = palloc(sizeof(Datum) * n);
-	Datum	   *children = palloc(sizeof(Datum) * n);
-	Datum	   *tokens = palloc(sizeof(Datum) * n);
-	bool	   *nulls = palloc0(sizeof(bool) * n);
-	Datum		values[7];
-	int			dims[1];
-	int			lbs[1] = {1};
+	PlanItems	run_ids = plan_items_new(n),
+				seqs = plan_items_new(n),
+				kinds = plan_items_new(n),
+				resume_ats = plan_items_new(n),
+				children = plan_items_new(n),
+				tokens = plan_items_new(n);
+	InsertArgs	args;
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
 	{
 		if (!runs[i].suspended)
 			continue;
-		ids[k] = CStringGetTextDatum(runs[i].id);
-		seqs[k] = Int32GetDatum(runs[i].wait_seq);
-		kinds[k] = CStringGetTextDatum(runs[i].wait_kind);
-		times[k] = TimestampTzGetDatum(runs[i].wait_resume_at);
-		children[k] = CStringGetTextDatum(runs[i].wait_children_ids ? runs[i].wait_children_ids : "");
-		tokens[k] = CStringGetTextDatum(runs[i].wait_token ? runs[i].wait_token : "");
+		run_ids.values[k] = CStringGetTextDatum(runs[i].id);
+		seqs.values[k] = Int32GetDatum(runs[i].wait_seq);
+		kinds.values[k] = CStringGetTextDatum(runs[i].wait_kind);
+		resume_ats.values[k] = TimestampTzGetDatum(runs[i].wait_resume_at);
+		children.values[k] = CStringGetTextDatum(runs[i].wait_children_ids ? runs[i].wait_children_ids : "");
+		tokens.values[k] = CStringGetTextDatum(runs[i].wait_token ? runs[i].wait_token : "");
 		k++;
 	}
 	if (k == 0)
 		return;
-	dims[0] = k;
-	values[0] = PointerGetDatum(construct_array(ids, k, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(seqs, k, INT4OID, 4, true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(kinds, k, TEXTOID, -1, false, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(times, k, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-	values[4] = PointerGetDatum(construct_md_array(children, nulls, 1, dims, lbs, TEXTOID, -1,
-												   false, TYPALIGN_INT));
-	values[5] = PointerGetDatum(construct_md_array(tokens, nulls, 1, dims, lbs, TEXTOID, -1,
-												   false, TYPALIGN_INT));
-	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
-	taskorch_execute_as_owner(&insert_plan, values, NULL, false, 0);
+	args.run_ids = plan_items_array(run_ids, k, TEXTOID);
+	args.seqs = plan_items_array(seqs, k, INT4OID);
+	args.kinds = plan_items_array(kinds, k, TEXTOID);
+	args.resume_ats = plan_items_array(resume_ats, k, TIMESTAMPTZOID);
+	args.children = plan_items_array(children, k, TEXTOID);
+	args.tokens = plan_items_array(tokens, k, TEXTOID);
+	args.now = pv_timestamptz(GetCurrentTimestamp());
+	taskorch_execute_args(&insert_plan, &args, false, 0);
 }
 
 /*
