@@ -23,10 +23,11 @@
  * transaction starts and whenever a lock is taken, as for the catalog
  * caches the lookups went through before.
  *
- * By name: a plan may name its parameters (":task_id" in its SQL, a
- * PLAN_PARAM table giving each name a type and a field of the caller's
- * struct of PlanValue) and the columns its C reads (a PLAN_COLUMN table:
- * each a column label and a field).  Names are resolved when the plan is
+ * By name: every plan (a NamedPlan) names its parameters (":task_id" in
+ * its SQL, a PLAN_PARAM table giving each name a type and a field of the
+ * caller's struct of PlanValue) and the columns its C reads (a PLAN_COLUMN
+ * table: each a column label and a field); no caller passes or reads
+ * anything by position.  Names are resolved when the plan is
  * prepared: ":name" becomes "$n" (n: its place in the table), outside
  * quotes and never in a "::" cast, and each column's number is looked up
  * in the plan's result description.  Executing and reading then copy
@@ -127,7 +128,7 @@ name_char(char c, bool first)
  * identifiers, and "::" casts.
  */
 static char *
-numbered_sql(NamedPlan *p)
+sql_with_numbers(NamedPlan *p)
 {
 	StringInfoData buf;
 	const char *s = p->sql;
@@ -212,57 +213,41 @@ resolve_columns(NamedPlan *p, SPIPlanPtr plan)
 	}
 }
 
-/* Prepare (once per backend, until taskorch_plans_forget) and return the plan. */
-SPIPlanPtr
-taskorch_plan(TaskorchPlan *p)
-{
-	if (p->plan == NULL)
-	{
-		MemoryContext old;
-		SPIPlanPtr	plan;
-
-		int			nestlevel = pin_search_path();
-
-		/* generic plans: replanning per call would cost more than it gains */
-		plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
-								  CURSOR_OPT_GENERIC_PLAN);
-		unpin_search_path(nestlevel);
-		if (plan == NULL)
-			elog(ERROR, "taskorch: SPI_prepare failed (%s) for: %s",
-				 SPI_result_code_string(SPI_result), p->sql);
-		SPI_keepplan(plan);
-		p->plan = plan;
-		old = MemoryContextSwitchTo(TopMemoryContext);
-		prepared = lappend(prepared, p);
-		MemoryContextSwitchTo(old);
-	}
-	return p->plan;
-}
-
 /*
- * The same for a plan by name: its names are resolved to numbers (the SQL
- * numbered once per backend, the columns looked up at each prepare).
+ * Prepare the plan, once per backend (again after taskorch_plans_forget):
+ * its SQL is numbered the first time, its columns looked up each time.
  */
-static TaskorchPlan *
-named_plan(NamedPlan *p)
+static void
+prepare(NamedPlan *p)
 {
-	TaskorchPlan *np = &p->prepared;
+	MemoryContext old;
+	SPIPlanPtr	plan;
+	Oid			argtypes[TASKORCH_PLAN_MAX_FIELDS];
+	int			nestlevel;
 
-	if (np->plan != NULL)
-		return np;
+	if (p->plan != NULL)
+		return;
 	if (p->nparams > TASKORCH_PLAN_MAX_FIELDS || p->ncolumns > TASKORCH_PLAN_MAX_FIELDS)
 		elog(ERROR, "taskorch: too many parameters or columns in: %s", p->sql);
-	if (np->sql == NULL)
-	{
-		np->sql = numbered_sql(p);
-		np->nargs = p->nparams;
-		for (int i = 0; i < p->nparams; i++)
-			np->argtypes[i] = p->params[i].type;
-	}
-	(void) taskorch_plan(np);
+	if (p->numbered_sql == NULL)
+		p->numbered_sql = sql_with_numbers(p);
+	for (int i = 0; i < p->nparams; i++)
+		argtypes[i] = p->params[i].type;
+	nestlevel = pin_search_path();
+	/* generic plans: replanning per call would cost more than it gains */
+	plan = SPI_prepare_cursor(p->numbered_sql, p->nparams, argtypes,
+							  CURSOR_OPT_GENERIC_PLAN);
+	unpin_search_path(nestlevel);
+	if (plan == NULL)
+		elog(ERROR, "taskorch: SPI_prepare failed (%s) for: %s",
+			 SPI_result_code_string(SPI_result), p->sql);
 	if (p->columns)
-		resolve_columns(p, np->plan);
-	return np;
+		resolve_columns(p, plan);
+	SPI_keepplan(plan);
+	p->plan = plan;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	prepared = lappend(prepared, p);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -279,7 +264,7 @@ taskorch_plans_forget(void)
 
 	foreach(lc, prepared)
 	{
-		TaskorchPlan *p = lfirst(lc);
+		NamedPlan  *p = lfirst(lc);
 
 		SPI_freeplan(p->plan);
 		p->plan = NULL;
@@ -329,53 +314,32 @@ taskorch_extension_owner(void)
 	return owner;
 }
 
+/* Execute the plan with SPI's values and nulls, as the extension owner. */
 static int
-execute(TaskorchPlan *p, Datum *values, const char *nulls, bool read_only,
+execute(NamedPlan *p, Datum *values, const char *nulls, bool read_only,
 		bool latest, long count)
 {
-	SPIPlanPtr	plan = taskorch_plan(p);
 	Oid			save_uid;
 	int			save_sec;
 	int			rc;
 	int			nestlevel;
 
+	prepare(p);
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = pin_search_path();
 	if (latest)
-		rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+		rc = SPI_execute_snapshot(p->plan, values, nulls, GetLatestSnapshot(),
 								  InvalidSnapshot, false, false, count);
 	else
-		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+		rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
 	unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_uid, save_sec);
 	if (rc < 0)
 		elog(ERROR, "taskorch: SPI_execute_plan failed (%s) for: %s",
 			 SPI_result_code_string(rc), p->sql);
 	return (int) SPI_processed;
-}
-
-/*
- * Execute a kept plan as the extension owner under the pinned search path.
- * Must be called inside SPI_connect.  Returns SPI_processed.
- */
-int
-taskorch_execute_as_owner(TaskorchPlan *p, Datum *values, const char *nulls,
-						  bool read_only, long count)
-{
-	return execute(p, values, nulls, read_only, false, count);
-}
-
-/*
- * The same, reading with a snapshot taken now: it sees what committed
- * after the caller's transaction began (in any isolation level), for
- * checks made under a lock, such as an idempotency key's.
- */
-int
-taskorch_execute_latest(TaskorchPlan *p, Datum *values, const char *nulls, long count)
-{
-	return execute(p, values, nulls, false, true, count);
 }
 
 /* The PlanValues of a named plan's parameters, as SPI takes them. */
@@ -392,30 +356,33 @@ args_to_values(NamedPlan *p, const void *args, Datum *values, char *nulls)
 }
 
 /*
- * Execute a named plan (PLAN_PARAMS) with the parameters in `args`, a
- * struct of PlanValue, as taskorch_execute_as_owner() does.
+ * Execute the plan with the parameters in `args`, a struct of PlanValue
+ * with a field per PLAN_PARAM, as the extension owner under the pinned
+ * search path.  Must be called inside SPI_connect.  Returns SPI_processed.
  */
 int
 taskorch_execute_args(NamedPlan *p, const void *args, bool read_only, long count)
 {
-	TaskorchPlan *np = named_plan(p);
 	Datum		values[TASKORCH_PLAN_MAX_FIELDS];
 	char		nulls[TASKORCH_PLAN_MAX_FIELDS];
 
 	args_to_values(p, args, values, nulls);
-	return execute(np, values, nulls, read_only, false, count);
+	return execute(p, values, nulls, read_only, false, count);
 }
 
-/* The same, reading with a snapshot taken now (taskorch_execute_latest()). */
+/*
+ * The same, reading with a snapshot taken now: it sees what committed
+ * after the caller's transaction began (in any isolation level), for
+ * checks made under a lock, such as an idempotency key's.
+ */
 int
 taskorch_execute_args_latest(NamedPlan *p, const void *args, long count)
 {
-	TaskorchPlan *np = named_plan(p);
 	Datum		values[TASKORCH_PLAN_MAX_FIELDS];
 	char		nulls[TASKORCH_PLAN_MAX_FIELDS];
 
 	args_to_values(p, args, values, nulls);
-	return execute(np, values, nulls, false, true, count);
+	return execute(p, values, nulls, false, true, count);
 }
 
 /*

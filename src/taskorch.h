@@ -44,8 +44,9 @@
  *	  role_ref.c   the type of the role columns: OID and name, so that a
  *	               dump restores into a cluster that lacks some role
  *	  spi_util.c   SPI plans prepared once, under a pinned search_path, run
- *	               as the extension owner; their parameters and columns by
- *	               name (NamedPlan), resolved to numbers once per plan
+ *	               as the extension owner; every plan's parameters and
+ *	               columns by name (NamedPlan), resolved to numbers once
+ *	               per plan
  *
  * Tracks, orchestrators and jobs are SQL (sql/parts/code/tracks.sql and
  * jobs.sql): their runners are task functions built on the waits.
@@ -489,18 +490,9 @@ typedef struct PlanField
 	{ #field, (typoid), offsetof(Struct, field) }
 #define PLAN_COLUMN(Struct, field) \
 	{ #field, InvalidOid, offsetof(Struct, field) }
-/* in a TaskorchPlan's initializer: its tables of parameters and of columns */
+/* in a NamedPlan's initializer: its tables of parameters and of columns */
 #define PLAN_PARAMS(table)	.params = (table), .nparams = lengthof(table)
 #define PLAN_COLUMNS(table)	.columns = (table), .ncolumns = lengthof(table)
-
-/* a plan with $n parameters, their types listed by number */
-typedef struct TaskorchPlan
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[32];
-	SPIPlanPtr	plan;
-} TaskorchPlan;
 
 #define TASKORCH_PLAN_MAX_FIELDS 32
 
@@ -512,7 +504,9 @@ typedef struct NamedPlan
 	int			nparams;
 	const PlanField *columns;	/* the columns C reads */
 	int			ncolumns;
-	TaskorchPlan prepared;		/* its SQL with $n, made once; the plan */
+	/* spi_util.c's, made when the plan is first prepared */
+	char	   *numbered_sql;	/* sql with $n for :name */
+	SPIPlanPtr	plan;			/* NULL: not prepared (again) yet */
 	AttrNumber	colnos[TASKORCH_PLAN_MAX_FIELDS];	/* of columns[i] */
 } NamedPlan;
 
@@ -553,13 +547,7 @@ extern int	taskorch_execute_args(NamedPlan *p, const void *args,
 extern int	taskorch_execute_args_latest(NamedPlan *p, const void *args,
 										 long count);
 extern void taskorch_read_row(NamedPlan *p, int row, void *out);
-extern SPIPlanPtr taskorch_plan(TaskorchPlan *p);
 extern void taskorch_plans_forget(void);
-extern int	taskorch_execute_as_owner(TaskorchPlan *p, Datum *values,
-									  const char *nulls, bool read_only,
-									  long count);
-extern int	taskorch_execute_latest(TaskorchPlan *p, Datum *values,
-									const char *nulls, long count);
 extern Oid	taskorch_extension_owner(void);
 extern Jsonb *jsonb_from_cstring(const char *s);
 
