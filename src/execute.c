@@ -449,6 +449,7 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->replay_error = NULL;
 	run->wait_kind = NULL;
 	run->wait_token = NULL;
+	run->wait_target = NULL;
 	run->new_tokens = NIL;
 	run->wait_children = NULL;
 	run->wait_children_ids = NULL;

@@ -153,7 +153,7 @@ typedef struct ClaimedRun
 	int			memo_count;
 	int32	   *memo_seq;
 	char	  **memo_kind;		/* what each waited for: 'time', 'run', ... */
-	char	  **memo_token;		/* the token of a 'token' wait, else NULL */
+	char	  **memo_target;	/* what each waited for (NULL: not recorded) */
 	Jsonb	  **memo_result;
 	ErrorData  *replay_error;	/* a wait call that differs from the recorded one */
 	bool		suspended;		/* the execution stopped at a wait: WAITING */
@@ -163,6 +163,7 @@ typedef struct ClaimedRun
 	struct BatchItems *wait_children;	/* runs to trigger and wait for */
 	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
 	char	   *wait_token;		/* the wait token it waits on */
+	char	   *wait_target;	/* what the wait call waits for (waits.c) */
 	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
 	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
 	int32		parent_wait_seq;	/* ...number */
@@ -331,10 +332,11 @@ typedef struct PendingToken
 } PendingToken;
 
 extern bool wait_completed(ClaimedRun *run, int32 seq, const char *kind,
-						   const char *token, Jsonb **result);
+						   const char *target, Jsonb **result);
 extern void wait_suspend(ClaimedRun *run, int32 seq, const char *kind,
 						 TimestampTz resume_at, struct BatchItems *children,
-						 const char *token, const char *what) pg_attribute_noreturn();
+						 const char *token, const char *target,
+						 const char *what) pg_attribute_noreturn();
 extern void waits_record(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
 

@@ -172,17 +172,36 @@ waits_children_done(ClaimedRun *runs, int n)
  * would.
  */
 static bool
-next_wait(const char *function, const char *kind, int32 *seq, Jsonb **result)
+next_wait(const char *function, const char *kind, const char *target, int32 *seq, Jsonb **result)
 {
 	ClaimedRun *run = run_in_task(function,
 								  "Outside a task, trigger the run and CALL taskorch.wait_for_run().");
 
 	*seq = run->wait_calls++;
-	return wait_completed(run, *seq, kind, NULL, result);
+	return wait_completed(run, *seq, kind, target, result);
+}
+
+/*
+ * What a wait for children waits for, recorded with it and compared on
+ * replay: the task, and how many items of an array.  Not the payloads:
+ * they may hold what differs from one execution to the next (a time, a
+ * random id) without the code having changed.
+ */
+static char *
+children_target(const char *task, const BatchItems *src)
+{
+	const char *who = task ? psprintf("task %s", task) : "tasks of the items";
+
+	if (src->query)
+		return psprintf("%s, the rows of a query", who);
+	if (src->items && JB_ROOT_IS_ARRAY(src->items) && !JB_ROOT_IS_SCALAR(src->items))
+		return psprintf("%s, %d item%s", who, (int) JB_ROOT_COUNT(src->items),
+						JB_ROOT_COUNT(src->items) == 1 ? "" : "s");
+	return (char *) who;
 }
 
 static void
-wait_for_children(int32 seq, const BatchItems *src, bool batch)
+wait_for_children(int32 seq, const BatchItems *src, bool batch, const char *target)
 {
 	ClaimedRun *run = current_run();
 	BatchItems *keep;
@@ -197,7 +216,7 @@ wait_for_children(int32 seq, const BatchItems *src, bool batch)
 		keep->items = MemoryContextAlloc(run->cxt, VARSIZE(src->items));
 		memcpy(keep->items, src->items, VARSIZE(src->items));
 	}
-	wait_suspend(run, seq, batch ? "batch" : "run", DT_NOEND, keep, NULL,
+	wait_suspend(run, seq, batch ? "batch" : "run", DT_NOEND, keep, NULL, target,
 			src->query ? "the child runs of a query" : "child runs");
 }
 
@@ -208,14 +227,16 @@ taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
 	BatchItems	src = {NULL, NULL, NULL};
 	int32		seq;
 	Jsonb	   *result = NULL;
+	char	   *target;
 
 	require_args(fcinfo, 2, "task and payload",
 				 "Pass the child task's id and a payload object.");
-	if (next_wait("taskorch.trigger_and_wait()", "run", &seq, &result))
-		PG_RETURN_JSONB_P(result);
 	src.task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	target = children_target(src.task, &src);
+	if (next_wait("taskorch.trigger_and_wait()", "run", target, &seq, &result))
+		PG_RETURN_JSONB_P(result);
 	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
-	wait_for_children(seq, &src, false);
+	wait_for_children(seq, &src, false, target);
 	PG_RETURN_NULL();
 }
 
@@ -230,14 +251,16 @@ taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 	BatchItems	src = {NULL, NULL, NULL};
 	int32		seq;
 	Jsonb	   *result = NULL;
+	char	   *target;
 
 	require_args(fcinfo, PG_NARGS(), mixed ? "items" : "task and items",
 				 "Pass a JSON array of {\"payload\": ..., \"options\": ...} items.");
-	if (next_wait("taskorch.batch_trigger_and_wait()", "batch", &seq, &result))
-		PG_RETURN_JSONB_P(result);
 	src.task = mixed ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.items = PG_GETARG_JSONB_P(mixed ? 0 : 1);
-	wait_for_children(seq, &src, true);
+	target = children_target(src.task, &src);
+	if (next_wait("taskorch.batch_trigger_and_wait()", "batch", target, &seq, &result))
+		PG_RETURN_JSONB_P(result);
+	wait_for_children(seq, &src, true, target);
 	PG_RETURN_NULL();
 }
 
@@ -252,14 +275,16 @@ taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 	BatchItems	src = {NULL, NULL, NULL};
 	int32		seq;
 	Jsonb	   *result = NULL;
+	char	   *target;
 
 	require_args(fcinfo, 1, "query",
 				 "Pass a query returning a payload column, such as SELECT jsonb_build_object('id', id) AS payload FROM records.");
-	if (next_wait("taskorch.batch_trigger_and_wait_query()", "batch", &seq, &result))
-		PG_RETURN_JSONB_P(result);
 	src.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	src.task = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	wait_for_children(seq, &src, true);
+	target = children_target(src.task, &src);
+	if (next_wait("taskorch.batch_trigger_and_wait_query()", "batch", target, &seq, &result))
+		PG_RETURN_JSONB_P(result);
+	wait_for_children(seq, &src, true, target);
 	PG_RETURN_NULL();
 }
 

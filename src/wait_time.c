@@ -45,6 +45,10 @@ static NamedPlan resume_plan = {
 	PLAN_PARAMS(resume_params)
 };
 
+/*
+ * A time wait's target is its kind alone: its time may be computed from
+ * the clock (wait_until(now() + ...)), and differ on replay.
+ */
 static void
 wait_until(const char *function, TimestampTz resume_at)
 {
@@ -55,7 +59,7 @@ wait_until(const char *function, TimestampTz resume_at)
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
-	wait_suspend(run, seq, "time", resume_at, NULL, NULL, timestamptz_to_str(resume_at));
+	wait_suspend(run, seq, "time", resume_at, NULL, NULL, NULL, timestamptz_to_str(resume_at));
 }
 
 /* SQL: taskorch.wait_for(duration) */

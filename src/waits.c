@@ -48,21 +48,28 @@
 
 PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 
-PG_FUNCTION_INFO_V1(taskorch_next_wait_done);
+PG_FUNCTION_INFO_V1(taskorch_next_wait_result);
 PG_FUNCTION_INFO_V1(taskorch_replaying);
 
 static void load_memo(ClaimedRun *run);
 
 /*
- * SQL: taskorch._next_wait_done(): inside a task, whether its next wait
- * call will return at once (an earlier execution got past it).
+ * SQL: taskorch._next_wait_result(): inside a task, the Result of its next
+ * wait call when an earlier execution got past it (a child run's wait),
+ * taking that call's place; NULL otherwise, taking nothing.  A track
+ * replays the steps it already ran with it, without mapping their inputs
+ * again.
  */
 Datum
-taskorch_next_wait_done(PG_FUNCTION_ARGS)
+taskorch_next_wait_result(PG_FUNCTION_ARGS)
 {
 	ClaimedRun *run = current_run();
+	Jsonb	   *result = NULL;
 
-	PG_RETURN_BOOL(run != NULL && wait_completed(run, run->wait_calls, NULL, NULL, NULL));
+	if (run == NULL || !wait_completed(run, run->wait_calls, "run", NULL, &result))
+		PG_RETURN_NULL();
+	run->wait_calls++;
+	PG_RETURN_JSONB_P(result);
 }
 
 /*
@@ -102,7 +109,7 @@ typedef struct MemoRow
 {
 	PlanValue	seq;
 	PlanValue	kind;
-	PlanValue	token;
+	PlanValue	target;
 	PlanValue	result;
 } MemoRow;
 
@@ -112,11 +119,11 @@ static const PlanField memo_params[] = {
 static const PlanField memo_columns[] = {
 	PLAN_COLUMN(MemoRow, seq),
 	PLAN_COLUMN(MemoRow, kind),
-	PLAN_COLUMN(MemoRow, token),
+	PLAN_COLUMN(MemoRow, target),
 	PLAN_COLUMN(MemoRow, result),
 };
 static NamedPlan memo_plan = {
-	.sql = "SELECT seq, kind, token, result FROM taskorch.waitpoint"
+	.sql = "SELECT seq, kind, target, result FROM taskorch.waitpoint"
 	" WHERE run_id = :run_id AND completed_at IS NOT NULL",
 	PLAN_PARAMS(memo_params), PLAN_COLUMNS(memo_columns)
 };
@@ -130,6 +137,7 @@ typedef struct InsertArgs
 	PlanValue	resume_ats;
 	PlanValue	children;		/* each: ids space-separated, '': none */
 	PlanValue	tokens;			/* each: '': none */
+	PlanValue	targets;
 	PlanValue	now;
 } InsertArgs;
 
@@ -140,14 +148,16 @@ static const PlanField insert_params[] = {
 	PLAN_PARAM(InsertArgs, resume_ats, TIMESTAMPTZARRAYOID),
 	PLAN_PARAM(InsertArgs, children, TEXTARRAYOID),
 	PLAN_PARAM(InsertArgs, tokens, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, targets, TEXTARRAYOID),
 	PLAN_PARAM(InsertArgs, now, TIMESTAMPTZOID),
 };
 static NamedPlan insert_plan = {
-	.sql = "INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, token, created_at)"
+	.sql = "INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, token, target,"
+	"                                created_at)"
 	" SELECT u.run_id, u.seq, u.kind, u.resume_at,"
-	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), :now"
-	"   FROM unnest(:run_ids, :seqs, :kinds, :resume_ats, :children, :tokens)"
-	"        AS u(run_id, seq, kind, resume_at, children, token)"
+	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), u.target, :now"
+	"   FROM unnest(:run_ids, :seqs, :kinds, :resume_ats, :children, :tokens, :targets)"
+	"        AS u(run_id, seq, kind, resume_at, children, token, target)"
 	" ON CONFLICT (run_id, seq) DO NOTHING",
 	PLAN_PARAMS(insert_params)
 };
@@ -169,7 +179,7 @@ load_memo(ClaimedRun *run)
 	old = MemoryContextSwitchTo(run->cxt);
 	run->memo_seq = palloc(sizeof(int32) * Max(n, 1));
 	run->memo_kind = palloc(sizeof(char *) * Max(n, 1));
-	run->memo_token = palloc(sizeof(char *) * Max(n, 1));
+	run->memo_target = palloc(sizeof(char *) * Max(n, 1));
 	run->memo_result = palloc(sizeof(Jsonb *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -178,7 +188,7 @@ load_memo(ClaimedRun *run)
 		taskorch_read_row(&memo_plan, i, &row);
 		run->memo_seq[i] = DatumGetInt32(row.seq.datum);
 		run->memo_kind[i] = pv_cstring(row.kind);
-		run->memo_token[i] = pv_cstring(row.token);
+		run->memo_target[i] = pv_cstring(row.target);
 		run->memo_result[i] = pv_jsonb_copy(row.result);
 	}
 	MemoryContextSwitchTo(old);
@@ -230,16 +240,24 @@ replay_mismatch(ClaimedRun *run, int32 seq, const char *recorded, const char *ca
 	PG_END_TRY();
 }
 
+/* A wait call, for messages: its function and what it waits for. */
+static char *
+wait_call(const char *kind, const char *target)
+{
+	return target ? psprintf("%s (%s)", wait_call_name(kind), target) : pstrdup(wait_call_name(kind));
+}
+
 /*
  * The wait call number `seq` of the current execution, a wait of `kind`
- * (on `token`): true when its waitpoint is already completed (return at
- * once; *result, if given, gets what it returns), false when the run must
+ * for `target` (what it waits for: its task and payload, a time, a
+ * token...): true when its waitpoint is already completed (return at once;
+ * *result, if given, gets what it returns), false when the run must
  * suspend.  kind NULL: only whether it is completed.  A recorded wait of
- * another kind, on another token, or without the result it should have,
- * is refused (replay_mismatch).
+ * another kind, for another target, or without the result it should
+ * have, is refused (replay_mismatch), naming both.
  */
 bool
-wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token, Jsonb **result)
+wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *target, Jsonb **result)
 {
 	if (!run->memo_loaded)
 		load_memo(run);
@@ -247,12 +265,10 @@ wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token, 
 	{
 		if (run->memo_seq[i] != seq)
 			continue;
-		if (kind && strcmp(run->memo_kind[i], kind) != 0)
-			replay_mismatch(run, seq, wait_call_name(run->memo_kind[i]), wait_call_name(kind));
-		if (kind && token && (run->memo_token[i] == NULL || strcmp(run->memo_token[i], token) != 0))
-			replay_mismatch(run, seq,
-							psprintf("wait_for_token('%s')", run->memo_token[i] ? run->memo_token[i] : ""),
-							psprintf("wait_for_token('%s')", token));
+		if (kind && (strcmp(run->memo_kind[i], kind) != 0 ||
+					 (target && run->memo_target[i] && strcmp(run->memo_target[i], target) != 0)))
+			replay_mismatch(run, seq, wait_call(run->memo_kind[i], run->memo_target[i]),
+							wait_call(kind, target));
 		if (kind && strcmp(kind, "time") != 0 && run->memo_result[i] == NULL)
 			replay_mismatch(run, seq, "a wait without a result", wait_call_name(kind));
 		if (result)
@@ -271,7 +287,7 @@ wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *token, 
  */
 void
 wait_suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at,
-		BatchItems *children, const char *token, const char *what)
+		BatchItems *children, const char *token, const char *target, const char *what)
 {
 	if (run->wait_kind == NULL)
 	{
@@ -280,6 +296,7 @@ wait_suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at
 		run->wait_resume_at = resume_at;
 		run->wait_children = children;
 		run->wait_token = token ? MemoryContextStrdup(run->cxt, token) : NULL;
+		run->wait_target = target ? MemoryContextStrdup(run->cxt, target) : NULL;
 	}
 	ereport(ERROR,
 			errcode(TASKORCH_SQLSTATE_WAIT),
@@ -297,7 +314,8 @@ waits_record(ClaimedRun *runs, int n)
 				kinds = plan_items_new(n),
 				resume_ats = plan_items_new(n),
 				children = plan_items_new(n),
-				tokens = plan_items_new(n);
+				tokens = plan_items_new(n),
+				targets = plan_items_new(n);
 	InsertArgs	args;
 	int			k = 0;
 
@@ -311,6 +329,8 @@ waits_record(ClaimedRun *runs, int n)
 		resume_ats.values[k] = TimestampTzGetDatum(runs[i].wait_resume_at);
 		children.values[k] = CStringGetTextDatum(runs[i].wait_children_ids ? runs[i].wait_children_ids : "");
 		tokens.values[k] = CStringGetTextDatum(runs[i].wait_token ? runs[i].wait_token : "");
+		targets.values[k] = runs[i].wait_target ? CStringGetTextDatum(runs[i].wait_target) : (Datum) 0;
+		targets.nulls[k] = runs[i].wait_target == NULL;
 		k++;
 	}
 	if (k == 0)
@@ -321,6 +341,7 @@ waits_record(ClaimedRun *runs, int n)
 	args.resume_ats = plan_items_array(resume_ats, k, TIMESTAMPTZOID);
 	args.children = plan_items_array(children, k, TEXTOID);
 	args.tokens = plan_items_array(tokens, k, TEXTOID);
+	args.targets = plan_items_array(targets, k, TEXTOID);
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	taskorch_execute_args(&insert_plan, &args, false, 0);
 }

@@ -257,9 +257,28 @@ q "SET ROLE mallory; CREATE OR REPLACE FUNCTION m.changing(payload jsonb) RETURN
 settled
 expect "a replay that makes another wait call fails, without retries" \
 	"$(q "SELECT status || ' ' || attempts || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'm-changing'")" \
-	"FAILED 1 TORPL: run $(q "SELECT id FROM taskorch.run WHERE task_id = 'm-changing'") does not match its recorded waits: wait 0 was wait_for() or wait_until(), the task now calls trigger_and_wait()"
+	"FAILED 1 TORPL: run $(q "SELECT id FROM taskorch.run WHERE task_id = 'm-changing'") does not match its recorded waits: wait 0 was wait_for() or wait_until(), the task now calls trigger_and_wait() (task m-noop)"
 ! grep -q "terminated by signal" "$dir/server.log" || fail "a backend crashed: $(grep 'terminated by signal' "$dir/server.log")"
 echo "ok - no backend crashed"
+
+# 5a. the same when the new code waits for children of another task
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION public.slow_child(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep(1.5); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('slow-child', 'public.slow_child(jsonb)');
+CREATE FUNCTION public.switching(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT taskorch.trigger_and_wait('slow-child', '{}') $$;
+SELECT taskorch.register_task('switching', 'public.switching(jsonb)');
+SELECT taskorch.trigger('switching');
+SQL
+wait_for "$port" postgres "SELECT status = 'WAITING' FROM taskorch.run WHERE task_id = 'switching'" 30 ||
+	fail "the run did not wait for its child"
+q "CREATE OR REPLACE FUNCTION public.switching(payload jsonb) RETURNS jsonb LANGUAGE sql AS
+   \$\$ SELECT taskorch.trigger_and_wait('bystander', '{}') \$\$" >/dev/null
+settled
+expect "a replay that waits for another task's children fails, naming both" \
+	"$(q "SELECT status || ' ' || (error->>'sqlstate') || ': ' || (error->>'message') FROM taskorch.run WHERE task_id = 'switching'")" \
+	"FAILED TORPL: run $(q "SELECT id FROM taskorch.run WHERE task_id = 'switching'") does not match its recorded waits: wait 0 was trigger_and_wait() (task slow-child), the task now calls trigger_and_wait() (task bystander)"
 
 # 5b. a task that catches its wait's error still waits: what it did after
 # catching it is rolled back, and its effects commit once

@@ -7,8 +7,8 @@
 -- resolve the mappers and queries they are given under that role's
 -- search_path.
 ------------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION taskorch._next_wait_done() RETURNS bool
-	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_next_wait_done';
+CREATE OR REPLACE FUNCTION taskorch._next_wait_result() RETURNS jsonb
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_next_wait_result';
 CREATE OR REPLACE FUNCTION taskorch._replaying() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_replaying';
 
@@ -243,10 +243,9 @@ DECLARE
 BEGIN
 	def := taskorch._definition('track', payload);
 	FOR step IN SELECT value FROM jsonb_array_elements(def.steps) LOOP
-		IF taskorch._next_wait_done() THEN
-			-- an earlier execution ran this step: the wait returns its result
-			r := taskorch.trigger_and_wait(step->>'task', '{}');
-		ELSE
+		-- an earlier execution ran this step: its wait's result, taking its place
+		r := taskorch._next_wait_result();
+		IF r IS NULL THEN
 			input := taskorch._step_input(step, prev, payload, tramp, n = 0);
 			refusal := taskorch._step_refusal(step->>'task', input);
 			IF refusal IS NULL THEN

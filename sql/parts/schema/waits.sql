@@ -8,6 +8,7 @@ CREATE TABLE taskorch.waitpoint (
 	resume_at		timestamptz,
 	children		text[],						-- the runs waited for, in call order
 	token			text,						-- the wait token waited for
+	target			text,						-- what the call waited for (its task and payload...)
 	created_at		timestamptz NOT NULL,
 	completed_at	timestamptz,				-- NULL: still waiting
 	result			jsonb,
