@@ -8,7 +8,11 @@
 #   3. trigger-commit -> start latency of 1,000 single triggers;
 #   4. on the same server, pgbench running a transaction that claims 100
 #      queued rows FOR UPDATE SKIP LOCKED and marks them done (rows/s), and
-#      the ratio of each burn-down to it.
+#      the ratio of each burn-down to it;
+#   5. durable waits and composites beside plain burn-downs of as many
+#      runs: a fan-out of 10,000 children, a 3-step track over 10,000
+#      inputs (and its ratio to the plain burn-down), an orchestrator of 100
+#      tracks, and 200 tracks of 50 steps (a step's time, early and late).
 #
 # Default durability: synchronous_commit = on, fsync = on.
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
@@ -176,7 +180,7 @@ echo "plain burn-down of the same 10,000 runs: ${plain} s"
 
 # tracks and orchestrators: a 3-step track over 10,000 inputs, and one
 # orchestrator of 100 such tracks, beside a plain burn-down of as many runs
-# (a track run is 1 + 3 runs: itself and its steps)
+# (a track run is 1 + 3 runs: itself and its steps); then a 50-step track
 sql >/dev/null <<'SQL'
 SELECT taskorch.define_track('bench-track', '[{"task": "noop", "name": "a"}, {"task": "noop", "name": "b"},
 											  {"task": "noop", "name": "c"}]');
@@ -206,6 +210,27 @@ plain40_s=$(settle)
 echo "3-step track over 10,000 inputs (2 workers): ${track_s} s, $(rate 10000 "$track_s") tracks/s, $(rate 40000 "$track_s") runs/s ($track_ok jobs Complete)"
 echo "orchestrator of 100 such tracks: ${orch_s} s for its ${orch_runs} runs, $(rate "$orch_runs" "$orch_s") runs/s"
 echo "plain burn-down of 40,000 runs (as many as the tracks made): ${plain40_s} s, $(rate 40000 "$plain40_s") runs/s"
+echo "  3-step track runs/s / plain burn-down runs/s: $(awk -v a="$plain40_s" -v b="$track_s" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+
+# a 50-step track, 200 of them: does a step cost more the later it comes
+# (a track runs from the top at every step)?  Time between the end of a
+# step and the end of the next, early steps beside late ones.
+sql >/dev/null <<'SQL'
+SELECT taskorch.define_track('bench-track-50',
+	(SELECT jsonb_agg(jsonb_build_object('task', 'noop', 'name', 's' || g) ORDER BY g) FROM generate_series(1, 50) g));
+SQL
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
+	-c "SELECT count(taskorch.trigger('bench-track-50', jsonb_build_object('i', g))) FROM generate_series(1, 200) g" >/dev/null
+track50_s=$(settle)
+track50_steps=$(sql -c "WITH s AS (SELECT c.parent_wait_seq AS pos,
+								  c.finished_at - lag(c.finished_at) OVER (PARTITION BY c.parent_run_id
+																	   ORDER BY c.parent_wait_seq) AS step
+							 FROM taskorch.run c WHERE c.parent_run_id IS NOT NULL)
+	SELECT round((avg(extract(epoch FROM step)) FILTER (WHERE pos BETWEEN 1 AND 10) * 1000)::numeric, 2)
+		   || ' ms for steps 2-11, '
+		   || round((avg(extract(epoch FROM step)) FILTER (WHERE pos BETWEEN 40 AND 49) * 1000)::numeric, 2)
+		   || ' ms for steps 41-50' FROM s")
+echo "50-step track, 200 of them (2 workers): ${track50_s} s, $(rate 10200 "$track50_s") runs/s; a step takes ${track50_steps}"
 echo
 
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
