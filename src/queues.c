@@ -148,9 +148,7 @@ static const PlanField users_params[] = {
 };
 static NamedPlan users_plan = {
 	.sql = "UPDATE taskorch.queue SET updated_at = now(), users ="
-	"   CASE WHEN NOT :grant THEN ARRAY(SELECT g FROM unnest(users) g WHERE g::oid <> :role)"
-	"        WHEN :role = ANY (users::oid[]) THEN users"
-	"        ELSE array_append(users, :role::taskorch.role_ref) END"
+	"   taskorch._role_list(users, :role, :grant)"
 	" WHERE name = :name",
 	PLAN_PARAMS(users_params)
 };
@@ -186,15 +184,6 @@ roles_text(List *roles)
 		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 role_name(lfirst_oid(lc)));
 	return buf.data;
-}
-
-/* Is the current user a superuser or a member of taskorch_admin? */
-static bool
-queue_admin(void)
-{
-	Oid			admin = get_role_oid("taskorch_admin", true);
-
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
 }
 
 /* Serialize with other transactions taking or changing the owners of `name`. */
@@ -278,7 +267,7 @@ queue_check_trigger(const char *name)
 	QueueOwners qo;
 	Oid			other;
 
-	if (queue_admin())
+	if (is_taskorch_admin())
 		return;
 	queue_owners(name, false, &qo);
 	other = foreign_owner(&qo);
@@ -321,7 +310,7 @@ queue_check_register(const char *task, const char *name)
 	Oid			other;
 
 	lock_queue_name(name);
-	if (queue_admin())
+	if (is_taskorch_admin())
 		return;
 	queue_owners(name, true, &qo);
 	other = foreign_owner(&qo);

@@ -238,9 +238,7 @@ static const PlanField grant_params[] = {
 };
 static NamedPlan grant_plan = {
 	.sql = "UPDATE taskorch.task SET updated_at = now(), triggerers ="
-	"   CASE WHEN NOT :grant THEN ARRAY(SELECT g FROM unnest(triggerers) g WHERE g::oid <> :role)"
-	"        WHEN :role = ANY (triggerers::oid[]) THEN triggerers"
-	"        ELSE array_append(triggerers, :role::taskorch.role_ref) END"
+	"   taskorch._role_list(triggerers, :role, :grant)"
 	" WHERE id = :id",
 	PLAN_PARAMS(grant_params)
 };

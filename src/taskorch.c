@@ -310,14 +310,20 @@ require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint)
 		require_arg(fcinfo, i, what, hint);
 }
 
+/* Has the current user the privileges of taskorch_admin (a superuser has)? */
+bool
+is_taskorch_admin(void)
+{
+	Oid			admin = get_role_oid("taskorch_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
 /* Has the current user the privileges of `owner`, or of taskorch_admin? */
 bool
 acts_for(Oid owner)
 {
-	Oid			me = GetUserId();
-	Oid			admin = get_role_oid("taskorch_admin", true);
-
-	return has_privs_of_role(me, owner) || (OidIsValid(admin) && has_privs_of_role(me, admin));
+	return has_privs_of_role(GetUserId(), owner) || is_taskorch_admin();
 }
 
 /*

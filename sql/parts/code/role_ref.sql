@@ -1,3 +1,13 @@
+-- A list of roles (a task's triggerers, a queue's users) with `role`
+-- added (once) or removed: grant_trigger/revoke_trigger, grant_queue/revoke_queue.
+CREATE OR REPLACE FUNCTION taskorch._role_list(roles taskorch.role_ref[], role oid, add bool)
+	RETURNS taskorch.role_ref[]
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT CASE WHEN NOT add THEN ARRAY(SELECT g FROM pg_catalog.unnest(roles) g WHERE g::oid <> role)
+				WHEN role = ANY (roles::oid[]) THEN roles
+				ELSE pg_catalog.array_append(roles, role::taskorch.role_ref) END $$;
+
 ------------------------------------------------------------------------------
 -- Missing roles: the roles that rows name but that do not exist (after a
 -- restore into a cluster without them, or a role dropped while it owned
