@@ -450,6 +450,8 @@ execute_run(ClaimedRun *run, MemoryContext cxt)
 	run->wait_kind = NULL;
 	run->wait_token = NULL;
 	run->wait_target = NULL;
+	run->wait_key = NULL;
+	run->wait_state = NULL;
 	run->new_tokens = NIL;
 	run->wait_children = NULL;
 	run->wait_children_ids = NULL;

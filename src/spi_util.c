@@ -112,6 +112,37 @@ unpin_search_path(int nestlevel)
 }
 #endif
 
+/*
+ * For a plan that must walk its index in order (NamedPlan.index_order):
+ * no sort and no bitmap scan, so that the planner cannot trade the index
+ * order for a plan fitted to statistics that a queue table's churn makes
+ * stale at once (after a burst into an empty table, the claim sorted every
+ * queued run at each call).  Set while the plan is made and while it runs,
+ * since it is made again when invalidated.  Returns the GUC nest level for
+ * planner_restore(), or -1.
+ */
+static int
+planner_follow_index(const NamedPlan *p)
+{
+	int			nestlevel;
+
+	if (!p->index_order)
+		return -1;
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void
+planner_restore(int nestlevel)
+{
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
+}
+
 /* The plans this backend prepared, so that they can be made again. */
 static List *prepared = NIL;
 
@@ -224,6 +255,7 @@ prepare(NamedPlan *p)
 	SPIPlanPtr	plan;
 	Oid			argtypes[TASKORCH_PLAN_MAX_FIELDS];
 	int			nestlevel;
+	int			planner_nest;
 
 	if (p->plan != NULL)
 		return;
@@ -234,9 +266,11 @@ prepare(NamedPlan *p)
 	for (int i = 0; i < p->nparams; i++)
 		argtypes[i] = p->params[i].type;
 	nestlevel = pin_search_path();
+	planner_nest = planner_follow_index(p);
 	/* generic plans: replanning per call would cost more than it gains */
 	plan = SPI_prepare_cursor(p->numbered_sql, p->nparams, argtypes,
 							  CURSOR_OPT_GENERIC_PLAN);
+	planner_restore(planner_nest);
 	unpin_search_path(nestlevel);
 	if (plan == NULL)
 		elog(ERROR, "taskorch: SPI_prepare failed (%s) for: %s",
@@ -323,17 +357,20 @@ execute(NamedPlan *p, Datum *values, const char *nulls, bool read_only,
 	int			save_sec;
 	int			rc;
 	int			nestlevel;
+	int			planner_nest;
 
 	prepare(p);
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = pin_search_path();
+	planner_nest = planner_follow_index(p);
 	if (latest)
 		rc = SPI_execute_snapshot(p->plan, values, nulls, GetLatestSnapshot(),
 								  InvalidSnapshot, false, false, count);
 	else
 		rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	planner_restore(planner_nest);
 	unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_uid, save_sec);
 	if (rc < 0)

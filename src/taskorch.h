@@ -28,12 +28,15 @@
  *	               owns a queue and who may use it
  *	  concurrency.c  shared counts that keep queues within their limits
  *	  waits.c      durable waits by replay: the memo of waits over, the
- *	               suspension, waitpoints recorded, runs resumed
+ *	               suspension, waitpoints (and checkpoints: waits under a
+ *	               key) recorded, runs resumed
  *	  wait_time.c  wait_for(), wait_until()
  *	  wait_children.c  trigger_and_wait(), batch_trigger_and_wait(): the
  *	               children triggered, and the waits their ends complete
  *	  wait_tokens.c  create_wait_token(), wait_for_token(),
  *	               complete_wait_token(), tokens that time out
+ *	  tracks.c     a track advanced by the engine between its steps (the next
+ *	               step triggered at the end of the last, from its checkpoint)
  *	  hooks.c      on_success / on_failure tasks of a run that ended
  *	  schema.c     JSON Schema checks of payloads and outputs, named schemas
  *	  trigger.c    trigger() and the wake-up of workers at commit
@@ -49,7 +52,8 @@
  *	               per plan
  *
  * Tracks, orchestrators and jobs are SQL (sql/parts/code/tracks.sql and
- * jobs.sql): their runners are task functions built on the waits.
+ * jobs.sql): their runners are task functions built on the waits; a
+ * track's steps are checkpoints, which tracks.c advances between steps.
  *
  *-------------------------------------------------------------------------
  */
@@ -154,6 +158,8 @@ typedef struct ClaimedRun
 	int32	   *memo_seq;
 	char	  **memo_kind;		/* what each waited for: 'time', 'run', ... */
 	char	  **memo_target;	/* what each waited for (NULL: not recorded) */
+	char	  **memo_key;		/* a checkpoint's key (NULL: a wait of code) */
+	Jsonb	  **memo_state;		/* what the run carried past it */
 	Jsonb	  **memo_result;
 	ErrorData  *replay_error;	/* a wait call that differs from the recorded one */
 	bool		suspended;		/* the execution stopped at a wait: WAITING */
@@ -164,6 +170,8 @@ typedef struct ClaimedRun
 	char	   *wait_children_ids;	/* their ids, space-separated, once triggered */
 	char	   *wait_token;		/* the wait token it waits on */
 	char	   *wait_target;	/* what the wait call waits for (waits.c) */
+	char	   *wait_key;		/* a checkpoint's key (a track step's name), or NULL */
+	Jsonb	   *wait_state;		/* what the run carries past the wait, or NULL */
 	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
 	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
 	int32		parent_wait_seq;	/* ...number */
@@ -333,9 +341,20 @@ typedef struct PendingToken
 
 extern bool wait_completed(ClaimedRun *run, int32 seq, const char *kind,
 						   const char *target, Jsonb **result);
-extern void wait_suspend(ClaimedRun *run, int32 seq, const char *kind,
-						 TimestampTz resume_at, struct BatchItems *children,
-						 const char *token, const char *target,
+/* A wait call that suspends its run: what is recorded of it (waits.c) */
+typedef struct WaitCall
+{
+	int32		seq;			/* its order in the execution; a checkpoint's: its step's */
+	const char *kind;			/* 'time', 'run', 'batch' (children), 'token' */
+	TimestampTz resume_at;		/* a time wait's end; DT_NOEND otherwise */
+	struct BatchItems *children;	/* the runs it triggers and waits for */
+	const char *token;			/* the wait token it waits on */
+	const char *target;			/* what it waits for, compared on replay */
+	const char *key;			/* a checkpoint's key (a track step's name), or NULL */
+	Jsonb	   *state;			/* what the run carries past it, or NULL */
+} WaitCall;
+
+extern void wait_suspend(ClaimedRun *run, const WaitCall *call,
 						 const char *what) pg_attribute_noreturn();
 extern void waits_record(ClaimedRun *runs, int n);
 extern int	waits_resume(void);
@@ -347,6 +366,9 @@ extern int	wait_time_resume(TimestampTz now);
 extern void waits_create_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 extern int	wait_children_resume(TimestampTz now);
+
+/* tracks.c */
+extern int	tracks_advance(Datum *run_ids, Datum *seqs, int n);
 
 /* wait_tokens.c */
 extern void waits_record_tokens(ClaimedRun *runs, int n);
@@ -507,6 +529,7 @@ typedef struct NamedPlan
 	int			nparams;
 	const PlanField *columns;	/* the columns C reads */
 	int			ncolumns;
+	bool		index_order;	/* planned to walk its index in order (spi_util.c) */
 	/* spi_util.c's, made when the plan is first prepared */
 	char	   *numbered_sql;	/* sql with $n for :name */
 	SPIPlanPtr	plan;			/* NULL: not prepared (again) yet */

@@ -31,10 +31,13 @@
 PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
+PG_FUNCTION_INFO_V1(taskorch_wait_step);
 
 /*
  * Child-run waits whose children have all finished: complete them with the
- * children's Result objects, in call order, and queue their runs again:
+ * children's Result objects, in call order, and queue their runs again
+ * (but for a batch's track checkpoints, ADVANCE: those are returned, for
+ * tracks_advance() to run the next step):
  * some waits (the batch that finished their children), or every pending
  * one (the maintenance pass, which also catches children that ended
  * outside a batch: canceled, expired).  Whether a wait is over is first asked of the
@@ -43,7 +46,7 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
  * unfinished child), and only then of every child in its list, which may
  * include runs it did not make (a debounced or idempotent trigger's).
  */
-#define CHILDREN_DONE_SQL(WAITS) \
+#define CHILDREN_DONE_SQL(WAITS, ADVANCE) \
 	"WITH ready AS (" \
 	"  SELECT wp.run_id, wp.seq, wp.kind, wp.children" \
 	"    FROM " WAITS \
@@ -65,10 +68,12 @@ PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
 	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)" \
 	"                   JOIN taskorch.run c ON c.id = k.id) res" \
 	"           WHERE wp.run_id = ready.run_id AND wp.seq = ready.seq" \
-	"         RETURNING wp.run_id)" \
-	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now" \
-	"   FROM (SELECT DISTINCT run_id FROM done) d" \
-	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING)
+	"         RETURNING wp.run_id, wp.seq, wp.key IS NOT NULL AND " ADVANCE " AS advance)," \
+	" queued AS (UPDATE taskorch.run r" \
+	"            SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now" \
+	"           FROM (SELECT DISTINCT run_id FROM done WHERE NOT advance) d" \
+	"          WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING) ")" \
+	" SELECT run_id, seq, advance FROM done"
 
 /* child waits: some (run_ids and seqs, their items side by side), or all */
 typedef struct WaitsArgs
@@ -78,6 +83,20 @@ typedef struct WaitsArgs
 	PlanValue	now;
 } WaitsArgs;
 
+/* a wait completed: queued, or a track's checkpoint to advance */
+typedef struct DoneRow
+{
+	PlanValue	run_id;
+	PlanValue	seq;
+	PlanValue	advance;
+} DoneRow;
+
+static const PlanField done_columns[] = {
+	PLAN_COLUMN(DoneRow, run_id),
+	PLAN_COLUMN(DoneRow, seq),
+	PLAN_COLUMN(DoneRow, advance),
+};
+
 static const PlanField children_done_params[] = {
 	PLAN_PARAM(WaitsArgs, run_ids, TEXTARRAYOID),
 	PLAN_PARAM(WaitsArgs, seqs, INT4ARRAYOID),
@@ -86,8 +105,9 @@ static const PlanField children_done_params[] = {
 /* the waits a batch finished children of */
 static NamedPlan children_done_plan = {
 	.sql = CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest(:run_ids, :seqs)) AS t(run_id, seq)"
-							 " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"),
-	PLAN_PARAMS(children_done_params)
+							 " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq",
+							 "true"),
+	PLAN_PARAMS(children_done_params), PLAN_COLUMNS(done_columns)
 };
 
 static const PlanField all_children_done_params[] = {
@@ -95,7 +115,7 @@ static const PlanField all_children_done_params[] = {
 };
 /* every pending wait: the maintenance pass */
 static NamedPlan all_children_done_plan = {
-	.sql = CHILDREN_DONE_SQL("taskorch.waitpoint wp"),
+	.sql = CHILDREN_DONE_SQL("taskorch.waitpoint wp", "false"),
 	PLAN_PARAMS(all_children_done_params)
 };
 
@@ -128,6 +148,9 @@ waits_children_done(ClaimedRun *runs, int n)
 				seqs = plan_items_new(2 * n);
 	WaitsArgs	args;
 	int			k = 0;
+	int			done;
+	int			nadvance = 0;
+	bool		queued = false;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -152,8 +175,24 @@ waits_children_done(ClaimedRun *runs, int n)
 	/* a statement of its own: its snapshot is taken once the locks are held */
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	if (taskorch_execute_args(&children_done_plan, &args, false, 0) > 0)
+	done = taskorch_execute_args(&children_done_plan, &args, false, 0);
+	for (int i = 0; i < done; i++)
+	{
+		DoneRow		row;
+
+		taskorch_read_row(&children_done_plan, i, &row);
+		if (DatumGetBool(row.advance.datum))
+		{
+			ids.values[nadvance] = PointerGetDatum(PG_DETOAST_DATUM_COPY(row.run_id.datum));
+			seqs.values[nadvance++] = row.seq.datum;
+		}
+		else
+			queued = true;
+	}
+	if (queued)
 		taskorch_requeued_at_commit();
+	if (nadvance > 0)
+		(void) tracks_advance(ids.values, seqs.values, nadvance);
 }
 
 /* ---------------------------------------------------------------------
@@ -200,8 +239,9 @@ children_target(const char *task, const BatchItems *src)
 	return (char *) who;
 }
 
+/* Suspend at `call`, a wait for the children of src, kept in the run's context. */
 static void
-wait_for_children(int32 seq, const BatchItems *src, bool batch, const char *target)
+wait_for_children(WaitCall *call, const BatchItems *src)
 {
 	ClaimedRun *run = current_run();
 	BatchItems *keep;
@@ -216,8 +256,9 @@ wait_for_children(int32 seq, const BatchItems *src, bool batch, const char *targ
 		keep->items = MemoryContextAlloc(run->cxt, VARSIZE(src->items));
 		memcpy(keep->items, src->items, VARSIZE(src->items));
 	}
-	wait_suspend(run, seq, batch ? "batch" : "run", DT_NOEND, keep, NULL, target,
-			src->query ? "the child runs of a query" : "child runs");
+	call->resume_at = DT_NOEND;
+	call->children = keep;
+	wait_suspend(run, call, src->query ? "the child runs of a query" : "child runs");
 }
 
 /* SQL: taskorch.trigger_and_wait(task, payload, options) -> Result object */
@@ -236,7 +277,11 @@ taskorch_trigger_and_wait(PG_FUNCTION_ARGS)
 	if (next_wait("taskorch.trigger_and_wait()", "run", target, &seq, &result))
 		PG_RETURN_JSONB_P(result);
 	src.items = batch_single_item(PG_GETARG_JSONB_P(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
-	wait_for_children(seq, &src, false, target);
+	{
+		WaitCall	call = {.seq = seq, .kind = "run", .target = target};
+
+		wait_for_children(&call, &src);
+	}
 	PG_RETURN_NULL();
 }
 
@@ -260,7 +305,11 @@ taskorch_batch_trigger_and_wait(PG_FUNCTION_ARGS)
 	target = children_target(src.task, &src);
 	if (next_wait("taskorch.batch_trigger_and_wait()", "batch", target, &seq, &result))
 		PG_RETURN_JSONB_P(result);
-	wait_for_children(seq, &src, true, target);
+	{
+		WaitCall	call = {.seq = seq, .kind = "batch", .target = target};
+
+		wait_for_children(&call, &src);
+	}
 	PG_RETURN_NULL();
 }
 
@@ -284,7 +333,38 @@ taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 	target = children_target(src.task, &src);
 	if (next_wait("taskorch.batch_trigger_and_wait_query()", "batch", target, &seq, &result))
 		PG_RETURN_JSONB_P(result);
-	wait_for_children(seq, &src, true, target);
+	{
+		WaitCall	call = {.seq = seq, .kind = "batch", .target = target};
+
+		wait_for_children(&call, &src);
+	}
+	PG_RETURN_NULL();
+}
+
+/*
+ * SQL: taskorch._wait_step(step, key, task, payload, state), inside a
+ * track's run: run step number `step` (task with payload) and wait for it,
+ * at a checkpoint under `key` (the step's name) carrying `state`.  It
+ * never returns: the run resumes from the checkpoint (_last_checkpoint),
+ * or the engine runs the next step itself (tracks.c).
+ */
+Datum
+taskorch_wait_step(PG_FUNCTION_ARGS)
+{
+	ClaimedRun *run;
+	BatchItems	src = {NULL, NULL, NULL};
+	WaitCall	call = {.kind = "run"};
+
+	require_args(fcinfo, 5, "step, key, task, payload and state", "taskorch.run_track() calls it.");
+	run = run_in_task("taskorch._wait_step()", "Only a track's run waits for its steps.");
+	call.seq = PG_GETARG_INT32(0);
+	call.key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	src.task = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	call.target = children_target(src.task, &src);
+	call.state = PG_GETARG_JSONB_P(4);
+	src.items = batch_single_item(PG_GETARG_JSONB_P(3), NULL);
+	run->wait_calls = Max(run->wait_calls, call.seq + 1);
+	wait_for_children(&call, &src);
 	PG_RETURN_NULL();
 }
 

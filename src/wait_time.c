@@ -59,7 +59,11 @@ wait_until(const char *function, TimestampTz resume_at)
 	seq = run->wait_calls++;
 	if (wait_completed(run, seq, "time", NULL, NULL) || resume_at <= GetCurrentTimestamp())
 		return;
-	wait_suspend(run, seq, "time", resume_at, NULL, NULL, NULL, timestamptz_to_str(resume_at));
+	{
+		WaitCall	call = {.seq = seq, .kind = "time", .resume_at = resume_at};
+
+		wait_suspend(run, &call, timestamptz_to_str(resume_at));
+	}
 }
 
 /* SQL: taskorch.wait_for(duration) */

@@ -323,7 +323,12 @@ taskorch_wait_for_token(PG_FUNCTION_ARGS)
 	if (wait_completed(run, seq, "token", token, &result) ||
 		(!made_here(run, token) && token_state(token, &result)))
 		PG_RETURN_JSONB_P(result);
-	wait_suspend(run, seq, "token", DT_NOEND, NULL, token, token, psprintf("wait token %s", token));
+	{
+		WaitCall	call = {.seq = seq, .kind = "token", .resume_at = DT_NOEND,
+		.token = token, .target = token};
+
+		wait_suspend(run, &call, psprintf("wait token %s", token));
+	}
 	PG_RETURN_NULL();
 }
 

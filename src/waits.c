@@ -48,48 +48,72 @@
 
 PG_FUNCTION_INFO_V1(taskorch_in_transaction_block);
 
-PG_FUNCTION_INFO_V1(taskorch_next_wait_result);
-PG_FUNCTION_INFO_V1(taskorch_replaying);
+PG_FUNCTION_INFO_V1(taskorch_last_checkpoint);
 
 static void load_memo(ClaimedRun *run);
 
-/*
- * SQL: taskorch._next_wait_result(): inside a task, the Result of its next
- * wait call when an earlier execution got past it (a child run's wait),
- * taking that call's place; NULL otherwise, taking nothing.  A track
- * replays the steps it already ran with it, without mapping their inputs
- * again.
- */
-Datum
-taskorch_next_wait_result(PG_FUNCTION_ARGS)
+/* key: value (a Jsonb, or null) into an object being built */
+static void
+push_jsonb_field(JsonbParseState **state, const char *key, Jsonb *value)
 {
-	ClaimedRun *run = current_run();
-	Jsonb	   *result = NULL;
+	JsonbValue	k,
+				v;
 
-	if (run == NULL || !wait_completed(run, run->wait_calls, "run", NULL, &result))
-		PG_RETURN_NULL();
-	run->wait_calls++;
-	PG_RETURN_JSONB_P(result);
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	(void) pushJsonbValue(state, WJB_KEY, &k);
+	if (value == NULL)
+	{
+		v.type = jbvNull;
+		(void) pushJsonbValue(state, WJB_VALUE, &v);
+	}
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &value->root;
+		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+		(void) pushJsonbValue(state, WJB_VALUE, &v);
+	}
 }
 
 /*
- * SQL: taskorch._replaying(): inside a task, whether an earlier execution
- * got past this point (a later wait of the run is over), so that code
- * logging a step's start or end does it once, not on every replay.
+ * SQL: taskorch._last_checkpoint(): inside a task, its latest checkpoint
+ * that is over, {key, state, result}: where a track resumes (the state it
+ * carried into that step, and how the step ended); NULL if none.  A
+ * checkpoint is a wait recorded under a key (a track step's name), so a
+ * resumed run starts from it instead of replaying its code from the top.
  */
 Datum
-taskorch_replaying(PG_FUNCTION_ARGS)
+taskorch_last_checkpoint(PG_FUNCTION_ARGS)
 {
 	ClaimedRun *run = current_run();
+	int			last = -1;
+	JsonbParseState *state = NULL;
+	JsonbValue	k,
+				v;
 
 	if (run == NULL)
-		PG_RETURN_BOOL(false);
+		PG_RETURN_NULL();
 	if (!run->memo_loaded)
 		load_memo(run);
 	for (int i = 0; i < run->memo_count; i++)
-		if (run->memo_seq[i] >= run->wait_calls)
-			PG_RETURN_BOOL(true);
-	PG_RETURN_BOOL(false);
+		if (run->memo_key[i] && (last < 0 || run->memo_seq[i] > run->memo_seq[last]))
+			last = i;
+	if (last < 0)
+		PG_RETURN_NULL();
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "key";
+	k.val.string.len = 3;
+	(void) pushJsonbValue(&state, WJB_KEY, &k);
+	v.type = jbvString;
+	v.val.string.val = run->memo_key[last];
+	v.val.string.len = strlen(run->memo_key[last]);
+	(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	push_jsonb_field(&state, "state", run->memo_state[last]);
+	push_jsonb_field(&state, "result", run->memo_result[last]);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }
 
 /* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
@@ -110,6 +134,8 @@ typedef struct MemoRow
 	PlanValue	seq;
 	PlanValue	kind;
 	PlanValue	target;
+	PlanValue	key;
+	PlanValue	state;
 	PlanValue	result;
 } MemoRow;
 
@@ -120,10 +146,12 @@ static const PlanField memo_columns[] = {
 	PLAN_COLUMN(MemoRow, seq),
 	PLAN_COLUMN(MemoRow, kind),
 	PLAN_COLUMN(MemoRow, target),
+	PLAN_COLUMN(MemoRow, key),
+	PLAN_COLUMN(MemoRow, state),
 	PLAN_COLUMN(MemoRow, result),
 };
 static NamedPlan memo_plan = {
-	.sql = "SELECT seq, kind, target, result FROM taskorch.waitpoint"
+	.sql = "SELECT seq, kind, target, key, state, result FROM taskorch.waitpoint"
 	" WHERE run_id = :run_id AND completed_at IS NOT NULL",
 	PLAN_PARAMS(memo_params), PLAN_COLUMNS(memo_columns)
 };
@@ -138,6 +166,8 @@ typedef struct InsertArgs
 	PlanValue	children;		/* each: ids space-separated, '': none */
 	PlanValue	tokens;			/* each: '': none */
 	PlanValue	targets;
+	PlanValue	keys;
+	PlanValue	states;
 	PlanValue	now;
 } InsertArgs;
 
@@ -149,15 +179,19 @@ static const PlanField insert_params[] = {
 	PLAN_PARAM(InsertArgs, children, TEXTARRAYOID),
 	PLAN_PARAM(InsertArgs, tokens, TEXTARRAYOID),
 	PLAN_PARAM(InsertArgs, targets, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, keys, TEXTARRAYOID),
+	PLAN_PARAM(InsertArgs, states, JSONBARRAYOID),
 	PLAN_PARAM(InsertArgs, now, TIMESTAMPTZOID),
 };
 static NamedPlan insert_plan = {
 	.sql = "INSERT INTO taskorch.waitpoint (run_id, seq, kind, resume_at, children, token, target,"
-	"                                created_at)"
+	"                                key, state, created_at)"
 	" SELECT u.run_id, u.seq, u.kind, u.resume_at,"
-	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), u.target, :now"
-	"   FROM unnest(:run_ids, :seqs, :kinds, :resume_ats, :children, :tokens, :targets)"
-	"        AS u(run_id, seq, kind, resume_at, children, token, target)"
+	"        string_to_array(nullif(u.children, ''), ' '), nullif(u.token, ''), u.target,"
+	"        u.key, u.state, :now"
+	"   FROM unnest(:run_ids, :seqs, :kinds, :resume_ats, :children, :tokens, :targets,"
+	"               :keys, :states)"
+	"        AS u(run_id, seq, kind, resume_at, children, token, target, key, state)"
 	" ON CONFLICT (run_id, seq) DO NOTHING",
 	PLAN_PARAMS(insert_params)
 };
@@ -180,6 +214,8 @@ load_memo(ClaimedRun *run)
 	run->memo_seq = palloc(sizeof(int32) * Max(n, 1));
 	run->memo_kind = palloc(sizeof(char *) * Max(n, 1));
 	run->memo_target = palloc(sizeof(char *) * Max(n, 1));
+	run->memo_key = palloc(sizeof(char *) * Max(n, 1));
+	run->memo_state = palloc(sizeof(Jsonb *) * Max(n, 1));
 	run->memo_result = palloc(sizeof(Jsonb *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -189,6 +225,8 @@ load_memo(ClaimedRun *run)
 		run->memo_seq[i] = DatumGetInt32(row.seq.datum);
 		run->memo_kind[i] = pv_cstring(row.kind);
 		run->memo_target[i] = pv_cstring(row.target);
+		run->memo_key[i] = pv_cstring(row.key);
+		run->memo_state[i] = pv_jsonb_copy(row.state);
 		run->memo_result[i] = pv_jsonb_copy(row.result);
 	}
 	MemoryContextSwitchTo(old);
@@ -279,24 +317,30 @@ wait_completed(ClaimedRun *run, int32 seq, const char *kind, const char *target,
 }
 
 /*
- * Suspend the run at wait call `seq` of `kind` (waiting on `children` or
- * `token`, when given): note the wait (the worker records it once the
- * attempt is rolled back), then unwind the task.  Only the first wait an
- * execution reaches counts: if task code catches the error and goes on,
- * the run still suspends there when the task returns (execute.c).
+ * Suspend the run at the wait `call` (waiting on its children or token,
+ * when given; under its key, when it is a checkpoint): note the wait (the
+ * worker records it once the attempt is rolled back), then unwind the
+ * task.  Only the first wait an execution reaches counts: if task code
+ * catches the error and goes on, the run still suspends there when the
+ * task returns (execute.c).
  */
 void
-wait_suspend(ClaimedRun *run, int32 seq, const char *kind, TimestampTz resume_at,
-		BatchItems *children, const char *token, const char *target, const char *what)
+wait_suspend(ClaimedRun *run, const WaitCall *call, const char *what)
 {
 	if (run->wait_kind == NULL)
 	{
-		run->wait_seq = seq;
-		run->wait_kind = kind;
-		run->wait_resume_at = resume_at;
-		run->wait_children = children;
-		run->wait_token = token ? MemoryContextStrdup(run->cxt, token) : NULL;
-		run->wait_target = target ? MemoryContextStrdup(run->cxt, target) : NULL;
+		MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+		run->wait_seq = call->seq;
+		run->wait_kind = call->kind;
+		run->wait_resume_at = call->resume_at;
+		run->wait_children = call->children;
+		run->wait_token = call->token ? pstrdup(call->token) : NULL;
+		run->wait_target = call->target ? pstrdup(call->target) : NULL;
+		run->wait_key = call->key ? pstrdup(call->key) : NULL;
+		run->wait_state = call->state ?
+			DatumGetJsonbPCopy(JsonbPGetDatum(call->state)) : NULL;
+		MemoryContextSwitchTo(old);
 	}
 	ereport(ERROR,
 			errcode(TASKORCH_SQLSTATE_WAIT),
@@ -315,7 +359,9 @@ waits_record(ClaimedRun *runs, int n)
 				resume_ats = plan_items_new(n),
 				children = plan_items_new(n),
 				tokens = plan_items_new(n),
-				targets = plan_items_new(n);
+				targets = plan_items_new(n),
+				keys = plan_items_new(n),
+				states = plan_items_new(n);
 	InsertArgs	args;
 	int			k = 0;
 
@@ -331,6 +377,10 @@ waits_record(ClaimedRun *runs, int n)
 		tokens.values[k] = CStringGetTextDatum(runs[i].wait_token ? runs[i].wait_token : "");
 		targets.values[k] = runs[i].wait_target ? CStringGetTextDatum(runs[i].wait_target) : (Datum) 0;
 		targets.nulls[k] = runs[i].wait_target == NULL;
+		keys.values[k] = runs[i].wait_key ? CStringGetTextDatum(runs[i].wait_key) : (Datum) 0;
+		keys.nulls[k] = runs[i].wait_key == NULL;
+		states.values[k] = runs[i].wait_state ? JsonbPGetDatum(runs[i].wait_state) : (Datum) 0;
+		states.nulls[k] = runs[i].wait_state == NULL;
 		k++;
 	}
 	if (k == 0)
@@ -342,6 +392,8 @@ waits_record(ClaimedRun *runs, int n)
 	args.children = plan_items_array(children, k, TEXTOID);
 	args.tokens = plan_items_array(tokens, k, TEXTOID);
 	args.targets = plan_items_array(targets, k, TEXTOID);
+	args.keys = plan_items_array(keys, k, TEXTOID);
+	args.states = plan_items_array(states, k, JSONBOID);
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	taskorch_execute_args(&insert_plan, &args, false, 0);
 }

@@ -477,6 +477,13 @@ taskorch_worker_main(Datum arg)
 	before_shmem_exit(worker_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("taskorch worker");
+	/*
+	 * No JIT in a worker: its statements are short, and JIT-compiling one
+	 * whose estimate is off (the runs table's statistics lag its churn) cost
+	 * more than 300 ms a call.  A task function that wants JIT sets it on
+	 * itself (ALTER FUNCTION ... SET jit = on).
+	 */
+	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
 
 	run_table_oid = worker_start();
 	if (!OidIsValid(run_table_oid))

@@ -30,12 +30,14 @@ SELECT j.id AS job_id, s.n::int - 1 AS position, s.step->>'name' AS step, s.step
   FROM taskorch.run j
   JOIN taskorch.composite d ON d.name = j.task_id AND NOT d.steps->0 ? 'query'
   CROSS JOIN LATERAL jsonb_array_elements(d.steps) WITH ORDINALITY AS s(step, n)
+  -- a track's step: the child of its checkpoint (keyed by the step's
+  -- name); an orchestrator's member: its child in the one batch wait
   LEFT JOIN LATERAL (
-	SELECT ch.id, ch.status, ch.started_at, ch.finished_at FROM taskorch.run ch
-	 WHERE ch.parent_run_id = j.id
-	   AND CASE WHEN d.kind = 'track' THEN ch.parent_wait_seq = s.n - 1
-				ELSE ch.id = (SELECT w.children[s.n] FROM taskorch.waitpoint w
-							   WHERE w.run_id = j.id AND w.seq = 0) END) c ON true
+	SELECT ch.id, ch.status, ch.started_at, ch.finished_at
+	  FROM taskorch.waitpoint w
+	  JOIN taskorch.run ch ON ch.id = w.children[CASE WHEN d.kind = 'track' THEN 1 ELSE s.n END]
+	 WHERE w.run_id = j.id
+	   AND CASE WHEN d.kind = 'track' THEN w.key = s.step->>'name' ELSE w.seq = 0 END) c ON true
 UNION ALL
 SELECT j.id, w.seq, 'page_' || w.seq, d.steps->0->>'task', NULL,
 	   CASE WHEN w.completed_at IS NULL THEN 'WAITING' ELSE 'COMPLETED' END::taskorch.run_status,

@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION taskorch._in_transaction_block() RETURNS bool
 -- taskIdentifier, output} or {ok: false, id, taskIdentifier, error}.
 CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text, task_id text,
 								 output jsonb, error jsonb) RETURNS jsonb
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
 	SELECT pg_catalog.jsonb_build_object('ok', status = 'COMPLETED', 'id', id, 'taskIdentifier', task_id)
 		   || CASE WHEN status = 'COMPLETED' THEN pg_catalog.jsonb_build_object('output', output)
@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION taskorch._result_error(output jsonb) RETURNS jsonb
 -- The Result a wait for a token returns: {ok: true, output}, or {ok: false,
 -- error} when the token timed out or was completed with a failed FP Result.
 CREATE OR REPLACE FUNCTION taskorch._token_result(timed_out bool, output jsonb) RETURNS jsonb
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
 	SELECT CASE WHEN timed_out
 				THEN pg_catalog.jsonb_build_object('ok', false, 'error',

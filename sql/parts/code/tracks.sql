@@ -7,10 +7,13 @@
 -- resolve the mappers and queries they are given under that role's
 -- search_path.
 ------------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION taskorch._next_wait_result() RETURNS jsonb
-	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_next_wait_result';
-CREATE OR REPLACE FUNCTION taskorch._replaying() RETURNS bool
-	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_replaying';
+-- A track's checkpoints (waits.c, wait_children.c): its latest that is
+-- over, {key, state, result}; and the wait for a step under its name.
+CREATE OR REPLACE FUNCTION taskorch._last_checkpoint() RETURNS jsonb
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_last_checkpoint';
+CREATE OR REPLACE FUNCTION taskorch._wait_step(step int, key text, task text, payload jsonb, state jsonb)
+	RETURNS jsonb
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_step';
 
 -- A declarative input: the template with every string "$.prev..." or
 -- "$.input..." replaced by that JSON path's value in {prev, input}.
@@ -115,8 +118,34 @@ BEGIN
 END
 $$;
 
+-- trampData carried into a step's input (an object), unless the input sets it
+CREATE OR REPLACE FUNCTION taskorch._with_tramp(input jsonb, tramp jsonb) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT CASE WHEN coalesce(jsonb_typeof(tramp), 'null') <> 'null'
+					 AND jsonb_typeof(coalesce(input, '{}')) = 'object'
+					 AND NOT coalesce(input, '{}') ? 'trampData'
+				THEN coalesce(input, '{}') || jsonb_build_object('trampData', tramp)
+				ELSE coalesce(input, '{}') END $$;
+
+-- The input of a step without a mapper: its template filled, or the
+-- original input (first step), or the previous output; with trampData.
+CREATE OR REPLACE FUNCTION taskorch._step_declared_input(step jsonb, prev jsonb, input jsonb, tramp jsonb,
+														 first bool) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	AS $$
+DECLARE
+	result jsonb := CASE WHEN step ? 'input' THEN taskorch.fill_template(step->'input', prev, input)
+						 WHEN first THEN input ELSE prev END;
+BEGIN
+	RETURN taskorch._with_tramp(result, tramp);
+END
+$$;
+
 -- The input of a step: mapped from the previous output and the original
--- input, and carrying trampData unless the mapping set it.
+-- input, and carrying trampData unless the mapping set it.  A mapper is
+-- user code (the runner calls it, as the track's owner); the rest is
+-- _step_declared_input's.
 CREATE OR REPLACE FUNCTION taskorch._step_input(step jsonb, prev jsonb, input jsonb, tramp jsonb, first bool)
 	RETURNS jsonb
 	LANGUAGE plpgsql
@@ -125,23 +154,14 @@ DECLARE
 	result jsonb;
 	mapper regprocedure := (step->>'input_mapper')::regprocedure;
 BEGIN
-	IF mapper IS NOT NULL THEN
-		EXECUTE format('SELECT %s($1, $2)', (SELECT format('%I.%I', n.nspname, p.proname)
-											   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-											  WHERE p.oid = mapper))
-			INTO result USING prev, input;
-	ELSIF step ? 'input' THEN
-		result := taskorch.fill_template(step->'input', prev, input);
-	ELSIF first THEN
-		result := input;
-	ELSE
-		result := prev;
+	IF mapper IS NULL THEN
+		RETURN taskorch._step_declared_input(step, prev, input, tramp, first);
 	END IF;
-	result := coalesce(result, '{}');
-	IF tramp IS NOT NULL AND jsonb_typeof(result) = 'object' AND NOT result ? 'trampData' THEN
-		result := result || jsonb_build_object('trampData', tramp);
-	END IF;
-	RETURN result;
+	EXECUTE format('SELECT %s($1, $2)', (SELECT format('%I.%I', n.nspname, p.proname)
+										   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+										  WHERE p.oid = mapper))
+		INTO result USING prev, input;
+	RETURN taskorch._with_tramp(result, tramp);
 END
 $$;
 
@@ -175,7 +195,7 @@ $$;
 -- (Whether an output is a failure was decided when the child's run ended:
 -- taskorch._result_error(), docs/runs.md.)
 CREATE OR REPLACE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
-	LANGUAGE sql IMMUTABLE
+	LANGUAGE sql STABLE
 	AS $$
 	SELECT CASE
 		WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
@@ -219,88 +239,175 @@ BEGIN
 END
 $$;
 
--- The runner of every track: its steps in order, each a child run it waits
--- for.  The track's output is the envelope {job, results, metadata,
--- trampData}; a failed step stops it (FAILED, the envelope in its error)
--- unless it continues on failure, when it fails only if every step did.
+-- What a track carries from step to step, {n, prev, tramp, results,
+-- errors, stop}: the number of steps done, the last output, trampData, the
+-- outputs by step name, the failures, and whether a failure stopped it.
+-- Before the first step:
+CREATE OR REPLACE FUNCTION taskorch._track_start(payload jsonb) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT jsonb_build_object('n', 0, 'tramp', payload->'trampData', 'results', '{}'::jsonb,
+							  'errors', '[]'::jsonb, 'stop', false) $$;
+
+-- ...and after step `name` ended with `result` (a Result object).  The one
+-- place a step's end changes a track, whoever advances it (its runner, or
+-- the engine between steps: tracks.c).  A single expression, so that it is
+-- inlined where it is called.
+CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result jsonb,
+												continue_on_failure bool) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT state || jsonb_build_object('n', (state->>'n')::int + 1)
+		   || CASE WHEN (result->>'ok')::bool
+				   THEN jsonb_build_object('prev', taskorch._unwrap(result)->'output',
+						'results', state->'results' || jsonb_build_object(name, taskorch._unwrap(result)->'output'),
+						'tramp', CASE WHEN jsonb_typeof(taskorch._unwrap(result)->'output'->'trampData') = 'object'
+									  THEN taskorch._unwrap(result)->'output'->'trampData' ELSE state->'tramp' END)
+				   ELSE jsonb_build_object('stop', NOT continue_on_failure,
+						'errors', state->'errors' || jsonb_build_array(jsonb_build_object(
+							'step', name, 'task', result->'taskIdentifier', 'runId', result->'id',
+							'error', result->'error'))) END $$;
+
+-- The output of a track that ran its steps: the envelope {job, results,
+-- metadata, trampData}; a failed step makes it an FP failure (the envelope
+-- in its data), and the job Partial when other steps completed (jobs.sql).
+CREATE OR REPLACE FUNCTION taskorch._track_output(def taskorch.composite, state jsonb, payload jsonb,
+												  run_id text) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT CASE WHEN jsonb_array_length(errors) = 0 THEN envelope
+				ELSE jsonb_build_object('success', false, 'data', envelope,
+					'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
+									errors->0->'error'->>'message')) END
+	  FROM (SELECT state->'errors' AS errors) e,
+		   LATERAL (SELECT jsonb_build_object(
+				'job', jsonb_build_object('success', jsonb_array_length(errors) = 0,
+										  'taskName', def.name, 'runId', run_id, 'input', payload)
+					   || CASE WHEN jsonb_array_length(errors) > 0
+							   THEN jsonb_build_object('error', errors->0->'error'->>'message')
+							   ELSE '{}' END,
+				'results', state->'results',
+				'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
+											   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
+											   'failed', jsonb_array_length(errors), 'errors', errors),
+				'trampData', state->'tramp') AS envelope) o $$;
+
+-- The log entries of a track's step, in the track run's logs: its start,
+-- and its end (completed or failed), each written once, by whoever made it
+-- happen (the runner, or the engine between steps: _track_next).
+CREATE OR REPLACE FUNCTION taskorch._step_started_log(name text, task text, n int)
+	RETURNS TABLE (level text, message text, data jsonb)
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT 'info', format('step %s (%s) started', name, task), jsonb_build_object('step', name, 'index', n) $$;
+
+CREATE OR REPLACE FUNCTION taskorch._step_ended_log(name text, n int, result jsonb)
+	RETURNS TABLE (level text, message text, data jsonb)
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT CASE WHEN (result->>'ok')::bool THEN 'info' ELSE 'error' END,
+		   format('step %s (%s) %s', name, result->>'taskIdentifier',
+				  CASE WHEN (result->>'ok')::bool THEN 'completed' ELSE 'failed' END),
+		   jsonb_build_object('step', name, 'index', n, 'runId', result->'id') $$;
+
+-- The runner of every track.  Each step is a child run it waits for at a
+-- checkpoint keyed by the step's name, carrying the track's state; it
+-- resumes from its latest checkpoint, never from the top.  Between steps
+-- the engine usually runs the next step itself (tracks.c): the runner
+-- executes at the start, at the end, and for a step whose input a mapper
+-- makes (user code, run here as the track's owner).
 CREATE OR REPLACE FUNCTION taskorch.run_track(payload jsonb) RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
 DECLARE
-	me jsonb := taskorch.current_run();
-	def taskorch.composite;
+	def taskorch.composite := taskorch._definition('track', payload);
+	cp jsonb := taskorch._last_checkpoint();
+	state jsonb;
 	step jsonb;
-	n int := 0;
-	prev jsonb;
-	tramp jsonb := payload->'trampData';
-	results jsonb := '{}';
-	errors jsonb := '[]';
-	r jsonb;
-	res jsonb;
+	n int;
 	input jsonb;
 	refusal text;
-	envelope jsonb;
+	r jsonb;
 BEGIN
-	def := taskorch._definition('track', payload);
-	FOR step IN SELECT value FROM jsonb_array_elements(def.steps) LOOP
-		-- an earlier execution ran this step: its wait's result, taking its place
-		r := taskorch._next_wait_result();
-		IF r IS NULL THEN
-			input := taskorch._step_input(step, prev, payload, tramp, n = 0);
-			refusal := taskorch._step_refusal(step->>'task', input);
-			IF refusal IS NULL THEN
-				PERFORM taskorch.log('info', format('step %s (%s) started', step->>'name', step->>'task'),
-									 jsonb_build_object('step', step->>'name', 'index', n));
-				r := taskorch.trigger_and_wait(step->>'task', input);
-			ELSE
-				-- the step cannot run: it fails, and a wait that is already over
-				-- keeps its place among the run's waits
-				PERFORM taskorch.wait_until('-infinity');
-				r := taskorch._result('FAILED', NULL, step->>'task', NULL,
-									  jsonb_build_object('message', refusal));
-			END IF;
-		END IF;
-		res := taskorch._unwrap(r);
-		IF (res->>'ok')::bool THEN
-			prev := res->'output';
-			results := results || jsonb_build_object(step->>'name', prev);
-			IF jsonb_typeof(prev->'trampData') = 'object' THEN
-				tramp := prev->'trampData';
-			END IF;
-		ELSE
-			errors := errors || jsonb_build_array(jsonb_build_object(
-				'step', step->>'name', 'task', step->>'task', 'runId', r->'id', 'error', res->'error'));
-		END IF;
-		IF NOT taskorch._replaying() THEN
-			PERFORM taskorch.log(CASE WHEN (res->>'ok')::bool THEN 'info' ELSE 'error' END,
-								 format('step %s (%s) %s', step->>'name', step->>'task',
-										CASE WHEN (res->>'ok')::bool THEN 'completed' ELSE 'failed' END),
-								 jsonb_build_object('step', step->>'name', 'index', n, 'runId', r->'id'));
-		END IF;
-		n := n + 1;
-		EXIT WHEN NOT (res->>'ok')::bool AND NOT def.continue_on_failure;
-	END LOOP;
-	envelope := jsonb_build_object(
-		'job', jsonb_build_object('success', jsonb_array_length(errors) = 0, 'taskName', def.name,
-								  'runId', me->'id', 'input', payload)
-			   || CASE WHEN jsonb_array_length(errors) > 0
-					   THEN jsonb_build_object('error', errors->0->'error'->>'message') ELSE '{}' END,
-		'results', results,
-		'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
-									   'completed', (SELECT count(*) FROM jsonb_object_keys(results)),
-									   'failed', jsonb_array_length(errors), 'errors', errors),
-		'trampData', tramp);
-	-- a step failed: the track's run fails (an FP failure, the envelope in
-	-- its data); its job is Partial when other steps completed (jobs.sql)
-	IF jsonb_array_length(errors) > 0 THEN
-		RETURN jsonb_build_object('success', false, 'data', envelope,
-			'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
-							errors->0->'error'->>'message'));
+	IF cp IS NULL THEN
+		state := taskorch._track_start(payload);
+	ELSE
+		PERFORM taskorch.log(l.level, l.message, l.data)
+		   FROM taskorch._step_ended_log(cp->>'key', (cp->'state'->>'n')::int, cp->'result') l;
+		state := taskorch._track_fold(cp->'state', cp->>'key', cp->'result', def.continue_on_failure);
 	END IF;
-	RETURN envelope;
+	LOOP
+		n := (state->>'n')::int;
+		EXIT WHEN (state->>'stop')::bool OR n >= jsonb_array_length(def.steps);
+		step := def.steps->n;
+		input := taskorch._step_input(step, state->'prev', payload, state->'tramp', n = 0);
+		refusal := taskorch._step_refusal(step->>'task', input);
+		IF refusal IS NOT NULL THEN
+			-- the step cannot run: it fails at once
+			r := taskorch._result('FAILED', NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
+			PERFORM taskorch.log(l.level, l.message, l.data)
+			   FROM taskorch._step_ended_log(step->>'name', n, r) l;
+			state := taskorch._track_fold(state, step->>'name', r, def.continue_on_failure);
+		ELSE
+			PERFORM taskorch.log(l.level, l.message, l.data)
+			   FROM taskorch._step_started_log(step->>'name', step->>'task', n) l;
+			PERFORM taskorch._wait_step(n, step->>'name', step->>'task', input, state);
+		END IF;
+	END LOOP;
+	RETURN taskorch._track_output(def, state, payload, taskorch.current_run()->>'id');
 END
 $$;
 GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
+
+-- The engine between a track's steps (tracks.c, as the extension owner):
+-- for each track whose step `seq` just ended, the next step when the
+-- engine can run it itself: there is one, no failure stopped the track,
+-- and no mapper (user code) makes its input.  The tracks are locked, and
+-- one that ended meanwhile (canceled) is passed over.  The others are
+-- queued by the caller: their runner goes on.
+CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
+	RETURNS TABLE (run_id text, seq int, key text, task text, input jsonb, state jsonb,
+				   track text, owner oid, fn oid)
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	WITH ended AS (
+		SELECT r.id, r.task_id, r.payload, r.attempts, r.owner::oid AS owner, t.fn::oid AS fn,
+			   d.steps, w.key, w.seq, w.result,
+			   taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state
+		  FROM unnest(run_ids, seqs) AS u(run_id, seq)
+		  JOIN taskorch.waitpoint w ON w.run_id = u.run_id AND w.seq = u.seq AND w.key IS NOT NULL
+		  JOIN taskorch.run r ON r.id = u.run_id
+		  JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid
+		  JOIN taskorch.composite d ON d.name = r.task_id AND d.kind = 'track'
+		 WHERE NOT taskorch.finished(r.status)
+		 ORDER BY r.id
+		   FOR UPDATE OF r),
+	next AS (
+		SELECT e.*, s.step
+		  FROM ended e, LATERAL (SELECT e.steps->((e.state->>'n')::int) AS step) s
+		 WHERE NOT (e.state->>'stop')::bool AND s.step IS NOT NULL AND NOT s.step ? 'input_mapper')
+	SELECT n.id, (n.state->>'n')::int, n.step->>'name', n.step->>'task',
+		   taskorch._step_declared_input(n.step, n.state->'prev', n.payload, n.state->'tramp', false),
+		   n.state, n.task_id, n.owner, n.fn
+	  FROM next n $$;
+
+-- The logs of the tracks the engine advanced (tracks.c): step seqs[i]
+-- ended, and the next one started.
+CREATE OR REPLACE FUNCTION taskorch._track_advanced_log(run_ids text[], seqs int[]) RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)
+	SELECT r.id, r.attempts + 1, l.position, clock_timestamp(), l.level, l.message, l.data
+	  FROM unnest(run_ids, seqs) AS u(run_id, seq)
+	  JOIN taskorch.run r ON r.id = u.run_id
+	  JOIN taskorch.waitpoint ended ON ended.run_id = u.run_id AND ended.seq = u.seq
+	  JOIN taskorch.waitpoint started ON started.run_id = u.run_id AND started.seq = u.seq + 1
+	  JOIN taskorch.run child ON child.id = started.children[1],
+		   LATERAL (SELECT 1 AS position, * FROM taskorch._step_ended_log(ended.key, ended.seq, ended.result)
+					UNION ALL
+					SELECT 2, * FROM taskorch._step_started_log(started.key, child.task_id, started.seq)) l $$;
 
 -- The runner of every orchestrator: its members in parallel (one batch
 -- wait), or for a traverse orchestrator the rows of a query, a page at a

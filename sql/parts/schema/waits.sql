@@ -9,6 +9,8 @@ CREATE TABLE taskorch.waitpoint (
 	children		text[],						-- the runs waited for, in call order
 	token			text,						-- the wait token waited for
 	target			text,						-- what the call waited for (its task and payload...)
+	key				text,						-- a checkpoint's key: the track step it runs
+	state			jsonb,						-- what the run carries past it (a track's steps so far)
 	created_at		timestamptz NOT NULL,
 	completed_at	timestamptz,				-- NULL: still waiting
 	result			jsonb,
