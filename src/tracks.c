@@ -52,7 +52,23 @@ typedef struct NextRow
 	PlanValue	track;
 	PlanValue	owner;
 	PlanValue	fn;
+	PlanValue	attempts;
+	PlanValue	ended_level;
+	PlanValue	ended_message;
+	PlanValue	ended_data;
+	PlanValue	started_message;
+	PlanValue	started_data;
 } NextRow;
+
+/* what the engine logs of a track it advanced: the step that ended, the next */
+typedef struct StepLogs
+{
+	char	   *ended_level;
+	char	   *ended_message;
+	Jsonb	   *ended_data;
+	char	   *started_message;
+	Jsonb	   *started_data;
+} StepLogs;
 
 static const PlanField next_params[] = {
 	PLAN_PARAM(NextArgs, run_ids, TEXTARRAYOID),
@@ -68,6 +84,12 @@ static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, track),
 	PLAN_COLUMN(NextRow, owner),
 	PLAN_COLUMN(NextRow, fn),
+	PLAN_COLUMN(NextRow, attempts),
+	PLAN_COLUMN(NextRow, ended_level),
+	PLAN_COLUMN(NextRow, ended_message),
+	PLAN_COLUMN(NextRow, ended_data),
+	PLAN_COLUMN(NextRow, started_message),
+	PLAN_COLUMN(NextRow, started_data),
 };
 static NamedPlan next_plan = {
 	.sql = "SELECT * FROM taskorch._track_next(:run_ids, :seqs)",
@@ -91,19 +113,9 @@ static NamedPlan queue_plan = {
 	PLAN_PARAMS(queue_params)
 };
 
-static const PlanField log_params[] = {
-	PLAN_PARAM(NextArgs, run_ids, TEXTARRAYOID),
-	PLAN_PARAM(NextArgs, seqs, INT4ARRAYOID),
-};
-/* the logs of the tracks advanced: a step ended, the next started */
-static NamedPlan log_plan = {
-	.sql = "SELECT taskorch._track_advanced_log(:run_ids, :seqs)",
-	PLAN_PARAMS(log_params)
-};
-
 /* The track of next_plan's row i, noted as waiting for its next step. */
 static void
-read_next(ClaimedRun *track, int i)
+read_next(ClaimedRun *track, StepLogs *logs, int i)
 {
 	NextRow		row;
 	BatchItems *step = palloc0(sizeof(BatchItems));
@@ -115,6 +127,7 @@ read_next(ClaimedRun *track, int i)
 	track->task_found = true;
 	track->owner = DatumGetObjectId(row.owner.datum);
 	track->fn = DatumGetObjectId(row.fn.datum);
+	track->attempts = DatumGetInt32(row.attempts.datum);
 	track->cxt = CurrentMemoryContext;
 	track->suspended = true;
 	track->wait_seq = DatumGetInt32(row.seq.datum);
@@ -125,6 +138,11 @@ read_next(ClaimedRun *track, int i)
 	step->items = batch_single_item(pv_jsonb_copy(row.input), NULL);
 	track->wait_children = step;
 	track->wait_target = psprintf("task %s", step->task);
+	logs->ended_level = pv_cstring(row.ended_level);
+	logs->ended_message = pv_cstring(row.ended_message);
+	logs->ended_data = pv_jsonb_copy(row.ended_data);
+	logs->started_message = pv_cstring(row.started_message);
+	logs->started_data = pv_jsonb_copy(row.started_data);
 }
 
 /*
@@ -137,12 +155,10 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 {
 	NextArgs	args;
 	ClaimedRun *tracks;
+	StepLogs   *logs;
 	int			nnext;
-	PlanItems	queue = plan_items_new(n),
-				logged = plan_items_new(n),
-				logged_seqs = plan_items_new(n);
-	int			nqueue = 0,
-				nlogged = 0;
+	PlanItems	queue = plan_items_new(n);
+	int			nqueue = 0;
 	QueueArgs	qargs;
 	int			queued;
 
@@ -152,14 +168,22 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 														 TYPALIGN_INT)));
 	nnext = taskorch_execute_args(&next_plan, &args, false, 0);
 	tracks = palloc(sizeof(ClaimedRun) * Max(nnext, 1));
+	logs = palloc(sizeof(StepLogs) * Max(nnext, 1));
 	for (int i = 0; i < nnext; i++)
-		read_next(&tracks[i], i);
+		read_next(&tracks[i], &logs[i], i);
 
 	/* the next step of each, triggered as its owner; one that cannot be is the runner's */
 	for (int i = 0; i < nnext; i++)
 		waits_create_children(&tracks[i]);
 	waits_record(tracks, nnext);
 
+	for (int j = 0; j < nnext; j++)
+	{
+		if (!tracks[j].suspended)
+			continue;
+		logs_note(&tracks[j], logs[j].ended_level, logs[j].ended_message, logs[j].ended_data);
+		logs_note(&tracks[j], "info", logs[j].started_message, logs[j].started_data);
+	}
 	for (int i = 0; i < n; i++)
 	{
 		char	   *id = TextDatumGetCString(run_ids[i]);
@@ -167,19 +191,8 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 
 		for (int j = 0; j < nnext && !advanced; j++)
 			advanced = tracks[j].suspended && strcmp(tracks[j].id, id) == 0;
-		if (advanced)
-		{
-			logged.values[nlogged] = run_ids[i];
-			logged_seqs.values[nlogged++] = seqs[i];
-		}
-		else
+		if (!advanced)
 			queue.values[nqueue++] = run_ids[i];
-	}
-	if (nlogged > 0)
-	{
-		args.run_ids = plan_items_array(logged, nlogged, TEXTOID);
-		args.seqs = plan_items_array(logged_seqs, nlogged, INT4OID);
-		taskorch_execute_args(&log_plan, &args, false, 0);
 	}
 	if (nqueue == 0)
 		return 0;

@@ -273,25 +273,29 @@ CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result j
 -- in its data), and the job Partial when other steps completed (jobs.sql).
 CREATE OR REPLACE FUNCTION taskorch._track_output(def taskorch.composite, state jsonb, payload jsonb,
 												  run_id text) RETURNS jsonb
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	AS $$
-	SELECT CASE WHEN jsonb_array_length(errors) = 0 THEN envelope
-				ELSE jsonb_build_object('success', false, 'data', envelope,
-					'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
-									errors->0->'error'->>'message')) END
-	  FROM (SELECT state->'errors' AS errors) e,
-		   LATERAL (SELECT jsonb_build_object(
-				'job', jsonb_build_object('success', jsonb_array_length(errors) = 0,
-										  'taskName', def.name, 'runId', run_id, 'input', payload)
-					   || CASE WHEN jsonb_array_length(errors) > 0
-							   THEN jsonb_build_object('error', errors->0->'error'->>'message')
-							   ELSE '{}' END,
-				'results', state->'results',
-				'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
-											   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
-											   'failed', jsonb_array_length(errors), 'errors', errors),
-				'trampData', state->'tramp') AS envelope) o $$;
-
+DECLARE
+	errors jsonb := state->'errors';
+	envelope jsonb := jsonb_build_object(
+		'job', jsonb_build_object('success', jsonb_array_length(errors) = 0,
+								  'taskName', def.name, 'runId', run_id, 'input', payload)
+			   || CASE WHEN jsonb_array_length(errors) > 0
+					   THEN jsonb_build_object('error', errors->0->'error'->>'message') ELSE '{}' END,
+		'results', state->'results',
+		'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
+									   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
+									   'failed', jsonb_array_length(errors), 'errors', errors),
+		'trampData', state->'tramp');
+BEGIN
+	IF jsonb_array_length(errors) = 0 THEN
+		RETURN envelope;
+	END IF;
+	RETURN jsonb_build_object('success', false, 'data', envelope,
+		'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
+						errors->0->'error'->>'message'));
+END
+$$;
 -- The log entries of a track's step, in the track run's logs: its start,
 -- and its end (completed or failed), each written once, by whoever made it
 -- happen (the runner, or the engine between steps: _track_next).
@@ -364,13 +368,19 @@ GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
 -- engine can run it itself: there is one, no failure stopped the track,
 -- and no mapper (user code) makes its input.  The tracks are locked, and
 -- one that ended meanwhile (canceled) is passed over.  The others are
--- queued by the caller: their runner goes on.
+-- queued by the caller: their runner goes on.  With each, the log entries
+-- of the step that ended and of the one that starts.
 CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
 	RETURNS TABLE (run_id text, seq int, key text, task text, input jsonb, state jsonb,
-				   track text, owner oid, fn oid)
-	LANGUAGE sql
+				   track text, owner oid, fn oid, attempts int,
+				   ended_level text, ended_message text, ended_data jsonb,
+				   started_message text, started_data jsonb)
+	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 	AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	WITH ended AS (
 		SELECT r.id, r.task_id, r.payload, r.attempts, r.owner::oid AS owner, t.fn::oid AS fn,
 			   d.steps, w.key, w.seq, w.result,
@@ -389,25 +399,13 @@ CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
 		 WHERE NOT (e.state->>'stop')::bool AND s.step IS NOT NULL AND NOT s.step ? 'input_mapper')
 	SELECT n.id, (n.state->>'n')::int, n.step->>'name', n.step->>'task',
 		   taskorch._step_declared_input(n.step, n.state->'prev', n.payload, n.state->'tramp', false),
-		   n.state, n.task_id, n.owner, n.fn
-	  FROM next n $$;
-
--- The logs of the tracks the engine advanced (tracks.c): step seqs[i]
--- ended, and the next one started.
-CREATE OR REPLACE FUNCTION taskorch._track_advanced_log(run_ids text[], seqs int[]) RETURNS void
-	LANGUAGE sql
-	SET search_path = pg_catalog, pg_temp
-	AS $$
-	INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)
-	SELECT r.id, r.attempts + 1, l.position, clock_timestamp(), l.level, l.message, l.data
-	  FROM unnest(run_ids, seqs) AS u(run_id, seq)
-	  JOIN taskorch.run r ON r.id = u.run_id
-	  JOIN taskorch.waitpoint ended ON ended.run_id = u.run_id AND ended.seq = u.seq
-	  JOIN taskorch.waitpoint started ON started.run_id = u.run_id AND started.seq = u.seq + 1
-	  JOIN taskorch.run child ON child.id = started.children[1],
-		   LATERAL (SELECT 1 AS position, * FROM taskorch._step_ended_log(ended.key, ended.seq, ended.result)
-					UNION ALL
-					SELECT 2, * FROM taskorch._step_started_log(started.key, child.task_id, started.seq)) l $$;
+		   n.state, n.task_id, n.owner, n.fn, n.attempts,
+		   e.level, e.message, e.data, s.message, s.data
+	  FROM next n,
+		   taskorch._step_ended_log(n.key, n.seq, n.result) e,
+		   taskorch._step_started_log(n.step->>'name', n.step->>'task', (n.state->>'n')::int) s;
+END
+$$;
 
 -- The runner of every orchestrator: its members in parallel (one batch
 -- wait), or for a traverse orchestrator the rows of a query, a page at a
