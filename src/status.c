@@ -79,6 +79,8 @@ static const RunTransitionRule transitions[] = {
 	{RUN_QUEUED, RUN_EXPIRED, BY_COMPLETION, "claimed after its ttl ran out"},
 	{RUN_QUEUED, RUN_WAITING, BY_COMPLETION, "the attempt stopped at a durable wait"},
 	{RUN_WAITING, RUN_QUEUED, BY_WAITS, "its wait is over (time, children, token)"},
+	{RUN_WAITING, RUN_COMPLETED, BY_WAITS, "a track's last step ended: the engine finished it"},
+	{RUN_WAITING, RUN_FAILED, BY_WAITS, "a track's step failed and stopped it: the engine finished it"},
 	{RUN_QUEUED, RUN_QUEUED, BY_CRASH, "its worker died during it, attempts are left"},
 	{RUN_QUEUED, RUN_CRASHED, BY_CRASH, "its worker died during it, no attempt left"},
 	{RUN_QUEUED, RUN_SYSTEM_FAILURE, BY_WORKER, "its outcome could not be recorded"},

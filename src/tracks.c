@@ -9,11 +9,13 @@
  * finishes a step's run, the batch runs the next step itself if no user
  * code is needed to make its input (no input_mapper): it triggers the next
  * child as the track's owner, under a new checkpoint, and the track stays
- * WAITING.  Otherwise (the last step, a failure that stops the track, a
- * mapper, a next step that cannot be triggered) the track's run is queued
- * and its runner goes on from the checkpoint.  So a track executes its
- * runner at its start and its end, not once per step, and never replays
- * its earlier steps: a step costs the same at any position.
+ * WAITING.  After the last step (or a failure that stops the track), the
+ * batch finishes the track itself with its output, when nothing of the
+ * track's own is left to run (no hook, no output schema, no retry).
+ * Otherwise (a mapper, a next step that cannot be triggered, a hook...)
+ * the track's run is queued and its runner goes on from the checkpoint.
+ * So a track's runner executes once, to start it, and never replays its
+ * earlier steps: a step costs the same at any position.
  *
  * What a step's end does to the state, and what the next step's input is,
  * is decided in SQL once (taskorch._track_fold, taskorch._step_input),
@@ -44,15 +46,19 @@ typedef struct NextArgs
 typedef struct NextRow
 {
 	PlanValue	run_id;
+	PlanValue	action;			/* 'step', 'finish' or 'runner' */
 	PlanValue	seq;
 	PlanValue	key;
 	PlanValue	task;
 	PlanValue	input;
 	PlanValue	state;
+	PlanValue	output;
 	PlanValue	track;
 	PlanValue	owner;
 	PlanValue	fn;
 	PlanValue	attempts;
+	PlanValue	parent_run_id;
+	PlanValue	parent_wait_seq;
 	PlanValue	ended_level;
 	PlanValue	ended_message;
 	PlanValue	ended_data;
@@ -76,15 +82,19 @@ static const PlanField next_params[] = {
 };
 static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, run_id),
+	PLAN_COLUMN(NextRow, action),
 	PLAN_COLUMN(NextRow, seq),
 	PLAN_COLUMN(NextRow, key),
 	PLAN_COLUMN(NextRow, task),
 	PLAN_COLUMN(NextRow, input),
 	PLAN_COLUMN(NextRow, state),
+	PLAN_COLUMN(NextRow, output),
 	PLAN_COLUMN(NextRow, track),
 	PLAN_COLUMN(NextRow, owner),
 	PLAN_COLUMN(NextRow, fn),
 	PLAN_COLUMN(NextRow, attempts),
+	PLAN_COLUMN(NextRow, parent_run_id),
+	PLAN_COLUMN(NextRow, parent_wait_seq),
 	PLAN_COLUMN(NextRow, ended_level),
 	PLAN_COLUMN(NextRow, ended_message),
 	PLAN_COLUMN(NextRow, ended_data),
@@ -113,94 +123,136 @@ static NamedPlan queue_plan = {
 	PLAN_PARAMS(queue_params)
 };
 
-/* The track of next_plan's row i, noted as waiting for its next step. */
-static void
+typedef enum NextAction
+{
+	NEXT_STEP,					/* the engine starts the next step */
+	NEXT_FINISH,				/* the engine finishes the track */
+	NEXT_RUNNER					/* the track's runner goes on */
+} NextAction;
+
+/*
+ * The track of next_plan's row i, with what comes next: noted as waiting
+ * for its next step, or finished with its output.
+ */
+static NextAction
 read_next(ClaimedRun *track, StepLogs *logs, int i)
 {
 	NextRow		row;
-	BatchItems *step = palloc0(sizeof(BatchItems));
+	char	   *action;
 
 	taskorch_read_row(&next_plan, i, &row);
 	memset(track, 0, sizeof(ClaimedRun));
+	memset(logs, 0, sizeof(StepLogs));
 	track->id = pv_cstring(row.run_id);
+	action = pv_cstring(row.action);
+	if (strcmp(action, "runner") == 0)
+		return NEXT_RUNNER;
 	track->task_id = pv_cstring(row.track);
 	track->task_found = true;
 	track->owner = DatumGetObjectId(row.owner.datum);
 	track->fn = DatumGetObjectId(row.fn.datum);
 	track->attempts = DatumGetInt32(row.attempts.datum);
 	track->cxt = CurrentMemoryContext;
-	track->suspended = true;
-	track->wait_seq = DatumGetInt32(row.seq.datum);
-	track->wait_kind = "run";
-	track->wait_key = pv_cstring(row.key);
-	track->wait_state = pv_jsonb_copy(row.state);
-	step->task = pv_cstring(row.task);
-	step->items = batch_single_item(pv_jsonb_copy(row.input), NULL);
-	track->wait_children = step;
-	track->wait_target = psprintf("task %s", step->task);
+	track->parent_run_id = pv_cstring(row.parent_run_id);
+	track->parent_wait_seq = row.parent_wait_seq.present ?
+		DatumGetInt32(row.parent_wait_seq.datum) : 0;
 	logs->ended_level = pv_cstring(row.ended_level);
 	logs->ended_message = pv_cstring(row.ended_message);
 	logs->ended_data = pv_jsonb_copy(row.ended_data);
-	logs->started_message = pv_cstring(row.started_message);
-	logs->started_data = pv_jsonb_copy(row.started_data);
+	if (strcmp(action, "finish") == 0)
+	{
+		/* its output, judged as any run's (an FP failure fails it) */
+		track->started_at = track->finished_at = GetCurrentTimestamp();
+		track->output = pv_jsonb_copy(row.output);
+		track->error = result_failure(track->output);
+		if (track->error)
+			track->output = NULL;
+		track->status = run_transition(RUN_WAITING, track->error ? RUN_FAILED : RUN_COMPLETED,
+									   BY_WAITS);
+		return NEXT_FINISH;
+	}
+	{
+		BatchItems *step = palloc0(sizeof(BatchItems));
+
+		track->suspended = true;
+		track->wait_seq = DatumGetInt32(row.seq.datum);
+		track->wait_kind = "run";
+		track->wait_key = pv_cstring(row.key);
+		track->wait_state = pv_jsonb_copy(row.state);
+		step->task = pv_cstring(row.task);
+		step->items = batch_single_item(pv_jsonb_copy(row.input), NULL);
+		track->wait_children = step;
+		track->wait_target = psprintf("task %s", step->task);
+		logs->started_message = pv_cstring(row.started_message);
+		logs->started_data = pv_jsonb_copy(row.started_data);
+	}
+	return NEXT_STEP;
 }
 
 /*
  * The tracks run_ids[0..n) each finished the step of their checkpoint
- * seqs[i] (inside SPI): run their next steps, or queue them.  Returns
- * the number queued.
+ * seqs[i] (inside SPI): run their next steps, finish them, or queue them.
+ * Returns the number queued.
  */
 int
 tracks_advance(Datum *run_ids, Datum *seqs, int n)
 {
 	NextArgs	args;
+	int			nrows;
 	ClaimedRun *tracks;
 	StepLogs   *logs;
-	int			nnext;
-	PlanItems	queue = plan_items_new(n);
+	NextAction *actions;
+	ClaimedRun *finished;
+	int			nfinished = 0;
+	PlanItems	queue;
 	int			nqueue = 0;
 	QueueArgs	qargs;
-	int			queued;
+	int			queued = 0;
 
 	args.run_ids = pv_datum(PointerGetDatum(construct_array(run_ids, n, TEXTOID, -1, false,
 															TYPALIGN_INT)));
 	args.seqs = pv_datum(PointerGetDatum(construct_array(seqs, n, INT4OID, 4, true,
 														 TYPALIGN_INT)));
-	nnext = taskorch_execute_args(&next_plan, &args, false, 0);
-	tracks = palloc(sizeof(ClaimedRun) * Max(nnext, 1));
-	logs = palloc(sizeof(StepLogs) * Max(nnext, 1));
-	for (int i = 0; i < nnext; i++)
-		read_next(&tracks[i], &logs[i], i);
+	nrows = taskorch_execute_args(&next_plan, &args, false, 0);
+	tracks = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
+	logs = palloc(sizeof(StepLogs) * Max(nrows, 1));
+	actions = palloc(sizeof(NextAction) * Max(nrows, 1));
+	finished = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
+	queue = plan_items_new(Max(nrows, 1));
+	for (int i = 0; i < nrows; i++)
+		actions[i] = read_next(&tracks[i], &logs[i], i);
 
-	/* the next step of each, triggered as its owner; one that cannot be is the runner's */
-	for (int i = 0; i < nnext; i++)
-		waits_create_children(&tracks[i]);
-	waits_record(tracks, nnext);
+	/* the next steps, triggered as each track's owner: one that cannot be is the runner's */
+	for (int i = 0; i < nrows; i++)
+		if (actions[i] == NEXT_STEP)
+			waits_create_children(&tracks[i]);
+	waits_record(tracks, nrows);
 
-	for (int j = 0; j < nnext; j++)
+	for (int i = 0; i < nrows; i++)
 	{
-		if (!tracks[j].suspended)
+		if (actions[i] == NEXT_RUNNER ||
+			(actions[i] == NEXT_STEP && !tracks[i].suspended))
+		{
+			queue.values[nqueue++] = CStringGetTextDatum(tracks[i].id);
 			continue;
-		logs_note(&tracks[j], logs[j].ended_level, logs[j].ended_message, logs[j].ended_data);
-		logs_note(&tracks[j], "info", logs[j].started_message, logs[j].started_data);
+		}
+		logs_note(&tracks[i], logs[i].ended_level, logs[i].ended_message, logs[i].ended_data);
+		if (actions[i] == NEXT_STEP)
+			logs_note(&tracks[i], "info", logs[i].started_message, logs[i].started_data);
+		else
+			finished[nfinished++] = tracks[i];
 	}
-	for (int i = 0; i < n; i++)
+	if (nqueue > 0)
 	{
-		char	   *id = TextDatumGetCString(run_ids[i]);
-		bool		advanced = false;
-
-		for (int j = 0; j < nnext && !advanced; j++)
-			advanced = tracks[j].suspended && strcmp(tracks[j].id, id) == 0;
-		if (!advanced)
-			queue.values[nqueue++] = run_ids[i];
+		qargs.run_ids = plan_items_array(queue, nqueue, TEXTOID);
+		qargs.now = pv_timestamptz(GetCurrentTimestamp());
+		(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
+		queued = taskorch_execute_args(&queue_plan, &qargs, false, 0);
+		if (queued > 0)
+			taskorch_requeued_at_commit();
 	}
-	if (nqueue == 0)
-		return 0;
-	qargs.run_ids = plan_items_array(queue, nqueue, TEXTOID);
-	qargs.now = pv_timestamptz(GetCurrentTimestamp());
-	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	queued = taskorch_execute_args(&queue_plan, &qargs, false, 0);
-	if (queued > 0)
-		taskorch_requeued_at_commit();
+	/* the finished tracks' outcomes, as a batch's (their parents' waits, NOTIFY...) */
+	if (nfinished > 0)
+		complete_runs(finished, nfinished);
 	return queued;
 }

@@ -5,7 +5,7 @@
 -- (seed 004's job record: Started, Processing, Partial, Complete, Error).
 CREATE OR REPLACE VIEW taskorch.jobs WITH (security_invoker = true) AS
 SELECT j.id, j.task_id AS name, d.kind,
-	   CASE WHEN j.status = 'COMPLETED' THEN 'Complete'
+	   CASE WHEN taskorch.succeeded(j.status) THEN 'Complete'
 			-- failed, with some steps (members) completed: the failure's data counts them
 			WHEN taskorch.finished(j.status)
 			THEN CASE WHEN coalesce((j.error->'result'->'data'->'metadata'->>'completed')::int,
@@ -40,7 +40,7 @@ SELECT j.id AS job_id, s.n::int - 1 AS position, s.step->>'name' AS step, s.step
 	   AND CASE WHEN d.kind = 'track' THEN w.key = s.step->>'name' ELSE w.seq = 0 END) c ON true
 UNION ALL
 SELECT j.id, w.seq, 'page_' || w.seq, d.steps->0->>'task', NULL,
-	   CASE WHEN w.completed_at IS NULL THEN 'WAITING' ELSE 'COMPLETED' END::taskorch.run_status,
+	   CASE WHEN w.completed_at IS NULL THEN taskorch._waiting() ELSE taskorch._completed() END,
 	   w.created_at, w.completed_at, w.completed_at IS NOT NULL
   FROM taskorch.run j
   JOIN taskorch.composite d ON d.name = j.task_id AND d.steps->0 ? 'query'

@@ -110,7 +110,7 @@ $$;
 
 -- Replay every finished run matching the filters; returns the new run ids.
 CREATE OR REPLACE FUNCTION taskorch.replay_runs(
-	status text[] DEFAULT ARRAY['FAILED', 'CRASHED', 'TIMED_OUT', 'SYSTEM_FAILURE'],
+	status text[] DEFAULT taskorch.failed_statuses(),
 	task text[] DEFAULT NULL,
 	tags text[] DEFAULT NULL,
 	batch text DEFAULT NULL,

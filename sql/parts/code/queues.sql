@@ -4,7 +4,7 @@
 -- queued counts the runs the reader may see (security_invoker: row-level security)
 CREATE OR REPLACE VIEW taskorch.queues WITH (security_invoker = true) AS
 SELECT q.name, q.concurrency_limit, q.paused, q.owner, q.users,
-	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND r.status = 'QUEUED') AS queued,
+	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND taskorch.queued(r.status)) AS queued,
 	   q.created_at, q.updated_at
   FROM taskorch.queue q;
 GRANT SELECT ON taskorch.queues TO PUBLIC;

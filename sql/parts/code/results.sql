@@ -11,8 +11,8 @@ CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text,
 								 output jsonb, error jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
-	SELECT pg_catalog.jsonb_build_object('ok', status = 'COMPLETED', 'id', id, 'taskIdentifier', task_id)
-		   || CASE WHEN status = 'COMPLETED' THEN pg_catalog.jsonb_build_object('output', output)
+	SELECT pg_catalog.jsonb_build_object('ok', taskorch.succeeded(status), 'id', id, 'taskIdentifier', task_id)
+		   || CASE WHEN taskorch.succeeded(status) THEN pg_catalog.jsonb_build_object('output', output)
 				   ELSE pg_catalog.jsonb_build_object('error', coalesce(error,
 						pg_catalog.jsonb_build_object('message', 'run ' || status))) END $$;
 

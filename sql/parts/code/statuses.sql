@@ -2,10 +2,51 @@
 -- Statuses (the enum is in sql/parts/schema/statuses.sql; its C mirror and
 -- the transition table are src/status.c's)
 ------------------------------------------------------------------------------
+-- The one place the SQL code names statuses: every other part asks these
+-- functions, never writes a status literal.
+
 -- A run has finished (reached a status it never leaves).
 CREATE OR REPLACE FUNCTION taskorch.finished(status taskorch.run_status) RETURNS bool
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$ SELECT status NOT IN ('DELAYED', 'QUEUED', 'EXECUTING', 'WAITING') $$;
+
+-- A run succeeded: its output is its Result's (Trigger.dev's isSuccess).
+CREATE OR REPLACE FUNCTION taskorch.succeeded(status taskorch.run_status) RETURNS bool
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT status = 'COMPLETED' $$;
+
+-- A run failed: it ended with an error of its own, not canceled or expired
+-- (Trigger.dev's isFailed); what replay_runs() replays by default.
+CREATE OR REPLACE FUNCTION taskorch.failed_statuses() RETURNS text[]
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT ARRAY['FAILED', 'CRASHED', 'TIMED_OUT', 'SYSTEM_FAILURE'] $$;
+
+CREATE OR REPLACE FUNCTION taskorch.failed(status taskorch.run_status) RETURNS bool
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT status::text = ANY (taskorch.failed_statuses()) $$;
+
+-- A run is queued: due, or waiting for a worker.
+CREATE OR REPLACE FUNCTION taskorch.queued(status taskorch.run_status) RETURNS bool
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT status = 'QUEUED' $$;
+
+-- The status shown for a run a worker executes now (the runs view), and
+-- the status of a run that stopped at a wait.
+CREATE OR REPLACE FUNCTION taskorch._executing() RETURNS taskorch.run_status
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT 'EXECUTING'::taskorch.run_status $$;
+CREATE OR REPLACE FUNCTION taskorch._waiting() RETURNS taskorch.run_status
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT 'WAITING'::taskorch.run_status $$;
+
+-- The statuses of a run that did not succeed and of one that did, for
+-- what the engine reports as a run's (a step it refused, a traverse page).
+CREATE OR REPLACE FUNCTION taskorch._failed() RETURNS taskorch.run_status
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT 'FAILED'::taskorch.run_status $$;
+CREATE OR REPLACE FUNCTION taskorch._completed() RETURNS taskorch.run_status
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$ SELECT 'COMPLETED'::taskorch.run_status $$;
 
 -- The statuses as the C code knows them, in its enum's order: the SQL text
 -- its statements use for each, and whether it is finished (test `statuses`

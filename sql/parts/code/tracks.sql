@@ -189,20 +189,23 @@ BEGIN
 END
 $$;
 
--- A child's Result, handed on the same way everywhere (track steps,
--- orchestrator members, traverse rows): {ok, output | error}, where the
--- output of a completed FP Result {success: true, data, ...} is its data.
--- (Whether an output is a failure was decided when the child's run ended:
--- taskorch._result_error(), docs/runs.md.)
+-- The output a completed child hands on (track steps, orchestrator
+-- members, traverse rows): the data of an FP Result {success: true, data,
+-- ...}, else its output as is.  (Whether an output is a failure was
+-- decided when the child's run ended: taskorch._result_error(),
+-- docs/runs.md.)
+CREATE OR REPLACE FUNCTION taskorch._handed_on(result jsonb) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT CASE WHEN jsonb_typeof(result->'output'->'success') = 'boolean' AND result->'output' ? 'data'
+				THEN result->'output'->'data' ELSE result->'output' END $$;
+
+-- A child's Result, handed on the same way everywhere: {ok, output | error}.
 CREATE OR REPLACE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
-	SELECT CASE
-		WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
-		WHEN jsonb_typeof(result->'output'->'success') = 'boolean' AND result->'output' ? 'data'
-			THEN jsonb_build_object('ok', true, 'output', result->'output'->'data')
-		ELSE jsonb_build_object('ok', true, 'output', result->'output') END $$;
-
+	SELECT CASE WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
+				ELSE jsonb_build_object('ok', true, 'output', taskorch._handed_on(result)) END $$;
 -- The definition of the composite the current run runs, its input checked
 -- for the base fields if it declares them (a failure is not retried).
 CREATE OR REPLACE FUNCTION taskorch._definition(kind text, input jsonb) RETURNS taskorch.composite
@@ -259,10 +262,10 @@ CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result j
 	AS $$
 	SELECT state || jsonb_build_object('n', (state->>'n')::int + 1)
 		   || CASE WHEN (result->>'ok')::bool
-				   THEN jsonb_build_object('prev', taskorch._unwrap(result)->'output',
-						'results', state->'results' || jsonb_build_object(name, taskorch._unwrap(result)->'output'),
-						'tramp', CASE WHEN jsonb_typeof(taskorch._unwrap(result)->'output'->'trampData') = 'object'
-									  THEN taskorch._unwrap(result)->'output'->'trampData' ELSE state->'tramp' END)
+				   THEN jsonb_build_object('prev', taskorch._handed_on(result),
+						'results', state->'results' || jsonb_build_object(name, taskorch._handed_on(result)),
+						'tramp', CASE WHEN jsonb_typeof(taskorch._handed_on(result)->'trampData') = 'object'
+									  THEN taskorch._handed_on(result)->'trampData' ELSE state->'tramp' END)
 				   ELSE jsonb_build_object('stop', NOT continue_on_failure,
 						'errors', state->'errors' || jsonb_build_array(jsonb_build_object(
 							'step', name, 'task', result->'taskIdentifier', 'runId', result->'id',
@@ -348,7 +351,7 @@ BEGIN
 		refusal := taskorch._step_refusal(step->>'task', input);
 		IF refusal IS NOT NULL THEN
 			-- the step cannot run: it fails at once
-			r := taskorch._result('FAILED', NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
+			r := taskorch._result(taskorch._failed(), NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
 			PERFORM taskorch.log(l.level, l.message, l.data)
 			   FROM taskorch._step_ended_log(step->>'name', n, r) l;
 			state := taskorch._track_fold(state, step->>'name', r, def.continue_on_failure);
@@ -364,15 +367,20 @@ $$;
 GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
 
 -- The engine between a track's steps (tracks.c, as the extension owner):
--- for each track whose step `seq` just ended, the next step when the
--- engine can run it itself: there is one, no failure stopped the track,
--- and no mapper (user code) makes its input.  The tracks are locked, and
--- one that ended meanwhile (canceled) is passed over.  The others are
--- queued by the caller: their runner goes on.  With each, the log entries
--- of the step that ended and of the one that starts.
+-- for each track whose step `seq` just ended, what comes next:
+--   'step'    the next step, which the engine starts itself: no failure
+--             stopped the track and no mapper (user code) makes its input;
+--   'finish'  no step is left (or a failure stopped the track): its output,
+--             when nothing of the track's own is left to run either (no
+--             hook, no output schema, no retry of an FP failure);
+--   'runner'  otherwise: the track's run is queued and its runner goes on.
+-- The tracks are locked, and one that ended meanwhile (canceled) is passed
+-- over.  With each 'step' or 'finish', the log entries of the step that
+-- ended (and of the one that starts).
 CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
-	RETURNS TABLE (run_id text, seq int, key text, task text, input jsonb, state jsonb,
-				   track text, owner oid, fn oid, attempts int,
+	RETURNS TABLE (run_id text, action text, seq int, key text, task text, input jsonb,
+				   state jsonb, output jsonb, track text, owner oid, fn oid, attempts int,
+				   parent_run_id text, parent_wait_seq int,
 				   ended_level text, ended_message text, ended_data jsonb,
 				   started_message text, started_data jsonb)
 	LANGUAGE plpgsql
@@ -382,8 +390,10 @@ CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
 BEGIN
 	RETURN QUERY
 	WITH ended AS (
-		SELECT r.id, r.task_id, r.payload, r.attempts, r.owner::oid AS owner, t.fn::oid AS fn,
-			   d.steps, w.key, w.seq, w.result,
+		SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.parent_run_id,
+			   r.parent_wait_seq, r.owner::oid AS owner, t.fn::oid AS fn,
+			   t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,
+			   d AS def, w.key, w.seq, w.result,
 			   taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state
 		  FROM unnest(run_ids, seqs) AS u(run_id, seq)
 		  JOIN taskorch.waitpoint w ON w.run_id = u.run_id AND w.seq = u.seq AND w.key IS NOT NULL
@@ -393,20 +403,27 @@ BEGIN
 		 WHERE NOT taskorch.finished(r.status)
 		 ORDER BY r.id
 		   FOR UPDATE OF r),
-	next AS (
-		SELECT e.*, s.step
-		  FROM ended e, LATERAL (SELECT e.steps->((e.state->>'n')::int) AS step) s
-		 WHERE NOT (e.state->>'stop')::bool AND s.step IS NOT NULL AND NOT s.step ? 'input_mapper')
-	SELECT n.id, (n.state->>'n')::int, n.step->>'name', n.step->>'task',
-		   taskorch._step_declared_input(n.step, n.state->'prev', n.payload, n.state->'tramp', false),
-		   n.state, n.task_id, n.owner, n.fn, n.attempts,
+	decided AS (
+		SELECT e.*, s.step,
+			   CASE WHEN s.step IS NOT NULL AND NOT (e.state->>'stop')::bool
+					THEN CASE WHEN s.step ? 'input_mapper' THEN 'runner' ELSE 'step' END
+					WHEN e.plain AND (jsonb_array_length(e.state->'errors') = 0
+									  OR e.attempts + 1 >= e.max_attempts) THEN 'finish'
+					ELSE 'runner' END AS action
+		  FROM ended e, LATERAL (SELECT (e.def).steps->((e.state->>'n')::int) AS step) s)
+	SELECT d.id, d.action, (d.state->>'n')::int, d.step->>'name', d.step->>'task',
+		   CASE WHEN d.action = 'step'
+				THEN taskorch._step_declared_input(d.step, d.state->'prev', d.payload, d.state->'tramp', false) END,
+		   d.state,
+		   CASE WHEN d.action = 'finish' THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END,
+		   d.task_id, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq,
 		   e.level, e.message, e.data, s.message, s.data
-	  FROM next n,
-		   taskorch._step_ended_log(n.key, n.seq, n.result) e,
-		   taskorch._step_started_log(n.step->>'name', n.step->>'task', (n.state->>'n')::int) s;
+	  FROM decided d
+	  LEFT JOIN LATERAL taskorch._step_ended_log(d.key, d.seq, d.result) e ON d.action <> 'runner'
+	  LEFT JOIN LATERAL taskorch._step_started_log(d.step->>'name', d.step->>'task', (d.state->>'n')::int) s
+			 ON d.action = 'step';
 END
 $$;
-
 -- The runner of every orchestrator: its members in parallel (one batch
 -- wait), or for a traverse orchestrator the rows of a query, a page at a
 -- time.  The output is {success, processed, failed, results, errors}.
