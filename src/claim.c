@@ -132,7 +132,7 @@ static NamedPlan claim_plan = {
 	" ORDER BY r.run_at, r.id"
 	" LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	PLAN_PARAMS(claim_params), PLAN_COLUMNS(claim_columns), .index_order = true
+	PLAN_PARAMS(claim_params), PLAN_COLUMNS(claim_columns), .shape = PLAN_INDEX_ORDER
 };
 
 /* Copy claimed row `i` into `run` (in the current context: the batch's). */

@@ -113,26 +113,33 @@ unpin_search_path(int nestlevel)
 #endif
 
 /*
- * For a plan that must walk its index in order (NamedPlan.index_order):
- * no sort and no bitmap scan, so that the planner cannot trade the index
- * order for a plan fitted to statistics that a queue table's churn makes
- * stale at once (after a burst into an empty table, the claim sorted every
- * queued run at each call).  Set while the plan is made and while it runs,
- * since it is made again when invalidated.  Returns the GUC nest level for
- * planner_restore(), or -1.
+ * The planner settings of a plan's shape (NamedPlan.shape), set while it
+ * is made and while it runs, since it is made again when invalidated.
+ * Returns the GUC nest level for planner_restore(), or -1.
  */
 static int
-planner_follow_index(const NamedPlan *p)
+planner_shape(const NamedPlan *p)
 {
+	static const char *const index_order[] = {"enable_sort", "enable_bitmapscan", NULL};
+	static const char *const key_lookups[] = {"enable_hashjoin", "enable_mergejoin", "enable_seqscan", NULL};
+	const char *const *off;
 	int			nestlevel;
 
-	if (!p->index_order)
-		return -1;
+	switch (p->shape)
+	{
+		case PLAN_INDEX_ORDER:
+			off = index_order;
+			break;
+		case PLAN_KEY_LOOKUPS:
+			off = key_lookups;
+			break;
+		default:
+			return -1;
+	}
 	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	for (; *off; off++)
+		(void) set_config_option(*off, "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;
 }
 
@@ -266,7 +273,7 @@ prepare(NamedPlan *p)
 	for (int i = 0; i < p->nparams; i++)
 		argtypes[i] = p->params[i].type;
 	nestlevel = pin_search_path();
-	planner_nest = planner_follow_index(p);
+	planner_nest = planner_shape(p);
 	/* generic plans: replanning per call would cost more than it gains */
 	plan = SPI_prepare_cursor(p->numbered_sql, p->nparams, argtypes,
 							  CURSOR_OPT_GENERIC_PLAN);
@@ -364,7 +371,7 @@ execute(NamedPlan *p, Datum *values, const char *nulls, bool read_only,
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = pin_search_path();
-	planner_nest = planner_follow_index(p);
+	planner_nest = planner_shape(p);
 	if (latest)
 		rc = SPI_execute_snapshot(p->plan, values, nulls, GetLatestSnapshot(),
 								  InvalidSnapshot, false, false, count);

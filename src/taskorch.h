@@ -522,6 +522,19 @@ typedef struct PlanField
 
 #define TASKORCH_PLAN_MAX_FIELDS 32
 
+/*
+ * The shape a plan must keep whatever the statistics say: the runs table
+ * churns faster than they follow (a burst into an empty table is planned
+ * as if it were still empty).  spi_util.c sets the planner's enable_*
+ * settings for it while it is planned and run.
+ */
+typedef enum PlanShape
+{
+	PLAN_ANY = 0,
+	PLAN_INDEX_ORDER,			/* walk an index in its order: no sort, no bitmap scan */
+	PLAN_KEY_LOOKUPS			/* from an array of keys, an index lookup per key */
+} PlanShape;
+
 /* a plan by name: initialize .sql and PLAN_PARAMS(...), PLAN_COLUMNS(...) */
 typedef struct NamedPlan
 {
@@ -530,7 +543,7 @@ typedef struct NamedPlan
 	int			nparams;
 	const PlanField *columns;	/* the columns C reads */
 	int			ncolumns;
-	bool		index_order;	/* planned to walk its index in order (spi_util.c) */
+	PlanShape	shape;			/* what its plan must be, whatever the statistics */
 	/* spi_util.c's, made when the plan is first prepared */
 	char	   *numbered_sql;	/* sql with $n for :name */
 	SPIPlanPtr	plan;			/* NULL: not prepared (again) yet */

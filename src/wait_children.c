@@ -107,7 +107,7 @@ static NamedPlan children_done_plan = {
 	.sql = CHILDREN_DONE_SQL("(SELECT DISTINCT * FROM unnest(:run_ids, :seqs)) AS t(run_id, seq)"
 							 " JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq",
 							 "true"),
-	PLAN_PARAMS(children_done_params), PLAN_COLUMNS(done_columns)
+	PLAN_PARAMS(children_done_params), PLAN_COLUMNS(done_columns), .shape = PLAN_KEY_LOOKUPS
 };
 
 static const PlanField all_children_done_params[] = {
@@ -134,7 +134,7 @@ static NamedPlan lock_waits_plan = {
 	"  JOIN taskorch.waitpoint wp ON wp.run_id = t.run_id AND wp.seq = t.seq"
 	" WHERE wp.completed_at IS NULL"
 	" ORDER BY wp.run_id, wp.seq FOR UPDATE OF wp",
-	PLAN_PARAMS(lock_waits_params)
+	PLAN_PARAMS(lock_waits_params), .shape = PLAN_KEY_LOOKUPS
 };
 
 /*
