@@ -93,6 +93,12 @@ SELECT :'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0->>'s
 SELECT step, status, done FROM taskorch.job_steps WHERE job_id = :'result'::jsonb->>'id' ORDER BY position;
 SELECT status FROM taskorch.jobs WHERE id = :'result'::jsonb->>'id';
 SELECT level, message FROM taskorch.logs WHERE run_id = :'result'::jsonb->>'id' ORDER BY logged_at, position;
+-- each step that ran is a checkpoint under its name, with the state the
+-- track carried into it; the refused step has none, and no wait was spent
+-- to keep positions aligned
+SELECT seq, kind, key, state->'n' AS steps_before, jsonb_array_length(state->'errors') AS failed_before,
+	   result->'ok' AS ok
+  FROM taskorch.waitpoint WHERE run_id = :'result'::jsonb->>'id' ORDER BY seq;
 SELECT taskorch.define_track('STRICT_TRACK', '[{"task": "extract_audio"},
 	{"task": "strict_summary", "input": {"text": "$.prev.audioUrl"}}, {"task": "summarize"}]');
 CALL taskorch.run_and_wait('STRICT_TRACK', '{"url": "https://v/9"}') \gset
