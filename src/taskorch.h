@@ -365,6 +365,7 @@ extern int	wait_time_resume(TimestampTz now);
 
 /* wait_children.c */
 extern void waits_create_children(ClaimedRun *run);
+extern void waits_trigger_children(ClaimedRun *run);
 extern void waits_children_done(ClaimedRun *runs, int n);
 extern int	wait_children_resume(TimestampTz now);
 

@@ -189,6 +189,56 @@ read_next(ClaimedRun *track, StepLogs *logs, int i)
 	return NEXT_STEP;
 }
 
+/* the tracks of one owner whose next steps are triggered together */
+typedef struct OwnerSteps
+{
+	ClaimedRun *tracks;
+	NextAction *actions;
+	int			n;
+	Oid			owner;
+} OwnerSteps;
+
+static void
+trigger_owner_steps(ClaimedRun *first, void *arg)
+{
+	OwnerSteps *g = (OwnerSteps *) arg;
+
+	for (int i = 0; i < g->n; i++)
+		if (g->actions[i] == NEXT_STEP && g->tracks[i].owner == g->owner)
+			waits_trigger_children(&g->tracks[i]);
+}
+
+/*
+ * Trigger the next steps of tracks[0..n), each as its track's owner: all
+ * of one owner's in one subtransaction (one per step would overflow the
+ * backend's cache of subtransaction ids, which slows every snapshot in the
+ * server).  If one of them cannot be triggered, each is tried again in its
+ * own; a step that cannot be is left to the track's runner.
+ */
+static void
+trigger_next_steps(ClaimedRun *tracks, NextAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		OwnerSteps	g = {tracks, actions, n, tracks[i].owner};
+		ErrorData  *edata;
+		bool		seen = false;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = actions[j] == NEXT_STEP && tracks[j].owner == g.owner;
+		if (actions[i] != NEXT_STEP || seen)
+			continue;
+		if (execute_as_owner(&tracks[i], trigger_owner_steps, &g, &edata))
+			continue;
+		for (int j = i; j < n; j++)
+			if (actions[j] == NEXT_STEP && tracks[j].owner == g.owner)
+			{
+				tracks[j].wait_children_ids = NULL;
+				waits_create_children(&tracks[j]);
+			}
+	}
+}
+
 /*
  * The tracks run_ids[0..n) each finished the step of their checkpoint
  * seqs[i] (inside SPI): run their next steps, finish them, or queue them.
@@ -222,10 +272,7 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 	for (int i = 0; i < nrows; i++)
 		actions[i] = read_next(&tracks[i], &logs[i], i);
 
-	/* the next steps, triggered as each track's owner: one that cannot be is the runner's */
-	for (int i = 0; i < nrows; i++)
-		if (actions[i] == NEXT_STEP)
-			waits_create_children(&tracks[i]);
+	trigger_next_steps(tracks, actions, nrows);
 	waits_record(tracks, nrows);
 
 	for (int i = 0; i < nrows; i++)

@@ -395,10 +395,29 @@ trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void 
 	appendStringInfoString(&ct->ids, TextDatumGetCString(id));
 }
 
+/*
+ * Trigger the children of the run's wait, each linked to it, into
+ * run->wait_children_ids: as the run's owner, in the caller's sandbox
+ * (execute_as_owner).
+ */
+void
+waits_trigger_children(ClaimedRun *run)
+{
+	ChildTrigger ct;
+	MemoryContext old;
+
+	ct.parent = run;
+	old = MemoryContextSwitchTo(run->cxt);	/* the ids are kept until recorded */
+	initStringInfo(&ct.ids);
+	MemoryContextSwitchTo(old);
+	(void) batch_items_foreach(run->wait_children, trigger_child, &ct);
+	run->wait_children_ids = ct.ids.data;
+}
+
 static void
 trigger_children(ClaimedRun *run, void *arg)
 {
-	(void) batch_items_foreach(run->wait_children, trigger_child, arg);
+	waits_trigger_children(run);
 }
 
 /*
@@ -410,19 +429,13 @@ trigger_children(ClaimedRun *run, void *arg)
 void
 waits_create_children(ClaimedRun *run)
 {
-	ChildTrigger ct;
-	MemoryContext old;
-
 	if (!run->suspended || run->wait_children == NULL)
 		return;
-	ct.parent = run;
-	old = MemoryContextSwitchTo(run->cxt);	/* the ids are kept until recorded */
-	initStringInfo(&ct.ids);
-	MemoryContextSwitchTo(old);
-	if (execute_as_owner(run, trigger_children, &ct, &run->edata))
-		run->wait_children_ids = ct.ids.data;
-	else
+	if (!execute_as_owner(run, trigger_children, NULL, &run->edata))
+	{
+		run->wait_children_ids = NULL;
 		run->suspended = false;		/* an error of the attempt after all */
+	}
 }
 
 /*
