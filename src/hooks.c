@@ -127,7 +127,7 @@ hooks_fire(ClaimedRun *run)
 		char	   *msg = psprintf("%s hook \"%s\" of run %s could not be triggered: %s",
 								   hook.kind, hook.task, run->id, edata->message);
 
-		logs_note(run, "warn", msg, NULL);
+		logs_note(run, "warn", msg);
 		ereport(WARNING,
 				errcode(edata->sqlerrcode),
 				errmsg("taskorch: %s", msg));

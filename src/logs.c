@@ -159,23 +159,17 @@ logs_run(const ClaimedRun *run, MemoryContext cxt)
 }
 
 /*
- * A note from the worker in the logs of a run, in its current attempt,
- * flushed with the batch's: a hook it could not trigger, a track's step
- * that ended and the next that started (tracks.c).  Logged now, so it
- * sorts after the attempt's own entries by logged_at.
+ * A note from the worker in the logs of the run whose attempt it has just
+ * decided (a hook it could not trigger, say), after the attempt's own.
  */
 void
-logs_note(const ClaimedRun *run, const char *level, const char *message, Jsonb *data)
+logs_note(const ClaimedRun *run, const char *level, const char *message)
 {
 	const ClaimedRun *save = log_run;
-	int			save_count = run_count;
 
-	/* not counted against the limit of the task that ran last */
 	log_run = run;
-	run_count = 0;
-	add_log(level, message, data);
+	add_log(level, message, NULL);
 	log_run = save;
-	run_count = save_count;
 }
 
 /* Write the batch's logs (inside SPI, in the batch's top-level transaction). */

@@ -328,8 +328,7 @@ extern void concurrency_release(void);
 extern void logs_init(void);
 extern void logs_run(const ClaimedRun *run, MemoryContext cxt);
 extern void logs_flush(void);
-extern void logs_note(const ClaimedRun *run, const char *level, const char *message,
-					  Jsonb *data);
+extern void logs_note(const ClaimedRun *run, const char *level, const char *message);
 extern void logs_reset(void);
 
 /* waits.c */

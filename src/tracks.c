@@ -59,22 +59,7 @@ typedef struct NextRow
 	PlanValue	attempts;
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
-	PlanValue	ended_level;
-	PlanValue	ended_message;
-	PlanValue	ended_data;
-	PlanValue	started_message;
-	PlanValue	started_data;
 } NextRow;
-
-/* what the engine logs of a track it advanced: the step that ended, the next */
-typedef struct StepLogs
-{
-	char	   *ended_level;
-	char	   *ended_message;
-	Jsonb	   *ended_data;
-	char	   *started_message;
-	Jsonb	   *started_data;
-} StepLogs;
 
 static const PlanField next_params[] = {
 	PLAN_PARAM(NextArgs, run_ids, TEXTARRAYOID),
@@ -95,11 +80,6 @@ static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, attempts),
 	PLAN_COLUMN(NextRow, parent_run_id),
 	PLAN_COLUMN(NextRow, parent_wait_seq),
-	PLAN_COLUMN(NextRow, ended_level),
-	PLAN_COLUMN(NextRow, ended_message),
-	PLAN_COLUMN(NextRow, ended_data),
-	PLAN_COLUMN(NextRow, started_message),
-	PLAN_COLUMN(NextRow, started_data),
 };
 static NamedPlan next_plan = {
 	.sql = "SELECT * FROM taskorch._track_next(:run_ids, :seqs)",
@@ -135,14 +115,13 @@ typedef enum NextAction
  * for its next step, or finished with its output.
  */
 static NextAction
-read_next(ClaimedRun *track, StepLogs *logs, int i)
+read_next(ClaimedRun *track, int i)
 {
 	NextRow		row;
 	char	   *action;
 
 	taskorch_read_row(&next_plan, i, &row);
 	memset(track, 0, sizeof(ClaimedRun));
-	memset(logs, 0, sizeof(StepLogs));
 	track->id = pv_cstring(row.run_id);
 	action = pv_cstring(row.action);
 	if (strcmp(action, "runner") == 0)
@@ -156,9 +135,6 @@ read_next(ClaimedRun *track, StepLogs *logs, int i)
 	track->parent_run_id = pv_cstring(row.parent_run_id);
 	track->parent_wait_seq = row.parent_wait_seq.present ?
 		DatumGetInt32(row.parent_wait_seq.datum) : 0;
-	logs->ended_level = pv_cstring(row.ended_level);
-	logs->ended_message = pv_cstring(row.ended_message);
-	logs->ended_data = pv_jsonb_copy(row.ended_data);
 	if (strcmp(action, "finish") == 0)
 	{
 		/* its output, judged as any run's (an FP failure fails it) */
@@ -183,8 +159,6 @@ read_next(ClaimedRun *track, StepLogs *logs, int i)
 		step->items = batch_single_item(pv_jsonb_copy(row.input), NULL);
 		track->wait_children = step;
 		track->wait_target = psprintf("task %s", step->task);
-		logs->started_message = pv_cstring(row.started_message);
-		logs->started_data = pv_jsonb_copy(row.started_data);
 	}
 	return NEXT_STEP;
 }
@@ -250,7 +224,6 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 	NextArgs	args;
 	int			nrows;
 	ClaimedRun *tracks;
-	StepLogs   *logs;
 	NextAction *actions;
 	ClaimedRun *finished;
 	int			nfinished = 0;
@@ -265,12 +238,11 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 														 TYPALIGN_INT)));
 	nrows = taskorch_execute_args(&next_plan, &args, false, 0);
 	tracks = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
-	logs = palloc(sizeof(StepLogs) * Max(nrows, 1));
 	actions = palloc(sizeof(NextAction) * Max(nrows, 1));
 	finished = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
 	queue = plan_items_new(Max(nrows, 1));
 	for (int i = 0; i < nrows; i++)
-		actions[i] = read_next(&tracks[i], &logs[i], i);
+		actions[i] = read_next(&tracks[i], i);
 
 	trigger_next_steps(tracks, actions, nrows);
 	waits_record(tracks, nrows);
@@ -283,10 +255,7 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 			queue.values[nqueue++] = CStringGetTextDatum(tracks[i].id);
 			continue;
 		}
-		logs_note(&tracks[i], logs[i].ended_level, logs[i].ended_message, logs[i].ended_data);
-		if (actions[i] == NEXT_STEP)
-			logs_note(&tracks[i], "info", logs[i].started_message, logs[i].started_data);
-		else
+		if (actions[i] == NEXT_FINISH)
 			finished[nfinished++] = tracks[i];
 	}
 	if (nqueue > 0)

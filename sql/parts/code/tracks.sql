@@ -299,24 +299,6 @@ BEGIN
 						errors->0->'error'->>'message'));
 END
 $$;
--- The log entries of a track's step, in the track run's logs: its start,
--- and its end (completed or failed), each written once, by whoever made it
--- happen (the runner, or the engine between steps: _track_next).
-CREATE OR REPLACE FUNCTION taskorch._step_started_log(name text, task text, n int)
-	RETURNS TABLE (level text, message text, data jsonb)
-	LANGUAGE sql STABLE
-	AS $$
-	SELECT 'info', format('step %s (%s) started', name, task), jsonb_build_object('step', name, 'index', n) $$;
-
-CREATE OR REPLACE FUNCTION taskorch._step_ended_log(name text, n int, result jsonb)
-	RETURNS TABLE (level text, message text, data jsonb)
-	LANGUAGE sql STABLE
-	AS $$
-	SELECT CASE WHEN (result->>'ok')::bool THEN 'info' ELSE 'error' END,
-		   format('step %s (%s) %s', name, result->>'taskIdentifier',
-				  CASE WHEN (result->>'ok')::bool THEN 'completed' ELSE 'failed' END),
-		   jsonb_build_object('step', name, 'index', n, 'runId', result->'id') $$;
-
 -- The runner of every track.  Each step is a child run it waits for at a
 -- checkpoint keyed by the step's name, carrying the track's state; it
 -- resumes from its latest checkpoint, never from the top.  Between steps
@@ -336,13 +318,8 @@ DECLARE
 	refusal text;
 	r jsonb;
 BEGIN
-	IF cp IS NULL THEN
-		state := taskorch._track_start(payload);
-	ELSE
-		PERFORM taskorch.log(l.level, l.message, l.data)
-		   FROM taskorch._step_ended_log(cp->>'key', (cp->'state'->>'n')::int, cp->'result') l;
-		state := taskorch._track_fold(cp->'state', cp->>'key', cp->'result', def.continue_on_failure);
-	END IF;
+	state := CASE WHEN cp IS NULL THEN taskorch._track_start(payload)
+				  ELSE taskorch._track_fold(cp->'state', cp->>'key', cp->'result', def.continue_on_failure) END;
 	LOOP
 		n := (state->>'n')::int;
 		EXIT WHEN (state->>'stop')::bool OR n >= jsonb_array_length(def.steps);
@@ -350,14 +327,13 @@ BEGIN
 		input := taskorch._step_input(step, state->'prev', payload, state->'tramp', n = 0);
 		refusal := taskorch._step_refusal(step->>'task', input);
 		IF refusal IS NOT NULL THEN
-			-- the step cannot run: it fails at once
+			-- the step cannot run: it fails at once, without a checkpoint
+			-- (whose log entries tell the other steps' ends: taskorch.logs)
 			r := taskorch._result(taskorch._failed(), NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
 			PERFORM taskorch.log(l.level, l.message, l.data)
 			   FROM taskorch._step_ended_log(step->>'name', n, r) l;
 			state := taskorch._track_fold(state, step->>'name', r, def.continue_on_failure);
 		ELSE
-			PERFORM taskorch.log(l.level, l.message, l.data)
-			   FROM taskorch._step_started_log(step->>'name', step->>'task', n) l;
 			PERFORM taskorch._wait_step(n, step->>'name', step->>'task', input, state);
 		END IF;
 	END LOOP;
@@ -375,14 +351,11 @@ GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
 --             hook, no output schema, no retry of an FP failure);
 --   'runner'  otherwise: the track's run is queued and its runner goes on.
 -- The tracks are locked, and one that ended meanwhile (canceled) is passed
--- over.  With each 'step' or 'finish', the log entries of the step that
--- ended (and of the one that starts).
+-- over.
 CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
 	RETURNS TABLE (run_id text, action text, seq int, key text, task text, input jsonb,
 				   state jsonb, output jsonb, track text, owner oid, fn oid, attempts int,
-				   parent_run_id text, parent_wait_seq int,
-				   ended_level text, ended_message text, ended_data jsonb,
-				   started_message text, started_data jsonb)
+				   parent_run_id text, parent_wait_seq int)
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 	AS $$
@@ -416,12 +389,8 @@ BEGIN
 				THEN taskorch._step_declared_input(d.step, d.state->'prev', d.payload, d.state->'tramp', false) END,
 		   d.state,
 		   CASE WHEN d.action = 'finish' THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END,
-		   d.task_id, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq,
-		   e.level, e.message, e.data, s.message, s.data
-	  FROM decided d
-	  LEFT JOIN LATERAL taskorch._step_ended_log(d.key, d.seq, d.result) e ON d.action <> 'runner'
-	  LEFT JOIN LATERAL taskorch._step_started_log(d.step->>'name', d.step->>'task', (d.state->>'n')::int) s
-			 ON d.action = 'step';
+		   d.task_id, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq
+	  FROM decided d;
 END
 $$;
 -- The runner of every orchestrator: its members in parallel (one batch
