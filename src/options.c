@@ -5,8 +5,10 @@
  *	  options as a jsonb object (snake_case or Trigger.dev's camelCase
  *	  keys), checked and merged into one TriggerOptions.
  *
- * An option may be given once: as a named argument or as a key of
- * `options`, not both.  Every bad value is refused with an error naming
+ * An option has one name (option_names): a trigger function's argument of
+ * that name sets it, whatever its place in the SQL signature, and so does
+ * the key of that name (or its camelCase) in `options`.  An option may be
+ * given once: as a named argument or as a key of `options`, not both.  Every bad value is refused with an error naming
  * the option, before anything is written.
  *
  * Keys (idempotency_key, concurrency_key, a debounce key, a queue as
@@ -24,8 +26,10 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -318,10 +322,10 @@ set_debounce(TriggerOptions *o, JsonbContainer *obj)
 /* ---- named arguments ---- */
 
 /*
- * Apply the named argument `id` (argument number argno of fcinfo, not
- * NULL).  Duration-like arguments are declared "any".
+ * Apply the option `id`, argument number argno of fcinfo (not NULL).
+ * Duration-like arguments are declared "any".
  */
-void
+static void
 trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno)
 {
 	Datum		v = PG_GETARG_DATUM(argno);
@@ -362,6 +366,59 @@ trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno
 		default:
 			set_key(o, id, TextDatumGetCString(v));
 			break;
+	}
+}
+
+/*
+ * The option each argument of the calling SQL function sets, by the
+ * argument's name (-1: not an option), looked up once per call site (in
+ * fn_extra): the SQL signature may list the options in any order.
+ */
+static const int *
+options_of_args(FunctionCallInfo fcinfo)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	HeapTuple	tup;
+	Oid		   *types;
+	char	  **names;
+	char	   *modes;
+	int			nargs;
+	int		   *ids;
+
+	if (flinfo->fn_extra)
+		return flinfo->fn_extra;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(flinfo->fn_oid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "taskorch: cache lookup failed for function %u", flinfo->fn_oid);
+	nargs = get_func_arg_info(tup, &types, &names, &modes);
+	ReleaseSysCache(tup);
+	ids = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(int) * Max(nargs, 1));
+	for (int i = 0; i < nargs; i++)
+	{
+		ids[i] = -1;
+		for (int id = 0; names && id < NUM_OPTIONS; id++)
+			if (strcmp(names[i], option_names[id][0]) == 0)
+				ids[i] = id;
+	}
+	flinfo->fn_extra = ids;
+	return ids;
+}
+
+/*
+ * Apply every option given as an argument of the calling SQL function,
+ * from argument `first` on, each by its name.
+ */
+void
+trigger_options_args(TriggerOptions *o, FunctionCallInfo fcinfo, int first)
+{
+	const int  *ids = options_of_args(fcinfo);
+
+	for (int argno = first; argno < PG_NARGS(); argno++)
+	{
+		if (ids[argno] < 0)
+			elog(ERROR, "taskorch: argument %d of the trigger function is not an option", argno + 1);
+		if (!PG_ARGISNULL(argno))
+			trigger_option_arg(o, ids[argno], fcinfo, argno);
 	}
 }
 

@@ -448,7 +448,7 @@ typedef struct TriggerOptions
 
 /* options.c */
 extern void trigger_options_init(TriggerOptions *o);
-extern void trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno);
+extern void trigger_options_args(TriggerOptions *o, FunctionCallInfo fcinfo, int first);
 extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaults_only);
 extern void trigger_options_finish(TriggerOptions *o);
 extern Datum trigger_options_tags(TriggerOptions *o);

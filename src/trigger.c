@@ -585,7 +585,7 @@ taskorch_trigger(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/* trigger()'s arguments after `options`, in order, are the options in TriggerOptions order */
+/* trigger()'s arguments after `options` are options, each known by its name (options.c) */
 #define FIRST_OPTION_ARG 3
 
 /*
@@ -604,9 +604,7 @@ taskorch_trigger_v2(PG_FUNCTION_ARGS)
 	o.now = trigger_now();
 	if (!PG_ARGISNULL(2))
 		trigger_options_jsonb(&o, PG_GETARG_JSONB_P(2), false);
-	for (int argno = FIRST_OPTION_ARG; argno < PG_NARGS(); argno++)
-		if (!PG_ARGISNULL(argno))
-			trigger_option_arg(&o, argno - FIRST_OPTION_ARG, fcinfo, argno);
+	trigger_options_args(&o, fcinfo, FIRST_OPTION_ARG);
 	trigger_options_finish(&o);
 	PG_RETURN_DATUM(create_run(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 							   PG_GETARG_JSONB_P(1), &o, NULL));
