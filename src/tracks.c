@@ -23,7 +23,7 @@
  *
  * Transaction: the batch's, inside SPI, after the waits the batch's runs
  * finished were completed (wait_children.c), which locked those
- * waitpoints; taskorch._track_next then locks the tracks' run rows, in id
+ * waitpoints; next_plan then locks the tracks' run rows, in id
  * order, so a cancel() cannot slip in between (it locks the run row
  * first and finds it WAITING, or comes after and cancels the new step with
  * the rest).  Memory: the batch context.  Lock: no shared lock.
@@ -81,9 +81,52 @@ static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, parent_run_id),
 	PLAN_COLUMN(NextRow, parent_wait_seq),
 };
+/*
+ * For each track whose step `seq` just ended, what comes next (action):
+ *   'step'    the next step, which the engine starts itself: no failure
+ *             stopped the track and no mapper (user code) makes its input;
+ *   'finish'  no step is left (or a failure stopped the track): its output,
+ *             when nothing of the track's own is left to run either (no
+ *             hook, no output schema, no retry of an FP failure);
+ *   'runner'  otherwise: the track's run is queued and its runner goes on.
+ * The tracks are locked, and one that ended meanwhile (canceled) is passed
+ * over.  What a step's end does to the state, a step's input and a
+ * track's output are the SQL functions the runner uses too.
+ */
 static NamedPlan next_plan = {
-	.sql = "SELECT * FROM taskorch._track_next(:run_ids, :seqs)",
-	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns)
+	.sql = "WITH ended AS ("
+	"  SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.parent_run_id,"
+	"         r.parent_wait_seq, r.owner::oid AS owner, t.fn::oid AS fn,"
+	"         t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,"
+	"         d AS def, w.key, w.seq, w.result,"
+	"         taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state"
+	"    FROM unnest(:run_ids, :seqs) AS u(run_id, seq)"
+	"    JOIN taskorch.waitpoint w ON w.run_id = u.run_id AND w.seq = u.seq AND w.key IS NOT NULL"
+	"    JOIN taskorch.run r ON r.id = u.run_id"
+	"    JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
+	"    JOIN taskorch.composite d ON d.name = r.task_id AND d.kind = 'track'"
+	"   WHERE NOT taskorch.finished(r.status)"
+	"   ORDER BY r.id"
+	"     FOR UPDATE OF r),"
+	" decided AS ("
+	"  SELECT e.*, s.step,"
+	"         CASE WHEN s.step IS NOT NULL AND NOT (e.state->>'stop')::bool"
+	"              THEN CASE WHEN s.step ? 'input_mapper' THEN 'runner' ELSE 'step' END"
+	"              WHEN e.plain AND (jsonb_array_length(e.state->'errors') = 0"
+	"                                OR e.attempts + 1 >= e.max_attempts) THEN 'finish'"
+	"              ELSE 'runner' END AS action"
+	"    FROM ended e, LATERAL (SELECT (e.def).steps->((e.state->>'n')::int) AS step) s)"
+	" SELECT d.id AS run_id, d.action, (d.state->>'n')::int AS seq, d.step->>'name' AS key,"
+	"        d.step->>'task' AS task,"
+	"        CASE WHEN d.action = 'step'"
+	"             THEN taskorch._step_declared_input(d.step, d.state->'prev', d.payload,"
+	"                                                d.state->'tramp', false) END AS input,"
+	"        d.state,"
+	"        CASE WHEN d.action = 'finish'"
+	"             THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END AS output,"
+	"        d.task_id AS track, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq"
+	"   FROM decided d",
+	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_KEY_LOOKUPS
 };
 
 typedef struct QueueArgs
@@ -214,9 +257,10 @@ trigger_next_steps(ClaimedRun *tracks, NextAction *actions, int n)
 }
 
 /*
- * The tracks run_ids[0..n) each finished the step of their checkpoint
- * seqs[i] (inside SPI): run their next steps, finish them, or queue them.
- * Returns the number queued.
+ * The runs run_ids[0..n) each finished the step of their checkpoint
+ * seqs[i] (inside SPI): run the next steps of tracks, finish tracks, or
+ * queue the runs (a canceled one stays as it is).  Returns the number
+ * queued.
  */
 int
 tracks_advance(Datum *run_ids, Datum *seqs, int n)
@@ -240,24 +284,28 @@ tracks_advance(Datum *run_ids, Datum *seqs, int n)
 	tracks = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
 	actions = palloc(sizeof(NextAction) * Max(nrows, 1));
 	finished = palloc(sizeof(ClaimedRun) * Max(nrows, 1));
-	queue = plan_items_new(Max(nrows, 1));
+	queue = plan_items_new(n);
 	for (int i = 0; i < nrows; i++)
 		actions[i] = read_next(&tracks[i], i);
 
 	trigger_next_steps(tracks, actions, nrows);
 	waits_record(tracks, nrows);
 
-	for (int i = 0; i < nrows; i++)
+	/* the tracks not advanced here, and checkpoints of other composites: their runners go on */
+	for (int i = 0; i < n; i++)
 	{
-		if (actions[i] == NEXT_RUNNER ||
-			(actions[i] == NEXT_STEP && !tracks[i].suspended))
-		{
-			queue.values[nqueue++] = CStringGetTextDatum(tracks[i].id);
-			continue;
-		}
-		if (actions[i] == NEXT_FINISH)
-			finished[nfinished++] = tracks[i];
+		char	   *id = TextDatumGetCString(run_ids[i]);
+		bool		advanced = false;
+
+		for (int j = 0; j < nrows && !advanced; j++)
+			advanced = strcmp(tracks[j].id, id) == 0 &&
+				(actions[j] == NEXT_FINISH || (actions[j] == NEXT_STEP && tracks[j].suspended));
+		if (!advanced)
+			queue.values[nqueue++] = run_ids[i];
 	}
+	for (int j = 0; j < nrows; j++)
+		if (actions[j] == NEXT_FINISH)
+			finished[nfinished++] = tracks[j];
 	if (nqueue > 0)
 	{
 		qargs.run_ids = plan_items_array(queue, nqueue, TEXTOID);

@@ -31,7 +31,7 @@
 PG_FUNCTION_INFO_V1(taskorch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait);
 PG_FUNCTION_INFO_V1(taskorch_batch_trigger_and_wait_query);
-PG_FUNCTION_INFO_V1(taskorch_wait_step);
+PG_FUNCTION_INFO_V1(taskorch_wait_checkpoint);
 
 /*
  * Child-run waits whose children have all finished: complete them with the
@@ -342,27 +342,39 @@ taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch._wait_step(step, key, task, payload, state), inside a
- * track's run: run step number `step` (task with payload) and wait for it,
- * at a checkpoint under `key` (the step's name) carrying `state`.  It
- * never returns: the run resumes from the checkpoint (_last_checkpoint),
- * or the engine runs the next step itself (tracks.c).
+ * SQL: taskorch._wait_checkpoint(step, key, state, task, payload, query),
+ * inside a composite's run: run step number `step` and wait for it, at a
+ * checkpoint under `key` carrying `state`.  The step is task with payload
+ * (a track's step, kind 'run'), or task over the rows of query (a
+ * traverse orchestrator's page, kind 'batch').  It never returns: the run
+ * resumes from the checkpoint (_last_checkpoint), or the engine goes on
+ * itself (tracks.c).
  */
 Datum
-taskorch_wait_step(PG_FUNCTION_ARGS)
+taskorch_wait_checkpoint(PG_FUNCTION_ARGS)
 {
 	ClaimedRun *run;
 	BatchItems	src = {NULL, NULL, NULL};
-	WaitCall	call = {.kind = "run"};
+	WaitCall	call = {0};
 
-	require_args(fcinfo, 5, "step, key, task, payload and state", "taskorch.run_track() calls it.");
-	run = run_in_task("taskorch._wait_step()", "Only a track's run waits for its steps.");
+	require_args(fcinfo, 4, "step, key, state and task", "taskorch.run_track() calls it.");
+	run = run_in_task("taskorch._wait_checkpoint()", "Only a track's or an orchestrator's run waits at checkpoints.");
 	call.seq = PG_GETARG_INT32(0);
 	call.key = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	src.task = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	call.state = PG_GETARG_JSONB_P(2);
+	src.task = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	call.target = children_target(src.task, &src);
-	call.state = PG_GETARG_JSONB_P(4);
-	src.items = batch_single_item(PG_GETARG_JSONB_P(3), NULL);
+	if (!PG_ARGISNULL(5))
+	{
+		call.kind = "batch";
+		src.query = text_to_cstring(PG_GETARG_TEXT_PP(5));
+	}
+	else
+	{
+		require_arg(fcinfo, 4, "payload", "A step without a query has a payload.");
+		call.kind = "run";
+		src.items = batch_single_item(PG_GETARG_JSONB_P(4), NULL);
+	}
 	run->wait_calls = Max(run->wait_calls, call.seq + 1);
 	wait_for_children(&call, &src);
 	PG_RETURN_NULL();

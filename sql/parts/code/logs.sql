@@ -23,7 +23,8 @@ CREATE OR REPLACE FUNCTION taskorch._step_ended_log(name text, n int, result jso
 		   jsonb_build_object('step', name, 'index', n, 'runId', result->'id') $$;
 
 -- Every run's log entries: those written, and its track steps' (position
--- 0, in the track's attempt).
+-- 0, in the track's attempt; a traverse's pages, also checkpoints, are not
+-- logged).
 CREATE OR REPLACE VIEW taskorch.logs WITH (security_invoker = true) AS
 SELECT l.run_id, r.task_id, l.attempt, l.position, l.logged_at, l.level, l.message, l.data
   FROM taskorch.log l JOIN taskorch.run r ON r.id = l.run_id
@@ -37,7 +38,7 @@ SELECT w.run_id, r.task_id, greatest(r.attempts, 1), 0, e.logged_at, e.level, e.
 		UNION ALL
 		SELECT w.completed_at, s.* FROM taskorch._step_ended_log(w.key, w.seq, w.result) s
 		 WHERE w.completed_at IS NOT NULL) e
- WHERE w.key IS NOT NULL;
+ WHERE w.key IS NOT NULL AND w.kind = 'run';	-- a checkpoint for one child: a track's step
 GRANT SELECT ON taskorch.logs TO PUBLIC;
 
 -- Inside a task: level is debug, log, info, warn or error.

@@ -7,13 +7,15 @@
 -- resolve the mappers and queries they are given under that role's
 -- search_path.
 ------------------------------------------------------------------------------
--- A track's checkpoints (waits.c, wait_children.c): its latest that is
--- over, {key, state, result}; and the wait for a step under its name.
+-- A composite's checkpoints (waits.c, wait_children.c): its latest that is
+-- over, {key, state, result}; and the wait for a step under its key (a
+-- track's step: task with payload; a traverse page: task over a query).
 CREATE OR REPLACE FUNCTION taskorch._last_checkpoint() RETURNS jsonb
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_last_checkpoint';
-CREATE OR REPLACE FUNCTION taskorch._wait_step(step int, key text, task text, payload jsonb, state jsonb)
+CREATE OR REPLACE FUNCTION taskorch._wait_checkpoint(step int, key text, state jsonb, task text,
+													 payload jsonb DEFAULT NULL, query text DEFAULT NULL)
 	RETURNS jsonb
-	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_step';
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_checkpoint';
 
 -- A declarative input: the template with every string "$.prev..." or
 -- "$.input..." replaced by that JSON path's value in {prev, input}.
@@ -334,7 +336,7 @@ BEGIN
 			   FROM taskorch._step_ended_log(step->>'name', n, r) l;
 			state := taskorch._track_fold(state, step->>'name', r, def.continue_on_failure);
 		ELSE
-			PERFORM taskorch._wait_step(n, step->>'name', step->>'task', input, state);
+			PERFORM taskorch._wait_checkpoint(n, step->>'name', state, step->>'task', input);
 		END IF;
 	END LOOP;
 	RETURN taskorch._track_output(def, state, payload, taskorch.current_run()->>'id');
@@ -342,57 +344,6 @@ END
 $$;
 GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
 
--- The engine between a track's steps (tracks.c, as the extension owner):
--- for each track whose step `seq` just ended, what comes next:
---   'step'    the next step, which the engine starts itself: no failure
---             stopped the track and no mapper (user code) makes its input;
---   'finish'  no step is left (or a failure stopped the track): its output,
---             when nothing of the track's own is left to run either (no
---             hook, no output schema, no retry of an FP failure);
---   'runner'  otherwise: the track's run is queued and its runner goes on.
--- The tracks are locked, and one that ended meanwhile (canceled) is passed
--- over.
-CREATE OR REPLACE FUNCTION taskorch._track_next(run_ids text[], seqs int[])
-	RETURNS TABLE (run_id text, action text, seq int, key text, task text, input jsonb,
-				   state jsonb, output jsonb, track text, owner oid, fn oid, attempts int,
-				   parent_run_id text, parent_wait_seq int)
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-	AS $$
-#variable_conflict use_column
-BEGIN
-	RETURN QUERY
-	WITH ended AS (
-		SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.parent_run_id,
-			   r.parent_wait_seq, r.owner::oid AS owner, t.fn::oid AS fn,
-			   t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,
-			   d AS def, w.key, w.seq, w.result,
-			   taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state
-		  FROM unnest(run_ids, seqs) AS u(run_id, seq)
-		  JOIN taskorch.waitpoint w ON w.run_id = u.run_id AND w.seq = u.seq AND w.key IS NOT NULL
-		  JOIN taskorch.run r ON r.id = u.run_id
-		  JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid
-		  JOIN taskorch.composite d ON d.name = r.task_id AND d.kind = 'track'
-		 WHERE NOT taskorch.finished(r.status)
-		 ORDER BY r.id
-		   FOR UPDATE OF r),
-	decided AS (
-		SELECT e.*, s.step,
-			   CASE WHEN s.step IS NOT NULL AND NOT (e.state->>'stop')::bool
-					THEN CASE WHEN s.step ? 'input_mapper' THEN 'runner' ELSE 'step' END
-					WHEN e.plain AND (jsonb_array_length(e.state->'errors') = 0
-									  OR e.attempts + 1 >= e.max_attempts) THEN 'finish'
-					ELSE 'runner' END AS action
-		  FROM ended e, LATERAL (SELECT (e.def).steps->((e.state->>'n')::int) AS step) s)
-	SELECT d.id, d.action, (d.state->>'n')::int, d.step->>'name', d.step->>'task',
-		   CASE WHEN d.action = 'step'
-				THEN taskorch._step_declared_input(d.step, d.state->'prev', d.payload, d.state->'tramp', false) END,
-		   d.state,
-		   CASE WHEN d.action = 'finish' THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END,
-		   d.task_id, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq
-	  FROM decided d;
-END
-$$;
 -- The runner of every orchestrator: its members in parallel (one batch
 -- wait), or for a traverse orchestrator the rows of a query, a page at a
 -- time.  The output is {success, processed, failed, results, errors}.
@@ -406,7 +357,9 @@ DECLARE
 	errors jsonb := '[]';
 	r record;
 	res jsonb;
-	page jsonb;
+	step jsonb;
+	cp jsonb;
+	state jsonb;
 	processed bigint := 0;
 	failed bigint := 0;
 	pages int := 0;
@@ -414,17 +367,24 @@ DECLARE
 BEGIN
 	def := taskorch._definition('orchestrator', payload);
 	IF def.steps->0 ? 'query' THEN
-		LOOP
-			page := taskorch.traverse(def.steps->0->>'query', def.steps->0->>'task',
-									  (def.steps->0->>'page_size')::int, pages);
-			processed := processed + (page->>'processed')::int;
-			failed := failed + (page->>'failed')::int;
-			errors := errors || (page->'errors');
-			pages := pages + 1;
-			EXIT WHEN NOT (page->>'has_more')::bool;
+		-- a page at a time, each a checkpoint ("page_<n>") carrying the
+		-- counts so far: it resumes at the page it reached
+		step := def.steps->0;
+		cp := taskorch._last_checkpoint();
+		state := CASE WHEN cp IS NULL
+					  THEN jsonb_build_object('pages', 0, 'processed', 0, 'failed', 0,
+											  'errors', '[]'::jsonb, 'has_more', true)
+					  ELSE taskorch._traverse_fold(cp->'state', cp->'result', (step->>'page_size')::int) END;
+		WHILE (state->>'has_more')::bool LOOP
+			pages := (state->>'pages')::int;
+			PERFORM taskorch._wait_checkpoint(pages, 'page_' || pages, state, step->>'task',
+				query => taskorch._page_query(step->>'query', (step->>'page_size')::int, pages));
 		END LOOP;
-		out := jsonb_build_object('success', failed = 0, 'processed', processed, 'failed', failed,
-								  'pages', pages, 'results', '{}'::jsonb, 'errors', errors);
+		failed := (state->>'failed')::bigint;
+		out := jsonb_build_object('success', failed = 0, 'processed', (state->>'processed')::bigint,
+								  'failed', failed, 'pages', (state->>'pages')::int,
+								  'results', '{}'::jsonb, 'errors', state->'errors');
+		processed := (state->>'processed')::bigint;
 	ELSE
 		runs := taskorch.batch_trigger_and_wait(
 			(SELECT jsonb_agg(jsonb_build_object('task', m->>'task',
@@ -465,10 +425,6 @@ CREATE OR REPLACE FUNCTION taskorch.traverse(query text, task text, page_size in
 	RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
-DECLARE
-	runs jsonb;
-	successes jsonb;
-	failures jsonb;
 BEGIN
 	IF page_size IS NULL OR page_size < 1 OR page_size > 100000 THEN
 		RAISE EXCEPTION 'page_size must be between 1 and 100000, not %', page_size
@@ -479,10 +435,28 @@ BEGIN
 		RAISE EXCEPTION 'page must be 0 or more, not %', page
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pages count from 0.';
 	END IF;
-	runs := taskorch.batch_trigger_and_wait_query(
-		format('SELECT * FROM (%s) AS rows LIMIT %s OFFSET %s', query, page_size,
-			   page::bigint * page_size), task)->'runs';
-	-- successes {runId, output}; failures {runId, item (the row's payload), error}
+	RETURN taskorch._page_outcome(
+		taskorch.batch_trigger_and_wait_query(taskorch._page_query(query, page_size, page), task)->'runs',
+		page_size);
+END
+$$;
+
+-- Page `page` (from 0) of a query's rows, page_size rows.
+CREATE OR REPLACE FUNCTION taskorch._page_query(query text, page_size int, page int) RETURNS text
+	LANGUAGE sql IMMUTABLE
+	AS $$ SELECT format('SELECT * FROM (%s) AS rows LIMIT %s OFFSET %s', query, page_size,
+						page::bigint * page_size) $$;
+
+-- What a page of a traverse gave, from its runs' Results: successes
+-- {runId, output} and failures {runId, item (the row's payload), error},
+-- and whether more pages may follow.
+CREATE OR REPLACE FUNCTION taskorch._page_outcome(runs jsonb, page_size int) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	AS $$
+DECLARE
+	successes jsonb;
+	failures jsonb;
+BEGIN
 	SELECT coalesce(jsonb_agg(jsonb_build_object('runId', r->'id', 'output', u->'output') ORDER BY n)
 						FILTER (WHERE (u->>'ok')::bool), '[]'),
 		   coalesce(jsonb_agg(jsonb_build_object('runId', r->'id', 'error', u->'error', 'item',
@@ -499,6 +473,18 @@ BEGIN
 		'errors', failures);
 END
 $$;
+
+-- A traverse orchestrator's counts after a page ended with `result` (its
+-- wait's {"runs": [...]}).
+CREATE OR REPLACE FUNCTION taskorch._traverse_fold(state jsonb, result jsonb, page_size int) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT state || jsonb_build_object('pages', (state->>'pages')::int + 1,
+			'processed', (state->>'processed')::bigint + (page->>'processed')::int,
+			'failed', (state->>'failed')::bigint + (page->>'failed')::int,
+			'errors', state->'errors' || (page->'errors'),
+			'has_more', (page->>'has_more')::bool)
+	  FROM taskorch._page_outcome(result->'runs', page_size) AS page $$;
 
 -- Errors unless the query's rows can be the items of a batch of task.
 CREATE OR REPLACE FUNCTION taskorch.check_items_query(query text, task text DEFAULT NULL) RETURNS void
