@@ -212,9 +212,10 @@ echo "orchestrator of 100 such tracks: ${orch_s} s for its ${orch_runs} runs, $(
 echo "plain burn-down of 40,000 runs (as many as the tracks made): ${plain40_s} s, $(rate 40000 "$plain40_s") runs/s"
 echo "  3-step track runs/s / plain burn-down runs/s: $(awk -v a="$plain40_s" -v b="$track_s" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 
-# a 50-step track, 200 of them: does a step cost more the later it comes
-# (a track runs from the top at every step)?  Time between the end of a
-# step and the end of the next, early steps beside late ones.
+# a 50-step track, 200 of them: does a step cost more the later it comes?
+# (A track resumes from its checkpoint, not from the top, so it should
+# not.)  Time between the end of a step and the end of the next, early
+# steps beside late ones.
 sql >/dev/null <<'SQL'
 SELECT taskorch.define_track('bench-track-50',
 	(SELECT jsonb_agg(jsonb_build_object('task', 'noop', 'name', 's' || g) ORDER BY g) FROM generate_series(1, 50) g));
