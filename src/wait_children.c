@@ -137,6 +137,79 @@ static NamedPlan lock_waits_plan = {
 	PLAN_PARAMS(lock_waits_params), .shape = PLAN_KEY_LOOKUPS
 };
 
+/* the batch's finished children, each beside its parent's wait */
+typedef struct ChildEndsArgs
+{
+	PlanValue	run_ids;
+	PlanValue	seqs;
+	PlanValue	child_ids;
+	PlanValue	statuses;
+	PlanValue	tasks;
+	PlanValue	outputs;
+	PlanValue	errors;
+	PlanValue	now;
+} ChildEndsArgs;
+
+static const PlanField child_ends_params[] = {
+	PLAN_PARAM(ChildEndsArgs, run_ids, TEXTARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, seqs, INT4ARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, child_ids, TEXTARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, statuses, TEXTARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, tasks, TEXTARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, outputs, JSONBARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, errors, JSONBARRAYOID),
+	PLAN_PARAM(ChildEndsArgs, now, TIMESTAMPTZOID),
+};
+/*
+ * The waits for one child (trigger_and_wait, a track's step) that a child
+ * of this batch ended: over now, with its Result made from what the batch
+ * knows of it, without asking the runs table whether it has finished.
+ * The same rows as children_done_plan's.
+ */
+static NamedPlan one_child_done_plan = {
+	.sql = "WITH done AS ("
+	"  UPDATE taskorch.waitpoint wp SET completed_at = :now,"
+	"         result = taskorch._result(u.status::taskorch.run_status, u.child_id, u.task,"
+	"                                   u.output, u.error)"
+	"    FROM unnest(:run_ids, :seqs, :child_ids, :statuses, :tasks, :outputs, :errors)"
+	"         AS u(run_id, seq, child_id, status, task, output, error)"
+	"   WHERE wp.run_id = u.run_id AND wp.seq = u.seq AND wp.kind = 'run'"
+	"     AND wp.completed_at IS NULL AND wp.children[1] = u.child_id"
+	"  RETURNING wp.run_id, wp.seq, wp.key IS NOT NULL AS advance),"
+	" queued AS (UPDATE taskorch.run r"
+	"            SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now"
+	"           FROM (SELECT DISTINCT run_id FROM done WHERE NOT advance) d"
+	"          WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING) ")"
+	" SELECT run_id, seq, advance FROM done",
+	PLAN_PARAMS(child_ends_params), PLAN_COLUMNS(done_columns), .shape = PLAN_KEY_LOOKUPS
+};
+
+/*
+ * The waits a statement completed (one_child_done_plan's or
+ * children_done_plan's rows): the track checkpoints among them are added
+ * to ids/seqs from *nadvance on; returns whether it queued any run.
+ */
+static bool
+waits_done(NamedPlan *p, int done, Datum *ids, Datum *seqs, int *nadvance)
+{
+	bool		queued = false;
+
+	for (int i = 0; i < done; i++)
+	{
+		DoneRow		row;
+
+		taskorch_read_row(p, i, &row);
+		if (DatumGetBool(row.advance.datum))
+		{
+			ids[*nadvance] = PointerGetDatum(PG_DETOAST_DATUM_COPY(row.run_id.datum));
+			seqs[(*nadvance)++] = row.seq.datum;
+		}
+		else
+			queued = true;
+	}
+	return queued;
+}
+
 /*
  * Runs of this batch that reached an end and are waited for: complete the
  * waits they were the last of (inside SPI, in the batch's transaction).
@@ -145,12 +218,19 @@ void
 waits_children_done(ClaimedRun *runs, int n)
 {
 	PlanItems	ids = plan_items_new(2 * n),
-				seqs = plan_items_new(2 * n);
+				seqs = plan_items_new(2 * n),
+				child_ids = plan_items_new(2 * n),
+				statuses = plan_items_new(2 * n),
+				tasks = plan_items_new(2 * n),
+				outputs = plan_items_new(2 * n),
+				errors = plan_items_new(2 * n);
+	Datum	   *advance_ids = palloc(sizeof(Datum) * 2 * Max(n, 1));
+	Datum	   *advance_seqs = palloc(sizeof(Datum) * 2 * Max(n, 1));
 	WaitsArgs	args;
+	ChildEndsArgs ends;
 	int			k = 0;
-	int			done;
 	int			nadvance = 0;
-	bool		queued = false;
+	bool		queued;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -159,12 +239,21 @@ waits_children_done(ClaimedRun *runs, int n)
 		{
 			ids.values[k] = CStringGetTextDatum(runs[i].id);
 			seqs.values[k] = Int32GetDatum(runs[i].wait_seq);
+			child_ids.nulls[k] = statuses.nulls[k] = tasks.nulls[k] = true;
+			outputs.nulls[k] = errors.nulls[k] = true;
 			k++;
 		}
 		if (runs[i].parent_run_id == NULL || !run_status_finished(runs[i].status))
 			continue;
 		ids.values[k] = CStringGetTextDatum(runs[i].parent_run_id);
 		seqs.values[k] = Int32GetDatum(runs[i].parent_wait_seq);
+		child_ids.values[k] = CStringGetTextDatum(runs[i].id);
+		statuses.values[k] = CStringGetTextDatum(run_status_name(runs[i].status));
+		tasks.values[k] = CStringGetTextDatum(runs[i].task_id);
+		outputs.values[k] = runs[i].output ? JsonbPGetDatum(runs[i].output) : (Datum) 0;
+		outputs.nulls[k] = runs[i].output == NULL;
+		errors.values[k] = runs[i].error ? JsonbPGetDatum(runs[i].error) : (Datum) 0;
+		errors.nulls[k] = runs[i].error == NULL;
 		k++;
 	}
 	if (k == 0)
@@ -172,27 +261,28 @@ waits_children_done(ClaimedRun *runs, int n)
 	args.run_ids = plan_items_array(ids, k, TEXTOID);
 	args.seqs = plan_items_array(seqs, k, INT4OID);
 	taskorch_execute_args(&lock_waits_plan, &args, false, 0);
-	/* a statement of its own: its snapshot is taken once the locks are held */
+	/* statements of their own: their snapshots are taken once the locks are held */
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);
-	done = taskorch_execute_args(&children_done_plan, &args, false, 0);
-	for (int i = 0; i < done; i++)
-	{
-		DoneRow		row;
-
-		taskorch_read_row(&children_done_plan, i, &row);
-		if (DatumGetBool(row.advance.datum))
-		{
-			ids.values[nadvance] = PointerGetDatum(PG_DETOAST_DATUM_COPY(row.run_id.datum));
-			seqs.values[nadvance++] = row.seq.datum;
-		}
-		else
-			queued = true;
-	}
+	ends.run_ids = args.run_ids;
+	ends.seqs = args.seqs;
+	ends.child_ids = plan_items_array(child_ids, k, TEXTOID);
+	ends.statuses = plan_items_array(statuses, k, TEXTOID);
+	ends.tasks = plan_items_array(tasks, k, TEXTOID);
+	ends.outputs = plan_items_array(outputs, k, JSONBOID);
+	ends.errors = plan_items_array(errors, k, JSONBOID);
+	ends.now = args.now;
+	queued = waits_done(&one_child_done_plan,
+						taskorch_execute_args(&one_child_done_plan, &ends, false, 0),
+						advance_ids, advance_seqs, &nadvance);
+	/* the other waits (a batch's, ...), over once all their children are */
+	queued |= waits_done(&children_done_plan,
+						 taskorch_execute_args(&children_done_plan, &args, false, 0),
+						 advance_ids, advance_seqs, &nadvance);
 	if (queued)
 		taskorch_requeued_at_commit();
 	if (nadvance > 0)
-		(void) tracks_advance(ids.values, seqs.values, nadvance);
+		(void) tracks_advance(advance_ids, advance_seqs, nadvance);
 }
 
 /* ---------------------------------------------------------------------
