@@ -13,8 +13,9 @@
  * they exist only if the run really waits.  A batch whose runs finish
  * children completes the waits they were the last of, in the same
  * transaction (waits_children_done), locking those waitpoints in a fixed
- * order first; the maintenance pass catches the rest
- * (wait_children_resume).  Memory: the run's (batch) context.  Lock: none
+ * order first, then their runs (skipping one another transaction holds:
+ * a cancel() holding a parent waits for the batches that hold its
+ * children); the maintenance pass catches the rest (wait_children_resume).  Memory: the run's (batch) context.  Lock: none
  * shared; waitpoint rows, FOR UPDATE.
  *
  *-------------------------------------------------------------------------
@@ -136,6 +137,85 @@ static NamedPlan lock_waits_plan = {
 	" ORDER BY wp.run_id, wp.seq FOR UPDATE OF wp",
 	PLAN_PARAMS(lock_waits_params), .shape = PLAN_KEY_LOOKUPS
 };
+
+typedef struct ParentsArgs
+{
+	PlanValue	run_ids;
+} ParentsArgs;
+
+typedef struct ParentRow
+{
+	PlanValue	id;
+} ParentRow;
+
+static const PlanField lock_parents_params[] = {
+	PLAN_PARAM(ParentsArgs, run_ids, TEXTARRAYOID),
+};
+static const PlanField lock_parents_columns[] = {
+	PLAN_COLUMN(ParentRow, id),
+};
+/*
+ * The waiting runs whose waits a batch may complete, locked (after their
+ * waitpoints).  One locked by another transaction is passed over, not
+ * waited for: a cancel() holds its run while it waits for the batches
+ * that hold its children, this one among them; the maintenance pass
+ * completes that run's wait later if it is still waiting.
+ */
+static NamedPlan lock_parents_plan = {
+	.sql = "SELECT id FROM taskorch.run WHERE id = ANY (:run_ids)"
+	" ORDER BY id FOR UPDATE SKIP LOCKED",
+	PLAN_PARAMS(lock_parents_params), PLAN_COLUMNS(lock_parents_columns),
+	.shape = PLAN_KEY_LOOKUPS
+};
+
+static int
+compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Lock the parents of the waits ids[0..k) (see lock_parents_plan) and keep,
+ * in place, only the waits whose parent is now locked; returns how many.
+ */
+static int
+keep_locked_parents(PlanItems *ids, PlanItems *seqs, PlanItems *child_ids, PlanItems *statuses,
+					PlanItems *tasks, PlanItems *outputs, PlanItems *errors, int k)
+{
+	ParentsArgs args = {plan_items_array(*ids, k, TEXTOID)};
+	int			nlocked = taskorch_execute_args(&lock_parents_plan, &args, false, 0);
+	char	  **locked = palloc(sizeof(char *) * Max(nlocked, 1));
+	int			kept = 0;
+
+	for (int i = 0; i < nlocked; i++)
+	{
+		ParentRow	row;
+
+		taskorch_read_row(&lock_parents_plan, i, &row);
+		locked[i] = pv_cstring(row.id);
+	}
+	if (nlocked == k)
+		return k;				/* each parent once: all of them */
+	qsort(locked, nlocked, sizeof(char *), compare_strings);
+	for (int i = 0; i < k; i++)
+	{
+		char	   *id = TextDatumGetCString(ids->values[i]);
+
+		if (!bsearch(&id, locked, nlocked, sizeof(char *), compare_strings))
+			continue;
+#define KEEP(items) ((items)->values[kept] = (items)->values[i], (items)->nulls[kept] = (items)->nulls[i])
+		KEEP(ids);
+		KEEP(seqs);
+		KEEP(child_ids);
+		KEEP(statuses);
+		KEEP(tasks);
+		KEEP(outputs);
+		KEEP(errors);
+#undef KEEP
+		kept++;
+	}
+	return kept;
+}
 
 /* the batch's finished children, each beside its parent's wait */
 typedef struct ChildEndsArgs
@@ -261,6 +341,11 @@ waits_children_done(ClaimedRun *runs, int n)
 	args.run_ids = plan_items_array(ids, k, TEXTOID);
 	args.seqs = plan_items_array(seqs, k, INT4OID);
 	taskorch_execute_args(&lock_waits_plan, &args, false, 0);
+	k = keep_locked_parents(&ids, &seqs, &child_ids, &statuses, &tasks, &outputs, &errors, k);
+	if (k == 0)
+		return;
+	args.run_ids = plan_items_array(ids, k, TEXTOID);
+	args.seqs = plan_items_array(seqs, k, INT4OID);
 	/* statements of their own: their snapshots are taken once the locks are held */
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	(void) run_transition(RUN_WAITING, RUN_QUEUED, BY_WAITS);

@@ -2,7 +2,8 @@
 # A waiting parent holds no worker: with ONE worker, a parent that waits on
 # 100 children completes (the worker runs the children while the parent
 # waits), 1,000 parents each waiting on a child all complete, and a
-# three-level chain of waits (a child that itself waits) completes.
+# three-level chain of waits (a child that itself waits) completes; tracks
+# canceled between steps stop there.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -63,3 +64,39 @@ wait_for "$port" postgres "SELECT count(*) = 2 FROM taskorch.run WHERE task_id =
 [ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run WHERE debounce_key = 'shared'")" = 1 ] ||
 	fail "the debounced child was made more than once"
 echo "ok - a debounced trigger_and_wait: both parents got the one debounced child's result"
+
+# Canceling tracks the engine advances between steps: one statement
+# canceling 20 tracks of [quick, slow, quick] while their steps run (it
+# holds each track while it waits for the batches holding its steps, and
+# those batches pass such a track over instead of deadlocking with it);
+# and a track canceled while its second step (started by the engine, not
+# by its runner) runs gets no third step.
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION slow(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN payload; END $$;
+SELECT taskorch.register_task('slow', 'slow(jsonb)');
+SELECT taskorch.define_track('cancel-me', '[{"task": "kid", "name": "one"}, {"task": "slow", "name": "two"},
+											{"task": "kid", "name": "three"}]');
+SELECT count(taskorch.trigger('cancel-me', jsonb_build_object('t', g))) FROM generate_series(1, 20) g;
+SQL
+wait_for "$port" postgres "SELECT count(*) > 0 FROM taskorch.run WHERE task_id = 'slow'" 60 ||
+	fail "no track reached its second step"
+psql_as "$port" postgres -tAc "SELECT count(*) FILTER (WHERE taskorch.cancel(id)) FROM taskorch.run WHERE task_id = 'cancel-me'" >/dev/null ||
+	fail "canceling 20 tracks failed"
+wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE NOT taskorch.finished(status))" 60 ||
+	fail "runs still unfinished after the cancel"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run WHERE task_id = 'cancel-me' AND status = 'CANCELED'")" = 20 ] ||
+	fail "the tracks did not all end CANCELED"
+echo "ok - one statement cancels 20 tracks while a worker ends their steps: no deadlock, all CANCELED"
+track=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('cancel-me', '{\"t\": 0}')")
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.runs WHERE task_id = 'slow' AND status = 'EXECUTING'
+													AND parent_run_id = '$track')" 60 ||
+	fail "the track's second step did not start"
+[ "$(psql_as "$port" postgres -tAc "SELECT taskorch.cancel('$track')")" = t ] || fail "cancel() of the track returned false"
+wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE NOT taskorch.finished(status))" 60 ||
+	fail "runs still unfinished after the cancel"
+state=$(psql_as "$port" postgres -tAc "SELECT string_agg(task_id || ':' || status, ' ' ORDER BY created_at)
+	FROM taskorch.run WHERE id = '$track' OR parent_run_id = '$track'")
+[ "$state" = "cancel-me:CANCELED kid:COMPLETED slow:CANCELED" ] || fail "after the cancel: $state"
+[ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.waitpoint WHERE run_id = '$track' AND key = 'three'")" = 0 ] ||
+	fail "the canceled track got a third step"
+echo "ok - a track canceled during a step the engine started gets no further step"
