@@ -64,6 +64,24 @@ SELECT status, error->>'sqlstate' AS sqlstate, error->>'message' AS message, err
   FROM taskorch.runs WHERE id = :'big';
 SELECT count(*) AS entries FROM taskorch.logs WHERE run_id = :'big';
 
+-- a task that waits runs again from the top on resume: what it logged
+-- before the wait is kept once, and an attempt's positions go on across
+-- its executions
+CREATE FUNCTION logs_around_wait(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.log('info', 'before the waits');
+	PERFORM taskorch.wait_for('10ms');
+	PERFORM taskorch.log('info', 'between the waits');
+	RAISE NOTICE 'still between';
+	PERFORM taskorch.wait_for('10ms');
+	PERFORM taskorch.log('info', 'after the waits');
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('logs-around-wait', 'logs_around_wait(jsonb)');
+CALL taskorch.run_and_wait('logs-around-wait', '{}') \gset
+SELECT attempt, position, level, message FROM taskorch.logs
+ WHERE run_id = :'result'::jsonb->>'id' ORDER BY attempt, position;
+
 -- refusals
 SELECT taskorch.log('info', 'not in a task');
 SELECT taskorch.log('loud', 'x');

@@ -41,9 +41,10 @@ PG_FUNCTION_INFO_V1(taskorch_log);
 
 typedef struct RunLog
 {
+	const ClaimedRun *run;		/* the batch's: valid until logs_flush */
+	int32		wait_calls;		/* the wait calls its execution had made */
 	const char *run_id;
 	int32		attempt;
-	int32		position;		/* within the attempt, from 1 */
 	TimestampTz at;
 	const char *level;
 	char	   *message;
@@ -62,7 +63,6 @@ typedef struct LogInsertArgs
 {
 	PlanValue	run_ids;
 	PlanValue	attempts;
-	PlanValue	positions;
 	PlanValue	logged_ats;
 	PlanValue	levels;
 	PlanValue	messages;
@@ -72,18 +72,46 @@ typedef struct LogInsertArgs
 static const PlanField insert_params[] = {
 	PLAN_PARAM(LogInsertArgs, run_ids, TEXTARRAYOID),
 	PLAN_PARAM(LogInsertArgs, attempts, INT4ARRAYOID),
-	PLAN_PARAM(LogInsertArgs, positions, INT4ARRAYOID),
 	PLAN_PARAM(LogInsertArgs, logged_ats, TIMESTAMPTZARRAYOID),
 	PLAN_PARAM(LogInsertArgs, levels, TEXTARRAYOID),
 	PLAN_PARAM(LogInsertArgs, messages, TEXTARRAYOID),
 	PLAN_PARAM(LogInsertArgs, datas, JSONBARRAYOID),
 };
+/*
+ * An entry's position continues its attempt's: an attempt that waited
+ * spans executions (and batches), each of which numbers its own entries
+ * from 1.
+ */
 static NamedPlan insert_plan = {
 	.sql = "INSERT INTO taskorch.log (run_id, attempt, position, logged_at, level, message, data)"
-	" SELECT * FROM unnest(:run_ids, :attempts, :positions, :logged_ats,"
-	"                      :levels, :messages, :datas)",
-	PLAN_PARAMS(insert_params)
+	" SELECT u.run_id, u.attempt,"
+	"        coalesce((SELECT max(l.position) FROM taskorch.log l"
+	"                   WHERE l.run_id = u.run_id AND l.attempt = u.attempt), 0)"
+	"        + row_number() OVER (PARTITION BY u.run_id, u.attempt ORDER BY u.n),"
+	"        u.logged_at, u.level, u.message, u.data"
+	"   FROM unnest(:run_ids, :attempts, :logged_ats, :levels, :messages, :datas)"
+	"        WITH ORDINALITY AS u(run_id, attempt, logged_at, level, message, data, n)",
+	PLAN_PARAMS(insert_params), .shape = PLAN_KEY_LOOKUPS
 };
+
+/*
+ * An entry its run logged before, in an earlier execution: the execution
+ * that logged it had not yet passed a wait that is over (so an earlier
+ * execution passed that point, and logged it then).  Code before a
+ * durable wait runs again on every resume; its entries are kept once.
+ */
+static bool
+logged_before(const RunLog *l)
+{
+	const ClaimedRun *run = l->run;
+
+	if (run == NULL || !run->memo_loaded)
+		return false;			/* it made no wait call: not a resumed execution */
+	for (int i = 0; i < run->memo_count; i++)
+		if (run->memo_seq[i] >= l->wait_calls)
+			return true;
+	return false;
+}
 
 static void
 add_log(const char *level, const char *message, Jsonb *data)
@@ -95,9 +123,10 @@ add_log(const char *level, const char *message, Jsonb *data)
 		return;
 	old = MemoryContextSwitchTo(log_cxt);
 	l = palloc(sizeof(RunLog));
+	l->run = log_run;
+	l->wait_calls = log_run->wait_calls;
 	l->run_id = log_run->id;
 	l->attempt = log_run->attempts + 1;
-	l->position = run_count;
 	l->at = GetCurrentTimestamp();
 	l->level = level;
 	if (run_count > MAX_LOGS_PER_ATTEMPT)
@@ -179,7 +208,6 @@ logs_flush(void)
 	int			n = list_length(pending);
 	PlanItems	run_ids,
 				attempts,
-				positions,
 				logged_ats,
 				levels,
 				messages,
@@ -191,28 +219,34 @@ logs_flush(void)
 		return;
 	run_ids = plan_items_new(n);
 	attempts = plan_items_new(n);
-	positions = plan_items_new(n);
 	logged_ats = plan_items_new(n);
 	levels = plan_items_new(n);
 	messages = plan_items_new(n);
 	datas = plan_items_new(n);
+	n = 0;
 	foreach(lc, pending)
 	{
 		RunLog	   *l = lfirst(lc);
-		int			i = foreach_current_index(lc);
+		int			i = n;
 
+		if (logged_before(l))
+			continue;
+		n++;
 		run_ids.values[i] = CStringGetTextDatum(l->run_id);
 		attempts.values[i] = Int32GetDatum(l->attempt);
-		positions.values[i] = Int32GetDatum(l->position);
 		logged_ats.values[i] = TimestampTzGetDatum(l->at);
 		levels.values[i] = CStringGetTextDatum(l->level);
 		messages.values[i] = CStringGetTextDatum(l->message);
 		datas.values[i] = l->data ? JsonbPGetDatum(l->data) : (Datum) 0;
 		datas.nulls[i] = l->data == NULL;
 	}
+	if (n == 0)
+	{
+		pending = NIL;
+		return;
+	}
 	args.run_ids = plan_items_array(run_ids, n, TEXTOID);
 	args.attempts = plan_items_array(attempts, n, INT4OID);
-	args.positions = plan_items_array(positions, n, INT4OID);
 	args.logged_ats = plan_items_array(logged_ats, n, TIMESTAMPTZOID);
 	args.levels = plan_items_array(levels, n, TEXTOID);
 	args.messages = plan_items_array(messages, n, TEXTOID);

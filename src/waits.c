@@ -102,6 +102,8 @@ taskorch_last_checkpoint(PG_FUNCTION_ARGS)
 			last = i;
 	if (last < 0)
 		PG_RETURN_NULL();
+	/* the run goes on after it: it has passed every wait before it (logs.c) */
+	run->wait_calls = Max(run->wait_calls, run->memo_seq[last] + 1);
 	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	k.type = jbvString;
 	k.val.string.val = "key";
