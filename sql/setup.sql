@@ -24,15 +24,14 @@ DO $$
 BEGIN
 	FOR i IN 1..1000 LOOP
 		EXIT WHEN (SELECT count(*) FROM taskorch.workers() w
-					WHERE w.database = (SELECT oid FROM pg_database
-										 WHERE datname = current_database())
+					WHERE w.database = current_database()
 					  AND w.pid IS NOT NULL) = 2;
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END
 $$;
 SELECT count(*) AS workers_running FROM taskorch.workers()
- WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ WHERE database = current_database()
    AND pid IS NOT NULL;
 
 -- Run a statement and report its error as "SQLSTATE: message" (run ids

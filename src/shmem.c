@@ -31,6 +31,7 @@
 
 #include <signal.h>
 
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -494,7 +495,10 @@ taskorch_workers(PG_FUNCTION_ARGS)
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		values[0] = ObjectIdGetDatum(c->dboid);
+		char	   *database = get_database_name(c->dboid);
+
+		values[0] = database ? DirectFunctionCall1(namein, CStringGetDatum(database)) : (Datum) 0;
+		nulls[0] = database == NULL;	/* dropped meanwhile */
 		values[1] = Int32GetDatum(c->index);
 		values[2] = Int32GetDatum(c->pid);
 		nulls[2] = c->pid == 0;

@@ -127,6 +127,7 @@ DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, inter
 DROP FUNCTION taskorch.trigger(text, jsonb);
 -- executing runs now show the metadata their task changed
 DROP FUNCTION taskorch.executing_runs();
+DROP FUNCTION taskorch.workers();		-- its database is a name now
 
 ------------------------------------------------------------------------------
 -- New tables

@@ -6,8 +6,9 @@ CREATE OR REPLACE FUNCTION taskorch.run_pending(max_runs int DEFAULT 100) RETURN
 	LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'taskorch_run_pending';
 REVOKE ALL ON FUNCTION taskorch.run_pending(int) FROM PUBLIC;
 
+-- This server's workers, by database, and the runs (you may see) they execute.
 CREATE OR REPLACE FUNCTION taskorch.workers(
-	OUT database oid, OUT slot int, OUT pid int, OUT idle bool,
+	OUT database name, OUT slot int, OUT pid int, OUT idle bool,
 	OUT run_id text)
 	RETURNS SETOF record
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_workers';
