@@ -5,10 +5,12 @@ SELECT taskorch.register_task('q-echo', 'q_echo(jsonb)', queue => 'q-default');
 SELECT taskorch.create_queue('paid-users', concurrency_limit => 10);
 SELECT taskorch.create_queue('free-users', 1);
 SELECT taskorch.create_queue('unlimited');
-SELECT name, concurrency_limit, paused, owner FROM taskorch.queues ORDER BY name;
+SELECT name, concurrency_limit, paused, owner FROM taskorch.queues WHERE created ORDER BY name;
+-- a task's queue that was not created is listed too, without limits
+SELECT name, concurrency_limit, paused, owner, created FROM taskorch.queues WHERE name = 'q-default';
 SELECT taskorch.alter_queue('free-users', 2);
 SELECT taskorch.alter_queue('unlimited', NULL);
-SELECT name, concurrency_limit FROM taskorch.queues ORDER BY name;
+SELECT name, concurrency_limit FROM taskorch.queues WHERE created ORDER BY name;
 
 -- a run goes to its task's queue, or to the one trigger() names
 SELECT taskorch.trigger('q-echo') AS r1 \gset
@@ -43,7 +45,7 @@ RESET ROLE;
 -- an admin may change any queue
 SELECT taskorch.alter_queue('others-queue', 4);
 SELECT taskorch.drop_queue('unlimited');
-SELECT name, concurrency_limit, owner FROM taskorch.queues ORDER BY name;
+SELECT name, concurrency_limit, owner FROM taskorch.queues WHERE created ORDER BY name;
 
 -- Queue names belong to someone: a defined queue to its owner, an undefined
 -- one to the owners of the tasks whose queue it is.  Two login roles, bob

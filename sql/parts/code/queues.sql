@@ -1,12 +1,24 @@
 ------------------------------------------------------------------------------
 -- Queues: concurrency limits (per concurrency key), pause and resume
 ------------------------------------------------------------------------------
--- queued counts the runs the reader may see (security_invoker: row-level security)
+-- Every queue: those created (create_queue(): limits, pause, owner, users;
+-- created true) and each task's own queue that none was created for
+-- (Trigger.dev's default: named after the task, no limit; its owner is the
+-- task's; created false).
+-- queued counts the runs the reader may see (security_invoker: row-level
+-- security), and the tasks' queues are those of tasks the reader may see.
 CREATE OR REPLACE VIEW taskorch.queues WITH (security_invoker = true) AS
 SELECT q.name, q.concurrency_limit, q.paused, q.owner, q.users,
 	   (SELECT count(*) FROM taskorch.run r WHERE r.queue = q.name AND taskorch.queued(r.status)) AS queued,
-	   q.created_at, q.updated_at
-  FROM taskorch.queue q;
+	   q.created_at, q.updated_at, q.created
+  FROM (SELECT name, concurrency_limit, paused, owner, users, created_at, updated_at, true AS created
+		  FROM taskorch.queue
+		UNION ALL
+		(SELECT DISTINCT ON (t.queue) t.queue, NULL::int, false, t.owner, '{}'::taskorch.role_ref[],
+				t.created_at, t.updated_at, false
+		   FROM taskorch.task t
+		  WHERE NOT EXISTS (SELECT FROM taskorch.queue c WHERE c.name = t.queue)
+		  ORDER BY t.queue, t.created_at)) q;
 GRANT SELECT ON taskorch.queues TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION taskorch.create_queue(name text, concurrency_limit int DEFAULT NULL)
