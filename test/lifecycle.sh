@@ -13,8 +13,7 @@ sql() { psql_as "$port" "$@"; }
 
 # workers running for database $1
 workers_of() {
-	sql postgres -tAc "SELECT count(*) FROM taskorch.workers() w JOIN pg_database d ON d.oid = w.database
-						WHERE d.datname = '$1' AND w.pid IS NOT NULL"
+	sql postgres -tAc "SELECT count(*) FROM taskorch.workers() WHERE database = '$1' AND pid IS NOT NULL"
 }
 expect_workers() {
 	local db=$1 n=$2 deadline=$((SECONDS + 20))
@@ -80,7 +79,7 @@ ok "ALTER DATABASE ... RENAME"
 sql postgres -c "DROP DATABASE app" >/dev/null || fail "DROP DATABASE app"
 sql postgres -c "DROP DATABASE app_renamed" >/dev/null || fail "DROP DATABASE app_renamed"
 [ $((SECONDS - start)) -lt 30 ] || fail "database commands took $((SECONDS - start)) s"
-[ "$(sql postgres -tAc "SELECT count(*) FROM taskorch.workers() WHERE database NOT IN (SELECT oid FROM pg_database)")" = 0 ] ||
+[ "$(sql postgres -tAc "SELECT count(*) FROM taskorch.workers() WHERE database IS NULL OR database NOT IN (SELECT datname FROM pg_database)")" = 0 ] ||
 	fail "workers left for dropped databases"
 ok "DROP DATABASE while its workers run"
 
