@@ -203,6 +203,7 @@ charge_crash(const char *run_id, int32 attempts, bool terminated)
 					   run_id, terminated ? "was terminated" : "died",
 					   run_status_name(RUN_CRASHED)));
 	SPI_finish();
+	hooks_fire_ended(run_id);	/* if that was its last attempt */
 }
 
 /*

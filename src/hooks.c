@@ -3,9 +3,9 @@
  * hooks.c
  *	  Lifecycle hooks: a task's on_success and on_failure tasks.
  *
- * When a run of a task ends in a worker's batch, COMPLETED or failed for
- * good (FAILED, TIMED_OUT: no attempt left), the task's hook for that end
- * is triggered with the run's Result object as its payload:
+ * When a run of a task ends COMPLETED, or failed for good (FAILED,
+ * TIMED_OUT, CRASHED, SYSTEM_FAILURE: taskorch.failed()), the task's hook
+ * for that end is triggered with the run's Result object as its payload:
  *
  *	  {"ok": true, "id": ..., "taskIdentifier": ..., "output": ...}
  *	  {"ok": false, "id": ..., "taskIdentifier": ..., "error": ...}
@@ -17,7 +17,9 @@
  * triggered (its task was unregistered, say) does not undo the outcome:
  * it is reported in the run's logs and the server log.
  *
- * Runs that end outside a batch (canceled, expired) have no hooks.
+ * A run ends in its worker's batch (hooks_fire), or, when it crashed its
+ * worker or its outcome could not be recorded, where the worker charges it
+ * (hooks_fire_ended).  Runs canceled or expired have no hooks.
  *
  *-------------------------------------------------------------------------
  */
@@ -118,7 +120,7 @@ hooks_fire(ClaimedRun *run)
 
 	if (run->status == RUN_COMPLETED)
 		hook = (Hook) {"on_success", run->on_success};
-	else if (run->status == RUN_FAILED || run->status == RUN_TIMED_OUT)
+	else if (RUN_SET_FAILED & ((uint32) 1 << run->status))
 		hook = (Hook) {"on_failure", run->on_failure};
 	if (hook.task == NULL)
 		return;
@@ -132,4 +134,85 @@ hooks_fire(ClaimedRun *run)
 				errcode(edata->sqlerrcode),
 				errmsg("taskorch: %s", msg));
 	}
+}
+
+typedef struct EndedArgs
+{
+	PlanValue	id;
+} EndedArgs;
+
+/* a run that ended outside a batch's completion, and its task's failure hook */
+typedef struct EndedRow
+{
+	PlanValue	task_id;
+	PlanValue	status;
+	PlanValue	output;
+	PlanValue	error;
+	PlanValue	attempts;
+	PlanValue	owner;
+	PlanValue	fn;
+	PlanValue	on_failure;
+} EndedRow;
+
+static const PlanField ended_params[] = {
+	PLAN_PARAM(EndedArgs, id, TEXTOID),
+};
+static const PlanField ended_columns[] = {
+	PLAN_COLUMN(EndedRow, task_id),
+	PLAN_COLUMN(EndedRow, status),
+	PLAN_COLUMN(EndedRow, output),
+	PLAN_COLUMN(EndedRow, error),
+	PLAN_COLUMN(EndedRow, attempts),
+	PLAN_COLUMN(EndedRow, owner),
+	PLAN_COLUMN(EndedRow, fn),
+	PLAN_COLUMN(EndedRow, on_failure),
+};
+static NamedPlan ended_plan = {
+	.sql = "SELECT r.task_id, r.status::text AS status, r.output, r.error, r.attempts,"
+	"       t.owner::oid AS owner, t.fn::oid AS fn, t.on_failure"
+	"  FROM taskorch.run r"
+	"  JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
+	" WHERE r.id = :id AND t.on_failure IS NOT NULL",
+	PLAN_PARAMS(ended_params), PLAN_COLUMNS(ended_columns)
+};
+
+/*
+ * The run ended outside a batch's completion (its worker died, its outcome
+ * could not be recorded): fire its task's hook for how it ended, in the
+ * current transaction, as hooks_fire() does for a batch's runs.
+ */
+void
+hooks_fire_ended(const char *run_id)
+{
+	EndedArgs	args = {pv_text(run_id)};
+	EndedRow	row;
+	ClaimedRun	run;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+
+	SPI_connect();
+	/* not read-only: it must see the status the caller has just written */
+	if (taskorch_execute_args(&ended_plan, &args, false, 1) == 0)
+	{
+		SPI_finish();
+		return;
+	}
+	taskorch_read_row(&ended_plan, 0, &row);
+	old = MemoryContextSwitchTo(caller);
+	memset(&run, 0, sizeof(ClaimedRun));
+	run.id = pstrdup(run_id);
+	run.task_id = pv_cstring(row.task_id);
+	run.task_found = true;
+	run.status = run_status_parse(TextDatumGetCString(row.status.datum));
+	run.output = pv_jsonb_copy(row.output);
+	run.error = pv_jsonb_copy(row.error);
+	run.attempts = DatumGetInt32(row.attempts.datum);
+	run.owner = DatumGetObjectId(row.owner.datum);
+	run.fn = DatumGetObjectId(row.fn.datum);
+	run.on_failure = pv_cstring(row.on_failure);
+	run.cxt = caller;
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	if (run_status_finished(run.status))
+		hooks_fire(&run);
 }

@@ -42,6 +42,10 @@ typedef enum RunStatus
 /* The unfinished statuses: the complement of taskorch.finished() */
 #define RUN_SET_UNFINISHED	(RUN_SET(DELAYED) | RUN_SET(QUEUED) | RUN_SET(EXECUTING) | RUN_SET(WAITING))
 
+/* The failures, taskorch.failed(): a task's on_failure hook fires for them */
+#define RUN_SET_FAILED		(RUN_SET(FAILED) | RUN_SET(TIMED_OUT) | RUN_SET(CRASHED) | \
+							 RUN_SET(SYSTEM_FAILURE))
+
 /*
  * The SQL literal of a status, for statements: SQL_STATUS(QUEUED) is
  * "'QUEUED'" (untyped, as the partial indexes' predicates spell it, so that

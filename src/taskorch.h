@@ -313,6 +313,7 @@ extern ClaimedRun *run_in_task(const char *function, const char *hint);
 
 /* hooks.c */
 extern void hooks_fire(ClaimedRun *run);
+extern void hooks_fire_ended(const char *run_id);
 
 /* crash.c */
 extern void crash_recover(Oid dboid, int index);

@@ -344,6 +344,7 @@ fail_isolated_run(const char *message)
 	(void) run_transition(RUN_QUEUED, RUN_SYSTEM_FAILURE, BY_WORKER);
 	taskorch_execute_args(&system_failure_plan, &args, false, 0);
 	SPI_finish();
+	hooks_fire_ended(isolated_run);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ereport(WARNING,
@@ -485,6 +486,7 @@ taskorch_worker_main(Datum arg)
 	 */
 	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
 
+	worker_hold_cancels();		/* only a task may be interrupted (execute.c) */
 	run_table_oid = worker_start();
 	if (!OidIsValid(run_table_oid))
 	{
@@ -494,7 +496,6 @@ taskorch_worker_main(Datum arg)
 	if (slot->index == 0)
 		taskorch_database_state(dboid, DB_ACTIVE);
 	slot->latch = MyLatch;
-	worker_hold_cancels();		/* only a task may be interrupted (execute.c) */
 
 	for (;;)
 	{

@@ -26,7 +26,7 @@ loader_pids=()
 cleanup() {
 	for p in "${loader_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	cluster_stop "$dir" immediate
-	rm -rf "$dir"
+	[ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -46,8 +46,13 @@ SELECT taskorch.register_task('crash', 'crash_task(jsonb)', max_attempts => 5,
 -- a run that kills its worker every time it executes
 CREATE FUNCTION poison_task(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT pg_sleep(60); SELECT '{}'::jsonb $$;
+-- the on_failure hook of the runs that end CRASHED and SYSTEM_FAILURE
+CREATE TABLE failure_hooks (result jsonb);
+CREATE FUNCTION failure_hook(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO failure_hooks VALUES (payload) RETURNING '{}'::jsonb $$;
+SELECT taskorch.register_task('failure-hook', 'failure_hook(jsonb)');
 SELECT taskorch.register_task('poison', 'poison_task(jsonb)', max_attempts => 2,
-	retry => '{"minTimeoutInMs": 10}');
+	retry => '{"minTimeoutInMs": 10}', on_failure => 'failure-hook');
 SQL
 
 # A client that triggers batches of 50 runs until $dir/stop exists; it
@@ -217,7 +222,13 @@ psql_as "$port" postgres -c "SELECT id, status, attempts, error->>'message' AS e
 	-c "SELECT number, status FROM taskorch.attempts WHERE run_id = '$poison' ORDER BY number"
 [ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.attempt WHERE run_id = '$poison' AND status = 'CRASHED'")" = 2 ] ||
 	fail "the poison run should have two CRASHED attempts"
-echo "crash test passed: a run that kills its worker ends CRASHED after max_attempts"
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM failure_hooks WHERE result->>'id' = '$poison')" 30 ||
+	fail "the on_failure hook did not run for the CRASHED run"
+hooked=$(psql_as "$port" postgres -tAc "SELECT count(*) || ' ' || bool_and(NOT (result->>'ok')::bool)
+	|| ' ' || min(result->'error'->>'name') FROM failure_hooks WHERE result->>'id' = '$poison'")
+[ "$hooked" = "1 true CrashedError" ] ||
+	fail "the CRASHED run's on_failure hook should run once, with its failed Result (runs, not ok, error: $hooked)"
+echo "crash test passed: a run that kills its worker ends CRASHED after max_attempts, and its on_failure hook runs"
 
 # 5. a run whose outcome cannot be recorded (here a trigger on the runs table
 # refuses it) aborts its batch; the worker isolates runs, ends that one
@@ -232,7 +243,7 @@ BEGIN
 	RETURN NEW;
 END $$;
 CREATE TRIGGER refuse_outcome BEFORE UPDATE ON taskorch.run FOR EACH ROW EXECUTE FUNCTION refuse_outcome();
-SELECT taskorch.register_task('unrecordable', 'crash_task(jsonb)');
+SELECT taskorch.register_task('unrecordable', 'crash_task(jsonb)', on_failure => 'failure-hook');
 TRUNCATE crash_effects;
 SELECT taskorch.batch_trigger('[{"task": "crash", "payload": {}}, {"task": "unrecordable", "payload": {}},
 								{"task": "crash", "payload": {}}, {"task": "crash", "payload": {}}]');
@@ -252,5 +263,8 @@ psql_as "$port" postgres -c "SELECT task_id, status, attempts, error->>'message'
 	fail "the unrecordable run's effects should be rolled back, the others' kept once"
 [ "$(psql_as "$port" postgres -tAc "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM taskorch.workers()")" = "$pids_before" ] ||
 	fail "the workers should have kept running"
+unrecordable=$(psql_as "$port" postgres -tAc "SELECT id FROM taskorch.run WHERE task_id = 'unrecordable'")
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM failure_hooks WHERE result->>'id' = '$unrecordable')" 30 ||
+	fail "the on_failure hook did not run for the SYSTEM_FAILURE run"
 psql_as "$port" postgres -c "DROP TRIGGER refuse_outcome ON taskorch.run" >/dev/null
-echo "crash test passed: a run whose outcome cannot be recorded ends SYSTEM_FAILURE; its batch's other runs complete; no worker restarts"
+echo "crash test passed: a run whose outcome cannot be recorded ends SYSTEM_FAILURE (its on_failure hook runs); its batch's other runs complete; no worker restarts"
