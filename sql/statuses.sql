@@ -8,12 +8,13 @@
 SELECT e.ord, e.label, c.status AS c_status, c.sql, c.finished AS c_finished,
 	   taskorch.finished(e.label::taskorch.run_status) AS sql_finished
   FROM unnest(enum_range(NULL::taskorch.run_status)::text[]) WITH ORDINALITY AS e(label, ord)
-  FULL JOIN taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, ord) USING (ord)
+  FULL JOIN taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord) USING (ord)
  ORDER BY coalesce(e.ord, c.ord);
 SELECT array_agg(status ORDER BY ord) = enum_range(NULL::taskorch.run_status)::text[]
 	   AND bool_and(sql = quote_literal(status))
-	   AND bool_and(finished = taskorch.finished(status::taskorch.run_status)) AS c_mirrors_sql
-  FROM taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, ord);
+	   AND bool_and(finished = taskorch.finished(status::taskorch.run_status))
+	   AND bool_and(failed = taskorch.failed(status::taskorch.run_status)) AS c_mirrors_sql
+  FROM taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord);
 
 -- The transition table names statuses of the enum (the casts fail otherwise)
 SELECT count(t) AS transitions, count(t) - count(f) AS creating,

@@ -159,12 +159,13 @@ taskorch_statuses(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (int s = 0; s < RUN_STATUS_COUNT; s++)
 	{
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
 
 		values[0] = CStringGetTextDatum(status_names[s]);
 		values[1] = CStringGetTextDatum(status_sql[s]);
 		values[2] = BoolGetDatum(run_status_finished((RunStatus) s));
+		values[3] = BoolGetDatum((RUN_SET_FAILED & ((uint32) 1 << s)) != 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -49,9 +49,11 @@ CREATE OR REPLACE FUNCTION taskorch._completed() RETURNS taskorch.run_status
 	AS $$ SELECT 'COMPLETED'::taskorch.run_status $$;
 
 -- The statuses as the C code knows them, in its enum's order: the SQL text
--- its statements use for each, and whether it is finished (test `statuses`
--- compares them with taskorch.run_status and taskorch.finished()).
-CREATE OR REPLACE FUNCTION taskorch._statuses(OUT status text, OUT sql text, OUT finished bool)
+-- its statements use for each, whether it is finished and whether it is a
+-- failure (test `statuses` compares them with taskorch.run_status,
+-- taskorch.finished() and taskorch.failed()).
+CREATE OR REPLACE FUNCTION taskorch._statuses(OUT status text, OUT sql text, OUT finished bool,
+											  OUT failed bool)
 	RETURNS SETOF record
 	LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'taskorch_statuses';
 
