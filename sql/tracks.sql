@@ -103,6 +103,10 @@ SELECT taskorch.define_track('STRICT_TRACK', '[{"task": "extract_audio"},
 	{"task": "strict_summary", "input": {"text": "$.prev.audioUrl"}}, {"task": "summarize"}]');
 CALL taskorch.run_and_wait('STRICT_TRACK', '{"url": "https://v/9"}') \gset
 SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'error'->>'message' AS error;
+-- the FP failure a track returns carries seed 004's meta
+SELECT m->>'function_name' AS function_name, jsonb_typeof(m->'timestamp') AS timestamp,
+	   m->'errors'->0->>'step' AS first_error_step
+  FROM (SELECT :'result'::jsonb->'error'->'result'->'meta' AS m) x;
 
 -- base fields are checked when the track declares them (no retry)
 CALL taskorch.run_and_wait('MEDIA_TRACK', '{"url": "https://v/3", "projectId": ""}') \gset

@@ -16,6 +16,18 @@ CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text,
 				   ELSE pg_catalog.jsonb_build_object('error', coalesce(error,
 						pg_catalog.jsonb_build_object('message', 'run ' || status))) END $$;
 
+-- The FP Result of a failure that taskorch builds (a track's or an
+-- orchestrator's, seed 004): {success: false, data, error, meta:
+-- {function_name, timestamp, errors}}; the rule of docs/runs.md makes the
+-- run that returns it FAILED.
+CREATE OR REPLACE FUNCTION taskorch._fp_failure(function_name text, data jsonb, error text,
+												errors jsonb) RETURNS jsonb
+	LANGUAGE sql STABLE
+	AS $$
+	SELECT pg_catalog.jsonb_build_object('success', false, 'data', data, 'error', error,
+		'meta', pg_catalog.jsonb_build_object('function_name', function_name,
+											  'timestamp', pg_catalog.now(), 'errors', errors)) $$;
+
 -- The FP Result rule (runs.c, docs/runs.md): the error of an output that is
 -- a failed FP Result ({"success": false, ...}), or NULL.
 CREATE OR REPLACE FUNCTION taskorch._result_error(output jsonb) RETURNS jsonb

@@ -296,9 +296,9 @@ BEGIN
 	IF jsonb_array_length(errors) = 0 THEN
 		RETURN envelope;
 	END IF;
-	RETURN jsonb_build_object('success', false, 'data', envelope,
-		'error', format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
-						errors->0->'error'->>'message'));
+	RETURN taskorch._fp_failure(def.name, envelope,
+		format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
+			   errors->0->'error'->>'message'), errors);
 END
 $$;
 -- The runner of every track.  Each step is a child run it waits for at a
@@ -410,8 +410,8 @@ BEGIN
 	-- a member failed: the orchestrator's run fails (an FP failure, the
 	-- aggregate in its data); its job is Partial when others completed
 	IF failed > 0 THEN
-		RETURN jsonb_build_object('success', false, 'data', out,
-								  'error', format('%s of %s failed', failed, processed + failed));
+		RETURN taskorch._fp_failure(def.name, out, format('%s of %s failed', failed, processed + failed),
+									out->'errors');
 	END IF;
 	RETURN out;
 END
