@@ -17,16 +17,17 @@
  * So a track's runner executes once, to start it, and never replays its
  * earlier steps: a step costs the same at any position.
  *
- * What a step's end does to the state, and what the next step's input is,
- * is decided in SQL once (taskorch._track_fold, taskorch._step_input),
- * for the runner and for this file alike.
+ * What a step's end does to the state, what the next step's input is and
+ * what a finished track returns are decided in SQL once
+ * (taskorch._track_fold, _step_declared_input, _track_output), for the
+ * runner and for this file alike.
  *
  * Transaction: the batch's, inside SPI, after the waits the batch's runs
  * finished were completed (wait_children.c), which locked those
- * waitpoints; next_plan then locks the tracks' run rows, in id
- * order, so a cancel() cannot slip in between (it locks the run row
- * first and finds it WAITING, or comes after and cancels the new step with
- * the rest).  Memory: the batch context.  Lock: no shared lock.
+ * waitpoints and then the tracks' run rows, passing over a track a
+ * cancel() holds; next_plan reads the tracks under those locks and skips
+ * one that has finished, so a canceled track starts no further step.
+ * Memory: the batch context.  Lock: no shared lock.
  *
  *-------------------------------------------------------------------------
  */
