@@ -70,6 +70,7 @@ typedef struct ClaimRow
 	PlanValue	concurrency_key;
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
+	PlanValue	root_run_id;
 	PlanValue	output_schema;
 	PlanValue	on_success;
 	PlanValue	on_failure;
@@ -106,6 +107,7 @@ static const PlanField claim_columns[] = {
 	PLAN_COLUMN(ClaimRow, concurrency_key),
 	PLAN_COLUMN(ClaimRow, parent_run_id),
 	PLAN_COLUMN(ClaimRow, parent_wait_seq),
+	PLAN_COLUMN(ClaimRow, root_run_id),
 	PLAN_COLUMN(ClaimRow, output_schema),
 	PLAN_COLUMN(ClaimRow, on_success),
 	PLAN_COLUMN(ClaimRow, on_failure),
@@ -119,7 +121,8 @@ static NamedPlan claim_plan = {
 	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4"
 	"         AS max_duration_ms,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
-	"       r.parent_run_id, r.parent_wait_seq, t.output_schema, t.on_success, t.on_failure,"
+	"       r.parent_run_id, r.parent_wait_seq, r.root_run_id, t.output_schema, t.on_success,"
+	"       t.on_failure,"
 	"       r.triggered_by::oid AS triggered_by,"
 	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
 	"         AS task_reowned"
@@ -160,6 +163,7 @@ read_claimed(ClaimedRun *run, int i)
 	run->parent_run_id = pv_cstring(r.parent_run_id);
 	run->parent_wait_seq = r.parent_wait_seq.present ?
 		DatumGetInt32(r.parent_wait_seq.datum) : 0;
+	run->root_run_id = pv_cstring(r.root_run_id);
 	run->output_schema = pv_jsonb_copy(r.output_schema);
 	run->on_success = pv_cstring(r.on_success);
 	run->on_failure = pv_cstring(r.on_failure);

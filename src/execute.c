@@ -94,6 +94,13 @@ current_run(void)
 	return running;
 }
 
+/* The top of the run's tree of runs: a run its own tree's top, or its root. */
+const char *
+run_root(const ClaimedRun *run)
+{
+	return run->root_run_id ? run->root_run_id : run->id;
+}
+
 /*
  * The run whose task calls `function` (a SQL function that only makes
  * sense inside a task: a wait, the run's metadata, its logs); outside a

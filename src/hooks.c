@@ -107,6 +107,7 @@ trigger_hook(ClaimedRun *run, void *arg)
 	trigger_options_init(&o);
 	o.now = GetCurrentTimestamp();
 	o.metadata = jsonb_from_cstring(meta.data);
+	o.root_run_id = run_root(run);
 	trigger_options_finish(&o);
 	(void) create_run(hook->task, run_result(run), &o, NULL);
 }

@@ -173,6 +173,7 @@ typedef struct ClaimedRun
 	char	   *wait_key;		/* a checkpoint's key (a track step's name), or NULL */
 	Jsonb	   *wait_state;		/* what the run carries past the wait, or NULL */
 	List	   *new_tokens;		/* PendingToken *: tokens this execution made */
+	char	   *root_run_id;	/* the top of its tree of runs, NULL: it is one */
 	char	   *parent_run_id;	/* this run is waited for by that run's wait... */
 	int32		parent_wait_seq;	/* ...number */
 	TimestampTz expires_at;		/* 0: no ttl */
@@ -308,6 +309,7 @@ extern void execute_run(ClaimedRun *run, MemoryContext cxt);
 extern bool execute_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg),
 							 void *arg, ErrorData **edata);
 extern ClaimedRun *current_run(void);
+extern const char *run_root(const ClaimedRun *run);
 extern void worker_hold_cancels(void);
 extern ClaimedRun *run_in_task(const char *function, const char *hint);
 
@@ -445,6 +447,8 @@ typedef struct TriggerOptions
 	int32		batch_index;
 	const char *parent_run_id;	/* set for a child a wait created */
 	int32		parent_wait_seq;
+	const char *root_run_id;	/* the top of the tree it joins; NULL: that of the run
+								 * triggering it, if any (create_run) */
 } TriggerOptions;
 
 /* options.c */

@@ -60,6 +60,7 @@ typedef struct NextRow
 	PlanValue	attempts;
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
+	PlanValue	root_run_id;
 } NextRow;
 
 static const PlanField next_params[] = {
@@ -81,6 +82,7 @@ static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, attempts),
 	PLAN_COLUMN(NextRow, parent_run_id),
 	PLAN_COLUMN(NextRow, parent_wait_seq),
+	PLAN_COLUMN(NextRow, root_run_id),
 };
 /*
  * For each track whose step `seq` just ended, what comes next (action):
@@ -97,7 +99,7 @@ static const PlanField next_columns[] = {
 static NamedPlan next_plan = {
 	.sql = "WITH ended AS ("
 	"  SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.parent_run_id,"
-	"         r.parent_wait_seq, r.owner::oid AS owner, t.fn::oid AS fn,"
+	"         r.parent_wait_seq, r.root_run_id, r.owner::oid AS owner, t.fn::oid AS fn,"
 	"         t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,"
 	"         d AS def, w.key, w.seq, w.result,"
 	"         taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state"
@@ -125,7 +127,8 @@ static NamedPlan next_plan = {
 	"        d.state,"
 	"        CASE WHEN d.action = 'finish'"
 	"             THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END AS output,"
-	"        d.task_id AS track, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq"
+	"        d.task_id AS track, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq,"
+	"        d.root_run_id"
 	"   FROM decided d",
 	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_KEY_LOOKUPS
 };
@@ -179,6 +182,7 @@ read_next(ClaimedRun *track, int i)
 	track->parent_run_id = pv_cstring(row.parent_run_id);
 	track->parent_wait_seq = row.parent_wait_seq.present ?
 		DatumGetInt32(row.parent_wait_seq.datum) : 0;
+	track->root_run_id = pv_cstring(row.root_run_id);
 	if (strcmp(action, "finish") == 0)
 	{
 		/* its output, judged as any run's (an FP failure fails it) */

@@ -100,6 +100,7 @@ typedef struct RunInsertArgs
 	PlanValue	debounce_key;
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
+	PlanValue	root_run_id;
 } RunInsertArgs;
 
 typedef struct RunIdRow
@@ -133,6 +134,7 @@ static const PlanField insert_params[] = {
 	PLAN_PARAM(RunInsertArgs, debounce_key, TEXTOID),
 	PLAN_PARAM(RunInsertArgs, parent_run_id, TEXTOID),
 	PLAN_PARAM(RunInsertArgs, parent_wait_seq, INT4OID),
+	PLAN_PARAM(RunInsertArgs, root_run_id, TEXTOID),
 };
 static const PlanField run_id_columns[] = {
 	PLAN_COLUMN(RunIdRow, id),
@@ -142,7 +144,7 @@ static NamedPlan insert_plan = {
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
 	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
-	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq)"
+	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq, root_run_id)"
 	" VALUES (:task_id, :payload, :max_attempts, :queue, :owner::regrole,"
 	"         :triggered_by::regrole, :run_at, :created_at,"
 	"         :status::taskorch.run_status, :priority,"
@@ -150,7 +152,8 @@ static NamedPlan insert_plan = {
 	"         :delayed_until, :tags, coalesce(:metadata, '{}'), :idempotency_key,"
 	"         :idempotency_key_expires_at, :concurrency_key,"
 	"         :max_duration_ms * interval '1 millisecond', :replayed_from,"
-	"         :batch_id, :batch_index, :debounce_key, :parent_run_id, :parent_wait_seq)"
+	"         :batch_id, :batch_index, :debounce_key, :parent_run_id, :parent_wait_seq,"
+	"         :root_run_id)"
 	" RETURNING id",
 	PLAN_PARAMS(insert_params), PLAN_COLUMNS(run_id_columns)
 };
@@ -547,6 +550,9 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 		a.parent_run_id = pv_text(o->parent_run_id);
 		a.parent_wait_seq = pv_int4(o->parent_wait_seq);
 	}
+	/* a run triggered by a task joins that task's run's tree */
+	a.root_run_id = pv_text(o->root_run_id ? o->root_run_id :
+							current_run() ? run_root(current_run()) : NULL);
 
 	/* idempotency wins over debounce */
 	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||

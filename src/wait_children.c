@@ -576,6 +576,7 @@ trigger_child(const char *task, Jsonb *payload, Jsonb *options, int index, void 
 	trigger_options_finish(&o);
 	o.parent_run_id = ct->parent->id;
 	o.parent_wait_seq = ct->parent->wait_seq;
+	o.root_run_id = run_root(ct->parent);
 	id = create_run(task, payload, &o, NULL);
 	if (ct->ids.len > 0)
 		appendStringInfoChar(&ct->ids, ' ');

@@ -107,7 +107,8 @@ ALTER TABLE taskorch.run
 	ADD COLUMN batch_index		int,
 	ADD COLUMN debounce_key	text,
 	ADD COLUMN parent_run_id	text,
-	ADD COLUMN parent_wait_seq	int;
+	ADD COLUMN parent_wait_seq	int,
+	ADD COLUMN root_run_id		text;
 
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';

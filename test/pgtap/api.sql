@@ -136,7 +136,7 @@ SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempt
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
 	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
 	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
-	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key', 'parent_run_id'],
+	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key', 'parent_run_id', 'root_run_id'],
 	'runs view columns');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',

@@ -79,6 +79,7 @@ BEGIN
 			'priority', r.priority, 'tags', r.tags, 'metadata', r.metadata,
 			'idempotencyKey', r.idempotency_key, 'concurrencyKey', r.concurrency_key,
 			'replayedFrom', r.replayed_from, 'batchId', r.batch_id,
+			'parentRunId', r.parent_run_id, 'rootRunId', r.root_run_id,
 			'isQueued', taskorch.queued(r.status),
 			'isExecuting', r.status = taskorch._executing(),
 			'isCompleted', taskorch.finished(r.status),

@@ -40,7 +40,8 @@ CREATE TABLE taskorch.run (
 	batch_index		int,
 	debounce_key	text,
 	parent_run_id	text,						-- the run whose wait made this one
-	parent_wait_seq	int
+	parent_wait_seq	int,
+	root_run_id		text						-- the top of its tree of runs (NULL: it is one)
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
