@@ -125,10 +125,13 @@ SELECT taskorch.define_orchestrator('MEDIA_ORCHESTRATOR', '[
 CALL taskorch.run_and_wait('MEDIA_ORCHESTRATOR', '{"tenantId": "t1", "projectId": "p1", "url": "https://a/1",
 												   "videoUrl": "https://v/broken"}') \gset
 SELECT :'result'::jsonb->'ok' AS ok, :'result'::jsonb->'error'->>'message' AS message,
-	   ((:'result'::jsonb->'error'->'result'->'data') - 'results') - 'errors' AS counts,
+	   (:'result'::jsonb->'error'->'result'->'data'->'metadata') - 'errors' AS counts,
 	   jsonb_path_query_array(:'result'::jsonb, '$.error.result.data.results.keyvalue().key') AS succeeded,
-	   :'result'::jsonb->'error'->'result'->'data'->'errors'->0->>'member' AS failed_member,
-	   :'result'::jsonb->'error'->'result'->'data'->'errors'->0->'error'->>'message' AS failed_because;
+	   :'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0->>'member' AS failed_member,
+	   :'result'::jsonb->'error'->'result'->'data'->'metadata'->'errors'->0->'error'->>'message' AS failed_because;
+-- an orchestrator's output is seed 001's envelope, as a track's
+SELECT array_agg(k ORDER BY k) AS envelope_keys
+  FROM jsonb_object_keys(:'result'::jsonb->'error'->'result'->'data') k;
 SELECT :'result'::jsonb->>'id' AS orch \gset
 SELECT step, task_id, status, done FROM taskorch.job_steps WHERE job_id = :'orch' ORDER BY position;
 SELECT status FROM taskorch.jobs WHERE id = :'orch';
@@ -145,8 +148,8 @@ SELECT taskorch.define_orchestrator('AGGREGATE_AGENTS', traverse => '{
 	"query": "SELECT jsonb_build_object(''url'', url) AS payload FROM agents ORDER BY id",
 	"task": "extract_audio", "page_size": 10}');
 CALL taskorch.run_and_wait('AGGREGATE_AGENTS') \gset
-SELECT (:'result'::jsonb->'error'->'result'->'data') - 'errors' AS totals,
-	   jsonb_path_query_array(:'result'::jsonb, '$.error.result.data.errors[*].error.message') AS errors;
+SELECT (:'result'::jsonb->'error'->'result'->'data'->'metadata') - 'errors' AS totals,
+	   jsonb_path_query_array(:'result'::jsonb, '$.error.result.data.metadata.errors[*].error.message') AS errors;
 SELECT step, status, done FROM taskorch.job_steps WHERE job_id = :'result'::jsonb->>'id' ORDER BY position;
 -- one page of it, from a task of your own
 CREATE FUNCTION one_page(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$

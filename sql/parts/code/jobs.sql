@@ -9,7 +9,7 @@ SELECT j.id, j.task_id AS name, d.kind,
 			-- failed, with some steps (members) completed: the failure's data counts them
 			WHEN taskorch.finished(j.status)
 			THEN CASE WHEN coalesce((j.error->'result'->'data'->'metadata'->>'completed')::int,
-									(j.error->'result'->'data'->>'processed')::int, 0) > 0
+									(j.error->'result'->'data'->'metadata'->>'processed')::int, 0) > 0
 					  THEN 'Partial' ELSE 'Error' END
 			WHEN EXISTS (SELECT FROM taskorch.run c WHERE c.parent_run_id = j.id) THEN 'Processing'
 			ELSE 'Started' END AS status,

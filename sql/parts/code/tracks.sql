@@ -273,35 +273,46 @@ CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result j
 							'step', name, 'task', result->'taskIdentifier', 'runId', result->'id',
 							'error', result->'error'))) END $$;
 
--- The output of a track that ran its steps: the envelope {job, results,
--- metadata, trampData}; a failed step makes it an FP failure (the envelope
--- in its data), and the job Partial when other steps completed (jobs.sql).
-CREATE OR REPLACE FUNCTION taskorch._track_output(def taskorch.composite, state jsonb, payload jsonb,
-												  run_id text) RETURNS jsonb
+-- The output of a composite (seed 001's task output): the envelope
+-- {job: {success, taskName, runId, input, error?}, results, metadata,
+-- trampData}, metadata holding the failures as errors [{..., error}].
+-- With a failure, it is the data of an FP failure (docs/runs.md): the run
+-- fails, and its job is Partial when other steps or members completed.
+CREATE OR REPLACE FUNCTION taskorch._envelope(name text, run_id text, input jsonb, results jsonb,
+											  metadata jsonb, tramp jsonb, error text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
 DECLARE
-	errors jsonb := state->'errors';
+	errors jsonb := metadata->'errors';
 	envelope jsonb := jsonb_build_object(
 		'job', jsonb_build_object('success', jsonb_array_length(errors) = 0,
-								  'taskName', def.name, 'runId', run_id, 'input', payload)
+								  'taskName', name, 'runId', run_id, 'input', input)
 			   || CASE WHEN jsonb_array_length(errors) > 0
 					   THEN jsonb_build_object('error', errors->0->'error'->>'message') ELSE '{}' END,
-		'results', state->'results',
-		'metadata', jsonb_build_object('steps', jsonb_array_length(def.steps),
-									   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
-									   'failed', jsonb_array_length(errors), 'errors', errors),
-		'trampData', state->'tramp');
+		'results', results, 'metadata', metadata, 'trampData', tramp);
 BEGIN
 	IF jsonb_array_length(errors) = 0 THEN
 		RETURN envelope;
 	END IF;
-	RETURN taskorch._fp_failure(def.name, envelope,
-		format('step %s (%s) failed: %s', errors->0->>'step', errors->0->>'task',
-			   errors->0->'error'->>'message'), errors);
+	RETURN taskorch._fp_failure(name, envelope, error, errors);
 END
 $$;
--- The runner of every track.  Each step is a child run it waits for at a
+
+-- The output of a track that ran its steps.
+CREATE OR REPLACE FUNCTION taskorch._track_output(def taskorch.composite, state jsonb, payload jsonb,
+												  run_id text) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	AS $$
+BEGIN
+	RETURN taskorch._envelope(def.name, run_id, payload, state->'results',
+		jsonb_build_object('steps', jsonb_array_length(def.steps),
+						   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
+						   'failed', jsonb_array_length(state->'errors'), 'errors', state->'errors'),
+		state->'tramp',
+		format('step %s (%s) failed: %s', state->'errors'->0->>'step', state->'errors'->0->>'task',
+			   state->'errors'->0->'error'->>'message'));
+END
+$$;-- The runner of every track.  Each step is a child run it waits for at a
 -- checkpoint keyed by the step's name, carrying the track's state; it
 -- resumes from its latest checkpoint, never from the top.  Between steps
 -- the engine usually runs the next step itself (tracks.c): the runner
@@ -346,7 +357,8 @@ GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
 
 -- The runner of every orchestrator: its members in parallel (one batch
 -- wait), or for a traverse orchestrator the rows of a query, a page at a
--- time.  The output is {success, processed, failed, results, errors}.
+-- time.  The output is the envelope (_envelope): results by member, and
+-- metadata {members | pages, processed, failed, errors}.
 CREATE OR REPLACE FUNCTION taskorch.run_orchestrator(payload jsonb) RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
@@ -363,7 +375,7 @@ DECLARE
 	processed bigint := 0;
 	failed bigint := 0;
 	pages int := 0;
-	out jsonb;
+	metadata jsonb;
 BEGIN
 	def := taskorch._definition('orchestrator', payload);
 	IF def.steps->0 ? 'query' THEN
@@ -381,10 +393,9 @@ BEGIN
 				query => taskorch._page_query(step->>'query', (step->>'page_size')::int, pages));
 		END LOOP;
 		failed := (state->>'failed')::bigint;
-		out := jsonb_build_object('success', failed = 0, 'processed', (state->>'processed')::bigint,
-								  'failed', failed, 'pages', (state->>'pages')::int,
-								  'results', '{}'::jsonb, 'errors', state->'errors');
 		processed := (state->>'processed')::bigint;
+		metadata := jsonb_build_object('pages', (state->>'pages')::int, 'processed', processed,
+									   'failed', failed, 'errors', state->'errors');
 	ELSE
 		runs := taskorch.batch_trigger_and_wait(
 			(SELECT jsonb_agg(jsonb_build_object('task', m->>'task',
@@ -404,16 +415,11 @@ BEGIN
 					'error', res->'error'));
 			END IF;
 		END LOOP;
-		out := jsonb_build_object('success', failed = 0, 'processed', processed, 'failed', failed,
-								  'results', results, 'errors', errors);
+		metadata := jsonb_build_object('members', jsonb_array_length(def.steps), 'processed', processed,
+									   'failed', failed, 'errors', errors);
 	END IF;
-	-- a member failed: the orchestrator's run fails (an FP failure, the
-	-- aggregate in its data); its job is Partial when others completed
-	IF failed > 0 THEN
-		RETURN taskorch._fp_failure(def.name, out, format('%s of %s failed', failed, processed + failed),
-									out->'errors');
-	END IF;
-	RETURN out;
+	RETURN taskorch._envelope(def.name, taskorch.current_run()->>'id', payload, results, metadata,
+							  payload->'trampData', format('%s of %s failed', failed, processed + failed));
 END
 $$;
 GRANT EXECUTE ON FUNCTION taskorch.run_orchestrator(jsonb) TO PUBLIC;
