@@ -32,6 +32,28 @@ SELECT hook, payload->'ok' AS ok, payload->'id' = to_jsonb(:'failed_run'::text) 
   FROM hook_calls WHERE hook = 'notify-error';
 SELECT attempts FROM taskorch.runs WHERE id = :'failed_run';
 
+-- on_start: once per run, when its first execution starts (not on a retry,
+-- nor when it resumes after a durable wait), with the run and its payload
+SELECT taskorch.register_task('notify-start', 'record_hook(jsonb)');
+CREATE FUNCTION hooked_wait(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.wait_for('10ms');
+	IF (taskorch.current_run()->>'attempt')::int = 1 THEN
+		RAISE EXCEPTION 'first attempt fails';
+	END IF;
+	RETURN '{}';
+END $$;
+SELECT taskorch.register_task('hooked-start', 'hooked_wait(jsonb)', max_attempts => 2,
+	retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 10, "randomize": false}',
+	on_start => 'notify-start');
+SELECT taskorch.trigger('hooked-start', '{"n": 3}') AS started_run \gset
+SELECT wait_for_runs();
+SELECT status, attempts FROM taskorch.runs WHERE id = :'started_run';
+SELECT count(*) AS start_hooks, min(payload->>'id') = :'started_run' AS of_the_run,
+	   min(payload->>'taskIdentifier') AS task, min(payload->>'payload') AS payload,
+	   min(metadata->>'hook') AS kind
+  FROM hook_calls WHERE hook = 'notify-start';
+
 -- refusals when registering
 SELECT taskorch.register_task('hooked2', 'hooked(jsonb)', on_failure => 'no-such-task');
 SELECT taskorch.register_task('hooked2', 'hooked(jsonb)', on_success => 'hooked2');

@@ -74,6 +74,8 @@ typedef struct ClaimRow
 	PlanValue	output_schema;
 	PlanValue	on_success;
 	PlanValue	on_failure;
+	PlanValue	on_start;
+	PlanValue	unstarted;
 	PlanValue	triggered_by;
 	PlanValue	task_reowned;
 } ClaimRow;
@@ -111,6 +113,8 @@ static const PlanField claim_columns[] = {
 	PLAN_COLUMN(ClaimRow, output_schema),
 	PLAN_COLUMN(ClaimRow, on_success),
 	PLAN_COLUMN(ClaimRow, on_failure),
+	PLAN_COLUMN(ClaimRow, on_start),
+	PLAN_COLUMN(ClaimRow, unstarted),
 	PLAN_COLUMN(ClaimRow, triggered_by),
 	PLAN_COLUMN(ClaimRow, task_reowned),
 };
@@ -122,7 +126,7 @@ static NamedPlan claim_plan = {
 	"         AS max_duration_ms,"
 	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
 	"       r.parent_run_id, r.parent_wait_seq, r.root_run_id, t.output_schema, t.on_success,"
-	"       t.on_failure,"
+	"       t.on_failure, t.on_start, r.started_at IS NULL AS unstarted,"
 	"       r.triggered_by::oid AS triggered_by,"
 	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
 	"         AS task_reowned"
@@ -167,6 +171,8 @@ read_claimed(ClaimedRun *run, int i)
 	run->output_schema = pv_jsonb_copy(r.output_schema);
 	run->on_success = pv_cstring(r.on_success);
 	run->on_failure = pv_cstring(r.on_failure);
+	run->on_start = pv_cstring(r.on_start);
+	run->unstarted = DatumGetBool(r.unstarted.datum);
 	run->triggered_by = DatumGetObjectId(r.triggered_by.datum);
 	run->task_reowned = DatumGetBool(r.task_reowned.datum);
 	if (!run->task_found)

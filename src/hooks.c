@@ -1,7 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * hooks.c
- *	  Lifecycle hooks: a task's on_success and on_failure tasks.
+ *	  Lifecycle hooks: a task's on_start, on_success and on_failure tasks.
+ *
+ * When a run of a task starts its first execution (not a retry, nor a
+ * resume after a durable wait), the task's on_start hook is triggered
+ * with {"id", "taskIdentifier", "payload"} (seed 004's start
+ * notification), in the transaction that records that execution's end.
  *
  * When a run of a task ends COMPLETED, or failed for good (FAILED,
  * TIMED_OUT, CRASHED, SYSTEM_FAILURE: taskorch.failed()), the task's hook
@@ -89,8 +94,9 @@ run_result(ClaimedRun *run)
 
 typedef struct Hook
 {
-	const char *kind;			/* "on_success" or "on_failure" */
+	const char *kind;			/* "on_start", "on_success" or "on_failure" */
 	const char *task;
+	Jsonb	   *payload;		/* NULL: the run's Result object */
 } Hook;
 
 static void
@@ -109,32 +115,80 @@ trigger_hook(ClaimedRun *run, void *arg)
 	o.metadata = jsonb_from_cstring(meta.data);
 	o.root_run_id = run_root(run);
 	trigger_options_finish(&o);
-	(void) create_run(hook->task, run_result(run), &o, NULL);
+	(void) create_run(hook->task, hook->payload ? hook->payload : run_result(run), &o, NULL);
 }
 
-/* The run's attempt is decided: trigger its task's hook for how it ended. */
-void
-hooks_fire(ClaimedRun *run)
+/* What an on_start hook is given: the run that started, and its payload. */
+static Jsonb *
+start_payload(ClaimedRun *run)
 {
-	Hook		hook = {NULL, NULL};
+	JsonbParseState *state = NULL;
+	JsonbValue	k,
+				v;
+	const char *keys[] = {"id", "taskIdentifier"};
+	const char *values[] = {run->id, run->task_id};
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < 2; i++)
+	{
+		k.type = v.type = jbvString;
+		k.val.string.val = (char *) keys[i];
+		k.val.string.len = strlen(keys[i]);
+		v.val.string.val = (char *) values[i];
+		v.val.string.len = strlen(values[i]);
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	k.val.string.val = "payload";
+	k.val.string.len = strlen("payload");
+	(void) pushJsonbValue(&state, WJB_KEY, &k);
+	v.type = jbvBinary;
+	v.val.binary.data = &run->payload->root;
+	v.val.binary.len = VARSIZE(run->payload) - VARHDRSZ;
+	(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/* Trigger one hook of the run as its task's owner; a refusal is noted, not raised. */
+static void
+fire(ClaimedRun *run, Hook *hook)
+{
 	ErrorData  *edata = NULL;
 
-	if (run->status == RUN_COMPLETED)
-		hook = (Hook) {"on_success", run->on_success};
-	else if (RUN_SET_FAILED & ((uint32) 1 << run->status))
-		hook = (Hook) {"on_failure", run->on_failure};
-	if (hook.task == NULL)
+	if (hook->task == NULL)
 		return;
-	if (!execute_as_owner(run, trigger_hook, &hook, &edata))
+	if (!execute_as_owner(run, trigger_hook, hook, &edata))
 	{
 		char	   *msg = psprintf("%s hook \"%s\" of run %s could not be triggered: %s",
-								   hook.kind, hook.task, run->id, edata->message);
+								   hook->kind, hook->task, run->id, edata->message);
 
 		logs_note(run, "warn", msg);
 		ereport(WARNING,
 				errcode(edata->sqlerrcode),
 				errmsg("taskorch: %s", msg));
 	}
+}
+
+/*
+ * The run's attempt is decided: trigger its task's on_start hook if this
+ * was the run's first execution, and its hook for how it ended.
+ */
+void
+hooks_fire(ClaimedRun *run)
+{
+	Hook		hook = {NULL, NULL, NULL};
+
+	if (run->unstarted && run->on_start && run->task_found && !run->expired)
+	{
+		Hook		start = {"on_start", run->on_start, start_payload(run)};
+
+		fire(run, &start);
+	}
+	if (run->status == RUN_COMPLETED)
+		hook = (Hook) {"on_success", run->on_success, NULL};
+	else if (RUN_SET_FAILED & ((uint32) 1 << run->status))
+		hook = (Hook) {"on_failure", run->on_failure, NULL};
+	fire(run, &hook);
 }
 
 typedef struct EndedArgs

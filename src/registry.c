@@ -102,6 +102,7 @@ typedef struct TaskUpsertArgs
 	PlanValue	output_schema;
 	PlanValue	on_success;
 	PlanValue	on_failure;
+	PlanValue	on_start;
 } TaskUpsertArgs;
 
 static const PlanField upsert_params[] = {
@@ -120,15 +121,17 @@ static const PlanField upsert_params[] = {
 	PLAN_PARAM(TaskUpsertArgs, output_schema, JSONBOID),
 	PLAN_PARAM(TaskUpsertArgs, on_success, TEXTOID),
 	PLAN_PARAM(TaskUpsertArgs, on_failure, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, on_start, TEXTOID),
 };
 static NamedPlan upsert_plan = {
 	.sql = "INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
-	"       max_duration, description, payload_schema, output_schema, on_success, on_failure)"
+	"       max_duration, description, payload_schema, output_schema, on_success, on_failure,"
+	"       on_start)"
 	" VALUES (:id, :fn::regprocedure, :owner::regrole, :queue, :max_attempts,"
 	"         :retry_factor, :retry_min_ms, :retry_max_ms, :retry_randomize,"
 	"         :max_duration, :description, :payload_schema, :output_schema,"
-	"         :on_success, :on_failure)"
+	"         :on_success, :on_failure, :on_start)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -138,7 +141,7 @@ static NamedPlan upsert_plan = {
 	"       max_duration = EXCLUDED.max_duration,"
 	"       description = EXCLUDED.description, payload_schema = EXCLUDED.payload_schema,"
 	"       output_schema = EXCLUDED.output_schema, on_success = EXCLUDED.on_success,"
-	"       on_failure = EXCLUDED.on_failure, updated_at = now()",
+	"       on_failure = EXCLUDED.on_failure, on_start = EXCLUDED.on_start, updated_at = now()",
 	PLAN_PARAMS(upsert_params)
 };
 
@@ -168,7 +171,7 @@ static NamedPlan hook_plan = {
 	PLAN_PARAMS(id_params), PLAN_COLUMNS(hook_columns)
 };
 
-/* A hook (on_success, on_failure) of task `id` names another registered task. */
+/* A hook (on_success, on_failure, on_start) of task `id` names another registered task. */
 static void
 check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 {
@@ -522,6 +525,8 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 		a.on_success = pv_datum(PG_GETARG_DATUM(9));
 	if (!PG_ARGISNULL(10))
 		a.on_failure = pv_datum(PG_GETARG_DATUM(10));
+	if (!PG_ARGISNULL(11))
+		a.on_start = pv_datum(PG_GETARG_DATUM(11));
 
 	SPI_connect();
 	registered = lock_own_task(id, caller, &owner, &old_queue);
@@ -530,6 +535,7 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 		queue_check_register(id, queue);
 	check_hook(fcinfo, 9, "on_success", id);
 	check_hook(fcinfo, 10, "on_failure", id);
+	check_hook(fcinfo, 11, "on_start", id);
 	check_task_function(fn, caller);
 	if (owner != caller)
 		check_task_function(fn, owner);

@@ -135,6 +135,8 @@ typedef struct ClaimedRun
 	Jsonb	   *output_schema;	/* NULL: none (schema.c) */
 	char	   *on_success;		/* hook tasks, NULL: none (hooks.c) */
 	char	   *on_failure;
+	char	   *on_start;
+	bool		unstarted;		/* no execution of the run had started before this one */
 
 	/* outcome of this attempt, filled by execute.c and runs.c */
 	TimestampTz started_at;

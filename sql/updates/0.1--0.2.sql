@@ -88,7 +88,8 @@ ALTER TABLE taskorch.task
 	ADD COLUMN payload_schema	jsonb,
 	ADD COLUMN output_schema	jsonb,
 	ADD COLUMN on_success		text,
-	ADD COLUMN on_failure		text;
+	ADD COLUMN on_failure		text,
+	ADD COLUMN on_start		text;
 
 -- new columns of runs: the trigger options, batches, debounce, waits
 ALTER TABLE taskorch.run

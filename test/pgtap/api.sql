@@ -5,7 +5,7 @@ SELECT plan(107);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
-	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text',
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
 SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),

@@ -8,7 +8,7 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 						  'maxTimeoutInMs', t.retry_max_ms,
 						  'randomize', t.retry_randomize) AS retry,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
-	   t.payload_schema, t.output_schema, t.on_success, t.on_failure
+	   t.payload_schema, t.output_schema, t.on_success, t.on_failure, t.on_start
   FROM taskorch.task t;
 GRANT SELECT ON taskorch.tasks TO PUBLIC;
 
@@ -23,7 +23,8 @@ CREATE OR REPLACE FUNCTION taskorch.register_task(
 	payload_schema jsonb DEFAULT NULL,
 	output_schema jsonb DEFAULT NULL,
 	on_success text DEFAULT NULL,
-	on_failure text DEFAULT NULL)
+	on_failure text DEFAULT NULL,
+	on_start text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_register_task_v2';

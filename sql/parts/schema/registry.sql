@@ -19,7 +19,8 @@ CREATE TABLE taskorch.task (
 	payload_schema	jsonb,						-- JSON Schemas checked at trigger
 	output_schema	jsonb,						-- and on completion (schema.c)
 	on_success		text,						-- hook tasks (hooks.c)
-	on_failure		text
+	on_failure		text,
+	on_start		text
 );
 
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
