@@ -46,13 +46,31 @@ END $$;
 SELECT taskorch.register_task('hooked-start', 'hooked_wait(jsonb)', max_attempts => 2,
 	retry => '{"minTimeoutInMs": 10, "maxTimeoutInMs": 10, "randomize": false}',
 	on_start => 'notify-start');
+-- (wait_for_runs() does not wait for WAITING runs: wait for this one to finish)
+CREATE FUNCTION wait_for_run(run text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1..6000 LOOP
+		IF (SELECT taskorch.finished(status) FROM taskorch.runs WHERE id = run) THEN
+			RETURN 'finished';
+		END IF;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+	RETURN 'timed out';
+END $$;
 SELECT taskorch.trigger('hooked-start', '{"n": 3}') AS started_run \gset
-SELECT wait_for_runs();
+SELECT wait_for_run(:'started_run');
 SELECT status, attempts FROM taskorch.runs WHERE id = :'started_run';
 SELECT count(*) AS start_hooks, min(payload->>'id') = :'started_run' AS of_the_run,
 	   min(payload->>'taskIdentifier') AS task, min(payload->>'payload') AS payload,
 	   min(metadata->>'hook') AS kind
   FROM hook_calls WHERE hook = 'notify-start';
+-- a track's on_start, once for the track (its runner starts once)
+SELECT taskorch.define_track('started-track', '[{"task": "hooked", "name": "one"}, {"task": "hooked", "name": "two"}]',
+							 on_start => 'notify-start');
+SELECT taskorch.trigger('started-track', '{"n": 4}') AS started_track \gset
+SELECT wait_for_run(:'started_track');
+SELECT count(*) AS track_start_hooks FROM hook_calls
+ WHERE hook = 'notify-start' AND payload->>'id' = :'started_track';
 
 -- refusals when registering
 SELECT taskorch.register_task('hooked2', 'hooked(jsonb)', on_failure => 'no-such-task');

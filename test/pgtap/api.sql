@@ -83,12 +83,14 @@ SELECT is(ARRAY(SELECT s FROM unnest(enum_range(NULL::taskorch.run_status)) s WH
 SELECT is(pg_get_function_arguments('taskorch.define_track'::regproc),
 	'name text, steps jsonb, continue_on_failure boolean DEFAULT false, base_fields boolean DEFAULT false, '
 	'queue text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, '
-	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text',
+	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text, '
+	'on_start text DEFAULT NULL::text',
 	'define_track: named arguments with defaults');
 SELECT is(pg_get_function_arguments('taskorch.define_orchestrator'::regproc),
 	'name text, members jsonb DEFAULT NULL::jsonb, traverse jsonb DEFAULT NULL::jsonb, base_fields boolean DEFAULT false, '
 	'queue text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, '
-	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text',
+	'on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, description text DEFAULT NULL::text, '
+	'on_start text DEFAULT NULL::text',
 	'define_orchestrator: members or traverse, named arguments');
 SELECT is(pg_get_function_arguments('taskorch.traverse'::regproc),
 	'query text, task text, page_size integer DEFAULT 100, page integer DEFAULT 0', 'traverse(query, task, page_size, page)');

@@ -500,7 +500,8 @@ CREATE OR REPLACE FUNCTION taskorch.check_items_query(query text, task text DEFA
 CREATE OR REPLACE FUNCTION taskorch._define_composite(kind text, name text, steps jsonb,
 										   continue_on_failure bool, base_fields bool,
 										   queue text, payload_schema jsonb, output_schema jsonb,
-										   on_success text, on_failure text, description text)
+										   on_success text, on_failure text, description text,
+										   on_start text)
 	RETURNS text
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
@@ -535,7 +536,7 @@ BEGIN
 	PERFORM taskorch.register_task(name, fn, queue => queue, max_attempts => 1,
 								   description => description, payload_schema => payload_schema,
 								   output_schema => output_schema, on_success => on_success,
-								   on_failure => on_failure);
+								   on_failure => on_failure, on_start => on_start);
 	PERFORM taskorch._write_composite(name, kind, steps, continue_on_failure, base_fields);
 	RETURN name;
 END
@@ -561,14 +562,15 @@ CREATE OR REPLACE FUNCTION taskorch.define_track(name text, steps jsonb,
 									  output_schema jsonb DEFAULT NULL,
 									  on_success text DEFAULT NULL,
 									  on_failure text DEFAULT NULL,
-									  description text DEFAULT NULL)
+									  description text DEFAULT NULL,
+									  on_start text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE plpgsql
 	AS $$
 BEGIN
 	RETURN taskorch._define_composite('track', name, taskorch._check_steps('steps', steps),
 		coalesce(continue_on_failure, false), coalesce(base_fields, false), queue,
-		payload_schema, output_schema, on_success, on_failure, description);
+		payload_schema, output_schema, on_success, on_failure, description, on_start);
 END
 $$;
 
@@ -580,7 +582,8 @@ CREATE OR REPLACE FUNCTION taskorch.define_orchestrator(name text, members jsonb
 											 output_schema jsonb DEFAULT NULL,
 											 on_success text DEFAULT NULL,
 											 on_failure text DEFAULT NULL,
-											 description text DEFAULT NULL)
+											 description text DEFAULT NULL,
+											 on_start text DEFAULT NULL)
 	RETURNS text
 	LANGUAGE plpgsql
 	AS $$
@@ -614,6 +617,6 @@ BEGIN
 	END IF;
 	RETURN taskorch._define_composite('orchestrator', name, steps, false,
 		coalesce(base_fields, false), queue, payload_schema, output_schema, on_success,
-		on_failure, description);
+		on_failure, description, on_start);
 END
 $$;
