@@ -36,6 +36,7 @@
 PG_FUNCTION_INFO_V1(taskorch_trigger);
 PG_FUNCTION_INFO_V1(taskorch_trigger_v2);
 PG_FUNCTION_INFO_V1(taskorch_wake_launcher_sql);
+PG_FUNCTION_INFO_V1(taskorch_idempotency_key_reset);
 
 static bool wake_at_commit = false;
 static bool installed_at_commit = false;
@@ -180,6 +181,15 @@ static NamedPlan idempotent_plan = {
 	"   AND triggered_by = :triggered_by::regrole"
 	" ORDER BY created_at DESC LIMIT 1",
 	PLAN_PARAMS(idempotent_params), PLAN_COLUMNS(run_id_columns)
+};
+
+/* the runs a key of the triggering role names: it names them no more */
+static NamedPlan key_reset_plan = {
+	.sql = "UPDATE taskorch.run SET idempotency_key_expires_at = '-infinity'"
+	" WHERE task_id = :task_id AND idempotency_key = :key"
+	"   AND idempotency_key_expires_at > :now"
+	"   AND triggered_by = :triggered_by::regrole",
+	PLAN_PARAMS(idempotent_params)
 };
 
 typedef struct DebouncedRow
@@ -625,4 +635,34 @@ taskorch_wake_launcher_sql(PG_FUNCTION_ARGS)
 {
 	installed_at_commit = true;
 	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: taskorch.idempotency_key_reset(task, key) -> bigint, Trigger.dev's
+ * idempotencyKeys.reset(): the key (of the caller's role, as trigger()
+ * keys are) names no run any more, so the next trigger with it makes a
+ * new one.  Returns how many runs it named (0 or 1).  Serialized with
+ * triggers that use the key.
+ */
+Datum
+taskorch_idempotency_key_reset(PG_FUNCTION_ARGS)
+{
+	KeyArgs		args = {0};
+	char	   *task;
+	char	   *key;
+	int			n;
+
+	require_args(fcinfo, 2, "task and key", "Pass the task's id and the idempotency key to reset.");
+	task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	check_key("idempotency_key", key, strlen(key));
+	SPI_connect();
+	lock_key(LOCK_IDEMPOTENCY_KEY, task, key);
+	args.task_id = pv_text(task);
+	args.key = pv_text(key);
+	args.now = pv_timestamptz(trigger_now());
+	args.triggered_by = pv_oid(GetUserId());
+	n = taskorch_execute_args(&key_reset_plan, &args, false, 0);
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }

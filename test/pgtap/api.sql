@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(107);
+SELECT plan(109);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -49,6 +49,10 @@ SELECT has_function('taskorch', 'revoke_queue', ARRAY['text', 'regrole'], 'revok
 SELECT has_function('taskorch', 'wait_for', ARRAY['"any"'], 'wait_for(duration)');
 SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(time)');
 SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for() outside a task: 55000');
+SELECT throws_ok($$ SELECT taskorch.idempotency_key_reset(NULL, 'k') $$, '22004', NULL,
+	'idempotency_key_reset() without a task: 22004');
+SELECT is(taskorch.idempotency_key_reset('no-such-task', 'k'), 0::bigint,
+	'idempotency_key_reset() of a key that names no run: 0');
 SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait(task, payload, options)');
 SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['jsonb'], 'batch_trigger_and_wait(items)');
 SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait_unwrap');

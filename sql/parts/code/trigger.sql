@@ -56,6 +56,12 @@ BEGIN
 END
 $$;
 
+-- Trigger.dev's idempotencyKeys.reset(): the key (of your role) names no
+-- run any more; the next trigger with it makes a new one.  Returns how many
+-- runs it named.
+CREATE OR REPLACE FUNCTION taskorch.idempotency_key_reset(task text, key text) RETURNS bigint
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_idempotency_key_reset';
+
 CREATE OR REPLACE FUNCTION taskorch.retrieve(run text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
