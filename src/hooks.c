@@ -31,9 +31,7 @@
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/timestamp.h"
 
 /* a run that has just ended */
@@ -104,15 +102,14 @@ trigger_hook(ClaimedRun *run, void *arg)
 {
 	Hook	   *hook = (Hook *) arg;
 	TriggerOptions o;
-	StringInfoData meta;
+	JsonObject	meta;
 
-	initStringInfo(&meta);
-	appendStringInfoString(&meta, "{\"hookOf\": ");
-	escape_json(&meta, run->id);
-	appendStringInfo(&meta, ", \"hook\": \"%s\"}", hook->kind);
+	json_begin(&meta);
+	json_string(&meta, "hookOf", run->id);
+	json_string(&meta, "hook", hook->kind);
 	trigger_options_init(&o);
 	o.now = GetCurrentTimestamp();
-	o.metadata = jsonb_from_cstring(meta.data);
+	o.metadata = json_end(&meta);
 	o.root_run_id = run_root(run);
 	trigger_options_finish(&o);
 	(void) create_run(hook->task, hook->payload ? hook->payload : run_result(run), &o, NULL);
@@ -122,31 +119,13 @@ trigger_hook(ClaimedRun *run, void *arg)
 static Jsonb *
 start_payload(ClaimedRun *run)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue	k,
-				v;
-	const char *keys[] = {"id", "taskIdentifier"};
-	const char *values[] = {run->id, run->task_id};
+	JsonObject	o;
 
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < 2; i++)
-	{
-		k.type = v.type = jbvString;
-		k.val.string.val = (char *) keys[i];
-		k.val.string.len = strlen(keys[i]);
-		v.val.string.val = (char *) values[i];
-		v.val.string.len = strlen(values[i]);
-		(void) pushJsonbValue(&state, WJB_KEY, &k);
-		(void) pushJsonbValue(&state, WJB_VALUE, &v);
-	}
-	k.val.string.val = "payload";
-	k.val.string.len = strlen("payload");
-	(void) pushJsonbValue(&state, WJB_KEY, &k);
-	v.type = jbvBinary;
-	v.val.binary.data = &run->payload->root;
-	v.val.binary.len = VARSIZE(run->payload) - VARHDRSZ;
-	(void) pushJsonbValue(&state, WJB_VALUE, &v);
-	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	json_begin(&o);
+	json_string(&o, "id", run->id);
+	json_string(&o, "taskIdentifier", run->task_id);
+	json_jsonb(&o, "payload", run->payload);
+	return json_end(&o);
 }
 
 /* Trigger one hook of the run as its task's owner; a refusal is noted, not raised. */

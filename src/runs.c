@@ -33,10 +33,8 @@
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_current_run);
@@ -44,77 +42,6 @@ PG_FUNCTION_INFO_V1(taskorch_result_error);
 PG_FUNCTION_INFO_V1(taskorch_abort);
 PG_FUNCTION_INFO_V1(taskorch_metadata);
 PG_FUNCTION_INFO_V1(taskorch_metadata_replace);
-
-/*
- * A flat JSON object built value by value (no text to parse again): begin,
- * add fields (a NULL value leaves its key out), end.
- */
-typedef struct JsonObject
-{
-	JsonbParseState *state;
-} JsonObject;
-
-static void
-json_begin(JsonObject *o)
-{
-	o->state = NULL;
-	pushJsonbValue(&o->state, WJB_BEGIN_OBJECT, NULL);
-}
-
-static void
-json_key(JsonObject *o, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(&o->state, WJB_KEY, &k);
-}
-
-static void
-json_string(JsonObject *o, const char *key, const char *value)
-{
-	JsonbValue	v;
-
-	if (value == NULL)
-		return;
-	json_key(o, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(&o->state, WJB_VALUE, &v);
-}
-
-static void
-json_int(JsonObject *o, const char *key, int64 value)
-{
-	JsonbValue	v;
-
-	json_key(o, key);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(value);
-	pushJsonbValue(&o->state, WJB_VALUE, &v);
-}
-
-/* an object or array value */
-static void
-json_jsonb(JsonObject *o, const char *key, Jsonb *value)
-{
-	JsonbValue	v;
-
-	json_key(o, key);
-	v.type = jbvBinary;
-	v.val.binary.data = &value->root;
-	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	pushJsonbValue(&o->state, WJB_VALUE, &v);
-}
-
-static Jsonb *
-json_end(JsonObject *o)
-{
-	return JsonbValueToJsonb(pushJsonbValue(&o->state, WJB_END_OBJECT, NULL));
-}
 
 /* {"message", "sqlstate", "detail", "hint", "context"}, nulls left out */
 Jsonb *

@@ -21,6 +21,7 @@
  *	               taskorch.run_status) and the one table of the transitions
  *	               the engine makes, which every status change goes through
  *	  runs.c       outcome of an attempt: status, retry backoff, error JSON
+ *	  json_object.c  a flat JSON object built in C, value by value
  *	  crash.c      charges a CRASHED attempt to a run whose code ended its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
  *	  batch.c      batch_trigger() and the items of every batch (arrays, queries)
@@ -597,5 +598,17 @@ extern void taskorch_read_row(NamedPlan *p, int row, void *out);
 extern void taskorch_plans_forget(void);
 extern Oid	taskorch_extension_owner(void);
 extern Jsonb *jsonb_from_cstring(const char *s);
+
+/* json_object.c: a flat JSON object built value by value (a NULL value leaves its key out) */
+typedef struct JsonObject
+{
+	JsonbParseState *state;
+} JsonObject;
+
+extern void json_begin(JsonObject *o);
+extern void json_string(JsonObject *o, const char *key, const char *value);
+extern void json_int(JsonObject *o, const char *key, int64 value);
+extern void json_jsonb(JsonObject *o, const char *key, Jsonb *value);
+extern Jsonb *json_end(JsonObject *o);
 
 #endif							/* TASKORCH_H */

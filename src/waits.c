@@ -52,31 +52,6 @@ PG_FUNCTION_INFO_V1(taskorch_last_checkpoint);
 
 static void load_memo(ClaimedRun *run);
 
-/* key: value (a Jsonb, or null) into an object being built */
-static void
-push_jsonb_field(JsonbParseState **state, const char *key, Jsonb *value)
-{
-	JsonbValue	k,
-				v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	(void) pushJsonbValue(state, WJB_KEY, &k);
-	if (value == NULL)
-	{
-		v.type = jbvNull;
-		(void) pushJsonbValue(state, WJB_VALUE, &v);
-	}
-	else
-	{
-		v.type = jbvBinary;
-		v.val.binary.data = &value->root;
-		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-		(void) pushJsonbValue(state, WJB_VALUE, &v);
-	}
-}
-
 /*
  * SQL: taskorch._last_checkpoint(): inside a task, its latest checkpoint
  * that is over, {key, state, result}: where a track resumes (the state it
@@ -89,9 +64,7 @@ taskorch_last_checkpoint(PG_FUNCTION_ARGS)
 {
 	ClaimedRun *run = current_run();
 	int			last = -1;
-	JsonbParseState *state = NULL;
-	JsonbValue	k,
-				v;
+	JsonObject	o;
 
 	if (run == NULL)
 		PG_RETURN_NULL();
@@ -104,18 +77,11 @@ taskorch_last_checkpoint(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	/* the run goes on after it: it has passed every wait before it (logs.c) */
 	run->wait_calls = Max(run->wait_calls, run->memo_seq[last] + 1);
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "key";
-	k.val.string.len = 3;
-	(void) pushJsonbValue(&state, WJB_KEY, &k);
-	v.type = jbvString;
-	v.val.string.val = run->memo_key[last];
-	v.val.string.len = strlen(run->memo_key[last]);
-	(void) pushJsonbValue(&state, WJB_VALUE, &v);
-	push_jsonb_field(&state, "state", run->memo_state[last]);
-	push_jsonb_field(&state, "result", run->memo_result[last]);
-	PG_RETURN_JSONB_P(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
+	json_begin(&o);
+	json_string(&o, "key", run->memo_key[last]);
+	json_jsonb(&o, "state", run->memo_state[last]);
+	json_jsonb(&o, "result", run->memo_result[last]);
+	PG_RETURN_JSONB_P(json_end(&o));
 }
 
 /* SQL: taskorch._in_transaction_block(), for run_and_wait's check */

@@ -1,0 +1,81 @@
+/*-------------------------------------------------------------------------
+ *
+ * json_object.c
+ *	  A flat JSON object built in C value by value (no text to parse
+ *	  again): begin, add fields, end.  A NULL value leaves its key out.
+ *	  The error objects of runs, a checkpoint read back, a hook's payload.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "utils/numeric.h"
+
+void
+json_begin(JsonObject *o)
+{
+	o->state = NULL;
+	pushJsonbValue(&o->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+static void
+json_key(JsonObject *o, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(&o->state, WJB_KEY, &k);
+}
+
+void
+json_string(JsonObject *o, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+		return;
+	json_key(o, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+void
+json_int(JsonObject *o, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	json_key(o, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+/* any JSON value: an object or array as it is, a scalar as a scalar */
+void
+json_jsonb(JsonObject *o, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+		return;
+	json_key(o, key);
+	if (JB_ROOT_IS_SCALAR(value))
+		(void) JsonbExtractScalar(&value->root, &v);
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &value->root;
+		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	}
+	pushJsonbValue(&o->state, WJB_VALUE, &v);
+}
+
+Jsonb *
+json_end(JsonObject *o)
+{
+	return JsonbValueToJsonb(pushJsonbValue(&o->state, WJB_END_OBJECT, NULL));
+}
