@@ -9,8 +9,16 @@
  *	  a number                  seconds (ttl: 3600)
  *	  a timestamptz or an ISO string   a point in time (delay only)
  *
- * SQL arguments of type "any" arrive here with their actual type, and jsonb
- * option values as JsonbValues; both end as milliseconds or a timestamptz.
+ * SQL arguments have the types taskorch.duration and taskorch.delay: text as
+ * written, read by the function it is given to (so that an error names the
+ * option: "invalid ttl ...").  Their implicit casts from text, numbers,
+ * intervals and (delay) timestamps let every driver bind them as it binds
+ * anything: an untyped parameter ("1h") is taken as written; a typed one is
+ * written as the text that means it (a number of seconds "3600", an interval
+ * "1h30m", a timestamptz "2024-12-01T09:00:00Z").  A relative delay is read
+ * when it is used: a prepared statement's "1h" is one hour from each call.
+ * jsonb option values arrive as JsonbValues.  All end as milliseconds or a
+ * timestamptz.
  * Every malformed value is an error naming the option and the value, and
  * saying what is wrong with it: not a duration, not a number (NaN),
  * negative (or not positive where 0 is refused), longer than 100 years
@@ -25,6 +33,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
@@ -117,67 +126,35 @@ checked_ms(const char *option, const char *text, double ms, bool allow_zero)
 	return (int64) ms;
 }
 
+/*
+ * A number of seconds written in decimal ("3600", "1.5"), in milliseconds;
+ * with `words`, also "NaN" and "Infinity" (what a float prints).  strtod
+ * alone would also take hex and leading spaces.
+ */
+static bool
+parse_seconds(const char *s, bool words, double *ms)
+{
+	char	   *end;
+	double		secs;
+
+	if (!words && strspn(s, "0123456789.eE+-") != strlen(s))
+		return false;
+	secs = strtod(s, &end);
+	if (end == s || *end != '\0' || strpbrk(s, "xX \t\n\r\f\v") != NULL)
+		return false;
+	*ms = secs * 1000;
+	return true;
+}
+
 /* A duration given as text or a jsonb string: "1h", or seconds "3600". */
 int64
 duration_ms_from_text(const char *option, const char *s, bool allow_zero)
 {
 	double		ms;
-	char	   *end;
-	double		secs;
 
-	if (parse_duration_string(s, &ms))
-		return checked_ms(option, s, ms, allow_zero);
-	/* a number of seconds, written in decimal (strtod would take hex, " 5") */
-	secs = strtod(s, &end);
-	if (end != s && *end == '\0' && strpbrk(s, "xX \t\n\r\f\v") == NULL)
-		return checked_ms(option, s, secs * 1000, allow_zero);
-	bad_duration(option, s, "not a duration", allow_zero);
-	return 0;					/* keep compiler quiet */
-}
-
-/* A duration given as a SQL value of any type (NULL handled by caller). */
-int64
-duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero)
-{
-	switch (type)
-	{
-		case INTERVALOID:
-			{
-				Interval   *iv = DatumGetIntervalP(value);
-
-				return checked_ms(option,
-								  DatumGetCString(DirectFunctionCall1(interval_out, value)),
-								  (double) interval_to_ms(iv), allow_zero);
-			}
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case NUMERICOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-			{
-				Oid			out;
-				bool		varlena;
-				char	   *text;
-
-				getTypeOutputInfo(type, &out, &varlena);
-				text = OidOutputFunctionCall(out, value);
-				return checked_ms(option, text, strtod(text, NULL) * 1000, allow_zero);
-			}
-		case TEXTOID:
-		case VARCHAROID:
-		case BPCHAROID:
-			return duration_ms_from_text(option, TextDatumGetCString(value), allow_zero);
-		case UNKNOWNOID:
-		case CSTRINGOID:
-			return duration_ms_from_text(option, DatumGetCString(value), allow_zero);
-		default:
-			ereport(ERROR,
-					errcode(ERRCODE_DATATYPE_MISMATCH),
-					errmsg("%s cannot be a value of type %s", option, format_type_be(type)),
-					errhint("Pass a duration string such as \"1h\", an interval, or a number of seconds."));
-	}
-	return 0;
+	if (!parse_duration_string(s, &ms) && !parse_seconds(s, true, &ms))
+		bad_duration(option, s, "not a duration", allow_zero);
+	return checked_ms(option, s, ms, allow_zero);
 }
 
 /* A duration inside a jsonb options object. */
@@ -214,10 +191,6 @@ finite_time(TimestampTz t)
 }
 
 /*
- * A delay: a duration from now, or a point in time.  Returns when the run
- * becomes due.
- */
-/*
  * A time as text, or an error naming the delay (timestamptz_in's own error
  * would not say what was being read, nor how to write one).
  */
@@ -252,12 +225,16 @@ delay_time_from_text(const char *s)
 	return t;
 }
 
+/*
+ * A delay: a duration from now, or a point in time.  Returns when the run
+ * becomes due.
+ */
 TimestampTz
 delay_from_text(const char *s, TimestampTz now)
 {
 	double		ms;
 
-	if (parse_duration_string(s, &ms))
+	if (parse_duration_string(s, &ms) || parse_seconds(s, false, &ms))
 		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
 	/* durations have no '-' or ':' (but a leading '-'); dates and times do */
 	if (strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0)
@@ -269,25 +246,57 @@ delay_from_text(const char *s, TimestampTz now)
 	return 0;
 }
 
-TimestampTz
-delay_from_datum(Datum value, Oid type, TimestampTz now)
+/* ---- the SQL types taskorch.duration and taskorch.delay ---- */
+
+PG_FUNCTION_INFO_V1(taskorch_duration_from_interval);
+PG_FUNCTION_INFO_V1(taskorch_delay_from_timestamptz);
+
+/*
+ * An interval as a duration string: '90 minutes' is "1h30m", a month 30
+ * days (as interval_to_ms counts it); the cast of an interval to either type.
+ */
+Datum
+taskorch_duration_from_interval(PG_FUNCTION_ARGS)
 {
-	switch (type)
+	static const struct
 	{
-		case TIMESTAMPTZOID:
-			return finite_time(DatumGetTimestampTz(value));
-		case TIMESTAMPOID:
-			return finite_time(DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
-																	   value)));
-		case TEXTOID:
-		case VARCHAROID:
-		case BPCHAROID:
-			return delay_from_text(TextDatumGetCString(value), now);
-		case UNKNOWNOID:
-		case CSTRINGOID:
-			return delay_from_text(DatumGetCString(value), now);
-		default:
-			return TimestampTzPlusMilliseconds(now,
-											   duration_ms_from_datum("delay", value, type, true));
-	}
+		const char *unit;
+		int64		ms;
+	}			units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+	int64		ms = interval_to_ms(PG_GETARG_INTERVAL_P(0));
+	uint64		left = ms < 0 ? -(uint64) ms : (uint64) ms;
+	StringInfoData s;
+
+	initStringInfo(&s);
+	if (ms < 0)
+		appendStringInfoChar(&s, '-');
+	for (size_t i = 0; i < lengthof(units); i++)
+		if (left >= (uint64) units[i].ms)
+		{
+			appendStringInfo(&s, UINT64_FORMAT "%s", left / units[i].ms, units[i].unit);
+			left %= units[i].ms;
+		}
+	if (ms == 0)
+		appendStringInfoString(&s, "0s");
+	PG_RETURN_TEXT_P(cstring_to_text(s.data));
+}
+
+/*
+ * A point in time in ISO 8601 at UTC ("2024-12-01T09:00:00Z"): the same
+ * instant whatever the TimeZone of the session that reads it.
+ */
+Datum
+taskorch_delay_from_timestamptz(PG_FUNCTION_ARGS)
+{
+	TimestampTz t = finite_time(PG_GETARG_TIMESTAMPTZ(0));
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		buf[MAXDATELEN + 2];
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				errmsg("timestamp out of range"));
+	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, buf);
+	PG_RETURN_TEXT_P(cstring_to_text(strcat(buf, "Z")));
 }

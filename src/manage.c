@@ -349,8 +349,7 @@ taskorch_reschedule(PG_FUNCTION_ARGS)
 	TimestampTz due;
 
 	require_arg(fcinfo, 1, "delay", "Pass a duration such as '1h' or a timestamptz.");
-	due = delay_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1),
-						   GetCurrentTimestamp());
+	due = delay_from_text(TextDatumGetCString(PG_GETARG_DATUM(1)), GetCurrentTimestamp());
 	SPI_connect();
 	status = lookup_run(run_id, &row);
 	args.id = pv_text(run_id);

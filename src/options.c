@@ -323,26 +323,25 @@ set_debounce(TriggerOptions *o, JsonbContainer *obj)
 
 /*
  * Apply the option `id`, argument number argno of fcinfo (not NULL).
- * Duration-like arguments are declared "any".
+ * Duration-like arguments are a taskorch.duration or taskorch.delay: text.
  */
 static void
 trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno)
 {
 	Datum		v = PG_GETARG_DATUM(argno);
-	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
 
 	mark_given(o, id);
 	switch ((OptionId) id)
 	{
 		case OPT_DELAY:
 			o->has_delay = true;
-			o->delay_until = delay_from_datum(v, type, o->now);
+			o->delay_until = delay_from_text(TextDatumGetCString(v), o->now);
 			break;
 		case OPT_TTL:
 		case OPT_IDEMPOTENCY_KEY_TTL:
 		case OPT_MAX_DURATION:
-			set_duration(o, id, duration_ms_from_datum(option_names[id][0], v, type,
-													   id == OPT_TTL));
+			set_duration(o, id, duration_ms_from_text(option_names[id][0],
+													  TextDatumGetCString(v), id == OPT_TTL));
 			break;
 		case OPT_PRIORITY:
 		case OPT_MAX_ATTEMPTS:

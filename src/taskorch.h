@@ -467,11 +467,9 @@ extern Datum tags_to_array(List *tags);
 
 /* duration.c */
 extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
-extern int64 duration_ms_from_datum(const char *option, Datum value, Oid type, bool allow_zero);
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
 extern int64 interval_to_ms(Interval *iv);
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
-extern TimestampTz delay_from_datum(Datum value, Oid type, TimestampTz now);
 
 /* manage.c */
 extern bool run_held_by_batch(TransactionId xmax);

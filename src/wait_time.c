@@ -73,18 +73,17 @@ taskorch_wait_for(PG_FUNCTION_ARGS)
 	int64		ms;
 
 	require_arg(fcinfo, 0, "duration", "Pass a duration such as '5m' or an interval.");
-	ms = duration_ms_from_datum("wait duration", PG_GETARG_DATUM(0),
-								get_fn_expr_argtype(fcinfo->flinfo, 0), true);
+	ms = duration_ms_from_text("wait duration", TextDatumGetCString(PG_GETARG_DATUM(0)), true);
 	/* counted from the first time the wait is reached: on replay it returns at once */
 	wait_until("taskorch.wait_for()", TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms));
 	PG_RETURN_VOID();
 }
 
-/* SQL: taskorch.wait_until(time) */
+/* SQL: taskorch.wait_until(date) */
 Datum
 taskorch_wait_until(PG_FUNCTION_ARGS)
 {
-	require_arg(fcinfo, 0, "time", "Pass a timestamptz.");
+	require_arg(fcinfo, 0, "date", "Pass a timestamptz.");
 	wait_until("taskorch.wait_until()", PG_GETARG_TIMESTAMPTZ(0));
 	PG_RETURN_VOID();
 }

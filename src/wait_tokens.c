@@ -251,8 +251,7 @@ taskorch_create_wait_token(PG_FUNCTION_ARGS)
 		tags = tags_add_array(NIL, "tags", PG_GETARG_ARRAYTYPE_P(2));
 	args.timeout_at = PG_ARGISNULL(0) ? PV_NULL :
 		pv_timestamptz(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-			duration_ms_from_datum("timeout", PG_GETARG_DATUM(0),
-								   get_fn_expr_argtype(fcinfo->flinfo, 0), false)));
+			duration_ms_from_text("timeout", TextDatumGetCString(PG_GETARG_DATUM(0)), false)));
 	if (run)
 		PG_RETURN_DATUM(task_token(run,
 								   args.timeout_at.present ?

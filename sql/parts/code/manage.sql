@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION taskorch.cancel(run text) RETURNS bool
 	AS 'MODULE_PATHNAME', 'taskorch_cancel';
 
 -- A DELAYED run gets a new due time (a duration from now, or a time).
-CREATE OR REPLACE FUNCTION taskorch.reschedule(run text, delay "any") RETURNS timestamptz
+CREATE OR REPLACE FUNCTION taskorch.reschedule(run text, delay taskorch.delay) RETURNS timestamptz
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_reschedule';
 

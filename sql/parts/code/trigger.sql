@@ -1,21 +1,22 @@
 ------------------------------------------------------------------------------
 -- Triggering and reading runs
 ------------------------------------------------------------------------------
--- Duration-like options are "any": a string ("1h52m18s"), an interval, a
--- number of seconds, or (delay) a timestamptz.
+-- Duration-like options are a taskorch.duration: a string ("1h52m18s"), an
+-- interval, or a number of seconds; a taskorch.delay is one of those or a
+-- point in time (a timestamptz, or a string "2024-12-01T09:00:00Z").
 CREATE OR REPLACE FUNCTION taskorch.trigger(
 	task text,
 	payload jsonb DEFAULT '{}',
 	options jsonb DEFAULT NULL,
-	delay "any" DEFAULT NULL::text,
-	ttl "any" DEFAULT NULL::text,
+	delay taskorch.delay DEFAULT NULL,
+	ttl taskorch.duration DEFAULT NULL,
 	idempotency_key text DEFAULT NULL,
-	idempotency_key_ttl "any" DEFAULT NULL::text,
+	idempotency_key_ttl taskorch.duration DEFAULT NULL,
 	queue text DEFAULT NULL,
 	concurrency_key text DEFAULT NULL,
 	priority int DEFAULT NULL,
 	max_attempts int DEFAULT NULL,
-	max_duration "any" DEFAULT NULL::text,
+	max_duration taskorch.duration DEFAULT NULL,
 	tags text[] DEFAULT NULL,
 	metadata jsonb DEFAULT NULL,
 	machine text DEFAULT NULL,

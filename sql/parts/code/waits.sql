@@ -3,9 +3,9 @@
 ------------------------------------------------------------------------------
 -- Inside a task: suspend the run (holding no worker) for a duration, or
 -- until a time.  Code before the wait runs again when the run resumes.
-CREATE OR REPLACE FUNCTION taskorch.wait_for(duration "any") RETURNS void
+CREATE OR REPLACE FUNCTION taskorch.wait_for(duration taskorch.duration) RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for';
-CREATE OR REPLACE FUNCTION taskorch.wait_until("time" timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION taskorch.wait_until(date timestamptz) RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_until';
 
 -- Inside a task: trigger child runs and wait for them; the result is the
@@ -54,7 +54,7 @@ SELECT id, owner, created_at, timeout_at, completed_at, timed_out, output, idemp
   FROM taskorch.wait_token;
 GRANT SELECT ON taskorch.wait_tokens TO PUBLIC;
 
-CREATE OR REPLACE FUNCTION taskorch.create_wait_token(timeout "any" DEFAULT NULL::text,
+CREATE OR REPLACE FUNCTION taskorch.create_wait_token(timeout taskorch.duration DEFAULT NULL,
 										   idempotency_key text DEFAULT NULL,
 										   tags text[] DEFAULT NULL) RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_create_wait_token';

@@ -1,0 +1,93 @@
+------------------------------------------------------------------------------
+-- Durations and delays as users write them (duration.c): the type of every
+-- argument that takes a duration (ttl, max_duration, idempotency_key_ttl,
+-- wait_for, a wait token's timeout) or a delay (trigger's and reschedule's
+-- delay: a duration from now, or a point in time).  A value is text as
+-- written ("1h52m18s", "3600" seconds, "2024-12-01T09:00:00Z"), read by the
+-- function it is given to, whose error names the option.  Like citext, the
+-- types are text inside.  The implicit casts let every driver bind these
+-- arguments as it binds anything (untyped text, a number of seconds, an
+-- interval, a timestamp) with no cast in the SQL.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.duration;
+CREATE FUNCTION taskorch._duration_in(cstring) RETURNS taskorch.duration
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
+CREATE FUNCTION taskorch._duration_out(taskorch.duration) RETURNS cstring
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
+CREATE FUNCTION taskorch._duration_recv(internal) RETURNS taskorch.duration
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
+CREATE FUNCTION taskorch._duration_send(taskorch.duration) RETURNS bytea
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
+CREATE TYPE taskorch.duration (
+	INPUT = taskorch._duration_in, OUTPUT = taskorch._duration_out,
+	RECEIVE = taskorch._duration_recv, SEND = taskorch._duration_send,
+	LIKE = text, CATEGORY = 'T');
+CREATE TYPE taskorch.delay;
+CREATE FUNCTION taskorch._delay_in(cstring) RETURNS taskorch.delay
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
+CREATE FUNCTION taskorch._delay_out(taskorch.delay) RETURNS cstring
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
+CREATE FUNCTION taskorch._delay_recv(internal) RETURNS taskorch.delay
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
+CREATE FUNCTION taskorch._delay_send(taskorch.delay) RETURNS bytea
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
+CREATE TYPE taskorch.delay (
+	INPUT = taskorch._delay_in, OUTPUT = taskorch._delay_out,
+	RECEIVE = taskorch._delay_recv, SEND = taskorch._delay_send,
+	LIKE = text, CATEGORY = 'T');
+
+-- the casts: text as is; an interval as "1h30m"; a number as seconds (a
+-- real or a double precision written as a numeric: 1e+06 is "1000000"); a
+-- timestamp (delay) at UTC, "2024-12-01T09:00:00Z"
+CREATE FUNCTION taskorch._duration(interval) RETURNS taskorch.duration
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
+CREATE FUNCTION taskorch._delay(interval) RETURNS taskorch.delay
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
+CREATE FUNCTION taskorch._delay(timestamptz) RETURNS taskorch.delay
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_delay_from_timestamptz';
+CREATE FUNCTION taskorch._delay(timestamp) RETURNS taskorch.delay
+	LANGUAGE sql STRICT STABLE PARALLEL SAFE RETURN taskorch._delay($1::timestamptz);
+CREATE CAST (interval AS taskorch.duration) WITH FUNCTION taskorch._duration(interval) AS IMPLICIT;
+CREATE CAST (interval AS taskorch.delay) WITH FUNCTION taskorch._delay(interval) AS IMPLICIT;
+CREATE CAST (timestamptz AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamptz) AS IMPLICIT;
+CREATE CAST (timestamp AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamp) AS IMPLICIT;
+CREATE CAST (text AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (varchar AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(smallint) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (smallint AS taskorch.duration) WITH FUNCTION taskorch._duration(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(integer) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (integer AS taskorch.duration) WITH FUNCTION taskorch._duration(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(bigint) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (bigint AS taskorch.duration) WITH FUNCTION taskorch._duration(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(numeric) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (numeric AS taskorch.duration) WITH FUNCTION taskorch._duration(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(real) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (real AS taskorch.duration) WITH FUNCTION taskorch._duration(real) AS IMPLICIT;
+CREATE FUNCTION taskorch._duration(double precision) RETURNS taskorch.duration
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
+CREATE CAST (double precision AS taskorch.duration) WITH FUNCTION taskorch._duration(double precision) AS IMPLICIT;
+CREATE CAST (text AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (varchar AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(smallint) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (smallint AS taskorch.delay) WITH FUNCTION taskorch._delay(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(integer) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (integer AS taskorch.delay) WITH FUNCTION taskorch._delay(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(bigint) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (bigint AS taskorch.delay) WITH FUNCTION taskorch._delay(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(numeric) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (numeric AS taskorch.delay) WITH FUNCTION taskorch._delay(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(real) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch._delay(real) AS IMPLICIT;
+CREATE FUNCTION taskorch._delay(double precision) RETURNS taskorch.delay
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
+CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch._delay(double precision) AS IMPLICIT;
