@@ -5,7 +5,7 @@
  *
  *	  "88s", "1h52m18s", "2w"   a duration string: numbers with the units
  *	                            s, m, h (or hr), d, w (and ms), combined
- *	  an interval               '90 minutes'::interval
+ *	  an interval               '90 minutes'::interval, or the string "90 minutes"
  *	  a number                  seconds (ttl: 3600)
  *	  a timestamptz or an ISO string   a point in time (delay only)
  *
@@ -146,13 +146,62 @@ parse_seconds(const char *s, bool words, double *ms)
 	return true;
 }
 
-/* A duration given as text or a jsonb string: "1h", or seconds "3600". */
+/*
+ * `s` read by a type's input function (interval_in, timestamptz_in): false,
+ * with the input function's message in *why, when it is not one (an error
+ * of class 22, data exception); other errors are raised.
+ */
+static bool
+parse_as(PGFunction input, const char *s, Datum *value, char **why)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		*value = DirectFunctionCall3(input, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+									 Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		*why = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* A duration in PostgreSQL's interval syntax ("90 minutes", "01:30:00"), in ms. */
+static bool
+parse_interval(const char *s, double *ms)
+{
+	Datum		iv;
+	char	   *why;
+
+	if (!parse_as(interval_in, s, &iv, &why))
+		return false;
+	*ms = (double) interval_to_ms(DatumGetIntervalP(iv));
+	return true;
+}
+
+/*
+ * A duration given as text or a jsonb string: "1h", seconds "3600", or an
+ * interval "90 minutes".
+ */
 int64
 duration_ms_from_text(const char *option, const char *s, bool allow_zero)
 {
 	double		ms;
 
-	if (!parse_duration_string(s, &ms) && !parse_seconds(s, true, &ms))
+	if (!parse_duration_string(s, &ms) && !parse_seconds(s, true, &ms) &&
+		!parse_interval(s, &ms))
 		bad_duration(option, s, "not a duration", allow_zero);
 	return checked_ms(option, s, ms, allow_zero);
 }
@@ -191,41 +240,6 @@ finite_time(TimestampTz t)
 }
 
 /*
- * A time as text, or an error naming the delay (timestamptz_in's own error
- * would not say what was being read, nor how to write one).
- */
-static TimestampTz
-delay_time_from_text(const char *s)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	TimestampTz t = 0;
-
-	PG_TRY();
-	{
-		t = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
-													ObjectIdGetDatum(InvalidOid),
-													Int32GetDatum(-1)));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			PG_RE_THROW();
-		FlushErrorState();
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),
-				errdetail("%s", edata->message),
-				errhint("Write a duration such as \"1h52m18s\", or a time such as \"2024-12-01T00:00:00Z\"."));
-	}
-	PG_END_TRY();
-	return t;
-}
-
-/*
  * A delay: a duration from now, or a point in time.  Returns when the run
  * becomes due.
  */
@@ -234,15 +248,22 @@ delay_from_text(const char *s, TimestampTz now)
 {
 	double		ms;
 
+	Datum		t;
+	char	   *why = NULL;
+
 	if (parse_duration_string(s, &ms) || parse_seconds(s, false, &ms))
 		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
-	/* durations have no '-' or ':' (but a leading '-'); dates and times do */
-	if (strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0)
-		return finite_time(delay_time_from_text(s));
+	/* "2024-12-01 09:00", "09:00"; else an interval ("90 minutes") */
+	if ((strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0) &&
+		parse_as(timestamptz_in, s, &t, &why))
+		return finite_time(DatumGetTimestampTz(t));
+	if (parse_interval(s, &ms))
+		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("invalid delay \"%s\": neither a duration nor a timestamp", s),
-			errhint("Write a duration such as \"1h52m18s\", or a time such as \"2024-12-01T00:00:00Z\"."));
+			why ? errdetail("%s", why) : 0,
+			errhint("Write a duration such as \"1h52m18s\" or \"90 minutes\", or a time such as \"2024-12-01T00:00:00Z\"."));
 	return 0;
 }
 

@@ -498,16 +498,17 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 				errhint("Use 1 for a task that is never retried."));
 	if (!PG_ARGISNULL(5))
 	{
-		int64		ms = interval_to_ms(PG_GETARG_INTERVAL_P(5));
+		char	   *given = TextDatumGetCString(PG_GETARG_DATUM(5));
+		int64		ms = duration_ms_from_text("max_duration", given, false);
+		Interval   *iv = palloc0(sizeof(Interval));
 
-		if (ms <= 0 || ms > MAX_DURATION_MS)
+		if (ms > MAX_DURATION_MS)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("max_duration must be positive and at most 24 days, not %s",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   PG_GETARG_DATUM(5)))),
-					errhint("Pass an interval such as '5 minutes', or NULL for no limit."));
-		a.max_duration = pv_datum(PG_GETARG_DATUM(5));
+					errmsg("invalid max_duration \"%s\": is longer than 24 days", given),
+					errhint("Pass a duration such as \"5m\", or NULL for no limit."));
+		iv->time = ms * 1000;
+		a.max_duration = pv_datum(IntervalPGetDatum(iv));
 	}
 	if (!PG_ARGISNULL(6))
 		a.description = pv_datum(PG_GETARG_DATUM(6));

@@ -5,16 +5,16 @@ SELECT plan(109);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
-	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration interval DEFAULT NULL::interval, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration taskorch.duration DEFAULT NULL::taskorch.duration, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
 SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),
 	'task text, payload jsonb DEFAULT ''{}''::jsonb, options jsonb DEFAULT NULL::jsonb, '
-	'delay "any" DEFAULT NULL::text, ttl "any" DEFAULT NULL::text, '
-	'idempotency_key text DEFAULT NULL::text, idempotency_key_ttl "any" DEFAULT NULL::text, '
+	'delay taskorch.delay DEFAULT NULL::taskorch.delay, ttl taskorch.duration DEFAULT NULL::taskorch.duration, '
+	'idempotency_key text DEFAULT NULL::text, idempotency_key_ttl taskorch.duration DEFAULT NULL::taskorch.duration, '
 	'queue text DEFAULT NULL::text, concurrency_key text DEFAULT NULL::text, '
 	'priority integer DEFAULT NULL::integer, max_attempts integer DEFAULT NULL::integer, '
-	'max_duration "any" DEFAULT NULL::text, tags text[] DEFAULT NULL::text[], '
+	'max_duration taskorch.duration DEFAULT NULL::taskorch.duration, tags text[] DEFAULT NULL::text[], '
 	'metadata jsonb DEFAULT NULL::jsonb, machine text DEFAULT NULL::text, region text DEFAULT NULL::text, '
 	'debounce jsonb DEFAULT NULL::jsonb',
 	'trigger: every option a named argument with a default');
@@ -24,7 +24,7 @@ SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'taskorch.trigger'::regpr
 	'v', 'trigger is volatile');
 SELECT function_returns('taskorch', 'cancel', ARRAY['text'], 'boolean', 'cancel(run) returns whether it canceled');
 SELECT function_returns('taskorch', 'replay', ARRAY['text'], 'text', 'replay(run) returns the new run id');
-SELECT function_returns('taskorch', 'reschedule', ARRAY['text', '"any"'], 'timestamp with time zone',
+SELECT function_returns('taskorch', 'reschedule', ARRAY['text', 'taskorch.delay'], 'timestamp with time zone',
 	'reschedule(run, delay) returns the new due time');
 SELECT function_returns('taskorch', 'idempotency_key', ARRAY['text', 'text'], 'text',
 	'idempotency_key(name, scope)');
@@ -46,8 +46,8 @@ SELECT has_function('taskorch', 'metadata_increment', ARRAY['text', 'numeric'], 
 SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(level, message, data)');
 SELECT has_function('taskorch', 'grant_queue', ARRAY['text', 'regrole'], 'grant_queue(queue, role)');
 SELECT has_function('taskorch', 'revoke_queue', ARRAY['text', 'regrole'], 'revoke_queue(queue, role)');
-SELECT has_function('taskorch', 'wait_for', ARRAY['"any"'], 'wait_for(duration)');
-SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(time)');
+SELECT has_function('taskorch', 'wait_for', ARRAY['taskorch.duration'], 'wait_for(duration)');
+SELECT has_function('taskorch', 'wait_until', ARRAY['timestamp with time zone'], 'wait_until(date)');
 SELECT throws_ok($$ SELECT taskorch.wait_for('1s') $$, '55000', NULL, 'wait_for() outside a task: 55000');
 SELECT throws_ok($$ SELECT taskorch.idempotency_key_reset(NULL, 'k') $$, '22004', NULL,
 	'idempotency_key_reset() without a task: 22004');
@@ -115,7 +115,7 @@ SELECT is(taskorch._unwrap('{"ok": false, "error": {"message": "no"}}'),
 	'{"ok": false, "error": {"message": "no"}}', 'a failed child is a failure');
 SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "error": "x"}}'),
 	'{"ok": true, "output": {"success": true, "error": "x"}}', 'an FP Result success without data gives its output');
-SELECT has_function('taskorch', 'create_wait_token', ARRAY['"any"', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
+SELECT has_function('taskorch', 'create_wait_token', ARRAY['taskorch.duration', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
 SELECT throws_ok($$ SELECT taskorch.metadata() $$, '55000', NULL, 'metadata() outside a task: 55000');

@@ -18,7 +18,7 @@ CREATE OR REPLACE FUNCTION taskorch.register_task(
 	queue text DEFAULT NULL,
 	max_attempts int DEFAULT 3,
 	retry jsonb DEFAULT NULL,
-	max_duration interval DEFAULT NULL,
+	max_duration taskorch.duration DEFAULT NULL,
 	description text DEFAULT NULL,
 	payload_schema jsonb DEFAULT NULL,
 	output_schema jsonb DEFAULT NULL,
