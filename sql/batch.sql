@@ -140,3 +140,14 @@ SELECT taskorch.batch_trigger_query(
 	'SELECT ''{}''::jsonb AS payload FROM generate_series(1, 100001)', 'bat-echo');
 SELECT count(*) - :runs_before AS new_runs FROM taskorch.run;
 DROP TABLE bat_records;
+
+-- items may also be an array of JSON values, as node-postgres sends a
+-- JavaScript array and psycopg a list of Jsonb; a jsonb value still takes
+-- the one-task form, and a JSON object is no list of items
+SELECT taskorch.batch_trigger('bat-echo', '{"{\"payload\": {\"i\": 1}}","{\"payload\": {\"i\": 2}}"}') AS b \gset
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT taskorch.batch_trigger('bat-echo', ARRAY['{"payload": {"i": 3}}'::jsonb]) AS b \gset
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT taskorch.batch_trigger('bat-echo', jsonb_build_array(jsonb_build_object('payload', '{"i": 4}'::jsonb))) AS b \gset
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT taskorch.batch_trigger('bat-echo', '{"a": 1}');

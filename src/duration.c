@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -147,20 +148,20 @@ parse_seconds(const char *s, bool words, double *ms)
 }
 
 /*
- * `s` read by a type's input function (interval_in, timestamptz_in): false,
- * with the input function's message in *why, when it is not one (an error
- * of class 22, data exception); other errors are raised.
+ * `s` read by a type's input function (F_INTERVAL_IN, F_TIMESTAMPTZ_IN,
+ * F_ARRAY_IN of `typioparam`): false, with the input function's message in
+ * *why, when it is not one (an error of class 22, data exception); other
+ * errors are raised.  For messages that say what was being read.
  */
-static bool
-parse_as(PGFunction input, const char *s, Datum *value, char **why)
+bool
+try_input(Oid input, const char *s, Oid typioparam, Datum *value, char **why)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
 	PG_TRY();
 	{
-		*value = DirectFunctionCall3(input, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
-									 Int32GetDatum(-1));
+		*value = OidInputFunctionCall(input, unconstify(char *, s), typioparam, -1);
 	}
 	PG_CATCH();
 	{
@@ -185,7 +186,7 @@ parse_interval(const char *s, double *ms)
 	Datum		iv;
 	char	   *why;
 
-	if (!parse_as(interval_in, s, &iv, &why))
+	if (!try_input(F_INTERVAL_IN, s, InvalidOid, &iv, &why))
 		return false;
 	*ms = (double) interval_to_ms(DatumGetIntervalP(iv));
 	return true;
@@ -255,7 +256,7 @@ delay_from_text(const char *s, TimestampTz now)
 		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));
 	/* "2024-12-01 09:00", "09:00"; else an interval ("90 minutes") */
 	if ((strpbrk(s, "-:") != NULL || pg_strcasecmp(s, "infinity") == 0) &&
-		parse_as(timestamptz_in, s, &t, &why))
+		try_input(F_TIMESTAMPTZ_IN, s, InvalidOid, &t, &why))
 		return finite_time(DatumGetTimestampTz(t));
 	if (parse_interval(s, &ms))
 		return TimestampTzPlusMilliseconds(now, checked_ms("delay", s, ms, true));

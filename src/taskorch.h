@@ -466,6 +466,7 @@ extern List *tags_add_array(List *tags, const char *option, ArrayType *array);
 extern Datum tags_to_array(List *tags);
 
 /* duration.c */
+extern bool try_input(Oid input, const char *s, Oid typioparam, Datum *value, char **why);
 extern int64 duration_ms_from_text(const char *option, const char *s, bool allow_zero);
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
 extern int64 interval_to_ms(Interval *iv);

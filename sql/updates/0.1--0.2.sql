@@ -373,3 +373,32 @@ CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch._delay(real) AS IMPL
 CREATE FUNCTION taskorch._delay(double precision) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
 CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch._delay(double precision) AS IMPLICIT;
+
+------------------------------------------------------------------------------
+-- A batch's items (batch_items.c): a jsonb that also reads a PostgreSQL
+-- array of JSON values, which is how node-postgres sends a JavaScript array
+-- and psycopg a list of Jsonb.  jsonb inside: the casts to and from jsonb
+-- are binary.  The preferred type of its category, so that an untyped
+-- argument is read as items where a function also takes jsonb there.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.items;
+CREATE FUNCTION taskorch._items_in(cstring) RETURNS taskorch.items
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_in';
+CREATE FUNCTION taskorch._items_out(taskorch.items) RETURNS cstring
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+CREATE FUNCTION taskorch._items_recv(internal) RETURNS taskorch.items
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+CREATE FUNCTION taskorch._items_send(taskorch.items) RETURNS bytea
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+CREATE TYPE taskorch.items (
+	INPUT = taskorch._items_in, OUTPUT = taskorch._items_out,
+	RECEIVE = taskorch._items_recv, SEND = taskorch._items_send,
+	LIKE = jsonb, CATEGORY = 'U', PREFERRED = true);
+CREATE FUNCTION taskorch._items(jsonb[]) RETURNS taskorch.items
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_from_array';
+CREATE CAST (jsonb AS taskorch.items) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (taskorch.items AS jsonb) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION taskorch._items(json) RETURNS taskorch.items
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.items;
+CREATE CAST (jsonb[] AS taskorch.items) WITH FUNCTION taskorch._items(jsonb[]) AS IMPLICIT;
+CREATE CAST (json AS taskorch.items) WITH FUNCTION taskorch._items(json) AS IMPLICIT;

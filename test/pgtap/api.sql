@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(109);
+SELECT plan(110);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -32,7 +32,8 @@ SELECT is(taskorch.idempotency_key('a', 'global'), encode(sha256('a'::bytea), 'h
 	'a global idempotency key is the sha256 of its name');
 SELECT has_extension('taskorch', 'taskorch', 'the extension is installed');
 SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'jsonb', 'jsonb'], 'batch_trigger(task, items, options)');
-SELECT has_function('taskorch', 'batch_trigger', ARRAY['jsonb', 'jsonb'], 'batch_trigger(items, options)');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'taskorch.items', 'jsonb'], 'batch_trigger(task, items, options) of a driver''s list');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['taskorch.items', 'jsonb'], 'batch_trigger(items, options)');
 SELECT function_returns('taskorch', 'batch_retrieve', ARRAY['text'], 'jsonb', 'batch_retrieve(batch)');
 SELECT is(pg_get_function_arguments('taskorch.list_runs'::regproc),
 	'status text[] DEFAULT NULL::text[], task text[] DEFAULT NULL::text[], tags text[] DEFAULT NULL::text[], '
@@ -54,7 +55,7 @@ SELECT throws_ok($$ SELECT taskorch.idempotency_key_reset(NULL, 'k') $$, '22004'
 SELECT is(taskorch.idempotency_key_reset('no-such-task', 'k'), 0::bigint,
 	'idempotency_key_reset() of a key that names no run: 0');
 SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait(task, payload, options)');
-SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['jsonb'], 'batch_trigger_and_wait(items)');
+SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['taskorch.items'], 'batch_trigger_and_wait(items)');
 SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait_unwrap');
 SELECT is(pg_get_function_arguments('taskorch.batch_trigger_and_wait_query'::regproc),
 	'query text, task text DEFAULT NULL::text', 'batch_trigger_and_wait_query(query, task)');

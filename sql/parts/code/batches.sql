@@ -1,14 +1,22 @@
 ------------------------------------------------------------------------------
 -- Batches
 ------------------------------------------------------------------------------
--- One task: items are [{"payload": {...}, "options": {...}}, ...].
+-- One task: items are [{"payload": {...}, "options": {...}}, ...].  Two
+-- signatures, one function: an untyped argument (a literal, a driver's
+-- parameter, a JavaScript array) is read as taskorch.items; a jsonb value
+-- takes the jsonb one, which batch_trigger(items, options) would take
+-- otherwise (an exact match of its second argument).
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items taskorch.items, options jsonb DEFAULT NULL)
+	RETURNS text
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger';
 CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items jsonb, options jsonb DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger';
 
 -- Mixed tasks: items are [{"task": ..., "payload": {...}, "options": {...}}, ...].
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger(items jsonb, options jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger(items taskorch.items, options jsonb DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_mixed';

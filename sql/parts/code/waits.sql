@@ -14,9 +14,9 @@ CREATE OR REPLACE FUNCTION taskorch.wait_until(date timestamptz) RETURNS void
 CREATE OR REPLACE FUNCTION taskorch.trigger_and_wait(task text, payload jsonb DEFAULT '{}',
 										  options jsonb DEFAULT NULL) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_trigger_and_wait';
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait(task text, items jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait(task text, items taskorch.items) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait(items jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait(items taskorch.items) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
 -- The items streamed from a query, as batch_trigger_query(); the query runs
 -- when the children are made, after the attempt's own writes are undone.
