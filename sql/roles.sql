@@ -38,7 +38,7 @@ SELECT r, r::oid = 'regress_gone'::regrole AS names_the_new_role,
 	   EXISTS (SELECT FROM pg_roles WHERE oid = r::oid) AS names_a_role
   FROM refs;
 -- binary output sends the name, not the OID
-SELECT convert_from(taskorch.role_ref_send('"Regress RR"'), 'UTF8') AS sent;
+SELECT convert_from(taskorch_internal.role_ref_send('"Regress RR"'), 'UTF8') AS sent;
 -- trigger grants: one entry per role, in the order granted, revoked by role
 CREATE FUNCTION rr_noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
 SELECT taskorch.register_task('rr-noop', 'rr_noop(jsonb)');

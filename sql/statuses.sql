@@ -8,32 +8,32 @@
 SELECT e.ord, e.label, c.status AS c_status, c.sql, c.finished AS c_finished,
 	   taskorch.finished(e.label::taskorch.run_status) AS sql_finished
   FROM unnest(enum_range(NULL::taskorch.run_status)::text[]) WITH ORDINALITY AS e(label, ord)
-  FULL JOIN taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord) USING (ord)
+  FULL JOIN taskorch_internal.statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord) USING (ord)
  ORDER BY coalesce(e.ord, c.ord);
 SELECT array_agg(status ORDER BY ord) = enum_range(NULL::taskorch.run_status)::text[]
 	   AND bool_and(sql = quote_literal(status))
 	   AND bool_and(finished = taskorch.finished(status::taskorch.run_status))
 	   AND bool_and(failed = taskorch.failed(status::taskorch.run_status)) AS c_mirrors_sql
-  FROM taskorch._statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord);
+  FROM taskorch_internal.statuses() WITH ORDINALITY AS c(status, sql, finished, failed, ord);
 
 -- The transition table names statuses of the enum (the casts fail otherwise)
 SELECT count(t) AS transitions, count(t) - count(f) AS creating,
 	   array_agg(DISTINCT module ORDER BY module) AS modules
   FROM (SELECT from_status::taskorch.run_status AS f, to_status::taskorch.run_status AS t, module
-		  FROM taskorch._status_transitions()) x;
+		  FROM taskorch_internal.status_transitions()) x;
 -- a finished run never changes again: no transition leaves a finished status
-SELECT * FROM taskorch._status_transitions()
+SELECT * FROM taskorch_internal.status_transitions()
  WHERE taskorch.finished(from_status::taskorch.run_status);
 -- a new run is created unfinished and not EXECUTING (never written: the runs
 -- view shows it for a QUEUED run a worker executes)
-SELECT * FROM taskorch._status_transitions()
+SELECT * FROM taskorch_internal.status_transitions()
  WHERE from_status IS NULL AND (taskorch.finished(to_status::taskorch.run_status)
 								 OR to_status = 'EXECUTING');
 -- the statuses a run can reach from its creation: every one but EXECUTING
 WITH RECURSIVE reach(status) AS (
-	SELECT to_status FROM taskorch._status_transitions() WHERE from_status IS NULL
+	SELECT to_status FROM taskorch_internal.status_transitions() WHERE from_status IS NULL
 	UNION
-	SELECT t.to_status FROM reach JOIN taskorch._status_transitions() t ON t.from_status = reach.status)
+	SELECT t.to_status FROM reach JOIN taskorch_internal.status_transitions() t ON t.from_status = reach.status)
 SELECT label AS unreachable
   FROM unnest(enum_range(NULL::taskorch.run_status)::text[]) AS label
  WHERE label NOT IN (SELECT status FROM reach);

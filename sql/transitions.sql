@@ -6,7 +6,7 @@ SELECT count(*) > 0 AS recorded FROM status_seen;
 -- changes not in the table (none)
 SELECT s.from_status, s.to_status, count(*)
   FROM status_seen s
- WHERE NOT EXISTS (SELECT FROM taskorch._status_transitions() t
+ WHERE NOT EXISTS (SELECT FROM taskorch_internal.status_transitions() t
 				   WHERE t.from_status IS NOT DISTINCT FROM s.from_status
 					 AND t.to_status = s.to_status)
  GROUP BY 1, 2 ORDER BY 1, 2;

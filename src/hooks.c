@@ -59,9 +59,9 @@ static const PlanField result_params[] = {
 static const PlanField result_columns[] = {
 	PLAN_COLUMN(ResultRow, result),
 };
-/* its Result object, as taskorch._result() makes it */
+/* its Result object, as taskorch_internal.result() makes it */
 static NamedPlan result_plan = {
-	.sql = "SELECT taskorch._result(:status::taskorch.run_status, :id, :task_id,"
+	.sql = "SELECT taskorch_internal.result(:status::taskorch.run_status, :id, :task_id,"
 	"       :output, :error) AS result",
 	PLAN_PARAMS(result_params), PLAN_COLUMNS(result_columns)
 };

@@ -148,7 +148,7 @@ static const PlanField users_params[] = {
 };
 static NamedPlan users_plan = {
 	.sql = "UPDATE taskorch.queue SET updated_at = now(), users ="
-	"   taskorch._role_list(users, :role, :grant)"
+	"   taskorch_internal.role_list(users, :role, :grant)"
 	" WHERE name = :name",
 	PLAN_PARAMS(users_params)
 };

@@ -241,7 +241,7 @@ static const PlanField grant_params[] = {
 };
 static NamedPlan grant_plan = {
 	.sql = "UPDATE taskorch.task SET updated_at = now(), triggerers ="
-	"   taskorch._role_list(triggerers, :role, :grant)"
+	"   taskorch_internal.role_list(triggerers, :role, :grant)"
 	" WHERE id = :id",
 	PLAN_PARAMS(grant_params)
 };

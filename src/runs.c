@@ -84,7 +84,7 @@ object_field(Jsonb *jb, const char *key)
  * boolean.  "success": false is a failure, whatever else the object holds;
  * anything else completes the run with the output as returned.  (Where a
  * completed run's output is handed on, to a track's next step say, an FP
- * Result gives its "data": taskorch._unwrap().)
+ * Result gives its "data": taskorch_internal.unwrap().)
  */
 bool
 is_failed_result(Jsonb *output)
@@ -127,7 +127,7 @@ result_failure(Jsonb *output)
 	return json_end(&o);
 }
 
-/* SQL: taskorch._result_error(output) -> result_failure(output), NULL if none */
+/* SQL: taskorch_internal.result_error(output) -> result_failure(output), NULL if none */
 Datum
 taskorch_result_error(PG_FUNCTION_ARGS)
 {

@@ -10,7 +10,7 @@
  *	  a statement built from status.h's macros is one of the table's.
  *
  * The state machine is drawn in docs/runs.md, and printed from this table
- * by taskorch._status_transitions() (the page's example checks the two
+ * by taskorch_internal.status_transitions() (the page's example checks the two
  * agree).  EXECUTING is never written: the runs view shows it for a QUEUED
  * run a worker is executing (shmem.c), inside the transaction that records
  * the run's outcome.
@@ -147,7 +147,7 @@ run_transitions(uint32 from_set, RunStatus to, RunModule by)
 }
 
 /*
- * SQL: taskorch._statuses() -> (status, sql, finished): the C enum in
+ * SQL: taskorch_internal.statuses() -> (status, sql, finished): the C enum in
  * order, the SQL text its statements use for each, and whether it is a
  * finished status, to compare with taskorch.run_status.
  */
@@ -172,7 +172,7 @@ taskorch_statuses(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch._status_transitions() -> (from_status, to_status, module,
+ * SQL: taskorch_internal.status_transitions() -> (from_status, to_status, module,
  * why): the transition table, in its order; from_status NULL for a run
  * being created.
  */

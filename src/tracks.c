@@ -19,7 +19,7 @@
  *
  * What a step's end does to the state, what the next step's input is and
  * what a finished track returns are decided in SQL once
- * (taskorch._track_fold, _step_declared_input, _track_output), for the
+ * (taskorch_internal.track_fold, _step_declared_input, _track_output), for the
  * runner and for this file alike.
  *
  * Transaction: the batch's, inside SPI, after the waits the batch's runs
@@ -102,7 +102,7 @@ static NamedPlan next_plan = {
 	"         r.parent_wait_seq, r.root_run_id, r.owner::oid AS owner, t.fn::oid AS fn,"
 	"         t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,"
 	"         d AS def, w.key, w.seq, w.result,"
-	"         taskorch._track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state"
+	"         taskorch_internal.track_fold(w.state, w.key, w.result, d.continue_on_failure) AS state"
 	"    FROM unnest(:run_ids, :seqs) AS u(run_id, seq)"
 	"    JOIN taskorch.waitpoint w ON w.run_id = u.run_id AND w.seq = u.seq AND w.key IS NOT NULL"
 	"    JOIN taskorch.run r ON r.id = u.run_id"
@@ -122,11 +122,11 @@ static NamedPlan next_plan = {
 	" SELECT d.id AS run_id, d.action, (d.state->>'n')::int AS seq, d.step->>'name' AS key,"
 	"        d.step->>'task' AS task,"
 	"        CASE WHEN d.action = 'step'"
-	"             THEN taskorch._step_declared_input(d.step, d.state->'prev', d.payload,"
+	"             THEN taskorch_internal.step_declared_input(d.step, d.state->'prev', d.payload,"
 	"                                                d.state->'tramp', false) END AS input,"
 	"        d.state,"
 	"        CASE WHEN d.action = 'finish'"
-	"             THEN taskorch._track_output(d.def, d.state, d.payload, d.id) END AS output,"
+	"             THEN taskorch_internal.track_output(d.def, d.state, d.payload, d.id) END AS output,"
 	"        d.task_id AS track, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq,"
 	"        d.root_run_id"
 	"   FROM decided d",

@@ -627,7 +627,7 @@ taskorch_trigger_v2(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch._wake_launcher(), run by the install script: once this
+ * SQL: taskorch_internal.wake_launcher(), run by the install script: once this
  * transaction commits, the launcher starts this database's workers.
  */
 Datum

@@ -64,7 +64,7 @@ PG_FUNCTION_INFO_V1(taskorch_wait_checkpoint);
 	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = :now," \
 	"            result = CASE WHEN ready.kind = 'run' THEN results->0" \
 	"                          ELSE jsonb_build_object('runs', results) END" \
-	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch._result(c.status, c.id," \
+	"            FROM ready, LATERAL (SELECT coalesce(jsonb_agg(taskorch_internal.result(c.status, c.id," \
 	"                                   c.task_id, c.output, c.error) ORDER BY k.ord), '[]') AS results" \
 	"                   FROM unnest(ready.children) WITH ORDINALITY AS k(id, ord)" \
 	"                   JOIN taskorch.run c ON c.id = k.id) res" \
@@ -249,7 +249,7 @@ static const PlanField child_ends_params[] = {
 static NamedPlan one_child_done_plan = {
 	.sql = "WITH done AS ("
 	"  UPDATE taskorch.waitpoint wp SET completed_at = :now,"
-	"         result = taskorch._result(u.status::taskorch.run_status, u.child_id, u.task,"
+	"         result = taskorch_internal.result(u.status::taskorch.run_status, u.child_id, u.task,"
 	"                                   u.output, u.error)"
 	"    FROM unnest(:run_ids, :seqs, :child_ids, :statuses, :tasks, :outputs, :errors)"
 	"         AS u(run_id, seq, child_id, status, task, output, error)"
@@ -517,7 +517,7 @@ taskorch_batch_trigger_and_wait_query(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch._wait_checkpoint(step, key, state, task, payload, query),
+ * SQL: taskorch_internal.wait_checkpoint(step, key, state, task, payload, query),
  * inside a composite's run: run step number `step` and wait for it, at a
  * checkpoint under `key` carrying `state`.  The step is task with payload
  * (a track's step, kind 'run'), or task over the rows of query (a
@@ -533,7 +533,7 @@ taskorch_wait_checkpoint(PG_FUNCTION_ARGS)
 	WaitCall	call = {0};
 
 	require_args(fcinfo, 4, "step, key, state and task", "taskorch.run_track() calls it.");
-	run = run_in_task("taskorch._wait_checkpoint()", "Only a track's or an orchestrator's run waits at checkpoints.");
+	run = run_in_task("taskorch_internal.wait_checkpoint()", "Only a track's or an orchestrator's run waits at checkpoints.");
 	call.seq = PG_GETARG_INT32(0);
 	call.key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	call.state = PG_GETARG_JSONB_P(2);

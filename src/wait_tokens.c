@@ -91,7 +91,7 @@ static const PlanField token_state_columns[] = {
 };
 static NamedPlan token_state_plan = {
 	.sql = "SELECT completed_at IS NOT NULL AS completed,"
-	"       taskorch._token_result(timed_out, output) AS result, owner::oid AS owner"
+	"       taskorch_internal.token_result(timed_out, output) AS result, owner::oid AS owner"
 	"  FROM taskorch.wait_token WHERE id = :token",
 	PLAN_PARAMS(token_state_params), PLAN_COLUMNS(token_state_columns)
 };
@@ -120,7 +120,7 @@ static NamedPlan token_resume_plan = {
 	"                    WHERE :token IS NULL AND completed_at IS NULL AND timeout_at <= :now"
 	"                    RETURNING id),"
 	" done AS (UPDATE taskorch.waitpoint wp SET completed_at = :now,"
-	"            result = taskorch._token_result(t.timed_out OR t.id IN (SELECT id FROM timed_out),"
+	"            result = taskorch_internal.token_result(t.timed_out OR t.id IN (SELECT id FROM timed_out),"
 	"                                            t.output)"
 	"            FROM taskorch.wait_token t"
 	"           WHERE wp.kind = 'token' AND wp.completed_at IS NULL AND wp.token = t.id"

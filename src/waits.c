@@ -53,7 +53,7 @@ PG_FUNCTION_INFO_V1(taskorch_last_checkpoint);
 static void load_memo(ClaimedRun *run);
 
 /*
- * SQL: taskorch._last_checkpoint(): inside a task, its latest checkpoint
+ * SQL: taskorch_internal.last_checkpoint(): inside a task, its latest checkpoint
  * that is over, {key, state, result}: where a track resumes (the state it
  * carried into that step, and how the step ended); NULL if none.  A
  * checkpoint is a wait recorded under a key (a track step's name), so a
@@ -84,7 +84,7 @@ taskorch_last_checkpoint(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(json_end(&o));
 }
 
-/* SQL: taskorch._in_transaction_block(), for run_and_wait's check */
+/* SQL: taskorch_internal.in_transaction_block(), for run_and_wait's check */
 Datum
 taskorch_in_transaction_block(PG_FUNCTION_ARGS)
 {

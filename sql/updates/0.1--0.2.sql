@@ -15,6 +15,16 @@
 
 \echo Use "ALTER EXTENSION taskorch UPDATE TO '0.2'" to load this file. \quit
 
+-- taskorch_internal: what the API's functions and views use and users do
+-- not call (type support, status constants, the steps of tracks), kept out
+-- of \df taskorch.*.  Its functions are executable as the API needs them
+-- (views run them as their invoker); nothing in it is an interface.
+CREATE SCHEMA taskorch_internal;
+GRANT USAGE ON SCHEMA taskorch_internal TO PUBLIC;
+ALTER FUNCTION taskorch._require_preload() SET SCHEMA taskorch_internal;
+ALTER FUNCTION taskorch_internal._require_preload() RENAME TO require_preload;
+DROP FUNCTION taskorch._wake_launcher();
+
 ------------------------------------------------------------------------------
 -- Role references (role_ref.c): every column that names a role keeps its
 -- OID and its name.  pg_dump writes the name; a restore into a cluster
@@ -24,27 +34,27 @@
 -- (restored before its role existed) the role of its name, 0: none.
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.role_ref;
-CREATE FUNCTION taskorch.role_ref_in(cstring) RETURNS taskorch.role_ref
+CREATE FUNCTION taskorch_internal.role_ref_in(cstring) RETURNS taskorch.role_ref
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_in';
-CREATE FUNCTION taskorch.role_ref_out(taskorch.role_ref) RETURNS cstring
+CREATE FUNCTION taskorch_internal.role_ref_out(taskorch.role_ref) RETURNS cstring
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_out';
-CREATE FUNCTION taskorch.role_ref_recv(internal) RETURNS taskorch.role_ref
+CREATE FUNCTION taskorch_internal.role_ref_recv(internal) RETURNS taskorch.role_ref
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_recv';
-CREATE FUNCTION taskorch.role_ref_send(taskorch.role_ref) RETURNS bytea
+CREATE FUNCTION taskorch_internal.role_ref_send(taskorch.role_ref) RETURNS bytea
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_send';
 CREATE TYPE taskorch.role_ref (
-	INPUT = taskorch.role_ref_in, OUTPUT = taskorch.role_ref_out,
-	RECEIVE = taskorch.role_ref_recv, SEND = taskorch.role_ref_send,
+	INPUT = taskorch_internal.role_ref_in, OUTPUT = taskorch_internal.role_ref_out,
+	RECEIVE = taskorch_internal.role_ref_recv, SEND = taskorch_internal.role_ref_send,
 	INTERNALLENGTH = VARIABLE, STORAGE = main);
-CREATE FUNCTION taskorch.role_ref_oid(taskorch.role_ref) RETURNS oid
+CREATE FUNCTION taskorch_internal.role_ref_oid(taskorch.role_ref) RETURNS oid
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_oid';
-CREATE FUNCTION taskorch.role_ref(oid) RETURNS taskorch.role_ref
+CREATE FUNCTION taskorch_internal.role_ref(oid) RETURNS taskorch.role_ref
 	LANGUAGE c STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_role_ref_from_oid';
 -- implicit: pg_has_role(owner, 'USAGE') and owner::oid read the role
-CREATE CAST (taskorch.role_ref AS oid) WITH FUNCTION taskorch.role_ref_oid(taskorch.role_ref)
+CREATE CAST (taskorch.role_ref AS oid) WITH FUNCTION taskorch_internal.role_ref_oid(taskorch.role_ref)
 	AS IMPLICIT;
-CREATE CAST (oid AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
-CREATE CAST (regrole AS taskorch.role_ref) WITH FUNCTION taskorch.role_ref(oid) AS ASSIGNMENT;
+CREATE CAST (oid AS taskorch.role_ref) WITH FUNCTION taskorch_internal.role_ref(oid) AS ASSIGNMENT;
+CREATE CAST (regrole AS taskorch.role_ref) WITH FUNCTION taskorch_internal.role_ref(oid) AS ASSIGNMENT;
 
 -- The role columns of 0.1 become role_refs.  A regrole whose role was
 -- dropped has no name left: an owner becomes the unknown role "" (its runs
@@ -292,87 +302,87 @@ INSERT INTO taskorch.task_name SELECT id, owner FROM taskorch.task;
 -- interval, a timestamp) with no cast in the SQL.
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.duration;
-CREATE FUNCTION taskorch._duration_in(cstring) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration_in(cstring) RETURNS taskorch.duration
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
-CREATE FUNCTION taskorch._duration_out(taskorch.duration) RETURNS cstring
+CREATE FUNCTION taskorch_internal.duration_out(taskorch.duration) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
-CREATE FUNCTION taskorch._duration_recv(internal) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration_recv(internal) RETURNS taskorch.duration
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
-CREATE FUNCTION taskorch._duration_send(taskorch.duration) RETURNS bytea
+CREATE FUNCTION taskorch_internal.duration_send(taskorch.duration) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
 CREATE TYPE taskorch.duration (
-	INPUT = taskorch._duration_in, OUTPUT = taskorch._duration_out,
-	RECEIVE = taskorch._duration_recv, SEND = taskorch._duration_send,
+	INPUT = taskorch_internal.duration_in, OUTPUT = taskorch_internal.duration_out,
+	RECEIVE = taskorch_internal.duration_recv, SEND = taskorch_internal.duration_send,
 	LIKE = text, CATEGORY = 'T');
 CREATE TYPE taskorch.delay;
-CREATE FUNCTION taskorch._delay_in(cstring) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay_in(cstring) RETURNS taskorch.delay
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
-CREATE FUNCTION taskorch._delay_out(taskorch.delay) RETURNS cstring
+CREATE FUNCTION taskorch_internal.delay_out(taskorch.delay) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
-CREATE FUNCTION taskorch._delay_recv(internal) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay_recv(internal) RETURNS taskorch.delay
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
-CREATE FUNCTION taskorch._delay_send(taskorch.delay) RETURNS bytea
+CREATE FUNCTION taskorch_internal.delay_send(taskorch.delay) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
 CREATE TYPE taskorch.delay (
-	INPUT = taskorch._delay_in, OUTPUT = taskorch._delay_out,
-	RECEIVE = taskorch._delay_recv, SEND = taskorch._delay_send,
+	INPUT = taskorch_internal.delay_in, OUTPUT = taskorch_internal.delay_out,
+	RECEIVE = taskorch_internal.delay_recv, SEND = taskorch_internal.delay_send,
 	LIKE = text, CATEGORY = 'T');
 
 -- the casts: text as is; an interval as "1h30m"; a number as seconds (a
 -- real or a double precision written as a numeric: 1e+06 is "1000000"); a
 -- timestamp (delay) at UTC, "2024-12-01T09:00:00Z"
-CREATE FUNCTION taskorch._duration(interval) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration(interval) RETURNS taskorch.duration
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
-CREATE FUNCTION taskorch._delay(interval) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(interval) RETURNS taskorch.delay
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
-CREATE FUNCTION taskorch._delay(timestamptz) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(timestamptz) RETURNS taskorch.delay
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_delay_from_timestamptz';
-CREATE FUNCTION taskorch._delay(timestamp) RETURNS taskorch.delay
-	LANGUAGE sql STRICT STABLE PARALLEL SAFE RETURN taskorch._delay($1::timestamptz);
-CREATE CAST (interval AS taskorch.duration) WITH FUNCTION taskorch._duration(interval) AS IMPLICIT;
-CREATE CAST (interval AS taskorch.delay) WITH FUNCTION taskorch._delay(interval) AS IMPLICIT;
-CREATE CAST (timestamptz AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamptz) AS IMPLICIT;
-CREATE CAST (timestamp AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamp) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(timestamp) RETURNS taskorch.delay
+	LANGUAGE sql STRICT STABLE PARALLEL SAFE RETURN taskorch_internal.delay($1::timestamptz);
+CREATE CAST (interval AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(interval) AS IMPLICIT;
+CREATE CAST (interval AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(interval) AS IMPLICIT;
+CREATE CAST (timestamptz AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(timestamptz) AS IMPLICIT;
+CREATE CAST (timestamp AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(timestamp) AS IMPLICIT;
 CREATE CAST (text AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (varchar AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(smallint) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration(smallint) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (smallint AS taskorch.duration) WITH FUNCTION taskorch._duration(smallint) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(integer) RETURNS taskorch.duration
+CREATE CAST (smallint AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(integer) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (integer AS taskorch.duration) WITH FUNCTION taskorch._duration(integer) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(bigint) RETURNS taskorch.duration
+CREATE CAST (integer AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(bigint) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (bigint AS taskorch.duration) WITH FUNCTION taskorch._duration(bigint) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(numeric) RETURNS taskorch.duration
+CREATE CAST (bigint AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(numeric) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (numeric AS taskorch.duration) WITH FUNCTION taskorch._duration(numeric) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(real) RETURNS taskorch.duration
+CREATE CAST (numeric AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(real) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (real AS taskorch.duration) WITH FUNCTION taskorch._duration(real) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(double precision) RETURNS taskorch.duration
+CREATE CAST (real AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(real) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(double precision) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (double precision AS taskorch.duration) WITH FUNCTION taskorch._duration(double precision) AS IMPLICIT;
+CREATE CAST (double precision AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(double precision) AS IMPLICIT;
 CREATE CAST (text AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (varchar AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(smallint) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(smallint) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (smallint AS taskorch.delay) WITH FUNCTION taskorch._delay(smallint) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(integer) RETURNS taskorch.delay
+CREATE CAST (smallint AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(integer) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (integer AS taskorch.delay) WITH FUNCTION taskorch._delay(integer) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(bigint) RETURNS taskorch.delay
+CREATE CAST (integer AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(bigint) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (bigint AS taskorch.delay) WITH FUNCTION taskorch._delay(bigint) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(numeric) RETURNS taskorch.delay
+CREATE CAST (bigint AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(numeric) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (numeric AS taskorch.delay) WITH FUNCTION taskorch._delay(numeric) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(real) RETURNS taskorch.delay
+CREATE CAST (numeric AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(real) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch._delay(real) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(double precision) RETURNS taskorch.delay
+CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(real) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(double precision) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch._delay(double precision) AS IMPLICIT;
+CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(double precision) AS IMPLICIT;
 
 ------------------------------------------------------------------------------
 -- A batch's items (batch_items.c): a jsonb that also reads a PostgreSQL
@@ -382,23 +392,23 @@ CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch._delay(d
 -- argument is read as items where a function also takes jsonb there.
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.items;
-CREATE FUNCTION taskorch._items_in(cstring) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items_in(cstring) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_in';
-CREATE FUNCTION taskorch._items_out(taskorch.items) RETURNS cstring
+CREATE FUNCTION taskorch_internal.items_out(taskorch.items) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
-CREATE FUNCTION taskorch._items_recv(internal) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items_recv(internal) RETURNS taskorch.items
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
-CREATE FUNCTION taskorch._items_send(taskorch.items) RETURNS bytea
+CREATE FUNCTION taskorch_internal.items_send(taskorch.items) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
 CREATE TYPE taskorch.items (
-	INPUT = taskorch._items_in, OUTPUT = taskorch._items_out,
-	RECEIVE = taskorch._items_recv, SEND = taskorch._items_send,
+	INPUT = taskorch_internal.items_in, OUTPUT = taskorch_internal.items_out,
+	RECEIVE = taskorch_internal.items_recv, SEND = taskorch_internal.items_send,
 	LIKE = jsonb, CATEGORY = 'U', PREFERRED = true);
-CREATE FUNCTION taskorch._items(jsonb[]) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items(jsonb[]) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_from_array';
 CREATE CAST (jsonb AS taskorch.items) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (taskorch.items AS jsonb) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._items(json) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items(json) RETURNS taskorch.items
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.items;
-CREATE CAST (jsonb[] AS taskorch.items) WITH FUNCTION taskorch._items(jsonb[]) AS IMPLICIT;
-CREATE CAST (json AS taskorch.items) WITH FUNCTION taskorch._items(json) AS IMPLICIT;
+CREATE CAST (jsonb[] AS taskorch.items) WITH FUNCTION taskorch_internal.items(jsonb[]) AS IMPLICIT;
+CREATE CAST (json AS taskorch.items) WITH FUNCTION taskorch_internal.items(json) AS IMPLICIT;

@@ -110,11 +110,11 @@ SELECT throws_ok($$ SELECT taskorch.define_track('t', '[{"task": "nope"}]') $$, 
 SELECT throws_ok($$ SELECT taskorch.job('run_1') $$, '42704', NULL, 'job() of no job: 42704');
 SELECT is(taskorch.fill_template('{"a": "$.prev.x", "b": ["$.input.y", "lit"], "c": 1}', '{"x": 5}', '{"y": "z"}'),
 	'{"a": 5, "b": ["z", "lit"], "c": 1}', 'a template takes values from the previous output and the input');
-SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "data": {"v": 1}, "meta": {}}}'),
+SELECT is(taskorch_internal.unwrap('{"ok": true, "output": {"success": true, "data": {"v": 1}, "meta": {}}}'),
 	'{"ok": true, "output": {"v": 1}}', 'an FP Result success gives its data');
-SELECT is(taskorch._unwrap('{"ok": false, "error": {"message": "no"}}'),
+SELECT is(taskorch_internal.unwrap('{"ok": false, "error": {"message": "no"}}'),
 	'{"ok": false, "error": {"message": "no"}}', 'a failed child is a failure');
-SELECT is(taskorch._unwrap('{"ok": true, "output": {"success": true, "error": "x"}}'),
+SELECT is(taskorch_internal.unwrap('{"ok": true, "output": {"success": true, "error": "x"}}'),
 	'{"ok": true, "output": {"success": true, "error": "x"}}', 'an FP Result success without data gives its output');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['taskorch.duration', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
 SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');

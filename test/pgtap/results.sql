@@ -52,10 +52,10 @@ SELECT results_eq($$ SELECT n, as_step->'output'->'results'->'res-shape' FROM re
 	$$ VALUES (3, '{"success": "no"}'::jsonb), (4, '{"error": "x", "success": true}'), (5, '{"v": 1}'),
 			  (6, '{"plain": 1}') $$,
 	'a step hands on the data of a successful FP Result, else the output');
-SELECT is(taskorch._result_error('{"success": false, "error": {"message": "quota"}, "meta": {"m": 1}}'),
+SELECT is(taskorch_internal.result_error('{"success": false, "error": {"message": "quota"}, "meta": {"m": 1}}'),
 	'{"name": "ResultError", "message": "quota", "result": {"error": {"message": "quota"}, "meta": {"m": 1}, "success": false}}',
 	'_result_error(): the message from error.message, data and meta kept');
-SELECT is(taskorch._token_result(false, '{"success": false, "error": "no"}')->>'ok', 'false',
+SELECT is(taskorch_internal.token_result(false, '{"success": false, "error": "no"}')->>'ok', 'false',
 	'a wait token completed with a failed FP Result is a failure for the waiting run');
 
 SELECT * FROM finish();

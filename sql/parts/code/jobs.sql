@@ -40,7 +40,7 @@ SELECT j.id AS job_id, s.n::int - 1 AS position, s.step->>'name' AS step, s.step
 	   AND CASE WHEN d.kind = 'track' THEN w.key = s.step->>'name' ELSE w.seq = 0 END) c ON true
 UNION ALL
 SELECT j.id, w.seq, 'page_' || w.seq, d.steps->0->>'task', NULL,
-	   CASE WHEN w.completed_at IS NULL THEN taskorch._waiting() ELSE taskorch._completed() END,
+	   CASE WHEN w.completed_at IS NULL THEN taskorch_internal.waiting() ELSE taskorch_internal.completed() END,
 	   w.created_at, w.completed_at, w.completed_at IS NOT NULL
   FROM taskorch.run j
   JOIN taskorch.composite d ON d.name = j.task_id AND d.steps->0 ? 'query'

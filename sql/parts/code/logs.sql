@@ -7,13 +7,13 @@
 -- keyed by the step's name) records when it started and how it ended, and
 -- taskorch.logs shows them from it; the runner writes the end of a step it
 -- refused, which has no checkpoint.
-CREATE OR REPLACE FUNCTION taskorch._step_started_log(name text, task text, n int)
+CREATE OR REPLACE FUNCTION taskorch_internal.step_started_log(name text, task text, n int)
 	RETURNS TABLE (level text, message text, data jsonb)
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT 'info', format('step %s (%s) started', name, task), jsonb_build_object('step', name, 'index', n) $$;
 
-CREATE OR REPLACE FUNCTION taskorch._step_ended_log(name text, n int, result jsonb)
+CREATE OR REPLACE FUNCTION taskorch_internal.step_ended_log(name text, n int, result jsonb)
 	RETURNS TABLE (level text, message text, data jsonb)
 	LANGUAGE sql STABLE
 	AS $$
@@ -33,10 +33,10 @@ SELECT w.run_id, r.task_id, greatest(r.attempts, 1), 0, e.logged_at, e.level, e.
   FROM taskorch.waitpoint w JOIN taskorch.run r ON r.id = w.run_id
 	   CROSS JOIN LATERAL (
 		SELECT w.created_at AS logged_at, s.*
-		  FROM taskorch._step_started_log(w.key, (SELECT c.task_id FROM taskorch.run c
+		  FROM taskorch_internal.step_started_log(w.key, (SELECT c.task_id FROM taskorch.run c
 												   WHERE c.id = w.children[1]), w.seq) s
 		UNION ALL
-		SELECT w.completed_at, s.* FROM taskorch._step_ended_log(w.key, w.seq, w.result) s
+		SELECT w.completed_at, s.* FROM taskorch_internal.step_ended_log(w.key, w.seq, w.result) s
 		 WHERE w.completed_at IS NOT NULL) e
  WHERE w.key IS NOT NULL AND w.kind = 'run';	-- a checkpoint for one child: a track's step
 GRANT SELECT ON taskorch.logs TO PUBLIC;

@@ -21,7 +21,7 @@ CREATE OR REPLACE FUNCTION taskorch.replay(run text) RETURNS text
 ------------------------------------------------------------------------------
 -- The runs (you may see) matching the filters of list_runs, cancel_runs
 -- and replay_runs; NULL filters match everything.
-CREATE OR REPLACE FUNCTION taskorch._matching_runs(
+CREATE OR REPLACE FUNCTION taskorch_internal.matching_runs(
 	status text[], task text[], tags text[], batch text,
 	created_after timestamptz, created_before timestamptz)
 	RETURNS SETOF taskorch.runs
@@ -37,7 +37,7 @@ CREATE OR REPLACE FUNCTION taskorch._matching_runs(
 $$;
 
 -- The status filter of list_runs, cancel_runs and replay_runs names statuses.
-CREATE OR REPLACE FUNCTION taskorch._check_statuses(status text[]) RETURNS void
+CREATE OR REPLACE FUNCTION taskorch_internal.check_statuses(status text[]) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
@@ -72,7 +72,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Page through more runs with cursor => the last id of a page.';
 	END IF;
-	PERFORM taskorch._check_statuses(status);
+	PERFORM taskorch_internal.check_statuses(status);
 	IF cursor IS NOT NULL THEN
 		SELECT r.created_at INTO after_created FROM taskorch.runs r WHERE r.id = cursor;
 		IF NOT FOUND THEN
@@ -82,7 +82,7 @@ BEGIN
 		END IF;
 	END IF;
 	RETURN QUERY
-	SELECT r.* FROM taskorch._matching_runs(list_runs.status, task, list_runs.tags, batch,
+	SELECT r.* FROM taskorch_internal.matching_runs(list_runs.status, task, list_runs.tags, batch,
 											created_after, created_before) r
 	 WHERE (cursor IS NULL OR (r.created_at, r.id) < (after_created, cursor))
 	 ORDER BY r.created_at DESC, r.id DESC
@@ -102,9 +102,9 @@ CREATE OR REPLACE FUNCTION taskorch.cancel_runs(
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
-	SELECT taskorch._check_statuses(status);
+	SELECT taskorch_internal.check_statuses(status);
 	SELECT count(*) FILTER (WHERE taskorch.cancel(r.id))
-	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
+	  FROM taskorch_internal.matching_runs(status, task, tags, batch, created_after, created_before) r
 	 WHERE NOT taskorch.finished(r.status)
 $$;
 
@@ -120,9 +120,9 @@ CREATE OR REPLACE FUNCTION taskorch.replay_runs(
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
-	SELECT taskorch._check_statuses(status);
+	SELECT taskorch_internal.check_statuses(status);
 	SELECT taskorch.replay(r.id)
-	  FROM taskorch._matching_runs(status, task, tags, batch, created_after, created_before) r
+	  FROM taskorch_internal.matching_runs(status, task, tags, batch, created_after, created_before) r
 	 WHERE taskorch.finished(r.status)
 	 ORDER BY r.created_at
 $$;

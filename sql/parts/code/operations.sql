@@ -14,9 +14,9 @@ CREATE OR REPLACE FUNCTION taskorch.workers(
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_workers';
 
 -- Tell the launcher that this database now has the extension.
-CREATE OR REPLACE FUNCTION taskorch._wake_launcher() RETURNS void
+CREATE OR REPLACE FUNCTION taskorch_internal.wake_launcher() RETURNS void
 	LANGUAGE c AS 'MODULE_PATHNAME', 'taskorch_wake_launcher_sql';
-REVOKE ALL ON FUNCTION taskorch._wake_launcher() FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskorch_internal.wake_launcher() FROM PUBLIC;
 
 -- The launcher starts this database's workers.
-SELECT taskorch._wake_launcher();
+SELECT taskorch_internal.wake_launcher();

@@ -2,12 +2,12 @@
 -- Results: the Result object of a finished run, and waiting for a run from
 -- top-level SQL (wait_for_run, run_and_wait)
 ------------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION taskorch._in_transaction_block() RETURNS bool
+CREATE OR REPLACE FUNCTION taskorch_internal.in_transaction_block() RETURNS bool
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_in_transaction_block';
 
 -- The Result object of a finished run (Trigger.dev's): {ok, id,
 -- taskIdentifier, output} or {ok: false, id, taskIdentifier, error}.
-CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text, task_id text,
+CREATE OR REPLACE FUNCTION taskorch_internal.result(status taskorch.run_status, id text, task_id text,
 								 output jsonb, error jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
@@ -20,7 +20,7 @@ CREATE OR REPLACE FUNCTION taskorch._result(status taskorch.run_status, id text,
 -- orchestrator's, seed 004): {success: false, data, error, meta:
 -- {function_name, timestamp, errors}}; the rule of docs/runs.md makes the
 -- run that returns it FAILED.
-CREATE OR REPLACE FUNCTION taskorch._fp_failure(function_name text, data jsonb, error text,
+CREATE OR REPLACE FUNCTION taskorch_internal.fp_failure(function_name text, data jsonb, error text,
 												errors jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
@@ -30,19 +30,19 @@ CREATE OR REPLACE FUNCTION taskorch._fp_failure(function_name text, data jsonb, 
 
 -- The FP Result rule (runs.c, docs/runs.md): the error of an output that is
 -- a failed FP Result ({"success": false, ...}), or NULL.
-CREATE OR REPLACE FUNCTION taskorch._result_error(output jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.result_error(output jsonb) RETURNS jsonb
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_result_error';
 
 -- The Result a wait for a token returns: {ok: true, output}, or {ok: false,
 -- error} when the token timed out or was completed with a failed FP Result.
-CREATE OR REPLACE FUNCTION taskorch._token_result(timed_out bool, output jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.token_result(timed_out bool, output jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
 	SELECT CASE WHEN timed_out
 				THEN pg_catalog.jsonb_build_object('ok', false, 'error',
 						pg_catalog.jsonb_build_object('message', 'wait token timed out'))
-				WHEN taskorch._result_error(output) IS NOT NULL
-				THEN pg_catalog.jsonb_build_object('ok', false, 'error', taskorch._result_error(output))
+				WHEN taskorch_internal.result_error(output) IS NOT NULL
+				THEN pg_catalog.jsonb_build_object('ok', false, 'error', taskorch_internal.result_error(output))
 				ELSE pg_catalog.jsonb_build_object('ok', true, 'output', output) END $$;
 
 -- The Result object of a run you can see; NULL while it has not finished.
@@ -62,7 +62,7 @@ BEGIN
 	IF NOT taskorch.finished(r.status) THEN
 		RETURN NULL;
 	END IF;
-	RETURN taskorch._result(r.status, r.id, r.task_id, r.output, r.error);
+	RETURN taskorch_internal.result(r.status, r.id, r.task_id, r.output, r.error);
 END
 $$;
 
@@ -76,7 +76,7 @@ CREATE OR REPLACE PROCEDURE taskorch.wait_for_run(run text, timeout interval DEF
 DECLARE
 	deadline timestamptz := clock_timestamp() + timeout;
 BEGIN
-	IF taskorch._in_transaction_block() THEN
+	IF taskorch_internal.in_transaction_block() THEN
 		RAISE EXCEPTION 'taskorch.wait_for_run() cannot run inside a transaction block'
 			USING ERRCODE = 'active_sql_transaction',
 				  HINT = 'CALL it on its own (autocommit), so that it sees the run change; or read taskorch.result() later.';
@@ -100,7 +100,7 @@ CREATE OR REPLACE PROCEDURE taskorch.run_and_wait(task text, payload jsonb DEFAU
 DECLARE
 	run text;
 BEGIN
-	IF taskorch._in_transaction_block() THEN
+	IF taskorch_internal.in_transaction_block() THEN
 		RAISE EXCEPTION 'taskorch.run_and_wait() cannot run inside a transaction block'
 			USING ERRCODE = 'active_sql_transaction',
 				  HINT = 'CALL it on its own (autocommit): the run must be committed before it can run; or use taskorch.trigger() and read the run later.';

@@ -1,6 +1,6 @@
 -- A list of roles (a task's triggerers, a queue's users) with `role`
 -- added (once) or removed: grant_trigger/revoke_trigger, grant_queue/revoke_queue.
-CREATE OR REPLACE FUNCTION taskorch._role_list(roles taskorch.role_ref[], role oid, add bool)
+CREATE OR REPLACE FUNCTION taskorch_internal.role_list(roles taskorch.role_ref[], role oid, add bool)
 	RETURNS taskorch.role_ref[]
 	LANGUAGE sql STABLE
 	AS $$

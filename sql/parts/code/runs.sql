@@ -11,7 +11,7 @@ CREATE OR REPLACE FUNCTION taskorch.executing_runs(
 ------------------------------------------------------------------------------
 CREATE OR REPLACE VIEW taskorch.runs WITH (security_invoker = true) AS
 SELECT r.id, r.task_id,
-	   CASE WHEN e.run_id IS NOT NULL THEN taskorch._executing()
+	   CASE WHEN e.run_id IS NOT NULL THEN taskorch_internal.executing()
 			ELSE r.status END AS status,
 	   r.attempts, r.max_attempts, r.payload, r.output, r.error, r.queue,
 	   r.owner, r.triggered_by, r.created_at, r.run_at,

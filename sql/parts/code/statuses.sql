@@ -32,19 +32,19 @@ CREATE OR REPLACE FUNCTION taskorch.queued(status taskorch.run_status) RETURNS b
 
 -- The status shown for a run a worker executes now (the runs view), and
 -- the status of a run that stopped at a wait.
-CREATE OR REPLACE FUNCTION taskorch._executing() RETURNS taskorch.run_status
+CREATE OR REPLACE FUNCTION taskorch_internal.executing() RETURNS taskorch.run_status
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$ SELECT 'EXECUTING'::taskorch.run_status $$;
-CREATE OR REPLACE FUNCTION taskorch._waiting() RETURNS taskorch.run_status
+CREATE OR REPLACE FUNCTION taskorch_internal.waiting() RETURNS taskorch.run_status
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$ SELECT 'WAITING'::taskorch.run_status $$;
 
 -- The statuses of a run that did not succeed and of one that did, for
 -- what the engine reports as a run's (a step it refused, a traverse page).
-CREATE OR REPLACE FUNCTION taskorch._failed() RETURNS taskorch.run_status
+CREATE OR REPLACE FUNCTION taskorch_internal.failed() RETURNS taskorch.run_status
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$ SELECT 'FAILED'::taskorch.run_status $$;
-CREATE OR REPLACE FUNCTION taskorch._completed() RETURNS taskorch.run_status
+CREATE OR REPLACE FUNCTION taskorch_internal.completed() RETURNS taskorch.run_status
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$ SELECT 'COMPLETED'::taskorch.run_status $$;
 
@@ -52,14 +52,14 @@ CREATE OR REPLACE FUNCTION taskorch._completed() RETURNS taskorch.run_status
 -- its statements use for each, whether it is finished and whether it is a
 -- failure (test `statuses` compares them with taskorch.run_status,
 -- taskorch.finished() and taskorch.failed()).
-CREATE OR REPLACE FUNCTION taskorch._statuses(OUT status text, OUT sql text, OUT finished bool,
+CREATE OR REPLACE FUNCTION taskorch_internal.statuses(OUT status text, OUT sql text, OUT finished bool,
 											  OUT failed bool)
 	RETURNS SETOF record
 	LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'taskorch_statuses';
 
 -- The transition table: every status change the engine makes, and the
 -- module that makes it (from_status NULL: the run is created).
-CREATE OR REPLACE FUNCTION taskorch._status_transitions(OUT from_status text, OUT to_status text,
+CREATE OR REPLACE FUNCTION taskorch_internal.status_transitions(OUT from_status text, OUT to_status text,
 	OUT module text, OUT why text)
 	RETURNS SETOF record
 	LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'taskorch_status_transitions';

@@ -10,9 +10,9 @@
 -- A composite's checkpoints (waits.c, wait_children.c): its latest that is
 -- over, {key, state, result}; and the wait for a step under its key (a
 -- track's step: task with payload; a traverse page: task over a query).
-CREATE OR REPLACE FUNCTION taskorch._last_checkpoint() RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.last_checkpoint() RETURNS jsonb
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_last_checkpoint';
-CREATE OR REPLACE FUNCTION taskorch._wait_checkpoint(step int, key text, state jsonb, task text,
+CREATE OR REPLACE FUNCTION taskorch_internal.wait_checkpoint(step int, key text, state jsonb, task text,
 													 payload jsonb DEFAULT NULL, query text DEFAULT NULL)
 	RETURNS jsonb
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_checkpoint';
@@ -37,7 +37,7 @@ CREATE OR REPLACE FUNCTION taskorch.fill_template(template jsonb, prev jsonb, in
 -- task that exists, a unique name (default: the task), and at most one of
 -- input_mapper (a function (prev jsonb, input jsonb) -> jsonb the caller may
 -- execute, kept as its signature) and input (a template).
-CREATE OR REPLACE FUNCTION taskorch._check_steps(what text, steps jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.check_steps(what text, steps jsonb) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
 DECLARE
@@ -121,7 +121,7 @@ END
 $$;
 
 -- trampData carried into a step's input (an object), unless the input sets it
-CREATE OR REPLACE FUNCTION taskorch._with_tramp(input jsonb, tramp jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.with_tramp(input jsonb, tramp jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT CASE WHEN coalesce(jsonb_typeof(tramp), 'null') <> 'null'
@@ -132,7 +132,7 @@ CREATE OR REPLACE FUNCTION taskorch._with_tramp(input jsonb, tramp jsonb) RETURN
 
 -- The input of a step without a mapper: its template filled, or the
 -- original input (first step), or the previous output; with trampData.
-CREATE OR REPLACE FUNCTION taskorch._step_declared_input(step jsonb, prev jsonb, input jsonb, tramp jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.step_declared_input(step jsonb, prev jsonb, input jsonb, tramp jsonb,
 														 first bool) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
@@ -140,7 +140,7 @@ DECLARE
 	result jsonb := CASE WHEN step ? 'input' THEN taskorch.fill_template(step->'input', prev, input)
 						 WHEN first THEN input ELSE prev END;
 BEGIN
-	RETURN taskorch._with_tramp(result, tramp);
+	RETURN taskorch_internal.with_tramp(result, tramp);
 END
 $$;
 
@@ -148,7 +148,7 @@ $$;
 -- input, and carrying trampData unless the mapping set it.  A mapper is
 -- user code (the runner calls it, as the track's owner); the rest is
 -- _step_declared_input's.
-CREATE OR REPLACE FUNCTION taskorch._step_input(step jsonb, prev jsonb, input jsonb, tramp jsonb, first bool)
+CREATE OR REPLACE FUNCTION taskorch_internal.step_input(step jsonb, prev jsonb, input jsonb, tramp jsonb, first bool)
 	RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
@@ -157,19 +157,19 @@ DECLARE
 	mapper regprocedure := (step->>'input_mapper')::regprocedure;
 BEGIN
 	IF mapper IS NULL THEN
-		RETURN taskorch._step_declared_input(step, prev, input, tramp, first);
+		RETURN taskorch_internal.step_declared_input(step, prev, input, tramp, first);
 	END IF;
 	EXECUTE format('SELECT %s($1, $2)', (SELECT format('%I.%I', n.nspname, p.proname)
 										   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 										  WHERE p.oid = mapper))
 		INTO result USING prev, input;
-	RETURN taskorch._with_tramp(result, tramp);
+	RETURN taskorch_internal.with_tramp(result, tramp);
 END
 $$;
 
 -- Why a step could not be triggered with `input` (NULL: it can): its task
 -- is not one the track's owner may trigger, or the input fails its schema.
-CREATE OR REPLACE FUNCTION taskorch._step_refusal(task text, input jsonb) RETURNS text
+CREATE OR REPLACE FUNCTION taskorch_internal.step_refusal(task text, input jsonb) RETURNS text
 	LANGUAGE plpgsql STABLE
 	AS $$
 DECLARE
@@ -194,23 +194,23 @@ $$;
 -- The output a completed child hands on (track steps, orchestrator
 -- members, traverse rows): the data of an FP Result {success: true, data,
 -- ...}, else its output as is.  (Whether an output is a failure was
--- decided when the child's run ended: taskorch._result_error(),
+-- decided when the child's run ended: taskorch_internal.result_error(),
 -- docs/runs.md.)
-CREATE OR REPLACE FUNCTION taskorch._handed_on(result jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.handed_on(result jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT CASE WHEN jsonb_typeof(result->'output'->'success') = 'boolean' AND result->'output' ? 'data'
 				THEN result->'output'->'data' ELSE result->'output' END $$;
 
 -- A child's Result, handed on the same way everywhere: {ok, output | error}.
-CREATE OR REPLACE FUNCTION taskorch._unwrap(result jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.unwrap(result jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT CASE WHEN NOT (result->>'ok')::bool THEN jsonb_build_object('ok', false, 'error', result->'error')
-				ELSE jsonb_build_object('ok', true, 'output', taskorch._handed_on(result)) END $$;
+				ELSE jsonb_build_object('ok', true, 'output', taskorch_internal.handed_on(result)) END $$;
 -- The definition of the composite the current run runs, its input checked
 -- for the base fields if it declares them (a failure is not retried).
-CREATE OR REPLACE FUNCTION taskorch._definition(kind text, input jsonb) RETURNS taskorch.composite
+CREATE OR REPLACE FUNCTION taskorch_internal.definition(kind text, input jsonb) RETURNS taskorch.composite
 	LANGUAGE plpgsql
 	AS $$
 DECLARE
@@ -223,7 +223,7 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = format('Trigger the %s with taskorch.trigger(<its name>, <input>).', kind);
 	END IF;
-	SELECT * INTO def FROM taskorch.composite c WHERE c.name = me AND c.kind = _definition.kind;
+	SELECT * INTO def FROM taskorch.composite c WHERE c.name = me AND c.kind = definition.kind;
 	IF NOT FOUND THEN
 		PERFORM taskorch.abort(format('"%s" is not a defined %s', me, kind),
 							   format('Define it with taskorch.define_%s().', kind));
@@ -248,7 +248,7 @@ $$;
 -- errors, stop}: the number of steps done, the last output, trampData, the
 -- outputs by step name, the failures, and whether a failure stopped it.
 -- Before the first step:
-CREATE OR REPLACE FUNCTION taskorch._track_start(payload jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.track_start(payload jsonb) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT jsonb_build_object('n', 0, 'tramp', payload->'trampData', 'results', '{}'::jsonb,
@@ -258,16 +258,16 @@ CREATE OR REPLACE FUNCTION taskorch._track_start(payload jsonb) RETURNS jsonb
 -- place a step's end changes a track, whoever advances it (its runner, or
 -- the engine between steps: tracks.c).  A single expression, so that it is
 -- inlined where it is called.
-CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.track_fold(state jsonb, name text, result jsonb,
 												continue_on_failure bool) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT state || jsonb_build_object('n', (state->>'n')::int + 1)
 		   || CASE WHEN (result->>'ok')::bool
-				   THEN jsonb_build_object('prev', taskorch._handed_on(result),
-						'results', state->'results' || jsonb_build_object(name, taskorch._handed_on(result)),
-						'tramp', CASE WHEN jsonb_typeof(taskorch._handed_on(result)->'trampData') = 'object'
-									  THEN taskorch._handed_on(result)->'trampData' ELSE state->'tramp' END)
+				   THEN jsonb_build_object('prev', taskorch_internal.handed_on(result),
+						'results', state->'results' || jsonb_build_object(name, taskorch_internal.handed_on(result)),
+						'tramp', CASE WHEN jsonb_typeof(taskorch_internal.handed_on(result)->'trampData') = 'object'
+									  THEN taskorch_internal.handed_on(result)->'trampData' ELSE state->'tramp' END)
 				   ELSE jsonb_build_object('stop', NOT continue_on_failure,
 						'errors', state->'errors' || jsonb_build_array(jsonb_build_object(
 							'step', name, 'task', result->'taskIdentifier', 'runId', result->'id',
@@ -278,7 +278,7 @@ CREATE OR REPLACE FUNCTION taskorch._track_fold(state jsonb, name text, result j
 -- trampData}, metadata holding the failures as errors [{..., error}].
 -- With a failure, it is the data of an FP failure (docs/runs.md): the run
 -- fails, and its job is Partial when other steps or members completed.
-CREATE OR REPLACE FUNCTION taskorch._envelope(name text, run_id text, input jsonb, results jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.envelope(name text, run_id text, input jsonb, results jsonb,
 											  metadata jsonb, tramp jsonb, error text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
@@ -294,17 +294,17 @@ BEGIN
 	IF jsonb_array_length(errors) = 0 THEN
 		RETURN envelope;
 	END IF;
-	RETURN taskorch._fp_failure(name, envelope, error, errors);
+	RETURN taskorch_internal.fp_failure(name, envelope, error, errors);
 END
 $$;
 
 -- The output of a track that ran its steps.
-CREATE OR REPLACE FUNCTION taskorch._track_output(def taskorch.composite, state jsonb, payload jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.track_output(def taskorch.composite, state jsonb, payload jsonb,
 												  run_id text) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
 BEGIN
-	RETURN taskorch._envelope(def.name, run_id, payload, state->'results',
+	RETURN taskorch_internal.envelope(def.name, run_id, payload, state->'results',
 		jsonb_build_object('steps', jsonb_array_length(def.steps),
 						   'completed', (SELECT count(*) FROM jsonb_object_keys(state->'results')),
 						   'failed', jsonb_array_length(state->'errors'), 'errors', state->'errors'),
@@ -322,8 +322,8 @@ CREATE OR REPLACE FUNCTION taskorch.run_track(payload jsonb) RETURNS jsonb
 	LANGUAGE plpgsql
 	AS $$
 DECLARE
-	def taskorch.composite := taskorch._definition('track', payload);
-	cp jsonb := taskorch._last_checkpoint();
+	def taskorch.composite := taskorch_internal.definition('track', payload);
+	cp jsonb := taskorch_internal.last_checkpoint();
 	state jsonb;
 	step jsonb;
 	n int;
@@ -331,26 +331,26 @@ DECLARE
 	refusal text;
 	r jsonb;
 BEGIN
-	state := CASE WHEN cp IS NULL THEN taskorch._track_start(payload)
-				  ELSE taskorch._track_fold(cp->'state', cp->>'key', cp->'result', def.continue_on_failure) END;
+	state := CASE WHEN cp IS NULL THEN taskorch_internal.track_start(payload)
+				  ELSE taskorch_internal.track_fold(cp->'state', cp->>'key', cp->'result', def.continue_on_failure) END;
 	LOOP
 		n := (state->>'n')::int;
 		EXIT WHEN (state->>'stop')::bool OR n >= jsonb_array_length(def.steps);
 		step := def.steps->n;
-		input := taskorch._step_input(step, state->'prev', payload, state->'tramp', n = 0);
-		refusal := taskorch._step_refusal(step->>'task', input);
+		input := taskorch_internal.step_input(step, state->'prev', payload, state->'tramp', n = 0);
+		refusal := taskorch_internal.step_refusal(step->>'task', input);
 		IF refusal IS NOT NULL THEN
 			-- the step cannot run: it fails at once, without a checkpoint
 			-- (whose log entries tell the other steps' ends: taskorch.logs)
-			r := taskorch._result(taskorch._failed(), NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
+			r := taskorch_internal.result(taskorch_internal.failed(), NULL, step->>'task', NULL, jsonb_build_object('message', refusal));
 			PERFORM taskorch.log(l.level, l.message, l.data)
-			   FROM taskorch._step_ended_log(step->>'name', n, r) l;
-			state := taskorch._track_fold(state, step->>'name', r, def.continue_on_failure);
+			   FROM taskorch_internal.step_ended_log(step->>'name', n, r) l;
+			state := taskorch_internal.track_fold(state, step->>'name', r, def.continue_on_failure);
 		ELSE
-			PERFORM taskorch._wait_checkpoint(n, step->>'name', state, step->>'task', input);
+			PERFORM taskorch_internal.wait_checkpoint(n, step->>'name', state, step->>'task', input);
 		END IF;
 	END LOOP;
-	RETURN taskorch._track_output(def, state, payload, taskorch.current_run()->>'id');
+	RETURN taskorch_internal.track_output(def, state, payload, taskorch.current_run()->>'id');
 END
 $$;
 GRANT EXECUTE ON FUNCTION taskorch.run_track(jsonb) TO PUBLIC;
@@ -377,20 +377,20 @@ DECLARE
 	pages int := 0;
 	metadata jsonb;
 BEGIN
-	def := taskorch._definition('orchestrator', payload);
+	def := taskorch_internal.definition('orchestrator', payload);
 	IF def.steps->0 ? 'query' THEN
 		-- a page at a time, each a checkpoint ("page_<n>") carrying the
 		-- counts so far: it resumes at the page it reached
 		step := def.steps->0;
-		cp := taskorch._last_checkpoint();
+		cp := taskorch_internal.last_checkpoint();
 		state := CASE WHEN cp IS NULL
 					  THEN jsonb_build_object('pages', 0, 'processed', 0, 'failed', 0,
 											  'errors', '[]'::jsonb, 'has_more', true)
-					  ELSE taskorch._traverse_fold(cp->'state', cp->'result', (step->>'page_size')::int) END;
+					  ELSE taskorch_internal.traverse_fold(cp->'state', cp->'result', (step->>'page_size')::int) END;
 		WHILE (state->>'has_more')::bool LOOP
 			pages := (state->>'pages')::int;
-			PERFORM taskorch._wait_checkpoint(pages, 'page_' || pages, state, step->>'task',
-				query => taskorch._page_query(step->>'query', (step->>'page_size')::int, pages));
+			PERFORM taskorch_internal.wait_checkpoint(pages, 'page_' || pages, state, step->>'task',
+				query => taskorch_internal.page_query(step->>'query', (step->>'page_size')::int, pages));
 		END LOOP;
 		failed := (state->>'failed')::bigint;
 		processed := (state->>'processed')::bigint;
@@ -399,12 +399,12 @@ BEGIN
 	ELSE
 		runs := taskorch.batch_trigger_and_wait(
 			(SELECT jsonb_agg(jsonb_build_object('task', m->>'task',
-						'payload', taskorch._step_input(m, NULL, payload, payload->'trampData', true))
+						'payload', taskorch_internal.step_input(m, NULL, payload, payload->'trampData', true))
 					 ORDER BY n)
 			   FROM jsonb_array_elements(def.steps) WITH ORDINALITY AS e(m, n)))->'runs';
 		FOR r IN SELECT m, runs->(n::int - 1) AS result
 				   FROM jsonb_array_elements(def.steps) WITH ORDINALITY AS e(m, n) ORDER BY n LOOP
-			res := taskorch._unwrap(r.result);
+			res := taskorch_internal.unwrap(r.result);
 			IF (res->>'ok')::bool THEN
 				processed := processed + 1;
 				results := results || jsonb_build_object(r.m->>'name', res->'output');
@@ -418,7 +418,7 @@ BEGIN
 		metadata := jsonb_build_object('members', jsonb_array_length(def.steps), 'processed', processed,
 									   'failed', failed, 'errors', errors);
 	END IF;
-	RETURN taskorch._envelope(def.name, taskorch.current_run()->>'id', payload, results, metadata,
+	RETURN taskorch_internal.envelope(def.name, taskorch.current_run()->>'id', payload, results, metadata,
 							  payload->'trampData', format('%s of %s failed', failed, processed + failed));
 END
 $$;
@@ -441,14 +441,14 @@ BEGIN
 		RAISE EXCEPTION 'page must be 0 or more, not %', page
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pages count from 0.';
 	END IF;
-	RETURN taskorch._page_outcome(
-		taskorch.batch_trigger_and_wait_query(taskorch._page_query(query, page_size, page), task)->'runs',
+	RETURN taskorch_internal.page_outcome(
+		taskorch.batch_trigger_and_wait_query(taskorch_internal.page_query(query, page_size, page), task)->'runs',
 		page_size);
 END
 $$;
 
 -- Page `page` (from 0) of a query's rows, page_size rows.
-CREATE OR REPLACE FUNCTION taskorch._page_query(query text, page_size int, page int) RETURNS text
+CREATE OR REPLACE FUNCTION taskorch_internal.page_query(query text, page_size int, page int) RETURNS text
 	LANGUAGE sql IMMUTABLE
 	AS $$ SELECT format('SELECT * FROM (%s) AS rows LIMIT %s OFFSET %s', query, page_size,
 						page::bigint * page_size) $$;
@@ -456,7 +456,7 @@ CREATE OR REPLACE FUNCTION taskorch._page_query(query text, page_size int, page 
 -- What a page of a traverse gave, from its runs' Results: successes
 -- {runId, output} and failures {runId, item (the row's payload), error},
 -- and whether more pages may follow.
-CREATE OR REPLACE FUNCTION taskorch._page_outcome(runs jsonb, page_size int) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.page_outcome(runs jsonb, page_size int) RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	AS $$
 DECLARE
@@ -469,7 +469,7 @@ BEGIN
 									(SELECT c.payload FROM taskorch.run c WHERE c.id = r->>'id')) ORDER BY n)
 						FILTER (WHERE NOT (u->>'ok')::bool), '[]')
 	  INTO successes, failures
-	  FROM jsonb_array_elements(runs) WITH ORDINALITY AS e(r, n), taskorch._unwrap(r) AS u;
+	  FROM jsonb_array_elements(runs) WITH ORDINALITY AS e(r, n), taskorch_internal.unwrap(r) AS u;
 	RETURN jsonb_build_object(
 		'success', jsonb_array_length(failures) = 0,
 		'processed', jsonb_array_length(successes),
@@ -482,7 +482,7 @@ $$;
 
 -- A traverse orchestrator's counts after a page ended with `result` (its
 -- wait's {"runs": [...]}).
-CREATE OR REPLACE FUNCTION taskorch._traverse_fold(state jsonb, result jsonb, page_size int) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch_internal.traverse_fold(state jsonb, result jsonb, page_size int) RETURNS jsonb
 	LANGUAGE sql STABLE
 	AS $$
 	SELECT state || jsonb_build_object('pages', (state->>'pages')::int + 1,
@@ -490,14 +490,14 @@ CREATE OR REPLACE FUNCTION taskorch._traverse_fold(state jsonb, result jsonb, pa
 			'failed', (state->>'failed')::bigint + (page->>'failed')::int,
 			'errors', state->'errors' || (page->'errors'),
 			'has_more', (page->>'has_more')::bool)
-	  FROM taskorch._page_outcome(result->'runs', page_size) AS page $$;
+	  FROM taskorch_internal.page_outcome(result->'runs', page_size) AS page $$;
 
 -- Errors unless the query's rows can be the items of a batch of task.
 CREATE OR REPLACE FUNCTION taskorch.check_items_query(query text, task text DEFAULT NULL) RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_check_items_query';
 
 -- Register (or redefine) a composite's task and definition.
-CREATE OR REPLACE FUNCTION taskorch._define_composite(kind text, name text, steps jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.define_composite(kind text, name text, steps jsonb,
 										   continue_on_failure bool, base_fields bool,
 										   queue text, payload_schema jsonb, output_schema jsonb,
 										   on_success text, on_failure text, description text,
@@ -519,9 +519,9 @@ BEGIN
 		SELECT s->>'task', r.path || (s->>'task')
 		  FROM reach r JOIN taskorch.composite c ON c.name = r.task
 			   CROSS JOIN jsonb_array_elements(c.steps) s
-		 WHERE r.task <> _define_composite.name AND cardinality(r.path) < 64
+		 WHERE r.task <> define_composite.name AND cardinality(r.path) < 64
 	)
-	SELECT path INTO cycle FROM reach WHERE task = _define_composite.name LIMIT 1;
+	SELECT path INTO cycle FROM reach WHERE task = define_composite.name LIMIT 1;
 	IF cycle IS NOT NULL THEN
 		RAISE EXCEPTION '% "%" would run itself: %', kind, name, array_to_string(cycle, ' -> ')
 			USING ERRCODE = 'invalid_parameter_value',
@@ -537,13 +537,13 @@ BEGIN
 								   description => description, payload_schema => payload_schema,
 								   output_schema => output_schema, on_success => on_success,
 								   on_failure => on_failure, on_start => on_start);
-	PERFORM taskorch._write_composite(name, kind, steps, continue_on_failure, base_fields);
+	PERFORM taskorch_internal.write_composite(name, kind, steps, continue_on_failure, base_fields);
 	RETURN name;
 END
 $$;
 
 -- The definition's row; the table's policies let only the task's owner write it.
-CREATE OR REPLACE FUNCTION taskorch._write_composite(name text, kind text, steps jsonb,
+CREATE OR REPLACE FUNCTION taskorch_internal.write_composite(name text, kind text, steps jsonb,
 										  continue_on_failure bool, base_fields bool)
 	RETURNS void
 	LANGUAGE sql
@@ -568,7 +568,7 @@ CREATE OR REPLACE FUNCTION taskorch.define_track(name text, steps jsonb,
 	LANGUAGE plpgsql
 	AS $$
 BEGIN
-	RETURN taskorch._define_composite('track', name, taskorch._check_steps('steps', steps),
+	RETURN taskorch_internal.define_composite('track', name, taskorch_internal.check_steps('steps', steps),
 		coalesce(continue_on_failure, false), coalesce(base_fields, false), queue,
 		payload_schema, output_schema, on_success, on_failure, description, on_start);
 END
@@ -596,7 +596,7 @@ BEGIN
 				  HINT = 'members => ''[{"task": "AUDIO_TRACK"}, {"task": "VIDEO_TRACK"}]'', or traverse => ''{"query": ..., "task": ..., "page_size": 100}''.';
 	END IF;
 	IF members IS NOT NULL THEN
-		steps := taskorch._check_steps('members', members);
+		steps := taskorch_internal.check_steps('members', members);
 	ELSE
 		IF jsonb_typeof(traverse) <> 'object' OR jsonb_typeof(traverse->'query') IS DISTINCT FROM 'string'
 		   OR jsonb_typeof(traverse->'task') IS DISTINCT FROM 'string'
@@ -615,7 +615,7 @@ BEGIN
 			'name', coalesce(traverse->>'name', traverse->>'task'), 'task', traverse->'task',
 			'query', traverse->'query', 'page_size', coalesce((traverse->>'page_size')::int, 100)));
 	END IF;
-	RETURN taskorch._define_composite('orchestrator', name, steps, false,
+	RETURN taskorch_internal.define_composite('orchestrator', name, steps, false,
 		coalesce(base_fields, false), queue, payload_schema, output_schema, on_success,
 		on_failure, description, on_start);
 END

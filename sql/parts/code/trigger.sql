@@ -88,7 +88,7 @@ BEGIN
 			'replayedFrom', r.replayed_from, 'batchId', r.batch_id,
 			'parentRunId', r.parent_run_id, 'rootRunId', r.root_run_id,
 			'isQueued', taskorch.queued(r.status),
-			'isExecuting', r.status = taskorch._executing(),
+			'isExecuting', r.status = taskorch_internal.executing(),
 			'isCompleted', taskorch.finished(r.status),
 			'isSuccess', taskorch.succeeded(r.status),
 			'isFailed', taskorch.failed(r.status),

@@ -28,23 +28,23 @@ GRANT SELECT ON taskorch.batch TO PUBLIC;
 -- argument is read as items where a function also takes jsonb there.
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.items;
-CREATE FUNCTION taskorch._items_in(cstring) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items_in(cstring) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_in';
-CREATE FUNCTION taskorch._items_out(taskorch.items) RETURNS cstring
+CREATE FUNCTION taskorch_internal.items_out(taskorch.items) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
-CREATE FUNCTION taskorch._items_recv(internal) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items_recv(internal) RETURNS taskorch.items
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
-CREATE FUNCTION taskorch._items_send(taskorch.items) RETURNS bytea
+CREATE FUNCTION taskorch_internal.items_send(taskorch.items) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
 CREATE TYPE taskorch.items (
-	INPUT = taskorch._items_in, OUTPUT = taskorch._items_out,
-	RECEIVE = taskorch._items_recv, SEND = taskorch._items_send,
+	INPUT = taskorch_internal.items_in, OUTPUT = taskorch_internal.items_out,
+	RECEIVE = taskorch_internal.items_recv, SEND = taskorch_internal.items_send,
 	LIKE = jsonb, CATEGORY = 'U', PREFERRED = true);
-CREATE FUNCTION taskorch._items(jsonb[]) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items(jsonb[]) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_from_array';
 CREATE CAST (jsonb AS taskorch.items) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (taskorch.items AS jsonb) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._items(json) RETURNS taskorch.items
+CREATE FUNCTION taskorch_internal.items(json) RETURNS taskorch.items
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.items;
-CREATE CAST (jsonb[] AS taskorch.items) WITH FUNCTION taskorch._items(jsonb[]) AS IMPLICIT;
-CREATE CAST (json AS taskorch.items) WITH FUNCTION taskorch._items(json) AS IMPLICIT;
+CREATE CAST (jsonb[] AS taskorch.items) WITH FUNCTION taskorch_internal.items(jsonb[]) AS IMPLICIT;
+CREATE CAST (json AS taskorch.items) WITH FUNCTION taskorch_internal.items(json) AS IMPLICIT;

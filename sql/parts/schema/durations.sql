@@ -10,84 +10,84 @@
 -- interval, a timestamp) with no cast in the SQL.
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.duration;
-CREATE FUNCTION taskorch._duration_in(cstring) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration_in(cstring) RETURNS taskorch.duration
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
-CREATE FUNCTION taskorch._duration_out(taskorch.duration) RETURNS cstring
+CREATE FUNCTION taskorch_internal.duration_out(taskorch.duration) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
-CREATE FUNCTION taskorch._duration_recv(internal) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration_recv(internal) RETURNS taskorch.duration
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
-CREATE FUNCTION taskorch._duration_send(taskorch.duration) RETURNS bytea
+CREATE FUNCTION taskorch_internal.duration_send(taskorch.duration) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
 CREATE TYPE taskorch.duration (
-	INPUT = taskorch._duration_in, OUTPUT = taskorch._duration_out,
-	RECEIVE = taskorch._duration_recv, SEND = taskorch._duration_send,
+	INPUT = taskorch_internal.duration_in, OUTPUT = taskorch_internal.duration_out,
+	RECEIVE = taskorch_internal.duration_recv, SEND = taskorch_internal.duration_send,
 	LIKE = text, CATEGORY = 'T');
 CREATE TYPE taskorch.delay;
-CREATE FUNCTION taskorch._delay_in(cstring) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay_in(cstring) RETURNS taskorch.delay
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
-CREATE FUNCTION taskorch._delay_out(taskorch.delay) RETURNS cstring
+CREATE FUNCTION taskorch_internal.delay_out(taskorch.delay) RETURNS cstring
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
-CREATE FUNCTION taskorch._delay_recv(internal) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay_recv(internal) RETURNS taskorch.delay
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
-CREATE FUNCTION taskorch._delay_send(taskorch.delay) RETURNS bytea
+CREATE FUNCTION taskorch_internal.delay_send(taskorch.delay) RETURNS bytea
 	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
 CREATE TYPE taskorch.delay (
-	INPUT = taskorch._delay_in, OUTPUT = taskorch._delay_out,
-	RECEIVE = taskorch._delay_recv, SEND = taskorch._delay_send,
+	INPUT = taskorch_internal.delay_in, OUTPUT = taskorch_internal.delay_out,
+	RECEIVE = taskorch_internal.delay_recv, SEND = taskorch_internal.delay_send,
 	LIKE = text, CATEGORY = 'T');
 
 -- the casts: text as is; an interval as "1h30m"; a number as seconds (a
 -- real or a double precision written as a numeric: 1e+06 is "1000000"); a
 -- timestamp (delay) at UTC, "2024-12-01T09:00:00Z"
-CREATE FUNCTION taskorch._duration(interval) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration(interval) RETURNS taskorch.duration
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
-CREATE FUNCTION taskorch._delay(interval) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(interval) RETURNS taskorch.delay
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_duration_from_interval';
-CREATE FUNCTION taskorch._delay(timestamptz) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(timestamptz) RETURNS taskorch.delay
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_delay_from_timestamptz';
-CREATE FUNCTION taskorch._delay(timestamp) RETURNS taskorch.delay
-	LANGUAGE sql STRICT STABLE PARALLEL SAFE RETURN taskorch._delay($1::timestamptz);
-CREATE CAST (interval AS taskorch.duration) WITH FUNCTION taskorch._duration(interval) AS IMPLICIT;
-CREATE CAST (interval AS taskorch.delay) WITH FUNCTION taskorch._delay(interval) AS IMPLICIT;
-CREATE CAST (timestamptz AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamptz) AS IMPLICIT;
-CREATE CAST (timestamp AS taskorch.delay) WITH FUNCTION taskorch._delay(timestamp) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(timestamp) RETURNS taskorch.delay
+	LANGUAGE sql STRICT STABLE PARALLEL SAFE RETURN taskorch_internal.delay($1::timestamptz);
+CREATE CAST (interval AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(interval) AS IMPLICIT;
+CREATE CAST (interval AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(interval) AS IMPLICIT;
+CREATE CAST (timestamptz AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(timestamptz) AS IMPLICIT;
+CREATE CAST (timestamp AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(timestamp) AS IMPLICIT;
 CREATE CAST (text AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (varchar AS taskorch.duration) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(smallint) RETURNS taskorch.duration
+CREATE FUNCTION taskorch_internal.duration(smallint) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (smallint AS taskorch.duration) WITH FUNCTION taskorch._duration(smallint) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(integer) RETURNS taskorch.duration
+CREATE CAST (smallint AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(integer) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (integer AS taskorch.duration) WITH FUNCTION taskorch._duration(integer) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(bigint) RETURNS taskorch.duration
+CREATE CAST (integer AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(bigint) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (bigint AS taskorch.duration) WITH FUNCTION taskorch._duration(bigint) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(numeric) RETURNS taskorch.duration
+CREATE CAST (bigint AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(numeric) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (numeric AS taskorch.duration) WITH FUNCTION taskorch._duration(numeric) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(real) RETURNS taskorch.duration
+CREATE CAST (numeric AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(real) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (real AS taskorch.duration) WITH FUNCTION taskorch._duration(real) AS IMPLICIT;
-CREATE FUNCTION taskorch._duration(double precision) RETURNS taskorch.duration
+CREATE CAST (real AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(real) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.duration(double precision) RETURNS taskorch.duration
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.duration;
-CREATE CAST (double precision AS taskorch.duration) WITH FUNCTION taskorch._duration(double precision) AS IMPLICIT;
+CREATE CAST (double precision AS taskorch.duration) WITH FUNCTION taskorch_internal.duration(double precision) AS IMPLICIT;
 CREATE CAST (text AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (varchar AS taskorch.delay) WITHOUT FUNCTION AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(smallint) RETURNS taskorch.delay
+CREATE FUNCTION taskorch_internal.delay(smallint) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (smallint AS taskorch.delay) WITH FUNCTION taskorch._delay(smallint) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(integer) RETURNS taskorch.delay
+CREATE CAST (smallint AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(smallint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(integer) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (integer AS taskorch.delay) WITH FUNCTION taskorch._delay(integer) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(bigint) RETURNS taskorch.delay
+CREATE CAST (integer AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(integer) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(bigint) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (bigint AS taskorch.delay) WITH FUNCTION taskorch._delay(bigint) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(numeric) RETURNS taskorch.delay
+CREATE CAST (bigint AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(bigint) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(numeric) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (numeric AS taskorch.delay) WITH FUNCTION taskorch._delay(numeric) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(real) RETURNS taskorch.delay
+CREATE CAST (numeric AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(numeric) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(real) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch._delay(real) AS IMPLICIT;
-CREATE FUNCTION taskorch._delay(double precision) RETURNS taskorch.delay
+CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(real) AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.delay(double precision) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
-CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch._delay(double precision) AS IMPLICIT;
+CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(double precision) AS IMPLICIT;

@@ -21,11 +21,18 @@ BEGIN
 END
 $$;
 
+-- taskorch_internal: what the API's functions and views use and users do
+-- not call (type support, status constants, the steps of tracks), kept out
+-- of \df taskorch.*.  Its functions are executable as the API needs them
+-- (views run them as their invoker); nothing in it is an interface.
+CREATE SCHEMA taskorch_internal;
+GRANT USAGE ON SCHEMA taskorch_internal TO PUBLIC;
+
 -- Fails with a hint when the library is not in shared_preload_libraries.
-CREATE FUNCTION taskorch._require_preload() RETURNS void
+CREATE FUNCTION taskorch_internal.require_preload() RETURNS void
 	LANGUAGE c AS 'MODULE_PATHNAME', 'taskorch_require_preload';
-SELECT taskorch._require_preload();
-REVOKE ALL ON FUNCTION taskorch._require_preload() FROM PUBLIC;
+SELECT taskorch_internal.require_preload();
+REVOKE ALL ON FUNCTION taskorch_internal.require_preload() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Visibility: a role sees the runs of tasks it owns and the runs it
