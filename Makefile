@@ -23,7 +23,7 @@ SCHEMA = $(patsubst %,sql/parts/schema/%.sql,\
 	preload statuses role_ref durations registry runs queues batches logs schemas waits composites)
 CODE = $(patsubst %,sql/parts/code/%.sql,\
 	statuses registry runs trigger manage queues batches logs metadata schemas waits \
-	results tracks jobs role_ref operations)
+	results tracks jobs role_ref operations comments)
 UPDATES = $(wildcard sql/updates/*--*.sql)
 # every version with a modfile upgrades straight to this one
 UPGRADE_FROM = $(foreach f,$(UPDATES),$(firstword $(subst --, ,$(basename $(notdir $(f))))))

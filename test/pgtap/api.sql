@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(110);
+SELECT plan(112);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -214,5 +214,22 @@ SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs W
 	'a temporary function made by a task fails its run');
 SELECT is(to_regprocedure('pg_temp.tap_planted()'), NULL, 'and is gone with it');
 
+-- psql reads well: every object of the API says what it is (\df+, \dv+),
+-- and internal functions are out of \df taskorch.*
+SELECT is_empty($$
+	SELECT p.oid::regprocedure::text FROM pg_proc p
+	 WHERE p.pronamespace = 'taskorch'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+	UNION ALL
+	SELECT c.oid::regclass::text FROM pg_class c
+	 WHERE c.relnamespace = 'taskorch'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+	   AND obj_description(c.oid, 'pg_class') IS NULL
+	UNION ALL
+	SELECT t.oid::regtype::text FROM pg_type t
+	 WHERE t.typnamespace = 'taskorch'::regnamespace AND t.typtype IN ('b', 'e', 'd')
+	   AND t.typcategory <> 'A' AND obj_description(t.oid, 'pg_type') IS NULL $$,
+	'every function, table, view, sequence and type of the API has a COMMENT');
+SELECT is_empty($$ SELECT proname FROM pg_proc WHERE pronamespace = 'taskorch'::regnamespace
+				   AND proname LIKE '\_%' $$,
+	'no internal function in the schema taskorch');
 SELECT * FROM finish();
 ROLLBACK;
