@@ -14,7 +14,7 @@ SELECT taskorch.batch_trigger('bat-echo',
 	  {}]',
 	'{"tags": ["batch"], "metadata": {"from": "batch"}}') AS b1 \gset
 SELECT wait_for_runs();
-SELECT batch_index, status, output, tags, metadata FROM taskorch.runs
+SELECT batch_index, status, output, tags, metadata FROM taskorch.runs_wide
  WHERE batch_id = :'b1' ORDER BY batch_index;
 SELECT r->>'id' = :'b1' AS same_id, r->>'taskIdentifier' AS task, r->'itemCount' AS items,
 	   jsonb_path_query_array(r, '$.runs[*].output') AS outputs,
@@ -54,7 +54,7 @@ SELECT taskorch.batch_trigger('bat-echo',
 	   FROM generate_series(1, 1000) g)) AS big \gset
 SELECT wait_for_runs();
 SELECT count(*), min(batch_index), max(batch_index), bool_and(status = 'COMPLETED') AS all_completed
-  FROM taskorch.runs WHERE batch_id = :'big';
+  FROM taskorch.runs_wide WHERE batch_id = :'big';
 
 -- list_runs: filters, newest first, pages through a cursor
 SELECT count(*) AS in_batch FROM taskorch.list_runs(batch => :'b1');
@@ -77,10 +77,10 @@ SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {"d": 1}}, {"payload": {
 							  '{"delay": "1h", "tags": ["later"]}') AS b3 \gset
 SELECT taskorch.cancel_runs(batch => :'b3') AS canceled;
 SELECT taskorch.cancel_runs(batch => :'b3') AS canceled_again;
-SELECT DISTINCT status FROM taskorch.runs WHERE batch_id = :'b3';
+SELECT DISTINCT status FROM taskorch.runs_wide WHERE batch_id = :'b3';
 SELECT count(*) AS replayed FROM taskorch.replay_runs(task => ARRAY['bat-fail']);
 SELECT wait_for_runs();
-SELECT count(*) AS replays_of_failures FROM taskorch.runs
+SELECT count(*) AS replays_of_failures FROM taskorch.runs_wide
  WHERE task_id = 'bat-fail' AND replayed_from IS NOT NULL AND status = 'FAILED';
 
 -- batch_trigger_query: the items are streamed from a query's rows
@@ -95,14 +95,14 @@ SELECT item_count FROM taskorch.batch WHERE id = :'bq';
 SELECT count(*), min(batch_index), max(batch_index),
 	   bool_and((output->>'id')::int = batch_index + 1) AS in_order,
 	   bool_and(tags = '{streamed}') AS batch_options, bool_and(status = 'COMPLETED') AS all_completed
-  FROM taskorch.runs WHERE batch_id = :'bq';
+  FROM taskorch.runs_wide WHERE batch_id = :'bq';
 -- mixed tasks and per-row options from columns
 SELECT taskorch.batch_trigger_query($q$
 	SELECT CASE WHEN id = 1 THEN 'bat-fail' ELSE 'bat-echo' END AS task,
 		   jsonb_build_object('id', id) AS payload,
 		   CASE WHEN id = 2 THEN '{"delay": "1h"}'::jsonb END AS options
 	  FROM bat_records WHERE id <= 3 $q$) AS bq2 \gset
-SELECT batch_index, task_id, status = 'DELAYED' AS delayed FROM taskorch.runs WHERE batch_id = :'bq2' ORDER BY batch_index;
+SELECT batch_index, task_id, status = 'DELAYED' AS delayed FROM taskorch.runs_wide WHERE batch_id = :'bq2' ORDER BY batch_index;
 -- an empty result is an empty batch
 SELECT taskorch.batch_trigger_query('SELECT ''{}''::jsonb AS payload WHERE false', 'bat-echo') AS bq3 \gset
 SELECT item_count FROM taskorch.batch WHERE id = :'bq3';
@@ -145,9 +145,9 @@ DROP TABLE bat_records;
 -- JavaScript array and psycopg a list of Jsonb; a jsonb value still takes
 -- the one-task form, and a JSON object is no list of items
 SELECT taskorch.batch_trigger('bat-echo', '{"{\"payload\": {\"i\": 1}}","{\"payload\": {\"i\": 2}}"}') AS b \gset
-SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs_wide WHERE batch_id = :'b';
 SELECT taskorch.batch_trigger('bat-echo', ARRAY['{"payload": {"i": 3}}'::jsonb]) AS b \gset
-SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs_wide WHERE batch_id = :'b';
 SELECT taskorch.batch_trigger('bat-echo', jsonb_build_array(jsonb_build_object('payload', '{"i": 4}'::jsonb))) AS b \gset
-SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs WHERE batch_id = :'b';
+SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs_wide WHERE batch_id = :'b';
 SELECT taskorch.batch_trigger('bat-echo', '{"a": 1}');

@@ -4,7 +4,7 @@ CREATE TABLE hook_calls (hook text, payload jsonb, metadata jsonb);
 CREATE FUNCTION record_hook(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	INSERT INTO hook_calls
 	SELECT taskorch.current_run()->>'taskIdentifier', payload,
-		   (SELECT metadata FROM taskorch.runs WHERE id = taskorch.current_run()->>'id')
+		   (SELECT metadata FROM taskorch.runs_wide WHERE id = taskorch.current_run()->>'id')
 	RETURNING jsonb_build_object('recorded', true) $$;
 SELECT taskorch.register_task('notify-success', 'record_hook(jsonb)');
 SELECT taskorch.register_task('notify-error', 'record_hook(jsonb)');

@@ -61,7 +61,7 @@ SELECT taskorch.register_task('logs-big-data', 'logs_big_data(jsonb)', max_attem
 SELECT taskorch.trigger('logs-big-data') AS big \gset
 SELECT wait_for_runs();
 SELECT status, error->>'sqlstate' AS sqlstate, error->>'message' AS message, error->>'hint' AS hint
-  FROM taskorch.runs WHERE id = :'big';
+  FROM taskorch.runs_wide WHERE id = :'big';
 SELECT count(*) AS entries FROM taskorch.logs WHERE run_id = :'big';
 
 -- a task that waits runs again from the top on resume: what it logged

@@ -9,7 +9,7 @@ SELECT taskorch.register_task('man-sleep', 'man_sleep(jsonb)');
 SELECT taskorch.trigger('man-echo', delay => '1h') AS d \gset
 SELECT taskorch.cancel(:'d') AS canceled, taskorch.cancel(:'d') AS again;
 SELECT status, finished_at IS NOT NULL AS finished, error->>'message' AS error
-  FROM taskorch.runs WHERE id = :'d';
+  FROM taskorch.runs_wide WHERE id = :'d';
 -- cancel inside a rolled-back transaction changes nothing
 SELECT taskorch.trigger('man-echo', delay => '1h') AS d2 \gset
 BEGIN;
@@ -32,7 +32,7 @@ BEGIN
 END $$;
 SELECT taskorch.cancel(:'sleeper') AS canceled_executing;
 SELECT status, duration < interval '10 seconds' AS interrupted, error->>'message' AS error
-  FROM taskorch.runs WHERE id = :'sleeper';
+  FROM taskorch.runs_wide WHERE id = :'sleeper';
 -- the worker goes on with other runs
 SELECT taskorch.trigger('man-echo', '{"after": "cancel"}') AS after \gset
 SELECT wait_for_runs();
@@ -65,7 +65,7 @@ SELECT CASE id WHEN :'self' THEN 'self' WHEN :'mate' THEN 'mate' ELSE 'delayed' 
 -- reschedule: only a DELAYED run
 SELECT taskorch.reschedule(:'d2', '2h') - now() BETWEEN '2h' AND '2h 1s' AS moved;
 SELECT delayed_until - updated_at BETWEEN '2h' AND '2h 1s' AS delayed_until_moved, run_at = delayed_until AS due_moved
-  FROM taskorch.runs WHERE id = :'d2';
+  FROM taskorch.runs_wide WHERE id = :'d2';
 SELECT taskorch.reschedule(:'d2', now() + interval '50 milliseconds') IS NOT NULL AS moved_close;
 SELECT pg_sleep(0.3);
 SELECT wait_for_runs();
@@ -84,7 +84,7 @@ SELECT taskorch.replay(:'orig') AS copy \gset
 SELECT wait_for_runs();
 SELECT id <> :'orig' AS new_id, replayed_from = :'orig' AS linked, status, payload, tags,
 	   metadata, max_attempts, priority, output
-  FROM taskorch.runs WHERE id = :'copy';
+  FROM taskorch.runs_wide WHERE id = :'copy';
 
 -- others' runs: neither seen nor managed
 CREATE ROLE regress_man_other;

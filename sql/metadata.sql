@@ -20,7 +20,7 @@ SELECT taskorch.register_task('meta-task', 'meta_task(jsonb)', retry => '{"minTi
 SELECT taskorch.trigger('meta-task', metadata => '{"todo": ["a", "c"], "scratch": true}') AS run \gset
 SELECT wait_for_runs();
 -- the failed first attempt's changes stayed: two steps, two tries
-SELECT status, output, metadata FROM taskorch.runs WHERE id = :'run';
+SELECT status, output, metadata FROM taskorch.runs_wide WHERE id = :'run';
 SELECT taskorch.retrieve(:'run')->'metadata' AS retrieved;
 
 -- while a run executes, other sessions see the metadata its task set
@@ -36,16 +36,16 @@ SELECT taskorch.trigger('meta-progress') AS live \gset
 DO $$
 BEGIN
 	FOR i IN 1..500 LOOP
-		EXIT WHEN EXISTS (SELECT FROM taskorch.runs
+		EXIT WHEN EXISTS (SELECT FROM taskorch.runs_wide
 						   WHERE task_id = 'meta-progress' AND metadata ? 'progress');
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT status, metadata FROM taskorch.runs WHERE id = :'live';
+SELECT status, metadata FROM taskorch.runs_wide WHERE id = :'live';
 -- nothing is committed yet: the table still has the trigger's metadata
 SELECT metadata FROM taskorch.run WHERE id = :'live';
 SELECT wait_for_runs();
-SELECT status, metadata FROM taskorch.runs WHERE id = :'live';
+SELECT status, metadata FROM taskorch.runs_wide WHERE id = :'live';
 
 -- metadata too large to show live (over 4,096 bytes as text) is not shown
 -- cut, nor is the smaller value set before it: readers see the stored
@@ -69,11 +69,11 @@ BEGIN
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT status, metadata FROM taskorch.runs WHERE id = :'big';
+SELECT status, metadata FROM taskorch.runs_wide WHERE id = :'big';
 SELECT pg_advisory_unlock(4242);
 SELECT wait_for_runs();
 SELECT status, metadata->>'progress' AS progress, length(metadata->>'blob') AS blob
-  FROM taskorch.runs WHERE id = :'big';
+  FROM taskorch.runs_wide WHERE id = :'big';
 
 -- refusals
 CREATE FUNCTION meta_bad(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -89,7 +89,7 @@ SELECT taskorch.register_task('meta-array', 'meta_array(jsonb)', max_attempts =>
 SELECT taskorch.trigger('meta-bad') AS bad \gset
 SELECT taskorch.trigger('meta-array') AS arr \gset
 SELECT wait_for_runs();
-SELECT task_id, status, error->>'message' AS error, metadata FROM taskorch.runs
+SELECT task_id, status, error->>'message' AS error, metadata FROM taskorch.runs_wide
  WHERE id IN (:'bad', :'arr') ORDER BY task_id;
 SELECT taskorch.metadata();
 SELECT taskorch.metadata_set('k', '1');

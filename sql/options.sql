@@ -19,32 +19,32 @@ SELECT taskorch.pause_queue('opt-paused');
 SELECT taskorch.trigger('opt-echo', '{"n": 1}', delay => '1s', ttl => '1h', queue => 'opt-paused') AS delayed \gset
 SELECT status, delayed_until - created_at BETWEEN '1s' AND '1.1s' AS due_in_1s,
 	   expires_at IS NULL AS ttl_not_started
-  FROM taskorch.runs WHERE id = :'delayed';
+  FROM taskorch.runs_wide WHERE id = :'delayed';
 SELECT pg_sleep(1.5);
 -- queued at its time: the ttl counts from then, not from the trigger
 SELECT status, expires_at - delayed_until BETWEEN '1h' AND '1h 1s' AS ttl_from_enqueue
-  FROM taskorch.runs WHERE id = :'delayed';
+  FROM taskorch.runs_wide WHERE id = :'delayed';
 SELECT taskorch.resume_queue('opt-paused');
 SELECT wait_for_runs();
 SELECT status, started_at >= delayed_until AS started_after_delay, expires_at AS no_expiry_once_started
-  FROM taskorch.runs WHERE id = :'delayed';
+  FROM taskorch.runs_wide WHERE id = :'delayed';
 
 -- delay: the other forms
 SELECT taskorch.trigger('opt-echo', delay => '1h52m18s') AS r \gset
-SELECT delayed_until - created_at BETWEEN '1h52m18s' AND '1h52m19s' AS compound FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until - created_at BETWEEN '1h52m18s' AND '1h52m19s' AS compound FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', delay => '2w') AS r \gset
-SELECT delayed_until - created_at BETWEEN '14 days' AND '14 days 1s' AS weeks FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until - created_at BETWEEN '14 days' AND '14 days 1s' AS weeks FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', delay => interval '90 minutes') AS r \gset
-SELECT delayed_until - created_at BETWEEN '90 minutes' AND '90 minutes 1s' AS an_interval FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until - created_at BETWEEN '90 minutes' AND '90 minutes 1s' AS an_interval FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', delay => timestamptz '2099-12-01 00:00:00+00') AS r \gset
-SELECT delayed_until = '2099-12-01 00:00:00+00' AS a_timestamp FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until = '2099-12-01 00:00:00+00' AS a_timestamp FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', '{}', '{"delay": "2099-12-01T00:00:00Z"}') AS r \gset
-SELECT delayed_until = '2099-12-01 00:00:00+00' AS an_iso_string FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until = '2099-12-01 00:00:00+00' AS an_iso_string FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', delay => 88) AS r \gset
-SELECT delayed_until - created_at BETWEEN '88s' AND '89s' AS seconds_number FROM taskorch.runs WHERE id = :'r';
+SELECT delayed_until - created_at BETWEEN '88s' AND '89s' AS seconds_number FROM taskorch.runs_wide WHERE id = :'r';
 -- a time in the past: queued at once
 SELECT taskorch.trigger('opt-echo', delay => '2024-01-01T00:00:00Z') AS r \gset
-SELECT status <> 'DELAYED' AS not_delayed, delayed_until IS NULL AS no_delay FROM taskorch.runs WHERE id = :'r';
+SELECT status <> 'DELAYED' AS not_delayed, delayed_until IS NULL AS no_delay FROM taskorch.runs_wide WHERE id = :'r';
 SELECT wait_for_runs();
 -- cancel the far-future runs made above
 SELECT count(*) FILTER (WHERE taskorch.cancel(id)) AS canceled_delayed
@@ -57,18 +57,18 @@ SELECT taskorch.trigger('opt-echo', '{}', ttl => '100ms') AS stale \gset
 SELECT pg_sleep(0.3);
 COMMIT;
 SELECT wait_for_runs();
-SELECT status, attempts, error->>'message' AS error FROM taskorch.runs WHERE id = :'stale';
+SELECT status, attempts, error->>'message' AS error FROM taskorch.runs_wide WHERE id = :'stale';
 -- a number is seconds; 0 means none
 SELECT taskorch.trigger('opt-echo', ttl => 3600) AS r \gset
-SELECT ttl FROM taskorch.runs WHERE id = :'r';
+SELECT ttl FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', ttl => 0) AS r \gset
-SELECT ttl FROM taskorch.runs WHERE id = :'r';
+SELECT ttl FROM taskorch.runs_wide WHERE id = :'r';
 -- taskorch.default_ttl applies when no ttl is given
 SET taskorch.default_ttl = '10min';
 SELECT taskorch.trigger('opt-echo') AS r \gset
-SELECT ttl FROM taskorch.runs WHERE id = :'r';
+SELECT ttl FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', ttl => '1h') AS r \gset
-SELECT ttl FROM taskorch.runs WHERE id = :'r';
+SELECT ttl FROM taskorch.runs_wide WHERE id = :'r';
 RESET taskorch.default_ttl;
 SELECT wait_for_runs();
 
@@ -77,7 +77,7 @@ SELECT taskorch.trigger('opt-echo', '{"k": 1}', idempotency_key => 'order-42') A
 SELECT taskorch.trigger('opt-echo', '{"k": 2}', idempotency_key => 'order-42') = :'first' AS same_run;
 SELECT taskorch.trigger('opt-echo', '{"k": 3}', '{"idempotencyKey": "order-42"}') = :'first' AS same_run_camel;
 SELECT taskorch.trigger('opt-other', '{"k": 4}', idempotency_key => 'order-42') <> :'first' AS other_task_other_run;
-SELECT count(*) AS runs_with_key FROM taskorch.runs WHERE idempotency_key = 'order-42';
+SELECT count(*) AS runs_with_key FROM taskorch.runs_wide WHERE idempotency_key = 'order-42';
 -- the key expires after its ttl (default 30 days)
 SELECT idempotency_key_expires_at - created_at AS key_ttl FROM taskorch.run WHERE id = :'first';
 SELECT taskorch.trigger('opt-echo', idempotency_key => 'short', idempotency_key_ttl => '100ms') AS short1 \gset
@@ -107,7 +107,7 @@ SELECT wait_for_runs();
 SELECT output FROM taskorch.runs WHERE id IN (:'parent1', :'parent2');
 -- each parent run made its own single child
 SELECT count(DISTINCT idempotency_key) AS child_keys, count(*) AS children
-  FROM taskorch.runs WHERE task_id = 'opt-echo' AND idempotency_key IS NOT NULL
+  FROM taskorch.runs_wide WHERE task_id = 'opt-echo' AND idempotency_key IS NOT NULL
    AND idempotency_key NOT IN ('order-42', 'short');
 
 -- priority: seconds ahead in the queue
@@ -116,14 +116,14 @@ SELECT created_at - run_at AS ahead_by FROM taskorch.run WHERE id = :'r';
 -- tags and metadata
 SELECT taskorch.trigger('opt-echo', tags => ARRAY['user:1', 'org:7', 'user:1'],
 							 metadata => '{"progress": 0}') AS r \gset
-SELECT tags, metadata FROM taskorch.runs WHERE id = :'r';
+SELECT tags, metadata FROM taskorch.runs_wide WHERE id = :'r';
 SELECT taskorch.trigger('opt-echo', '{}', '{"tags": "single"}') AS r \gset
 SELECT tags FROM taskorch.runs WHERE id = :'r';
 -- per-run max_attempts and max_duration override the task's
 SELECT taskorch.trigger('opt-fail', max_attempts => 1) AS once \gset
 SELECT taskorch.trigger('opt-sleep', '{}', '{"maxDuration": "300ms"}') AS bounded \gset
 SELECT wait_for_runs();
-SELECT task_id, status, attempts, max_attempts FROM taskorch.runs WHERE id IN (:'once', :'bounded')
+SELECT task_id, status, attempts, max_attempts FROM taskorch.runs_wide WHERE id IN (:'once', :'bounded')
  ORDER BY task_id;
 
 -- refusals, each naming the option; nothing is written
@@ -175,4 +175,4 @@ SELECT taskorch.trigger('opt-echo', tags => ARRAY[repeat('é', 128)],
 						idempotency_key => repeat('k', 2048)) AS longest \gset
 SELECT length(tags[1]) AS tag_characters, octet_length(tags[1]) AS tag_bytes,
 	   octet_length(idempotency_key) AS key_bytes
-  FROM taskorch.runs WHERE id = :'longest';
+  FROM taskorch.runs_wide WHERE id = :'longest';

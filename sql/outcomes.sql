@@ -61,7 +61,7 @@ SELECT taskorch.trigger('out-slow') AS slow \gset
 SELECT wait_for_runs();
 
 SELECT task_id, status, attempts, output, error->>'message' AS error
-  FROM taskorch.runs
+  FROM taskorch.runs_wide
  WHERE id IN (:'ok', :'nul', :'fail', :'flaky', :'abort', :'result_ok',
 			  :'result_fail', :'one', :'slow')
  ORDER BY task_id, created_at;

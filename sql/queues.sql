@@ -16,7 +16,7 @@ SELECT name, concurrency_limit FROM taskorch.queues WHERE created ORDER BY name;
 SELECT taskorch.trigger('q-echo') AS r1 \gset
 SELECT taskorch.trigger('q-echo', queue => 'paid-users', concurrency_key => 'user-1') AS r2 \gset
 SELECT wait_for_runs();
-SELECT queue, concurrency_key, status FROM taskorch.runs WHERE id IN (:'r1', :'r2') ORDER BY queue;
+SELECT queue, concurrency_key, status FROM taskorch.runs_wide WHERE id IN (:'r1', :'r2') ORDER BY queue;
 
 -- pause: runs wait; resume: they run
 SELECT taskorch.pause_queue('free-users');
@@ -166,8 +166,8 @@ SELECT sq_state() = :'before' AS unchanged;
 SELECT taskorch.trigger('sq-mal-parent', '{"task": "sq-mal", "queue": "sq-bob-save"}') AS refused_parent \gset
 RESET ROLE;
 SELECT wait_for_runs();
-SELECT status, error->>'message' AS message FROM taskorch.runs WHERE id = :'refused_parent';
-SELECT count(*) AS runs_in_bobs_queue FROM taskorch.runs WHERE queue = 'sq-bob-save';
+SELECT status, error->>'message' AS message FROM taskorch.runs_wide WHERE id = :'refused_parent';
+SELECT count(*) AS runs_in_bobs_queue FROM taskorch.runs_wide WHERE queue = 'sq-bob-save';
 
 -- granted, mallory may use bob's queue (trigger into it, register in it),
 -- and still not change it
@@ -185,7 +185,7 @@ SELECT taskorch.pause_queue('sq-bob-save');
 SELECT taskorch.grant_queue('sq-bob-save', 'regress_qcarol');
 RESET ROLE;
 SELECT wait_for_runs();
-SELECT r.task_id, r.queue, r.status, r.triggered_by FROM taskorch.runs r
+SELECT r.task_id, r.queue, r.status, r.triggered_by FROM taskorch.runs_wide r
  WHERE r.id = :'granted_run' OR r.id = :'granted_parent' OR r.parent_run_id = :'granted_parent'
  ORDER BY r.task_id;
 -- revoked, she may not; granted to a role she is a member of, she may
@@ -210,7 +210,7 @@ SELECT taskorch.register_task('sq-mal-in-bob', 'sq_echo(jsonb)');
 SELECT taskorch.register_task('sq-mal-in-bob', 'sq_echo(jsonb)', queue => 'sq-bob-save');
 RESET ROLE;
 SELECT wait_for_runs();
-SELECT queue, status FROM taskorch.runs WHERE id = :'kept_run';
+SELECT queue, status FROM taskorch.runs_wide WHERE id = :'kept_run';
 
 -- whoever may trigger bob's task may put its runs into the task's own queue,
 -- and no other queue of bob's
@@ -222,7 +222,7 @@ SELECT taskorch.trigger('sq-bob-save', queue => 'sq-bob-save') AS carol_run2 \gs
 SELECT taskorch.trigger('sq-bob-save', queue => 'sq-bob-next');
 RESET ROLE;
 SELECT wait_for_runs();
-SELECT queue, status, triggered_by FROM taskorch.runs WHERE id IN (:'carol_run', :'carol_run2');
+SELECT queue, status, triggered_by FROM taskorch.runs_wide WHERE id IN (:'carol_run', :'carol_run2');
 
 -- a member of bob's role acts for bob
 SET ROLE regress_qdeputy;

@@ -38,7 +38,7 @@ BEGIN;
 SELECT taskorch.trigger('reg-void', '{"n": 4}') AS r4 \gset
 SELECT taskorch.unregister_task('reg-void');
 COMMIT;
-SELECT status, error->>'message' AS message FROM taskorch.runs WHERE id = :'r4';
+SELECT status, error->>'message' AS message FROM taskorch.runs_wide WHERE id = :'r4';
 SELECT count(*) AS history_kept FROM taskorch.runs WHERE task_id = 'reg-void';
 SELECT id FROM taskorch.tasks WHERE id = 'reg-void';
 -- a task that unregisters itself: the runs its batch holds (its own, and

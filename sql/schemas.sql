@@ -142,9 +142,9 @@ SELECT taskorch.trigger('extract-audio', '{"tenantId": "t", "projectId": "p", "u
 SELECT taskorch.trigger('extract-audio', '{"tenantId": "t", "projectId": "p", "url": "https://x", "fp_failure": 1}') AS fp \gset
 SELECT wait_for_runs();
 SELECT status, output FROM taskorch.runs WHERE id = :'good';
-SELECT status, error->>'message' AS error, error->>'detail' AS detail FROM taskorch.runs WHERE id = :'bad';
+SELECT status, error->>'message' AS error, error->>'detail' AS detail FROM taskorch.runs_wide WHERE id = :'bad';
 -- an FP Result failure is the run's own error, not a schema failure
-SELECT status, error->>'message' AS error FROM taskorch.runs WHERE id = :'fp';
+SELECT status, error->>'message' AS error FROM taskorch.runs_wide WHERE id = :'fp';
 
 -- a schema in use cannot be dropped; only its owner may change it
 SELECT taskorch.drop_schema('base-input');

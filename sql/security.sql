@@ -53,11 +53,11 @@ SELECT wait_for_runs();
 SELECT status, output FROM taskorch.runs WHERE id = :'alice_run';
 SELECT DISTINCT who FROM sec.alice_log;
 -- with alice's privileges: no access to what alice cannot read
-SELECT status, error->>'message' AS error FROM taskorch.runs WHERE id = :'secret_run';
+SELECT status, error->>'message' AS error FROM taskorch.runs_wide WHERE id = :'secret_run';
 -- task code cannot switch back to the superuser or leave traces
 SELECT id = :'set_role_run' AS set_role, id = :'reset_role_run' AS reset_role,
 	   id = :'set_session_run' AS set_session, status, error->>'message' AS error
-  FROM taskorch.runs WHERE id IN (:'set_role_run', :'reset_role_run', :'set_session_run', :'temp_run')
+  FROM taskorch.runs_wide WHERE id IN (:'set_role_run', :'reset_role_run', :'set_session_run', :'temp_run')
  ORDER BY created_at;
 SELECT DISTINCT status, output FROM taskorch.runs WHERE task_id = 'sec-show-path';
 
@@ -88,7 +88,7 @@ SELECT taskorch.trigger('sec-whoami') AS bob_run \gset
 RESET ROLE;
 SELECT wait_for_runs();
 SET ROLE regress_bob;
-SELECT status, output, triggered_by, owner FROM taskorch.runs WHERE id = :'bob_run';
+SELECT status, output, triggered_by, owner FROM taskorch.runs_wide WHERE id = :'bob_run';
 -- bob sees the run he triggered, not alice's own runs
 SELECT count(*) AS bob_sees_runs FROM taskorch.runs WHERE task_id LIKE 'sec-%';
 SELECT taskorch.retrieve(:'bob_run')->>'status' AS bob_retrieves;
@@ -146,7 +146,7 @@ SELECT taskorch.trigger('sec-private') AS private_run \gset
 RESET ROLE;
 SELECT wait_for_runs();
 SELECT status, error->>'message' AS error, error->>'sqlstate' AS sqlstate
-  FROM taskorch.runs WHERE id = :'private_run';
+  FROM taskorch.runs_wide WHERE id = :'private_run';
 
 -- functions that change privileges pin their search_path
 SELECT p.oid::regprocedure FROM pg_proc p

@@ -55,8 +55,8 @@ SELECT j->'status' AS status, j->'extract_audio' AS extract_audio, j->'summary' 
 SELECT level, message FROM taskorch.logs WHERE run_id = :'job' ORDER BY logged_at, position;
 -- the steps' runs are the track's children, in the tree the track is the top of
 SELECT count(*) AS steps, bool_and(root_run_id = :'job') AS rooted_at_the_track,
-	   (SELECT root_run_id IS NULL FROM taskorch.runs WHERE id = :'job') AS track_is_a_root
-  FROM taskorch.runs WHERE parent_run_id = :'job';
+	   (SELECT root_run_id IS NULL FROM taskorch.runs_wide WHERE id = :'job') AS track_is_a_root
+  FROM taskorch.runs_wide WHERE parent_run_id = :'job';
 
 -- a failed step stops the track by default: the run fails, the envelope in its error
 CALL taskorch.run_and_wait('MEDIA_TRACK', '{"tenantId": "t1", "projectId": "p1", "url": "https://v/broken"}') \gset

@@ -11,7 +11,7 @@ SELECT :'run' ~ '^run_[0-9]+$' AS looks_like_a_run_id;
 SELECT wait_for_runs();
 SELECT status, output, attempts, error, started_at >= created_at AS started_after_created,
 	   finished_at >= started_at AS finished_after_started
-  FROM taskorch.runs WHERE id = :'run';
+  FROM taskorch.runs_wide WHERE id = :'run';
 SELECT addr FROM outbox;
 
 -- retrieve() gives the whole run as jsonb

@@ -29,7 +29,7 @@ BEGIN
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT id, status, output, tags, metadata, priority FROM taskorch.runs;
+SELECT id, status, output, tags, metadata, priority FROM taskorch.runs_wide;
 SELECT taskorch.trigger('up-echo', delay => '1h') AS delayed \gset
 SELECT status FROM taskorch.runs WHERE id = :'delayed';
 

@@ -23,7 +23,7 @@ BEGIN
 	END LOOP;
 END $$;
 -- waiting: no attempt spent, no worker held, nothing of the task committed
-SELECT status, attempts, run_at > now() AS resumes_later FROM taskorch.runs WHERE id = :'run';
+SELECT status, attempts, run_at > now() AS resumes_later FROM taskorch.runs_wide WHERE id = :'run';
 SELECT count(*) AS workers_busy FROM taskorch.workers() WHERE run_id = :'run';
 SELECT count(*) AS traces FROM wait_trace;
 SELECT seq, kind, completed_at IS NULL AS pending FROM taskorch.waitpoint WHERE run_id = :'run';
@@ -105,10 +105,10 @@ END $$;
 SELECT status, attempts, (output->'one') - 'id' AS one, output->'one'->>'id' ~ '^run_' AS has_id
   FROM taskorch.runs WHERE id = :'parent';
 SELECT r->>'taskIdentifier' AS task, r->'ok' AS ok, r->'output' AS output, r->'error'->>'message' AS error
-  FROM taskorch.runs p, jsonb_array_elements(p.output->'many'->'runs') r WHERE p.id = :'parent';
+  FROM taskorch.runs_wide p, jsonb_array_elements(p.output->'many'->'runs') r WHERE p.id = :'parent';
 SELECT output->'mixed_tasks' AS mixed_tasks, output->'mixed_ok' AS mixed_ok FROM taskorch.runs WHERE id = :'parent';
 SELECT count(*) AS children, count(*) FILTER (WHERE parent_run_id = :'parent') AS linked
-  FROM taskorch.runs WHERE task_id IN ('wait-child', 'wait-task') AND parent_run_id IS NOT NULL;
+  FROM taskorch.runs_wide WHERE task_id IN ('wait-child', 'wait-task') AND parent_run_id IS NOT NULL;
 -- the parent's work before its waits committed once
 SELECT note, count(*) FROM parent_trace GROUP BY note;
 SELECT taskorch.trigger_and_wait('wait-child', '{}');
@@ -129,12 +129,12 @@ BEGIN
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT status, (SELECT status FROM taskorch.runs c WHERE c.parent_run_id = p.id) AS child
-  FROM taskorch.runs p WHERE id = :'p1';
+SELECT status, (SELECT status FROM taskorch.runs_wide c WHERE c.parent_run_id = p.id) AS child
+  FROM taskorch.runs_wide p WHERE id = :'p1';
 SELECT taskorch.cancel(:'p1') AS parent_canceled;
-SELECT status, (SELECT status FROM taskorch.runs c WHERE c.parent_run_id = p.id) AS child
-  FROM taskorch.runs p WHERE id = :'p1';
-SELECT taskorch.cancel(id) AS child_canceled FROM taskorch.runs WHERE parent_run_id = :'p2';
+SELECT status, (SELECT status FROM taskorch.runs_wide c WHERE c.parent_run_id = p.id) AS child
+  FROM taskorch.runs_wide p WHERE id = :'p1';
+SELECT taskorch.cancel(id) AS child_canceled FROM taskorch.runs_wide WHERE parent_run_id = :'p2';
 DO $$
 BEGIN
 	FOR i IN 1..500 LOOP
@@ -142,7 +142,7 @@ BEGIN
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT status, output->'ok' AS ok, output->'error'->>'message' AS error FROM taskorch.runs WHERE id = :'p2';
+SELECT status, output->'ok' AS ok, output->'error'->>'message' AS error FROM taskorch.runs_wide WHERE id = :'p2';
 
 -- the unwrap form: the child's output, or its failure as an error whose
 -- detail carries runId, taskId and cause (SubtaskUnwrapError)
@@ -196,8 +196,8 @@ END $$;
 SELECT taskorch.register_task('query-parent', 'query_parent(jsonb)');
 CALL taskorch.run_and_wait('query-parent', timeout => '60 seconds') \gset
 SELECT :'result'::jsonb->'output' AS query_wait;
-SELECT count(*) AS children FROM taskorch.runs r
- WHERE r.parent_run_id = (SELECT id FROM taskorch.runs WHERE task_id = 'query-parent');
+SELECT count(*) AS children FROM taskorch.runs_wide r
+ WHERE r.parent_run_id = (SELECT id FROM taskorch.runs_wide WHERE task_id = 'query-parent');
 -- a query with no rows: the wait is over at once, with no runs
 CREATE FUNCTION empty_query_parent(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT taskorch.batch_trigger_and_wait_query('SELECT jsonb_build_object(''n'', n) AS payload FROM wait_records WHERE false',
@@ -232,8 +232,8 @@ BEGIN
 		PERFORM pg_sleep(0.01);
 	END LOOP;
 END $$;
-SELECT status, metadata->>'token' ~ '^waittoken_' AS has_token FROM taskorch.runs WHERE id = :'approved';
-SELECT metadata->>'token' AS token FROM taskorch.runs WHERE id = :'approved' \gset
+SELECT status, metadata->>'token' ~ '^waittoken_' AS has_token FROM taskorch.runs_wide WHERE id = :'approved';
+SELECT metadata->>'token' AS token FROM taskorch.runs_wide WHERE id = :'approved' \gset
 SELECT status FROM taskorch.wait_tokens WHERE id = :'token';
 SELECT taskorch.complete_wait_token(:'token', '{"approved": true}');
 SELECT regexp_replace(try(format('SELECT taskorch.complete_wait_token(%L, %L)', :'token', '{"approved": false}')),

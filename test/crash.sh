@@ -218,7 +218,7 @@ for attempt in 1 2; do
 done
 wait_for "$port" postgres "SELECT status = 'CRASHED' FROM taskorch.run WHERE id = '$poison'" 60 ||
 	fail "the poison run did not end CRASHED: $(psql_as "$port" postgres -tAc "SELECT status, attempts FROM taskorch.run WHERE id = '$poison'")"
-psql_as "$port" postgres -c "SELECT id, status, attempts, error->>'message' AS error FROM taskorch.runs WHERE id = '$poison'" \
+psql_as "$port" postgres -c "SELECT id, status, attempts, error->>'message' AS error FROM taskorch.runs_wide WHERE id = '$poison'" \
 	-c "SELECT number, status FROM taskorch.attempts WHERE run_id = '$poison' ORDER BY number"
 [ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.attempt WHERE run_id = '$poison' AND status = 'CRASHED'")" = 2 ] ||
 	fail "the poison run should have two CRASHED attempts"
@@ -250,7 +250,7 @@ SELECT taskorch.batch_trigger('[{"task": "crash", "payload": {}}, {"task": "unre
 SQL
 wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'EXECUTING'))" 60 ||
 	fail "the batch with an unrecordable run did not settle"
-psql_as "$port" postgres -c "SELECT task_id, status, attempts, error->>'message' AS error FROM taskorch.runs
+psql_as "$port" postgres -c "SELECT task_id, status, attempts, error->>'message' AS error FROM taskorch.runs_wide
 							 WHERE task_id = 'unrecordable' OR batch_id IS NOT NULL AND created_at > now() - interval '1 minute'
 							 ORDER BY id"
 [ "$(psql_as "$port" postgres -tAc "SELECT status FROM taskorch.run WHERE task_id = 'unrecordable'")" = SYSTEM_FAILURE ] ||

@@ -164,7 +164,7 @@ echo "ok - pg_restore without bob: every task, run, attempt and log of every rol
 
 [ "$(b app -tAc "SELECT string_agg(DISTINCT owner::text, ' ') FROM taskorch.tasks WHERE id LIKE 'b-%'")" = bob ] ||
 	fail "bob's tasks do not show his name"
-[ "$(b app -tAc "SELECT count(*) FROM taskorch.runs WHERE owner::text = 'bob' AND owner::oid = 0")" = 12 ] ||
+[ "$(b app -tAc "SELECT count(*) FROM taskorch.runs_wide WHERE owner::text = 'bob' AND owner::oid = 0")" = 12 ] ||
 	fail "bob's runs do not show his name (or name a role)"
 missing=$(b app -tAc "SELECT string_agg(concat_ws(' ', role, in_column, rows), ', ' ORDER BY role, in_column) FROM taskorch.missing_roles")
 expected="bob batch.triggered_by 1, bob queue.owner 1, bob run.owner 12, bob run.triggered_by 14, bob schema.owner 1, bob task.owner 3, bob task.triggerers 1, bob wait_token.owner 1, carol run.owner 2, carol run.triggered_by 2, carol task.owner 1"

@@ -88,7 +88,7 @@ wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE NOT
 	fail "the tracks did not all end CANCELED"
 echo "ok - one statement cancels 20 tracks while a worker ends their steps: no deadlock, all CANCELED"
 track=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('cancel-me', '{\"t\": 0}')")
-wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.runs WHERE task_id = 'slow' AND status = 'EXECUTING'
+wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.runs_wide WHERE task_id = 'slow' AND status = 'EXECUTING'
 													AND parent_run_id = '$track')" 60 ||
 	fail "the track's second step did not start"
 [ "$(psql_as "$port" postgres -tAc "SELECT taskorch.cancel('$track')")" = t ] || fail "cancel() of the track returned false"

@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(112);
+SELECT plan(113);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -139,12 +139,15 @@ SELECT enum_has_labels('taskorch', 'run_status',
 SELECT has_view('taskorch', 'tasks', 'view taskorch.tasks');
 SELECT has_view('taskorch', 'runs', 'view taskorch.runs');
 SELECT has_view('taskorch', 'attempts', 'view taskorch.attempts');
-SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempts',
+SELECT columns_are('taskorch', 'runs', ARRAY['id', 'task_id', 'status', 'attempts', 'tags',
+	'created_at', 'started_at', 'finished_at', 'duration', 'payload', 'output', 'error_message'],
+	'runs view: the columns people look at first');
+SELECT columns_are('taskorch', 'runs_wide', ARRAY['id', 'task_id', 'status', 'attempts',
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
 	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
 	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
 	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key', 'parent_run_id', 'root_run_id'],
-	'runs view columns');
+	'runs_wide view: every column');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',
 	'status', 'message', 'sqlstate', 'error', 'started_at', 'finished_at'], 'attempts view columns');
@@ -209,7 +212,7 @@ END $f$;
 SELECT taskorch.register_task('tap-temp-function', 'tap_temp_function(jsonb)', max_attempts => 1);
 SELECT taskorch.trigger('tap-temp-function');
 SELECT is(taskorch.run_pending(10), 1, 'run_pending executes the run that makes a temporary function');
-SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs WHERE task_id = 'tap-temp-function' $$,
+SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs_wide WHERE task_id = 'tap-temp-function' $$,
 	$$ VALUES ('FAILED', 'cannot create temporary objects within a task') $$,
 	'a temporary function made by a task fails its run');
 SELECT is(to_regprocedure('pg_temp.tap_planted()'), NULL, 'and is gone with it');

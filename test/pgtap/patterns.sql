@@ -24,7 +24,7 @@ SELECT is(pg_temp.output_of('profile')->'settings', '{"theme": "dark"}', 'destru
 SELECT is(jsonb_path_query_array(pg_temp.output_of('per-task'), '$[*].success'), '[true, false, true]',
 	'per task: every run succeeds or fails on its own');
 SELECT is(pg_temp.output_of('per-task')->1->>'taskId', 'square', 'per task: a failure names its task');
-SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs
+SELECT results_eq($$ SELECT status::text, error->>'message' FROM taskorch.runs_wide
 					  WHERE task_id = 'per-task' AND status <> 'COMPLETED' $$,
 	$$ VALUES ('FAILED', '1 tasks failed') $$, 'per task: or the parent fails when any child failed');
 -- filtering by task identifier
@@ -38,7 +38,7 @@ SELECT is((SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(pg_temp.output_
 	ARRAY['errors', 'failed', 'processed', 'results'], 'fan-in: {processed, failed, results, errors}');
 SELECT is(pg_temp.output_of('process-items') - 'errors', '{"failed": 1, "processed": 3, "results": [1, 4, 16]}',
 	'fan-in: counts and the successful outputs in item order');
-SELECT is((SELECT status::text FROM taskorch.runs
+SELECT is((SELECT status::text FROM taskorch.runs_wide
 			WHERE id = pg_temp.output_of('process-items')->'errors'->0->>'id'), 'FAILED',
 	'fan-in: an error names the failed child run');
 SELECT is((SELECT count(*) FROM pg_temp.children_of('process-items')), 4::bigint,
@@ -59,7 +59,7 @@ SELECT is((SELECT concurrency_limit FROM taskorch.queues WHERE name = 'api-calls
 	'concurrency: the child''s queue is limited to 5');
 SELECT results_eq($$ SELECT queue, count(*) FROM pg_temp.children_of('batch-process') GROUP BY queue $$,
 	$$ VALUES ('api-calls', 20::bigint) $$, 'concurrency: every child ran on the limited queue');
-SELECT is((SELECT queue FROM taskorch.runs WHERE task_id = 'batch-process'), 'batch-process',
+SELECT is((SELECT queue FROM taskorch.runs_wide WHERE task_id = 'batch-process'), 'batch-process',
 	'concurrency: the parent is on its own queue (its task''s), not the limited one');
 -- streaming batch items from a query
 SELECT is(pg_temp.output_of('process-records'), '{"runs": 2000, "sum": 57000}',

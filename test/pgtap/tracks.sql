@@ -14,7 +14,7 @@ CREATE FUNCTION pg_temp.step_run(of_job text, named text) RETURNS taskorch.run L
 	 WHERE s.job_id = of_job AND s.step = named $$;
 
 -- the envelope
-SELECT is((SELECT array_agg(k ORDER BY k) FROM taskorch.runs r, jsonb_object_keys(r.output) k
+SELECT is((SELECT array_agg(k ORDER BY k) FROM taskorch.runs_wide r, jsonb_object_keys(r.output) k
 			WHERE r.id = pg_temp.job_of('MEDIA_TRACK', 1)),
 	ARRAY['job', 'metadata', 'results', 'trampData'], 'a track''s output is the envelope {job, results, metadata, trampData}');
 SELECT is((SELECT (output->'job') - 'input' FROM taskorch.runs WHERE id = pg_temp.job_of('MEDIA_TRACK', 1)),
@@ -40,7 +40,7 @@ SELECT is((SELECT array_agg(step || ':' || status ORDER BY position) FROM taskor
 			WHERE job_id = pg_temp.job_of('MEDIA_TRACK_LENIENT', 1)),
 	ARRAY['extract_audio:FAILED', 'extract_frames:COMPLETED', 'detect_scenes:COMPLETED'],
 	'continue_on_failure runs every step');
-SELECT is((SELECT error->'result'->'data'->'metadata'->'errors'->0->>'step' FROM taskorch.runs
+SELECT is((SELECT error->'result'->'data'->'metadata'->'errors'->0->>'step' FROM taskorch.runs_wide
 			WHERE id = pg_temp.job_of('MEDIA_TRACK_LENIENT', 1)), 'extract_audio',
 	'and collects the errors in the envelope of its failure');
 -- jobs

@@ -43,7 +43,7 @@ BEGIN
 					'id', r.id, 'taskIdentifier', r.task_id, 'status', r.status,
 					'output', r.output, 'error', r.error, 'attempts', r.attempts)
 					ORDER BY r.batch_index)
-				FROM taskorch.runs r WHERE r.batch_id = b.id), '[]'))
+				FROM taskorch.runs_wide r WHERE r.batch_id = b.id), '[]'))
 	  INTO result
 	  FROM taskorch.batch b WHERE b.id = batch_retrieve.batch;
 	IF result IS NULL THEN

@@ -31,7 +31,8 @@ COMMENT ON SEQUENCE taskorch.wait_token_id_seq IS 'the numbers of wait token ids
 
 -- views
 COMMENT ON VIEW taskorch.tasks IS 'registered tasks you can see, with their options (docs/tasks.md)';
-COMMENT ON VIEW taskorch.runs IS 'runs you can see: status, attempts, timing, payload and output (docs/runs.md)';
+COMMENT ON VIEW taskorch.runs IS 'runs you can see: status, attempts, timing, payload, output, error message (docs/runs.md)';
+COMMENT ON VIEW taskorch.runs_wide IS 'runs you can see, with every column: options, owner, batch, parent... (docs/runs.md)';
 COMMENT ON VIEW taskorch.attempts IS 'failed attempts of the runs you can see (docs/retries.md)';
 COMMENT ON VIEW taskorch.logs IS 'log entries of the runs you can see, in the order they happened (docs/logs.md)';
 COMMENT ON VIEW taskorch.queues IS 'queues, their limits and what runs in them now (docs/queues.md)';

@@ -17,7 +17,7 @@ SELECT j.id, j.task_id AS name, d.kind,
 	   greatest(j.updated_at, (SELECT max(c.updated_at) FROM taskorch.run c WHERE c.parent_run_id = j.id))
 		   AS lastupdated,
 	   j.error
-  FROM taskorch.runs j JOIN taskorch.composite d ON d.name = j.task_id;
+  FROM taskorch.runs_wide j JOIN taskorch.composite d ON d.name = j.task_id;
 GRANT SELECT ON taskorch.jobs TO PUBLIC;
 
 -- The steps of every job: a track's steps and an orchestrator's members

@@ -24,10 +24,10 @@ CREATE OR REPLACE FUNCTION taskorch.replay(run text) RETURNS text
 CREATE OR REPLACE FUNCTION taskorch_internal.matching_runs(
 	status text[], task text[], tags text[], batch text,
 	created_after timestamptz, created_before timestamptz)
-	RETURNS SETOF taskorch.runs
+	RETURNS SETOF taskorch.runs_wide
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 	AS $$
-	SELECT r.* FROM taskorch.runs r
+	SELECT r.* FROM taskorch.runs_wide r
 	 WHERE ($1 IS NULL OR r.status::text = ANY ($1))
 	   AND ($2 IS NULL OR r.task_id = ANY ($2))
 	   AND ($3 IS NULL OR r.tags @> $3)
@@ -60,7 +60,7 @@ CREATE OR REPLACE FUNCTION taskorch.list_runs(
 	created_before timestamptz DEFAULT NULL,
 	page_size int DEFAULT 100,
 	cursor text DEFAULT NULL)
-	RETURNS SETOF taskorch.runs
+	RETURNS SETOF taskorch.runs_wide
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 	AS $$
@@ -74,7 +74,7 @@ BEGIN
 	END IF;
 	PERFORM taskorch_internal.check_statuses(status);
 	IF cursor IS NOT NULL THEN
-		SELECT r.created_at INTO after_created FROM taskorch.runs r WHERE r.id = cursor;
+		SELECT r.created_at INTO after_created FROM taskorch.runs_wide r WHERE r.id = cursor;
 		IF NOT FOUND THEN
 			RAISE EXCEPTION 'cursor "%" is not a run you can see', cursor
 				USING ERRCODE = 'invalid_parameter_value',

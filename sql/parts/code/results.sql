@@ -53,7 +53,7 @@ CREATE OR REPLACE FUNCTION taskorch.result(run text) RETURNS jsonb
 DECLARE
 	r record;
 BEGIN
-	SELECT id, task_id, status, output, error INTO r FROM taskorch.runs WHERE id = run;
+	SELECT id, task_id, status, output, error INTO r FROM taskorch.runs_wide WHERE id = run;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'run "%" does not exist', run
 			USING ERRCODE = 'undefined_object',

@@ -7,9 +7,10 @@ CREATE OR REPLACE FUNCTION taskorch.executing_runs(
 	LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'taskorch_executing_runs';
 
 ------------------------------------------------------------------------------
--- The runs and attempts views
+-- The runs and attempts views.  runs_wide has every column of a run;
+-- runs the ones people look at first, the error as its message.
 ------------------------------------------------------------------------------
-CREATE OR REPLACE VIEW taskorch.runs WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW taskorch.runs_wide WITH (security_invoker = true) AS
 SELECT r.id, r.task_id,
 	   CASE WHEN e.run_id IS NOT NULL THEN taskorch_internal.executing()
 			ELSE r.status END AS status,
@@ -23,13 +24,18 @@ SELECT r.id, r.task_id,
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 
+CREATE OR REPLACE VIEW taskorch.runs WITH (security_invoker = true) AS
+SELECT id, task_id, status, attempts, tags, created_at, started_at, finished_at, duration,
+	   payload, output, error->>'message' AS error_message
+  FROM taskorch.runs_wide;
+
 CREATE OR REPLACE VIEW taskorch.attempts WITH (security_invoker = true) AS
 SELECT a.run_id, r.task_id, a.number, a.status,
 	   a.error->>'message' AS message, a.error->>'sqlstate' AS sqlstate,
 	   a.error, a.started_at, a.finished_at
   FROM taskorch.attempt a JOIN taskorch.run r ON r.id = a.run_id;
 
-GRANT SELECT ON taskorch.runs, taskorch.attempts TO PUBLIC;
+GRANT SELECT ON taskorch.runs, taskorch.runs_wide, taskorch.attempts TO PUBLIC;
 
 -- Inside a task: the run being executed ({id, taskIdentifier, attempt, ...}).
 CREATE OR REPLACE FUNCTION taskorch.current_run() RETURNS jsonb

@@ -99,7 +99,7 @@ BEGIN
 						ORDER BY a.number)
 				  FROM taskorch.attempt a WHERE a.run_id = r.id), '[]'))
 	  INTO result
-	  FROM taskorch.runs r
+	  FROM taskorch.runs_wide r
 	 WHERE r.id = retrieve.run;
 	IF result IS NULL THEN
 		RAISE EXCEPTION 'run "%" does not exist', run
