@@ -151,3 +151,22 @@ SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs_wi
 SELECT taskorch.batch_trigger('bat-echo', jsonb_build_array(jsonb_build_object('payload', '{"i": 4}'::jsonb))) AS b \gset
 SELECT jsonb_agg(payload ORDER BY batch_index) AS payloads FROM taskorch.runs_wide WHERE batch_id = :'b';
 SELECT taskorch.batch_trigger('bat-echo', '{"a": 1}');
+
+-- an idempotency key in the batch's options dedups the batch (Trigger.dev's
+-- batchTrigger(items, {idempotencyKey})): a second call returns the first
+-- batch and makes no run; the items do not inherit the key
+SELECT count(*) AS runs_before FROM taskorch.run \gset
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {"k": 1}}, {"payload": {"k": 2}}]',
+							  '{"idempotencyKey": "nightly", "delay": "1h"}') AS b \gset
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {"k": 1}}, {"payload": {"k": 2}}]',
+							  '{"idempotencyKey": "nightly", "delay": "1h"}') = :'b' AS same_batch;
+SELECT count(*) - :runs_before AS new_runs, count(idempotency_key) FILTER (WHERE batch_id = :'b') AS items_with_key
+  FROM taskorch.run;
+SELECT taskorch.batch_trigger(items => '[{"task": "bat-echo", "payload": {}}]',
+							  options => '{"idempotency_key": "nightly", "delay": "1h"}') <> :'b' AS other_form_other_batch;
+-- an item's own key is its own
+SELECT taskorch.batch_trigger('bat-echo', '[{"payload": {}, "options": {"idempotencyKey": "item-key"}}]',
+							  '{"idempotencyKey": "with-item-key", "idempotencyKeyTTL": "1h", "delay": "1h"}') AS b \gset
+SELECT idempotency_key FROM taskorch.runs_wide WHERE batch_id = :'b';
+SELECT idempotency_key, idempotency_key_expires_at - created_at < interval '1 hour 1 second' AS ttl_1h
+  FROM taskorch.batch WHERE id = :'b';

@@ -176,3 +176,38 @@ SELECT taskorch.trigger('opt-echo', tags => ARRAY[repeat('é', 128)],
 SELECT length(tags[1]) AS tag_characters, octet_length(tags[1]) AS tag_bytes,
 	   octet_length(idempotency_key) AS key_bytes
   FROM taskorch.runs_wide WHERE id = :'longest';
+
+-- a raw key given inside a task is the run's (as in Trigger.dev since
+-- 4.3.1): the same as idempotency_key(key); idempotency_key(key, 'global')
+-- is shared by every run
+CREATE FUNCTION opt_raw_parent(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	raw text := taskorch.trigger('opt-echo', payload, idempotency_key => 'raw-child');
+	made text := taskorch.trigger('opt-echo', payload, idempotency_key => taskorch.idempotency_key('raw-child'));
+	global text := taskorch.trigger('opt-echo', payload,
+									idempotency_key => taskorch.idempotency_key('raw-child', 'global'));
+BEGIN
+	RETURN jsonb_build_object('raw_is_run_scoped', raw = made, 'raw', raw, 'global', global);
+END $$;
+SELECT taskorch.register_task('opt-raw-parent', 'opt_raw_parent(jsonb)');
+SELECT taskorch.trigger('opt-raw-parent') AS rp1 \gset
+SELECT taskorch.trigger('opt-raw-parent') AS rp2 \gset
+SELECT wait_for_runs();
+SELECT bool_and((output->'raw_is_run_scoped')::bool) AS raw_is_run_scoped,
+	   count(DISTINCT output->>'raw') AS raw_children, count(DISTINCT output->>'global') AS global_children
+  FROM taskorch.runs WHERE id IN (:'rp1', :'rp2');
+-- a run that failed frees its key (Trigger.dev's rule): the next trigger
+-- makes a new run; a completed or canceled run keeps it
+SELECT taskorch.trigger('opt-fail', max_attempts => 1, idempotency_key => 'fails') AS failing \gset
+SELECT wait_for_runs();
+SELECT status FROM taskorch.runs WHERE id = :'failing';
+SELECT taskorch.trigger('opt-fail', max_attempts => 1, idempotency_key => 'fails') <> :'failing'
+	AS new_run_after_failure;
+SELECT taskorch.trigger('opt-echo', delay => '1h', idempotency_key => 'canceled') AS canceled \gset
+SELECT taskorch.cancel(:'canceled');
+SELECT taskorch.trigger('opt-echo', idempotency_key => 'canceled') = :'canceled' AS canceled_keeps_key;
+-- reset takes the key as trigger() would take it here, or in a scope
+SELECT taskorch.idempotency_key_reset('opt-echo', 'canceled') AS reset_runs;
+SELECT taskorch.idempotency_key_reset('opt-echo', 'raw-child', 'global') AS reset_global_runs;
+SELECT taskorch.idempotency_key_reset('opt-echo', 'raw-child', 'bogus');
+SELECT wait_for_runs();

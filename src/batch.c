@@ -52,7 +52,18 @@ typedef struct BatchArgs
 	PlanValue	item_count;
 	PlanValue	triggered_by;
 	PlanValue	options;
+	PlanValue	idempotency_key;	/* the batch's own: it dedups the batch */
+	PlanValue	idempotency_key_expires_at;
 } BatchArgs;
+
+/* a batch by its idempotency key */
+typedef struct BatchKeyArgs
+{
+	PlanValue	task_id;
+	PlanValue	triggered_by;
+	PlanValue	idempotency_key;
+	PlanValue	now;
+} BatchKeyArgs;
 
 typedef struct BatchIdRow
 {
@@ -64,15 +75,66 @@ static const PlanField batch_params[] = {
 	PLAN_PARAM(BatchArgs, item_count, INT4OID),
 	PLAN_PARAM(BatchArgs, triggered_by, OIDOID),
 	PLAN_PARAM(BatchArgs, options, JSONBOID),
+	PLAN_PARAM(BatchArgs, idempotency_key, TEXTOID),
+	PLAN_PARAM(BatchArgs, idempotency_key_expires_at, TIMESTAMPTZOID),
+};
+static const PlanField batch_key_params[] = {
+	PLAN_PARAM(BatchKeyArgs, task_id, TEXTOID),
+	PLAN_PARAM(BatchKeyArgs, triggered_by, OIDOID),
+	PLAN_PARAM(BatchKeyArgs, idempotency_key, TEXTOID),
+	PLAN_PARAM(BatchKeyArgs, now, TIMESTAMPTZOID),
 };
 static const PlanField batch_id_columns[] = {
 	PLAN_COLUMN(BatchIdRow, id),
 };
 static NamedPlan batch_plan = {
-	.sql = "INSERT INTO taskorch.batch (task_id, item_count, triggered_by, options)"
-	" VALUES (:task_id, :item_count, :triggered_by::regrole, :options) RETURNING id",
+	.sql = "INSERT INTO taskorch.batch (task_id, item_count, triggered_by, options,"
+	"                            idempotency_key, idempotency_key_expires_at)"
+	" VALUES (:task_id, :item_count, :triggered_by::regrole, :options,"
+	"         :idempotency_key, :idempotency_key_expires_at) RETURNING id",
 	PLAN_PARAMS(batch_params), PLAN_COLUMNS(batch_id_columns)
 };
+
+/* the batch the caller's role made with an idempotency key still alive */
+static NamedPlan batch_by_key_plan = {
+	.sql = "SELECT id FROM taskorch.batch"
+	" WHERE idempotency_key = :idempotency_key AND idempotency_key_expires_at > :now"
+	"   AND triggered_by = :triggered_by::regrole AND task_id IS NOT DISTINCT FROM :task_id"
+	" ORDER BY created_at DESC LIMIT 1",
+	PLAN_PARAMS(batch_key_params), PLAN_COLUMNS(batch_id_columns)
+};
+
+/* the options of a batch that are the batch's own, not its items' */
+static const char *const batch_own_options[] = {
+	"idempotency_key", "idempotencyKey", "idempotency_key_ttl", "idempotencyKeyTTL", NULL
+};
+
+/* `options` without the keys in `drop` (NULL when nothing is left) */
+static Jsonb *
+jsonb_without(Jsonb *options, const char *const *drop)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&options->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *result;
+	bool		skip = false;
+	int			kept = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			skip = false;
+			for (const char *const *d = drop; *d && !skip; d++)
+				skip = (size_t) v.val.string.len == strlen(*d) && memcmp(v.val.string.val, *d, v.val.string.len) == 0;
+			kept += !skip;
+		}
+		if (!skip || tok == WJB_BEGIN_OBJECT || tok == WJB_END_OBJECT)
+			result = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
+	}
+	return kept ? JsonbValueToJsonb(result) : NULL;
+}
 
 /* the item count of a batch from a query, once its rows are read */
 typedef struct BatchCountArgs
@@ -527,6 +589,7 @@ batch_trigger(const BatchItems *src, Jsonb *options)
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext old;
 	BatchTrigger bt = {options, NULL, trigger_now()};
+	TriggerOptions own;
 	int			n;
 
 	if (options && !JB_ROOT_IS_OBJECT(options))
@@ -534,11 +597,45 @@ batch_trigger(const BatchItems *src, Jsonb *options)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("batch options must be a JSON object"),
 				errhint("Pass options such as {\"delay\": \"1h\"}."));
+	memset(&args, 0, sizeof(args));
 	args.task_id = pv_text(src->task);
 	args.item_count = pv_int4(src->items ? array_item_count(src->items) : 0);
 	args.triggered_by = pv_oid(GetUserId());
 	args.options = pv_jsonb(options);
+	/*
+	 * An idempotency key of the batch dedups the batch, as Trigger.dev's
+	 * batchTrigger(items, {idempotencyKey}): a second call with the key
+	 * returns the first batch.  Its items do not inherit the key.
+	 */
+	trigger_options_init(&own);
+	own.now = bt.now;
+	if (options)
+		trigger_options_jsonb(&own, options, false);
+	if (own.idempotency_key)
+	{
+		bt.options = jsonb_without(options, batch_own_options);
+		args.idempotency_key = pv_text(idempotency_key_of_trigger(own.idempotency_key));
+		args.idempotency_key_expires_at =
+			pv_timestamptz(TimestampTzPlusMilliseconds(bt.now, own.idempotency_ttl_ms));
+	}
 	SPI_connect();
+	if (args.idempotency_key.present)
+	{
+		BatchKeyArgs key = {args.task_id, args.triggered_by, args.idempotency_key,
+		pv_timestamptz(bt.now)};
+
+		lock_role_key(LOCK_BATCH_KEY, src->task ? src->task : "",
+					  TextDatumGetCString(args.idempotency_key.datum));
+		if (taskorch_execute_args_latest(&batch_by_key_plan, &key, 1) == 1)
+		{
+			taskorch_read_row(&batch_by_key_plan, 0, &row);
+			old = MemoryContextSwitchTo(caller);
+			batch_id = pv_cstring(row.id);
+			MemoryContextSwitchTo(old);
+			SPI_finish();
+			return CStringGetTextDatum(batch_id);
+		}
+	}
 	taskorch_execute_args(&batch_plan, &args, false, 1);
 	taskorch_read_row(&batch_plan, 0, &row);
 	old = MemoryContextSwitchTo(caller);

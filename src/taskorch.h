@@ -392,7 +392,8 @@ typedef enum TaskorchLockKind
 {
 	LOCK_IDEMPOTENCY_KEY = 1,
 	LOCK_DEBOUNCE_KEY,
-	LOCK_QUEUE_NAME
+	LOCK_QUEUE_NAME,
+	LOCK_BATCH_KEY
 } TaskorchLockKind;
 
 /* lock class id of lock_name(): no catalog's (catalog OIDs are small) */
@@ -461,6 +462,11 @@ extern void trigger_options_jsonb(TriggerOptions *o, Jsonb *options, bool defaul
 extern void trigger_options_finish(TriggerOptions *o);
 extern Datum trigger_options_tags(TriggerOptions *o);
 extern void check_key(const char *option, const char *value, size_t len);
+
+/* idempotency.c */
+extern char *idempotency_key_make(const char *name, const char *scope);
+extern const char *idempotency_key_of_trigger(const char *key);
+extern const char *idempotency_key_to_reset(const char *key, const char *scope);
 extern List *tags_add(List *tags, const char *option, const char *tag);
 extern List *tags_add_array(List *tags, const char *option, ArrayType *array);
 extern Datum tags_to_array(List *tags);
@@ -492,6 +498,7 @@ extern TimestampTz trigger_now(void);
 extern bool may_trigger(Oid owner, ArrayType *triggerers);
 extern void taskorch_requeued_at_commit(void);
 extern void taskorch_wake_at_commit(void);
+extern void lock_role_key(TaskorchLockKind kind, const char *task, const char *key);
 extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,
 						const char *replayed_from);
 

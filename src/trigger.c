@@ -179,6 +179,7 @@ static NamedPlan idempotent_plan = {
 	" WHERE task_id = :task_id AND idempotency_key = :key"
 	"   AND idempotency_key_expires_at > :now"
 	"   AND triggered_by = :triggered_by::regrole"
+	"   AND NOT taskorch.failed(status)"
 	" ORDER BY created_at DESC LIMIT 1",
 	PLAN_PARAMS(idempotent_params), PLAN_COLUMNS(run_id_columns)
 };
@@ -376,8 +377,8 @@ run_id_out(NamedPlan *p)
  * that concurrent triggers with one key queue up and the second sees the
  * first's run.
  */
-static void
-lock_key(TaskorchLockKind kind, const char *task, const char *key)
+void
+lock_role_key(TaskorchLockKind kind, const char *task, const char *key)
 {
 	StringInfoData k;
 
@@ -398,7 +399,7 @@ idempotent_run(const char *task, TriggerOptions *o)
 {
 	KeyArgs		args = {0};
 
-	lock_key(LOCK_IDEMPOTENCY_KEY, task, o->idempotency_key);
+	lock_role_key(LOCK_IDEMPOTENCY_KEY, task, o->idempotency_key);
 	args.task_id = pv_text(task);
 	args.key = pv_text(o->idempotency_key);
 	args.now = pv_timestamptz(o->now);
@@ -428,7 +429,7 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 	TimestampTz current_due;
 	Datum		run_id;
 
-	lock_key(LOCK_DEBOUNCE_KEY, task, o->debounce_key);
+	lock_role_key(LOCK_DEBOUNCE_KEY, task, o->debounce_key);
 	key.task_id = pv_text(task);
 	key.key = pv_text(o->debounce_key);
 	key.triggered_by = pv_oid(GetUserId());
@@ -541,6 +542,8 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	a.metadata = pv_jsonb(o->metadata);
 	if (o->idempotency_key)
 	{
+		/* a raw key given inside a task is the run's (idempotency.c) */
+		o->idempotency_key = unconstify(char *, idempotency_key_of_trigger(o->idempotency_key));
 		a.idempotency_key = pv_text(o->idempotency_key);
 		a.idempotency_key_expires_at =
 			pv_timestamptz(TimestampTzPlusMilliseconds(o->now, o->idempotency_ttl_ms));
@@ -638,11 +641,11 @@ taskorch_wake_launcher_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch.idempotency_key_reset(task, key) -> bigint, Trigger.dev's
- * idempotencyKeys.reset(): the key (of the caller's role, as trigger()
- * keys are) names no run any more, so the next trigger with it makes a
- * new one.  Returns how many runs it named (0 or 1).  Serialized with
- * triggers that use the key.
+ * SQL: taskorch.idempotency_key_reset(task, key, scope) -> bigint,
+ * Trigger.dev's idempotencyKeys.reset(): the key (of the caller's role, as
+ * trigger() keys are; in `scope`, idempotency.c) names no run any more, so
+ * the next trigger with it makes a new one.  Returns how many runs it
+ * named (0 or 1).  Serialized with triggers that use the key.
  */
 Datum
 taskorch_idempotency_key_reset(PG_FUNCTION_ARGS)
@@ -653,11 +656,13 @@ taskorch_idempotency_key_reset(PG_FUNCTION_ARGS)
 	int			n;
 
 	require_args(fcinfo, 2, "task and key", "Pass the task's id and the idempotency key to reset.");
+	require_arg(fcinfo, 2, "scope", "The scope is 'run', 'attempt' or 'global'.");
 	task = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	check_key("idempotency_key", key, strlen(key));
+	key = unconstify(char *, idempotency_key_to_reset(key, text_to_cstring(PG_GETARG_TEXT_PP(2))));
 	SPI_connect();
-	lock_key(LOCK_IDEMPOTENCY_KEY, task, key);
+	lock_role_key(LOCK_IDEMPOTENCY_KEY, task, key);
 	args.task_id = pv_text(task);
 	args.key = pv_text(key);
 	args.now = pv_timestamptz(trigger_now());

@@ -62,7 +62,7 @@ COMMENT ON FUNCTION taskorch.batch_retrieve(text) IS 'a batch and its runs, in i
 COMMENT ON FUNCTION taskorch.retrieve(text) IS 'a run as Trigger.dev''s runs.retrieve() gives it (docs/runs.md)';
 COMMENT ON FUNCTION taskorch.result(text) IS 'the Result object {ok, id, output | error} of a finished run; NULL before (docs/runs.md)';
 COMMENT ON FUNCTION taskorch.idempotency_key(text, text) IS 'an idempotency key scoped to the current run, attempt, or global (docs/triggering.md)';
-COMMENT ON FUNCTION taskorch.idempotency_key_reset(text, text) IS 'make an idempotency key free again; returns how many runs it named (docs/triggering.md)';
+COMMENT ON FUNCTION taskorch.idempotency_key_reset(text, text, text) IS 'make an idempotency key free again; returns how many runs it named (docs/triggering.md)';
 COMMENT ON FUNCTION taskorch.finished(taskorch.run_status) IS 'whether a run in this status has finished (docs/runs.md)';
 COMMENT ON FUNCTION taskorch.succeeded(taskorch.run_status) IS 'whether this status is COMPLETED (docs/runs.md)';
 COMMENT ON FUNCTION taskorch.failed(taskorch.run_status) IS 'whether a run in this status has failed (docs/runs.md)';

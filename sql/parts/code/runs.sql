@@ -32,7 +32,7 @@ SELECT id, task_id, status, attempts, tags, created_at, started_at, finished_at,
 CREATE OR REPLACE VIEW taskorch.attempts WITH (security_invoker = true) AS
 SELECT a.run_id, r.task_id, a.number, a.status,
 	   a.error->>'message' AS message, a.error->>'sqlstate' AS sqlstate,
-	   a.error, a.started_at, a.finished_at
+	   a.started_at, a.finished_at, a.error
   FROM taskorch.attempt a JOIN taskorch.run r ON r.id = a.run_id;
 
 GRANT SELECT ON taskorch.runs, taskorch.runs_wide, taskorch.attempts TO PUBLIC;

@@ -28,39 +28,18 @@ CREATE OR REPLACE FUNCTION taskorch.trigger(
 
 -- Trigger.dev's idempotencyKeys.create(): a key unique to the current run
 -- ('run', the default), to its attempt ('attempt'), or to nothing
--- ('global'; also what 'run' means outside a task).
+-- ('global'; also what 'run' means outside a task).  A raw key given to
+-- trigger() inside a task is in the run's scope too (idempotency.c).
 CREATE OR REPLACE FUNCTION taskorch.idempotency_key(name text, scope text DEFAULT 'run')
 	RETURNS text
-	LANGUAGE plpgsql STABLE
-	SET search_path = pg_catalog, pg_temp
-	AS $$
-DECLARE
-	run jsonb := taskorch.current_run();
-	parts text;
-BEGIN
-	IF name IS NULL OR name = '' THEN
-		RAISE EXCEPTION 'idempotency key name must not be empty'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass a name such as ''charge-'' || order_id.';
-	END IF;
-	parts := CASE scope
-		WHEN 'global' THEN name
-		WHEN 'run' THEN name || coalesce(E'\x1f' || (run->>'id'), '')
-		WHEN 'attempt' THEN name || coalesce(E'\x1f' || (run->>'id') || E'\x1f' || (run->>'attempt'), '')
-	END;
-	IF parts IS NULL THEN
-		RAISE EXCEPTION 'invalid idempotency key scope "%"', scope
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'The scope is ''run'', ''attempt'' or ''global''.';
-	END IF;
-	RETURN encode(sha256(convert_to(parts, 'UTF8')), 'hex');
-END
-$$;
+	LANGUAGE c CALLED ON NULL INPUT STABLE AS 'MODULE_PATHNAME', 'taskorch_idempotency_key';
 
 -- Trigger.dev's idempotencyKeys.reset(): the key (of your role) names no
 -- run any more; the next trigger with it makes a new one.  Returns how many
--- runs it named.
-CREATE OR REPLACE FUNCTION taskorch.idempotency_key_reset(task text, key text) RETURNS bigint
+-- runs it named.  The key is taken as trigger() here would take it
+-- (scope 'run'), or as idempotency_key(key, scope) makes it.
+CREATE OR REPLACE FUNCTION taskorch.idempotency_key_reset(task text, key text, scope text DEFAULT 'run')
+	RETURNS bigint
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_idempotency_key_reset';
 
 CREATE OR REPLACE FUNCTION taskorch.retrieve(run text) RETURNS jsonb

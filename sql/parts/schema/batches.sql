@@ -9,8 +9,11 @@ CREATE TABLE taskorch.batch (
 	item_count		int NOT NULL,
 	triggered_by	taskorch.role_ref NOT NULL,
 	options			jsonb,
-	created_at		timestamptz NOT NULL DEFAULT now()
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	idempotency_key	text,						-- the batch's own: a second call returns this batch
+	idempotency_key_expires_at timestamptz
 );
+CREATE INDEX batch_idempotency_key ON taskorch.batch (idempotency_key) WHERE idempotency_key IS NOT NULL;
 ALTER SEQUENCE taskorch.batch_id_seq OWNED BY taskorch.batch.id;
 SELECT pg_catalog.pg_extension_config_dump('taskorch.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.batch_id_seq', '');
