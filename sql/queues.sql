@@ -258,3 +258,21 @@ SET ROLE regress_qbob;
 SELECT taskorch.register_task('sq-bob-late', 'sq_echo(jsonb)');
 RESET ROLE;
 SELECT id, owner, queue FROM taskorch.tasks WHERE id LIKE 'sq-%' ORDER BY id;
+
+-- Trigger.dev's queue object: trigger(queue => {"name", "concurrencyLimit"})
+-- defines the queue with that limit, or sets the limit of one the caller may
+-- change; null: no limit.  Another role's queue is refused, changing nothing.
+SET ROLE regress_qbob;
+SELECT taskorch.trigger('sq-bob-late', queue => '{"name": "sq-bob-inline", "concurrencyLimit": 2}') IS NOT NULL AS made;
+SELECT taskorch.trigger('sq-bob-late', '{}', '{"queue": {"name": "sq-bob-inline", "concurrencyLimit": 3}}') IS NOT NULL AS made;
+SELECT name, concurrency_limit, owner FROM sq_queues() WHERE name = 'sq-bob-inline';
+SELECT taskorch.trigger('sq-bob-late', '{}', '{"queue": {"name": "sq-bob-inline", "concurrencyLimit": null}}') IS NOT NULL AS made;
+SELECT name, concurrency_limit FROM sq_queues() WHERE name = 'sq-bob-inline';
+SELECT taskorch.trigger('sq-bob-late', '{}', '{"queue": {"name": "sq-bob-inline", "concurrencyLimit": 0}}');
+SELECT taskorch.trigger('sq-bob-late', '{}', '{"queue": {"name": "sq-bob-inline", "limit": 1}}');
+RESET ROLE;
+SET ROLE regress_qmallory;
+SELECT taskorch.trigger('sq-mal', queue => '{"name": "sq-bob-inline", "concurrencyLimit": 50}');
+RESET ROLE;
+SELECT name, concurrency_limit, owner FROM sq_queues() WHERE name = 'sq-bob-inline';
+SELECT wait_for_runs();

@@ -75,6 +75,7 @@ trigger_options_init(TriggerOptions *o)
 	o->ttl_ms = -1;
 	o->max_duration_ms = -1;
 	o->idempotency_ttl_ms = DEFAULT_IDEMPOTENCY_TTL_MS;
+	o->queue_limit = -1;
 	o->debounce_max_delay_ms = -1;
 }
 
@@ -149,6 +150,55 @@ set_key(TriggerOptions *o, OptionId id, const char *value)
 		o->concurrency_key = pstrdup(value);
 	else
 		o->queue = pstrdup(value);
+}
+
+static char *jsonb_string(OptionId id, JsonbValue *v);
+
+/*
+ * Trigger.dev's queue object {"name", "concurrencyLimit"}: the run goes to
+ * that queue, which is created with that limit or has its limit set
+ * (null: none) when the run is made (queue_set_limit_inline).
+ */
+static void
+set_queue_object(TriggerOptions *o, JsonbContainer *queue)
+{
+	JsonbIterator *it = JsonbIteratorInit(queue);
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	JsonbValue	v;
+	bool		named = false;
+
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "name") == 0)
+		{
+			set_key(o, OPT_QUEUE, jsonb_string(OPT_QUEUE, &v));
+			named = true;
+		}
+		else if (strcmp(key, "concurrencyLimit") == 0 || strcmp(key, "concurrency_limit") == 0)
+		{
+			char	   *n = v.type == jbvNumeric ?
+				DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))) : "";
+
+			if (v.type == jbvNull)
+				o->queue_limit = 0;
+			else if (n[0] == '\0' || strspn(n, "0123456789") != strlen(n) || strlen(n) > 9 ||
+					 atoi(n) < 1)
+				bad_option(OPT_QUEUE, "\"concurrencyLimit\" must be a whole number from 1 to 999999999, or null");
+			else
+				o->queue_limit = atoi(n);
+		}
+		else
+			bad_option(OPT_QUEUE, psprintf("unknown key \"%s\" (name, concurrencyLimit)", key));
+	}
+	if (!named)
+		bad_option(OPT_QUEUE, "a queue object needs a \"name\"");
 }
 
 static void
@@ -362,6 +412,18 @@ trigger_option_arg(TriggerOptions *o, int id, FunctionCallInfo fcinfo, int argno
 				set_debounce(o, &d->root);
 				break;
 			}
+		case OPT_QUEUE:
+			{
+				/* a name, or the queue object as JSON text (how a driver sends an object) */
+				char	   *queue = TextDatumGetCString(v);
+
+				if (queue[0] == '{')
+					set_queue_object(o, &DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																		CStringGetDatum(queue)))->root);
+				else
+					set_key(o, id, queue);
+				break;
+			}
 		default:
 			set_key(o, id, TextDatumGetCString(v));
 			break;
@@ -506,19 +568,7 @@ option_from_jsonb(TriggerOptions *o, OptionId id, JsonbValue *v)
 			break;
 		case OPT_QUEUE:
 			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
-			{
-				JsonbValue *name = getKeyJsonValueFromContainer(v->val.binary.data,
-																"name", 4, NULL);
-
-				if (name == NULL)
-					bad_option(id, "a queue object needs a \"name\"");
-				if (JsonContainerSize(v->val.binary.data) > 1)
-					ereport(ERROR,
-							errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							errmsg("a queue object takes only \"name\""),
-							errhint("Set a queue's concurrency limit with taskorch.create_queue() or alter_queue()."));
-				set_key(o, id, jsonb_string(id, name));
-			}
+				set_queue_object(o, v->val.binary.data);
 			else
 				set_key(o, id, jsonb_string(id, v));
 			break;

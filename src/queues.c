@@ -394,6 +394,8 @@ lock_own_queue(const char *name)
 				errhint("Only its owner, a member of its role, or taskorch_admin may change it."));
 }
 
+static void create_queue(const char *name, PlanValue limit);
+
 /*
  * SQL: taskorch.create_queue(name, concurrency_limit) -> name.  The caller
  * must act for the owners of the tasks whose queue it is, if any; it owns
@@ -403,15 +405,30 @@ Datum
 taskorch_create_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = queue_arg(fcinfo);
+	PlanValue	limit = limit_arg(fcinfo, 1);
+
+	SPI_connect();
+	lock_queue_name(name);
+	create_queue(name, limit);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/*
+ * Define queue `name` with `limit`, owned by the caller, who must act for
+ * the owners of the tasks whose queue it is.  Caller is inside SPI and
+ * holds the name's lock.
+ */
+static void
+create_queue(const char *name, PlanValue limit)
+{
 	QueueArgs	args = {0};
 	QueueOwners qo;
 	Oid			other;
 
 	args.name = pv_text(name);
-	args.concurrency_limit = limit_arg(fcinfo, 1);
+	args.concurrency_limit = limit;
 	args.owner = pv_oid(GetUserId());
-	SPI_connect();
-	lock_queue_name(name);
 	queue_owners(name, true, &qo);
 	other = foreign_owner(&qo);
 	if (qo.defined)
@@ -433,8 +450,32 @@ taskorch_create_queue(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_DUPLICATE_OBJECT),
 				errmsg("queue \"%s\" already exists", name),
 				errhint("Change its limit with taskorch.alter_queue()."));
-	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/*
+ * Trigger.dev's trigger(..., {queue: {name, concurrencyLimit}}): queue
+ * `name` is defined with `limit` (0: none) if it has no definition, or
+ * given that limit if it has one; either needs the rights of
+ * create_queue() or alter_queue().  Caller is inside SPI.
+ */
+void
+queue_set_limit_inline(const char *name, int32 limit)
+{
+	QueueArgs	args = {0};
+	QueueOwners qo;
+
+	args.name = pv_text(name);
+	args.concurrency_limit = limit > 0 ? pv_int4(limit) : PV_NULL;
+	lock_queue_name(name);
+	queue_owners(name, true, &qo);
+	if (!qo.defined)
+	{
+		create_queue(name, args.concurrency_limit);
+		return;
+	}
+	lock_own_queue(name);
+	taskorch_execute_args(&alter_plan, &args, false, 0);
+	taskorch_wake_at_commit();
 }
 
 /* SQL: taskorch.alter_queue(name, concurrency_limit) */

@@ -437,6 +437,7 @@ typedef struct TriggerOptions
 	char	   *idempotency_key;
 	int64		idempotency_ttl_ms;
 	char	   *queue;
+	int32		queue_limit;	/* {"name", "concurrencyLimit"}: -1 not given, 0 none */
 	char	   *concurrency_key;
 	int32		priority;		/* seconds */
 	int32		max_attempts;	/* 0: the task's */
@@ -486,6 +487,7 @@ extern void check_name(const char *kind, const char *name);
 
 /* queues.c */
 extern void queue_check_trigger(const char *name);
+extern void queue_set_limit_inline(const char *name, int32 limit);
 extern void queue_check_register(const char *task, const char *name);
 
 /* role_ref.c */

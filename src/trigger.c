@@ -510,7 +510,10 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 				errmsg("permission denied to trigger task \"%s\"", task),
 				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
-	if (o->queue && strcmp(o->queue, TextDatumGetCString(t.queue.datum)) != 0)
+	/* a queue object defines or changes its queue: the caller owns it then */
+	if (o->queue && o->queue_limit >= 0)
+		queue_set_limit_inline(o->queue, o->queue_limit);
+	else if (o->queue && strcmp(o->queue, TextDatumGetCString(t.queue.datum)) != 0)
 		queue_check_trigger(o->queue);
 	if (t.payload_schema.present)
 		schema_validate(DatumGetJsonbP(t.payload_schema.datum), payload, "payload", task);
