@@ -20,7 +20,7 @@ MODULE_big = taskorch
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 
 SCHEMA = $(patsubst %,sql/parts/schema/%.sql,\
-	preload statuses role_ref durations registry runs queues batches logs schemas waits composites)
+	preload statuses role_ref arguments registry runs queues batches logs schemas waits composites)
 CODE = $(patsubst %,sql/parts/code/%.sql,\
 	statuses registry runs trigger manage queues batches logs metadata schemas waits \
 	results tracks jobs role_ref operations comments)

@@ -62,3 +62,11 @@ SELECT count(*) AS bulk_completed FROM taskorch.runs
  WHERE task_id = 'send-welcome' AND payload->>'to' LIKE 'bulk%@z' AND status = 'COMPLETED';
 -- exactly once: every address was sent once
 SELECT addr, count(*) FROM outbox GROUP BY addr HAVING count(*) > 1;
+
+-- JSON arguments take what a client or an expression gives: jsonb, json,
+-- or text (an ORM's typed string, a text expression)
+SELECT taskorch.trigger('send-welcome', format('{"n": %s}', 41)) AS from_text \gset
+SELECT taskorch.trigger('send-welcome', '{"n": 42}'::json, '{"tags": ["json"]}'::varchar) AS from_json \gset
+SELECT id = :'from_text' AS from_text, payload, tags FROM taskorch.runs
+ WHERE id IN (:'from_text', :'from_json') ORDER BY id;
+SELECT taskorch.trigger('send-welcome', 'not json'::text);

@@ -389,6 +389,35 @@ CREATE FUNCTION taskorch_internal.delay(double precision) RETURNS taskorch.delay
 CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(double precision) AS IMPLICIT;
 
 ------------------------------------------------------------------------------
+-- JSON as clients send it (payloads, options, metadata, outputs): a jsonb
+-- that is also given as text or varchar (an ORM that types its strings, a
+-- text expression), or json.  jsonb inside: the casts to and from jsonb are
+-- binary, so the C functions read it as a jsonb.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.json_input;
+CREATE FUNCTION taskorch_internal.json_input_in(cstring) RETURNS taskorch.json_input
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_in';
+CREATE FUNCTION taskorch_internal.json_input_out(taskorch.json_input) RETURNS cstring
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+CREATE FUNCTION taskorch_internal.json_input_recv(internal) RETURNS taskorch.json_input
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+CREATE FUNCTION taskorch_internal.json_input_send(taskorch.json_input) RETURNS bytea
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+CREATE TYPE taskorch.json_input (
+	INPUT = taskorch_internal.json_input_in, OUTPUT = taskorch_internal.json_input_out,
+	RECEIVE = taskorch_internal.json_input_recv, SEND = taskorch_internal.json_input_send,
+	LIKE = jsonb);
+CREATE CAST (jsonb AS taskorch.json_input) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (taskorch.json_input AS jsonb) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.json_input(text) RETURNS taskorch.json_input
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.json_input;
+CREATE FUNCTION taskorch_internal.json_input(json) RETURNS taskorch.json_input
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.json_input;
+CREATE CAST (text AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(text) AS IMPLICIT;
+CREATE CAST (varchar AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(text) AS IMPLICIT;
+CREATE CAST (json AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(json) AS IMPLICIT;
+
+------------------------------------------------------------------------------
 -- A batch's items (batch_items.c): a jsonb that also reads a PostgreSQL
 -- array of JSON values, which is how node-postgres sends a JavaScript array
 -- and psycopg a list of Jsonb.  jsonb inside: the casts to and from jsonb

@@ -61,6 +61,16 @@ d1 = one("SELECT taskorch.trigger(%s, %s, debounce => %s)", ["echo", Jsonb({"n":
 d2 = one("SELECT taskorch.trigger(%s, %s, debounce => %s)", ["echo", Jsonb({"n": 2}), Jsonb({"key": "u8", "delay": "5s"})])
 ok(d1 == d2, "trigger: a debounce object")
 
+# every argument typed as an ORM types it (SQLAlchemy 2 on psycopg renders
+# CAST(%(x)s AS VARCHAR) for a str): JSON in a varchar, a delay in a
+# varchar, a ttl as an integer, options as text
+r = one("""SELECT taskorch.trigger(%s::varchar, %s::varchar, %s::text, delay => %s::varchar,
+                                   ttl => %s::integer, max_duration => %s::interval)""",
+        ["echo", '{"typed": true}', '{"tags": ["typed"]}', "1h", 60, timedelta(minutes=1)])
+run = retrieve(r)
+ok(run["payload"] == {"typed": True} and run["tags"] == ["typed"] and run["status"] == "DELAYED",
+   "trigger: every argument typed (varchar JSON, text options, integer ttl)")
+
 # a bad value is an error with its SQLSTATE and a hint
 try:
     conn.execute("SELECT taskorch.trigger(%s, %s, ttl => %s)", ["echo", Jsonb({}), -5])

@@ -5,18 +5,18 @@ SELECT plan(113);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
-	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry jsonb DEFAULT NULL::jsonb, max_duration taskorch.duration DEFAULT NULL::taskorch.duration, description text DEFAULT NULL::text, payload_schema jsonb DEFAULT NULL::jsonb, output_schema jsonb DEFAULT NULL::jsonb, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry taskorch.json_input DEFAULT NULL::taskorch.json_input, max_duration taskorch.duration DEFAULT NULL::taskorch.duration, description text DEFAULT NULL::text, payload_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, output_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
 SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),
-	'task text, payload jsonb DEFAULT ''{}''::jsonb, options jsonb DEFAULT NULL::jsonb, '
+	'task text, payload taskorch.json_input DEFAULT ''{}''::taskorch.json_input, options taskorch.json_input DEFAULT NULL::taskorch.json_input, '
 	'delay taskorch.delay DEFAULT NULL::taskorch.delay, ttl taskorch.duration DEFAULT NULL::taskorch.duration, '
 	'idempotency_key text DEFAULT NULL::text, idempotency_key_ttl taskorch.duration DEFAULT NULL::taskorch.duration, '
 	'queue text DEFAULT NULL::text, concurrency_key text DEFAULT NULL::text, '
 	'priority integer DEFAULT NULL::integer, max_attempts integer DEFAULT NULL::integer, '
 	'max_duration taskorch.duration DEFAULT NULL::taskorch.duration, tags text[] DEFAULT NULL::text[], '
-	'metadata jsonb DEFAULT NULL::jsonb, machine text DEFAULT NULL::text, region text DEFAULT NULL::text, '
-	'debounce jsonb DEFAULT NULL::jsonb',
+	'metadata taskorch.json_input DEFAULT NULL::taskorch.json_input, machine text DEFAULT NULL::text, region text DEFAULT NULL::text, '
+	'debounce taskorch.json_input DEFAULT NULL::taskorch.json_input',
 	'trigger: every option a named argument with a default');
 SELECT is((SELECT prorettype::regtype::text FROM pg_proc WHERE oid = 'taskorch.trigger'::regproc),
 	'text', 'trigger returns a run id');
@@ -31,9 +31,9 @@ SELECT function_returns('taskorch', 'idempotency_key', ARRAY['text', 'text'], 't
 SELECT is(taskorch.idempotency_key('a', 'global'), encode(sha256('a'::bytea), 'hex'),
 	'a global idempotency key is the sha256 of its name');
 SELECT has_extension('taskorch', 'taskorch', 'the extension is installed');
-SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'jsonb', 'jsonb'], 'batch_trigger(task, items, options)');
-SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'taskorch.items', 'jsonb'], 'batch_trigger(task, items, options) of a driver''s list');
-SELECT has_function('taskorch', 'batch_trigger', ARRAY['taskorch.items', 'jsonb'], 'batch_trigger(items, options)');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'jsonb', 'taskorch.json_input'], 'batch_trigger(task, items, options)');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['text', 'taskorch.items', 'taskorch.json_input'], 'batch_trigger(task, items, options) of a driver''s list');
+SELECT has_function('taskorch', 'batch_trigger', ARRAY['taskorch.items', 'taskorch.json_input'], 'batch_trigger(items, options)');
 SELECT function_returns('taskorch', 'batch_retrieve', ARRAY['text'], 'jsonb', 'batch_retrieve(batch)');
 SELECT is(pg_get_function_arguments('taskorch.list_runs'::regproc),
 	'status text[] DEFAULT NULL::text[], task text[] DEFAULT NULL::text[], tags text[] DEFAULT NULL::text[], '
@@ -54,13 +54,13 @@ SELECT throws_ok($$ SELECT taskorch.idempotency_key_reset(NULL, 'k') $$, '22004'
 	'idempotency_key_reset() without a task: 22004');
 SELECT is(taskorch.idempotency_key_reset('no-such-task', 'k'), 0::bigint,
 	'idempotency_key_reset() of a key that names no run: 0');
-SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait(task, payload, options)');
+SELECT has_function('taskorch', 'trigger_and_wait', ARRAY['text', 'taskorch.json_input', 'taskorch.json_input'], 'trigger_and_wait(task, payload, options)');
 SELECT has_function('taskorch', 'batch_trigger_and_wait', ARRAY['taskorch.items'], 'batch_trigger_and_wait(items)');
-SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'jsonb', 'jsonb'], 'trigger_and_wait_unwrap');
+SELECT has_function('taskorch', 'trigger_and_wait_unwrap', ARRAY['text', 'taskorch.json_input', 'taskorch.json_input'], 'trigger_and_wait_unwrap');
 SELECT is(pg_get_function_arguments('taskorch.batch_trigger_and_wait_query'::regproc),
 	'query text, task text DEFAULT NULL::text', 'batch_trigger_and_wait_query(query, task)');
 SELECT is(pg_get_function_arguments('taskorch.batch_trigger_query'::regproc),
-	'query text, task text DEFAULT NULL::text, options jsonb DEFAULT NULL::jsonb',
+	'query text, task text DEFAULT NULL::text, options taskorch.json_input DEFAULT NULL::taskorch.json_input',
 	'batch_trigger_query(query, task, options)');
 SELECT function_returns('taskorch', 'result', ARRAY['text'], 'jsonb', 'result(run) returns a Result object');
 SELECT is(pg_get_function_arguments('taskorch.wait_for_run'::regproc),
@@ -117,7 +117,7 @@ SELECT is(taskorch_internal.unwrap('{"ok": false, "error": {"message": "no"}}'),
 SELECT is(taskorch_internal.unwrap('{"ok": true, "output": {"success": true, "error": "x"}}'),
 	'{"ok": true, "output": {"success": true, "error": "x"}}', 'an FP Result success without data gives its output');
 SELECT has_function('taskorch', 'create_wait_token', ARRAY['taskorch.duration', 'text', 'text[]'], 'create_wait_token(timeout, key, tags)');
-SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'jsonb'], 'complete_wait_token(token, output)');
+SELECT has_function('taskorch', 'complete_wait_token', ARRAY['text', 'taskorch.json_input'], 'complete_wait_token(token, output)');
 SELECT matches(taskorch.create_wait_token('1h'), '^waittoken_[0-9]+$', 'a token made outside a task');
 SELECT throws_ok($$ SELECT taskorch.metadata() $$, '55000', NULL, 'metadata() outside a task: 55000');
 SELECT function_returns('taskorch', 'replay_runs', 'setof text', 'replay_runs returns the new ids');

@@ -6,17 +6,17 @@
 -- parameter, a JavaScript array) is read as taskorch.items; a jsonb value
 -- takes the jsonb one, which batch_trigger(items, options) would take
 -- otherwise (an exact match of its second argument).
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items taskorch.items, options jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items taskorch.items, options taskorch.json_input DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger';
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items jsonb, options jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger(task text, items jsonb, options taskorch.json_input DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger';
 
 -- Mixed tasks: items are [{"task": ..., "payload": {...}, "options": {...}}, ...].
-CREATE OR REPLACE FUNCTION taskorch.batch_trigger(items taskorch.items, options jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION taskorch.batch_trigger(items taskorch.items, options taskorch.json_input DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_mixed';
@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION taskorch.batch_trigger(items taskorch.items, options 
 -- Items streamed from a query: its rows give payload (jsonb), and task
 -- (text) when the batch has none, options (jsonb) if any.
 CREATE OR REPLACE FUNCTION taskorch.batch_trigger_query(query text, task text DEFAULT NULL,
-											 options jsonb DEFAULT NULL)
+											 options taskorch.json_input DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_query';

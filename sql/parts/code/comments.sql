@@ -10,6 +10,7 @@ COMMENT ON SCHEMA taskorch_internal IS 'taskorch''s internals, used by its API: 
 COMMENT ON TYPE taskorch.run_status IS 'the status of a run (docs/runs.md)';
 COMMENT ON TYPE taskorch.duration IS 'a duration as written: "1h52m18s", "90 minutes", seconds, or an interval (docs/triggering.md)';
 COMMENT ON TYPE taskorch.delay IS 'a duration from now, or a point in time: "1h", "2024-12-01T09:00:00Z", a timestamptz (docs/triggering.md)';
+COMMENT ON TYPE taskorch.json_input IS 'JSON as a client sends it: jsonb, json, or text holding JSON (docs/clients.md)';
 COMMENT ON TYPE taskorch.items IS 'a batch''s items: a JSON array, or an array of JSON values (docs/clients.md)';
 COMMENT ON TYPE taskorch.role_ref IS 'a role, by OID and by name, so that a dump restores into another cluster (docs/operations.md)';
 
@@ -43,7 +44,7 @@ COMMENT ON VIEW taskorch.wait_tokens IS 'wait tokens you made, their state and o
 COMMENT ON VIEW taskorch.missing_roles IS 'roles that rows name but that do not exist, after a restore (docs/operations.md)';
 
 -- tasks
-COMMENT ON FUNCTION taskorch.register_task(text, regprocedure, text, integer, jsonb, taskorch.duration, text, jsonb, jsonb, text, text, text)
+COMMENT ON FUNCTION taskorch.register_task(text, regprocedure, text, integer, taskorch.json_input, taskorch.duration, text, taskorch.json_input, taskorch.json_input, text, text, text)
 	IS 'register a SQL function as a task, or update it; returns the task id (docs/tasks.md)';
 COMMENT ON FUNCTION taskorch.unregister_task(text) IS 'remove a task from the registry; its runs stay (docs/tasks.md)';
 COMMENT ON FUNCTION taskorch.grant_trigger(text, regrole) IS 'let a role trigger your task (docs/security.md)';
@@ -51,12 +52,12 @@ COMMENT ON FUNCTION taskorch.revoke_trigger(text, regrole) IS 'take back grant_t
 COMMENT ON FUNCTION taskorch.is_admin() IS 'whether the current role administers taskorch (member of taskorch_admin)';
 
 -- triggering and reading runs
-COMMENT ON FUNCTION taskorch.trigger(text, jsonb, jsonb, taskorch.delay, taskorch.duration, text, taskorch.duration, text, text, integer, integer, taskorch.duration, text[], jsonb, text, text, jsonb)
+COMMENT ON FUNCTION taskorch.trigger(text, taskorch.json_input, taskorch.json_input, taskorch.delay, taskorch.duration, text, taskorch.duration, text, text, integer, integer, taskorch.duration, text[], taskorch.json_input, text, text, taskorch.json_input)
 	IS 'trigger a run of a task with Trigger.dev''s options; returns the run id (docs/triggering.md)';
-COMMENT ON FUNCTION taskorch.batch_trigger(text, taskorch.items, jsonb) IS 'trigger many runs of one task; returns the batch id (docs/triggering.md)';
-COMMENT ON FUNCTION taskorch.batch_trigger(text, jsonb, jsonb) IS 'trigger many runs of one task, items as jsonb; returns the batch id (docs/triggering.md)';
-COMMENT ON FUNCTION taskorch.batch_trigger(taskorch.items, jsonb) IS 'trigger runs of several tasks, each item naming its task; returns the batch id (docs/triggering.md)';
-COMMENT ON FUNCTION taskorch.batch_trigger_query(text, text, jsonb) IS 'trigger a run for each row of a query, streamed; returns the batch id (docs/triggering.md)';
+COMMENT ON FUNCTION taskorch.batch_trigger(text, taskorch.items, taskorch.json_input) IS 'trigger many runs of one task; returns the batch id (docs/triggering.md)';
+COMMENT ON FUNCTION taskorch.batch_trigger(text, jsonb, taskorch.json_input) IS 'trigger many runs of one task, items as jsonb; returns the batch id (docs/triggering.md)';
+COMMENT ON FUNCTION taskorch.batch_trigger(taskorch.items, taskorch.json_input) IS 'trigger runs of several tasks, each item naming its task; returns the batch id (docs/triggering.md)';
+COMMENT ON FUNCTION taskorch.batch_trigger_query(text, text, taskorch.json_input) IS 'trigger a run for each row of a query, streamed; returns the batch id (docs/triggering.md)';
 COMMENT ON FUNCTION taskorch.check_items_query(text, text) IS 'raise an error unless the query''s rows can be the items of a batch of the task';
 COMMENT ON FUNCTION taskorch.batch_retrieve(text) IS 'a batch and its runs, in item order (docs/triggering.md)';
 COMMENT ON FUNCTION taskorch.retrieve(text) IS 'a run as Trigger.dev''s runs.retrieve() gives it (docs/runs.md)';
@@ -80,7 +81,7 @@ COMMENT ON FUNCTION taskorch.cancel_runs(text[], text[], text[], text, timestamp
 COMMENT ON FUNCTION taskorch.replay_runs(text[], text[], text[], text, timestamptz, timestamptz)
 	IS 'replay every finished run that matches (by default the failed ones); returns the new ids (docs/run-management.md)';
 COMMENT ON PROCEDURE taskorch.wait_for_run(text, interval, jsonb) IS 'wait, outside a transaction, until a run has finished; gives its Result (docs/runs.md)';
-COMMENT ON PROCEDURE taskorch.run_and_wait(text, jsonb, jsonb, interval, jsonb) IS 'trigger, commit and wait_for_run() (docs/runs.md)';
+COMMENT ON PROCEDURE taskorch.run_and_wait(text, taskorch.json_input, taskorch.json_input, interval, jsonb) IS 'trigger, commit and wait_for_run() (docs/runs.md)';
 
 -- queues
 COMMENT ON FUNCTION taskorch.create_queue(text, integer) IS 'define a queue you own, with a concurrency limit (docs/queues.md)';
@@ -106,14 +107,14 @@ COMMENT ON FUNCTION taskorch.metadata_increment(text, numeric) IS 'inside a task
 -- durable waits
 COMMENT ON FUNCTION taskorch.wait_for(taskorch.duration) IS 'inside a task: suspend the run for a duration, holding no worker (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.wait_until(timestamptz) IS 'inside a task: suspend the run until a time (docs/waits.md)';
-COMMENT ON FUNCTION taskorch.trigger_and_wait(text, jsonb, jsonb) IS 'inside a task: run a child and wait for its Result (docs/waits.md)';
-COMMENT ON FUNCTION taskorch.trigger_and_wait_unwrap(text, jsonb, jsonb) IS 'inside a task: a child''s output, or its failure raised (docs/waits.md)';
+COMMENT ON FUNCTION taskorch.trigger_and_wait(text, taskorch.json_input, taskorch.json_input) IS 'inside a task: run a child and wait for its Result (docs/waits.md)';
+COMMENT ON FUNCTION taskorch.trigger_and_wait_unwrap(text, taskorch.json_input, taskorch.json_input) IS 'inside a task: a child''s output, or its failure raised (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.batch_trigger_and_wait(text, taskorch.items) IS 'inside a task: run children of one task and wait for their Results (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.batch_trigger_and_wait(taskorch.items) IS 'inside a task: run children of several tasks and wait for their Results (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.batch_trigger_and_wait_query(text, text) IS 'inside a task: a child for each row of a query, then wait for them (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.create_wait_token(taskorch.duration, text, text[]) IS 'a token that a task can wait for and anyone of your role complete (docs/waits.md)';
 COMMENT ON FUNCTION taskorch.wait_for_token(text) IS 'inside a task: wait until the token is completed or times out (docs/waits.md)';
-COMMENT ON FUNCTION taskorch.complete_wait_token(text, jsonb) IS 'complete a wait token with an output, resuming who waits (docs/waits.md)';
+COMMENT ON FUNCTION taskorch.complete_wait_token(text, taskorch.json_input) IS 'complete a wait token with an output, resuming who waits (docs/waits.md)';
 
 -- tracks, orchestrators, jobs
 COMMENT ON FUNCTION taskorch.define_track(text, jsonb, boolean, boolean, text, jsonb, jsonb, text, text, text, text)

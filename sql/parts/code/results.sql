@@ -91,8 +91,8 @@ END
 $$;
 
 -- Trigger, commit, and wait_for_run().
-CREATE OR REPLACE PROCEDURE taskorch.run_and_wait(task text, payload jsonb DEFAULT '{}',
-									   options jsonb DEFAULT NULL,
+CREATE OR REPLACE PROCEDURE taskorch.run_and_wait(task text, payload taskorch.json_input DEFAULT '{}',
+									   options taskorch.json_input DEFAULT NULL,
 									   timeout interval DEFAULT '1 minute',
 									   INOUT result jsonb DEFAULT NULL)
 	LANGUAGE plpgsql

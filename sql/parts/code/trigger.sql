@@ -6,8 +6,8 @@
 -- point in time (a timestamptz, or a string "2024-12-01T09:00:00Z").
 CREATE OR REPLACE FUNCTION taskorch.trigger(
 	task text,
-	payload jsonb DEFAULT '{}',
-	options jsonb DEFAULT NULL,
+	payload taskorch.json_input DEFAULT '{}',
+	options taskorch.json_input DEFAULT NULL,
 	delay taskorch.delay DEFAULT NULL,
 	ttl taskorch.duration DEFAULT NULL,
 	idempotency_key text DEFAULT NULL,
@@ -18,10 +18,10 @@ CREATE OR REPLACE FUNCTION taskorch.trigger(
 	max_attempts int DEFAULT NULL,
 	max_duration taskorch.duration DEFAULT NULL,
 	tags text[] DEFAULT NULL,
-	metadata jsonb DEFAULT NULL,
+	metadata taskorch.json_input DEFAULT NULL,
 	machine text DEFAULT NULL,
 	region text DEFAULT NULL,
-	debounce jsonb DEFAULT NULL)
+	debounce taskorch.json_input DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_trigger_v2';

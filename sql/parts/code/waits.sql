@@ -11,8 +11,8 @@ CREATE OR REPLACE FUNCTION taskorch.wait_until(date timestamptz) RETURNS void
 -- Inside a task: trigger child runs and wait for them; the result is the
 -- Result object {ok, id, taskIdentifier, output | error} (for a batch,
 -- {"runs": [...]} in item order).
-CREATE OR REPLACE FUNCTION taskorch.trigger_and_wait(task text, payload jsonb DEFAULT '{}',
-										  options jsonb DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch.trigger_and_wait(task text, payload taskorch.json_input DEFAULT '{}',
+										  options taskorch.json_input DEFAULT NULL) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_trigger_and_wait';
 CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait(task text, items taskorch.items) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_batch_trigger_and_wait';
@@ -27,8 +27,8 @@ CREATE OR REPLACE FUNCTION taskorch.batch_trigger_and_wait_query(query text, tas
 -- Inside a task: trigger_and_wait that returns the child's output, or
 -- raises its failure (Trigger.dev's SubtaskUnwrapError: the detail carries
 -- runId, taskId and cause).
-CREATE OR REPLACE FUNCTION taskorch.trigger_and_wait_unwrap(task text, payload jsonb DEFAULT '{}',
-												 options jsonb DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION taskorch.trigger_and_wait_unwrap(task text, payload taskorch.json_input DEFAULT '{}',
+												 options taskorch.json_input DEFAULT NULL) RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
@@ -61,5 +61,5 @@ CREATE OR REPLACE FUNCTION taskorch.create_wait_token(timeout taskorch.duration 
 -- Inside a task: {ok: true, output} once completed, {ok: false, error} on timeout.
 CREATE OR REPLACE FUNCTION taskorch.wait_for_token(token text) RETURNS jsonb
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_wait_for_token';
-CREATE OR REPLACE FUNCTION taskorch.complete_wait_token(token text, output jsonb DEFAULT '{}') RETURNS void
+CREATE OR REPLACE FUNCTION taskorch.complete_wait_token(token text, output taskorch.json_input DEFAULT '{}') RETURNS void
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'taskorch_complete_wait_token';

@@ -1,4 +1,6 @@
 ------------------------------------------------------------------------------
+-- The types of arguments as clients bind them: durations, delays, JSON.
+--
 -- Durations and delays as users write them (duration.c): the type of every
 -- argument that takes a duration (ttl, max_duration, idempotency_key_ttl,
 -- wait_for, a wait token's timeout) or a delay (trigger's and reschedule's
@@ -91,3 +93,32 @@ CREATE CAST (real AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(real)
 CREATE FUNCTION taskorch_internal.delay(double precision) RETURNS taskorch.delay
 	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::numeric::text::taskorch.delay;
 CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch_internal.delay(double precision) AS IMPLICIT;
+
+------------------------------------------------------------------------------
+-- JSON as clients send it (payloads, options, metadata, outputs): a jsonb
+-- that is also given as text or varchar (an ORM that types its strings, a
+-- text expression), or json.  jsonb inside: the casts to and from jsonb are
+-- binary, so the C functions read it as a jsonb.
+------------------------------------------------------------------------------
+CREATE TYPE taskorch.json_input;
+CREATE FUNCTION taskorch_internal.json_input_in(cstring) RETURNS taskorch.json_input
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_in';
+CREATE FUNCTION taskorch_internal.json_input_out(taskorch.json_input) RETURNS cstring
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+CREATE FUNCTION taskorch_internal.json_input_recv(internal) RETURNS taskorch.json_input
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+CREATE FUNCTION taskorch_internal.json_input_send(taskorch.json_input) RETURNS bytea
+	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+CREATE TYPE taskorch.json_input (
+	INPUT = taskorch_internal.json_input_in, OUTPUT = taskorch_internal.json_input_out,
+	RECEIVE = taskorch_internal.json_input_recv, SEND = taskorch_internal.json_input_send,
+	LIKE = jsonb);
+CREATE CAST (jsonb AS taskorch.json_input) WITHOUT FUNCTION AS IMPLICIT;
+CREATE CAST (taskorch.json_input AS jsonb) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION taskorch_internal.json_input(text) RETURNS taskorch.json_input
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.json_input;
+CREATE FUNCTION taskorch_internal.json_input(json) RETURNS taskorch.json_input
+	LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE RETURN $1::jsonb::taskorch.json_input;
+CREATE CAST (text AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(text) AS IMPLICIT;
+CREATE CAST (varchar AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(text) AS IMPLICIT;
+CREATE CAST (json AS taskorch.json_input) WITH FUNCTION taskorch_internal.json_input(json) AS IMPLICIT;
