@@ -56,17 +56,7 @@ items_of_array(ArrayType *array)
 		}
 		else
 		{
-			/* a container element is pushed whole as a binary value */
-			Jsonb	   *elem = DatumGetJsonbP(elems[i]);
-
-			if (JB_ROOT_IS_SCALAR(elem))
-				JsonbExtractScalar(&elem->root, &v);
-			else
-			{
-				v.type = jbvBinary;
-				v.val.binary.data = &elem->root;
-				v.val.binary.len = VARSIZE(elem) - VARHDRSZ;
-			}
+			v = jsonb_value(DatumGetJsonbP(elems[i]));
 			pushJsonbValue(&state, WJB_ELEM, &v);
 		}
 	}

@@ -4,6 +4,7 @@
  *	  A flat JSON object built in C value by value (no text to parse
  *	  again): begin, add fields, end.  A NULL value leaves its key out.
  *	  The error objects of runs, a checkpoint read back, a hook's payload.
+ *	  Also jsonb_value(): the JsonbValue of a Jsonb, to push or compare.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,7 +55,24 @@ json_int(JsonObject *o, const char *key, int64 value)
 	pushJsonbValue(&o->state, WJB_VALUE, &v);
 }
 
-/* any JSON value: an object or array as it is, a scalar as a scalar */
+/* The value a Jsonb holds: an object or array as it is, a scalar as a scalar. */
+JsonbValue
+jsonb_value(Jsonb *jb)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+		(void) JsonbExtractScalar(&jb->root, &v);
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &jb->root;
+		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	}
+	return v;
+}
+
+/* any JSON value */
 void
 json_jsonb(JsonObject *o, const char *key, Jsonb *value)
 {
@@ -63,14 +81,7 @@ json_jsonb(JsonObject *o, const char *key, Jsonb *value)
 	if (value == NULL)
 		return;
 	json_key(o, key);
-	if (JB_ROOT_IS_SCALAR(value))
-		(void) JsonbExtractScalar(&value->root, &v);
-	else
-	{
-		v.type = jbvBinary;
-		v.val.binary.data = &value->root;
-		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	}
+	v = jsonb_value(value);
 	pushJsonbValue(&o->state, WJB_VALUE, &v);
 }
 

@@ -377,22 +377,6 @@ show(JsonbValue *v)
 	return buf.data;
 }
 
-/* The value a Jsonb holds, scalar or container. */
-static JsonbValue
-value_of(Jsonb *jb)
-{
-	JsonbValue	v;
-
-	if (JB_ROOT_IS_SCALAR(jb))
-		JsonbExtractScalar(&jb->root, &v);
-	else
-	{
-		v.type = jbvBinary;
-		v.val.binary.data = &jb->root;
-		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
-	}
-	return v;
-}
 
 /* "$", "$.a.b", "$.tags[1]": keys clipped to SHOW_LIMIT bytes. */
 static char *
@@ -602,7 +586,7 @@ resolve_ref(Check *c, JsonbValue *ref)
 	if (schema == NULL)
 		no_such_schema(name);
 	entry = hash_search(c->named, name, HASH_ENTER, &found);
-	entry->root = value_of(schema);
+	entry->root = jsonb_value(schema);
 	entry->seen = 0;
 	return entry;
 }
@@ -1022,8 +1006,8 @@ check_node(Check *c, Set *set, JsonbValue *value, const Path *path, int depth)
 static void
 check_run(Check *c, Jsonb *schema, Jsonb *value)
 {
-	JsonbValue	s = value_of(schema);
-	JsonbValue	v = value_of(value);
+	JsonbValue	s = jsonb_value(schema);
+	JsonbValue	v = jsonb_value(value);
 	Path		root = {NULL, NULL, 0, 0};
 	MemoryContext old = MemoryContextSwitchTo(level(c, 0));
 	Set			set = {NULL, 0, 0, false};
@@ -1262,7 +1246,7 @@ check_definition(Check *c, JsonbValue *schema, const Path *path, int depth)
 static void
 check_schema_in(Check *c, Jsonb *schema)
 {
-	JsonbValue	s = value_of(schema);
+	JsonbValue	s = jsonb_value(schema);
 	Path		root = {NULL, NULL, 0, 0};
 	MemoryContext old = MemoryContextSwitchTo(level(c, 0));
 
@@ -1453,7 +1437,7 @@ refuse_cycle(const char *name, Jsonb *schema)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "taskorch schema cycle check",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	JsonbValue	root = value_of(schema);
+	JsonbValue	root = jsonb_value(schema);
 	List	   *refs = NIL;
 	Step	   *steps;
 	int			nsteps = 0;
@@ -1508,7 +1492,7 @@ refuse_cycle(const char *name, Jsonb *schema)
 		def = named_schema(steps[i].name, true);
 		if (def == NULL)
 			continue;
-		v = value_of(def);
+		v = jsonb_value(def);
 		refs = NIL;
 		refs_of(&v, &refs);
 		foreach(lc, refs)

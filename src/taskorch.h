@@ -618,5 +618,6 @@ extern void json_string(JsonObject *o, const char *key, const char *value);
 extern void json_int(JsonObject *o, const char *key, int64 value);
 extern void json_jsonb(JsonObject *o, const char *key, Jsonb *value);
 extern Jsonb *json_end(JsonObject *o);
+extern JsonbValue jsonb_value(Jsonb *jb);
 
 #endif							/* TASKORCH_H */
