@@ -47,18 +47,11 @@ items_of_array(ArrayType *array)
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < n; i++)
 	{
-		JsonbValue	v;
+		JsonbValue	v = {.type = jbvNull};
 
-		if (nulls[i])
-		{
-			v.type = jbvNull;
-			pushJsonbValue(&state, WJB_ELEM, &v);
-		}
-		else
-		{
+		if (!nulls[i])
 			v = jsonb_value(DatumGetJsonbP(elems[i]));
-			pushJsonbValue(&state, WJB_ELEM, &v);
-		}
+		pushJsonbValue(&state, WJB_ELEM, &v);
 	}
 	result = pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(result));
