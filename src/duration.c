@@ -19,6 +19,7 @@
  * when it is used: a prepared statement's "1h" is one hour from each call.
  * jsonb option values arrive as JsonbValues.  All end as milliseconds or a
  * timestamptz.
+ *
  * Every malformed value is an error naming the option and the value, and
  * saying what is wrong with it: not a duration, not a number (NaN),
  * negative (or not positive where 0 is refused), longer than 100 years
@@ -248,7 +249,6 @@ TimestampTz
 delay_from_text(const char *s, TimestampTz now)
 {
 	double		ms;
-
 	Datum		t;
 	char	   *why = NULL;
 
