@@ -109,32 +109,6 @@ static const char *const batch_own_options[] = {
 	"idempotency_key", "idempotencyKey", "idempotency_key_ttl", "idempotencyKeyTTL", NULL
 };
 
-/* `options` without the keys in `drop` (NULL when nothing is left) */
-static Jsonb *
-jsonb_without(Jsonb *options, const char *const *drop)
-{
-	JsonbParseState *state = NULL;
-	JsonbIterator *it = JsonbIteratorInit(&options->root);
-	JsonbIteratorToken tok;
-	JsonbValue	v;
-	JsonbValue *result;
-	bool		skip = false;
-	int			kept = 0;
-
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			skip = false;
-			for (const char *const *d = drop; *d && !skip; d++)
-				skip = (size_t) v.val.string.len == strlen(*d) && memcmp(v.val.string.val, *d, v.val.string.len) == 0;
-			kept += !skip;
-		}
-		if (!skip || tok == WJB_BEGIN_OBJECT || tok == WJB_END_OBJECT)
-			result = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
-	}
-	return kept ? JsonbValueToJsonb(result) : NULL;
-}
 
 /* the item count of a batch from a query, once its rows are read */
 typedef struct BatchCountArgs

@@ -307,18 +307,23 @@ taskorch_duration_from_interval(PG_FUNCTION_ARGS)
  * A point in time in ISO 8601 at UTC ("2024-12-01T09:00:00Z"): the same
  * instant whatever the TimeZone of the session that reads it.
  */
-Datum
-taskorch_delay_from_timestamptz(PG_FUNCTION_ARGS)
+char *
+iso_time(TimestampTz t)
 {
-	TimestampTz t = finite_time(PG_GETARG_TIMESTAMPTZ(0));
 	struct pg_tm tm;
 	fsec_t		fsec;
 	char		buf[MAXDATELEN + 2];
 
-	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+	if (timestamp2tm(finite_time(t), NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
 				errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				errmsg("timestamp out of range"));
 	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, buf);
-	PG_RETURN_TEXT_P(cstring_to_text(strcat(buf, "Z")));
+	return pstrdup(strcat(buf, "Z"));
+}
+
+Datum
+taskorch_delay_from_timestamptz(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(iso_time(PG_GETARG_TIMESTAMPTZ(0))));
 }

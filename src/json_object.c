@@ -4,7 +4,8 @@
  *	  A flat JSON object built in C value by value (no text to parse
  *	  again): begin, add fields, end.  A NULL value leaves its key out.
  *	  The error objects of runs, a checkpoint read back, a hook's payload.
- *	  Also jsonb_value(): the JsonbValue of a Jsonb, to push or compare.
+ *	  Also jsonb_value(): the JsonbValue of a Jsonb, to push or compare,
+ *	  and jsonb_without(): an object less some keys.
  *
  *-------------------------------------------------------------------------
  */
@@ -89,4 +90,31 @@ Jsonb *
 json_end(JsonObject *o)
 {
 	return JsonbValueToJsonb(pushJsonbValue(&o->state, WJB_END_OBJECT, NULL));
+}
+
+/* Object `options` without the keys in `drop` (a NULL-ended list); NULL when nothing is left. */
+Jsonb *
+jsonb_without(Jsonb *options, const char *const *drop)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&options->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *result;
+	bool		skip = false;
+	int			kept = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			skip = false;
+			for (const char *const *d = drop; *d && !skip; d++)
+				skip = (size_t) v.val.string.len == strlen(*d) && memcmp(v.val.string.val, *d, v.val.string.len) == 0;
+			kept += !skip;
+		}
+		if (!skip || tok == WJB_BEGIN_OBJECT || tok == WJB_END_OBJECT)
+			result = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
+	}
+	return kept ? JsonbValueToJsonb(result) : NULL;
 }

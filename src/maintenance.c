@@ -5,8 +5,9 @@
  *	  DELAYED runs whose time has come are promoted to QUEUED (their ttl
  *	  starts then), QUEUED runs past their ttl expire, WAITING runs whose
  *	  wait is over resume (waits_resume, in the time waits), and the time
- *	  until the next of these events tells an idle worker how long it may
- *	  sleep.
+ *	  until the next of these events (and of schedules' ticks, fired by
+ *	  schedules_fire in a transaction of their own) tells an idle worker
+ *	  how long it may sleep.
  *
  * Transaction: called in the batch's top-level transaction before the
  * claim, by a worker at most once every MAINTENANCE_MS (sooner when it
@@ -51,7 +52,8 @@ static NamedPlan next_due_plan = {
 	"  (SELECT min(expires_at) FROM taskorch.run"
 	"    WHERE status = " SQL_STATUS(QUEUED) " AND expires_at IS NOT NULL),"
 	"  (SELECT min(resume_at) FROM taskorch.waitpoint"
-	"    WHERE completed_at IS NULL AND kind = 'time')) AS due",
+	"    WHERE completed_at IS NULL AND kind = 'time'),"
+	"  (SELECT min(next_tick) FROM taskorch.schedule WHERE active)) AS due",
 	PLAN_PARAMS(now_params), PLAN_COLUMNS(due_columns)
 };
 

@@ -393,7 +393,8 @@ typedef enum TaskorchLockKind
 	LOCK_IDEMPOTENCY_KEY = 1,
 	LOCK_DEBOUNCE_KEY,
 	LOCK_QUEUE_NAME,
-	LOCK_BATCH_KEY
+	LOCK_BATCH_KEY,
+	LOCK_SCHEDULE_KEY
 } TaskorchLockKind;
 
 /* lock class id of lock_name(): no catalog's (catalog OIDs are small) */
@@ -464,6 +465,27 @@ extern void trigger_options_finish(TriggerOptions *o);
 extern Datum trigger_options_tags(TriggerOptions *o);
 extern void check_key(const char *option, const char *value, size_t len);
 
+/* cron.c: a cron expression's sets of values (bit v: value v) */
+typedef struct CronSpec
+{
+	uint64		seconds;
+	uint64		minutes;
+	uint32		hours;
+	uint32		days;			/* of the month, 1..31 */
+	uint16		months;			/* 1..12 */
+	uint8		weekdays;		/* 0 Sunday .. 6 Saturday */
+	bool		days_star;		/* the field starts with '*' (Vixie's rule) */
+	bool		weekdays_star;
+} CronSpec;
+
+extern void cron_parse(const char *expr, CronSpec *c);
+extern struct pg_tz *cron_timezone(const char *name);
+extern bool cron_next(const CronSpec *c, struct pg_tz *tz, TimestampTz after, TimestampTz *next);
+extern char *cron_describe(const CronSpec *c);
+
+/* schedules.c */
+extern int	schedules_fire(void);
+
 /* idempotency.c */
 extern char *idempotency_key_make(const char *name, const char *scope);
 extern const char *idempotency_key_of_trigger(const char *key);
@@ -478,6 +500,7 @@ extern int64 duration_ms_from_text(const char *option, const char *s, bool allow
 extern int64 duration_ms_from_jsonb(const char *option, JsonbValue *v, bool allow_zero);
 extern int64 interval_to_ms(Interval *iv);
 extern TimestampTz delay_from_text(const char *s, TimestampTz now);
+extern char *iso_time(TimestampTz t);
 
 /* manage.c */
 extern bool run_held_by_batch(TransactionId xmax);
@@ -501,6 +524,7 @@ extern bool may_trigger(Oid owner, ArrayType *triggerers);
 extern void taskorch_requeued_at_commit(void);
 extern void taskorch_wake_at_commit(void);
 extern void lock_role_key(TaskorchLockKind kind, const char *task, const char *key);
+extern void trigger_check_task(const char *task);
 extern Datum create_run(const char *task, Jsonb *payload, TriggerOptions *o,
 						const char *replayed_from);
 
@@ -619,5 +643,6 @@ extern void json_int(JsonObject *o, const char *key, int64 value);
 extern void json_jsonb(JsonObject *o, const char *key, Jsonb *value);
 extern Jsonb *json_end(JsonObject *o);
 extern JsonbValue jsonb_value(Jsonb *jb);
+extern Jsonb *jsonb_without(Jsonb *options, const char *const *drop);
 
 #endif							/* TASKORCH_H */

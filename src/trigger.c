@@ -472,6 +472,46 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 }
 
 /*
+ * The task `task` (*t) and its owner, for the current user to trigger: an
+ * error unless it is registered, its owner exists (else its runs could
+ * execute as no one) and the user may trigger it.  Inside SPI.
+ */
+static Oid
+triggerable_task(const char *task, TaskRow *t)
+{
+	TaskArgs	targs = {pv_text(task)};
+	Oid			owner;
+
+	if (taskorch_execute_args(&task_plan, &targs, true, 1) == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("task \"%s\" is not registered", task),
+				errhint("Register it with taskorch.register_task(); taskorch.tasks lists the registered tasks."));
+	taskorch_read_row(&task_plan, 0, t);
+	owner = role_ref_oid(t->owner.datum);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		task_owner_missing(task);
+	if (!may_trigger(owner, DatumGetArrayTypeP(t->triggerers.datum)))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied to trigger task \"%s\"", task),
+				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
+				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
+	return owner;
+}
+
+/* An error unless the current user may trigger `task` now (schedule()). */
+void
+trigger_check_task(const char *task)
+{
+	TaskRow		t;
+
+	SPI_connect();
+	(void) triggerable_task(task, &t);
+	SPI_finish();
+}
+
+/*
  * Create a run of `task` (checked: exists, the caller may trigger it) with
  * `payload` and options, or return the run an idempotency key already
  * names.  Returns the run id in the caller's memory context.
@@ -495,21 +535,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	check_payload(payload);
 	SPI_connect();
 	targs.task_id = pv_text(task);
-	if (taskorch_execute_args(&task_plan, &targs, true, 1) == 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("task \"%s\" is not registered", task),
-				errhint("Register it with taskorch.register_task(); taskorch.tasks lists the registered tasks."));
-	taskorch_read_row(&task_plan, 0, &t);
-	owner = role_ref_oid(t.owner.datum);
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
-		task_owner_missing(task);	/* its runs could not execute */
-	if (!may_trigger(owner, DatumGetArrayTypeP(t.triggerers.datum)))
-		ereport(ERROR,
-				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("permission denied to trigger task \"%s\"", task),
-				errdetail("The task is owned by role %s.", GetUserNameFromId(owner, false)),
-				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", task));
+	owner = triggerable_task(task, &t);
 	/* a queue object defines or changes its queue: the caller owns it then */
 	if (o->queue && o->queue_limit >= 0)
 		queue_set_limit_inline(o->queue, o->queue_limit);

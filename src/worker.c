@@ -204,6 +204,7 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("taskorch.run_pending() cannot be called inside a task"));
+	(void) schedules_fire();
 	(void) promote_and_expire();
 	while (total < max_runs)
 	{
@@ -404,6 +405,18 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
+		/*
+		 * Schedules' ticks first, in a transaction of their own: a tick's
+		 * run and its advance commit together, and the schedule's row is
+		 * not held locked while the batch executes.
+		 */
+		if (schedules_fire() > 0)
+			taskorch_requeued_at_commit();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{

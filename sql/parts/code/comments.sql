@@ -137,3 +137,16 @@ COMMENT ON FUNCTION taskorch.validate(jsonb, jsonb) IS 'the failures of a value 
 COMMENT ON FUNCTION taskorch.workers() IS 'the background workers: database, pid, what each runs (docs/operations.md)';
 COMMENT ON FUNCTION taskorch.executing_runs() IS 'the runs executing right now, from shared memory (docs/operations.md)';
 COMMENT ON FUNCTION taskorch.run_pending(integer) IS 'execute due runs in this session, as the workers would (docs/operations.md)';
+
+-- schedules
+COMMENT ON TABLE taskorch.schedule IS 'schedules; read taskorch.schedules';
+COMMENT ON SEQUENCE taskorch.schedule_id_seq IS 'the numbers of schedule ids (sched_<n>)';
+COMMENT ON VIEW taskorch.schedules IS 'schedules you may see: cron in words, next runs in their time zone, last run (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.schedule(text, text, text, taskorch.json_input, text, text, taskorch.json_input, boolean)
+	IS 'run a task on a cron expression in a time zone; returns the schedule id (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.unschedule(text) IS 'remove a schedule (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.activate_schedule(text, boolean) IS 'start (or with false, stop) a schedule''s ticks (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.deactivate_schedule(text) IS 'stop a schedule''s ticks until activate_schedule() (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.run_schedule_now(text) IS 'a run of the schedule now, as a tick would make it; returns its id (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.cron_next(text, text, integer, timestamptz) IS 'the next times a cron expression names in a time zone (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.cron_describe(text) IS 'a cron expression in words (docs/schedules.md)';
