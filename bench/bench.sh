@@ -12,7 +12,9 @@
 #   5. durable waits and composites beside plain burn-downs of as many
 #      runs: a fan-out of 10,000 children, a 3-step track over 10,000
 #      inputs (and its ratio to the plain burn-down), an orchestrator of 100
-#      tracks, and 200 tracks of 50 steps (a step's time, early and late).
+#      tracks, and 200 tracks of 50 steps (a step's time, early and late);
+#   6. schedules: 10,000 schedules of every minute, how long after the
+#      tick their runs exist, and the workers' CPU between ticks.
 #
 # Default durability: synchronous_commit = on, fsync = on.
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
@@ -241,6 +243,36 @@ track50_steps=$(sql -c "WITH s AS (SELECT c.parent_wait_seq AS pos,
 		   || round((avg(extract(epoch FROM step)) FILTER (WHERE pos BETWEEN 40 AND 49) * 1000)::numeric, 2)
 		   || ' ms for steps 41-50' FROM s")
 echo "50-step track, 200 of them (2 workers): ${track50_s} s, $(rate 10200 "$track50_s") runs/s; a step takes ${track50_steps}"
+echo
+
+# schedules: 10,000 of every minute; at the tick, how long until each
+# tick's run exists; between ticks, the CPU the workers spend (idle with
+# and without the schedules)
+worker_cpu_ms() {	# CPU milliseconds of the workers over $1 seconds
+	local pids before after
+	pids=$(sql -c "SELECT string_agg(pid::text, ' ') FROM taskorch.workers() WHERE pid IS NOT NULL")
+	before=$(for p in $pids; do awk '{print $14 + $15}' /proc/$p/stat; done | paste -sd+ | bc)
+	sleep "$1"
+	after=$(for p in $pids; do awk '{print $14 + $15}' /proc/$p/stat; done | paste -sd+ | bc)
+	echo $(( (after - before) * 1000 / $(getconf CLK_TCK) ))
+}
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+set_workers 2 >/dev/null
+sleep $(( 61 - $(date +%S | sed 's/^0//') ))	# just past a minute: the next tick is far
+idle_cpu=$(worker_cpu_ms 20)
+sql -c "SELECT count(taskorch.schedule('noop', '* * * * *')) FROM generate_series(1, 10000)" >/dev/null
+sleep $(( 61 - $(date +%S | sed 's/^0//') ))	# past the tick
+sleep 15									# its runs made and executed
+sched_cpu=$(worker_cpu_ms 20)
+sched=$(sql -c "WITH r AS (SELECT created_at - (payload->>'timestamp')::timestamptz AS lag
+							  FROM taskorch.run WHERE payload ? 'scheduleId'
+								AND payload->>'timestamp' = (SELECT max(payload->>'timestamp') FROM taskorch.run))
+			   SELECT count(*) || ' runs, the last ' || round(extract(epoch FROM max(lag)) * 1000)
+					  || ' ms after the tick (p50 ' || round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)) * 1000)
+					  || ' ms)' FROM r")
+echo "schedules: 10,000 every minute (2 workers): at the tick, $sched"
+echo "  workers' CPU between ticks: ${sched_cpu} ms in 20 s with the schedules, ${idle_cpu} ms without"
+sql -c "SELECT count(taskorch.unschedule(id)) FROM taskorch.schedule" >/dev/null
 echo
 
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null

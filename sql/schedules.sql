@@ -116,6 +116,14 @@ SELECT last_run_id IS NOT NULL AS has_last_run, last_run_status, active, next_ru
 SELECT taskorch.run_schedule_now(:'every_second') AS now_run \gset
 SELECT payload->>'scheduleId' = :'every_second' AS of_schedule FROM taskorch.runs WHERE id = :'now_run';
 
+-- a schedule may start a track (or an orchestrator: any task)
+SELECT taskorch.define_track('sch-track', '[{"task": "sch-tick", "name": "record"}]');
+SELECT taskorch.schedule('sch-track', '0 0 1 1 *', deduplication_key => 'yearly-track') AS track_schedule \gset
+SELECT taskorch.run_schedule_now(:'track_schedule') AS track_run \gset
+CALL taskorch.wait_for_run(:'track_run') \gset
+SELECT status, output->'results'->'record' AS record FROM taskorch.runs WHERE id = :'track_run';
+SELECT taskorch.unschedule(:'track_schedule');
+
 -- missed ticks (the server was down five years, through five New Year's
 -- Days): the latest only, by default; "missed": N the latest N; "skip" none
 TRUNCATE sch_ticks;

@@ -348,13 +348,19 @@ cron_next(const CronSpec *c, pg_tz *tz, TimestampTz after, TimestampTz *next)
 	struct pg_tm t;
 	fsec_t		fsec;
 	int			offset;
+	int			earlier_offset;
 
 	/*
-	 * From the wall time of three hours before: a wall time that repeats
-	 * (fall back) maps to its second occurrence, which may come after
-	 * `after` though the wall clock of `after` is past it.
+	 * From the wall time of `after`; but if the zone's offset changed in the
+	 * three hours before (fall back), from the wall time of three hours
+	 * before: a wall time that repeats maps to its second occurrence, which
+	 * may come after `after` though the wall clock of `after` is past it.
 	 */
-	if (timestamp2tm(after - 3 * USECS_PER_HOUR, &offset, &t, &fsec, NULL, tz) != 0)
+	if (timestamp2tm(after - 3 * USECS_PER_HOUR, &earlier_offset, &t, &fsec, NULL, tz) != 0 ||
+		timestamp2tm(after, &offset, &t, &fsec, NULL, tz) != 0)
+		return false;
+	if (offset != earlier_offset &&
+		timestamp2tm(after - 3 * USECS_PER_HOUR, &offset, &t, &fsec, NULL, tz) != 0)
 		return false;
 	t.tm_sec++;					/* whole seconds */
 	carry(&t);

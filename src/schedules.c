@@ -491,11 +491,12 @@ fire_schedule(ScheduleRow *s, TimestampTz now)
 }
 
 /*
- * Maintenance: fire the due ticks of every schedule of this database.
- * Inside the batch's transaction (maintenance.c).  Returns the runs made.
+ * Maintenance: fire the due ticks of the schedules of this database, up to
+ * FIRE_LIMIT schedules (*more: there may be more due).  The caller commits
+ * (worker.c: a transaction of its own).  Returns the runs made.
  */
 int
-schedules_fire(void)
+schedules_fire(bool *more)
 {
 	NowArgs		args = {pv_timestamptz(GetCurrentTimestamp())};
 	MemoryContext cxt = CurrentMemoryContext;
@@ -511,6 +512,7 @@ schedules_fire(void)
 	for (int i = 0; i < n; i++)
 		made += fire_schedule(&rows[i], DatumGetTimestampTz(args.now.datum));
 	SPI_finish();
+	*more = n == FIRE_LIMIT;
 	return made;
 }
 

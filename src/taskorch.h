@@ -484,7 +484,7 @@ extern bool cron_next(const CronSpec *c, struct pg_tz *tz, TimestampTz after, Ti
 extern char *cron_describe(const CronSpec *c);
 
 /* schedules.c */
-extern int	schedules_fire(void);
+extern int	schedules_fire(bool *more);
 
 /* idempotency.c */
 extern char *idempotency_key_make(const char *name, const char *scope);

@@ -189,6 +189,7 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 {
 	int32		max_runs = PG_GETARG_INT32(0);
 	int			total = 0;
+	bool		more;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -204,7 +205,8 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("taskorch.run_pending() cannot be called inside a task"));
-	(void) schedules_fire();
+	while (schedules_fire(&more) >= 0 && more)
+		;
 	(void) promote_and_expire();
 	while (total < max_runs)
 	{
@@ -406,17 +408,23 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
 		/*
-		 * Schedules' ticks first, in a transaction of their own: a tick's
-		 * run and its advance commit together, and the schedule's row is
-		 * not held locked while the batch executes.
+		 * Schedules' ticks first, in transactions of their own (of up to
+		 * 1,000 schedules each): a tick's run and its advance commit
+		 * together, and the schedule's row is not held locked while the
+		 * batch executes.
 		 */
-		if (schedules_fire() > 0)
-			taskorch_requeued_at_commit();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		bool		more;
+
+		do
+		{
+			if (schedules_fire(&more) > 0)
+				taskorch_requeued_at_commit();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+		} while (more);
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{
