@@ -72,6 +72,7 @@ void
 taskorch_shmem_request(void)
 {
 	RequestAddinShmemSpace(shared_size());
+	RequestAddinShmemSpace(task_times_shmem_size());
 	RequestNamedLWLockTranche("taskorch", 2);
 }
 
@@ -105,6 +106,7 @@ taskorch_shmem_startup(void)
 		 sizeof(WorkerSlot) * taskorch_shared->nslots);
 	taskorch_shared->conc = (ConcurrencySlot *)
 		((char *) taskorch_shared->dbs + sizeof(DbEntry) * taskorch_shared->ndbs);
+	task_times_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

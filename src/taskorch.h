@@ -483,6 +483,12 @@ extern struct pg_tz *cron_timezone(const char *name);
 extern bool cron_next(const CronSpec *c, struct pg_tz *tz, TimestampTz after, TimestampTz *next);
 extern char *cron_describe(const CronSpec *c);
 
+/* task_times.c: how long a task's runs take, per database */
+extern Size task_times_shmem_size(void);
+extern void task_times_shmem_startup(void);
+extern int64 task_time_us(const char *task);
+extern void task_time_note(const char *task, int64 us);
+
 /* schedules.c */
 extern int	schedules_fire(bool *more);
 

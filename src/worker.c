@@ -69,6 +69,30 @@ static char isolated_run[NAMEDATALEN];	/* the run of the current one */
 
 /* Runs claimed per claim statement; a batch may take several chunks. */
 #define CLAIM_CHUNK 32
+
+/*
+ * Claim one run at a time: the last batch met a run that must not hold
+ * batch mates (a slow or unknown task), so the next claims take one run
+ * until a fast one comes.
+ */
+static bool claim_singly = false;
+
+/* The last batch released claimed runs it did not execute: go on at once. */
+static bool runs_left_behind = false;
+
+/*
+ * May the run execute while other runs of the batch wait for it, locked?
+ * Only if its task is known to be fast: at most half the batch's time
+ * budget (task_times.c).  A run of a task never measured, or slow, runs
+ * in a batch of its own, so that it holds back no other run.
+ */
+static bool
+fast_task(const ClaimedRun *run)
+{
+	int64		us = task_time_us(run->task_id);
+
+	return us >= 0 && us * 2 <= (int64) taskorch_batch_time_budget_ms * 1000;
+}
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
 #define SUBXID_HEADROOM 8
 /* Stop a batch once its outcomes, outputs and logs hold this much memory. */
@@ -119,21 +143,34 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		claim_mark_start(mark);
 	if (mark && mark->valid)
 		pos = *mark;
+	runs_left_behind = false;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   taskorch_batch_time_budget_ms);
 	while (!batch_full(done, limit, deadline))
 	{
-		int			want = Min(CLAIM_CHUNK, limit - done);
+		int			want = claim_singly ? 1 : Min(CLAIM_CHUNK, limit - done);
 		int			got = claim_runs(runs + done, want, &pos, full_keys, batch_cxt);
+		bool		left_behind = false;
 
 		if (limit == 1 && got == 1)
 			strlcpy(isolated_run, runs[0].id, sizeof(isolated_run));
 		claimed += got;
+		/* more runs are due than this batch takes now: call a peer */
 		if (claimed == got && got == want && self_slot >= 0)
 			taskorch_wake_peer(MyDatabaseId, self_slot);
 		for (int i = 0; i < got; i++)
 		{
-			ClaimedRun *run = &runs[done++];
+			ClaimedRun *run = &runs[done];
+			TimestampTz started;
+
+			if (self_slot >= 0 && i < got - 1 && !fast_task(run))
+			{
+				/* the rest of the chunk would wait for it: release it all */
+				claim_singly = true;
+				left_behind = true;
+				break;
+			}
+			done++;
 
 			if (run->concurrency_limit > 0 &&
 				!concurrency_acquire(concurrency_key_hash(run->queue, run->concurrency_key),
@@ -148,7 +185,10 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 				MemoryContextSwitchTo(old);
 				continue;
 			}
+			started = GetCurrentTimestamp();
 			execute_run(run, batch_cxt);
+			task_time_note(run->task_id, run->finished_at - started);
+			claim_singly = claim_singly && !fast_task(run);
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
@@ -156,10 +196,16 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			CommandCounterIncrement();
 			executed++;
 			if (i < got - 1 && batch_full(done, limit, deadline))
+			{
+				left_behind = true;
 				break;			/* the rest is released unexecuted at commit */
+			}
 		}
-		if (got < want)
-			break;				/* drained */
+		runs_left_behind = left_behind;
+		if (left_behind && self_slot >= 0)
+			taskorch_wake_peer(MyDatabaseId, self_slot);
+		if (left_behind || got < want)
+			break;				/* released runs, or drained */
 	}
 	if (done > 0)
 		complete_runs(runs, done);
@@ -437,7 +483,9 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 	claimed = taskorch_process_batch(isolating > 0 ? 1 : taskorch_batch_size, mark, MySlot);
 	if (isolating > 0 && claimed > 0)
 		isolating--;
-	if (claimed == 0)
+	if (claimed == 0 && runs_left_behind)
+		claimed = 1;			/* it claimed runs it let go: claim again at once */
+	else if (claimed == 0)
 	{
 		int64		due = next_due_ms();
 

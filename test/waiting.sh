@@ -85,7 +85,7 @@ psql_as "$port" postgres -tAc "SELECT count(*) FILTER (WHERE taskorch.cancel(id)
 wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE NOT taskorch.finished(status))" 60 ||
 	fail "runs still unfinished after the cancel"
 [ "$(psql_as "$port" postgres -tAc "SELECT count(*) FROM taskorch.run WHERE task_id = 'cancel-me' AND status = 'CANCELED'")" = 20 ] ||
-	fail "the tracks did not all end CANCELED"
+	fail "the tracks did not all end CANCELED: $(psql_as "$port" postgres -tAc "SELECT status, count(*) FROM taskorch.run WHERE task_id = 'cancel-me' GROUP BY 1")"
 echo "ok - one statement cancels 20 tracks while a worker ends their steps: no deadlock, all CANCELED"
 track=$(psql_as "$port" postgres -tAc "SELECT taskorch.trigger('cancel-me', '{\"t\": 0}')")
 wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.runs_wide WHERE task_id = 'slow' AND status = 'EXECUTING'
