@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The executor under slow work, against a real cluster with 8 workers and
+# the default batch settings.
+#
+#   - 16 runs of 0.5 s triggered in one transaction run on more than one
+#     worker, and side by side (at least 8 at once at some moment);
+#   - a queue with a concurrency limit of 2 runs 2 of its slow runs at once
+#     (the limit is reached) and never more;
+#   - a run that hangs (5 s) triggered in one transaction with quick runs
+#     of another task holds none of them back.
+# Behaviour only: timings are the bench's (bench/bench.sh).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+port=${EXECUTOR_PORT:-55443}
+throwaway_cluster executor "$port" "taskorch.workers_per_database = 8" "max_worker_processes = 16"
+fail() { echo "FAIL: $*"; exit 1; }
+q() { psql_as "$port" postgres -tAc "$1"; }
+
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE FUNCTION nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep((payload->>'s')::float8); SELECT jsonb_build_object('pid', pg_backend_pid()) $$;
+CREATE FUNCTION quick(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('slow', 'nap(jsonb)');
+SELECT taskorch.register_task('hang', 'nap(jsonb)');
+SELECT taskorch.register_task('quick', 'quick(jsonb)');
+SELECT taskorch.create_queue('limited', concurrency_limit => 2);
+SELECT taskorch.register_task('limited-slow', 'nap(jsonb)', queue => 'limited');
+-- how many runs of a task executed at once, at most
+CREATE FUNCTION most_at_once(task text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT max((SELECT count(*) FROM taskorch.runs o
+				 WHERE o.task_id = r.task_id AND o.started_at <= r.started_at AND o.finished_at > r.started_at))
+	  FROM taskorch.runs r WHERE r.task_id = task $$;
+SQL
+wait_for "$port" postgres "SELECT count(*) = 8 FROM taskorch.workers() WHERE pid IS NOT NULL" 30 ||
+	fail "the 8 workers did not start"
+
+q "SELECT count(taskorch.trigger('slow', '{\"s\": 0.5}')) FROM generate_series(1, 16)" >/dev/null
+wait_for "$port" postgres "SELECT count(*) = 16 FROM taskorch.runs WHERE task_id = 'slow' AND status = 'COMPLETED'" 60 ||
+	fail "the slow runs did not complete"
+workers=$(q "SELECT count(DISTINCT output->>'pid') FROM taskorch.runs WHERE task_id = 'slow'")
+at_once=$(q "SELECT most_at_once('slow')")
+[ "$workers" -gt 1 ] || fail "16 slow runs ran on $workers worker(s)"
+[ "$at_once" -ge 8 ] || fail "16 slow runs, 8 workers: at most $at_once at once"
+echo "ok - 16 slow runs triggered in one transaction: $workers workers, $at_once at once"
+
+q "SELECT count(taskorch.trigger('limited-slow', '{\"s\": 0.3}')) FROM generate_series(1, 12)" >/dev/null
+wait_for "$port" postgres "SELECT count(*) = 12 FROM taskorch.runs WHERE task_id = 'limited-slow' AND status = 'COMPLETED'" 60 ||
+	fail "the limited runs did not complete"
+limited=$(q "SELECT most_at_once('limited-slow')")
+[ "$limited" = 2 ] || fail "a queue limited to 2 ran $limited at once"
+echo "ok - a queue with a concurrency limit of 2 runs 2 slow runs at once, never more"
+
+psql_as "$port" postgres >/dev/null <<'SQL'
+BEGIN;
+SELECT taskorch.trigger('hang', '{"s": 5}');
+SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 10);
+COMMIT;
+SQL
+wait_for "$port" postgres "SELECT count(*) = 10 FROM taskorch.runs WHERE task_id = 'quick' AND status = 'COMPLETED'" 3 ||
+	fail "quick runs waited behind a hung run: $(q "SELECT task_id, status, count(*) FROM taskorch.runs WHERE task_id IN ('hang', 'quick') GROUP BY 1, 2")"
+[ "$(q "SELECT status FROM taskorch.runs WHERE task_id = 'hang'")" != COMPLETED ] ||
+	fail "the hung run ended before the quick ones were checked"
+echo "ok - a run that hangs holds back none of the runs triggered with it"
