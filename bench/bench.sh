@@ -14,7 +14,10 @@
 #      inputs (and its ratio to the plain burn-down), an orchestrator of 100
 #      tracks, and 200 tracks of 50 steps (a step's time, early and late);
 #   6. schedules: 10,000 schedules of every minute, how long after the
-#      tick their runs exist, and the workers' CPU between ticks.
+#      tick their runs exist, and the workers' CPU between ticks;
+#   7. slow runs on 8 workers: 16 of 0.5 s and 64 of 0.2 s triggered in one
+#      statement, the time from before the trigger to the last end, and the
+#      workers that ran them.
 #
 # Default durability: synchronous_commit = on, fsync = on.
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
@@ -243,6 +246,31 @@ track50_steps=$(sql -c "WITH s AS (SELECT c.parent_wait_seq AS pos,
 		   || round((avg(extract(epoch FROM step)) FILTER (WHERE pos BETWEEN 40 AND 49) * 1000)::numeric, 2)
 		   || ' ms for steps 41-50' FROM s")
 echo "50-step track, 200 of them (2 workers): ${track50_s} s, $(rate 10200 "$track50_s") runs/s; a step takes ${track50_steps}"
+echo
+
+# slow runs: each a batch of its own, side by side on the workers
+sql >/dev/null <<'SQL'
+CREATE FUNCTION nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep((payload->>'s')::float8); SELECT jsonb_build_object('pid', pg_backend_pid()) $$;
+SELECT taskorch.register_task('nap', 'nap(jsonb)');
+SQL
+set_workers 8 >/dev/null
+for shape in "16 0.5" "64 0.2"; do
+	set -- $shape
+	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+	slow=$(sql <<SQL | tail -1
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(taskorch.trigger('nap', jsonb_build_object('s', $2))) FROM generate_series(1, $1);
+DO \$\$ BEGIN
+	WHILE (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') < $1 LOOP PERFORM pg_sleep(0.02); END LOOP;
+END \$\$;
+SELECT round(extract(epoch FROM max(finished_at) - :'t0'::timestamptz)::numeric, 2) || ' s on '
+	   || count(DISTINCT output->>'pid') || ' workers' FROM taskorch.run;
+SQL
+)
+	echo "slow runs: $1 x $2 s, 8 workers: $slow (ideal $(echo "$(( ($1 + 7) / 8 )) * $2" | bc) s)"
+done
+set_workers 2 >/dev/null
 echo
 
 # schedules: 10,000 of every minute; at the tick, how long until each
