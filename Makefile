@@ -23,7 +23,7 @@ SCHEMA = $(patsubst %,sql/parts/schema/%.sql,\
 	preload statuses role_ref arguments registry runs queues batches logs schemas waits composites schedules)
 CODE = $(patsubst %,sql/parts/code/%.sql,\
 	statuses registry runs trigger manage queues batches logs metadata schemas waits \
-	results tracks jobs schedules role_ref operations comments)
+	results tracks jobs schedules retention role_ref operations comments)
 UPDATES = $(wildcard sql/updates/*--*.sql)
 # every version with a modfile upgrades straight to this one
 UPGRADE_FROM = $(foreach f,$(UPDATES),$(firstword $(subst --, ,$(basename $(notdir $(f))))))
@@ -33,7 +33,7 @@ DATA_built = taskorch--$(EXTVERSION).sql $(UPGRADE_FROM:%=taskorch--%--$(EXTVERS
 DATA = $(wildcard sql/taskorch--*.sql)
 
 # pg_regress suites (sql/NAME.sql + expected/NAME.out); run by test/run-all.
-REGRESS = setup statuses registry trigger errors outcomes security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks transitions schedules upgrade
+REGRESS = setup statuses registry trigger errors outcomes security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks transitions schedules retention upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
 # notify first: its expected output names run ids, counted from 1
 ISOLATION = notify claim idempotency debounce cancel tokens fanin queuename reschedule schemacycle

@@ -103,6 +103,7 @@ typedef struct TaskUpsertArgs
 	PlanValue	on_success;
 	PlanValue	on_failure;
 	PlanValue	on_start;
+	PlanValue	retention;
 } TaskUpsertArgs;
 
 static const PlanField upsert_params[] = {
@@ -122,16 +123,17 @@ static const PlanField upsert_params[] = {
 	PLAN_PARAM(TaskUpsertArgs, on_success, TEXTOID),
 	PLAN_PARAM(TaskUpsertArgs, on_failure, TEXTOID),
 	PLAN_PARAM(TaskUpsertArgs, on_start, TEXTOID),
+	PLAN_PARAM(TaskUpsertArgs, retention, INTERVALOID),
 };
 static NamedPlan upsert_plan = {
 	.sql = "INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
 	"       max_duration, description, payload_schema, output_schema, on_success, on_failure,"
-	"       on_start)"
+	"       on_start, retention)"
 	" VALUES (:id, :fn::regprocedure, :owner::regrole, :queue, :max_attempts,"
 	"         :retry_factor, :retry_min_ms, :retry_max_ms, :retry_randomize,"
 	"         :max_duration, :description, :payload_schema, :output_schema,"
-	"         :on_success, :on_failure, :on_start)"
+	"         :on_success, :on_failure, :on_start, :retention)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -141,7 +143,8 @@ static NamedPlan upsert_plan = {
 	"       max_duration = EXCLUDED.max_duration,"
 	"       description = EXCLUDED.description, payload_schema = EXCLUDED.payload_schema,"
 	"       output_schema = EXCLUDED.output_schema, on_success = EXCLUDED.on_success,"
-	"       on_failure = EXCLUDED.on_failure, on_start = EXCLUDED.on_start, updated_at = now()",
+	"       on_failure = EXCLUDED.on_failure, on_start = EXCLUDED.on_start,"
+	"       retention = EXCLUDED.retention, updated_at = now()",
 	PLAN_PARAMS(upsert_params)
 };
 
@@ -528,6 +531,14 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 		a.on_failure = pv_datum(PG_GETARG_DATUM(10));
 	if (!PG_ARGISNULL(11))
 		a.on_start = pv_datum(PG_GETARG_DATUM(11));
+	if (PG_NARGS() > 12 && !PG_ARGISNULL(12))
+	{
+		/* how long its finished runs are kept (retention.c) */
+		Interval   *iv = palloc0(sizeof(Interval));
+
+		iv->time = duration_ms_from_text("retention", TextDatumGetCString(PG_GETARG_DATUM(12)), false) * 1000;
+		a.retention = pv_datum(IntervalPGetDatum(iv));
+	}
 
 	SPI_connect();
 	registered = lock_own_task(id, caller, &owner, &old_queue);

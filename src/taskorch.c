@@ -34,6 +34,7 @@ PG_MODULE_MAGIC;
 int			taskorch_workers_per_database = 2;
 int			taskorch_batch_size = 256;
 int			taskorch_batch_time_budget_ms = 50;
+int			taskorch_retention_s = 7 * 24 * 3600;
 int			taskorch_max_payload_bytes = 10 * 1024 * 1024;
 int			taskorch_idle_poll_ms = 1000;
 int			taskorch_max_databases = 64;
@@ -88,6 +89,12 @@ define_gucs(void)
 							&taskorch_idle_poll_ms,
 							1000, 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.retention",
+							"How long finished runs are kept (0: for ever), unless their task sets its own.",
+							"The workers remove older finished runs, with their attempts and logs (docs/operations.md).",
+							&taskorch_retention_s,
+							7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.default_ttl",
 							"Time to live of runs triggered without a ttl (0: none).",
 							"Counts from when the run is queued; an unstarted run past it is EXPIRED.",

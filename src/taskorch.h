@@ -105,6 +105,7 @@
 extern int	taskorch_workers_per_database;
 extern int	taskorch_batch_size;
 extern int	taskorch_batch_time_budget_ms;
+extern int	taskorch_retention_s;
 extern int	taskorch_max_payload_bytes;
 extern int	taskorch_idle_poll_ms;
 extern int	taskorch_max_databases;
@@ -488,6 +489,9 @@ extern Size task_times_shmem_size(void);
 extern void task_times_shmem_startup(void);
 extern int64 task_time_us(const char *task);
 extern void task_time_note(const char *task, int64 us);
+
+/* retention.c */
+extern int	retention_purge(bool *more);
 
 /* schedules.c */
 extern int	schedules_fire(bool *more);

@@ -295,6 +295,8 @@ replan_if_resized(void)
 }
 
 #define MAINTENANCE_MS 1000
+/* the background purge (retention.c) takes at most this long per pass */
+#define PURGE_BUDGET_MS 100
 
 static void
 worker_exit(int code, Datum arg)
@@ -471,6 +473,20 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 		} while (more);
+		/* retention: old finished runs go, a step per transaction */
+		{
+			TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PURGE_BUDGET_MS);
+
+			do
+			{
+				(void) retention_purge(&more);
+				PopActiveSnapshot();
+				CommitTransactionCommand();
+				SetCurrentStatementStartTimestamp();
+				StartTransactionCommand();
+				PushActiveSnapshot(GetTransactionSnapshot());
+			} while (more && GetCurrentTimestamp() < stop);
+		}
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{

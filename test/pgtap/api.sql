@@ -5,7 +5,7 @@ SELECT plan(113);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
-	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry taskorch.json_input DEFAULT NULL::taskorch.json_input, max_duration taskorch.duration DEFAULT NULL::taskorch.duration, description text DEFAULT NULL::text, payload_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, output_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text',
+	'id text, fn regprocedure, queue text DEFAULT NULL::text, max_attempts integer DEFAULT 3, retry taskorch.json_input DEFAULT NULL::taskorch.json_input, max_duration taskorch.duration DEFAULT NULL::taskorch.duration, description text DEFAULT NULL::text, payload_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, output_schema taskorch.json_input DEFAULT NULL::taskorch.json_input, on_success text DEFAULT NULL::text, on_failure text DEFAULT NULL::text, on_start text DEFAULT NULL::text, retention taskorch.duration DEFAULT NULL::taskorch.duration',
 	'register_task: named arguments with defaults');
 SELECT function_returns('taskorch', 'register_task', 'text', 'register_task returns the task id');
 SELECT is(pg_get_function_arguments('taskorch.trigger'::regproc),

@@ -44,7 +44,7 @@ COMMENT ON VIEW taskorch.wait_tokens IS 'wait tokens you made, their state and o
 COMMENT ON VIEW taskorch.missing_roles IS 'roles that rows name but that do not exist, after a restore (docs/operations.md)';
 
 -- tasks
-COMMENT ON FUNCTION taskorch.register_task(text, regprocedure, text, integer, taskorch.json_input, taskorch.duration, text, taskorch.json_input, taskorch.json_input, text, text, text)
+COMMENT ON FUNCTION taskorch.register_task(text, regprocedure, text, integer, taskorch.json_input, taskorch.duration, text, taskorch.json_input, taskorch.json_input, text, text, text, taskorch.duration)
 	IS 'register a SQL function as a task, or update it; returns the task id (docs/tasks.md)';
 COMMENT ON FUNCTION taskorch.unregister_task(text) IS 'remove a task from the registry; its runs stay (docs/tasks.md)';
 COMMENT ON FUNCTION taskorch.grant_trigger(text, regrole) IS 'let a role trigger your task (docs/security.md)';
@@ -150,3 +150,4 @@ COMMENT ON FUNCTION taskorch.deactivate_schedule(text) IS 'stop a schedule''s ti
 COMMENT ON FUNCTION taskorch.run_schedule_now(text) IS 'a run of the schedule now, as a tick would make it; returns its id (docs/schedules.md)';
 COMMENT ON FUNCTION taskorch.cron_next(text, text, integer, timestamptz) IS 'the next times a cron expression names in a time zone (docs/schedules.md)';
 COMMENT ON FUNCTION taskorch.cron_describe(text) IS 'a cron expression in words (docs/schedules.md)';
+COMMENT ON FUNCTION taskorch.purge(taskorch.duration, text) IS 'remove the finished runs you may see that are older than a duration (or their retention); returns how many (docs/operations.md)';

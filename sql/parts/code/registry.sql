@@ -8,7 +8,7 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 						  'maxTimeoutInMs', t.retry_max_ms,
 						  'randomize', t.retry_randomize) AS retry,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
-	   t.payload_schema, t.output_schema, t.on_success, t.on_failure, t.on_start
+	   t.payload_schema, t.output_schema, t.on_success, t.on_failure, t.on_start, t.retention
   FROM taskorch.task t;
 GRANT SELECT ON taskorch.tasks TO PUBLIC;
 
@@ -24,7 +24,8 @@ CREATE OR REPLACE FUNCTION taskorch.register_task(
 	output_schema taskorch.json_input DEFAULT NULL,
 	on_success text DEFAULT NULL,
 	on_failure text DEFAULT NULL,
-	on_start text DEFAULT NULL)
+	on_start text DEFAULT NULL,
+	retention taskorch.duration DEFAULT NULL)
 	RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_register_task_v2';

@@ -20,7 +20,8 @@ CREATE TABLE taskorch.task (
 	output_schema	jsonb,						-- and on completion (schema.c)
 	on_success		text,						-- hook tasks (hooks.c)
 	on_failure		text,
-	on_start		text
+	on_start		text,
+	retention		interval					-- NULL: taskorch.retention (retention.c)
 );
 
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
