@@ -63,6 +63,9 @@
 
 static BackgroundWorkerHandle **handles;
 
+/* the extra worker stopped for a starved database, until it has exited; -1: none */
+static int	stopping_for_starved = -1;
+
 /*
  * What a pass decided under the lock and does after releasing it: the
  * workers to stop and to start (slots already assigned), and a database
@@ -278,9 +281,14 @@ start_worker(int slotno)
 		slot->dboid = InvalidOid;
 	for (int d = 0; d < sh->ndbs; d++)
 		if (sh->dbs[d].state != DB_FREE && sh->dbs[d].dboid == dboid)
+		{
 			sh->dbs[d].restart_after =
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RESTART_DELAY_MS * 5);
+			sh->dbs[d].starved |= index == 0;
+		}
 	LWLockRelease(sh->lock);
+	if (index > 0)
+		return;					/* a database's extra workers wait for a slot quietly */
 	ereport(WARNING,
 			errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			errmsg("taskorch could not start worker %d for database %u: no background worker slot free",
@@ -338,6 +346,14 @@ reap_workers(const bool *stopped)
 					 slot->index < taskorch_workers_per_database)
 				db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
 		}
+		if (i == stopping_for_starved)
+		{
+			/* its slot is free: the starved databases try again now */
+			stopping_for_starved = -1;
+			for (int d = 0; d < sh->ndbs; d++)
+				if (sh->dbs[d].starved)
+					sh->dbs[d].restart_after = 0;
+		}
 		pfree(handles[i]);
 		handles[i] = NULL;
 		slot->dboid = InvalidOid;
@@ -348,10 +364,49 @@ reap_workers(const bool *stopped)
 }
 
 /*
+ * Stop the extra worker (index >= 1) of the database with the most
+ * workers, for a starved database to have its slot: one at a time, and
+ * the starved databases try again as soon as it has exited (lock held).
+ */
+static void
+stop_an_extra_worker(LauncherActions *act)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int			victim = -1;
+	int			victim_count = 1;
+
+	if (stopping_for_starved >= 0)
+		return;					/* the last one has not exited yet */
+	for (int i = 0; i < sh->nslots; i++)
+	{
+		int			count = 0;
+
+		if (!OidIsValid(sh->slots[i].dboid) || sh->slots[i].index == 0 || handles[i] == NULL)
+			continue;
+		for (int j = 0; j < sh->nslots; j++)
+			count += sh->slots[j].dboid == sh->slots[i].dboid;
+		if (count > victim_count ||
+			(count == victim_count && victim >= 0 && sh->slots[i].index > sh->slots[victim].index))
+			victim = i, victim_count = count;
+	}
+	if (victim < 0)
+		return;					/* nothing to take: the starved wait for a slot */
+	stopping_for_starved = victim;
+	for (int k = 0; k < act->nstop; k++)
+		if (act->stop[k] == victim)
+			return;				/* already being stopped */
+	act->stop[act->nstop++] = victim;
+}
+
+/*
  * Decide which workers to start and stop so each database has what it
- * wants; act[] is done once the lock is released.  Returns the
- * milliseconds until a delayed restart is due (or RESCAN_MS).  Lock held
- * exclusively.
+ * wants; act[] is done once the lock is released.  Every database gets
+ * its worker 0 before any gets more (two passes); while a database's
+ * worker 0 finds no background worker slot (starved), no database starts
+ * an extra worker, and each pass stops one extra worker of the database
+ * that has the most, so that the slot it frees goes to the starved one.
+ * Returns the milliseconds until a delayed restart is due (or RESCAN_MS).
+ * Lock held exclusively.
  */
 static long
 reconcile(LauncherActions *act)
@@ -359,56 +414,70 @@ reconcile(LauncherActions *act)
 	TaskorchShared *sh = taskorch_shared;
 	TimestampTz now = GetCurrentTimestamp();
 	long		sleep_ms = RESCAN_MS;
+	bool		someone_starved = false;
+	bool		starved_waiting = false;	/* one tried and failed, and may try again */
 
-	for (int d = 0; d < sh->ndbs; d++)
-	{
-		DbEntry    *db = &sh->dbs[d];
-		bool		have[TASKORCH_MAX_WORKERS_PER_DATABASE];
-		int			want;
-
-		if (db->state == DB_FREE)
-			continue;
-		if (db->paused_by != 0 && BackendPidGetProc(db->paused_by) == NULL)
-			db->paused_by = 0;
-		if (db->state == DB_UNKNOWN && db->seen && db->paused_by == 0 &&
-			now >= db->restart_after)
-			db->state = DB_PROBING;
-		want = wanted_workers(db);
-		Assert(want <= lengthof(have));
-
-		memset(have, 0, sizeof(have));
-		for (int i = 0; i < sh->nslots; i++)
+	for (int pass = 0; pass < 2; pass++)
+		for (int d = 0; d < sh->ndbs; d++)
 		{
-			WorkerSlot *slot = &sh->slots[i];
+			DbEntry    *db = &sh->dbs[d];
+			bool		have[TASKORCH_MAX_WORKERS_PER_DATABASE];
+			int			want;
 
-			if (slot->dboid != db->dboid)
+			if (db->state == DB_FREE)
 				continue;
-			if (slot->index >= want && handles[i] != NULL)
-				act->stop[act->nstop++] = i;
-			else if (slot->index < want)
-				have[slot->index] = true;
-		}
-		if (want > 0 && now < db->restart_after)
-		{
-			sleep_ms = Min(sleep_ms,
-						   TimestampDifferenceMilliseconds(now, db->restart_after) + 1);
-			continue;
-		}
-		for (int index = 0; index < want; index++)
-			if (!have[index] && !assign_slot(db, index, act))
-				break;			/* no slot free */
+			if (pass == 0)
+			{
+				if (db->paused_by != 0 && BackendPidGetProc(db->paused_by) == NULL)
+					db->paused_by = 0;
+				if (db->state == DB_UNKNOWN && db->seen && db->paused_by == 0 &&
+					now >= db->restart_after)
+					db->state = DB_PROBING;
+			}
+			want = wanted_workers(db);
+			Assert(want <= lengthof(have));
 
-		/* forget databases that are gone once their workers are */
-		if (!db->seen)
-		{
-			bool		busy = false;
-
+			memset(have, 0, sizeof(have));
 			for (int i = 0; i < sh->nslots; i++)
-				busy |= sh->slots[i].dboid == db->dboid;
-			if (!busy)
-				db->state = DB_FREE;
+			{
+				WorkerSlot *slot = &sh->slots[i];
+
+				if (slot->dboid != db->dboid)
+					continue;
+				if (pass == 0 && slot->index >= want && handles[i] != NULL)
+					act->stop[act->nstop++] = i;
+				else if (slot->index < want)
+					have[slot->index] = true;
+			}
+			if (pass == 0)
+			{
+				db->starved = db->starved && want > 0 && !have[0];
+				someone_starved |= db->starved;
+				starved_waiting |= db->starved && now >= db->restart_after;
+			}
+			if (want > 0 && now < db->restart_after)
+			{
+				sleep_ms = Min(sleep_ms,
+							   TimestampDifferenceMilliseconds(now, db->restart_after) + 1);
+				continue;
+			}
+			for (int index = pass; index < (pass == 0 ? Min(want, 1) : want); index++)
+				if (!have[index] && (pass == 0 || !someone_starved) && !assign_slot(db, index, act))
+					break;		/* no slot free */
+
+			/* forget databases that are gone once their workers are */
+			if (pass == 1 && !db->seen)
+			{
+				bool		busy = false;
+
+				for (int i = 0; i < sh->nslots; i++)
+					busy |= sh->slots[i].dboid == db->dboid;
+				if (!busy)
+					db->state = DB_FREE;
+			}
 		}
-	}
+	if (starved_waiting)
+		stop_an_extra_worker(act);
 	return sleep_ms;
 }
 

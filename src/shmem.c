@@ -48,6 +48,8 @@ int			MySlot = -1;
 
 PG_FUNCTION_INFO_V1(taskorch_executing_runs);
 PG_FUNCTION_INFO_V1(taskorch_workers);
+PG_FUNCTION_INFO_V1(taskorch_database_workers);
+PG_FUNCTION_INFO_V1(taskorch_check_worker_slots);
 
 /* One per process that may execute a run at once: workers, and sessions in run_pending() */
 static int
@@ -534,4 +536,123 @@ taskorch_database_installed(Oid dboid)
 		db->reprobe = true;		/* the probe may have looked too early */
 	LWLockRelease(taskorch_shared->lock);
 	taskorch_wake_launcher();
+}
+
+/*
+ * SQL: taskorch.database_workers(): each database with the extension, the
+ * workers it wants and those running, and whether its first worker found
+ * no background worker slot (starved: its runs wait).
+ */
+Datum
+taskorch_database_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	typedef struct
+	{
+		Oid			dboid;
+		int			wanted;
+		int			running;
+		bool		starved;
+	}			DbCopy;
+	DbCopy	   *copy;
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (taskorch_shared == NULL)
+		PG_RETURN_VOID();
+	copy = palloc(sizeof(DbCopy) * taskorch_shared->ndbs);
+	LWLockAcquire(taskorch_shared->lock, LW_SHARED);
+	for (int d = 0; d < taskorch_shared->ndbs; d++)
+	{
+		DbEntry    *db = &taskorch_shared->dbs[d];
+		DbCopy	   *c = &copy[n];
+
+		/* a starved database may not have been probed: its worker 0 is the probe */
+		if (db->state != DB_ACTIVE && !(db->starved && db->state != DB_FREE))
+			continue;
+		c->dboid = db->dboid;
+		c->wanted = db->paused_by != 0 ? 0 : taskorch_workers_per_database;
+		c->running = 0;
+		for (int i = 0; i < taskorch_shared->nslots; i++)
+			c->running += taskorch_shared->slots[i].dboid == db->dboid &&
+				taskorch_shared->slots[i].pid != 0;
+		c->starved = db->starved;
+		n++;
+	}
+	LWLockRelease(taskorch_shared->lock);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		char	   *database = get_database_name(copy[i].dboid);
+
+		if (database == NULL)
+			continue;			/* dropped meanwhile */
+		values[0] = DirectFunctionCall1(namein, CStringGetDatum(database));
+		values[1] = Int32GetDatum(copy[i].wanted);
+		values[2] = Int32GetDatum(copy[i].running);
+		values[3] = BoolGetDatum(copy[i].starved);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * trigger() in a database whose workers could not start: a NOTICE, once
+ * per session (the run is made; it waits for a worker).
+ */
+void
+notice_if_starved(void)
+{
+	static bool noticed = false;
+	bool		starved = false;
+
+	if (noticed || taskorch_shared == NULL)
+		return;
+	for (int d = 0; d < taskorch_shared->ndbs; d++)
+		starved |= taskorch_shared->dbs[d].dboid == MyDatabaseId &&
+			taskorch_shared->dbs[d].state != DB_FREE && taskorch_shared->dbs[d].starved;
+	if (!starved)
+		return;
+	noticed = true;
+	ereport(NOTICE,
+			errmsg("no taskorch worker runs in database \"%s\": its runs wait until one can start",
+				   get_database_name(MyDatabaseId)),
+			errdetail("Every background worker slot is taken (max_worker_processes = %d).",
+					  max_worker_processes),
+			errhint("Raise max_worker_processes, or lower taskorch.workers_per_database; taskorch.database_workers shows each database's workers."));
+}
+
+/*
+ * SQL: taskorch_internal.check_worker_slots(), run by CREATE EXTENSION: a
+ * WARNING when the background worker slots will not hold this database's
+ * workers beside the background workers running now (the launcher then
+ * gives each database one worker first, taking extra ones from others).
+ */
+Datum
+taskorch_check_worker_slots(PG_FUNCTION_ARGS)
+{
+	int			in_use = 0;
+	bool		isnull;
+
+	/* background workers running now, but this database's own */
+	SPI_connect();
+	if (SPI_execute("SELECT count(*)::int FROM pg_catalog.pg_stat_activity"
+					" WHERE backend_type NOT IN ('client backend', 'autovacuum launcher',"
+					"       'autovacuum worker', 'background writer', 'checkpointer', 'walwriter',"
+					"       'archiver', 'startup', 'walreceiver', 'walsender', 'logger',"
+					"       'standalone backend')"
+					"   AND NOT (backend_type = 'taskorch worker' AND datname = pg_catalog.current_database())",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		in_use = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (in_use + taskorch_workers_per_database > max_worker_processes)
+		ereport(WARNING,
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg("taskorch's workers may not all start in database \"%s\"",
+					   get_database_name(MyDatabaseId)),
+				errdetail("max_worker_processes is %d; other background workers (taskorch's launcher and the workers of other databases among them) take %d, and this database wants %d.",
+						  max_worker_processes, in_use, taskorch_workers_per_database),
+				errhint("Raise max_worker_processes (a restart), or lower taskorch.workers_per_database; each database gets one worker before any gets more, and taskorch.database_workers shows what each has."));
+	PG_RETURN_VOID();
 }

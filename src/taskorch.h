@@ -221,6 +221,7 @@ typedef struct DbEntry
 	pid_t		paused_by;		/* backend running DROP DATABASE etc. */
 	bool		reprobe;		/* extension changed during a probe: again */
 	TimestampTz restart_after;	/* no worker start before this */
+	bool		starved;		/* its worker 0 found no background worker slot */
 } DbEntry;
 
 typedef struct WorkerSlot
@@ -274,6 +275,7 @@ extern void taskorch_shmem_startup(void);
 extern void taskorch_wake_database(Oid dboid);
 extern void taskorch_wake_peer(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
+extern void notice_if_starved(void);
 extern void taskorch_database_installed(Oid dboid);
 extern void taskorch_database_pause(Oid dboid, bool pause);
 extern void taskorch_database_wait_stopped(Oid dboid);

@@ -605,6 +605,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	}
 	taskorch_execute_args(&insert_plan, &a, false, 1);
 	run_id = run_id_out(&insert_plan);
+	notice_if_starved();
 	SPI_finish();
 
 	wake_at_commit = true;

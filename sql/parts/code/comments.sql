@@ -41,6 +41,7 @@ COMMENT ON VIEW taskorch.schemas IS 'JSON Schemas defined with define_schema() (
 COMMENT ON VIEW taskorch.jobs IS 'jobs (runs of tracks and orchestrators) with their step counts (docs/jobs.md)';
 COMMENT ON VIEW taskorch.job_steps IS 'the steps of each job and their status (docs/jobs.md)';
 COMMENT ON VIEW taskorch.wait_tokens IS 'wait tokens you made, their state and output (docs/waits.md)';
+COMMENT ON VIEW taskorch.database_workers IS 'each database with taskorch: workers wanted, running, and whether its first worker found no slot (docs/operations.md)';
 COMMENT ON VIEW taskorch.missing_roles IS 'roles that rows name but that do not exist, after a restore (docs/operations.md)';
 
 -- tasks

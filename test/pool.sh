@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Workers for every database: against real clusters.
+#
+#   1. max_worker_processes = 8, two workers wanted per database, four
+#      databases with the extension (the launcher and 2 x 4 workers would
+#      need 9 slots): each database gets a worker (the launcher gives every
+#      database its first worker before any gets a second, and takes a
+#      second one back for a database left without), and runs there;
+#   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
+#      launcher and one worker), two
+#      databases: the second gets none, and says so where users look:
+#      CREATE EXTENSION warns, taskorch.database_workers shows it starved,
+#      trigger() raises a NOTICE once per session.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+port=${POOL_PORT:-55444}
+fail() { echo "FAIL: $*"; exit 1; }
+q() { psql_as "$port" "$1" -tAc "$2"; }
+
+throwaway_cluster pool "$port" "max_worker_processes = 8" "taskorch.workers_per_database = 2" \
+	"max_parallel_workers = 0"
+for db in d1 d2 d3 d4; do
+	q postgres "CREATE DATABASE $db" >/dev/null
+	psql_as "$port" "$db" -q >/dev/null 2>&1 <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('noop', 'noop(jsonb)');
+SQL
+done
+for db in d1 d2 d3 d4; do
+	wait_for "$port" "$db" "SELECT running >= 1 FROM taskorch.database_workers WHERE database = current_database()" 60 ||
+		fail "database $db got no worker: $(q "$db" "SELECT * FROM taskorch.database_workers")"
+	run=$(q "$db" "SELECT taskorch.trigger('noop')")
+	wait_for "$port" "$db" "SELECT status = 'COMPLETED' FROM taskorch.runs WHERE id = '$run'" 30 ||
+		fail "a run in $db did not complete"
+done
+echo "ok - four databases, 8 worker slots for 9 wanted workers: each database has a worker, and runs run"
+cluster_stop "$dir" immediate
+
+port2=$((port + 1))
+dir2=$(mktemp -d /tmp/taskorch-pool2.XXXXXX)
+trap 'cluster_stop "$dir2" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir" "$dir2"' EXIT
+cluster_start "$dir2" "$port2" "max_worker_processes = 3" "taskorch.workers_per_database = 1" \
+	"max_parallel_workers = 0"
+port=$port2
+q postgres "CREATE DATABASE e1" >/dev/null
+q postgres "CREATE DATABASE e2" >/dev/null
+q e1 "CREATE EXTENSION taskorch" >/dev/null
+wait_for "$port" e1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'e1'" 30 ||
+	fail "the first database got no worker"
+warning=$(psql_as "$port" e2 -c "CREATE EXTENSION taskorch" 2>&1)
+echo "$warning" | grep -q "WARNING:  taskorch's workers may not all start" ||
+	fail "CREATE EXTENSION did not warn: $warning"
+wait_for "$port" e2 "SELECT starved FROM taskorch.database_workers WHERE database = 'e2'" 30 ||
+	fail "the second database is not shown starved: $(q e2 "SELECT * FROM taskorch.database_workers")"
+psql_as "$port" e2 -q >/dev/null <<'SQL'
+CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('noop', 'noop(jsonb)');
+SQL
+notices=$(psql_as "$port" e2 -c "SELECT taskorch.trigger('noop')" -c "SELECT taskorch.trigger('noop')" 2>&1 |
+	grep -c "NOTICE:  no taskorch worker runs in database \"e2\"" || true)
+[ "$notices" = 1 ] || fail "trigger() in a database without a worker gave $notices notices in one session, not 1"
+echo "ok - a database without a worker slot: a warning at CREATE EXTENSION, starved in taskorch.database_workers, one NOTICE per session"
