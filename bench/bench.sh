@@ -113,6 +113,23 @@ sleep 0.5
 burn_down 2 "2 worker(s), idle transaction open"
 kill $holder 2>/dev/null || true
 sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()" >/dev/null
+# graphile-worker 0.17.3 in its fastest mode, on this server, in this run
+# (../shared/anchors: installs it from npm outside the checkout)
+anchors=${ANCHORS_DIR:-$top/../shared/anchors}
+if [ -x "$anchors/run.sh" ] && command -v node >/dev/null; then
+	set_workers 0 >/dev/null
+	gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 LAT_N=50 SINGLE_N=500 \
+		"$anchors/run.sh" gw-batched 2>/dev/null | tail -1 |
+		node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
+			console.log(JSON.parse(s).process.jobs_per_s_drained))' 2>/dev/null || true)
+	if [ -n "$gw" ]; then
+		echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained"
+		for label in "${!burn[@]}"; do
+			printf "  burn-down, %-34s / graphile-worker batched: %s\n" "$label" \
+				"$(echo "scale=2; ${burn[$label]} / $gw" | bc)"
+		done | sort
+	fi
+fi
 echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
 set_workers 0 >/dev/null
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
