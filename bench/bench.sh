@@ -17,7 +17,11 @@
 #      tick their runs exist, and the workers' CPU between ticks;
 #   7. slow runs on 8 workers: 16 of 0.5 s and 64 of 0.2 s triggered in one
 #      statement, the time from before the trigger to the last end, and the
-#      workers that ran them.
+#      workers that ran them;
+#   8. the mixed scenario: 100,000 no-op runs with 16 runs of 1 s queued
+#      ahead of them, 2 workers: the no-ops' time beside their time alone;
+#   9. fairness: with 200,000 runs queued in one queue, the start delay of
+#      a run of another queue from its trigger's commit.
 #
 # Default durability: synchronous_commit = on, fsync = on.
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
@@ -288,6 +292,58 @@ SQL
 	echo "slow runs: $1 x $2 s, 8 workers: $slow (ideal $(echo "$(( ($1 + 7) / 8 )) * $2" | bc) s)"
 done
 set_workers 2 >/dev/null
+echo
+
+# the mixed scenario: slow runs among a backlog of no-ops (2 workers)
+set_workers 0 >/dev/null
+mixed() {	# mixed WITH_SLOW: seconds for the no-op runs to finish
+	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+	# the slow runs first: they are ahead of the no-ops in the queue
+	[ "$1" = 1 ] && sql -c "SELECT count(taskorch.trigger('nap', '{\"s\": 1}')) FROM generate_series(1, 16)" >/dev/null
+	sql -c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 100000) g" >/dev/null
+	sql -c "VACUUM ANALYZE taskorch.run" >/dev/null
+	local t0
+	t0=$(sql -c "SELECT clock_timestamp()")
+	set_workers 2 >/dev/null
+	sql -c "DO \$\$ BEGIN
+				WHILE EXISTS (SELECT FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED') LOOP
+					PERFORM pg_sleep(0.2);
+				END LOOP;
+			END \$\$" >/dev/null
+	# from the workers' start: time spent on the slow runs first counts
+	sql -c "SELECT round(extract(epoch FROM max(finished_at) - '$t0'::timestamptz)::numeric, 2) FROM taskorch.run WHERE task_id = 'noop'"
+	set_workers 0 >/dev/null
+}
+alone=$(mixed 0)
+with_slow=$(mixed 1)
+echo "mixed: 100,000 no-op runs, 2 workers: ${alone} s alone, ${with_slow} s with 16 runs of 1 s queued ahead ($(echo "scale=2; $with_slow / $alone" | bc)x)"
+
+# fairness: a run of an idle queue behind another queue's backlog
+sql >/dev/null <<'SQL'
+SET client_min_messages = warning;
+TRUNCATE taskorch.run CASCADE;
+SELECT taskorch.register_task('other-queue', 'noop(jsonb)', queue => 'other');
+SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 200000) g;
+VACUUM ANALYZE taskorch.run;
+SQL
+set_workers 2 >/dev/null
+sleep 1
+fair=$(sql <<'SQL' | tail -1
+SELECT taskorch.trigger('other-queue') AS r \gset
+SELECT clock_timestamp() AS committed \gset
+DO $$ BEGIN
+	WHILE NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'other-queue' AND started_at IS NOT NULL) LOOP
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+END $$;
+SELECT round(extract(epoch FROM started_at - :'committed'::timestamptz) * 1000) || ' ms (queued ahead: '
+	   || (SELECT count(*) FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED') || ')'
+  FROM taskorch.run WHERE id = :'r';
+SQL
+)
+echo "fairness: a run of another queue behind 200,000 queued runs, 2 workers: started ${fair} after its commit"
+set_workers 2 >/dev/null
+sql -c "DO \$\$ BEGIN WHILE EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED') LOOP PERFORM pg_sleep(0.2); END LOOP; END \$\$" >/dev/null
 echo
 
 # schedules: 10,000 of every minute; at the tick, how long until each
