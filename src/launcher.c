@@ -201,7 +201,7 @@ wanted_workers(DbEntry *db)
 	if (!db->seen || db->paused_by != 0)
 		return 0;
 	if (db->state == DB_ACTIVE)
-		return taskorch_workers_per_database;
+		return Min(taskorch_workers_per_database + db->extra, TASKORCH_MAX_WORKERS_PER_DATABASE);
 	if (db->state == DB_PROBING)
 		return 1;
 	return 0;
@@ -285,6 +285,8 @@ start_worker(int slotno)
 			sh->dbs[d].restart_after =
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RESTART_DELAY_MS * 5);
 			sh->dbs[d].starved |= index == 0;
+			if (index >= taskorch_workers_per_database)
+				sh->dbs[d].extra = index - taskorch_workers_per_database;
 		}
 	LWLockRelease(sh->lock);
 	if (index > 0)
@@ -454,6 +456,17 @@ reconcile(LauncherActions *act)
 				db->starved = db->starved && want > 0 && !have[0];
 				someone_starved |= db->starved;
 				starved_waiting |= db->starved && now >= db->restart_after;
+				/* the pool: one more worker when all are busy with runs due */
+				if (db->demand && db->state == DB_ACTIVE &&
+					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
+				{
+					db->extra++;
+					want = wanted_workers(db);
+				}
+				db->demand = false;
+				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
+																	taskorch_workers_per_database))
+					db->extra = Max(0, taskorch_max_workers_per_database - taskorch_workers_per_database);
 			}
 			if (want > 0 && now < db->restart_after)
 			{

@@ -116,7 +116,7 @@ taskorch_shmem_startup(void)
  * Set the latch of one worker of the database, other than skip_slot,
  * preferring one that sleeps.  With only_idle, busy workers are left alone.
  */
-static void
+static bool
 wake_one(Oid dboid, int skip_slot, bool only_idle)
 {
 	TaskorchShared *sh = taskorch_shared;
@@ -124,7 +124,7 @@ wake_one(Oid dboid, int skip_slot, bool only_idle)
 	int			start;
 
 	if (sh == NULL)
-		return;
+		return false;
 	start = pg_atomic_fetch_add_u32(&sh->wake_rr, 1) % sh->nslots;
 	LWLockAcquire(sh->lock, LW_SHARED);
 	for (int n = 0; n < sh->nslots; n++)
@@ -146,6 +146,7 @@ wake_one(Oid dboid, int skip_slot, bool only_idle)
 	if (chosen)
 		SetLatch(chosen);
 	LWLockRelease(sh->lock);
+	return chosen != NULL;
 }
 
 /* A trigger committed in dboid: make sure a worker looks at the queue. */
@@ -155,11 +156,62 @@ taskorch_wake_database(Oid dboid)
 	wake_one(dboid, -1, false);
 }
 
-/* A worker found a full batch: there is probably more, call a sleeping peer. */
-void
+/*
+ * A worker found more due runs than it takes now: call a sleeping peer.
+ * False when none sleeps: every worker is busy.
+ */
+bool
 taskorch_wake_peer(Oid dboid, int self_slot)
 {
-	wake_one(dboid, self_slot, true);
+	return wake_one(dboid, self_slot, true);
+}
+
+/*
+ * Every worker of the database is busy and runs are due: ask the launcher
+ * for one more (up to taskorch.max_workers_per_database).  A hint, read
+ * and cleared by the launcher.
+ */
+void
+taskorch_pool_grow(Oid dboid)
+{
+	TaskorchShared *sh = taskorch_shared;
+
+	if (sh == NULL || taskorch_max_workers_per_database <= taskorch_workers_per_database)
+		return;
+	for (int d = 0; d < sh->ndbs; d++)
+		if (sh->dbs[d].state == DB_ACTIVE && sh->dbs[d].dboid == dboid && !sh->dbs[d].demand)
+		{
+			sh->dbs[d].demand = true;
+			taskorch_wake_launcher();
+		}
+}
+
+/*
+ * The worker of self_slot has been idle long: if it is the pool's last
+ * extra worker, the pool shrinks by it (it then exits).  Returns whether
+ * it should exit.
+ */
+bool
+taskorch_pool_shrink(Oid dboid, int self_slot)
+{
+	TaskorchShared *sh = taskorch_shared;
+	bool		shrink = false;
+
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	for (int d = 0; d < sh->ndbs; d++)
+	{
+		DbEntry    *db = &sh->dbs[d];
+
+		if (db->state != DB_ACTIVE || db->dboid != dboid || db->extra == 0)
+			continue;
+		if (sh->slots[self_slot].index == taskorch_workers_per_database + db->extra - 1)
+		{
+			db->extra--;
+			shrink = true;
+		}
+	}
+	LWLockRelease(sh->lock);
+	return shrink;
 }
 
 void
@@ -571,7 +623,7 @@ taskorch_database_workers(PG_FUNCTION_ARGS)
 		if (db->state != DB_ACTIVE && !(db->starved && db->state != DB_FREE))
 			continue;
 		c->dboid = db->dboid;
-		c->wanted = db->paused_by != 0 ? 0 : taskorch_workers_per_database;
+		c->wanted = db->paused_by != 0 ? 0 : taskorch_workers_per_database + db->extra;
 		c->running = 0;
 		for (int i = 0; i < taskorch_shared->nslots; i++)
 			c->running += taskorch_shared->slots[i].dboid == db->dboid &&

@@ -32,6 +32,7 @@
 PG_MODULE_MAGIC;
 
 int			taskorch_workers_per_database = 2;
+int			taskorch_max_workers_per_database = 8;
 int			taskorch_batch_size = 256;
 int			taskorch_batch_time_budget_ms = 50;
 int			taskorch_retention_s = 7 * 24 * 3600;
@@ -58,6 +59,12 @@ define_gucs(void)
 							"0 stops execution; runs stay queued.",
 							&taskorch_workers_per_database,
 							2, 0, TASKORCH_MAX_WORKERS_PER_DATABASE,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.max_workers_per_database",
+							"Most workers a database's pool grows to while runs are due and every worker is busy.",
+							"The pool keeps taskorch.workers_per_database workers, grows one at a time up to this, and an extra worker idle for 10 s exits.",
+							&taskorch_max_workers_per_database,
+							8, 0, TASKORCH_MAX_WORKERS_PER_DATABASE,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.max_databases",
 							"Databases the launcher can track.",

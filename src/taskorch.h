@@ -105,6 +105,7 @@
 extern int	taskorch_workers_per_database;
 extern int	taskorch_batch_size;
 extern int	taskorch_batch_time_budget_ms;
+extern int	taskorch_max_workers_per_database;
 extern int	taskorch_retention_s;
 extern int	taskorch_max_payload_bytes;
 extern int	taskorch_idle_poll_ms;
@@ -222,6 +223,8 @@ typedef struct DbEntry
 	bool		reprobe;		/* extension changed during a probe: again */
 	TimestampTz restart_after;	/* no worker start before this */
 	bool		starved;		/* its worker 0 found no background worker slot */
+	int			extra;			/* workers above workers_per_database (the pool grew) */
+	bool		demand;			/* a busy worker found more due runs than workers */
 } DbEntry;
 
 typedef struct WorkerSlot
@@ -273,7 +276,9 @@ extern int	MySlot;				/* this worker's slot, -1 elsewhere */
 extern void taskorch_shmem_request(void);
 extern void taskorch_shmem_startup(void);
 extern void taskorch_wake_database(Oid dboid);
-extern void taskorch_wake_peer(Oid dboid, int self_slot);
+extern bool taskorch_wake_peer(Oid dboid, int self_slot);
+extern void taskorch_pool_grow(Oid dboid);
+extern bool taskorch_pool_shrink(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
 extern void notice_if_starved(void);
 extern void taskorch_database_installed(Oid dboid);

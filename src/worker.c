@@ -155,9 +155,10 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		if (limit == 1 && got == 1)
 			strlcpy(isolated_run, runs[0].id, sizeof(isolated_run));
 		claimed += got;
-		/* more runs are due than this batch takes now: call a peer */
-		if (claimed == got && got == want && self_slot >= 0)
-			taskorch_wake_peer(MyDatabaseId, self_slot);
+		/* more runs are due than this batch takes now: call a peer, or grow the pool */
+		if (claimed == got && got == want && self_slot >= 0 &&
+			!taskorch_wake_peer(MyDatabaseId, self_slot) && claim_singly)
+			taskorch_pool_grow(MyDatabaseId);
 		for (int i = 0; i < got; i++)
 		{
 			ClaimedRun *run = &runs[done];
@@ -202,8 +203,10 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			}
 		}
 		runs_left_behind = left_behind;
-		if (left_behind && self_slot >= 0)
-			taskorch_wake_peer(MyDatabaseId, self_slot);
+		/* the pool grows for slow runs only: fast ones are bound by the cores */
+		if (left_behind && self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot) &&
+			claim_singly)
+			taskorch_pool_grow(MyDatabaseId);
 		if (left_behind || got < want)
 			break;				/* released runs, or drained */
 	}
@@ -295,6 +298,8 @@ replan_if_resized(void)
 }
 
 #define MAINTENANCE_MS 1000
+/* an extra worker of the pool idle this long exits (the pool shrinks) */
+#define SHRINK_IDLE_MS 10000
 /* the background purge (retention.c) takes at most this long per pass */
 #define PURGE_BUDGET_MS 100
 
@@ -586,6 +591,7 @@ taskorch_worker_main(Datum arg)
 	{
 		long		sleep_ms = 0;
 		int			claimed;
+		static TimestampTz idle_since = 0;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -603,9 +609,19 @@ taskorch_worker_main(Datum arg)
 			proc_exit(0);
 		}
 		if (claimed > 0)
+		{
+			idle_since = 0;
 			continue;
+		}
 
 		/* drained (the next claim starts at the head of the queue again) */
+		if (idle_since == 0)
+			idle_since = GetCurrentTimestamp();
+		else if (slot->index >= taskorch_workers_per_database &&
+				 GetCurrentTimestamp() - idle_since >= SHRINK_IDLE_MS * (int64) 1000 &&
+				 taskorch_pool_shrink(dboid, MySlot))
+			proc_exit(0);		/* the pool's last extra worker, idle: it shrinks */
+		sleep_ms = Min(sleep_ms, SHRINK_IDLE_MS);
 		slot->idle = true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
