@@ -6,6 +6,8 @@
 #      need 9 slots): each database gets a worker (the launcher gives every
 #      database its first worker before any gets a second, and takes a
 #      second one back for a database left without), and runs there;
+#   3. (first) the pool: one worker kept, up to 4: slow runs grow it, and
+#      once idle it shrinks back to one;
 #   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
 #      launcher and one worker), two
 #      databases: the second gets none, and says so where users look:
@@ -36,6 +38,27 @@ for db in d1 d2 d3 d4; do
 		fail "a run in $db did not complete"
 done
 echo "ok - four databases, 8 worker slots for 9 wanted workers: each database has a worker, and runs run"
+cluster_stop "$dir" immediate
+
+cluster_restart "$dir"
+q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 1" >/dev/null
+q postgres "ALTER SYSTEM SET taskorch.max_workers_per_database = 4" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+psql_as "$port" d1 -q >/dev/null <<'SQL'
+CREATE FUNCTION nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.5); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('nap', 'nap(jsonb)');
+SQL
+wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 30 ||
+	fail "the pool did not start at one worker: $(q d1 "SELECT * FROM taskorch.database_workers")"
+q d1 "SELECT count(taskorch.trigger('nap')) FROM generate_series(1, 24)" >/dev/null
+wait_for "$port" d1 "SELECT running >= 3 FROM taskorch.database_workers WHERE database = 'd1'" 30 ||
+	fail "the pool did not grow: $(q d1 "SELECT * FROM taskorch.database_workers")"
+grown=$(q d1 "SELECT running FROM taskorch.database_workers WHERE database = 'd1'")
+[ "$grown" -le 4 ] || fail "the pool grew to $grown workers, past its ceiling of 4"
+wait_for "$port" d1 "SELECT count(*) = 24 FROM taskorch.runs WHERE task_id = 'nap' AND status = 'COMPLETED'" 60 || fail "the slow runs did not complete"
+wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 60 ||
+	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
+echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, back to one once idle"
 cluster_stop "$dir" immediate
 
 port2=$((port + 1))
