@@ -31,7 +31,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-cluster_start "$dir" "$port" "taskorch.workers_per_database = 2"
+# a fixed pool: the test counts the workers and their pids
+cluster_start "$dir" "$port" "taskorch.workers_per_database = 2" "taskorch.max_workers_per_database = 0"
 psql_as "$port" postgres <<'SQL'
 CREATE EXTENSION taskorch;
 CREATE TABLE crash_effects (run_id text NOT NULL);

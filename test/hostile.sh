@@ -30,7 +30,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${HOSTILE_PORT:-55450}
-throwaway_cluster hostile "$port" "taskorch.workers_per_database = 1"
+# a fixed pool: the test counts the workers and their pids
+throwaway_cluster hostile "$port" "taskorch.workers_per_database = 1" "taskorch.max_workers_per_database = 0"
 fail() { echo "FAIL: $*"; exit 1; }
 q() { psql_as "$port" postgres -tA -c "$1"; }
 settled() {

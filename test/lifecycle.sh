@@ -36,7 +36,8 @@ install() {
 		-c "SELECT taskorch.register_task('life', 'life(jsonb)')" >/dev/null
 }
 
-throwaway_cluster lifecycle "$port" "taskorch.workers_per_database = 2"
+# a fixed pool: the test counts the workers
+throwaway_cluster lifecycle "$port" "taskorch.workers_per_database = 2" "taskorch.max_workers_per_database = 0"
 sql postgres -c "CREATE EXTENSION taskorch" >/dev/null	# for taskorch.workers() here
 expect_workers postgres 2
 

@@ -8,7 +8,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${WAITING_PORT:-55441}
-throwaway_cluster waiting "$port" "taskorch.workers_per_database = 1"
+# a fixed pool of one worker: waits must not need a second
+throwaway_cluster waiting "$port" "taskorch.workers_per_database = 1" "taskorch.max_workers_per_database = 0"
 fail() { echo "FAIL: $*"; exit 1; }
 psql_as "$port" postgres >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;
@@ -72,7 +73,7 @@ echo "ok - a debounced trigger_and_wait: both parents got the one debounced chil
 # and a track canceled while its second step (started by the engine, not
 # by its runner) runs gets no third step.
 psql_as "$port" postgres >/dev/null <<'SQL'
-CREATE FUNCTION slow(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN payload; END $$;
+CREATE FUNCTION slow(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(4); RETURN payload; END $$;
 SELECT taskorch.register_task('slow', 'slow(jsonb)');
 SELECT taskorch.define_track('cancel-me', '[{"task": "kid", "name": "one"}, {"task": "slow", "name": "two"},
 											{"task": "kid", "name": "three"}]');
