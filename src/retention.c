@@ -16,11 +16,14 @@
  * and finished wait tokens go after the retention too.
  *
  * The background purge runs in a worker's maintenance, every
- * RETENTION_PASS_MS, in a transaction of its own: at most PURGE_STEP runs
- * per statement, oldest first per task (index run_finished_idx), locked
- * SKIP LOCKED, so it never waits on a batch and a backlog is worked off
- * in small steps between batches.  purge() removes what its caller may
- * see (the runs' row-level security picks them) and returns how many.
+ * second, in transactions of their own: at most PURGE_STEP runs per
+ * statement, oldest first per task through the index of runs by task and
+ * creation time (a run finishes after it is created, so the runs finished
+ * before a moment were all created before it: no index of its own to keep
+ * up at every completion), locked SKIP LOCKED, so it never waits on a
+ * batch and a backlog is worked off in small steps between batches.
+ * purge() removes what its caller may see (the runs' row-level security
+ * picks them) and returns how many.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,9 +65,9 @@ static NamedPlan purge_step_plan = {
 	"  SELECT d.id FROM taskorch.task_name n"
 	"  LEFT JOIN taskorch.task t ON t.id = n.id"
 	"  CROSS JOIN LATERAL (SELECT r.id FROM taskorch.run r"
-	"      WHERE r.task_id = n.id AND r.finished_at IS NOT NULL"
+	"      WHERE r.task_id = n.id AND r.created_at < :now - coalesce(t.retention, :retention)"
 	"        AND r.finished_at < :now - coalesce(t.retention, :retention) AND" REMOVABLE
-	"      ORDER BY r.finished_at LIMIT :step FOR UPDATE OF r SKIP LOCKED) d"
+	"      ORDER BY r.created_at LIMIT :step FOR UPDATE OF r SKIP LOCKED) d"
 	"  LIMIT :step)"
 	" DELETE FROM taskorch.run r USING doomed WHERE r.id = doomed.id",
 	PLAN_PARAMS(purge_params)

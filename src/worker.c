@@ -81,6 +81,13 @@ static bool claim_singly = false;
 static bool runs_left_behind = false;
 
 /*
+ * The runs met are of a task measured slow (not merely never measured):
+ * with every peer busy, the pool may grow for them.  A task's first run
+ * is unknown, and a backlog of fast runs must not grow the pool.
+ */
+static bool slow_met = false;
+
+/*
  * May the run execute while other runs of the batch wait for it, locked?
  * Only if its task is known to be fast: at most half the batch's time
  * budget (task_times.c).  A run of a task never measured, or slow, runs
@@ -157,7 +164,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		claimed += got;
 		/* more runs are due than this batch takes now: call a peer, or grow the pool */
 		if (claimed == got && got == want && self_slot >= 0 &&
-			!taskorch_wake_peer(MyDatabaseId, self_slot) && claim_singly)
+			!taskorch_wake_peer(MyDatabaseId, self_slot) && claim_singly && slow_met)
 			taskorch_pool_grow(MyDatabaseId);
 		for (int i = 0; i < got; i++)
 		{
@@ -168,6 +175,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			{
 				/* the rest of the chunk would wait for it: release it all */
 				claim_singly = true;
+				slow_met = task_time_us(run->task_id) >= 0;
 				left_behind = true;
 				break;
 			}
@@ -189,7 +197,9 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			started = GetCurrentTimestamp();
 			execute_run(run, batch_cxt);
 			task_time_note(run->task_id, run->finished_at - started);
-			claim_singly = claim_singly && !fast_task(run);
+			/* now measured: a fast task ends the one-at-a-time claims */
+			slow_met = !fast_task(run);
+			claim_singly = claim_singly && slow_met;
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
@@ -205,7 +215,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		runs_left_behind = left_behind;
 		/* the pool grows for slow runs only: fast ones are bound by the cores */
 		if (left_behind && self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot) &&
-			claim_singly)
+			claim_singly && slow_met)
 			taskorch_pool_grow(MyDatabaseId);
 		if (left_behind || got < want)
 			break;				/* released runs, or drained */

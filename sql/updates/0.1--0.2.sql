@@ -135,8 +135,6 @@ CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
 	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
--- finished runs, oldest first per task: what retention removes
-CREATE INDEX run_finished_idx ON taskorch.run (task_id, finished_at) WHERE finished_at IS NOT NULL;
 
 -- changed signatures (made again by the code parts)
 DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);

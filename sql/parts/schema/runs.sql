@@ -59,8 +59,6 @@ CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
 	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
 CREATE INDEX run_created_idx ON taskorch.run (created_at);
--- finished runs, oldest first per task: what retention removes
-CREATE INDEX run_finished_idx ON taskorch.run (task_id, finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE taskorch.attempt (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
