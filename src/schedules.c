@@ -14,10 +14,11 @@
  * workers there are, and a crash or an immediate shutdown before the
  * commit leaves the tick due for the next pass.
  *
- * Ticks missed (the server was down, the database had no worker):
- * `missed` (options "missed") says how many of the due ticks run, the
- * latest ones: 1 (the default, "latest"), N up to 100, or 0 ("skip": only
- * a tick due within the last minute runs).  Overlap (options "overlap"):
+ * Ticks missed while the server was down (due before it started):
+ * `missed` (options "missed") says how many run, the latest ones: 1 (the
+ * default, "latest"), N up to 100, or 0 ("skip").  Ticks due since it
+ * started, which the scheduler reached late (busy workers, none running in
+ * the database for a while), all run, up to the latest 100.  Overlap (options "overlap"):
  * "allow" (the default) or "skip": no run while the schedule's last run
  * has not finished.
  *
@@ -50,7 +51,6 @@ PG_FUNCTION_INFO_V1(taskorch_schedule_activate);
 PG_FUNCTION_INFO_V1(taskorch_run_schedule_now);
 
 #define MAX_MISSED 100
-#define MISSED_GRACE_USECS (60 * USECS_PER_SEC)	/* "skip" still runs a tick this late */
 #define UPCOMING 10				/* the payload's upcoming ticks, as Trigger.dev's */
 #define FIRE_LIMIT 1000			/* due schedules a pass takes */
 
@@ -335,6 +335,8 @@ latest_ticks(const CronSpec *c, pg_tz *tz, TimestampTz from, TimestampTz now, in
 	static const int64 windows[] = {USECS_PER_MINUTE, USECS_PER_HOUR, USECS_PER_DAY,
 	32 * USECS_PER_DAY, 400 * USECS_PER_DAY, 0};
 
+	if (want <= 0 || from > now)
+		return 0;
 	for (size_t w = 0; w < lengthof(windows); w++)
 	{
 		TimestampTz start = (windows[w] == 0 || now - windows[w] < from) ? from - 1 : now - windows[w];
@@ -459,6 +461,7 @@ fire_schedule(ScheduleRow *s, TimestampTz now)
 	CronSpec	c;
 	pg_tz	   *tz;
 	TimestampTz ticks[MAX_MISSED];
+	TimestampTz from;
 	int			missed = DatumGetInt32(s->missed.datum);
 	int			n;
 	int			made = 0;
@@ -468,9 +471,20 @@ fire_schedule(ScheduleRow *s, TimestampTz now)
 
 	cron_parse(pv_cstring(s->cron), &c);
 	tz = cron_timezone(pv_cstring(s->timezone));
-	n = latest_ticks(&c, tz, DatumGetTimestampTz(s->next_tick.datum), now, Max(missed, 1), ticks);
-	if (missed == 0 && n > 0 && ticks[n - 1] < now - MISSED_GRACE_USECS)
-		n = 0;					/* "skip": the latest due tick was missed too */
+	/*
+	 * Ticks from before the server started were missed while it was down:
+	 * the latest `missed` of them run.  Ticks since, the scheduler was only
+	 * late for (busy workers): they all run (the latest MAX_MISSED).
+	 */
+	from = DatumGetTimestampTz(s->next_tick.datum);
+	n = 0;
+	if (from < PgStartTime)
+	{
+		if (missed > 0)
+			n = latest_ticks(&c, tz, from, Min(now, PgStartTime - 1), missed, ticks);
+		from = PgStartTime;
+	}
+	n += latest_ticks(&c, tz, from, now, MAX_MISSED - n, ticks + n);
 	if (DatumGetBool(s->last_running.datum) && strcmp(pv_cstring(s->overlap), "skip") == 0)
 		n = 0;					/* its last run goes on: no overlap */
 	adv.id = s->id;

@@ -17,6 +17,11 @@
  * "Full" means batch_size runs, or the time budget spent, or the runs that
  * wrote having used most of the backend's cache of subtransaction XIDs, or
  * BATCH_MEMORY_LIMIT of outcomes, outputs and logs held for the commit.
+ * A run of a task not known to be fast (task_times.c) is a batch of its
+ * own: a slow run holds no batch mates (docs/operations.md, "Slow runs").
+ *
+ * Before a batch, when the maintenance is due, the worker fires due
+ * schedules and purges old runs, each step in a transaction of its own.
  *
  * So a SQL task's effects and its COMPLETED status commit together: a
  * crash before the commit leaves the run QUEUED with no effects, and it is
@@ -100,6 +105,19 @@ fast_task(const ClaimedRun *run)
 
 	return us >= 0 && us * 2 <= (int64) taskorch_batch_time_budget_ms * 1000;
 }
+
+/*
+ * More runs are due than this worker takes now: call a sleeping peer; with
+ * none, and slow runs met, ask for one more worker (the pool grows for
+ * slow runs only: fast ones are bound by the cores, not by the workers).
+ */
+static void
+call_for_help(int self_slot)
+{
+	if (self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot) &&
+		claim_singly && slow_met)
+		taskorch_pool_grow(MyDatabaseId);
+}
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
 #define SUBXID_HEADROOM 8
 /* Stop a batch once its outcomes, outputs and logs hold this much memory. */
@@ -162,10 +180,9 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		if (limit == 1 && got == 1)
 			strlcpy(isolated_run, runs[0].id, sizeof(isolated_run));
 		claimed += got;
-		/* more runs are due than this batch takes now: call a peer, or grow the pool */
-		if (claimed == got && got == want && self_slot >= 0 &&
-			!taskorch_wake_peer(MyDatabaseId, self_slot) && claim_singly && slow_met)
-			taskorch_pool_grow(MyDatabaseId);
+		/* more runs are due than this batch takes now */
+		if (claimed == got && got == want)
+			call_for_help(self_slot);
 		for (int i = 0; i < got; i++)
 		{
 			ClaimedRun *run = &runs[done];
@@ -213,10 +230,8 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			}
 		}
 		runs_left_behind = left_behind;
-		/* the pool grows for slow runs only: fast ones are bound by the cores */
-		if (left_behind && self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot) &&
-			claim_singly && slow_met)
-			taskorch_pool_grow(MyDatabaseId);
+		if (left_behind)
+			call_for_help(self_slot);
 		if (left_behind || got < want)
 			break;				/* released runs, or drained */
 	}
@@ -312,6 +327,17 @@ replan_if_resized(void)
 #define SHRINK_IDLE_MS 10000
 /* the background purge (retention.c) takes at most this long per pass */
 #define PURGE_BUDGET_MS 100
+
+/* Commit the worker's transaction and start the next (snapshot pushed). */
+static void
+next_transaction(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
 
 static void
 worker_exit(int code, Datum arg)
@@ -478,30 +504,21 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 		 */
 		bool		more;
 
+		TimestampTz purge_stop;
+
 		do
 		{
 			if (schedules_fire(&more) > 0)
 				taskorch_requeued_at_commit();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
+			next_transaction();
 		} while (more);
 		/* retention: old finished runs go, a step per transaction */
+		purge_stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PURGE_BUDGET_MS);
+		do
 		{
-			TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PURGE_BUDGET_MS);
-
-			do
-			{
-				(void) retention_purge(&more);
-				PopActiveSnapshot();
-				CommitTransactionCommand();
-				SetCurrentStatementStartTimestamp();
-				StartTransactionCommand();
-				PushActiveSnapshot(GetTransactionSnapshot());
-			} while (more && GetCurrentTimestamp() < stop);
-		}
+			(void) retention_purge(&more);
+			next_transaction();
+		} while (more && GetCurrentTimestamp() < purge_stop);
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{
