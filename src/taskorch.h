@@ -7,9 +7,12 @@
  * Map of src/ (one concept per file):
  *	  taskorch.c   module init, GUCs, utility hook for DROP DATABASE and
  *	               DROP/ALTER EXTENSION
- *	  shmem.c      shared state: per-database entries, worker slots, wake-ups
+ *	  shmem.c      shared state: per-database entries, worker slots, wake-ups,
+ *	               the pool's growth and shrinking, database_workers
  *	  launcher.c   finds databases with the extension, starts their workers
+ *	               (each database its first before any its second)
  *	  worker.c     the per-database latch loop and the batch driver
+ *	  task_times.c how long a task's runs take: may a run share its batch
  *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the claim mark
  *	  maintenance.c  what becomes due on its own: DELAYED runs promoted,
  *	               QUEUED runs expired, waits over resumed, next due time
@@ -25,6 +28,7 @@
  *	  crash.c      charges a CRASHED attempt to a run whose code ended its worker
  *	  logs.c       run logs: taskorch.log() and the task's own notices
  *	  batch.c      batch_trigger() and the items of every batch (arrays, queries)
+ *	  batch_items.c  taskorch.items: a batch's items as any driver sends them
  *	  queues.c     create_queue() and friends: limits, pause, resume, who
  *	               owns a queue and who may use it
  *	  concurrency.c  shared counts that keep queues within their limits
@@ -41,8 +45,13 @@
  *	  hooks.c      on_success / on_failure tasks of a run that ended
  *	  schema.c     JSON Schema checks of payloads and outputs, named schemas
  *	  trigger.c    trigger() and the wake-up of workers at commit
+ *	  idempotency.c  the scopes of idempotency keys (run, attempt, global)
  *	  options.c    trigger options: named arguments and the jsonb object
- *	  duration.c   "1h52m18s", intervals, seconds, timestamps
+ *	  duration.c   "1h52m18s", intervals, seconds, timestamps; the types
+ *	               taskorch.duration and taskorch.delay
+ *	  cron.c       cron expressions: parsing, next times in a time zone, words
+ *	  schedules.c  schedule() and friends, and the firing of due ticks
+ *	  retention.c  finished runs removed after their retention; purge()
  *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  role_ref.c   the type of the role columns: OID and name, so that a
