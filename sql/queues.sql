@@ -185,6 +185,9 @@ SELECT taskorch.pause_queue('sq-bob-save');
 SELECT taskorch.grant_queue('sq-bob-save', 'regress_qcarol');
 RESET ROLE;
 SELECT wait_for_runs();
+-- the parent resumes once its child's end is recorded (at the latest by the
+-- next maintenance pass)
+CALL taskorch.wait_for_run(:'granted_parent') \gset
 SELECT r.task_id, r.queue, r.status, r.triggered_by FROM taskorch.runs_wide r
  WHERE r.id = :'granted_run' OR r.id = :'granted_parent' OR r.parent_run_id = :'granted_parent'
  ORDER BY r.task_id;
