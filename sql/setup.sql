@@ -1,6 +1,7 @@
 -- Helpers shared by the regression tests (they run in one database, in order).
 
--- Wait until no run is QUEUED or EXECUTING; background workers do the work.
+-- Wait until no run is QUEUED or EXECUTING, nor WAITING with every wait
+-- over (about to resume); background workers do the work.
 CREATE FUNCTION wait_for_runs(timeout interval DEFAULT '60s') RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -8,7 +9,12 @@ DECLARE
 BEGIN
 	LOOP
 		IF NOT EXISTS (SELECT FROM taskorch.runs
-					   WHERE status IN ('QUEUED', 'EXECUTING')) THEN
+					   WHERE status IN ('QUEUED', 'EXECUTING'))
+		   AND NOT EXISTS (SELECT FROM taskorch.run r
+						   WHERE r.status = 'WAITING'
+							 AND EXISTS (SELECT FROM taskorch.waitpoint w WHERE w.run_id = r.id)
+							 AND NOT EXISTS (SELECT FROM taskorch.waitpoint w
+											 WHERE w.run_id = r.id AND w.completed_at IS NULL)) THEN
 			RETURN 'settled';
 		END IF;
 		IF clock_timestamp() > deadline THEN
