@@ -5,12 +5,14 @@
  *	  again): begin, add fields, end.  A NULL value leaves its key out.
  *	  The error objects of runs, a checkpoint read back, a hook's payload.
  *	  Also jsonb_value(): the JsonbValue of a Jsonb, to push or compare,
- *	  and jsonb_without(): an object less some keys.
+ *	  jsonb_without(): an object less some keys, and jsonb_whole_int4(): a JSON
+ *	  number that is a whole int4.
  *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
+#include "utils/builtins.h"
 #include "utils/numeric.h"
 
 void
@@ -117,4 +119,18 @@ jsonb_without(Jsonb *options, const char *const *drop)
 			result = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
 	}
 	return kept ? JsonbValueToJsonb(result) : NULL;
+}
+
+/* A JSON number that is a whole number within int4, in *out; false if not. */
+bool
+jsonb_whole_int4(JsonbValue *v, int32 *out)
+{
+	bool		error = false;
+
+	if (v->type != jbvNumeric || numeric_is_nan(v->val.numeric))
+		return false;
+	*out = numeric_int4_opt_error(v->val.numeric, &error);
+	return !error &&
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(v->val.numeric),
+										  DirectFunctionCall1(int4_numeric, Int32GetDatum(*out)))) == 0;
 }

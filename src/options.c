@@ -183,16 +183,14 @@ set_queue_object(TriggerOptions *o, JsonbContainer *queue)
 		}
 		else if (strcmp(key, "concurrencyLimit") == 0 || strcmp(key, "concurrency_limit") == 0)
 		{
-			char	   *n = v.type == jbvNumeric ?
-				DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))) : "";
+			int32		limit;
 
 			if (v.type == jbvNull)
 				o->queue_limit = 0;
-			else if (n[0] == '\0' || strspn(n, "0123456789") != strlen(n) || strlen(n) > 9 ||
-					 atoi(n) < 1)
+			else if (!jsonb_whole_int4(&v, &limit) || limit < 1 || limit > 999999999)
 				bad_option(OPT_QUEUE, "\"concurrencyLimit\" must be a whole number from 1 to 999999999, or null");
 			else
-				o->queue_limit = atoi(n);
+				o->queue_limit = limit;
 		}
 		else
 			bad_option(OPT_QUEUE, psprintf("unknown key \"%s\" (name, concurrencyLimit)", key));
@@ -497,19 +495,14 @@ jsonb_string(OptionId id, JsonbValue *v)
 static int64
 jsonb_int(OptionId id, JsonbValue *v)
 {
-	Numeric		n;
-	bool		error = false;
 	int32		i;
 
 	if (v->type != jbvNumeric)
 		bad_option(id, "must be a number");
-	n = v->val.numeric;
-	i = numeric_int4_opt_error(n, &error);
-	if (error || numeric_is_nan(n) ||
-		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
-										  DirectFunctionCall1(int4_numeric, Int32GetDatum(i)))) != 0)
+	if (!jsonb_whole_int4(v, &i))
 	{
-		char	   *shown = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+		char	   *shown = DatumGetCString(DirectFunctionCall1(numeric_out,
+																NumericGetDatum(v->val.numeric)));
 
 		bad_option(id, psprintf("%.32s%s is not a whole number from %d to %d", shown,
 								strlen(shown) > 32 ? "..." : "", PG_INT32_MIN, PG_INT32_MAX));

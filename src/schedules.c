@@ -286,16 +286,14 @@ schedule_options(Jsonb *options, const char **overlap, int *missed)
 	}
 	if ((v = getKeyJsonValueFromContainer(&options->root, "missed", 6, NULL)) != NULL)
 	{
-		char	   *n = v->type == jbvNumeric ?
-			DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))) : "";
+		int32		n;
 
 		if (v->type == jbvString && v->val.string.len == 6 && strncmp(v->val.string.val, "latest", 6) == 0)
 			*missed = 1;
 		else if (v->type == jbvString && v->val.string.len == 4 && strncmp(v->val.string.val, "skip", 4) == 0)
 			*missed = 0;
-		else if (n[0] != '\0' && strspn(n, "0123456789") == strlen(n) && strlen(n) <= 3 &&
-				 atoi(n) >= 1 && atoi(n) <= MAX_MISSED)
-			*missed = atoi(n);
+		else if (jsonb_whole_int4(v, &n) && n >= 1 && n <= MAX_MISSED)
+			*missed = n;
 		else
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -670,5 +670,6 @@ extern void json_jsonb(JsonObject *o, const char *key, Jsonb *value);
 extern Jsonb *json_end(JsonObject *o);
 extern JsonbValue jsonb_value(Jsonb *jb);
 extern Jsonb *jsonb_without(Jsonb *options, const char *const *drop);
+extern bool jsonb_whole_int4(JsonbValue *v, int32 *out);
 
 #endif							/* TASKORCH_H */
