@@ -78,3 +78,22 @@ SELECT count(*) AS brief_runs_left FROM taskorch.run WHERE task_id = 'ret-brief'
 -- refused, removing nothing
 SELECT taskorch.register_task('ret-brief', 'ret_echo(jsonb)', retention => '0s');
 SELECT taskorch.purge('-1h');
+
+-- the rule that keeps runs is the extension's, whatever the caller's
+-- search_path: an "=" and a ">" of its own put ahead of pg_catalog keep
+-- nothing alive
+CREATE SCHEMA ret_evil AUTHORIZATION regress_ret_ann;
+SET ROLE regress_ret_ann;
+SELECT taskorch.trigger('ret-echo', '{}', idempotency_key => 'ann-keeps') AS ann_keyed \gset
+RESET ROLE;
+SELECT wait_for_runs();
+SET ROLE regress_ret_ann;
+CREATE FUNCTION ret_evil.eq(text, text) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
+CREATE OPERATOR ret_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = ret_evil.eq);
+CREATE FUNCTION ret_evil.gt(timestamptz, timestamptz) RETURNS bool LANGUAGE sql AS $$ SELECT false $$;
+CREATE OPERATOR ret_evil.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = ret_evil.gt);
+SET search_path = ret_evil, pg_catalog, public;
+SELECT taskorch.purge('0s') AS removed_with_own_operators;
+RESET search_path;
+SELECT count(*) AS keyed_run_kept FROM taskorch.runs WHERE id = :'ann_keyed';
+RESET ROLE;

@@ -39,10 +39,10 @@ PG_FUNCTION_INFO_V1(taskorch_purge);
 
 #define PURGE_STEP 1000
 
-/* what makes a finished run removable, `r` being the run */
-#define REMOVABLE \
+/* what makes a finished run removable, `r` being the run, NOW the time */
+#define REMOVABLE(NOW) \
 	" taskorch.finished(r.status)" \
-	" AND NOT (r.idempotency_key IS NOT NULL AND r.idempotency_key_expires_at > :now)" \
+	" AND NOT (r.idempotency_key IS NOT NULL AND r.idempotency_key_expires_at > " NOW ")" \
 	" AND NOT EXISTS (SELECT FROM taskorch.run p" \
 	"                  WHERE p.id = r.parent_run_id AND NOT taskorch.finished(p.status))"
 
@@ -66,7 +66,7 @@ static NamedPlan purge_step_plan = {
 	"  LEFT JOIN taskorch.task t ON t.id = n.id"
 	"  CROSS JOIN LATERAL (SELECT r.id FROM taskorch.run r"
 	"      WHERE r.task_id = n.id AND r.created_at < :now - coalesce(t.retention, :retention)"
-	"        AND r.finished_at < :now - coalesce(t.retention, :retention) AND" REMOVABLE
+	"        AND r.finished_at < :now - coalesce(t.retention, :retention) AND" REMOVABLE(":now")
 	"      ORDER BY r.created_at LIMIT :step FOR UPDATE OF r SKIP LOCKED) d"
 	"  LIMIT :step)"
 	" DELETE FROM taskorch.run r USING doomed WHERE r.id = doomed.id",
@@ -172,19 +172,25 @@ taskorch_purge(PG_FUNCTION_ARGS)
 		IdsArgs		del;
 		PlanItems	ids;
 		uint64		n;
+		int			nestlevel;
+		int			rc;
 
-		/* as the caller: the runs' row-level security says which it may see */
-		if (SPI_execute_with_args("SELECT r.id FROM taskorch.run r"
+		/*
+		 * As the caller: the runs' row-level security says which it may see.
+		 * Under a pinned search_path, so that no operator or function of the
+		 * caller's stands in for the rule that keeps runs.
+		 */
+		nestlevel = pin_search_path();
+		rc = SPI_execute_with_args("SELECT r.id FROM taskorch.run r"
 								  "  LEFT JOIN taskorch.task t ON t.id = r.task_id"
 								  " WHERE r.finished_at IS NOT NULL"
 								  "   AND ($3 IS NULL OR r.task_id = $3)"
-								  "   AND r.finished_at < $1 - coalesce($2, t.retention, $4)"
-								  "   AND taskorch.finished(r.status)"
-								  "   AND NOT (r.idempotency_key IS NOT NULL AND r.idempotency_key_expires_at > $1)"
-								  "   AND NOT EXISTS (SELECT FROM taskorch.run p WHERE p.id = r.parent_run_id"
-								  "                   AND NOT taskorch.finished(p.status))"
+								  "   AND r.finished_at < $1 - coalesce($2, t.retention, $4) AND"
+								  REMOVABLE("$1")
 								  " LIMIT 10000",
-								  4, types, values, nulls, true, 0) != SPI_OK_SELECT)
+								  4, types, values, nulls, true, 0);
+		unpin_search_path(nestlevel);
+		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "taskorch: could not select the runs to purge");
 		n = SPI_processed;
 		if (n == 0)

@@ -70,7 +70,7 @@
  * pg_temp is not searched at all) is pushed and popped around each
  * statement, which costs no catalog lookup.  PostgreSQL 17 removed it.
  */
-static int
+int
 pin_search_path(void)
 {
 	static OverrideSearchPath path = {NIL, true, false, 0};
@@ -79,7 +79,7 @@ pin_search_path(void)
 	return 0;
 }
 
-static void
+void
 unpin_search_path(int nestlevel)
 {
 	PopOverrideSearchPath();
@@ -89,7 +89,7 @@ unpin_search_path(int nestlevel)
  * Pin search_path for one of our statements: returns the GUC nest level to
  * give to unpin_search_path(), or -1 when it was already pinned.
  */
-static int
+int
 pin_search_path(void)
 {
 	int			nestlevel;
@@ -104,7 +104,7 @@ pin_search_path(void)
 	return nestlevel;
 }
 
-static void
+void
 unpin_search_path(int nestlevel)
 {
 	if (nestlevel >= 0)

@@ -654,6 +654,8 @@ extern int	taskorch_execute_args_latest(NamedPlan *p, const void *args,
 										 long count);
 extern void taskorch_read_row(NamedPlan *p, int row, void *out);
 extern void taskorch_plans_forget(void);
+extern int	pin_search_path(void);
+extern void unpin_search_path(int nestlevel);
 extern Oid	taskorch_extension_owner(void);
 extern Jsonb *jsonb_from_cstring(const char *s);
 
