@@ -156,6 +156,17 @@ taskorch_wake_database(Oid dboid)
 	wake_one(dboid, -1, false);
 }
 
+/* The entry of a database (lock held, or read as a hint); NULL: none. */
+static DbEntry *
+find_db(Oid dboid)
+{
+	for (int i = 0; i < taskorch_shared->ndbs; i++)
+		if (taskorch_shared->dbs[i].state != DB_FREE &&
+			taskorch_shared->dbs[i].dboid == dboid)
+			return &taskorch_shared->dbs[i];
+	return NULL;
+}
+
 /*
  * A worker found more due runs than it takes now: call a sleeping peer.
  * False when none sleeps: every worker is busy.
@@ -174,16 +185,17 @@ taskorch_wake_peer(Oid dboid, int self_slot)
 void
 taskorch_pool_grow(Oid dboid)
 {
-	TaskorchShared *sh = taskorch_shared;
+	DbEntry    *db;
 
-	if (sh == NULL || taskorch_max_workers_per_database <= taskorch_workers_per_database)
+	if (taskorch_shared == NULL ||
+		taskorch_max_workers_per_database <= taskorch_workers_per_database)
 		return;
-	for (int d = 0; d < sh->ndbs; d++)
-		if (sh->dbs[d].state == DB_ACTIVE && sh->dbs[d].dboid == dboid && !sh->dbs[d].demand)
-		{
-			sh->dbs[d].demand = true;
-			taskorch_wake_launcher();
-		}
+	db = find_db(dboid);
+	if (db != NULL && db->state == DB_ACTIVE && !db->demand)
+	{
+		db->demand = true;
+		taskorch_wake_launcher();
+	}
 }
 
 /*
@@ -195,21 +207,15 @@ bool
 taskorch_pool_shrink(Oid dboid, int self_slot)
 {
 	TaskorchShared *sh = taskorch_shared;
-	bool		shrink = false;
+	DbEntry    *db;
+	bool		shrink;
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	for (int d = 0; d < sh->ndbs; d++)
-	{
-		DbEntry    *db = &sh->dbs[d];
-
-		if (db->state != DB_ACTIVE || db->dboid != dboid || db->extra == 0)
-			continue;
-		if (sh->slots[self_slot].index == taskorch_workers_per_database + db->extra - 1)
-		{
-			db->extra--;
-			shrink = true;
-		}
-	}
+	db = find_db(dboid);
+	shrink = db != NULL && db->state == DB_ACTIVE && db->extra > 0 &&
+		sh->slots[self_slot].index == taskorch_workers_per_database + db->extra - 1;
+	if (shrink)
+		db->extra--;
 	LWLockRelease(sh->lock);
 	return shrink;
 }
@@ -219,16 +225,6 @@ taskorch_wake_launcher(void)
 {
 	if (taskorch_shared && taskorch_shared->launcher_latch)
 		SetLatch(taskorch_shared->launcher_latch);
-}
-
-static DbEntry *
-find_db(Oid dboid)
-{
-	for (int i = 0; i < taskorch_shared->ndbs; i++)
-		if (taskorch_shared->dbs[i].state != DB_FREE &&
-			taskorch_shared->dbs[i].dboid == dboid)
-			return &taskorch_shared->dbs[i];
-	return NULL;
 }
 
 /*
@@ -657,14 +653,12 @@ void
 notice_if_starved(void)
 {
 	static bool noticed = false;
-	bool		starved = false;
+	DbEntry    *db;
 
 	if (noticed || taskorch_shared == NULL)
 		return;
-	for (int d = 0; d < taskorch_shared->ndbs; d++)
-		starved |= taskorch_shared->dbs[d].dboid == MyDatabaseId &&
-			taskorch_shared->dbs[d].state != DB_FREE && taskorch_shared->dbs[d].starved;
-	if (!starved)
+	db = find_db(MyDatabaseId);
+	if (db == NULL || !db->starved)
 		return;
 	noticed = true;
 	ereport(NOTICE,
