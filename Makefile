@@ -23,7 +23,7 @@ SCHEMA = $(patsubst %,sql/parts/schema/%.sql,\
 	preload statuses role_ref arguments registry runs queues batches logs schemas waits composites schedules)
 CODE = $(patsubst %,sql/parts/code/%.sql,\
 	statuses registry runs trigger manage queues batches logs metadata schemas waits \
-	results tracks jobs schedules retention role_ref operations comments)
+	results tracks jobs schedules retention external role_ref operations comments)
 UPDATES = $(wildcard sql/updates/*--*.sql)
 # every version with a modfile upgrades straight to this one
 UPGRADE_FROM = $(foreach f,$(UPDATES),$(firstword $(subst --, ,$(basename $(notdir $(f))))))

@@ -3,7 +3,9 @@
  * claim.c
  *	  The claim of due runs (FOR UPDATE SKIP LOCKED through the partial
  *	  index run_queue_idx) and the claim mark that keeps a worker's claims
- *	  off the dead head of that index.  What becomes due is maintenance.c's;
+ *	  off the dead head of that index.  The columns a claimed run is read
+ *	  from (CLAIMED_RUN_SELECT, claim_read_run()) are shared with the
+ *	  claims and completions of external runs (external.c).  What becomes due is maintenance.c's;
  *	  recording the batch's outcomes is complete.c's.
  *
  * Transaction: the claim runs in the batch's top-level transaction, never
@@ -46,7 +48,7 @@ typedef struct ClaimArgs
 	PlanValue	full_keys;		/* "queue\x1fkey"s at their concurrency limit */
 } ClaimArgs;
 
-/* a claimed run, as the claim returns it: the columns read_claimed() reads */
+/* a claimed run, as the claim returns it: the columns claim_read_run() reads */
 typedef struct ClaimRow
 {
 	PlanValue	id;
@@ -78,6 +80,12 @@ typedef struct ClaimRow
 	PlanValue	unstarted;
 	PlanValue	triggered_by;
 	PlanValue	task_reowned;
+	PlanValue	external;
+	PlanValue	claimed_at;
+	PlanValue	holds_slot;
+	PlanValue	status;
+	PlanValue	lease_expires_at;
+	PlanValue	lease_ms;
 } ClaimRow;
 
 static const PlanField claim_params[] = {
@@ -87,7 +95,7 @@ static const PlanField claim_params[] = {
 	PLAN_PARAM(ClaimArgs, limit, INT4OID),
 	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
 };
-static const PlanField claim_columns[] = {
+const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
 	PLAN_COLUMN(ClaimRow, id),
 	PLAN_COLUMN(ClaimRow, task_id),
 	PLAN_COLUMN(ClaimRow, payload),
@@ -117,38 +125,39 @@ static const PlanField claim_columns[] = {
 	PLAN_COLUMN(ClaimRow, unstarted),
 	PLAN_COLUMN(ClaimRow, triggered_by),
 	PLAN_COLUMN(ClaimRow, task_reowned),
+	PLAN_COLUMN(ClaimRow, external),
+	PLAN_COLUMN(ClaimRow, claimed_at),
+	PLAN_COLUMN(ClaimRow, holds_slot),
+	PLAN_COLUMN(ClaimRow, status),
+	PLAN_COLUMN(ClaimRow, lease_expires_at),
+	PLAN_COLUMN(ClaimRow, lease_ms),
 };
+StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
+				 "claimed_run_columns lists every field of ClaimRow");
+
 static NamedPlan claim_plan = {
-	.sql = "SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.run_at,"
-	"       t.id IS NOT NULL AS task_found, t.fn::oid AS fn, t.owner::oid AS owner,"
-	"       t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize,"
-	"       (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4"
-	"         AS max_duration_ms,"
-	"       r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key,"
-	"       r.parent_run_id, r.parent_wait_seq, r.root_run_id, t.output_schema, t.on_success,"
-	"       t.on_failure, t.on_start, r.started_at IS NULL AS unstarted,"
-	"       r.triggered_by::oid AS triggered_by,"
-	"       t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)"
-	"         AS task_reowned"
-	"  FROM taskorch.run r LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
-	"  LEFT JOIN taskorch.queue q ON q.name = r.queue"
-	" WHERE r.status = " SQL_STATUS(QUEUED) " AND r.run_at <= :now"
+	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.run_at <= :now"
 	"   AND (r.run_at, r.id) > (:mark_run_at, :mark_id)"
 	"   AND NOT coalesce(q.paused, false)"
 	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
 	" ORDER BY r.run_at, r.id"
 	" LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	PLAN_PARAMS(claim_params), PLAN_COLUMNS(claim_columns), .shape = PLAN_INDEX_ORDER
+	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
 };
 
-/* Copy claimed row `i` into `run` (in the current context: the batch's). */
-static void
-read_claimed(ClaimedRun *run, int i)
+/*
+ * Copy row `i` of plan p (whose columns are CLAIMED_RUN_SELECT's) into
+ * `run`, in the current context.
+ */
+void
+claim_read_run(NamedPlan *p, int i, ClaimedRun *run)
 {
 	ClaimRow	r;
 
-	taskorch_read_row(&claim_plan, i, &r);
+	taskorch_read_row(p, i, &r);
 	run->id = pv_cstring(r.id);
 	run->task_id = pv_cstring(r.task_id);
 	run->payload = pv_jsonb_copy(r.payload);
@@ -175,9 +184,16 @@ read_claimed(ClaimedRun *run, int i)
 	run->unstarted = DatumGetBool(r.unstarted.datum);
 	run->triggered_by = DatumGetObjectId(r.triggered_by.datum);
 	run->task_reowned = DatumGetBool(r.task_reowned.datum);
+	run->external = DatumGetBool(r.external.datum);
+	run->started_at = r.claimed_at.present ? DatumGetTimestampTz(r.claimed_at.datum) : 0;
+	run->holds_slot = DatumGetBool(r.holds_slot.datum);
+	run->row_status = run_status_parse(TextDatumGetCString(r.status.datum));
+	run->lease_expires_at = r.lease_expires_at.present ?
+		DatumGetTimestampTz(r.lease_expires_at.datum) : 0;
+	run->lease_ms = r.lease_ms.present ? DatumGetInt32(r.lease_ms.datum) : 0;
 	if (!run->task_found)
 		return;
-	run->fn = DatumGetObjectId(r.fn.datum);
+	run->fn = r.fn.present ? DatumGetObjectId(r.fn.datum) : InvalidOid;
 	run->owner = DatumGetObjectId(r.owner.datum);
 	run->retry_factor = DatumGetFloat8(r.retry_factor.datum);
 	run->retry_min_ms = DatumGetInt32(r.retry_min_ms.datum);
@@ -258,7 +274,7 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		read_claimed(&runs[i], i);
+		claim_read_run(&claim_plan, i, &runs[i]);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();

@@ -62,7 +62,8 @@ static NamedPlan complete_plan = {
 	"       started_at = coalesce(r.started_at, u.started_at),"
 	"       finished_at = u.finished_at, updated_at = :now,"
 	"       metadata = coalesce(u.metadata, r.metadata),"
-	"       expires_at = NULL"	/* a run that started no longer expires */
+	"       expires_at = NULL,"	/* a run that started no longer expires */
+	"       holds_slot = false"	/* an external run gives its slot back (concurrency.c) */
 	"  FROM unnest(:ids, :statuses, :outputs, :errors,"
 	"              :next_run_ats, :started_ats, :finished_ats, :metadatas)"
 	"       AS u(id, status, output, error, next_run_at, started_at, finished_at, metadata)"
@@ -117,8 +118,9 @@ record_failed_attempts(ClaimedRun *runs, int n)
 			continue;
 		run_ids.values[k] = CStringGetTextDatum(runs[i].id);
 		numbers.values[k] = Int32GetDatum(runs[i].attempts + 1);
-		statuses.values[k] = CStringGetTextDatum(run_status_name(runs[i].timed_out ?
-																 RUN_TIMED_OUT : RUN_FAILED));
+		statuses.values[k] = CStringGetTextDatum(run_status_name(runs[i].timed_out ? RUN_TIMED_OUT :
+																 runs[i].lost ? RUN_CRASHED :
+																 RUN_FAILED));
 		errors.values[k] = JsonbPGetDatum(runs[i].error);
 		started_ats.values[k] = TimestampTzGetDatum(runs[i].started_at);
 		finished_ats.values[k] = TimestampTzGetDatum(runs[i].finished_at);

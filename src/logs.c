@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_log);
+PG_FUNCTION_INFO_V1(taskorch_lease_log);
 
 #define MAX_LOGS_PER_ATTEMPT 1000
 #define MAX_LOG_MESSAGE 8192		/* bytes; longer messages are cut */
@@ -263,33 +264,72 @@ logs_reset(void)
 	log_run = NULL;
 }
 
+/*
+ * The level (one of `levels`) and data of a log call whose arguments are
+ * (level, message, data) from argument `first` on, checked.
+ */
+static const char *
+log_args(FunctionCallInfo fcinfo, int first, Jsonb **data)
+{
+	static const char *const levels[] = {"debug", "log", "info", "warn", "error"};
+	char	   *level;
+
+	require_args(fcinfo, first + 2, "level and message",
+				 "Call taskorch.log('info', 'message', '{\"key\": 1}').");
+	level = text_to_cstring(PG_GETARG_TEXT_PP(first));
+	*data = PG_ARGISNULL(first + 2) ? NULL : PG_GETARG_JSONB_P(first + 2);
+	if (*data && VARSIZE(*data) > MAX_LOG_DATA)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("log data of %zu bytes exceeds the limit of %d bytes",
+					   (Size) VARSIZE(*data), MAX_LOG_DATA),
+				errhint("Log a summary, and keep large data in a table."));
+	for (size_t i = 0; i < lengthof(levels); i++)
+		if (strcmp(level, levels[i]) == 0)
+			return levels[i];
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("unknown log level \"%s\"", level),
+			errhint("Levels are debug, log, info, warn and error."));
+	pg_unreachable();
+}
+
 /* SQL: taskorch.log(level, message, data) inside a task. */
 Datum
 taskorch_log(PG_FUNCTION_ARGS)
 {
-	static const char *const levels[] = {"debug", "log", "info", "warn", "error"};
-	char	   *level;
-	size_t		i;
+	Jsonb	   *data;
+	const char *level = log_args(fcinfo, 0, &data);
 
-	require_args(fcinfo, 2, "level and message",
-				 "Call taskorch.log('info', 'message', '{\"key\": 1}').");
-	level = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	for (i = 0; i < lengthof(levels); i++)
-		if (strcmp(level, levels[i]) == 0)
-			break;
-	if (i == lengthof(levels))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("unknown log level \"%s\"", level),
-				errhint("Levels are debug, log, info, warn and error."));
-	(void) run_in_task("taskorch.log()", "Outside a task, use RAISE NOTICE or your own table.");
-	if (!PG_ARGISNULL(2) && VARSIZE(PG_GETARG_JSONB_P(2)) > MAX_LOG_DATA)
-		ereport(ERROR,
-				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("log data of %zu bytes exceeds the limit of %d bytes",
-					   (Size) VARSIZE(PG_GETARG_JSONB_P(2)), MAX_LOG_DATA),
-				errhint("Log a summary, and keep large data in a table."));
-	add_log(levels[i], text_to_cstring(PG_GETARG_TEXT_PP(1)),
-			PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	(void) run_in_task("taskorch.log()", "Outside a task, use RAISE NOTICE or your own table; an external worker uses taskorch.lease_log().");
+	add_log(level, text_to_cstring(PG_GETARG_TEXT_PP(1)), data);
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: taskorch.lease_log(lease, level, message, data): an entry in the
+ * logs of the run an external worker holds, written now (in the caller's
+ * transaction), in the lease's attempt.
+ */
+Datum
+taskorch_lease_log(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *data;
+	const char *level = log_args(fcinfo, 1, &data);
+	ClaimedRun *run;
+	const ClaimedRun *save = log_run;
+	int			save_count = run_count;
+
+	require_arg(fcinfo, 0, "lease", "Pass the lease taskorch.claim_runs() returned for the run.");
+	SPI_connect();
+	run = external_run_by_lease(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentMemoryContext);
+	log_run = run;
+	log_cxt = CurrentMemoryContext;
+	run_count = 0;
+	add_log(level, text_to_cstring(PG_GETARG_TEXT_PP(2)), data);
+	log_run = save;
+	run_count = save_count;
+	logs_flush();
+	SPI_finish();
 	PG_RETURN_VOID();
 }

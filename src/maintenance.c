@@ -6,8 +6,9 @@
  *	  starts then), QUEUED runs past their ttl expire, WAITING runs whose
  *	  wait is over resume (waits_resume, in the time waits), and the time
  *	  until the next of these events (and of schedules' ticks, fired by
- *	  schedules_fire in a transaction of their own) tells an idle worker
- *	  how long it may sleep.
+ *	  schedules_fire in a transaction of their own, and of the leases and
+ *	  due runs of external tasks, external.c) tells an idle worker how long
+ *	  it may sleep.
  *
  * Transaction: called in the batch's top-level transaction before the
  * claim, by a worker at most once every MAINTENANCE_MS (sooner when it
@@ -47,7 +48,18 @@ static const PlanField due_columns[] = {
 /* when a worker next has something to do: a retry, a delay, an expiry */
 static NamedPlan next_due_plan = {
 	.sql = "SELECT least("
-	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(QUEUED) " AND run_at > :now),"
+	"  (SELECT min(run_at) FROM taskorch.run"
+	"    WHERE status = " SQL_STATUS(QUEUED) " AND NOT external AND run_at > :now),"
+	/* an external run's lease or max_duration runs out (external.c) */
+	"  (SELECT min(lease_expires_at) FROM taskorch.run WHERE status = " SQL_STATUS(EXECUTING) "),"
+	"  (SELECT min(r.claimed_at + coalesce(r.max_duration, t.max_duration))"
+	"     FROM taskorch.run r JOIN taskorch.task t ON t.id = r.task_id"
+	"    WHERE r.status = " SQL_STATUS(EXECUTING) "),"
+	/* an external task's run becomes due: its workers are told */
+	"  (SELECT min(d.run_at) FROM taskorch.task t CROSS JOIN LATERAL"
+	"     (SELECT r.run_at FROM taskorch.run r WHERE r.task_id = t.id"
+	"       AND r.status = " SQL_STATUS(QUEUED) " AND r.external AND r.run_at > :now"
+	"      ORDER BY r.run_at LIMIT 1) d WHERE t.external),"
 	"  (SELECT min(run_at) FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) "),"
 	"  (SELECT min(expires_at) FROM taskorch.run"
 	"    WHERE status = " SQL_STATUS(QUEUED) " AND expires_at IS NOT NULL),"

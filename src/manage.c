@@ -9,7 +9,9 @@
  *
  * Cancel of a run a worker is executing interrupts the task (SIGINT to the
  * worker, which records CANCELED); that interruption takes effect even if
- * the canceling transaction rolls back.  A run not yet started, or
+ * the canceling transaction rolls back.  An external run is canceled in
+ * the caller's transaction: its worker learns it from its next heartbeat,
+ * and its lease is no longer current (external.c).  A run not yet started, or
  * WAITING, is canceled in the caller's transaction, like any update.  The
  * children a canceled run's waits triggered and that have not finished are
  * canceled with it (and theirs, recursively); a parent waiting for a
@@ -94,23 +96,55 @@ static NamedPlan run_plan = {
 	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(run_columns)
 };
 
+/* a canceled run that held a slot of its queue (an external run, concurrency.c) */
+typedef struct CanceledRow
+{
+	PlanValue	holds_slot;
+	PlanValue	queue;
+	PlanValue	concurrency_key;
+} CanceledRow;
+
+static const PlanField canceled_columns[] = {
+	PLAN_COLUMN(CanceledRow, holds_slot),
+	PLAN_COLUMN(CanceledRow, queue),
+	PLAN_COLUMN(CanceledRow, concurrency_key),
+};
+
+#define CANCEL_SQL(lock) \
+	"WITH r AS (SELECT id, holds_slot FROM taskorch.run" \
+	"            WHERE id = :id AND status IN " SQL_CANCELABLE \
+	"            FOR UPDATE " lock ")" \
+	" UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now()," \
+	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'," \
+	"        holds_slot = false" \
+	"   FROM r WHERE run.id = r.id" \
+	" RETURNING r.holds_slot, run.queue, run.concurrency_key"
+
 static NamedPlan cancel_unstarted_plan = {
-	.sql = "WITH r AS (SELECT id FROM taskorch.run"
-	"            WHERE id = :id AND status IN " SQL_CANCELABLE
-	"            FOR UPDATE SKIP LOCKED)"
-	" UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
-	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
-	"   FROM r WHERE run.id = r.id",
-	PLAN_PARAMS(run_id_params)
+	.sql = CANCEL_SQL("SKIP LOCKED"),
+	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(canceled_columns)
 };
 
 /* the same, waiting for the worker that holds the run to finish its batch */
 static NamedPlan cancel_wait_plan = {
-	.sql = "UPDATE taskorch.run SET status = " SQL_STATUS(CANCELED) ", finished_at = now(),"
-	"       updated_at = now(), error = '{\"message\": \"run was canceled\"}'"
-	" WHERE id = :id AND status IN " SQL_CANCELABLE,
-	PLAN_PARAMS(run_id_params)
+	.sql = CANCEL_SQL(""),
+	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(canceled_columns)
 };
+
+/* Did plan p cancel the run?  An external run's slot is given back at commit. */
+static bool
+canceled_by(NamedPlan *p, RunIdArgs *args)
+{
+	CanceledRow row;
+
+	if (taskorch_execute_args(p, args, false, 0) != 1)
+		return false;
+	taskorch_read_row(p, 0, &row);
+	if (DatumGetBool(row.holds_slot.datum))
+		concurrency_release_at_commit(concurrency_key_hash(pv_cstring(row.queue),
+														   pv_cstring(row.concurrency_key)));
+	return true;
+}
 
 typedef struct ChildrenArgs
 {
@@ -249,11 +283,12 @@ cancel_one(const char *run_id, const char *status, TransactionId xmax)
 	if (run_status_finished(run_status_parse(status)) || run_held_by_batch(xmax))
 		return false;
 	run_transitions(RUN_SET_CANCELABLE, RUN_CANCELED, BY_MANAGE);
-	if (taskorch_execute_args(&cancel_unstarted_plan, &args, false, 0) == 1)
+	concurrency_counts_ready();
+	if (canceled_by(&cancel_unstarted_plan, &args))
 		return true;
 	/* a worker holds it: interrupt the task if it is running, then wait */
 	(void) taskorch_cancel_executing(run_id);
-	if (taskorch_execute_args(&cancel_wait_plan, &args, false, 0) == 1)
+	if (canceled_by(&cancel_wait_plan, &args))
 		return true;
 	now = status_now(run_id);
 	return now != NULL && run_status_parse(now) == RUN_CANCELED;

@@ -1,11 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * registry.c
- *	  The task registry: register_task(), unregister_task(), and the
- *	  trigger grants (grant_trigger(), revoke_trigger()).
+ *	  The task registry: register_task(), register_external_task(),
+ *	  unregister_task(), the trigger grants (grant_trigger(),
+ *	  revoke_trigger()) and the execute grants of external tasks
+ *	  (grant_execute(), revoke_execute()).
  *
  * A task is a name bound to a function `fn(payload jsonb)` returning jsonb
- * or void.  Its owner is the role that registered it, and runs execute as
+ * or void, or, for an external task, to no function: workers outside the
+ * server claim its runs, as its owner or a role granted execute.  A task
+ * keeps its kind: registering it again as the other kind is refused.  Its owner is the role that registered it, and runs execute as
  * that owner, so registering gains a role nothing it did not have: it must
  * be able to execute the function, and only superusers may register
  * C-language functions.  Re-registering (by the owner, a member of the
@@ -37,6 +41,9 @@
 
 PG_FUNCTION_INFO_V1(taskorch_register_task);
 PG_FUNCTION_INFO_V1(taskorch_register_task_v2);
+PG_FUNCTION_INFO_V1(taskorch_register_external_task);
+PG_FUNCTION_INFO_V1(taskorch_grant_execute);
+PG_FUNCTION_INFO_V1(taskorch_revoke_execute);
 PG_FUNCTION_INFO_V1(taskorch_unregister_task);
 PG_FUNCTION_INFO_V1(taskorch_grant_trigger);
 PG_FUNCTION_INFO_V1(taskorch_revoke_trigger);
@@ -69,6 +76,7 @@ typedef struct TaskRow
 	PlanValue	owner_name;
 	PlanValue	queue;
 	PlanValue	triggerers;
+	PlanValue	external;
 } TaskRow;
 
 static const PlanField id_params[] = {
@@ -78,9 +86,10 @@ static const PlanField id_params[] = {
 static const PlanField owner_columns[] = {
 	PLAN_COLUMN(TaskRow, owner),
 	PLAN_COLUMN(TaskRow, queue),
+	PLAN_COLUMN(TaskRow, external),
 };
 static NamedPlan owner_plan = {
-	.sql = "SELECT owner::oid AS owner, queue FROM taskorch.task WHERE id = :id FOR UPDATE",
+	.sql = "SELECT owner::oid AS owner, queue, external FROM taskorch.task WHERE id = :id FOR UPDATE",
 	PLAN_PARAMS(id_params), PLAN_COLUMNS(owner_columns)
 };
 
@@ -104,6 +113,7 @@ typedef struct TaskUpsertArgs
 	PlanValue	on_failure;
 	PlanValue	on_start;
 	PlanValue	retention;
+	PlanValue	external;
 } TaskUpsertArgs;
 
 static const PlanField upsert_params[] = {
@@ -124,16 +134,17 @@ static const PlanField upsert_params[] = {
 	PLAN_PARAM(TaskUpsertArgs, on_failure, TEXTOID),
 	PLAN_PARAM(TaskUpsertArgs, on_start, TEXTOID),
 	PLAN_PARAM(TaskUpsertArgs, retention, INTERVALOID),
+	PLAN_PARAM(TaskUpsertArgs, external, BOOLOID),
 };
 static NamedPlan upsert_plan = {
 	.sql = "INSERT INTO taskorch.task AS t (id, fn, owner, queue, max_attempts,"
 	"       retry_factor, retry_min_ms, retry_max_ms, retry_randomize,"
 	"       max_duration, description, payload_schema, output_schema, on_success, on_failure,"
-	"       on_start, retention)"
+	"       on_start, retention, external)"
 	" VALUES (:id, :fn::regprocedure, :owner::regrole, :queue, :max_attempts,"
 	"         :retry_factor, :retry_min_ms, :retry_max_ms, :retry_randomize,"
 	"         :max_duration, :description, :payload_schema, :output_schema,"
-	"         :on_success, :on_failure, :on_start, :retention)"
+	"         :on_success, :on_failure, :on_start, :retention, :external)"
 	" ON CONFLICT (id) DO UPDATE SET fn = EXCLUDED.fn, queue = EXCLUDED.queue,"
 	"       max_attempts = EXCLUDED.max_attempts,"
 	"       retry_factor = EXCLUDED.retry_factor,"
@@ -198,7 +209,7 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 				errhint("Register the hook task first; taskorch.tasks lists the tasks."));
 	/* the hook is triggered as this task's owner, who must be allowed to */
 	taskorch_read_row(&hook_plan, 0, &row);
-	if (!may_trigger(role_ref_oid(row.owner.datum), DatumGetArrayTypeP(row.triggerers.datum)))
+	if (!granted_to_user(role_ref_oid(row.owner.datum), DatumGetArrayTypeP(row.triggerers.datum)))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied to use task \"%s\" as the %s hook of task \"%s\"", hook, kind, id),
@@ -245,6 +256,12 @@ static const PlanField grant_params[] = {
 static NamedPlan grant_plan = {
 	.sql = "UPDATE taskorch.task SET updated_at = now(), triggerers ="
 	"   taskorch_internal.role_list(triggerers, :role, :grant)"
+	" WHERE id = :id",
+	PLAN_PARAMS(grant_params)
+};
+static NamedPlan grant_execute_plan = {
+	.sql = "UPDATE taskorch.task SET updated_at = now(), executors ="
+	"   taskorch_internal.role_list(executors, :role, :grant)"
 	" WHERE id = :id",
 	PLAN_PARAMS(grant_params)
 };
@@ -386,7 +403,8 @@ parse_retry(Jsonb *retry, RetryConfig *cfg)
  * when not NULL).  Caller is inside SPI.
  */
 static bool
-lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
+lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out,
+			  bool *external_out)
 {
 	TaskIdArgs	args = {.id = pv_text(id)};
 	TaskRow		row;
@@ -406,6 +424,8 @@ lock_own_task(const char *id, Oid caller, Oid *owner_out, char **queue_out)
 		*owner_out = owner;
 	if (queue_out)
 		*queue_out = pv_cstring(row.queue);
+	if (external_out)
+		*external_out = DatumGetBool(row.external.datum);
 	return true;
 }
 
@@ -440,7 +460,7 @@ claim_task_name(const char *id, Oid caller)
 static void
 lock_existing_task(const char *id)
 {
-	if (!lock_own_task(id, GetUserId(), NULL, NULL))
+	if (!lock_own_task(id, GetUserId(), NULL, NULL, NULL))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("task \"%s\" is not registered", id),
@@ -470,90 +490,136 @@ taskorch_register_task(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: taskorch.register_task(id, fn, queue, max_attempts, retry,
- * max_duration, description, payload_schema, output_schema) -> id
+ * Where the arguments of a registration are: register_task() and
+ * register_external_task() take the same ones in different orders (-1:
+ * not taken).
  */
-Datum
-taskorch_register_task_v2(PG_FUNCTION_ARGS)
+typedef struct RegisterArgs
+{
+	int			fn;
+	int			queue;
+	int			max_attempts;
+	int			retry;
+	int			max_duration;
+	int			description;
+	int			payload_schema;
+	int			output_schema;
+	int			on_success;
+	int			on_failure;
+	int			on_start;
+	int			retention;
+} RegisterArgs;
+
+static const RegisterArgs task_args = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+static const RegisterArgs external_args = {-1, 1, 2, 3, 4, 9, 5, 6, 7, 8, 10, 11};
+
+/* A duration argument as an interval, up to max_ms */
+static PlanValue
+interval_arg(FunctionCallInfo fcinfo, int argno, const char *what, int64 max_ms,
+			 const char *max_text)
+{
+	char	   *given;
+	int64		ms;
+	Interval   *iv;
+
+	if (argno >= PG_NARGS() || PG_ARGISNULL(argno))
+		return PV_NULL;
+	given = TextDatumGetCString(PG_GETARG_DATUM(argno));
+	ms = duration_ms_from_text(what, given, false);
+	if (ms > max_ms)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s \"%s\": is longer than %s", what, given, max_text),
+				errhint("Pass a duration such as \"5m\", or NULL for no limit."));
+	iv = palloc0(sizeof(Interval));
+	iv->time = ms * 1000;
+	return pv_datum(IntervalPGetDatum(iv));
+}
+
+/* A JSON Schema argument, checked */
+static PlanValue
+schema_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return PV_NULL;
+	schema_check_definition(PG_GETARG_JSONB_P(argno));
+	return pv_datum(PG_GETARG_DATUM(argno));
+}
+
+static PlanValue
+datum_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? PV_NULL : pv_datum(PG_GETARG_DATUM(argno));
+}
+
+/* Register (or register again) task `id`; external: its runs are claimed over libpq */
+static Datum
+register_task(FunctionCallInfo fcinfo, const RegisterArgs *pos, bool external)
 {
 	char	   *id = required_name(fcinfo, 0, "id");
 	Oid			caller = GetUserId();
-	Oid			fn;
+	Oid			fn = InvalidOid;
 	char	   *queue;
 	RetryConfig cfg = {3, 2.0, 1000, 10000, true};
 	TaskUpsertArgs a = {0};		/* fields left unset are NULL */
 	Oid			owner = caller;
 	char	   *old_queue = NULL;
+	bool		was_external = external;
 	bool		registered;
 
-	require_arg(fcinfo, 1, "fn", "Pass the task function as 'name(jsonb)'::regprocedure.");
-	fn = PG_GETARG_OID(1);
-	queue = PG_ARGISNULL(2) ? id : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!external)
+	{
+		require_arg(fcinfo, pos->fn, "fn", "Pass the task function as 'name(jsonb)'::regprocedure.");
+		fn = PG_GETARG_OID(pos->fn);
+	}
+	queue = PG_ARGISNULL(pos->queue) ? id : text_to_cstring(PG_GETARG_TEXT_PP(pos->queue));
 	check_name("queue", queue);
-	if (!PG_ARGISNULL(3))
-		cfg.max_attempts = PG_GETARG_INT32(3);
-	if (!PG_ARGISNULL(4))
-		parse_retry(PG_GETARG_JSONB_P(4), &cfg);
+	if (!PG_ARGISNULL(pos->max_attempts))
+		cfg.max_attempts = PG_GETARG_INT32(pos->max_attempts);
+	if (!PG_ARGISNULL(pos->retry))
+		parse_retry(PG_GETARG_JSONB_P(pos->retry), &cfg);
 	if (cfg.max_attempts < 1)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("max_attempts must be at least 1, not %d", cfg.max_attempts),
 				errhint("Use 1 for a task that is never retried."));
-	if (!PG_ARGISNULL(5))
-	{
-		char	   *given = TextDatumGetCString(PG_GETARG_DATUM(5));
-		int64		ms = duration_ms_from_text("max_duration", given, false);
-		Interval   *iv = palloc0(sizeof(Interval));
-
-		if (ms > MAX_DURATION_MS)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("invalid max_duration \"%s\": is longer than 24 days", given),
-					errhint("Pass a duration such as \"5m\", or NULL for no limit."));
-		iv->time = ms * 1000;
-		a.max_duration = pv_datum(IntervalPGetDatum(iv));
-	}
-	if (!PG_ARGISNULL(6))
-		a.description = pv_datum(PG_GETARG_DATUM(6));
-	if (!PG_ARGISNULL(7))
-	{
-		schema_check_definition(PG_GETARG_JSONB_P(7));
-		a.payload_schema = pv_datum(PG_GETARG_DATUM(7));
-	}
-	if (!PG_ARGISNULL(8))
-	{
-		schema_check_definition(PG_GETARG_JSONB_P(8));
-		a.output_schema = pv_datum(PG_GETARG_DATUM(8));
-	}
-	if (!PG_ARGISNULL(9))
-		a.on_success = pv_datum(PG_GETARG_DATUM(9));
-	if (!PG_ARGISNULL(10))
-		a.on_failure = pv_datum(PG_GETARG_DATUM(10));
-	if (!PG_ARGISNULL(11))
-		a.on_start = pv_datum(PG_GETARG_DATUM(11));
-	if (PG_NARGS() > 12 && !PG_ARGISNULL(12))
-	{
-		/* how long its finished runs are kept (retention.c) */
-		Interval   *iv = palloc0(sizeof(Interval));
-
-		iv->time = duration_ms_from_text("retention", TextDatumGetCString(PG_GETARG_DATUM(12)), false) * 1000;
-		a.retention = pv_datum(IntervalPGetDatum(iv));
-	}
+	a.max_duration = interval_arg(fcinfo, pos->max_duration, "max_duration", MAX_DURATION_MS,
+							  "24 days");
+	a.description = datum_arg(fcinfo, pos->description);
+	a.payload_schema = schema_arg(fcinfo, pos->payload_schema);
+	a.output_schema = schema_arg(fcinfo, pos->output_schema);
+	a.on_success = datum_arg(fcinfo, pos->on_success);
+	a.on_failure = datum_arg(fcinfo, pos->on_failure);
+	a.on_start = datum_arg(fcinfo, pos->on_start);
+	/* how long its finished runs are kept (retention.c) */
+	a.retention = interval_arg(fcinfo, pos->retention, "retention", PG_INT64_MAX / 1000,
+							"a timestamp can say");
 
 	SPI_connect();
-	registered = lock_own_task(id, caller, &owner, &old_queue);
+	registered = lock_own_task(id, caller, &owner, &old_queue, &was_external);
+	if (registered && was_external != external)
+		ereport(ERROR,
+				errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				errmsg("task \"%s\" is registered as %s task", id,
+					   was_external ? "an external" : "a SQL"),
+				errhint("Unregister it first with taskorch.unregister_task('%s'), or use %s.", id,
+						was_external ? "taskorch.register_external_task()" :
+						"taskorch.register_task()"));
 	claim_task_name(id, caller);
 	if (!registered || strcmp(old_queue, queue) != 0)
 		queue_check_register(id, queue);
-	check_hook(fcinfo, 9, "on_success", id);
-	check_hook(fcinfo, 10, "on_failure", id);
-	check_hook(fcinfo, 11, "on_start", id);
-	check_task_function(fn, caller);
-	if (owner != caller)
-		check_task_function(fn, owner);
+	check_hook(fcinfo, pos->on_success, "on_success", id);
+	check_hook(fcinfo, pos->on_failure, "on_failure", id);
+	check_hook(fcinfo, pos->on_start, "on_start", id);
+	if (!external)
+	{
+		check_task_function(fn, caller);
+		if (owner != caller)
+			check_task_function(fn, owner);
+		a.fn = pv_oid(fn);
+	}
 
 	a.id = pv_text(id);
-	a.fn = pv_oid(fn);
 	a.owner = pv_oid(owner);
 	a.queue = pv_text(queue);
 	a.max_attempts = pv_int4(cfg.max_attempts);
@@ -561,9 +627,33 @@ taskorch_register_task_v2(PG_FUNCTION_ARGS)
 	a.retry_min_ms = pv_int4(cfg.min_ms);
 	a.retry_max_ms = pv_int4(cfg.max_ms);
 	a.retry_randomize = pv_bool(cfg.randomize);
+	a.external = pv_bool(external);
 	taskorch_execute_args(&upsert_plan, &a, false, 0);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(id));
+}
+
+/*
+ * SQL: taskorch.register_task(id, fn, queue, max_attempts, retry,
+ * max_duration, description, payload_schema, output_schema, on_success,
+ * on_failure, on_start, retention) -> id
+ */
+Datum
+taskorch_register_task_v2(PG_FUNCTION_ARGS)
+{
+	return register_task(fcinfo, &task_args, false);
+}
+
+/*
+ * SQL: taskorch.register_external_task(id, queue, max_attempts, retry,
+ * max_duration, payload_schema, output_schema, on_success, on_failure,
+ * description, on_start, retention) -> id: a task whose runs workers
+ * outside the server claim (external.c).
+ */
+Datum
+taskorch_register_external_task(PG_FUNCTION_ARGS)
+{
+	return register_task(fcinfo, &external_args, true);
 }
 
 /*
@@ -618,7 +708,7 @@ taskorch_unregister_task(PG_FUNCTION_ARGS)
 }
 
 static Datum
-change_grant(FunctionCallInfo fcinfo, bool grant)
+change_grant(FunctionCallInfo fcinfo, NamedPlan *plan, bool grant)
 {
 	char	   *id = required_name(fcinfo, 0, "task");
 	TaskIdArgs	args = {0};
@@ -629,7 +719,7 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 	args.id = pv_text(id);
 	args.role = pv_datum(PG_GETARG_DATUM(1));
 	args.grant = pv_bool(grant);
-	taskorch_execute_args(&grant_plan, &args, false, 0);
+	taskorch_execute_args(plan, &args, false, 0);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -638,12 +728,26 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 Datum
 taskorch_grant_trigger(PG_FUNCTION_ARGS)
 {
-	return change_grant(fcinfo, true);
+	return change_grant(fcinfo, &grant_plan, true);
 }
 
 /* SQL: taskorch.revoke_trigger(task, role) */
 Datum
 taskorch_revoke_trigger(PG_FUNCTION_ARGS)
 {
-	return change_grant(fcinfo, false);
+	return change_grant(fcinfo, &grant_plan, false);
+}
+
+/* SQL: taskorch.grant_execute(task, role): role may claim the task's runs (external.c). */
+Datum
+taskorch_grant_execute(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, &grant_execute_plan, true);
+}
+
+/* SQL: taskorch.revoke_execute(task, role) */
+Datum
+taskorch_revoke_execute(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, &grant_execute_plan, false);
 }

@@ -21,6 +21,11 @@
  *	  stopped at a wait (waits.c) ................... WAITING (no attempt spent)
  *	  replayed other wait calls than recorded ....... FAILED (no retry)
  *
+ * An external run (external.c) ends its attempt from EXECUTING: completed
+ * or failed by its worker as above (fail_run(retry => false) as abort()),
+ * or lost (its lease expired, its claimer's connection ended): retried,
+ * CRASHED when no attempt is left.
+ *
  * A retry is due min(max, r * min * factor^(attempt - 1)) ms after the
  * attempt ended, r uniform in [1, 2) when randomize is on, else 1.
  *
@@ -148,11 +153,14 @@ retry_delay_ms(const ClaimedRun *run, int attempt)
 	return (int64) Min(delay, (double) run->retry_max_ms);
 }
 
-/* A claimed run (QUEUED) ends its attempt in `to` (status.c's table) */
+/*
+ * A claimed run ends its attempt in `to` (status.c's table): from QUEUED,
+ * or from EXECUTING for an external run its worker claimed.
+ */
 static void
 set_status(ClaimedRun *run, RunStatus to)
 {
-	run->status = run_transition(RUN_QUEUED, to, BY_COMPLETION);
+	run->status = run_transition(run->row_status, to, BY_COMPLETION);
 }
 
 void
@@ -213,9 +221,19 @@ decide_outcome(ClaimedRun *run)
 		char	   *msg = psprintf("run exceeded its max_duration of %d ms",
 								   run->max_duration_ms);
 
-		run->error = error_to_jsonb(run->edata, msg);
+		run->error = run->edata ? error_to_jsonb(run->edata, msg) : simple_error(msg, "57014");
 		set_status(run, RUN_TIMED_OUT);
 		return;
+	}
+	else if (run->edata == NULL)
+	{
+		/* an external run: the error its worker reported, or its loss */
+		run->error = run->reported_error;
+		if (run->no_retry)
+		{
+			set_status(run, RUN_FAILED);
+			return;
+		}
 	}
 	else
 	{
@@ -228,7 +246,7 @@ decide_outcome(ClaimedRun *run)
 	}
 
 	if (attempt >= run->max_attempts)
-		set_status(run, RUN_FAILED);
+		set_status(run, run->lost ? RUN_CRASHED : RUN_FAILED);
 	else
 	{
 		set_status(run, RUN_QUEUED);
@@ -268,6 +286,23 @@ taskorch_metadata(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(run_in_task("taskorch.metadata()", METADATA_HINT)->metadata);
 }
 
+/* An error unless `metadata` may be a run's: an object, not too large */
+void
+metadata_check(Jsonb *metadata)
+{
+	if (!JB_ROOT_IS_OBJECT(metadata))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("metadata must be a JSON object"),
+				errhint("Metadata is an object of keys; use metadata_set(key, value)."));
+	if (VARSIZE(metadata) > MAX_METADATA_BYTES)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("metadata of %zu bytes exceeds the limit of %d bytes",
+					   (Size) VARSIZE(metadata), MAX_METADATA_BYTES),
+				errhint("Keep large data in a table and put its key in the metadata."));
+}
+
 /*
  * SQL: taskorch.metadata_replace(metadata) -> it.  The run's metadata is
  * written when its batch commits, whatever the attempt's outcome, and is
@@ -283,17 +318,7 @@ taskorch_metadata_replace(PG_FUNCTION_ARGS)
 
 	require_arg(fcinfo, 0, "metadata", "Pass '{}' to clear it.");
 	metadata = PG_GETARG_JSONB_P(0);
-	if (!JB_ROOT_IS_OBJECT(metadata))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("metadata must be a JSON object"),
-				errhint("Metadata is an object of keys; use metadata_set(key, value)."));
-	if (VARSIZE(metadata) > MAX_METADATA_BYTES)
-		ereport(ERROR,
-				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("metadata of %zu bytes exceeds the limit of %d bytes",
-					   (Size) VARSIZE(metadata), MAX_METADATA_BYTES),
-				errhint("Keep large data in a table and put its key in the metadata."));
+	metadata_check(metadata);
 	old = MemoryContextSwitchTo(run->cxt);
 	run->metadata = DatumGetJsonbPCopy(PointerGetDatum(metadata));
 	run->metadata_changed = true;

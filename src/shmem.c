@@ -51,11 +51,17 @@ PG_FUNCTION_INFO_V1(taskorch_workers);
 PG_FUNCTION_INFO_V1(taskorch_database_workers);
 PG_FUNCTION_INFO_V1(taskorch_check_worker_slots);
 
-/* One per process that may execute a run at once: workers, and sessions in run_pending() */
+/*
+ * One per process that may execute a run at once (workers, and sessions in
+ * run_pending()), and EXTERNAL_KEYS for the keys external runs hold
+ * (concurrency.c).
+ */
+#define EXTERNAL_KEYS 4096
+
 static int
 conc_entries(void)
 {
-	return max_worker_processes + MaxConnections + 16;
+	return max_worker_processes + MaxConnections + 16 + EXTERNAL_KEYS;
 }
 
 static Size
@@ -67,6 +73,7 @@ shared_size(void)
 					mul_size(max_worker_processes, sizeof(WorkerSlot)));
 	size = add_size(size, mul_size(taskorch_max_databases, sizeof(DbEntry)));
 	size = add_size(size, mul_size(conc_entries(), sizeof(ConcurrencySlot)));
+	size = add_size(size, mul_size(taskorch_max_databases, sizeof(Oid)));
 	return size;
 }
 
@@ -95,6 +102,8 @@ taskorch_shmem_startup(void)
 		taskorch_shared->ndbs = taskorch_max_databases;
 		pg_atomic_init_u32(&taskorch_shared->wake_rr, 0);
 		pg_atomic_init_u32(&taskorch_shared->requeued, 0);
+		pg_atomic_init_u32(&taskorch_shared->claimers_gone, 0);
+		taskorch_shared->started_at = GetCurrentTimestamp();
 		for (int i = 0; i < taskorch_shared->nslots; i++)
 		{
 			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
@@ -108,6 +117,7 @@ taskorch_shmem_startup(void)
 		 sizeof(WorkerSlot) * taskorch_shared->nslots);
 	taskorch_shared->conc = (ConcurrencySlot *)
 		((char *) taskorch_shared->dbs + sizeof(DbEntry) * taskorch_shared->ndbs);
+	taskorch_shared->conc_counted = (Oid *) (taskorch_shared->conc + taskorch_shared->nconc);
 	task_times_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -11,9 +11,10 @@
  *
  * The state machine is drawn in docs/runs.md, and printed from this table
  * by taskorch_internal.status_transitions() (the page's example checks the two
- * agree).  EXECUTING is never written: the runs view shows it for a QUEUED
- * run a worker is executing (shmem.c), inside the transaction that records
- * the run's outcome.
+ * agree).  A run a worker executes is never written EXECUTING: the runs
+ * view shows it for a QUEUED run a worker is executing (shmem.c), inside
+ * the transaction that records the run's outcome.  An external run is:
+ * it is EXECUTING in the table from its claim to its outcome (external.c).
  *
  * Tests: `statuses` (sql/statuses.sql) compares the C enum with
  * taskorch.run_status and run_status_finished() with taskorch.finished(),
@@ -53,6 +54,7 @@ static const char *const module_names[RUN_MODULE_COUNT] = {
 	[BY_WORKER] = "worker",
 	[BY_MANAGE] = "manage",
 	[BY_REGISTRY] = "registry",
+	[BY_EXTERNAL] = "external",
 };
 
 typedef struct RunTransitionRule
@@ -88,6 +90,14 @@ static const RunTransitionRule transitions[] = {
 	{RUN_QUEUED, RUN_CANCELED, BY_MANAGE, "cancel()"},
 	{RUN_WAITING, RUN_CANCELED, BY_MANAGE, "cancel()"},
 	{RUN_DELAYED, RUN_DELAYED, BY_MANAGE, "reschedule()"},
+	{RUN_QUEUED, RUN_EXECUTING, BY_EXTERNAL, "claimed by an external worker (claim_runs)"},
+	{RUN_EXECUTING, RUN_QUEUED, BY_EXTERNAL, "released by its external worker unfinished: no attempt spent"},
+	{RUN_EXECUTING, RUN_COMPLETED, BY_COMPLETION, "its external worker completed it"},
+	{RUN_EXECUTING, RUN_QUEUED, BY_COMPLETION, "failed or lost (lease expired, connection ended), attempts are left: retry"},
+	{RUN_EXECUTING, RUN_FAILED, BY_COMPLETION, "its external worker failed it for good"},
+	{RUN_EXECUTING, RUN_TIMED_OUT, BY_COMPLETION, "executing past max_duration"},
+	{RUN_EXECUTING, RUN_CRASHED, BY_COMPLETION, "lost with no attempt left"},
+	{RUN_EXECUTING, RUN_CANCELED, BY_MANAGE, "cancel() of an external run"},
 	{RUN_DELAYED, RUN_CANCELED, BY_REGISTRY, "its task was unregistered"},
 	{RUN_QUEUED, RUN_CANCELED, BY_REGISTRY, "its task was unregistered"},
 };

@@ -77,10 +77,16 @@ typedef enum RunStatus
 	"(" SQL_STATUS(DELAYED) ", " SQL_STATUS(QUEUED) ", " \
 	SQL_STATUS(EXECUTING) ", " SQL_STATUS(WAITING) ")"
 
-/* status IN SQL_CANCELABLE: a run cancel() cancels in the caller's transaction */
+/*
+ * status IN SQL_CANCELABLE: a run cancel() cancels in the caller's
+ * transaction (EXECUTING: an external run; its worker learns it at its
+ * next heartbeat)
+ */
 #define SQL_CANCELABLE \
-	"(" SQL_STATUS(DELAYED) ", " SQL_STATUS(QUEUED) ", " SQL_STATUS(WAITING) ")"
-#define RUN_SET_CANCELABLE	(RUN_SET(DELAYED) | RUN_SET(QUEUED) | RUN_SET(WAITING))
+	"(" SQL_STATUS(DELAYED) ", " SQL_STATUS(QUEUED) ", " SQL_STATUS(WAITING) ", " \
+	SQL_STATUS(EXECUTING) ")"
+#define RUN_SET_CANCELABLE	(RUN_SET(DELAYED) | RUN_SET(QUEUED) | RUN_SET(WAITING) | \
+							 RUN_SET(EXECUTING))
 
 /* status IN SQL_NOT_STARTED: a run unregister_task() cancels */
 #define SQL_NOT_STARTED \
@@ -101,6 +107,7 @@ typedef enum RunModule
 	BY_WORKER,					/* worker.c: a batch that failed outside its task */
 	BY_MANAGE,					/* manage.c: cancel(), reschedule() */
 	BY_REGISTRY,				/* registry.c: unregister_task() */
+	BY_EXTERNAL,				/* external.c: claims and releases by external workers */
 	RUN_MODULE_COUNT
 } RunModule;
 

@@ -202,6 +202,9 @@ extension_ddl_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PREPARE)
 	{
 		paused_until_xact_end = false;
+		/* its external runs are gone or counted anew (concurrency.c) */
+		if (event == XACT_EVENT_COMMIT)
+			concurrency_forget_database(MyDatabaseId);
 		taskorch_database_pause(MyDatabaseId, false);
 	}
 }

@@ -52,6 +52,8 @@
  *	  cron.c       cron expressions: parsing, next times in a time zone, words
  *	  schedules.c  schedule() and friends, and the firing of due ticks
  *	  retention.c  finished runs removed after their retention; purge()
+ *	  external.c   external tasks: runs claimed over libpq under a lease,
+ *	               their outcomes, and the leases lost
  *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  role_ref.c   the type of the role columns: OID and name, so that a
@@ -103,6 +105,12 @@
 
 /* SQLSTATE of a replay whose wait calls differ from the recorded ones (waits.c) */
 #define TASKORCH_SQLSTATE_REPLAY	MAKE_SQLSTATE('T','O','R','P','L')
+
+/* LISTEN channel on which external workers hear that a task has due runs */
+#define EXTERNAL_CHANNEL			"taskorch_external"
+
+/* Backends that claimed external runs and exited, remembered in shared memory */
+#define GONE_CLAIMERS				64
 
 /* Upper bound of taskorch.workers_per_database */
 #define TASKORCH_MAX_WORKERS_PER_DATABASE	64
@@ -196,6 +204,15 @@ typedef struct ClaimedRun
 	Jsonb	   *error;			/* error JSON recorded for the attempt */
 	RunStatus	status;			/* new status (run_transition()) */
 	TimestampTz next_run_at;	/* retry time when status is RUN_QUEUED */
+	/* external runs (external.c): EXECUTING in the table while claimed */
+	RunStatus	row_status;		/* its status in the table: QUEUED, or EXECUTING (external) */
+	bool		external;
+	bool		holds_slot;		/* counted against its queue's limit (concurrency.c) */
+	bool		lost;			/* its lease expired, or its claimer's connection ended */
+	bool		no_retry;		/* fail_run(..., retry => false) */
+	Jsonb	   *reported_error;	/* the error its worker reported, or the loss's */
+	TimestampTz lease_expires_at;	/* of its lease; its started_at is its claim's time */
+	int32		lease_ms;
 } ClaimedRun;
 
 /* Claim position kept by a worker between batches (claim.c) */
@@ -259,6 +276,7 @@ typedef struct WorkerSlot
 typedef struct ConcurrencySlot
 {
 	uint64		key;			/* concurrency_key_hash(); valid while active > 0 */
+	Oid			dboid;
 	int			active;
 } ConcurrencySlot;
 
@@ -275,6 +293,11 @@ typedef struct TaskorchShared
 	DbEntry    *dbs;			/* ndbs entries, after the slots */
 	ConcurrencySlot *conc;		/* nconc entries, after the databases */
 	int			nconc;
+	Oid		   *conc_counted;	/* ndbs: databases whose external runs are counted */
+	TimestampTz started_at;		/* when this shared memory was made */
+	pg_atomic_uint32 claimers_gone;	/* bumped when a backend that claimed runs exits */
+	pid_t		gone_pid[GONE_CLAIMERS];	/* the last ones (external.c) */
+	TimestampTz gone_at[GONE_CLAIMERS];
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskorchShared;
 
@@ -342,10 +365,19 @@ extern void crash_recover(Oid dboid, int index);
 extern void crash_note_run(const ClaimedRun *run);
 extern void crash_signals_init(void);
 
+/* external.c */
+extern int	external_settle_lost(void);
+extern ClaimedRun *external_run_by_lease(const char *lease, MemoryContext cxt);
+extern TimestampTz external_notify_due(TimestampTz since);
+
 /* concurrency.c */
 extern uint64 concurrency_key_hash(const char *queue, const char *ckey);
 extern bool concurrency_acquire(uint64 key, int limit);
 extern void concurrency_release(void);
+extern void concurrency_counts_ready(void);
+extern bool concurrency_reserve(uint64 key, int limit);
+extern void concurrency_release_at_commit(uint64 key);
+extern void concurrency_forget_database(Oid dboid);
 
 /* logs.c */
 extern void logs_init(void);
@@ -411,7 +443,8 @@ typedef enum TaskorchLockKind
 	LOCK_DEBOUNCE_KEY,
 	LOCK_QUEUE_NAME,
 	LOCK_BATCH_KEY,
-	LOCK_SCHEDULE_KEY
+	LOCK_SCHEDULE_KEY,
+	LOCK_SLOT_COUNTS
 } TaskorchLockKind;
 
 /* lock class id of lock_name(): no catalog's (catalog OIDs are small) */
@@ -443,6 +476,7 @@ extern void decide_outcome(ClaimedRun *run);
 extern bool is_failed_result(Jsonb *output);
 extern Jsonb *result_failure(Jsonb *output);
 extern Jsonb *error_to_jsonb(ErrorData *edata, const char *override_message);
+extern void metadata_check(Jsonb *metadata);
 
 /* Trigger options, as options.c merges them (times in ms, -1: not given) */
 typedef struct TriggerOptions
@@ -546,7 +580,7 @@ extern void task_owner_missing(const char *task) pg_attribute_noreturn();
 /* trigger.c */
 extern void taskorch_xact_callback_init(void);
 extern TimestampTz trigger_now(void);
-extern bool may_trigger(Oid owner, ArrayType *triggerers);
+extern bool granted_to_user(Oid owner, ArrayType *triggerers);
 extern void taskorch_requeued_at_commit(void);
 extern void taskorch_wake_at_commit(void);
 extern void lock_role_key(TaskorchLockKind kind, const char *task, const char *key);
@@ -586,7 +620,7 @@ typedef struct PlanField
 #define PLAN_PARAMS(table)	.params = (table), .nparams = lengthof(table)
 #define PLAN_COLUMNS(table)	.columns = (table), .ncolumns = lengthof(table)
 
-#define TASKORCH_PLAN_MAX_FIELDS 32
+#define TASKORCH_PLAN_MAX_FIELDS 40
 
 /*
  * The shape a plan must keep whatever the statistics say: the runs table
@@ -615,6 +649,30 @@ typedef struct NamedPlan
 	SPIPlanPtr	plan;			/* NULL: not prepared (again) yet */
 	AttrNumber	colnos[TASKORCH_PLAN_MAX_FIELDS];	/* of columns[i] */
 } NamedPlan;
+
+/*
+ * claim.c: the columns a claimed run is read from, selected from
+ * taskorch.run r with its task t and queue q (the caller adds WHERE ...)
+ */
+#define CLAIMED_RUN_SELECT \
+	"r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.run_at," \
+	" t.id IS NOT NULL AS task_found, t.fn::oid AS fn, t.owner::oid AS owner," \
+	" t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize," \
+	" (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4" \
+	"   AS max_duration_ms," \
+	" r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key," \
+	" r.parent_run_id, r.parent_wait_seq, r.root_run_id, t.output_schema, t.on_success," \
+	" t.on_failure, t.on_start, r.started_at IS NULL AS unstarted," \
+	" r.triggered_by::oid AS triggered_by," \
+	" t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)" \
+	"   AS task_reowned, r.external, r.claimed_at, r.holds_slot, r.status::text AS status," \
+	" r.lease_expires_at, r.lease_ms" \
+	" FROM taskorch.run r" \
+	" LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid" \
+	" LEFT JOIN taskorch.queue q ON q.name = r.queue"
+#define CLAIMED_RUN_NCOLUMNS 35
+extern const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS];
+extern void claim_read_run(NamedPlan *p, int row, ClaimedRun *run);
 
 static inline PlanValue
 pv_datum(Datum d)

@@ -27,6 +27,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "commands/async.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -55,6 +56,7 @@ typedef struct TaskRow
 	PlanValue	max_attempts;
 	PlanValue	triggerers;
 	PlanValue	payload_schema;
+	PlanValue	external;
 } TaskRow;
 
 static const PlanField task_params[] = {
@@ -66,9 +68,10 @@ static const PlanField task_columns[] = {
 	PLAN_COLUMN(TaskRow, max_attempts),
 	PLAN_COLUMN(TaskRow, triggerers),
 	PLAN_COLUMN(TaskRow, payload_schema),
+	PLAN_COLUMN(TaskRow, external),
 };
 static NamedPlan task_plan = {
-	.sql = "SELECT owner, queue, max_attempts, triggerers, payload_schema"
+	.sql = "SELECT owner, queue, max_attempts, triggerers, payload_schema, external"
 	"  FROM taskorch.task WHERE id = :task_id",
 	PLAN_PARAMS(task_params), PLAN_COLUMNS(task_columns)
 };
@@ -102,6 +105,7 @@ typedef struct RunInsertArgs
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
 	PlanValue	root_run_id;
+	PlanValue	external;
 } RunInsertArgs;
 
 typedef struct RunIdRow
@@ -136,6 +140,7 @@ static const PlanField insert_params[] = {
 	PLAN_PARAM(RunInsertArgs, parent_run_id, TEXTOID),
 	PLAN_PARAM(RunInsertArgs, parent_wait_seq, INT4OID),
 	PLAN_PARAM(RunInsertArgs, root_run_id, TEXTOID),
+	PLAN_PARAM(RunInsertArgs, external, BOOLOID),
 };
 static const PlanField run_id_columns[] = {
 	PLAN_COLUMN(RunIdRow, id),
@@ -145,7 +150,8 @@ static NamedPlan insert_plan = {
 	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
 	"       delayed_until, tags, metadata, idempotency_key,"
 	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
-	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq, root_run_id)"
+	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq, root_run_id,"
+	"       external)"
 	" VALUES (:task_id, :payload, :max_attempts, :queue, :owner::regrole,"
 	"         :triggered_by::regrole, :run_at, :created_at,"
 	"         :status::taskorch.run_status, :priority,"
@@ -154,7 +160,7 @@ static NamedPlan insert_plan = {
 	"         :idempotency_key_expires_at, :concurrency_key,"
 	"         :max_duration_ms * interval '1 millisecond', :replayed_from,"
 	"         :batch_id, :batch_index, :debounce_key, :parent_run_id, :parent_wait_seq,"
-	"         :root_run_id)"
+	"         :root_run_id, :external)"
 	" RETURNING id",
 	PLAN_PARAMS(insert_params), PLAN_COLUMNS(run_id_columns)
 };
@@ -326,16 +332,20 @@ taskorch_xact_callback_init(void)
 	RegisterXactCallback(xact_callback, NULL);
 }
 
-/* May the current user trigger a task of `owner` granted to `triggerers`? */
+/*
+ * May the current user act on a task of `owner` that granted it to the roles
+ * `granted` (its triggerers, or its executors)?  The owner, and whoever has
+ * the privileges of one of those roles, may.
+ */
 bool
-may_trigger(Oid owner, ArrayType *triggerers)
+granted_to_user(Oid owner, ArrayType *granted)
 {
 	Datum	   *roles;
 	int			n;
 
 	if (acts_for(owner))
 		return true;
-	deconstruct_array(triggerers, ARR_ELEMTYPE(triggerers), -1, false, TYPALIGN_INT,
+	deconstruct_array(granted, ARR_ELEMTYPE(granted), -1, false, TYPALIGN_INT,
 					  &roles, NULL, &n);
 	for (int i = 0; i < n; i++)
 		if (has_privs_of_role(GetUserId(), role_ref_oid(roles[i])))
@@ -491,7 +501,7 @@ triggerable_task(const char *task, TaskRow *t)
 	owner = role_ref_oid(t->owner.datum);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		task_owner_missing(task);
-	if (!may_trigger(owner, DatumGetArrayTypeP(t->triggerers.datum)))
+	if (!granted_to_user(owner, DatumGetArrayTypeP(t->triggerers.datum)))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("permission denied to trigger task \"%s\"", task),
@@ -595,6 +605,10 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	/* a run triggered by a task joins that task's run's tree */
 	a.root_run_id = pv_text(o->root_run_id ? o->root_run_id :
 							current_run() ? run_root(current_run()) : NULL);
+	a.external = t.external;
+	/* an external task's workers hear of a run due now (external.c) */
+	if (DatumGetBool(t.external.datum) && (!delayed || o->debounce_key))
+		Async_Notify(EXTERNAL_CHANNEL, task);
 
 	/* idempotency wins over debounce */
 	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||
@@ -608,6 +622,8 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	notice_if_starved();
 	SPI_finish();
 
+	if (DatumGetBool(t.external.datum))
+		return run_id;			/* no worker of the server's executes it */
 	wake_at_commit = true;
 	if (o->priority > 0 && !delayed)
 		requeued_at_commit = true;

@@ -21,7 +21,8 @@
  * own: a slow run holds no batch mates (docs/operations.md, "Slow runs").
  *
  * Before a batch, when the maintenance is due, the worker fires due
- * schedules and purges old runs, each step in a transaction of its own.
+ * schedules, purges old runs and settles the external runs whose workers
+ * were lost, each step in a transaction of its own.
  *
  * So a SQL task's effects and its COMPLETED status commit together: a
  * crash before the commit leaves the run QUEUED with no effects, and it is
@@ -281,6 +282,7 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 				errmsg("taskorch.run_pending() cannot be called inside a task"));
 	while (schedules_fire(&more) >= 0 && more)
 		;
+	(void) external_settle_lost();
 	(void) promote_and_expire();
 	while (total < max_runs)
 	{
@@ -301,6 +303,8 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 
 static Oid	run_table_oid = InvalidOid;
 static TimestampTz maintenance_due = 0;	/* next promote/expire pass */
+static TimestampTz external_due_since = 0;	/* external runs due before this were announced */
+static uint32 claimers_gone_seen = 0;	/* taskorch_shared->claimers_gone, as last seen */
 static BlockNumber planned_blocks = 0;	/* size of the runs table the plans were made for */
 
 /*
@@ -494,6 +498,13 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "taskorch: executing runs");
 
+	/* a backend that claimed external runs exited: release them now */
+	if (pg_atomic_read_u32(&taskorch_shared->claimers_gone) != claimers_gone_seen)
+	{
+		claimers_gone_seen = pg_atomic_read_u32(&taskorch_shared->claimers_gone);
+		(void) external_settle_lost();
+		next_transaction();
+	}
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
 		/*
@@ -519,6 +530,10 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 			(void) retention_purge(&more);
 			next_transaction();
 		} while (more && GetCurrentTimestamp() < purge_stop);
+		/* external runs lost by their workers, and those now due */
+		(void) external_settle_lost();
+		external_due_since = external_notify_due(external_due_since);
+		next_transaction();
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{

@@ -484,3 +484,30 @@ CREATE POLICY schedule_visible ON taskorch.schedule FOR SELECT USING (
 	pg_catalog.pg_has_role(owner, 'USAGE') OR taskorch.is_admin());
 REVOKE ALL ON taskorch.schedule FROM PUBLIC;
 GRANT SELECT ON taskorch.schedule TO PUBLIC;
+
+-- external tasks: claimed over libpq under a lease (external.c)
+ALTER TABLE taskorch.task
+	ALTER fn DROP NOT NULL,
+	ADD COLUMN external		bool NOT NULL DEFAULT false,
+	ADD COLUMN executors		taskorch.role_ref[] NOT NULL DEFAULT '{}',
+	ADD CONSTRAINT task_function_or_external CHECK (external = (fn IS NULL));
+ALTER TABLE taskorch.run
+	ADD COLUMN external		bool NOT NULL DEFAULT false,
+	ADD COLUMN claimed_at		timestamptz,
+	ADD COLUMN lease_expires_at	timestamptz,
+	ADD COLUMN lease_ms		int,
+	ADD COLUMN claimed_by_pid	int,
+	ADD COLUMN claimed_by_start	timestamptz,
+	ADD COLUMN holds_slot		bool NOT NULL DEFAULT false;
+DROP INDEX taskorch.run_queue_idx;
+CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED' AND NOT external;
+CREATE INDEX run_external_idx ON taskorch.run (task_id, run_at, id)
+	WHERE status = 'QUEUED' AND external;
+CREATE INDEX run_lease_idx ON taskorch.run (lease_expires_at) WHERE status = 'EXECUTING';
+
+-- The key that signs the leases of external runs (external.c): made at
+-- install, read by no role but the extension's owner.
+CREATE TABLE taskorch_internal.lease_key (key bytea NOT NULL);
+INSERT INTO taskorch_internal.lease_key
+	SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');
+REVOKE ALL ON taskorch_internal.lease_key FROM PUBLIC;

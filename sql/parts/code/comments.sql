@@ -152,3 +152,17 @@ COMMENT ON FUNCTION taskorch.run_schedule_now(text) IS 'a run of the schedule no
 COMMENT ON FUNCTION taskorch.cron_next(text, text, integer, timestamptz) IS 'the next times a cron expression names in a time zone (docs/schedules.md)';
 COMMENT ON FUNCTION taskorch.cron_describe(text) IS 'a cron expression in words (docs/schedules.md)';
 COMMENT ON FUNCTION taskorch.purge(taskorch.duration, text) IS 'remove the finished runs you may see that are older than a duration (or their retention); returns how many (docs/operations.md)';
+
+-- external tasks (docs/external-tasks.md)
+COMMENT ON FUNCTION taskorch.register_external_task(text, text, int, taskorch.json_input, taskorch.duration, taskorch.json_input, taskorch.json_input, text, text, text, text, taskorch.duration) IS 'register a task whose runs workers outside the server claim (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.grant_execute(text, regrole) IS 'let a role claim the runs of an external task (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.revoke_execute(text, regrole) IS 'take back grant_execute() (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.claim_runs(text[], int, taskorch.duration) IS 'claim due runs of external tasks under a lease (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.heartbeat(text, taskorch.duration) IS 'extend a lease; says whether the run was canceled (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.complete_run(text, taskorch.json_input) IS 'complete a claimed run with its output (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.fail_run(text, taskorch.json_input, bool) IS 'fail the attempt of a claimed run: retried per its task, or not (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.release_run(text) IS 'give a claimed run back unfinished, no attempt spent (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.lease_log(text, text, text, taskorch.json_input) IS 'a log entry of a claimed run (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.lease_metadata(text) IS 'the metadata of a claimed run (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.lease_metadata_replace(text, taskorch.json_input) IS 'replace the metadata of a claimed run (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.lease_metadata_set(text, text, jsonb) IS 'set one key of the metadata of a claimed run (docs/external-tasks.md)';

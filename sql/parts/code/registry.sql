@@ -8,7 +8,8 @@ SELECT t.id, t.fn AS function, t.owner, t.queue, t.max_attempts,
 						  'maxTimeoutInMs', t.retry_max_ms,
 						  'randomize', t.retry_randomize) AS retry,
 	   t.max_duration, t.triggerers, t.description, t.created_at, t.updated_at,
-	   t.payload_schema, t.output_schema, t.on_success, t.on_failure, t.on_start, t.retention
+	   t.payload_schema, t.output_schema, t.on_success, t.on_failure, t.on_start, t.retention,
+	   t.external, t.executors
   FROM taskorch.task t;
 GRANT SELECT ON taskorch.tasks TO PUBLIC;
 

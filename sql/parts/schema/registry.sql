@@ -3,7 +3,7 @@
 ------------------------------------------------------------------------------
 CREATE TABLE taskorch.task (
 	id				text PRIMARY KEY,
-	fn				regprocedure NOT NULL,
+	fn				regprocedure,				-- NULL: an external task (external.c)
 	owner			taskorch.role_ref NOT NULL,
 	queue			text NOT NULL,
 	max_attempts	int NOT NULL,
@@ -21,7 +21,10 @@ CREATE TABLE taskorch.task (
 	on_success		text,						-- hook tasks (hooks.c)
 	on_failure		text,
 	on_start		text,
-	retention		interval					-- NULL: taskorch.retention (retention.c)
+	retention		interval,					-- NULL: taskorch.retention (retention.c)
+	external		bool NOT NULL DEFAULT false,	-- claimed over libpq, not executed here
+	executors		taskorch.role_ref[] NOT NULL DEFAULT '{}',	-- may claim its runs
+	CONSTRAINT task_function_or_external CHECK (external = (fn IS NULL))
 );
 
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');

@@ -2,7 +2,8 @@
 -- Runs
 --
 -- The claim reads run_queue_idx, a partial index holding only QUEUED runs in
--- claim order; a run leaves it when its status changes.
+-- claim order; a run leaves it when its status changes.  External runs are
+-- in run_external_idx instead, per task.
 ------------------------------------------------------------------------------
 CREATE SEQUENCE taskorch.run_id_seq;
 
@@ -41,11 +42,24 @@ CREATE TABLE taskorch.run (
 	debounce_key	text,
 	parent_run_id	text,						-- the run whose wait made this one
 	parent_wait_seq	int,
-	root_run_id		text						-- the top of its tree of runs (NULL: it is one)
+	root_run_id		text,						-- the top of its tree of runs (NULL: it is one)
+	-- external tasks (external.c): a run claimed over libpq is EXECUTING
+	-- under a lease, until its worker completes, fails or loses it
+	external		bool NOT NULL DEFAULT false,	-- its task's, when triggered
+	claimed_at		timestamptz,				-- when this attempt was claimed
+	lease_expires_at timestamptz,
+	lease_ms		int,						-- its length, for heartbeats
+	claimed_by_pid	int,						-- the backend that claimed it (or last heartbeat)
+	claimed_by_start timestamptz,				-- and when that backend started
+	holds_slot		bool NOT NULL DEFAULT false	-- counted against its queue's limit
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
-CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED';
+CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED' AND NOT external;
+-- external runs are claimed per task; leases are watched by their deadline
+CREATE INDEX run_external_idx ON taskorch.run (task_id, run_at, id)
+	WHERE status = 'QUEUED' AND external;
+CREATE INDEX run_lease_idx ON taskorch.run (lease_expires_at) WHERE status = 'EXECUTING';
 CREATE INDEX run_task_idx ON taskorch.run (task_id, created_at);
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
@@ -86,3 +100,10 @@ CREATE POLICY attempt_visible ON taskorch.attempt FOR SELECT USING (
 
 REVOKE ALL ON taskorch.run, taskorch.attempt FROM PUBLIC;
 GRANT SELECT ON taskorch.run, taskorch.attempt TO PUBLIC;
+
+-- The key that signs the leases of external runs (external.c): made at
+-- install, read by no role but the extension's owner.
+CREATE TABLE taskorch_internal.lease_key (key bytea NOT NULL);
+INSERT INTO taskorch_internal.lease_key
+	SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');
+REVOKE ALL ON taskorch_internal.lease_key FROM PUBLIC;

@@ -1,0 +1,1093 @@
+/*-------------------------------------------------------------------------
+ *
+ * external.c
+ *	  External tasks: runs claimed over an ordinary connection by workers
+ *	  outside the server (the `taskorch` command, or any client), under a
+ *	  lease.  The protocol is SQL: claim_runs(), heartbeat(),
+ *	  complete_run(), fail_run(), release_run(), and the run's metadata by
+ *	  its lease; the server side watches the leases.
+ *
+ * A claim moves each run QUEUED -> EXECUTING in the caller's transaction
+ * (commit it at once: call it on its own, in autocommit) and gives it a
+ * lease: "<run id>.<attempt>.<claim time>.<signature>", signed with a key
+ * made at install that no role but the extension's owner reads
+ * (taskorch_internal.lease_key), so a lease cannot be made up, and a
+ * genuine one says which claim it was.  Every call by lease locks the row
+ * and checks the lease is the current one: the run EXECUTING, in that
+ * attempt, under that claim.  A stale lease (the run was canceled, lost
+ * and retried, released and claimed again) is refused with SQLSTATE 55000
+ * saying why, and changes nothing, so an attempt has at most one outcome.
+ *
+ * Outcomes are decided and recorded by the engine's own path (runs.c's
+ * decide_outcome, hooks, complete.c's complete_runs), from EXECUTING:
+ * retries, hooks, the waits of a parent, tracks and notifications work as
+ * for a run a worker executes.
+ *
+ * Lost runs (external_settle_lost, in a worker's maintenance): a run whose
+ * lease expired, whose attempt ran past max_duration (TIMED_OUT), or whose
+ * claiming backend exited is charged the attempt: retried per its task's
+ * policy, CRASHED when none is left.  A backend that claimed runs notes its
+ * exit in shared memory (gone_pid) and wakes the database's worker, so its
+ * runs are released at once rather than when the lease expires.  A run
+ * claimed before the server restarted is left to its lease: its worker may
+ * reconnect and heartbeat (which binds the run to its new backend) or
+ * complete it.  Through a transaction-mode pooler the backend outlives the
+ * client, and only the lease frees the run.
+ *
+ * Queue limits count external runs from claim to outcome (concurrency.c).
+ * External workers wait on LISTEN EXTERNAL_CHANNEL: the payload is a task
+ * id with runs due now, sent at the commit of a trigger (trigger.c), of a
+ * run made due by a worker's maintenance (external_notify_due), and of a
+ * run that gave back its queue's slot.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(taskorch_claim_runs);
+PG_FUNCTION_INFO_V1(taskorch_heartbeat);
+PG_FUNCTION_INFO_V1(taskorch_complete_run);
+PG_FUNCTION_INFO_V1(taskorch_fail_run);
+PG_FUNCTION_INFO_V1(taskorch_release_run);
+PG_FUNCTION_INFO_V1(taskorch_lease_metadata);
+PG_FUNCTION_INFO_V1(taskorch_lease_metadata_replace);
+PG_FUNCTION_INFO_V1(taskorch_claimer_alive);
+
+#define MAX_CLAIM			1000
+#define SIGNATURE_BYTES		16		/* of the HMAC-SHA-256, in hex in the lease */
+#define MIN_LEASE_MS		1000
+#define MAX_LEASE_MS		(24 * 3600 * 1000)
+#define LEASE_HINT			"Pass the lease taskorch.claim_runs() returned for the run."
+
+/* ---------------------------------------------------------------------
+ * Plans
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct TaskArgs
+{
+	PlanValue	task;
+} TaskArgs;
+
+typedef struct TaskRow
+{
+	PlanValue	external;
+	PlanValue	owner;
+	PlanValue	executors;
+} TaskRow;
+
+static const PlanField task_params[] = {
+	PLAN_PARAM(TaskArgs, task, TEXTOID),
+};
+static const PlanField task_columns[] = {
+	PLAN_COLUMN(TaskRow, external),
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, executors),
+};
+static NamedPlan task_plan = {
+	.sql = "SELECT external, owner::oid AS owner, executors FROM taskorch.task WHERE id = :task",
+	PLAN_PARAMS(task_params), PLAN_COLUMNS(task_columns)
+};
+
+typedef struct ClaimArgs
+{
+	PlanValue	task;
+	PlanValue	now;
+	PlanValue	limit;
+	PlanValue	full_keys;		/* "queue\x1fkey"s found at their limit */
+} ClaimArgs;
+
+static const PlanField claim_params[] = {
+	PLAN_PARAM(ClaimArgs, task, TEXTOID),
+	PLAN_PARAM(ClaimArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(ClaimArgs, limit, INT4OID),
+	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
+};
+/* a task's due runs, in queue order (run_external_idx) */
+static NamedPlan claim_plan = {
+	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" WHERE r.task_id = :task AND r.status = " SQL_STATUS(QUEUED) " AND r.external"
+	"   AND r.run_at <= :now AND NOT coalesce(q.paused, false)"
+	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
+	" ORDER BY r.run_at, r.id LIMIT :limit"
+	"   FOR UPDATE OF r SKIP LOCKED",
+	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
+};
+
+typedef struct StartArgs
+{
+	PlanValue	ids;
+	PlanValue	holds;
+	PlanValue	now;
+	PlanValue	lease_ms;
+	PlanValue	pid;
+	PlanValue	backend_start;
+} StartArgs;
+
+static const PlanField start_params[] = {
+	PLAN_PARAM(StartArgs, ids, TEXTARRAYOID),
+	PLAN_PARAM(StartArgs, holds, BOOLARRAYOID),
+	PLAN_PARAM(StartArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(StartArgs, lease_ms, INT4OID),
+	PLAN_PARAM(StartArgs, pid, INT4OID),
+	PLAN_PARAM(StartArgs, backend_start, TIMESTAMPTZOID),
+};
+/* the claimed runs: EXECUTING under their lease */
+static NamedPlan start_plan = {
+	.sql = "UPDATE taskorch.run r SET status = " SQL_STATUS(EXECUTING) ","
+	"       started_at = coalesce(r.started_at, :now), claimed_at = :now, updated_at = :now,"
+	"       lease_ms = :lease_ms,"
+	"       lease_expires_at = :now + :lease_ms * interval '1 millisecond',"
+	"       claimed_by_pid = :pid, claimed_by_start = :backend_start,"
+	"       holds_slot = u.holds, expires_at = NULL"
+	"  FROM unnest(:ids, :holds) AS u(id, holds)"
+	" WHERE r.id = u.id",
+	PLAN_PARAMS(start_params), .shape = PLAN_KEY_LOOKUPS
+};
+
+typedef struct RunIdArgs
+{
+	PlanValue	id;
+} RunIdArgs;
+
+static const PlanField run_id_params[] = {
+	PLAN_PARAM(RunIdArgs, id, TEXTOID),
+};
+/* the run a lease names, locked */
+static NamedPlan lease_plan = {
+	.sql = "SELECT " CLAIMED_RUN_SELECT " WHERE r.id = :id FOR UPDATE OF r",
+	PLAN_PARAMS(run_id_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS
+};
+
+typedef struct HeartbeatArgs
+{
+	PlanValue	id;
+	PlanValue	now;
+	PlanValue	lease_ms;
+	PlanValue	pid;
+	PlanValue	backend_start;
+} HeartbeatArgs;
+
+typedef struct ExpiresRow
+{
+	PlanValue	lease_expires_at;
+} ExpiresRow;
+
+static const PlanField heartbeat_params[] = {
+	PLAN_PARAM(HeartbeatArgs, id, TEXTOID),
+	PLAN_PARAM(HeartbeatArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(HeartbeatArgs, lease_ms, INT4OID),
+	PLAN_PARAM(HeartbeatArgs, pid, INT4OID),
+	PLAN_PARAM(HeartbeatArgs, backend_start, TIMESTAMPTZOID),
+};
+static const PlanField expires_columns[] = {
+	PLAN_COLUMN(ExpiresRow, lease_expires_at),
+};
+/* the lease goes on, bound to the calling backend */
+static NamedPlan heartbeat_plan = {
+	.sql = "UPDATE taskorch.run SET lease_ms = :lease_ms,"
+	"       lease_expires_at = :now + :lease_ms * interval '1 millisecond',"
+	"       claimed_by_pid = :pid, claimed_by_start = :backend_start"
+	" WHERE id = :id RETURNING lease_expires_at",
+	PLAN_PARAMS(heartbeat_params), PLAN_COLUMNS(expires_columns)
+};
+
+typedef struct ReleaseArgs
+{
+	PlanValue	id;
+	PlanValue	now;
+} ReleaseArgs;
+
+static const PlanField release_params[] = {
+	PLAN_PARAM(ReleaseArgs, id, TEXTOID),
+	PLAN_PARAM(ReleaseArgs, now, TIMESTAMPTZOID),
+};
+/* back to its place in the queue, no attempt spent */
+static NamedPlan release_plan = {
+	.sql = "UPDATE taskorch.run SET status = " SQL_STATUS(QUEUED) ", updated_at = :now,"
+	"       holds_slot = false, lease_expires_at = NULL"
+	" WHERE id = :id",
+	PLAN_PARAMS(release_params)
+};
+
+typedef struct MetadataArgs
+{
+	PlanValue	id;
+	PlanValue	metadata;
+} MetadataArgs;
+
+static const PlanField metadata_params[] = {
+	PLAN_PARAM(MetadataArgs, id, TEXTOID),
+	PLAN_PARAM(MetadataArgs, metadata, JSONBOID),
+};
+static NamedPlan metadata_plan = {
+	.sql = "UPDATE taskorch.run SET metadata = :metadata WHERE id = :id",
+	PLAN_PARAMS(metadata_params)
+};
+
+typedef struct NowArgs
+{
+	PlanValue	now;
+} NowArgs;
+
+static const PlanField now_params[] = {
+	PLAN_PARAM(NowArgs, now, TIMESTAMPTZOID),
+};
+/* runs whose lease expired, whose attempt ran too long, or whose claimer left */
+static NamedPlan lost_plan = {
+	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" WHERE r.status = " SQL_STATUS(EXECUTING) " AND r.external"
+	"   AND (r.lease_expires_at <= :now"
+	"        OR r.claimed_at + coalesce(r.max_duration, t.max_duration) <= :now"
+	"        OR NOT taskorch_internal.claimer_alive(r.claimed_by_pid, r.claimed_by_start))"
+	" ORDER BY r.lease_expires_at LIMIT 1000"
+	"   FOR UPDATE OF r SKIP LOCKED",
+	PLAN_PARAMS(now_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS
+};
+
+typedef struct DueArgs
+{
+	PlanValue	since;
+	PlanValue	now;
+} DueArgs;
+
+typedef struct DueRow
+{
+	PlanValue	id;
+} DueRow;
+
+static const PlanField due_params[] = {
+	PLAN_PARAM(DueArgs, since, TIMESTAMPTZOID),
+	PLAN_PARAM(DueArgs, now, TIMESTAMPTZOID),
+};
+static const PlanField due_columns[] = {
+	PLAN_COLUMN(DueRow, id),
+};
+/* external tasks with runs that became due in (since, now] */
+static NamedPlan due_plan = {
+	.sql = "SELECT t.id FROM taskorch.task t WHERE t.external AND EXISTS ("
+	"  SELECT FROM taskorch.run r WHERE r.task_id = t.id AND r.status = " SQL_STATUS(QUEUED)
+	"     AND r.external AND r.run_at > :since AND r.run_at <= :now)",
+	PLAN_PARAMS(due_params), PLAN_COLUMNS(due_columns)
+};
+
+/* ---------------------------------------------------------------------
+ * Leases
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct KeyRow
+{
+	PlanValue	key;
+} KeyRow;
+
+static const PlanField key_columns[] = {
+	PLAN_COLUMN(KeyRow, key),
+};
+static NamedPlan key_plan = {
+	.sql = "SELECT key FROM taskorch_internal.lease_key LIMIT 1",
+	PLAN_COLUMNS(key_columns)
+};
+
+/* The signature of a lease's text before its last dot, in hex (inside SPI) */
+static char *
+lease_signature(const char *claim)
+{
+	bytea	   *key;
+	KeyRow		row;
+	pg_hmac_ctx *ctx;
+	uint8		mac[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(SIGNATURE_BYTES * 2 + 1);
+
+	/* read each time: a dropped and re-created extension has a new key */
+	if (taskorch_execute_args(&key_plan, NULL, true, 1) != 1)
+		elog(ERROR, "taskorch: the lease key is missing");
+	taskorch_read_row(&key_plan, 0, &row);
+	key = DatumGetByteaPP(row.key.datum);
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL || pg_hmac_init(ctx, (uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) claim, strlen(claim)) < 0 ||
+		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+		elog(ERROR, "taskorch: could not sign a lease: %s", pg_hmac_error(ctx));
+	pg_hmac_free(ctx);
+	for (int i = 0; i < SIGNATURE_BYTES; i++)
+		sprintf(hex + 2 * i, "%02x", mac[i]);
+	return hex;
+}
+
+/* The lease of run `id` claimed at `claimed_at` for `attempt` (inside SPI) */
+static char *
+lease_new(const char *id, int32 attempt, TimestampTz claimed_at)
+{
+	char	   *claim = psprintf("%s.%d." INT64_FORMAT, id, attempt, (int64) claimed_at);
+
+	return psprintf("%s.%s", claim, lease_signature(claim));
+}
+
+/* A lease's parts: the run, its attempt, its claim's time */
+typedef struct Lease
+{
+	const char *text;
+	char	   *run_id;
+	int32		attempt;
+	TimestampTz claimed_at;
+} Lease;
+
+/* Read a lease and check its signature (inside SPI) */
+static void
+lease_parse(const char *text, Lease *l)
+{
+	char	   *copy = pstrdup(text);
+	char	   *sig = strrchr(copy, '.');
+	char	   *claim_time = NULL;
+	char	   *attempt = NULL;
+	char	   *end;
+	bool		ok = false;
+
+	l->text = text;
+	if (sig && strncmp(copy, "run_", 4) == 0)
+	{
+		*sig++ = '\0';
+		claim_time = strrchr(copy, '.');
+		ok = claim_time != NULL && strlen(sig) == SIGNATURE_BYTES * 2 &&
+			strcmp(sig, lease_signature(copy)) == 0;
+	}
+	if (ok)
+	{
+		*claim_time++ = '\0';
+		attempt = strrchr(copy, '.');
+		ok = attempt != NULL;
+	}
+	if (ok)
+	{
+		*attempt++ = '\0';
+		l->run_id = copy;
+		l->attempt = (int32) strtol(attempt, &end, 10);
+		l->claimed_at = (TimestampTz) strtoi64(claim_time, &end, 10);
+		return;
+	}
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("lease \"%s\" is not valid", text),
+			errhint(LEASE_HINT));
+}
+
+/* Why a genuine lease is no longer current */
+static const char *
+stale_reason(const ClaimedRun *run, const Lease *l)
+{
+	switch (run->row_status)
+	{
+		case RUN_CANCELED:
+			return "the run was canceled";
+		case RUN_EXECUTING:
+			return "the run was claimed again";
+		case RUN_QUEUED:
+			return run->attempts >= l->attempt ?
+				"the lease was lost (it expired, or the connection that claimed the run ended) and the attempt was charged" :
+				"the run was released";
+		default:
+			return psprintf("the run has ended %s", run_status_name(run->row_status));
+	}
+}
+
+/*
+ * The run `l` leases, read and locked (inside SPI, into the caller's
+ * context `cxt`).  Errors unless the lease is the run's current one; with
+ * canceled_ok, a run canceled in the lease's attempt is returned instead
+ * (heartbeat() reports it).
+ */
+static ClaimedRun *
+lease_run(Lease *l, MemoryContext cxt, bool canceled_ok)
+{
+	RunIdArgs	args = {pv_text(l->run_id)};
+	ClaimedRun *run;
+	MemoryContext old;
+	bool		this_claim;
+
+	if (taskorch_execute_args(&lease_plan, &args, false, 1) != 1)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("lease of run %s (attempt %d) is no longer current: the run was removed",
+					   l->run_id, l->attempt),
+				errhint("Its retention period may be shorter than its lease."));
+	old = MemoryContextSwitchTo(cxt);
+	run = palloc0(sizeof(ClaimedRun));
+	claim_read_run(&lease_plan, 0, run);
+	run->cxt = cxt;
+	MemoryContextSwitchTo(old);
+	this_claim = run->attempts + 1 == l->attempt && run->started_at == l->claimed_at;
+	if (this_claim && (run->row_status == RUN_EXECUTING ||
+					   (canceled_ok && run->row_status == RUN_CANCELED)))
+		return run;
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("lease of run %s (attempt %d) is no longer current: %s",
+				   run->id, l->attempt, stale_reason(run, l)),
+			errhint("Drop the work of this attempt; the run's outcome is the engine's now."));
+	pg_unreachable();
+}
+
+static char *
+lease_arg(FunctionCallInfo fcinfo, int argno)
+{
+	require_arg(fcinfo, argno, "lease", LEASE_HINT);
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* The run the lease names, checked current (inside SPI; see lease_run) */
+static ClaimedRun *
+leased_run(const char *lease, MemoryContext cxt, bool canceled_ok)
+{
+	Lease		l;
+
+	if (current_run() != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("calls by lease cannot be made inside a task"),
+				errhint("External runs are worked by workers outside the server."));
+	lease_parse(lease, &l);
+	return lease_run(&l, cxt, canceled_ok);
+}
+
+/* A lease length (taskorch.duration) argument, or dflt when NULL */
+static int32
+lease_ms_arg(FunctionCallInfo fcinfo, int argno, const char *what, int32 dflt)
+{
+	int64		ms;
+
+	if (PG_ARGISNULL(argno))
+		return dflt;
+	ms = duration_ms_from_text(what, TextDatumGetCString(PG_GETARG_DATUM(argno)), false);
+	if (ms < MIN_LEASE_MS || ms > MAX_LEASE_MS)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s \"%s\": must be between 1s and 24h", what,
+					   TextDatumGetCString(PG_GETARG_DATUM(argno))),
+				errhint("Pass a lease such as \"30s\" and heartbeat well within it."));
+	return (int32) ms;
+}
+
+/* ---------------------------------------------------------------------
+ * Claimers
+ * ---------------------------------------------------------------------
+ */
+
+/* A backend that claimed runs exits: say so, and have its runs released. */
+static void
+claimer_exit(int code, Datum arg)
+{
+	uint32		n;
+
+	if (taskorch_shared == NULL)
+		return;
+	n = pg_atomic_fetch_add_u32(&taskorch_shared->claimers_gone, 1) % GONE_CLAIMERS;
+	taskorch_shared->gone_at[n] = GetCurrentTimestamp();
+	pg_write_barrier();
+	taskorch_shared->gone_pid[n] = MyProcPid;
+	taskorch_wake_database(MyDatabaseId);
+}
+
+static void
+claimer_register(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		before_shmem_exit(claimer_exit, (Datum) 0);
+		registered = true;
+	}
+}
+
+/*
+ * SQL: taskorch_internal.claimer_alive(pid, started) -> is the backend
+ * that claimed a run still there?  A claim made before shared memory was
+ * (the server restarted) is left to its lease: true.
+ */
+Datum
+taskorch_claimer_alive(PG_FUNCTION_ARGS)
+{
+	int32		pid;
+	TimestampTz started;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(true);
+	pid = PG_GETARG_INT32(0);
+	started = PG_GETARG_TIMESTAMPTZ(1);
+	if (started < taskorch_shared->started_at)
+		PG_RETURN_BOOL(true);
+	for (int i = 0; i < GONE_CLAIMERS; i++)
+		if (taskorch_shared->gone_pid[i] == pid && taskorch_shared->gone_at[i] >= started)
+			PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(BackendPidGetProc(pid) != NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * The protocol
+ * ---------------------------------------------------------------------
+ */
+
+/* Tell external workers of `task` it has due runs (at commit, once per task). */
+static void
+notify_due(const char *task)
+{
+	Async_Notify(EXTERNAL_CHANNEL, task);
+}
+
+/* The tasks of a claim, checked: registered, external, executable by the caller */
+static char **
+claim_tasks(ArrayType *array, int *ntasks)
+{
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+	char	  **tasks;
+	int			k = 0;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &items, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("tasks must name at least one task"),
+				errhint("Pass the external tasks to claim runs of, e.g. ARRAY['extract_audio']."));
+	tasks = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		TaskArgs	args;
+		TaskRow		row;
+		char	   *task;
+		bool		dup = false;
+
+		if (nulls[i])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("tasks must not contain NULL"),
+					errhint("Pass the ids of external tasks."));
+		task = TextDatumGetCString(items[i]);
+		for (int j = 0; j < k; j++)
+			dup |= strcmp(tasks[j], task) == 0;
+		if (dup)
+			continue;
+		args.task = pv_text(task);
+		if (taskorch_execute_args(&task_plan, &args, true, 1) == 0)
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_OBJECT),
+					errmsg("task \"%s\" is not registered", task),
+					errhint("Register it with taskorch.register_external_task()."));
+		taskorch_read_row(&task_plan, 0, &row);
+		if (!DatumGetBool(row.external.datum))
+			ereport(ERROR,
+					errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					errmsg("task \"%s\" is not an external task", task),
+					errdetail("Its runs are executed by the server's workers."),
+					errhint("Register external tasks with taskorch.register_external_task()."));
+		if (!granted_to_user(DatumGetObjectId(row.owner.datum),
+							 DatumGetArrayTypeP(row.executors.datum)))
+			ereport(ERROR,
+					errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					errmsg("permission denied to execute task \"%s\"", task),
+					errdetail("The task is owned by role %s.",
+							  GetUserNameFromId(DatumGetObjectId(row.owner.datum), false)),
+					errhint("Its owner can allow you with taskorch.grant_execute('%s', <role>).", task));
+		tasks[k++] = task;
+	}
+	*ntasks = k;
+	return tasks;
+}
+
+/*
+ * Claim up to `limit` due runs of `task` into runs[] (in cxt); runs that
+ * cannot start (expired, task gone) are decided and put in settled[].
+ * A run whose queue key is full stays QUEUED, and the key is passed over.
+ */
+static int
+claim_task(const char *task, int limit, List **full_keys, ClaimedRun *runs,
+		   ClaimedRun *settled, int *nsettled, MemoryContext cxt)
+{
+	ClaimArgs	args;
+	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(*full_keys), 1));
+	int			nkeys = 0;
+	int			got;
+	int			n = 0;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, *full_keys)
+		keys[nkeys++] = CStringGetTextDatum(lfirst(lc));
+	args.task = pv_text(task);
+	args.now = pv_timestamptz(now);
+	args.limit = pv_int4(limit);
+	args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
+															  false, TYPALIGN_INT)));
+	got = taskorch_execute_args(&claim_plan, &args, false, 0);
+	for (int i = 0; i < got; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ClaimedRun	run = {0};
+
+		claim_read_run(&claim_plan, i, &run);
+		run.cxt = cxt;
+		run.started_at = run.finished_at = now;
+		run.expired = run.expires_at != 0 && now >= run.expires_at;
+		if (!run.task_found || run.expired)
+		{
+			decide_outcome(&run);
+			settled[(*nsettled)++] = run;
+		}
+		else if (run.concurrency_limit > 0 &&
+				 !concurrency_reserve(concurrency_key_hash(run.queue, run.concurrency_key),
+									  run.concurrency_limit))
+			*full_keys = lappend(*full_keys,
+								 psprintf("%s\x1f%s", run.queue,
+										  run.concurrency_key ? run.concurrency_key : ""));
+		else
+		{
+			run.holds_slot = run.concurrency_limit > 0;
+			runs[n++] = run;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	return n;
+}
+
+/*
+ * SQL: taskorch.claim_runs(tasks text[], max_runs int, lease duration)
+ * -> (run_id, task, payload, attempt, max_attempts, metadata, lease,
+ * lease_expires_at): due runs of the tasks, EXECUTING under a lease once
+ * the caller's transaction commits.  The tasks are served in turn, each
+ * claim starting with the next one, and each task's runs in queue order.
+ */
+Datum
+taskorch_claim_runs(PG_FUNCTION_ARGS)
+{
+	static uint32 turn = 0;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = CurrentMemoryContext;
+	int32		max_runs;
+	int32		lease_ms;
+	char	  **tasks;
+	int			ntasks;
+	ClaimedRun *runs;
+	ClaimedRun *settled;
+	int			n = 0;
+	int			nsettled = 0;
+	List	   *full_keys = NIL;
+	char	  **leases;
+	PlanItems	ids,
+				holds;
+	StartArgs	args;
+	TimestampTz now;
+
+	require_arg(fcinfo, 0, "tasks", "Pass the external tasks to claim runs of, e.g. ARRAY['extract_audio'].");
+	max_runs = PG_ARGISNULL(1) ? 1 : PG_GETARG_INT32(1);
+	if (max_runs < 1 || max_runs > MAX_CLAIM)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("max_runs must be between 1 and %d, not %d", MAX_CLAIM, max_runs),
+				errhint("Claim as many runs as the worker will start now."));
+	lease_ms = lease_ms_arg(fcinfo, 2, "lease", 30000);
+	if (current_run() != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("taskorch.claim_runs() cannot be called inside a task"),
+				errhint("External runs are claimed by workers outside the server."));
+	InitMaterializedSRF(fcinfo, 0);
+	concurrency_counts_ready();
+	claimer_register();
+
+	SPI_connect();
+	tasks = claim_tasks(PG_GETARG_ARRAYTYPE_P(0), &ntasks);
+	runs = MemoryContextAllocZero(cxt, sizeof(ClaimedRun) * max_runs);
+	settled = MemoryContextAllocZero(cxt, sizeof(ClaimedRun) * max_runs * ntasks);
+	turn++;
+	for (int t = 0; t < ntasks && n < max_runs; t++)
+		n += claim_task(tasks[(turn + t) % ntasks], max_runs - n, &full_keys,
+						runs + n, settled, &nsettled, cxt);
+
+	now = GetCurrentTimestamp();
+	leases = palloc(sizeof(char *) * Max(n, 1));
+	ids = plan_items_new(Max(n, 1));
+	holds = plan_items_new(Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		run_transition(RUN_QUEUED, RUN_EXECUTING, BY_EXTERNAL);
+		leases[i] = MemoryContextStrdup(cxt, lease_new(runs[i].id, runs[i].attempts + 1, now));
+		ids.values[i] = CStringGetTextDatum(runs[i].id);
+		holds.values[i] = BoolGetDatum(runs[i].holds_slot);
+	}
+	if (n > 0)
+	{
+		args.ids = plan_items_array(ids, n, TEXTOID);
+		args.holds = plan_items_array(holds, n, BOOLOID);
+		args.now = pv_timestamptz(now);
+		args.lease_ms = pv_int4(lease_ms);
+		args.pid = pv_int4(MyProcPid);
+		args.backend_start = pv_timestamptz(MyStartTimestamp);
+		taskorch_execute_args(&start_plan, &args, false, 0);
+	}
+	/* a run's first start fires its task's on_start hook */
+	for (int i = 0; i < n; i++)
+	{
+		runs[i].status = RUN_EXECUTING;
+		if (runs[i].unstarted)
+			hooks_fire(&runs[i]);
+	}
+	if (nsettled > 0)
+		complete_runs(settled, nsettled);
+	logs_flush();
+	SPI_finish();
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = CStringGetTextDatum(runs[i].id);
+		values[1] = CStringGetTextDatum(runs[i].task_id);
+		values[2] = JsonbPGetDatum(runs[i].payload);
+		values[3] = Int32GetDatum(runs[i].attempts + 1);
+		values[4] = Int32GetDatum(runs[i].max_attempts);
+		values[5] = JsonbPGetDatum(runs[i].metadata);
+		values[6] = CStringGetTextDatum(leases[i]);
+		values[7] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(now, lease_ms));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * SQL: taskorch.heartbeat(lease, extend duration) -> (canceled,
+ * lease_expires_at): the lease goes on for `extend` (default: the length
+ * it was claimed with) from now, and the run is bound to the calling
+ * backend (a worker that reconnected after a restart heartbeats to keep its
+ * runs).  canceled: the run was canceled meanwhile; stop its work.
+ */
+Datum
+taskorch_heartbeat(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	ClaimedRun *run;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	HeartbeatArgs args;
+	ExpiresRow	row;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "taskorch: heartbeat() must return a record");
+	desc = BlessTupleDesc(desc);
+	concurrency_counts_ready();
+	claimer_register();
+	SPI_connect();
+	run = leased_run(lease, CurrentMemoryContext, true);
+	values[0] = BoolGetDatum(run->row_status == RUN_CANCELED);
+	if (run->row_status == RUN_CANCELED)
+		nulls[1] = true;
+	else
+	{
+		args.id = pv_text(run->id);
+		args.now = pv_timestamptz(GetCurrentTimestamp());
+		args.lease_ms = pv_int4(lease_ms_arg(fcinfo, 1, "extend", run->lease_ms));
+		args.pid = pv_int4(MyProcPid);
+		args.backend_start = pv_timestamptz(MyStartTimestamp);
+		taskorch_execute_args(&heartbeat_plan, &args, false, 1);
+		taskorch_read_row(&heartbeat_plan, 0, &row);
+		values[1] = row.lease_expires_at.datum;
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* Check the output against the task's schema; a mismatch fails the attempt. */
+static void
+check_output(ClaimedRun *run)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (run->output_schema == NULL || is_failed_result(run->output))
+		return;
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		schema_validate(run->output_schema,
+						run->output ? run->output : jsonb_from_cstring("null"),
+						"output", run->task_id);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(run->cxt);
+		run->edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		run->succeeded = false;
+		run->output = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/* Record the decided outcome of run (one of the engine's paths, complete.c). */
+static void
+record_outcome(ClaimedRun *run)
+{
+	decide_outcome(run);
+	hooks_fire(run);
+	complete_runs(run, 1);
+	if (run->holds_slot)
+	{
+		concurrency_release_at_commit(concurrency_key_hash(run->queue, run->concurrency_key));
+		notify_due(run->task_id);	/* its queue has room again */
+	}
+}
+
+/* complete_run() and fail_run(): the attempt's outcome, by its lease */
+static Datum
+finish_by_lease(FunctionCallInfo fcinfo, bool succeeded)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	ClaimedRun *run;
+
+	concurrency_counts_ready();
+	SPI_connect();
+	run = leased_run(lease, CurrentMemoryContext, false);
+	run->finished_at = GetCurrentTimestamp();
+	run->succeeded = succeeded;
+	if (succeeded)
+	{
+		run->output = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P_COPY(1);
+		check_output(run);
+	}
+	else
+	{
+		Jsonb	   *error = PG_GETARG_JSONB_P(1);
+
+		/* an error is an object with a message; a string is its message */
+		if (JB_ROOT_IS_SCALAR(error) && jsonb_value(error).type == jbvString)
+		{
+			JsonbValue	v = jsonb_value(error);
+			JsonObject	o;
+
+			json_begin(&o);
+			json_string(&o, "message", pnstrdup(v.val.string.val, v.val.string.len));
+			error = json_end(&o);
+		}
+		else if (!JB_ROOT_IS_OBJECT(error))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("error must be a JSON object or string"),
+					errhint("Pass {\"message\": \"...\", \"name\": \"...\"} or a message."));
+		run->reported_error = error;
+		run->no_retry = !PG_ARGISNULL(2) && !PG_GETARG_BOOL(2);
+	}
+	record_outcome(run);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(run->status)));
+}
+
+/*
+ * SQL: taskorch.complete_run(lease, output) -> the run's status:
+ * COMPLETED, or (an FP Result with "success": false, an output its schema
+ * refuses) QUEUED for a retry or FAILED.
+ */
+Datum
+taskorch_complete_run(PG_FUNCTION_ARGS)
+{
+	return finish_by_lease(fcinfo, true);
+}
+
+/*
+ * SQL: taskorch.fail_run(lease, error, retry) -> the run's status: QUEUED
+ * for a retry per its task's policy, or FAILED (retry false: at once).
+ */
+Datum
+taskorch_fail_run(PG_FUNCTION_ARGS)
+{
+	require_arg(fcinfo, 1, "error", "Pass {\"message\": \"...\"} or a message.");
+	return finish_by_lease(fcinfo, false);
+}
+
+/*
+ * SQL: taskorch.release_run(lease) -> 'QUEUED': the worker gives the run
+ * back unfinished (it is stopping), at its place in the queue, without
+ * spending an attempt.
+ */
+Datum
+taskorch_release_run(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	ClaimedRun *run;
+	ReleaseArgs args;
+
+	concurrency_counts_ready();
+	SPI_connect();
+	run = leased_run(lease, CurrentMemoryContext, false);
+	run_transition(RUN_EXECUTING, RUN_QUEUED, BY_EXTERNAL);
+	args.id = pv_text(run->id);
+	args.now = pv_timestamptz(GetCurrentTimestamp());
+	taskorch_execute_args(&release_plan, &args, false, 0);
+	if (run->holds_slot)
+		concurrency_release_at_commit(concurrency_key_hash(run->queue, run->concurrency_key));
+	notify_due(run->task_id);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(RUN_QUEUED)));
+}
+
+/* SQL: taskorch.lease_metadata(lease) -> the run's metadata */
+Datum
+taskorch_lease_metadata(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	ClaimedRun *run;
+
+	SPI_connect();
+	run = leased_run(lease, CurrentMemoryContext, false);
+	SPI_finish();
+	PG_RETURN_JSONB_P(run->metadata);
+}
+
+/* SQL: taskorch.lease_metadata_replace(lease, metadata) -> it, written now */
+Datum
+taskorch_lease_metadata_replace(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	Jsonb	   *metadata;
+	ClaimedRun *run;
+	MetadataArgs args;
+
+	require_arg(fcinfo, 1, "metadata", "Pass '{}' to clear it.");
+	metadata = PG_GETARG_JSONB_P(1);
+	metadata_check(metadata);
+	SPI_connect();
+	run = leased_run(lease, CurrentMemoryContext, false);
+	args.id = pv_text(run->id);
+	args.metadata = pv_jsonb(metadata);
+	taskorch_execute_args(&metadata_plan, &args, false, 0);
+	SPI_finish();
+	PG_RETURN_JSONB_P(metadata);
+}
+
+/*
+ * The run a lease names, for logs.c's lease_log(): checked current, read
+ * into the current context (inside SPI).
+ */
+ClaimedRun *
+external_run_by_lease(const char *lease, MemoryContext cxt)
+{
+	return leased_run(lease, cxt, false);
+}
+
+/* ---------------------------------------------------------------------
+ * The server side: lost runs, due runs
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Charge the attempt of every run whose lease expired, whose attempt ran
+ * past max_duration, or whose claiming backend exited (up to 1,000, in the
+ * current transaction).  Returns how many.
+ */
+int
+external_settle_lost(void)
+{
+	NowArgs		args;
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+	ClaimedRun *runs;
+	int			n;
+
+	args.now = pv_timestamptz(now);
+	concurrency_counts_ready();
+	SPI_connect();
+	n = taskorch_execute_args(&lost_plan, &args, false, 0);
+	runs = MemoryContextAllocZero(cxt, sizeof(ClaimedRun) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ClaimedRun *run = &runs[i];
+		const char *why;
+
+		claim_read_run(&lost_plan, i, run);
+		run->cxt = cxt;
+		run->finished_at = now;
+		if (run->max_duration_ms > 0 &&
+			now >= TimestampTzPlusMilliseconds(run->started_at, run->max_duration_ms))
+			run->timed_out = true;
+		else
+		{
+			JsonObject	o;
+
+			run->lost = true;
+			why = now >= run->lease_expires_at ?
+				"its lease expired" : "the connection that claimed it ended";
+			json_begin(&o);
+			json_string(&o, "message", psprintf("the external worker of this run was lost: %s", why));
+			json_string(&o, "name", "LostRunError");
+			run->reported_error = json_end(&o);
+		}
+		decide_outcome(run);
+		hooks_fire(run);
+		MemoryContextSwitchTo(old);
+	}
+	if (n > 0)
+		complete_runs(runs, n);
+	for (int i = 0; i < n; i++)
+	{
+		if (runs[i].holds_slot)
+			concurrency_release_at_commit(concurrency_key_hash(runs[i].queue,
+															   runs[i].concurrency_key));
+		if (runs[i].lost)
+			ereport(LOG,
+					errmsg("taskorch: run %s was lost by its external worker; %s",
+						   runs[i].id, runs[i].status == RUN_CRASHED ?
+						   "no attempt left: CRASHED" : "it will be retried"));
+	}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * Tell external workers of the tasks whose runs became due since `since`
+ * (a retry's delay over, a delayed run promoted), at commit.  Returns the
+ * time to pass as `since` next.
+ */
+TimestampTz
+external_notify_due(TimestampTz since)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	DueArgs		args = {pv_timestamptz(since), pv_timestamptz(now)};
+	int			n;
+
+	SPI_connect();
+	n = taskorch_execute_args(&due_plan, &args, true, 0);
+	for (int i = 0; i < n; i++)
+	{
+		DueRow		row;
+
+		taskorch_read_row(&due_plan, i, &row);
+		notify_due(TextDatumGetCString(row.id.datum));
+	}
+	SPI_finish();
+	return now;
+}
