@@ -1,15 +1,16 @@
 -- Helpers shared by the regression tests (they run in one database, in order).
 
 -- Wait until no run is QUEUED or EXECUTING, nor WAITING with every wait
--- over (about to resume); background workers do the work.
+-- over (about to resume); background workers do the work.  External runs
+-- wait for their test to claim them.
 CREATE FUNCTION wait_for_runs(timeout interval DEFAULT '60s') RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
 	deadline timestamptz := clock_timestamp() + timeout;
 BEGIN
 	LOOP
-		IF NOT EXISTS (SELECT FROM taskorch.runs
-					   WHERE status IN ('QUEUED', 'EXECUTING'))
+		IF NOT EXISTS (SELECT FROM taskorch.runs_wide
+					   WHERE status IN ('QUEUED', 'EXECUTING') AND NOT external)
 		   AND NOT EXISTS (SELECT FROM taskorch.run r
 						   WHERE r.status = 'WAITING'
 							 AND EXISTS (SELECT FROM taskorch.waitpoint w WHERE w.run_id = r.id)

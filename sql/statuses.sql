@@ -24,12 +24,14 @@ SELECT count(t) AS transitions, count(t) - count(f) AS creating,
 -- a finished run never changes again: no transition leaves a finished status
 SELECT * FROM taskorch_internal.status_transitions()
  WHERE taskorch.finished(from_status::taskorch.run_status);
--- a new run is created unfinished and not EXECUTING (never written: the runs
--- view shows it for a QUEUED run a worker executes)
+-- a new run is created unfinished and not EXECUTING (written only for an
+-- external run its worker claimed; the runs view shows it for a QUEUED run a
+-- worker executes)
 SELECT * FROM taskorch_internal.status_transitions()
  WHERE from_status IS NULL AND (taskorch.finished(to_status::taskorch.run_status)
 								 OR to_status = 'EXECUTING');
--- the statuses a run can reach from its creation: every one but EXECUTING
+-- the statuses a run can reach from its creation: every one (EXECUTING: an
+-- external run)
 WITH RECURSIVE reach(status) AS (
 	SELECT to_status FROM taskorch_internal.status_transitions() WHERE from_status IS NULL
 	UNION

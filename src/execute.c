@@ -304,6 +304,8 @@ check_runnable(ClaimedRun *run)
 {
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
 		task_owner_missing(run->task_id);	/* names the role, says how to fix it */
+	if (!OidIsValid(run->fn))
+		return;					/* an external task's hook: no function of its own */
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(run->fn)))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_FUNCTION),

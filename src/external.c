@@ -617,56 +617,70 @@ claim_tasks(ArrayType *array, int *ntasks)
 /*
  * Claim up to `limit` due runs of `task` into runs[] (in cxt); runs that
  * cannot start (expired, task gone) are decided and put in settled[].
- * A run whose queue key is full stays QUEUED, and the key is passed over.
+ * A run whose queue key is full stays QUEUED, the key is passed over, and
+ * the claim looks further.
  */
 static int
 claim_task(const char *task, int limit, List **full_keys, ClaimedRun *runs,
 		   ClaimedRun *settled, int *nsettled, MemoryContext cxt)
 {
-	ClaimArgs	args;
-	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(*full_keys), 1));
-	int			nkeys = 0;
-	int			got;
 	int			n = 0;
-	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
 
-	foreach(lc, *full_keys)
-		keys[nkeys++] = CStringGetTextDatum(lfirst(lc));
-	args.task = pv_text(task);
-	args.now = pv_timestamptz(now);
-	args.limit = pv_int4(limit);
-	args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
-															  false, TYPALIGN_INT)));
-	got = taskorch_execute_args(&claim_plan, &args, false, 0);
-	for (int i = 0; i < got; i++)
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		ClaimedRun	run = {0};
+		ClaimArgs	args;
+		Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(*full_keys), 1));
+		int			nkeys = 0;
+		int			want = limit - n;
+		int			got;
+		bool		found_full = false;
+		ListCell   *lc;
 
-		claim_read_run(&claim_plan, i, &run);
-		run.cxt = cxt;
-		run.started_at = run.finished_at = now;
-		run.expired = run.expires_at != 0 && now >= run.expires_at;
-		if (!run.task_found || run.expired)
+		foreach(lc, *full_keys)
+			keys[nkeys++] = CStringGetTextDatum(strVal(lfirst(lc)));
+		args.task = pv_text(task);
+		args.now = pv_timestamptz(now);
+		args.limit = pv_int4(want);
+		args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
+																  false, TYPALIGN_INT)));
+		got = taskorch_execute_args(&claim_plan, &args, false, 0);
+		for (int i = 0; i < got; i++)
 		{
-			decide_outcome(&run);
-			settled[(*nsettled)++] = run;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			ClaimedRun	run = {0};
+			char	   *key;
+
+			claim_read_run(&claim_plan, i, &run);
+			run.cxt = cxt;
+			run.started_at = run.finished_at = now;
+			run.expired = run.expires_at != 0 && now >= run.expires_at;
+			key = psprintf("%s\x1f%s", run.queue, run.concurrency_key ? run.concurrency_key : "");
+			if (!run.task_found || run.expired)
+			{
+				decide_outcome(&run);
+				settled[(*nsettled)++] = run;
+			}
+			else if (list_member(*full_keys, makeString(key)))
+				;				/* its key was found full by a run before it */
+			else if (run.concurrency_limit > 0 &&
+					 !concurrency_reserve(concurrency_key_hash(run.queue, run.concurrency_key),
+										  run.concurrency_limit))
+			{
+				*full_keys = lappend(*full_keys, makeString(key));
+				found_full = true;
+			}
+			else
+			{
+				run.holds_slot = run.concurrency_limit > 0;
+				runs[n++] = run;
+			}
+			MemoryContextSwitchTo(old);
 		}
-		else if (run.concurrency_limit > 0 &&
-				 !concurrency_reserve(concurrency_key_hash(run.queue, run.concurrency_key),
-									  run.concurrency_limit))
-			*full_keys = lappend(*full_keys,
-								 psprintf("%s\x1f%s", run.queue,
-										  run.concurrency_key ? run.concurrency_key : ""));
-		else
-		{
-			run.holds_slot = run.concurrency_limit > 0;
-			runs[n++] = run;
-		}
-		MemoryContextSwitchTo(old);
+		/* drained, or filled: done; runs passed over: look past them */
+		if (got < want || n == limit || !found_full)
+			return n;
 	}
-	return n;
 }
 
 /*
@@ -690,7 +704,7 @@ taskorch_claim_runs(PG_FUNCTION_ARGS)
 	ClaimedRun *settled;
 	int			n = 0;
 	int			nsettled = 0;
-	List	   *full_keys = NIL;
+	List	   *full_keys = NIL;	/* String nodes: "queue\x1fkey" */
 	char	  **leases;
 	PlanItems	ids,
 				holds;

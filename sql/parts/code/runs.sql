@@ -20,7 +20,8 @@ SELECT r.id, r.task_id,
 	   r.finished_at - coalesce(r.started_at, e.started_at) AS duration,
 	   r.updated_at, r.delayed_until, r.ttl, r.expires_at, r.priority, r.tags,
 	   coalesce(e.metadata, r.metadata) AS metadata, r.idempotency_key, r.concurrency_key, r.replayed_from,
-	   r.batch_id, r.batch_index, r.debounce_key, r.parent_run_id, r.root_run_id
+	   r.batch_id, r.batch_index, r.debounce_key, r.parent_run_id, r.root_run_id,
+	   r.external, r.lease_expires_at, r.claimed_by_pid
   FROM taskorch.run r
   LEFT JOIN taskorch.executing_runs() e ON e.run_id = r.id;
 
