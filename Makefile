@@ -36,7 +36,7 @@ DATA = $(wildcard sql/taskorch--*.sql)
 REGRESS = setup statuses registry trigger errors outcomes security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks transitions schedules retention external upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
 # notify first: its expected output names run ids, counted from 1
-ISOLATION = notify claim idempotency debounce cancel tokens fanin queuename reschedule schemacycle
+ISOLATION = notify claim idempotency debounce cancel tokens fanin queuename reschedule schemacycle external
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --temp-instance=tmp_check_iso --temp-config=test/isolation.conf --load-extension=taskorch
 
 PG_CONFIG ?= pg_config
