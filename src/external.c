@@ -521,7 +521,11 @@ claimer_register(void)
 /*
  * SQL: taskorch_internal.claimer_alive(pid, started) -> is the backend
  * that claimed a run still there?  A claim made before shared memory was
- * (the server restarted) is left to its lease: true.
+ * (the server restarted) is left to its lease: true.  A backend that
+ * exited less than CLAIMER_GONE_GRACE_MS ago counts as there: if the
+ * server is shutting down, its workers stop before they release what the
+ * backends leaving with them held (the runs keep their lease across the
+ * restart).
  */
 Datum
 taskorch_claimer_alive(PG_FUNCTION_ARGS)
@@ -537,7 +541,9 @@ taskorch_claimer_alive(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(true);
 	for (int i = 0; i < GONE_CLAIMERS; i++)
 		if (taskorch_shared->gone_pid[i] == pid && taskorch_shared->gone_at[i] >= started)
-			PG_RETURN_BOOL(false);
+			PG_RETURN_BOOL(!TimestampDifferenceExceeds(taskorch_shared->gone_at[i],
+													   GetCurrentTimestamp(),
+													   CLAIMER_GONE_GRACE_MS));
 	PG_RETURN_BOOL(BackendPidGetProc(pid) != NULL);
 }
 

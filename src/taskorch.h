@@ -111,6 +111,8 @@
 
 /* Backends that claimed external runs and exited, remembered in shared memory */
 #define GONE_CLAIMERS				64
+/* ... and their runs released this long after (external.c) */
+#define CLAIMER_GONE_GRACE_MS		250
 
 /* Upper bound of taskorch.workers_per_database */
 #define TASKORCH_MAX_WORKERS_PER_DATABASE	64

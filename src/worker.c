@@ -305,6 +305,7 @@ static Oid	run_table_oid = InvalidOid;
 static TimestampTz maintenance_due = 0;	/* next promote/expire pass */
 static TimestampTz external_due_since = 0;	/* external runs due before this were announced */
 static uint32 claimers_gone_seen = 0;	/* taskorch_shared->claimers_gone, as last seen */
+static TimestampTz claimers_check_at = 0;	/* then release their runs (0: nothing to do) */
 static BlockNumber planned_blocks = 0;	/* size of the runs table the plans were made for */
 
 /*
@@ -498,10 +499,16 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "taskorch: executing runs");
 
-	/* a backend that claimed external runs exited: release them now */
+	/* a backend that claimed external runs exited: release them soon (external.c) */
 	if (pg_atomic_read_u32(&taskorch_shared->claimers_gone) != claimers_gone_seen)
 	{
 		claimers_gone_seen = pg_atomic_read_u32(&taskorch_shared->claimers_gone);
+		claimers_check_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														CLAIMER_GONE_GRACE_MS + 10);
+	}
+	if (claimers_check_at != 0 && GetCurrentTimestamp() >= claimers_check_at)
+	{
+		claimers_check_at = 0;
 		(void) external_settle_lost();
 		next_transaction();
 	}
@@ -553,6 +560,9 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 		int64		due = next_due_ms();
 
 		*sleep_ms = (due < 0) ? taskorch_idle_poll_ms : Min(due, taskorch_idle_poll_ms);
+		if (claimers_check_at != 0)
+			*sleep_ms = Min(*sleep_ms, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																		 claimers_check_at) + 1);
 		maintenance_due = Min(maintenance_due,
 							  TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *sleep_ms));
 	}
