@@ -1,7 +1,7 @@
 -- The SQL API contract: names, argument names and defaults (ORMs call
 -- these with named arguments), return types, volatility, privileges.
 BEGIN;
-SELECT plan(113);
+SELECT plan(121);
 
 -- functions, with their exact argument lists
 SELECT is(pg_get_function_arguments('taskorch.register_task'::regproc),
@@ -45,6 +45,15 @@ SELECT function_returns('taskorch', 'cancel_runs', 'bigint', 'cancel_runs return
 SELECT has_function('taskorch', 'metadata_set', ARRAY['text', 'jsonb'], 'metadata_set(key, value)');
 SELECT has_function('taskorch', 'metadata_increment', ARRAY['text', 'numeric'], 'metadata_increment(key, by)');
 SELECT has_function('taskorch', 'log', ARRAY['text', 'text', 'jsonb'], 'log(level, message, data)');
+-- the protocol of external workers (docs/external-tasks.md), callable with plain parameters
+SELECT has_function('taskorch', 'register_external_task', ARRAY['text', 'text', 'integer', 'taskorch.json_input', 'taskorch.duration', 'taskorch.json_input', 'taskorch.json_input', 'text', 'text', 'text', 'text', 'taskorch.duration'], 'register_external_task(id, queue, max_attempts, retry, max_duration, payload_schema, output_schema, on_success, on_failure, description, on_start, retention)');
+SELECT has_function('taskorch', 'claim_runs', ARRAY['text[]', 'integer', 'taskorch.duration'], 'claim_runs(tasks, max_runs, lease)');
+SELECT has_function('taskorch', 'heartbeat', ARRAY['text', 'taskorch.duration'], 'heartbeat(lease, extend)');
+SELECT has_function('taskorch', 'complete_run', ARRAY['text', 'taskorch.json_input'], 'complete_run(lease, output)');
+SELECT has_function('taskorch', 'fail_run', ARRAY['text', 'taskorch.json_input', 'boolean'], 'fail_run(lease, error, retry)');
+SELECT has_function('taskorch', 'release_run', ARRAY['text'], 'release_run(lease)');
+SELECT has_function('taskorch', 'grant_execute', ARRAY['text', 'regrole'], 'grant_execute(task, role)');
+SELECT has_function('taskorch', 'revoke_execute', ARRAY['text', 'regrole'], 'revoke_execute(task, role)');
 SELECT has_function('taskorch', 'grant_queue', ARRAY['text', 'regrole'], 'grant_queue(queue, role)');
 SELECT has_function('taskorch', 'revoke_queue', ARRAY['text', 'regrole'], 'revoke_queue(queue, role)');
 SELECT has_function('taskorch', 'wait_for', ARRAY['taskorch.duration'], 'wait_for(duration)');
@@ -146,7 +155,8 @@ SELECT columns_are('taskorch', 'runs_wide', ARRAY['id', 'task_id', 'status', 'at
 	'max_attempts', 'payload', 'output', 'error', 'queue', 'owner', 'triggered_by',
 	'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'updated_at',
 	'delayed_until', 'ttl', 'expires_at', 'priority', 'tags', 'metadata',
-	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key', 'parent_run_id', 'root_run_id'],
+	'idempotency_key', 'concurrency_key', 'replayed_from', 'batch_id', 'batch_index', 'debounce_key', 'parent_run_id', 'root_run_id',
+	'external', 'lease_expires_at', 'claimed_by_pid'],
 	'runs_wide view: every column');
 SELECT col_type_is('taskorch', 'runs', 'status', 'taskorch.run_status', 'runs.status is the enum');
 SELECT columns_are('taskorch', 'attempts', ARRAY['run_id', 'task_id', 'number',
