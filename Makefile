@@ -67,3 +67,15 @@ taskorch--%--$(EXTVERSION).sql: $(UPDATES) $(CODE) Makefile
 
 # every object depends on the one internal header (and the statuses it includes)
 $(OBJS): src/taskorch.h src/status.h
+
+# the taskorch command (cli/, docs/cli.md), built and installed with the extension
+all: cli
+install: install-cli
+clean: clean-cli
+cli:
+	$(MAKE) -C cli PG_CONFIG=$(PG_CONFIG)
+install-cli: cli
+	$(MAKE) -C cli PG_CONFIG=$(PG_CONFIG) install
+clean-cli:
+	$(MAKE) -C cli PG_CONFIG=$(PG_CONFIG) clean
+.PHONY: cli install-cli clean-cli

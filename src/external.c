@@ -55,6 +55,7 @@
 #include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -64,6 +65,7 @@ PG_FUNCTION_INFO_V1(taskorch_heartbeat);
 PG_FUNCTION_INFO_V1(taskorch_complete_run);
 PG_FUNCTION_INFO_V1(taskorch_fail_run);
 PG_FUNCTION_INFO_V1(taskorch_release_run);
+PG_FUNCTION_INFO_V1(taskorch_complete_runs);
 PG_FUNCTION_INFO_V1(taskorch_lease_metadata);
 PG_FUNCTION_INFO_V1(taskorch_lease_metadata_replace);
 PG_FUNCTION_INFO_V1(taskorch_claimer_alive);
@@ -882,11 +884,35 @@ record_outcome(ClaimedRun *run)
 	}
 }
 
-/* complete_run() and fail_run(): the attempt's outcome, by its lease */
-static Datum
-finish_by_lease(FunctionCallInfo fcinfo, bool succeeded)
+/* An error as fail_run() takes it: an object, or a string that is its message */
+static Jsonb *
+error_object(Jsonb *error)
 {
-	char	   *lease = lease_arg(fcinfo, 0);
+	if (JB_ROOT_IS_SCALAR(error) && jsonb_value(error).type == jbvString)
+	{
+		JsonbValue	v = jsonb_value(error);
+		JsonObject	o;
+
+		json_begin(&o);
+		json_string(&o, "message", pnstrdup(v.val.string.val, v.val.string.len));
+		return json_end(&o);
+	}
+	if (!JB_ROOT_IS_OBJECT(error))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("error must be a JSON object or string"),
+				errhint("Pass {\"message\": \"...\", \"name\": \"...\"} or a message."));
+	return error;
+}
+
+/*
+ * The attempt of the run `lease` holds ends: succeeded with `value` as its
+ * output, or failed with `value` as its error (retried or not).  Returns
+ * the run's status.
+ */
+static RunStatus
+finish(const char *lease, bool succeeded, Jsonb *value, bool retry)
+{
 	ClaimedRun *run;
 
 	concurrency_counts_ready();
@@ -896,67 +922,23 @@ finish_by_lease(FunctionCallInfo fcinfo, bool succeeded)
 	run->succeeded = succeeded;
 	if (succeeded)
 	{
-		run->output = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P_COPY(1);
+		run->output = value;
 		check_output(run);
 	}
 	else
 	{
-		Jsonb	   *error = PG_GETARG_JSONB_P(1);
-
-		/* an error is an object with a message; a string is its message */
-		if (JB_ROOT_IS_SCALAR(error) && jsonb_value(error).type == jbvString)
-		{
-			JsonbValue	v = jsonb_value(error);
-			JsonObject	o;
-
-			json_begin(&o);
-			json_string(&o, "message", pnstrdup(v.val.string.val, v.val.string.len));
-			error = json_end(&o);
-		}
-		else if (!JB_ROOT_IS_OBJECT(error))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("error must be a JSON object or string"),
-					errhint("Pass {\"message\": \"...\", \"name\": \"...\"} or a message."));
-		run->reported_error = error;
-		run->no_retry = !PG_ARGISNULL(2) && !PG_GETARG_BOOL(2);
+		run->reported_error = error_object(value);
+		run->no_retry = !retry;
 	}
 	record_outcome(run);
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(run->status)));
+	return run->status;
 }
 
-/*
- * SQL: taskorch.complete_run(lease, output) -> the run's status:
- * COMPLETED, or (an FP Result with "success": false, an output its schema
- * refuses) QUEUED for a retry or FAILED.
- */
-Datum
-taskorch_complete_run(PG_FUNCTION_ARGS)
+/* The run `lease` holds goes back to its place in the queue, no attempt spent */
+static void
+release(const char *lease)
 {
-	return finish_by_lease(fcinfo, true);
-}
-
-/*
- * SQL: taskorch.fail_run(lease, error, retry) -> the run's status: QUEUED
- * for a retry per its task's policy, or FAILED (retry false: at once).
- */
-Datum
-taskorch_fail_run(PG_FUNCTION_ARGS)
-{
-	require_arg(fcinfo, 1, "error", "Pass {\"message\": \"...\"} or a message.");
-	return finish_by_lease(fcinfo, false);
-}
-
-/*
- * SQL: taskorch.release_run(lease) -> 'QUEUED': the worker gives the run
- * back unfinished (it is stopping), at its place in the queue, without
- * spending an attempt.
- */
-Datum
-taskorch_release_run(PG_FUNCTION_ARGS)
-{
-	char	   *lease = lease_arg(fcinfo, 0);
 	ClaimedRun *run;
 	ReleaseArgs args;
 
@@ -971,7 +953,172 @@ taskorch_release_run(PG_FUNCTION_ARGS)
 		concurrency_release_at_commit(concurrency_key_hash(run->queue, run->concurrency_key));
 	notify_due(run->task_id);
 	SPI_finish();
+}
+
+/*
+ * SQL: taskorch.complete_run(lease, output) -> the run's status:
+ * COMPLETED, or (an FP Result with "success": false, an output its schema
+ * refuses) QUEUED for a retry or FAILED.
+ */
+Datum
+taskorch_complete_run(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+	Jsonb	   *output = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P_COPY(1);
+
+	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(finish(lease, true, output, true))));
+}
+
+/*
+ * SQL: taskorch.fail_run(lease, error, retry) -> the run's status: QUEUED
+ * for a retry per its task's policy, or FAILED (retry false: at once).
+ */
+Datum
+taskorch_fail_run(PG_FUNCTION_ARGS)
+{
+	char	   *lease = lease_arg(fcinfo, 0);
+
+	require_arg(fcinfo, 1, "error", "Pass {\"message\": \"...\"} or a message.");
+	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(
+		finish(lease, false, PG_GETARG_JSONB_P_COPY(1), PG_ARGISNULL(2) || PG_GETARG_BOOL(2)))));
+}
+
+/*
+ * SQL: taskorch.release_run(lease) -> 'QUEUED': the worker gives the run
+ * back unfinished (it is stopping), at its place in the queue, without
+ * spending an attempt.
+ */
+Datum
+taskorch_release_run(PG_FUNCTION_ARGS)
+{
+	release(lease_arg(fcinfo, 0));
 	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(RUN_QUEUED)));
+}
+
+/* The string value of `key` of object `item`, or NULL */
+static char *
+item_text(JsonbContainer *item, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(item, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* The JSON value of `key` of object `item` (or its text, `key`_text, parsed), or NULL */
+static Jsonb *
+item_json(JsonbContainer *item, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(item, key, strlen(key), NULL);
+	char	   *text;
+
+	if (v != NULL)
+		return JsonbValueToJsonb(v);
+	text = item_text(item, psprintf("%s_text", key));
+	if (text == NULL)
+		return NULL;
+	{
+		Datum		parsed;
+		char	   *why;
+
+		if (!try_input(F_JSONB_IN, text, InvalidOid, &parsed, &why))
+		{
+			/* not JSON: the attempt fails, saying what came */
+			JsonObject	o;
+
+			json_begin(&o);
+			json_string(&o, "message", psprintf("the worker's %s is not JSON: %.200s", key, text));
+			json_string(&o, "name", "OutputError");
+			return json_end(&o);
+		}
+		return DatumGetJsonbP(parsed);
+	}
+}
+
+/*
+ * SQL: taskorch.complete_runs(outcomes jsonb) -> (lease, status, error):
+ * several outcomes in one transaction, each settled on its own (a lease no
+ * longer current is reported in `error` and spoils no other).  Each item
+ * is {"lease", "output"}, {"lease", "error", "retry"}, or {"lease",
+ * "release": true}; "output_text" and "error_text" give the JSON as text,
+ * which, when it is not JSON, fails the attempt.
+ */
+Datum
+taskorch_complete_runs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Jsonb	   *outcomes;
+	int			n;
+
+	require_arg(fcinfo, 0, "outcomes", "Pass a JSON array of {\"lease\", \"output\"} or {\"lease\", \"error\"}.");
+	outcomes = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_ARRAY(outcomes) || JB_ROOT_IS_SCALAR(outcomes))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("outcomes must be a JSON array"),
+				errhint("Pass a JSON array of {\"lease\", \"output\"} or {\"lease\", \"error\"}."));
+	InitMaterializedSRF(fcinfo, 0);
+	n = JB_ROOT_COUNT(outcomes);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(&outcomes->root, i);
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		char	   *lease = NULL;
+		Datum		values[3];
+		bool		nulls[3] = {false, false, true};
+
+		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data) ||
+			(lease = item_text(v->val.binary.data, "lease")) == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("outcome %d is not an object with a \"lease\"", i + 1),
+					errhint("Pass {\"lease\", \"output\"} or {\"lease\", \"error\"}."));
+		values[0] = CStringGetTextDatum(lease);
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			JsonbContainer *item = v->val.binary.data;
+			JsonbValue *rel = getKeyJsonValueFromContainer(item, "release", 7, NULL);
+			JsonbValue *retry = getKeyJsonValueFromContainer(item, "retry", 5, NULL);
+			Jsonb	   *error = item_json(item, "error");
+			RunStatus	status;
+
+			if (rel && rel->type == jbvBool && rel->val.boolean)
+			{
+				release(lease);
+				status = RUN_QUEUED;
+			}
+			else if (error)
+				status = finish(lease, false, error,
+								!(retry && retry->type == jbvBool && !retry->val.boolean));
+			else
+				status = finish(lease, true, item_json(item, "output"), true);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			values[1] = CStringGetTextDatum(run_status_name(status));
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			nulls[1] = true;
+			nulls[2] = false;
+			values[2] = CStringGetTextDatum(edata->message);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /* SQL: taskorch.lease_metadata(lease) -> the run's metadata */

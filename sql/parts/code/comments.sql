@@ -161,6 +161,7 @@ COMMENT ON FUNCTION taskorch.claim_runs(text[], int, taskorch.duration) IS 'clai
 COMMENT ON FUNCTION taskorch.heartbeat(text, taskorch.duration) IS 'extend a lease; says whether the run was canceled (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.complete_run(text, taskorch.json_input) IS 'complete a claimed run with its output (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.fail_run(text, taskorch.json_input, bool) IS 'fail the attempt of a claimed run: retried per its task, or not (docs/external-tasks.md)';
+COMMENT ON FUNCTION taskorch.complete_runs(taskorch.json_input) IS 'several outcomes of claimed runs in one transaction, each on its own (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.release_run(text) IS 'give a claimed run back unfinished, no attempt spent (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.lease_log(text, text, text, taskorch.json_input) IS 'a log entry of a claimed run (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.lease_metadata(text) IS 'the metadata of a claimed run (docs/external-tasks.md)';

@@ -53,6 +53,12 @@ CREATE OR REPLACE FUNCTION taskorch.fail_run(lease text, error taskorch.json_inp
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_fail_run';
 
+-- Several outcomes in one transaction, each settled on its own.
+CREATE OR REPLACE FUNCTION taskorch.complete_runs(outcomes taskorch.json_input)
+	RETURNS TABLE (lease text, status text, error text)
+	LANGUAGE c CALLED ON NULL INPUT VOLATILE
+	AS 'MODULE_PATHNAME', 'taskorch_complete_runs';
+
 CREATE OR REPLACE FUNCTION taskorch.release_run(lease text) RETURNS text
 	LANGUAGE c CALLED ON NULL INPUT VOLATILE
 	AS 'MODULE_PATHNAME', 'taskorch_release_run';
