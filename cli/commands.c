@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * commands.c
- *	  taskorch trigger, runs, show, cancel, replay, logs, top: each a
+ *	  taskorch trigger, runs, show, cancel, replay, logs, log, top: each a
  *	  statement or two of the SQL API, printed as a table (or --json).
  *
  *-------------------------------------------------------------------------
@@ -534,6 +534,54 @@ cmd_logs(int argc, char **argv)
 		}
 		usleep(500 * 1000);
 	}
+}
+
+/* ---------------------------------------------------------------------
+ * log (from a worker's command)
+ * ---------------------------------------------------------------------
+ */
+
+static const char log_help[] =
+"Write an entry in the logs of the run a worker's command is working.\n\n"
+"Usage: taskorch log LEVEL MESSAGE [--data=JSON] [--lease=LEASE] [-d CONNINFO]\n\n"
+"LEVEL is debug, log, info, warn or error.  The lease is $TASKORCH_LEASE,\n"
+"which `taskorch worker` gives its command.\n";
+
+int
+cmd_log(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"data", required_argument, NULL, 1},
+		{"lease", required_argument, NULL, 2},
+		COMMON_OPTIONS,
+		{NULL, 0, NULL, 0}
+	};
+	const char *params[4] = {getenv("TASKORCH_LEASE"), NULL, NULL, NULL};
+	int			c;
+	int			code;
+	PGconn	   *conn;
+
+	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1)
+	{
+		if (c == 1)
+			params[3] = optarg;
+		else if (c == 2)
+			params[0] = optarg;
+		else if (common_option(c, log_help, &code))
+			return code;
+	}
+	if (argc - optind != 2)
+	{
+		fputs(log_help, stderr);
+		return EXIT_USAGE;
+	}
+	if (params[0] == NULL)
+		die(EXIT_USAGE, "log: no lease: run it from a command of `taskorch worker`, or pass --lease");
+	params[1] = argv[optind];
+	params[2] = argv[optind + 1];
+	conn = db_connect(false);
+	PQclear(db_query_or_die(conn, "SELECT taskorch.lease_log($1, $2, $3, $4)", 4, params));
+	return EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------

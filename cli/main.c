@@ -6,8 +6,9 @@
  *
  *	  taskorch [-d CONNINFO] [--json] COMMAND [ARGS]
  *
- * Exit codes: 0 done; 1 the run failed, was not found, or was not
- * canceled; 2 bad arguments; 3 no connection, or the server refused.
+ * Exit codes: 0 done; 1 the run failed or was not canceled, or what was
+ * named (a run, a task) does not exist; 2 bad arguments; 3 no connection,
+ * or the server refused.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +37,7 @@ static const struct
 	{"cancel", cmd_cancel, "cancel a run"},
 	{"replay", cmd_replay, "trigger a finished run again"},
 	{"logs", cmd_logs, "print a run's logs (--follow: as they come)"},
+	{"log", cmd_log, "from a worker's command: an entry in its run's logs"},
 	{"top", cmd_top, "live counts per task and queue, runs/s, workers"},
 };
 
@@ -54,8 +56,8 @@ usage(FILE *out)
 			"                         libpq's, from PGHOST, PGDATABASE, PGUSER, ...)\n"
 			"      --json             print JSON for scripts instead of tables\n"
 			"  -h, --help             this help; COMMAND --help: the command's\n\n"
-			"Exit codes: 0 done, 1 the run failed or was not found, 2 bad arguments,\n"
-			"3 no connection or the server refused.  See docs/cli.md.\n");
+			"Exit codes: 0 done, 1 the run failed or what was named does not exist,\n"
+			"2 bad arguments, 3 no connection or the server refused.  See docs/cli.md.\n");
 }
 
 int

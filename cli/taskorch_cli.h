@@ -11,7 +11,7 @@
  *	  json_line.c  the fields of a one-line JSON object (worker --stdio)
  *	  worker.c     `taskorch worker`: runs of external tasks, a command per
  *	               run or one long-lived command (--stdio)
- *	  commands.c   trigger, runs, show, cancel, replay, logs, top
+ *	  commands.c   trigger, runs, show, cancel, replay, logs, log, top
  *
  * Everything goes through the SQL API (docs/external-tasks.md): the
  * command knows no table but what the views show.
@@ -29,7 +29,7 @@
 
 /* Exit codes (docs/cli.md) */
 #define EXIT_OK			0
-#define EXIT_FAILED		1		/* the run failed, was not found, was not canceled */
+#define EXIT_FAILED		1		/* the run failed or was not canceled; what was named does not exist */
 #define EXIT_USAGE		2		/* bad arguments */
 #define EXIT_SERVER		3		/* no connection, or the server refused the request */
 
@@ -80,6 +80,7 @@ extern int	cmd_show(int argc, char **argv);
 extern int	cmd_cancel(int argc, char **argv);
 extern int	cmd_replay(int argc, char **argv);
 extern int	cmd_logs(int argc, char **argv);
+extern int	cmd_log(int argc, char **argv);
 extern int	cmd_top(int argc, char **argv);
 
 #endif							/* TASKORCH_CLI_H */

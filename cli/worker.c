@@ -38,6 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #define ERR_TAIL			2000		/* bytes of a command's stderr kept for its error */
@@ -225,6 +228,9 @@ start_command(Worker *w, Run *r)
 	if (r->pid == 0)
 	{
 		setpgid(0, 0);			/* a group of its own, stopped as one */
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGTERM);	/* and stopped if the worker dies */
+#endif
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
@@ -270,6 +276,9 @@ start_stdio_child(Worker *w)
 		close(in[1]);
 		close(out[0]);
 		signal(SIGPIPE, SIG_DFL);
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
 		execvp(w->command[0], w->command);
 		fprintf(stderr, "taskorch worker: cannot run %s: %s\n", w->command[0], strerror(errno));
 		_exit(127);
