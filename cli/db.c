@@ -23,6 +23,23 @@
 PGconn *
 db_connect(bool retry_forever)
 {
+	return db_connect_until(retry_forever ? NULL : db_give_up_now);
+}
+
+/* For db_connect_until(): do not try again */
+bool
+db_give_up_now(void)
+{
+	return true;
+}
+
+/*
+ * A connection, trying again with backoff (0.1 s doubling to 5 s) until
+ * give_up() says to stop (NULL: never), then exit with EXIT_SERVER.
+ */
+PGconn *
+db_connect_until(bool (*give_up) (void))
+{
 	const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
 	const char *const values[] = {conninfo ? conninfo : "", "taskorch", NULL};
 	int			backoff = BACKOFF_FIRST_MS;
@@ -33,7 +50,7 @@ db_connect(bool retry_forever)
 
 		if (PQstatus(conn) == CONNECTION_OK)
 			return conn;
-		if (!retry_forever)
+		if (give_up && give_up())
 			die(EXIT_SERVER, "could not connect: %s", PQerrorMessage(conn));
 		fprintf(stderr, "taskorch: could not connect, trying again in %d ms: %s",
 				backoff, PQerrorMessage(conn));
@@ -71,8 +88,6 @@ db_query_or_die(PGconn *conn, const char *sql, int nparams, const char *const *p
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	fprintf(stderr, "taskorch: %s", PQresultErrorMessage(res));
-	if (PQresultErrorField(res, PG_DIAG_MESSAGE_HINT))
-		fprintf(stderr, "hint: %s\n", PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+	fprintf(stderr, "taskorch: %s", PQresultErrorMessage(res));	/* its HINT too */
 	exit(state && strcmp(state, "42704") == 0 ? EXIT_FAILED : EXIT_SERVER);
 }

@@ -59,6 +59,8 @@ extern int	parse_seconds(const char *s, const char *what);
 
 /* db.c */
 extern PGconn *db_connect(bool retry_forever);
+extern PGconn *db_connect_until(bool (*give_up) (void));
+extern bool db_give_up_now(void);
 extern PGresult *db_query(PGconn *conn, const char *sql, int nparams,
 						  const char *const *params);
 extern PGresult *db_query_or_die(PGconn *conn, const char *sql, int nparams,

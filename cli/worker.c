@@ -90,7 +90,8 @@ typedef struct Worker
 	bool		want_claim;
 	int64_t		next_poll;
 	bool		stopping;
-	int64_t		stop_deadline;
+	int64_t		stop_deadline;	/* of the grace */
+	bool		released_rest;	/* past it: the runs left were given back */
 	/* --stdio: the one command */
 	pid_t		child;
 	int			child_in, child_out;
@@ -150,6 +151,18 @@ set_nonblock(int fd)
 
 static void heartbeat_all(Worker *w);
 
+static Worker *the_worker;
+
+/*
+ * Stop trying to connect once a stopping worker's grace is over: its runs
+ * are freed by their leases (or at once, if their connection ended).
+ */
+static bool
+give_up_connecting(void)
+{
+	return the_worker->stopping && now_ms() >= the_worker->stop_deadline;
+}
+
 static void
 connect_worker(Worker *w)
 {
@@ -157,7 +170,7 @@ connect_worker(Worker *w)
 
 	if (w->conn)
 		PQfinish(w->conn);
-	w->conn = db_connect(true);
+	w->conn = db_connect_until(give_up_connecting);
 	res = db_query(w->conn, "LISTEN taskorch_external", 0, NULL);
 	PQclear(res);
 	w->want_claim = true;
@@ -677,6 +690,24 @@ release_the_rest(Worker *w)
 		kill(w->child, SIGTERM);
 }
 
+/*
+ * Notifications that a task of ours has due runs: those read with the last
+ * statements' results, and those read from the socket.
+ */
+static void
+notifications(Worker *w)
+{
+	PGnotify   *n;
+
+	while ((n = PQnotifies(w->conn)) != NULL)
+	{
+		for (int t = 0; t < w->ntasks; t++)
+			if (strcmp(n->extra, w->tasks[t]) == 0)
+				w->want_claim = true;
+		PQfreemem(n);
+	}
+}
+
 static int
 worker_loop(Worker *w)
 {
@@ -728,14 +759,15 @@ worker_loop(Worker *w)
 		}
 		if (to_report)
 			report(w);
+		notifications(w);		/* some came with the results of the statements above */
 		if (w->stopping)
 		{
 			if (w->running == 0)
 				break;
-			if (now >= w->stop_deadline)
+			if (now >= w->stop_deadline && !w->released_rest)
 			{
 				release_the_rest(w);
-				w->stop_deadline = INT64_MAX;
+				w->released_rest = true;
 			}
 			timeout = 100;
 		}
@@ -765,6 +797,9 @@ worker_loop(Worker *w)
 				timeout = r->next_beat - now;
 		}
 
+		notifications(w);		/* read with the heartbeats' results */
+		if (w->want_claim && !w->stopping && w->running < w->concurrency)
+			timeout = 0;
 		fds[nfds++] = (struct pollfd) {sig_pipe[0], POLLIN, 0};
 		fds[nfds++] = (struct pollfd) {PQsocket(w->conn), POLLIN, 0};
 		if (w->stdio && w->child > 0)
@@ -799,18 +834,7 @@ worker_loop(Worker *w)
 			connect_worker(w);
 			heartbeat_all(w);
 		}
-		else
-		{
-			PGnotify   *n;
-
-			while ((n = PQnotifies(w->conn)) != NULL)
-			{
-				for (int t = 0; t < w->ntasks; t++)
-					if (strcmp(n->extra, w->tasks[t]) == 0)
-						w->want_claim = true;
-				PQfreemem(n);
-			}
-		}
+		notifications(w);
 		/* the commands' pipes */
 		if (w->stdio && w->child > 0)
 		{
@@ -986,6 +1010,7 @@ cmd_worker(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	the_worker = &w;
 	connect_worker(&w);
 	if (w.stdio)
 		start_stdio_child(&w);

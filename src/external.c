@@ -9,12 +9,8 @@
  *
  * A claim moves each run QUEUED -> EXECUTING in the caller's transaction
  * (commit it at once: call it on its own, in autocommit) and gives it a
- * lease: "<run id>.<attempt>.<claim time>.<signature>", signed with a key
- * made at install that no role but the extension's owner reads
- * (taskorch_internal.lease_key), so a lease cannot be made up, and a
- * genuine one says which claim it was.  Every call by lease locks the row
- * and checks the lease is the current one: the run EXECUTING, in that
- * attempt, under that claim.  A stale lease (the run was canceled, lost
+ * signed lease (lease.c).  Every call by lease locks the row and checks
+ * the lease is the current one; a stale lease (the run was canceled, lost
  * and retried, released and claimed again) is refused with SQLSTATE 55000
  * saying why, and changes nothing, so an attempt has at most one outcome.
  *
@@ -47,8 +43,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
-#include "common/hmac.h"
-#include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -71,7 +65,6 @@ PG_FUNCTION_INFO_V1(taskorch_lease_metadata_replace);
 PG_FUNCTION_INFO_V1(taskorch_claimer_alive);
 
 #define MAX_CLAIM			1000
-#define SIGNATURE_BYTES		16		/* of the HMAC-SHA-256, in hex in the lease */
 #define MIN_LEASE_MS		1000
 #define MAX_LEASE_MS		(24 * 3600 * 1000)
 #define LEASE_HINT			"Pass the lease taskorch.claim_runs() returned for the run."
@@ -292,123 +285,27 @@ static NamedPlan due_plan = {
 };
 
 /* ---------------------------------------------------------------------
- * Leases
+ * Leases (lease.c)
  * ---------------------------------------------------------------------
  */
 
-typedef struct KeyRow
-{
-	PlanValue	key;
-} KeyRow;
-
-static const PlanField key_columns[] = {
-	PLAN_COLUMN(KeyRow, key),
-};
-static NamedPlan key_plan = {
-	.sql = "SELECT key FROM taskorch_internal.lease_key LIMIT 1",
-	PLAN_COLUMNS(key_columns)
-};
-
-/* The signature of a lease's text before its last dot, in hex (inside SPI) */
-static char *
-lease_signature(const char *claim)
-{
-	bytea	   *key;
-	KeyRow		row;
-	pg_hmac_ctx *ctx;
-	uint8		mac[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(SIGNATURE_BYTES * 2 + 1);
-
-	/* read each time: a dropped and re-created extension has a new key */
-	if (taskorch_execute_args(&key_plan, NULL, true, 1) != 1)
-		elog(ERROR, "taskorch: the lease key is missing");
-	taskorch_read_row(&key_plan, 0, &row);
-	key = DatumGetByteaPP(row.key.datum);
-	ctx = pg_hmac_create(PG_SHA256);
-	if (ctx == NULL || pg_hmac_init(ctx, (uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) claim, strlen(claim)) < 0 ||
-		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
-		elog(ERROR, "taskorch: could not sign a lease: %s", pg_hmac_error(ctx));
-	pg_hmac_free(ctx);
-	for (int i = 0; i < SIGNATURE_BYTES; i++)
-		sprintf(hex + 2 * i, "%02x", mac[i]);
-	return hex;
-}
-
-/* The lease of run `id` claimed at `claimed_at` for `attempt` (inside SPI) */
-static char *
-lease_new(const char *id, int32 attempt, TimestampTz claimed_at)
-{
-	char	   *claim = psprintf("%s.%d." INT64_FORMAT, id, attempt, (int64) claimed_at);
-
-	return psprintf("%s.%s", claim, lease_signature(claim));
-}
-
-/* A lease's parts: the run, its attempt, its claim's time */
-typedef struct Lease
-{
-	const char *text;
-	char	   *run_id;
-	int32		attempt;
-	TimestampTz claimed_at;
-} Lease;
-
-/* Read a lease and check its signature (inside SPI) */
 static void
-lease_parse(const char *text, Lease *l)
+no_lease(const char *text)
 {
-	char	   *copy = pstrdup(text);
-	char	   *sig = strrchr(copy, '.');
-	char	   *claim_time = NULL;
-	char	   *attempt = NULL;
-	char	   *end;
-	bool		ok = false;
-
-	l->text = text;
-	if (sig && strncmp(copy, "run_", 4) == 0)
-	{
-		*sig++ = '\0';
-		claim_time = strrchr(copy, '.');
-		ok = claim_time != NULL && strlen(sig) == SIGNATURE_BYTES * 2 &&
-			strcmp(sig, lease_signature(copy)) == 0;
-	}
-	if (ok)
-	{
-		*claim_time++ = '\0';
-		attempt = strrchr(copy, '.');
-		ok = attempt != NULL;
-	}
-	if (ok)
-	{
-		*attempt++ = '\0';
-		l->run_id = copy;
-		l->attempt = (int32) strtol(attempt, &end, 10);
-		l->claimed_at = (TimestampTz) strtoi64(claim_time, &end, 10);
-		return;
-	}
 	ereport(ERROR,
 			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			errmsg("lease \"%s\" is not valid", text),
 			errhint(LEASE_HINT));
 }
 
-/* Why a genuine lease is no longer current */
-static const char *
-stale_reason(const ClaimedRun *run, const Lease *l)
+static void
+stale(const Lease *l, const char *why)
 {
-	switch (run->row_status)
-	{
-		case RUN_CANCELED:
-			return "the run was canceled";
-		case RUN_EXECUTING:
-			return "the run was claimed again";
-		case RUN_QUEUED:
-			return run->attempts >= l->attempt ?
-				"the lease was lost (it expired, or the connection that claimed the run ended) and the attempt was charged" :
-				"the run was released";
-		default:
-			return psprintf("the run has ended %s", run_status_name(run->row_status));
-	}
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("lease of run %s (attempt %d) is no longer current: %s",
+				   l->run_id, l->attempt, why),
+			errhint("Drop the work of this attempt; the run's outcome is the engine's now."));
 }
 
 /*
@@ -423,29 +320,18 @@ lease_run(Lease *l, MemoryContext cxt, bool canceled_ok)
 	RunIdArgs	args = {pv_text(l->run_id)};
 	ClaimedRun *run;
 	MemoryContext old;
-	bool		this_claim;
+	const char *why;
 
 	if (taskorch_execute_args(&lease_plan, &args, false, 1) != 1)
-		ereport(ERROR,
-				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				errmsg("lease of run %s (attempt %d) is no longer current: the run was removed",
-					   l->run_id, l->attempt),
-				errhint("Its retention period may be shorter than its lease."));
+		stale(l, "the run was removed");
 	old = MemoryContextSwitchTo(cxt);
 	run = palloc0(sizeof(ClaimedRun));
 	claim_read_run(&lease_plan, 0, run);
 	run->cxt = cxt;
 	MemoryContextSwitchTo(old);
-	this_claim = run->attempts + 1 == l->attempt && run->started_at == l->claimed_at;
-	if (this_claim && (run->row_status == RUN_EXECUTING ||
-					   (canceled_ok && run->row_status == RUN_CANCELED)))
-		return run;
-	ereport(ERROR,
-			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			errmsg("lease of run %s (attempt %d) is no longer current: %s",
-				   run->id, l->attempt, stale_reason(run, l)),
-			errhint("Drop the work of this attempt; the run's outcome is the engine's now."));
-	pg_unreachable();
+	if ((why = lease_stale(run, l, canceled_ok)) != NULL)
+		stale(l, why);
+	return run;
 }
 
 static char *
@@ -466,7 +352,8 @@ leased_run(const char *lease, MemoryContext cxt, bool canceled_ok)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("calls by lease cannot be made inside a task"),
 				errhint("External runs are worked by workers outside the server."));
-	lease_parse(lease, &l);
+	if (!lease_read(lease, &l))
+		no_lease(lease);
 	return lease_run(&l, cxt, canceled_ok);
 }
 
@@ -752,7 +639,7 @@ taskorch_claim_runs(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		run_transition(RUN_QUEUED, RUN_EXECUTING, BY_EXTERNAL);
-		leases[i] = MemoryContextStrdup(cxt, lease_new(runs[i].id, runs[i].attempts + 1, now));
+		leases[i] = MemoryContextStrdup(cxt, lease_make(runs[i].id, runs[i].attempts + 1, now));
 		ids.values[i] = CStringGetTextDatum(runs[i].id);
 		holds.values[i] = BoolGetDatum(runs[i].holds_slot);
 	}
@@ -870,13 +757,32 @@ check_output(ClaimedRun *run)
 	CurrentResourceOwner = owner;
 }
 
-/* Record the decided outcome of run (one of the engine's paths, complete.c). */
+/*
+ * The worker's outcome of a run's attempt: succeeded with `value` as its
+ * output (checked against the task's schema), or failed with `value` as
+ * its error (an object), retried per the task or not.
+ */
 static void
-record_outcome(ClaimedRun *run)
+set_outcome(ClaimedRun *run, bool succeeded, Jsonb *value, bool retry)
 {
-	decide_outcome(run);
-	hooks_fire(run);
-	complete_runs(run, 1);
+	run->finished_at = GetCurrentTimestamp();
+	run->succeeded = succeeded;
+	if (succeeded)
+	{
+		run->output = value;
+		check_output(run);
+	}
+	else
+	{
+		run->reported_error = value;
+		run->no_retry = !retry;
+	}
+}
+
+/* The run's outcome is recorded (complete.c): its queue slot goes at commit */
+static void
+after_outcome(ClaimedRun *run)
+{
 	if (run->holds_slot)
 	{
 		concurrency_release_at_commit(concurrency_key_hash(run->queue, run->concurrency_key));
@@ -884,9 +790,9 @@ record_outcome(ClaimedRun *run)
 	}
 }
 
-/* An error as fail_run() takes it: an object, or a string that is its message */
+/* An error as fail_run() takes it: an object, or a string that is its message; else NULL */
 static Jsonb *
-error_object(Jsonb *error)
+error_object_or_null(Jsonb *error)
 {
 	if (JB_ROOT_IS_SCALAR(error) && jsonb_value(error).type == jbvString)
 	{
@@ -897,12 +803,22 @@ error_object(Jsonb *error)
 		json_string(&o, "message", pnstrdup(v.val.string.val, v.val.string.len));
 		return json_end(&o);
 	}
-	if (!JB_ROOT_IS_OBJECT(error))
+	return JB_ROOT_IS_OBJECT(error) ? error : NULL;
+}
+
+#define ERROR_HINT "Pass {\"message\": \"...\", \"name\": \"...\"} or a message."
+
+static Jsonb *
+error_object(Jsonb *error)
+{
+	Jsonb	   *object = error_object_or_null(error);
+
+	if (object == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("error must be a JSON object or string"),
-				errhint("Pass {\"message\": \"...\", \"name\": \"...\"} or a message."));
-	return error;
+				errhint(ERROR_HINT));
+	return object;
 }
 
 /*
@@ -918,41 +834,28 @@ finish(const char *lease, bool succeeded, Jsonb *value, bool retry)
 	concurrency_counts_ready();
 	SPI_connect();
 	run = leased_run(lease, CurrentMemoryContext, false);
-	run->finished_at = GetCurrentTimestamp();
-	run->succeeded = succeeded;
-	if (succeeded)
-	{
-		run->output = value;
-		check_output(run);
-	}
-	else
-	{
-		run->reported_error = error_object(value);
-		run->no_retry = !retry;
-	}
-	record_outcome(run);
+	if (!succeeded)
+		value = error_object(value);
+	set_outcome(run, succeeded, value, retry);
+	decide_outcome(run);
+	hooks_fire(run);
+	complete_runs(run, 1);
+	after_outcome(run);
 	SPI_finish();
 	return run->status;
 }
 
-/* The run `lease` holds goes back to its place in the queue, no attempt spent */
+/* The run goes back to its place in the queue, no attempt spent (inside SPI) */
 static void
-release(const char *lease)
+give_back(ClaimedRun *run)
 {
-	ClaimedRun *run;
-	ReleaseArgs args;
+	ReleaseArgs args = {pv_text(run->id), pv_timestamptz(GetCurrentTimestamp())};
 
-	concurrency_counts_ready();
-	SPI_connect();
-	run = leased_run(lease, CurrentMemoryContext, false);
 	run_transition(RUN_EXECUTING, RUN_QUEUED, BY_EXTERNAL);
-	args.id = pv_text(run->id);
-	args.now = pv_timestamptz(GetCurrentTimestamp());
 	taskorch_execute_args(&release_plan, &args, false, 0);
-	if (run->holds_slot)
-		concurrency_release_at_commit(concurrency_key_hash(run->queue, run->concurrency_key));
+	run->status = RUN_QUEUED;
+	after_outcome(run);
 	notify_due(run->task_id);
-	SPI_finish();
 }
 
 /*
@@ -991,7 +894,12 @@ taskorch_fail_run(PG_FUNCTION_ARGS)
 Datum
 taskorch_release_run(PG_FUNCTION_ARGS)
 {
-	release(lease_arg(fcinfo, 0));
+	char	   *lease = lease_arg(fcinfo, 0);
+
+	concurrency_counts_ready();
+	SPI_connect();
+	give_back(leased_run(lease, CurrentMemoryContext, false));
+	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(RUN_QUEUED)));
 }
 
@@ -1036,20 +944,89 @@ item_json(JsonbContainer *item, const char *key)
 	}
 }
 
+/* One item of complete_runs() */
+typedef struct Outcome
+{
+	Lease		lease;
+	bool		release;
+	bool		succeeded;
+	Jsonb	   *value;			/* the output, or the error (an object) */
+	bool		retry;
+	ClaimedRun *run;			/* the run it settles, or NULL */
+	const char *problem;		/* why it settles nothing, or NULL */
+} Outcome;
+
+/* Read item `i` of complete_runs()'s outcomes into *o (inside SPI) */
+static void
+read_outcome(JsonbValue *v, int i, Outcome *o)
+{
+	JsonbContainer *item;
+	char	   *lease;
+	JsonbValue *rel;
+	JsonbValue *retry;
+	Jsonb	   *error;
+
+	memset(o, 0, sizeof(Outcome));
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data) ||
+		(lease = item_text(v->val.binary.data, "lease")) == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("outcome %d is not an object with a \"lease\"", i + 1),
+				errhint("Pass {\"lease\", \"output\"} or {\"lease\", \"error\"}."));
+	item = v->val.binary.data;
+	o->lease.text = lease;
+	if (!lease_read(lease, &o->lease))
+	{
+		o->problem = psprintf("lease \"%s\" is not valid", lease);
+		return;
+	}
+	rel = getKeyJsonValueFromContainer(item, "release", 7, NULL);
+	retry = getKeyJsonValueFromContainer(item, "retry", 5, NULL);
+	o->release = rel && rel->type == jbvBool && rel->val.boolean;
+	o->retry = !(retry && retry->type == jbvBool && !retry->val.boolean);
+	error = item_json(item, "error");
+	o->succeeded = error == NULL;
+	o->value = o->succeeded ? item_json(item, "output") : error_object_or_null(error);
+	if (!o->succeeded && o->value == NULL)
+		o->problem = "error must be a JSON object or string";
+}
+
+typedef struct RunIdsArgs
+{
+	PlanValue	ids;
+} RunIdsArgs;
+
+static const PlanField run_ids_params[] = {
+	PLAN_PARAM(RunIdsArgs, ids, TEXTARRAYOID),
+};
+/* the runs some leases name, locked in one order (no deadlock between batches) */
+static NamedPlan leases_plan = {
+	.sql = "SELECT " CLAIMED_RUN_SELECT " WHERE r.id = ANY (:ids) ORDER BY r.id FOR UPDATE OF r",
+	PLAN_PARAMS(run_ids_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_KEY_LOOKUPS
+};
+
 /*
  * SQL: taskorch.complete_runs(outcomes jsonb) -> (lease, status, error):
- * several outcomes in one transaction, each settled on its own (a lease no
- * longer current is reported in `error` and spoils no other).  Each item
- * is {"lease", "output"}, {"lease", "error", "retry"}, or {"lease",
- * "release": true}; "output_text" and "error_text" give the JSON as text,
- * which, when it is not JSON, fails the attempt.
+ * several outcomes in one transaction and one write (complete.c), each
+ * checked on its own: a lease no longer current is reported in `error` and
+ * spoils no other.  Each item is {"lease", "output"}, {"lease", "error",
+ * "retry"}, or {"lease", "release": true}; "output_text" and "error_text"
+ * give the JSON as text, which, when it is not JSON, fails the attempt.
  */
 Datum
 taskorch_complete_runs(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = CurrentMemoryContext;
 	Jsonb	   *outcomes;
-	int			n;
+	Outcome    *items;
+	ClaimedRun *done;
+	Datum	   *ids;
+	int			n,
+				nids = 0,
+				ndone = 0,
+				found;
 
 	require_arg(fcinfo, 0, "outcomes", "Pass a JSON array of {\"lease\", \"output\"} or {\"lease\", \"error\"}.");
 	outcomes = PG_GETARG_JSONB_P(0);
@@ -1058,66 +1035,91 @@ taskorch_complete_runs(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("outcomes must be a JSON array"),
 				errhint("Pass a JSON array of {\"lease\", \"output\"} or {\"lease\", \"error\"}."));
+	if (current_run() != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("calls by lease cannot be made inside a task"),
+				errhint("External runs are worked by workers outside the server."));
 	InitMaterializedSRF(fcinfo, 0);
 	n = JB_ROOT_COUNT(outcomes);
+	items = palloc0(sizeof(Outcome) * Max(n, 1));
+	ids = palloc(sizeof(Datum) * Max(n, 1));
+	done = palloc0(sizeof(ClaimedRun) * Max(n, 1));
+	concurrency_counts_ready();
+	SPI_connect();
 	for (int i = 0; i < n; i++)
 	{
-		JsonbValue *v = getIthJsonbValueFromContainer(&outcomes->root, i);
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
-		char	   *lease = NULL;
+		read_outcome(getIthJsonbValueFromContainer(&outcomes->root, i), i, &items[i]);
+		for (int j = 0; j < i && items[i].problem == NULL; j++)
+			if (items[j].problem == NULL && strcmp(items[j].lease.run_id, items[i].lease.run_id) == 0)
+				items[i].problem = "another outcome of this call settles the run";
+		if (items[i].problem == NULL)
+			ids[nids++] = CStringGetTextDatum(items[i].lease.run_id);
+	}
+	{
+		RunIdsArgs	args = {pv_datum(PointerGetDatum(construct_array(ids, nids, TEXTOID, -1,
+																	  false, TYPALIGN_INT)))};
+
+		found = nids > 0 ? taskorch_execute_args(&leases_plan, &args, false, 0) : 0;
+	}
+	for (int k = 0; k < found; k++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ClaimedRun *run = palloc0(sizeof(ClaimedRun));
+
+		claim_read_run(&leases_plan, k, run);
+		run->cxt = cxt;
+		MemoryContextSwitchTo(old);
+		for (int i = 0; i < n; i++)
+			if (items[i].problem == NULL && strcmp(items[i].lease.run_id, run->id) == 0)
+				items[i].run = run;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Outcome    *o = &items[i];
+
+		if (o->problem != NULL)
+			continue;
+		if (o->run == NULL)
+			o->problem = "the run was removed";
+		else
+			o->problem = lease_stale(o->run, &o->lease, false);
+		if (o->problem != NULL)
+		{
+			o->problem = psprintf("lease of run %s (attempt %d) is no longer current: %s",
+								  o->lease.run_id, o->lease.attempt, o->problem);
+			continue;
+		}
+		if (o->release)
+		{
+			give_back(o->run);
+			continue;
+		}
+		set_outcome(o->run, o->succeeded, o->value, o->retry);
+		decide_outcome(o->run);
+		hooks_fire(o->run);
+		done[ndone++] = *o->run;
+	}
+	if (ndone > 0)
+		complete_runs(done, ndone);
+	for (int i = 0; i < ndone; i++)
+		after_outcome(&done[i]);
+	for (int i = 0, d = 0; i < n; i++)
+	{
+		Outcome    *o = &items[i];
 		Datum		values[3];
-		bool		nulls[3] = {false, false, true};
+		bool		nulls[3] = {false, o->problem != NULL, o->problem == NULL};
 
-		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data) ||
-			(lease = item_text(v->val.binary.data, "lease")) == NULL)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("outcome %d is not an object with a \"lease\"", i + 1),
-					errhint("Pass {\"lease\", \"output\"} or {\"lease\", \"error\"}."));
-		values[0] = CStringGetTextDatum(lease);
-		BeginInternalSubTransaction(NULL);
-		PG_TRY();
-		{
-			JsonbContainer *item = v->val.binary.data;
-			JsonbValue *rel = getKeyJsonValueFromContainer(item, "release", 7, NULL);
-			JsonbValue *retry = getKeyJsonValueFromContainer(item, "retry", 5, NULL);
-			Jsonb	   *error = item_json(item, "error");
-			RunStatus	status;
-
-			if (rel && rel->type == jbvBool && rel->val.boolean)
-			{
-				release(lease);
-				status = RUN_QUEUED;
-			}
-			else if (error)
-				status = finish(lease, false, error,
-								!(retry && retry->type == jbvBool && !retry->val.boolean));
-			else
-				status = finish(lease, true, item_json(item, "output"), true);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			values[1] = CStringGetTextDatum(run_status_name(status));
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			nulls[1] = true;
-			nulls[2] = false;
-			values[2] = CStringGetTextDatum(edata->message);
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
+		values[0] = CStringGetTextDatum(o->lease.text);
+		if (o->problem != NULL)
+			values[2] = CStringGetTextDatum(o->problem);
+		else if (o->release)
+			values[1] = CStringGetTextDatum(run_status_name(RUN_QUEUED));
+		else
+			values[1] = CStringGetTextDatum(run_status_name(done[d++].status));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	SPI_finish();
 	return (Datum) 0;
 }
 

@@ -54,6 +54,7 @@
  *	  retention.c  finished runs removed after their retention; purge()
  *	  external.c   external tasks: runs claimed over libpq under a lease,
  *	               their outcomes, and the leases lost
+ *	  lease.c      a lease: its signed text, and whether it is current
  *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  role_ref.c   the type of the role columns: OID and name, so that a
@@ -366,6 +367,19 @@ extern void hooks_fire_ended(const char *run_id);
 extern void crash_recover(Oid dboid, int index);
 extern void crash_note_run(const ClaimedRun *run);
 extern void crash_signals_init(void);
+
+/* lease.c: a lease's parts, the run, its attempt, its claim's time */
+typedef struct Lease
+{
+	const char *text;
+	char	   *run_id;
+	int32		attempt;
+	TimestampTz claimed_at;
+} Lease;
+
+extern char *lease_make(const char *id, int32 attempt, TimestampTz claimed_at);
+extern bool lease_read(const char *text, Lease *l);
+extern const char *lease_stale(const ClaimedRun *run, const Lease *l, bool canceled_ok);
 
 /* external.c */
 extern int	external_settle_lost(void);

@@ -19,6 +19,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${CLI_PORT:-55449}
 throwaway_cluster cli "$port" "taskorch.workers_per_database = 1"
+# workers left running by a failed check go with the cluster
+trap 'pkill -f "$dir" 2>/dev/null || true; cluster_stop "$dir" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 q() { psql_as "$port" postgres -tAc "$1"; }
 export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
@@ -77,9 +79,9 @@ chmod +x "$work"/*.sh
 chmod -R a+rwX "$work"
 
 echo "-- help and exit codes"
-$T --help | grep -q "^Usage: taskorch" || fail "no help"
+grep -q "^Usage: taskorch" <<<"$($T --help)" || fail "no help"
 for c in worker trigger runs show cancel replay logs log top; do
-	$T $c --help | grep -q "Usage: taskorch $c" || fail "no help for $c"
+	grep -q "Usage: taskorch $c" <<<"$($T $c --help)" || fail "no help for $c"
 done
 set +e
 $T nonsense >/dev/null 2>&1; [ $? = 2 ] || fail "an unknown command does not exit 2"
@@ -102,10 +104,10 @@ wait_for "$port" postgres "SELECT count(*) = 2 FROM taskorch.runs WHERE id IN ('
 out=$($T trigger echo '{"n": 3}' --wait --timeout 10s)
 echo "$out" | grep -q '"got": {"n": 3}' || fail "trigger --wait printed: $out"
 kill -TERM $wpid; wait $wpid
-$T runs --task echo --tag cli | grep -q "$r1 .*| echo .*| COMPLETED" || fail "runs does not list $r1"
+grep -q "$r1 .*| echo .*| COMPLETED" <<<"$($T runs --task echo --tag cli)" || fail "runs does not list $r1"
 [ "$($T --json runs --task echo --limit 2 | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
 	fail "runs --json --limit 2"
-$T show "$r1" | grep -q "^status: *COMPLETED" || fail "show $r1"
+grep -q "^status: *COMPLETED" <<<"$($T show "$r1")" || fail "show $r1"
 [ "$($T --json show "$r1" | /usr/bin/python3 -c 'import json,sys; r = json.load(sys.stdin); print(r["status"], r["output"]["got"]["n"])')" = "COMPLETED 1" ] ||
 	fail "show --json $r1"
 echo "ok: worker, trigger --wait, runs, show"
@@ -140,19 +142,19 @@ echo "ok: --stdio"
 
 echo "-- logs, cancel while the command runs, replay, top"
 rs=$($T trigger sleepy '{"s": 30}')
-timeout 30 $T worker sleepy --lease 3s --poll 100ms -- "$work/sleepy.sh" &
+$T worker sleepy --lease 3s --grace 5s --poll 100ms -- "$work/sleepy.sh" &
 wpid=$!
 wait_for "$port" postgres "SELECT status = 'EXECUTING' FROM taskorch.runs WHERE id = '$rs'" 10
-$T top --once | grep -q "sleepy .*| 1 " || fail "top does not show the executing run: $($T top --once)"
+grep -q "sleepy .*| 1 " <<<"$($T top --once)" || fail "top does not show the executing run: $($T top --once)"
 [ "$($T --json top --once | /usr/bin/python3 -c 'import json,sys; t = json.load(sys.stdin); print(t["workers"]["external_connections"])')" = 1 ] ||
 	fail "top --json"
-$T cancel "$rs" | grep -qx "canceled $rs" || fail "cancel"
+grep -qx "canceled $rs" <<<"$($T cancel "$rs")" || fail "cancel"
 set +e; $T cancel "$rs" >/dev/null 2>&1; rc=$?; set -e
 [ $rc = 1 ] || fail "a second cancel exited $rc"
 # the next heartbeat (a second) says so: the command is stopped
 for _ in $(seq 50); do grep -qx "$rs" "$work/terminated" 2>/dev/null && break; sleep 0.1; done
 grep -qx "$rs" "$work/terminated" || fail "the canceled run's command was not stopped"
-$T logs "$rs" | grep -q "\[1\] info  sleeping 30 s {\"s\": 30}" || fail "logs: $($T logs "$rs")"
+grep -q "\[1\] info  sleeping 30 s {\"s\": 30}" <<<"$($T logs "$rs")" || fail "logs: $($T logs "$rs")"
 new=$($T replay "$rs")
 [ "$(q "SELECT replayed_from FROM taskorch.runs_wide WHERE id = '$new'")" = "$rs" ] || fail "replay"
 $T cancel "$new" >/dev/null
@@ -161,7 +163,7 @@ echo "ok: cancel stops the command; replay; top"
 
 echo "-- logs --follow until the run ends"
 rl=$($T trigger sleepy '{"s": 1}')
-timeout 20 $T worker sleepy --poll 100ms -- "$work/sleepy.sh" &
+$T worker sleepy --grace 5s --poll 100ms -- "$work/sleepy.sh" &
 wpid=$!
 timeout 10 $T logs "$rl" --follow >"$work/follow.out" || fail "logs --follow did not end with its run"
 grep -q "sleeping 1 s" "$work/follow.out" || fail "logs --follow printed: $(cat "$work/follow.out")"
@@ -175,7 +177,7 @@ wpid=$!
 wait_for "$port" postgres "SELECT status = 'EXECUTING' FROM taskorch.runs WHERE id = '$rk'" 10
 kill -9 $wpid; wait $wpid 2>/dev/null || true
 wait_for "$port" postgres "SELECT status = 'QUEUED' AND attempts = 1 FROM taskorch.runs WHERE id = '$rk'" 5
-timeout 20 $T worker sleepy --poll 100ms -- "$work/sleepy.sh" &
+$T worker sleepy --grace 5s --poll 100ms -- "$work/sleepy.sh" &
 wpid=$!
 wait_for "$port" postgres "SELECT status = 'COMPLETED' FROM taskorch.runs WHERE id = '$rk'" 15
 kill -TERM $wpid; wait $wpid

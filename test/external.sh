@@ -15,6 +15,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${EXTERNAL_PORT:-55447}
 throwaway_cluster external "$port" "taskorch.workers_per_database = 1"
+# workers left running by a failed check go with the cluster
+trap 'pkill -f "$dir" 2>/dev/null || true; cluster_stop "$dir" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 q() { psql_as "$port" postgres -tAc "$1"; }
 py=/usr/bin/python3
