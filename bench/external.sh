@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # taskorch external-worker benchmark (not a test): prints figures, asserts nothing.
 #   1. drain: N queued no-op runs of an external task, worked by 4
-#      `taskorch worker --stdio` processes (concurrency 64 each) whose
-#      command answers every run at once (sed); runs/s from the first claim
+#      `taskorch worker --stdio` processes (concurrency 256 each) whose
+#      command answers every run at once (a Python loop); runs/s from the first claim
 #      to the last completion, beside graphile-worker 0.17.3 batched on the
 #      same server in the same run (../shared/anchors);
 #   2. trigger -> external start: 500 single triggers over a persistent
@@ -35,10 +35,17 @@ echo
 # 1. drain
 sql -c "SELECT count(taskorch.trigger('ext-noop', jsonb_build_object('i', g))) FROM generate_series(1, $runs) g" >/dev/null
 sql -c "VACUUM ANALYZE taskorch.run" >/dev/null
+# the command: for every run, at once, an answer with no output
+cat >"$dir/noop.py" <<'EOF'
+import sys
+for line in sys.stdin:
+    # {"id": "run_1", ...} -> {"id": "run_1"}
+    sys.stdout.write(line[:line.index('"', 8) + 1] + "}\n")
+    sys.stdout.flush()
+EOF
 pids=()
 for w in 1 2 3 4; do
-	# the command: an answer with no output for every run, at once
-	$T worker ext-noop --stdio -c 64 --poll 100ms -- sed -u 's/^{"id": \("[^"]*"\).*/{"id": \1}/' &
+	$T worker ext-noop --stdio -c 256 --poll 100ms -- /usr/bin/python3 "$dir/noop.py" &
 	pids+=($!)
 done
 wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'ext-noop' AND NOT taskorch.finished(status))" 600
@@ -46,7 +53,7 @@ kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 read -r secs done_runs < <(sql -F ' ' -c "SELECT extract(epoch FROM max(finished_at) - min(started_at)), count(*)
 											 FROM taskorch.run WHERE task_id = 'ext-noop' AND status = 'COMPLETED'")
 ext_rate=$(awk -v n="$done_runs" -v s="$secs" 'BEGIN { printf "%d", n / s }')
-echo "external drain: $done_runs no-op runs, 4 taskorch worker --stdio (concurrency 64): $ext_rate runs/s ($secs s)"
+echo "external drain: $done_runs no-op runs, 4 taskorch worker --stdio (concurrency 256): $ext_rate runs/s ($secs s)"
 
 # beside graphile-worker batched, on this server, now
 anchors=${ANCHORS_DIR:-$top/../shared/anchors}

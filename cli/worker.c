@@ -15,10 +15,11 @@
  *	  {"id", "output"} or {"id", "error"} per run on its stdout, in any
  *	  order; {"id", "cancel": true} tells it a run was canceled.
  *
- * One process, one connection, a poll() loop: claims when a slot is free
- * and the server says a task has due runs (LISTEN taskorch_external) or
- * every --poll; heartbeats every third of the lease; outcomes reported as
- * the commands end, several in one statement (complete_runs).  A run
+ * One process, one connection, a poll() loop: claims when a quarter of
+ * the slots is free (or all) and the server says a task has due runs
+ * (LISTEN taskorch_external) or every --poll; heartbeats every third of the
+ * lease; reports outcomes a quarter of the slots at a time (or every run
+ * held, or after REPORT_WAIT_MS), in one statement (complete_runs).  A run
  * canceled meanwhile has its command sent SIGTERM.  SIGTERM or SIGINT:
  * stop claiming, let the commands finish for --grace, then stop them and
  * release their runs (no attempt spent).  A lost connection is made again
@@ -47,6 +48,7 @@
 #define MAX_OUTPUT			(64 * 1024 * 1024)
 #define KILL_AFTER_MS		5000		/* SIGKILL a command this long after SIGTERM */
 #define RESTART_AFTER_MS	1000		/* a --stdio command that exited is started again */
+#define REPORT_WAIT_MS		5			/* an outcome waits at most this long for others */
 
 typedef struct Run
 {
@@ -79,6 +81,8 @@ typedef struct Worker
 	int			ntasks;
 	char	   *tasks_array;	/* '{a,b}' */
 	int			concurrency;
+	int			batch;			/* claims and reports go by this many (a quarter of concurrency) */
+	int64_t		first_done_at;	/* the oldest outcome not reported yet (0: none) */
 	int			lease_ms;
 	int			grace_ms;
 	int			poll_ms;
@@ -718,7 +722,7 @@ worker_loop(Worker *w)
 		int64_t		now = now_ms();
 		int64_t		timeout = w->poll_ms;
 		int			nfds = 0;
-		bool		to_report = false;
+		int			to_report = 0;
 
 		/* commands that ended: their outcome */
 		for (int i = 0; i < w->concurrency; i++)
@@ -752,13 +756,29 @@ worker_loop(Worker *w)
 			if (r->used && r->done && r->canceled)
 				free_run(w, r);
 			else if (r->used && r->done)
-				to_report = true;
+				to_report++;
 			/* SIGKILL what does not stop */
 			if (r->used && r->term_at && !r->exited && now - r->term_at > KILL_AFTER_MS)
 				kill(-r->pid, SIGKILL);
 		}
-		if (to_report)
+		/*
+		 * Outcomes go in batches: a quarter of the slots, every run held, or
+		 * the oldest waiting REPORT_WAIT_MS; claims too, once a quarter of
+		 * the slots is free (or all): a transaction per run would cost a
+		 * commit per run.
+		 */
+		if (to_report == 0)
+			w->first_done_at = 0;
+		else if (w->first_done_at == 0)
+			w->first_done_at = now;
+		if (to_report > 0 && (to_report >= w->batch || to_report == w->running ||
+							  now - w->first_done_at >= REPORT_WAIT_MS || w->stopping))
+		{
 			report(w);
+			w->first_done_at = 0;
+		}
+		else if (to_report > 0 && w->first_done_at + REPORT_WAIT_MS - now < timeout)
+			timeout = w->first_done_at + REPORT_WAIT_MS - now;
 		notifications(w);		/* some came with the results of the statements above */
 		if (w->stopping)
 		{
@@ -773,15 +793,20 @@ worker_loop(Worker *w)
 		}
 		else
 		{
+			bool		room = w->running == 0 || w->concurrency - w->running >= w->batch;
+
 			if (w->stdio && w->child == 0 && now >= w->restart_at)
 				start_stdio_child(w);
-			if (w->running < w->concurrency && (w->want_claim || now >= w->next_poll) &&
-				(!w->stdio || w->child > 0))
+			else if (w->stdio && w->child == 0 && w->restart_at - now < timeout)
+				timeout = w->restart_at - now;
+
+			if (room && (w->want_claim || now >= w->next_poll) && (!w->stdio || w->child > 0))
 			{
 				claim(w);
 				continue;		/* start the runs, then look again */
 			}
-			if (w->next_poll - now < timeout)
+			/* no room: the next claim waits for runs to end, not for a time */
+			if (room && w->next_poll - now < timeout)
 				timeout = w->next_poll - now;
 		}
 		/* heartbeats */
@@ -798,7 +823,8 @@ worker_loop(Worker *w)
 		}
 
 		notifications(w);		/* read with the heartbeats' results */
-		if (w->want_claim && !w->stopping && w->running < w->concurrency)
+		if (w->want_claim && !w->stopping &&
+			(w->running == 0 || w->concurrency - w->running >= w->batch))
 			timeout = 0;
 		fds[nfds++] = (struct pollfd) {sig_pipe[0], POLLIN, 0};
 		fds[nfds++] = (struct pollfd) {PQsocket(w->conn), POLLIN, 0};
@@ -973,6 +999,7 @@ cmd_worker(int argc, char **argv)
 				return EXIT_USAGE;
 		}
 	}
+	w.batch = w.concurrency / 4 > 1 ? w.concurrency / 4 : 1;
 	w.tasks = argv + optind;
 	w.ntasks = dashes - optind;
 	w.command = argv + dashes + 1;

@@ -50,6 +50,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -622,6 +623,16 @@ taskorch_claim_runs(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	concurrency_counts_ready();
 	claimer_register();
+	/*
+	 * A claim on its own (autocommit) need not wait for its commit to reach
+	 * the disk: a claim a crash loses leaves its runs QUEUED, and the
+	 * worker's leases are refused; its runs are done again, as any run a
+	 * crash interrupts.  (In a transaction block the caller's other writes
+	 * keep their durability.)
+	 */
+	if (!IsTransactionBlock())
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 
 	SPI_connect();
 	tasks = claim_tasks(PG_GETARG_ARRAYTYPE_P(0), &ntasks);
