@@ -175,6 +175,30 @@ SELECT taskorch.complete_run(lease, jsonb_build_object('transcript', payload)) F
 SELECT wait_for_runs();
 SELECT status, output #- '{child,id}' AS output FROM taskorch.runs WHERE id = :'parent';
 
+-- trigger options work for external runs: an idempotency key names the
+-- same run, a ttl expires it unclaimed, tags and metadata come with it
+SELECT taskorch.trigger('ext-audio', '{"n": 12}', idempotency_key => 'talk-12', tags => '{talks}',
+						metadata => '{"lang": "en"}') AS r12 \gset
+SELECT taskorch.trigger('ext-audio', '{"n": 12}', idempotency_key => 'talk-12') = :'r12' AS same_run;
+SELECT task, payload, metadata FROM taskorch.claim_runs('{ext-audio}') \gset
+SELECT :'task' AS task, :'payload' AS payload, :'metadata' AS metadata,
+	   (SELECT tags FROM taskorch.runs WHERE id = :'r12') AS tags;
+SELECT taskorch.cancel(:'r12');
+SELECT taskorch.trigger('ext-audio', '{"n": 13}', ttl => '1s') AS r13 \gset
+SELECT pg_sleep(1.1);
+SELECT taskorch.run_pending(0);
+SELECT count(*) AS claimed_after_ttl FROM taskorch.claim_runs('{ext-audio}');
+SELECT status FROM taskorch.runs WHERE id = :'r13';
+
+-- a schedule of an external task makes runs its workers claim
+SELECT taskorch.schedule('ext-audio', '0 3 * * *', external_id => 'nightly') AS sched \gset
+SELECT taskorch.run_schedule_now(:'sched') AS r14 \gset
+SELECT run_id = :'r14' AS the_scheduled_run, payload->>'externalId' AS external_id,
+	   payload ? 'scheduleId' AS has_schedule_id,
+	   taskorch.complete_run(lease, '{}') AS status
+  FROM taskorch.claim_runs('{ext-audio}');
+SELECT taskorch.unschedule(:'sched');
+
 -- who may claim: the owner, a role granted execute, taskorch_admin
 CREATE ROLE regress_ext_worker;
 CREATE ROLE regress_ext_other;

@@ -118,6 +118,31 @@ print(conn.execute('SELECT taskorch.complete_run(%s, %s)', [lease, '{\"after\": 
 	fail "the run's attempt was charged across the restart"
 echo "ok: a run claimed before a restart is completed after it, in its first attempt"
 
+echo "-- a queue's limit counts the runs held across a restart"
+q "SELECT taskorch.create_queue('pair', concurrency_limit => 2)" >/dev/null
+q "SELECT count(taskorch.trigger('extract_audio', jsonb_build_object('url', 'https://cdn/p' || g || '.mp4'), queue => 'pair')) FROM generate_series(1, 4) g" >/dev/null
+claim_pair() {	# claim_pair FILE: claim what the queue allows; the leases into FILE
+	worker "
+import psycopg
+conn = psycopg.connect('$dsn', autocommit=True)
+rows = conn.execute(\"SELECT lease FROM taskorch.claim_runs('{extract_audio}', 4, '1m')\").fetchall()
+open('$1', 'w').write(''.join(l + chr(10) for (l,) in rows))"
+}
+claim_pair "$dir/pair1"
+[ "$(wc -l <"$dir/pair1")" = 2 ] || fail "the limit of 2 let $(wc -l <"$dir/pair1") runs be claimed"
+cluster_stop "$dir" fast
+cluster_restart "$dir"
+claim_pair "$dir/pair2"
+[ "$(wc -l <"$dir/pair2")" = 0 ] || fail "after a restart the limit let $(wc -l <"$dir/pair2") more runs be claimed"
+worker "
+import psycopg
+conn = psycopg.connect('$dsn', autocommit=True)
+conn.execute('SELECT taskorch.complete_run(%s)', [open('$dir/pair1').readline().strip()])"
+claim_pair "$dir/pair3"
+[ "$(wc -l <"$dir/pair3")" = 1 ] || fail "one run ended, $(wc -l <"$dir/pair3") claimed"
+q "SELECT count(taskorch.cancel(id)) FROM taskorch.runs_wide WHERE queue = 'pair' AND NOT taskorch.finished(status)" >/dev/null
+echo "ok: the limit holds across a restart (slots counted again from the runs held)"
+
 echo "-- 4 workers x concurrency 8, 400 runs"
 q "SELECT count(taskorch.trigger('extract_audio', jsonb_build_object('url', 'https://cdn/m' || g || '.mp4'))) FROM generate_series(1, 400) g" >/dev/null
 pids=()
