@@ -66,6 +66,23 @@ run_argument(int argc, char **argv, const char *help)
 	return argv[optind];
 }
 
+/*
+ * A command that takes the common options and one run: read them and
+ * connect.  NULL: it printed its help (or its usage), exit with *exit_code.
+ */
+static PGconn *
+connect_for_run(int argc, char **argv, const char *help, const char **run, int *exit_code)
+{
+	static const struct option options[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	int			c;
+
+	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1)
+		if (common_option(c, help, exit_code))
+			return NULL;
+	*run = run_argument(argc, argv, help);
+	return db_connect(false);
+}
+
 /* Wait (LISTEN taskorch_runs) until run `id` has finished; returns its status */
 static char *
 wait_finished(PGconn *conn, const char *id, int timeout_ms)
@@ -314,18 +331,13 @@ static const char show_help[] =
 int
 cmd_show(int argc, char **argv)
 {
-	static const struct option options[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	int			c;
 	int			code;
 	const char *params[1];
 	PGconn	   *conn;
 	PGresult   *res;
 
-	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1)
-		if (common_option(c, show_help, &code))
-			return code;
-	params[0] = run_argument(argc, argv, show_help);
-	conn = db_connect(false);
+	if ((conn = connect_for_run(argc, argv, show_help, &params[0], &code)) == NULL)
+		return code;
 	if (json_output)
 	{
 		res = db_query_or_die(conn,
@@ -387,19 +399,14 @@ static const char cancel_help[] =
 int
 cmd_cancel(int argc, char **argv)
 {
-	static const struct option options[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	int			c;
 	int			code;
 	const char *params[1];
 	PGconn	   *conn;
 	PGresult   *res;
 	bool		canceled;
 
-	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1)
-		if (common_option(c, cancel_help, &code))
-			return code;
-	params[0] = run_argument(argc, argv, cancel_help);
-	conn = db_connect(false);
+	if ((conn = connect_for_run(argc, argv, cancel_help, &params[0], &code)) == NULL)
+		return code;
 	res = db_query_or_die(conn, "SELECT taskorch.cancel($1)", 1, params);
 	canceled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
@@ -419,18 +426,13 @@ static const char replay_help[] =
 int
 cmd_replay(int argc, char **argv)
 {
-	static const struct option options[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	int			c;
 	int			code;
 	const char *params[1];
 	PGconn	   *conn;
 	PGresult   *res;
 
-	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1)
-		if (common_option(c, replay_help, &code))
-			return code;
-	params[0] = run_argument(argc, argv, replay_help);
-	conn = db_connect(false);
+	if ((conn = connect_for_run(argc, argv, replay_help, &params[0], &code)) == NULL)
+		return code;
 	res = db_query_or_die(conn, "SELECT taskorch.replay($1)", 1, params);
 	if (json_output)
 		printf("{\"id\": \"%s\", \"replayed_from\": \"%s\"}\n", PQgetvalue(res, 0, 0), params[0]);

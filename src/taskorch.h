@@ -55,6 +55,7 @@
  *	  external.c   external tasks: runs claimed over libpq under a lease,
  *	               their outcomes, and the leases lost
  *	  lease.c      a lease: its signed text, and whether it is current
+ *	  external_watch.c  the claimers, the leases lost, the runs made due
  *	  manage.c     cancel(), reschedule(), replay()
  *	  registry.c   register_task(), unregister_task(), trigger grants
  *	  role_ref.c   the type of the role columns: OID and name, so that a
@@ -382,8 +383,12 @@ extern bool lease_read(const char *text, Lease *l);
 extern const char *lease_stale(const ClaimedRun *run, const Lease *l, bool canceled_ok);
 
 /* external.c */
-extern int	external_settle_lost(void);
 extern ClaimedRun *external_run_by_lease(const char *lease, MemoryContext cxt);
+extern void external_notify_task(const char *task);
+
+/* external_watch.c */
+extern void external_claimer_register(void);
+extern int	external_settle_lost(void);
 extern TimestampTz external_notify_due(TimestampTz since);
 
 /* concurrency.c */

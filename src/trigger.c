@@ -608,7 +608,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	a.external = t.external;
 	/* an external task's workers hear of a run due now (external.c) */
 	if (DatumGetBool(t.external.datum) && (!delayed || o->debounce_key))
-		Async_Notify(EXTERNAL_CHANNEL, task);
+		external_notify_task(task);
 
 	/* idempotency wins over debounce */
 	if ((o->idempotency_key && (run_id = idempotent_run(task, o)) != (Datum) 0) ||
