@@ -527,7 +527,7 @@ taskorch_claim_runs(PG_FUNCTION_ARGS)
 						runs + n, settled, &nsettled, cxt);
 
 	now = GetCurrentTimestamp();
-	leases = palloc(sizeof(char *) * Max(n, 1));
+	leases = MemoryContextAlloc(cxt, sizeof(char *) * Max(n, 1));	/* read after SPI_finish */
 	ids = plan_items_new(Max(n, 1));
 	holds = plan_items_new(Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -587,6 +587,7 @@ taskorch_claim_runs(PG_FUNCTION_ARGS)
 Datum
 taskorch_heartbeat(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller = CurrentMemoryContext;	/* the run outlives SPI */
 	char	   *lease = lease_arg(fcinfo, 0);
 	ClaimedRun *run;
 	TupleDesc	desc;
@@ -601,7 +602,7 @@ taskorch_heartbeat(PG_FUNCTION_ARGS)
 	concurrency_counts_ready();
 	external_claimer_register();
 	SPI_connect();
-	run = leased_run(lease, CurrentMemoryContext, true);
+	run = leased_run(lease, caller, true);
 	values[0] = BoolGetDatum(run->row_status == RUN_CANCELED);
 	if (run->row_status == RUN_CANCELED)
 		nulls[1] = true;
@@ -723,11 +724,12 @@ error_object(Jsonb *error)
 static RunStatus
 finish(const char *lease, bool succeeded, Jsonb *value, bool retry)
 {
+	MemoryContext caller = CurrentMemoryContext;	/* the run outlives SPI */
 	ClaimedRun *run;
 
 	concurrency_counts_ready();
 	SPI_connect();
-	run = leased_run(lease, CurrentMemoryContext, false);
+	run = leased_run(lease, caller, false);
 	if (!succeeded)
 		value = error_object(value);
 	set_outcome(run, succeeded, value, retry);
@@ -788,11 +790,12 @@ taskorch_fail_run(PG_FUNCTION_ARGS)
 Datum
 taskorch_release_run(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller = CurrentMemoryContext;	/* the run outlives SPI */
 	char	   *lease = lease_arg(fcinfo, 0);
 
 	concurrency_counts_ready();
 	SPI_connect();
-	give_back(leased_run(lease, CurrentMemoryContext, false));
+	give_back(leased_run(lease, caller, false));
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(run_status_name(RUN_QUEUED)));
 }
@@ -1021,11 +1024,12 @@ taskorch_complete_runs(PG_FUNCTION_ARGS)
 Datum
 taskorch_lease_metadata(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller = CurrentMemoryContext;	/* the run outlives SPI */
 	char	   *lease = lease_arg(fcinfo, 0);
 	ClaimedRun *run;
 
 	SPI_connect();
-	run = leased_run(lease, CurrentMemoryContext, false);
+	run = leased_run(lease, caller, false);
 	SPI_finish();
 	PG_RETURN_JSONB_P(run->metadata);
 }
@@ -1034,6 +1038,7 @@ taskorch_lease_metadata(PG_FUNCTION_ARGS)
 Datum
 taskorch_lease_metadata_replace(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller = CurrentMemoryContext;	/* the run outlives SPI */
 	char	   *lease = lease_arg(fcinfo, 0);
 	Jsonb	   *metadata;
 	ClaimedRun *run;
@@ -1043,7 +1048,7 @@ taskorch_lease_metadata_replace(PG_FUNCTION_ARGS)
 	metadata = PG_GETARG_JSONB_P(1);
 	metadata_check(metadata);
 	SPI_connect();
-	run = leased_run(lease, CurrentMemoryContext, false);
+	run = leased_run(lease, caller, false);
 	args.id = pv_text(run->id);
 	args.metadata = pv_jsonb(metadata);
 	taskorch_execute_args(&metadata_plan, &args, false, 0);

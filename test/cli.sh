@@ -240,4 +240,18 @@ kill -TERM "${pids[@]}"; wait "${pids[@]}"
 [ "$(wc -l <"$work/counted")" = 400 ] || fail "a command ran twice: $(sort "$work/counted" | uniq -d | head)"
 [ "$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'count' AND attempts <> 1")" = 0 ] || fail "an attempt was spent twice"
 echo "ok: 400 runs, each command once, each run completed once"
+
+echo "-- --stdio, 2 workers x concurrency 500, 3000 runs: claims and reports of hundreds"
+q "SELECT count(taskorch.trigger('echo', jsonb_build_object('n', g), tags => '{wide}')) FROM generate_series(1, 3000) g" >/dev/null
+pids=()
+for w in 1 2; do
+	$T worker echo --stdio -c 500 --poll 100ms -- /usr/bin/python3 "$work/stdio.py" &
+	pids+=($!)
+done
+wait_for "$port" postgres "SELECT count(*) = 3000 FROM taskorch.runs WHERE 'wide' = ANY (tags) AND status = 'COMPLETED'" 60
+kill -TERM "${pids[@]}"; wait "${pids[@]}"
+[ "$(q "SELECT count(*) FROM taskorch.runs WHERE 'wide' = ANY (tags) AND attempts = 1 AND output = jsonb_build_object('doubled', 2 * (payload->>'n')::int)")" = 3000 ] ||
+	fail "wide claims: not every run completed once with its own output"
+! grep -q "terminated by signal" "$dir/server.log" || fail "a server process crashed: $(grep "terminated by signal" "$dir/server.log")"
+echo "ok: 3000 runs in claims of hundreds, each completed once with its output"
 echo "taskorch command: all checks passed"
