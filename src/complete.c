@@ -262,4 +262,5 @@ complete_runs(ClaimedRun *all, int nall)
 	logs_flush();
 	SPI_finish();
 	notify_outcomes(runs, n);
+	stats_note(runs, n);
 }

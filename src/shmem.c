@@ -82,7 +82,8 @@ taskorch_shmem_request(void)
 {
 	RequestAddinShmemSpace(shared_size());
 	RequestAddinShmemSpace(task_times_shmem_size());
-	RequestNamedLWLockTranche("taskorch", 2);
+	RequestAddinShmemSpace(stats_shmem_size());
+	RequestNamedLWLockTranche("taskorch", 3);	/* lock, conc_lock, the stats' */
 }
 
 void
@@ -119,6 +120,7 @@ taskorch_shmem_startup(void)
 		((char *) taskorch_shared->dbs + sizeof(DbEntry) * taskorch_shared->ndbs);
 	taskorch_shared->conc_counted = (Oid *) (taskorch_shared->conc + taskorch_shared->nconc);
 	task_times_shmem_startup();
+	stats_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -204,7 +204,10 @@ extension_ddl_xact_callback(XactEvent event, void *arg)
 		paused_until_xact_end = false;
 		/* its external runs are gone or counted anew (concurrency.c) */
 		if (event == XACT_EVENT_COMMIT)
+		{
 			concurrency_forget_database(MyDatabaseId);
+			stats_forget_database(MyDatabaseId);
+		}
 		taskorch_database_pause(MyDatabaseId, false);
 	}
 }

@@ -52,6 +52,7 @@
  *	  cron.c       cron expressions: parsing, next times in a time zone, words
  *	  schedules.c  schedule() and friends, and the firing of due ticks
  *	  retention.c  finished runs removed after their retention; purge()
+ *	  stats.c      taskorch.stats: counts, rates and latencies in shared memory
  *	  external.c   external tasks: runs claimed over libpq under a lease,
  *	               their outcomes, and the leases lost
  *	  lease.c      a lease: its signed text, and whether it is current
@@ -560,6 +561,13 @@ extern Size task_times_shmem_size(void);
 extern void task_times_shmem_startup(void);
 extern int64 task_time_us(const char *task);
 extern void task_time_note(const char *task, int64 us);
+
+/* stats.c */
+extern Size stats_shmem_size(void);
+extern void stats_shmem_startup(void);
+extern void stats_note(const ClaimedRun *runs, int n);
+extern void stats_count(void);
+extern void stats_forget_database(Oid dboid);
 
 /* retention.c */
 extern int	retention_purge(bool *more);

@@ -541,6 +541,8 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 		(void) external_settle_lost();
 		external_due_since = external_notify_due(external_due_since);
 		next_transaction();
+		stats_count();			/* what waits, for taskorch.stats */
+		next_transaction();
 		replan_if_resized();
 		if (promote_and_expire() > 0)
 		{

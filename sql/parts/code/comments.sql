@@ -167,3 +167,7 @@ COMMENT ON FUNCTION taskorch.lease_log(text, text, text, taskorch.json_input) IS
 COMMENT ON FUNCTION taskorch.lease_metadata(text) IS 'the metadata of a claimed run (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.lease_metadata_replace(text, taskorch.json_input) IS 'replace the metadata of a claimed run (docs/external-tasks.md)';
 COMMENT ON FUNCTION taskorch.lease_metadata_set(text, text, jsonb) IS 'set one key of the metadata of a claimed run (docs/external-tasks.md)';
+
+-- statistics (docs/operations.md)
+COMMENT ON VIEW taskorch.stats IS 'per task, queue and database: runs waiting now, runs/s and latency percentiles over the last minute (docs/operations.md)';
+COMMENT ON FUNCTION taskorch.stats_reset() IS 'start this database''s taskorch.stats totals and minute again (docs/operations.md)';

@@ -36,3 +36,36 @@ REVOKE ALL ON FUNCTION taskorch_internal.check_worker_slots() FROM PUBLIC;
 -- will not hold them).
 SELECT taskorch_internal.check_worker_slots();
 SELECT taskorch_internal.wake_launcher();
+
+------------------------------------------------------------------------------
+-- taskorch.stats: per task, per queue and for the database, from shared
+-- memory (stats.c): what waits now (counted at most a second ago), what
+-- ended over the last minute and since the last stats_reset().
+------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION taskorch_internal.stats(
+	OUT scope text, OUT name text, OUT delayed bigint, OUT queued bigint, OUT executing bigint,
+	OUT waiting bigint, OUT due bigint, OUT oldest_due_s float8, OUT completed_per_s float8,
+	OUT failed_per_s float8, OUT wait_p50_ms float8, OUT wait_p95_ms float8,
+	OUT exec_p50_ms float8, OUT exec_p95_ms float8, OUT completed bigint, OUT failed bigint)
+	RETURNS SETOF record
+	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_stats';
+
+-- A role sees the rows of the tasks and queues it may see; the database's
+-- row is taskorch_admin's.
+CREATE OR REPLACE VIEW taskorch.stats WITH (security_invoker = true) AS
+SELECT s.scope, s.name, s.delayed, s.queued, s.executing, s.waiting, s.due,
+	   s.oldest_due_s, s.completed_per_s, s.failed_per_s,
+	   s.wait_p50_ms, s.wait_p95_ms, s.exec_p50_ms, s.exec_p95_ms,
+	   s.completed AS completed_since_reset, s.failed AS failed_since_reset,
+	   q.concurrency_limit, w.running AS workers, w.wanted AS workers_wanted
+  FROM taskorch_internal.stats() s
+  LEFT JOIN taskorch.queue q ON s.scope = 'queue' AND q.name = s.name
+  LEFT JOIN taskorch.database_workers w ON s.scope = 'database' AND w.database = current_database()
+ WHERE (s.scope = 'task' AND EXISTS (SELECT FROM taskorch.task t WHERE t.id = s.name))
+	OR (s.scope = 'queue' AND (q.name IS NOT NULL
+							   OR EXISTS (SELECT FROM taskorch.task t WHERE t.queue = s.name)))
+	OR (s.scope = 'database' AND taskorch.is_admin());
+GRANT SELECT ON taskorch.stats TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION taskorch.stats_reset() RETURNS void
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskorch_stats_reset';
