@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # taskorch external-worker benchmark (not a test): prints figures, asserts nothing.
 #   1. drain: N queued no-op runs of an external task, worked by 4
-#      `taskorch worker --stdio` processes (concurrency 256 each) whose
+#      `taskorch worker --stdio` processes (concurrency 512 each) whose
 #      command answers every run at once (a Python loop); runs/s from the first claim
 #      to the last completion, beside graphile-worker 0.17.3 batched on the
 #      same server in the same run (../shared/anchors);
@@ -45,7 +45,7 @@ for line in sys.stdin:
 EOF
 pids=()
 for w in 1 2 3 4; do
-	$T worker ext-noop --stdio -c 256 --poll 100ms -- /usr/bin/python3 "$dir/noop.py" &
+	$T worker ext-noop --stdio -c 512 --poll 100ms -- /usr/bin/python3 "$dir/noop.py" &
 	pids+=($!)
 done
 wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'ext-noop' AND NOT taskorch.finished(status))" 600
@@ -53,7 +53,7 @@ kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 read -r secs done_runs < <(sql -F ' ' -c "SELECT extract(epoch FROM max(finished_at) - min(started_at)), count(*)
 											 FROM taskorch.run WHERE task_id = 'ext-noop' AND status = 'COMPLETED'")
 ext_rate=$(awk -v n="$done_runs" -v s="$secs" 'BEGIN { printf "%d", n / s }')
-echo "external drain: $done_runs no-op runs, 4 taskorch worker --stdio (concurrency 256): $ext_rate runs/s ($secs s)"
+echo "external drain: $done_runs no-op runs, 4 taskorch worker --stdio (concurrency 512): $ext_rate runs/s ($secs s)"
 
 # beside graphile-worker batched, on this server, now
 anchors=${ANCHORS_DIR:-$top/../shared/anchors}
