@@ -50,8 +50,8 @@ CREATE OR REPLACE FUNCTION taskorch_internal.stats(
 	RETURNS SETOF record
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_stats';
 
--- A role sees the rows of the tasks and queues it may see; the database's
--- row is taskorch_admin's.
+-- A role sees the rows of the tasks it may see, of their queues and of the
+-- queues it owns; the database's row is taskorch_admin's.
 CREATE OR REPLACE VIEW taskorch.stats WITH (security_invoker = true) AS
 SELECT s.scope, s.name, s.delayed, s.queued, s.executing, s.waiting, s.due,
 	   s.oldest_due_s, s.completed_per_s, s.failed_per_s,
@@ -62,7 +62,7 @@ SELECT s.scope, s.name, s.delayed, s.queued, s.executing, s.waiting, s.due,
   LEFT JOIN taskorch.queue q ON s.scope = 'queue' AND q.name = s.name
   LEFT JOIN taskorch.database_workers w ON s.scope = 'database' AND w.database = current_database()
  WHERE (s.scope = 'task' AND EXISTS (SELECT FROM taskorch.task t WHERE t.id = s.name))
-	OR (s.scope = 'queue' AND (q.name IS NOT NULL
+	OR (s.scope = 'queue' AND (pg_catalog.pg_has_role(q.owner, 'USAGE') OR taskorch.is_admin()
 							   OR EXISTS (SELECT FROM taskorch.task t WHERE t.queue = s.name)))
 	OR (s.scope = 'database' AND taskorch.is_admin());
 GRANT SELECT ON taskorch.stats TO PUBLIC;
