@@ -592,7 +592,8 @@ cmd_log(int argc, char **argv)
  */
 
 static const char top_help[] =
-"Live counts of runs per task and queue, runs/s, and the workers.\n\n"
+"Live counts of runs per task and queue, runs/s, latencies, and the workers\n"
+"(from taskorch.stats: what waits is counted once a second).\n\n"
 "Usage: taskorch top [--interval=DURATION] [--once] [--json] [-d CONNINFO]\n\n"
 "      --interval=DURATION  refresh this often (default 1s)\n"
 "      --once               print once and exit (with --json: one JSON object)\n";
@@ -605,22 +606,22 @@ top_signal(int signo)
 	top_stop = 1;
 }
 
+/* from taskorch.stats: shared memory, no scan of the runs table */
 #define TOP_TASKS_SQL \
-	"SELECT task_id AS task, queue," \
-	"       count(*) FILTER (WHERE status = 'DELAYED') AS delayed," \
-	"       count(*) FILTER (WHERE status = 'QUEUED') AS queued," \
-	"       count(*) FILTER (WHERE status = 'EXECUTING') AS executing," \
-	"       count(*) FILTER (WHERE status = 'WAITING') AS waiting," \
-	"       round(count(*) FILTER (WHERE status = 'COMPLETED' AND finished_at > now() - interval '10 seconds') / 10.0, 1) AS \"completed/s\"," \
-	"       round(count(*) FILTER (WHERE taskorch.failed(status) AND finished_at > now() - interval '10 seconds') / 10.0, 1) AS \"failed/s\"" \
-	"  FROM taskorch.runs_wide" \
-	" WHERE NOT taskorch.finished(status) OR finished_at > now() - interval '10 seconds'" \
-	" GROUP BY task_id, queue ORDER BY task_id, queue"
+	"SELECT name AS task, delayed, queued, executing, waiting, due," \
+	"       completed_per_s AS \"completed/s\", failed_per_s AS \"failed/s\"," \
+	"       exec_p50_ms, exec_p95_ms, wait_p95_ms" \
+	"  FROM taskorch.stats WHERE scope = 'task' ORDER BY name"
+
+#define TOP_QUEUES_SQL \
+	"SELECT name AS queue, queued, executing, due, oldest_due_s," \
+	"       completed_per_s AS \"completed/s\", concurrency_limit AS \"limit\"" \
+	"  FROM taskorch.stats WHERE scope = 'queue' ORDER BY name"
 
 #define TOP_WORKERS_SQL \
 	"SELECT (SELECT running FROM taskorch.database_workers WHERE database = current_database()) AS server_workers," \
 	"       (SELECT wanted FROM taskorch.database_workers WHERE database = current_database()) AS wanted," \
-	"       (SELECT count(DISTINCT claimed_by_pid) FROM taskorch.runs_wide" \
+	"       (SELECT count(DISTINCT claimed_by_pid) FROM taskorch.run" \
 	"         WHERE status = 'EXECUTING' AND external) AS external_connections"
 
 int
@@ -657,6 +658,7 @@ cmd_top(int argc, char **argv)
 	{
 		PGresult   *res = db_query_or_die(conn,
 										  "SELECT jsonb_build_object('tasks', (SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') FROM (" TOP_TASKS_SQL ") t),"
+										  "                          'queues', (SELECT coalesce(jsonb_agg(to_jsonb(q)), '[]') FROM (" TOP_QUEUES_SQL ") q),"
 										  "                          'workers', (SELECT to_jsonb(w) FROM (" TOP_WORKERS_SQL ") w))",
 										  0, NULL);
 
@@ -669,6 +671,7 @@ cmd_top(int argc, char **argv)
 	while (!top_stop)
 	{
 		PGresult   *tasks = db_query_or_die(conn, TOP_TASKS_SQL, 0, NULL);
+		PGresult   *queues = db_query_or_die(conn, TOP_QUEUES_SQL, 0, NULL);
 		PGresult   *workers = db_query_or_die(conn, TOP_WORKERS_SQL, 0, NULL);
 		time_t		t = time(NULL);
 		char		when[32];
@@ -682,7 +685,10 @@ cmd_top(int argc, char **argv)
 			   PQgetisnull(workers, 0, 1) ? "0" : PQgetvalue(workers, 0, 1),
 			   PQgetvalue(workers, 0, 2), strcmp(PQgetvalue(workers, 0, 2), "1") == 0 ? "" : "s");
 		print_table(tasks);
+		putchar('\n');
+		print_table(queues);
 		PQclear(tasks);
+		PQclear(queues);
 		PQclear(workers);
 		if (once)
 			break;

@@ -145,7 +145,8 @@ rs=$($T trigger sleepy '{"s": 30}')
 $T worker sleepy --lease 3s --grace 5s --poll 100ms -- "$work/sleepy.sh" &
 wpid=$!
 wait_for "$port" postgres "SELECT status = 'EXECUTING' FROM taskorch.runs WHERE id = '$rs'" 10
-grep -q "sleepy .*| 1 " <<<"$($T top --once)" || fail "top does not show the executing run: $($T top --once)"
+for _ in $(seq 30); do grep -q "^ sleepy *| 0 *| 0 *| 1 " <<<"$($T top --once)" && break; sleep 0.1; done
+grep -q "^ sleepy *| 0 *| 0 *| 1 " <<<"$($T top --once)" || fail "top does not show the executing run: $($T top --once)"
 [ "$($T --json top --once | /usr/bin/python3 -c 'import json,sys; t = json.load(sys.stdin); print(t["workers"]["external_connections"])')" = 1 ] ||
 	fail "top --json"
 grep -qx "canceled $rs" <<<"$($T cancel "$rs")" || fail "cancel"
