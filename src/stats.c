@@ -7,9 +7,10 @@
  * An entry per (database, task, queue) holds:
  *	- the runs now DELAYED, QUEUED, EXECUTING and WAITING, those due and
  *	  not started, and the time the oldest of them became due: counted by
- *	  a worker of the database at most once a second (stats_count, in its
- *	  maintenance), through run_waited_idx, which holds only unfinished
- *	  runs: the cost follows the backlog, never the finished history;
+ *	  a worker of the database at most once a second, and spending at most
+ *	  a tenth of the time counting (stats_count, in its maintenance),
+ *	  through run_waited_idx, which holds only unfinished runs: the cost
+ *	  follows the backlog, never the finished history;
  *	- what ended, as the transactions that record outcomes commit
  *	  (stats_note, from complete.c: a worker's batches, external workers'
  *	  outcomes, lost leases): runs completed and failed since the last
@@ -89,7 +90,7 @@ typedef struct StatsShared
 typedef struct StatsDb
 {
 	Oid			dboid;
-	TimestampTz counted_at;
+	TimestampTz count_due;		/* the next count, not before */
 	TimestampTz reset_at;
 } StatsDb;
 
@@ -158,7 +159,7 @@ db_for(bool create)
 	if (create && free_db)
 	{
 		free_db->dboid = MyDatabaseId;
-		free_db->counted_at = 0;
+		free_db->count_due = 0;
 		free_db->reset_at = GetCurrentTimestamp();
 	}
 	return create ? free_db : NULL;
@@ -362,12 +363,13 @@ stats_count(void)
 		return;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
 	db = db_for(true);
-	if (db == NULL || !TimestampDifferenceExceeds(db->counted_at, now, COUNT_EVERY_MS))
+	if (db == NULL || now < db->count_due)
 	{
 		LWLockRelease(stats->lock);
 		return;
 	}
-	db->counted_at = now;		/* the other workers need not count too */
+	/* the other workers need not count too */
+	db->count_due = TimestampTzPlusMilliseconds(now, COUNT_EVERY_MS);
 	LWLockRelease(stats->lock);
 
 	SPI_connect();
@@ -400,6 +402,10 @@ stats_count(void)
 			(e->oldest_due == 0 || DatumGetTimestampTz(row.oldest_due.datum) < e->oldest_due))
 			e->oldest_due = DatumGetTimestampTz(row.oldest_due.datum);
 	}
+	/* a count that took long (a deep backlog) comes less often: at most a tenth of the time */
+	if ((db = db_for(false)) != NULL)
+		db->count_due = Max(db->count_due,
+							TimestampTzPlusMilliseconds(now, 10 * (GetCurrentTimestamp() - now) / 1000));
 	LWLockRelease(stats->lock);
 	SPI_finish();
 }
