@@ -55,6 +55,14 @@ SELECT scope, name, delayed FROM taskorch.stats ORDER BY scope, name;
 SELECT try('SELECT taskorch.stats_reset()');
 RESET ROLE;
 SELECT count(taskorch.cancel(id)) FROM taskorch.runs WHERE task_id IN ('st-mine', 'st-ext', 'st-ok') AND NOT taskorch.finished(status);
+-- runs that end without an attempt count too: canceled, expired in the queue
+SELECT taskorch.trigger('st-ext', '{}', ttl => '1s') IS NOT NULL AS triggered;
+SELECT pg_sleep(1.1);
+SELECT taskorch.run_pending(0);
+SELECT s.name, s.canceled_since_reset, s.expired_since_reset,
+	   (SELECT count(*) FROM taskorch.runs r WHERE r.task_id = s.name AND r.status = 'CANCELED') AS t_canceled,
+	   (SELECT count(*) FROM taskorch.runs r WHERE r.task_id = s.name AND r.status = 'EXPIRED') AS t_expired
+  FROM taskorch.stats s WHERE s.scope = 'task' AND s.name IN ('st-ok', 'st-ext') ORDER BY s.name;
 SELECT taskorch.unregister_task('st-mine');
 REVOKE USAGE ON SCHEMA taskorch FROM regress_st_role;
 REVOKE EXECUTE ON FUNCTION st_ok(jsonb) FROM regress_st_role;

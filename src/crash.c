@@ -71,6 +71,20 @@ typedef struct CrashedArgs
 	PlanValue	error;
 } CrashedArgs;
 
+/* the run charged, for taskorch.stats (stats.c) */
+typedef struct CrashedRow
+{
+	PlanValue	task_id;
+	PlanValue	queue;
+	PlanValue	status;
+} CrashedRow;
+
+static const PlanField crashed_columns[] = {
+	PLAN_COLUMN(CrashedRow, task_id),
+	PLAN_COLUMN(CrashedRow, queue),
+	PLAN_COLUMN(CrashedRow, status),
+};
+
 static const PlanField crashed_params[] = {
 	PLAN_PARAM(CrashedArgs, id, TEXTOID),
 	PLAN_PARAM(CrashedArgs, attempts, INT4OID),
@@ -86,10 +100,11 @@ static NamedPlan crashed_plan = {
 	"         run_at = now() + make_interval(secs => coalesce("
 	"             (SELECT t.retry_min_ms FROM taskorch.task t WHERE t.id = r.task_id), 0) / 1000.0)"
 	"   WHERE r.id = :id AND r.attempts = :attempts AND r.status = " SQL_STATUS(QUEUED)
-	"  RETURNING r.id, r.attempts)"
-	" INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
-	" SELECT id, attempts, " SQL_STATUS(CRASHED) ", :error, now(), now() FROM r",
-	PLAN_PARAMS(crashed_params)
+	"  RETURNING r.id, r.attempts, r.task_id, r.queue, r.status::text AS status),"
+	" a AS (INSERT INTO taskorch.attempt (run_id, number, status, error, started_at, finished_at)"
+	"  SELECT id, attempts, " SQL_STATUS(CRASHED) ", :error, now(), now() FROM r)"
+	" SELECT task_id, queue, status FROM r",
+	PLAN_PARAMS(crashed_params), PLAN_COLUMNS(crashed_columns)
 };
 
 static void
@@ -198,10 +213,18 @@ charge_crash(const char *run_id, int32 attempts, bool terminated)
 	(void) run_transition(RUN_QUEUED, RUN_QUEUED, BY_CRASH);
 	(void) run_transition(RUN_QUEUED, RUN_CRASHED, BY_CRASH);
 	if (taskorch_execute_args(&crashed_plan, &args, false, 0) > 0)
+	{
+		CrashedRow	row;
+
+		taskorch_read_row(&crashed_plan, 0, &row);
+		if (run_status_parse(TextDatumGetCString(row.status.datum)) == RUN_CRASHED)
+			stats_note_end(TextDatumGetCString(row.task_id.datum),
+						   TextDatumGetCString(row.queue.datum), RUN_CRASHED);
 		ereport(LOG,
 				errmsg("taskorch run %s was executing when its worker %s; charged a %s attempt",
 					   run_id, terminated ? "was terminated" : "died",
 					   run_status_name(RUN_CRASHED)));
+	}
 	SPI_finish();
 	hooks_fire_ended(run_id);	/* if that was its last attempt */
 }

@@ -25,6 +25,7 @@
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 /* every statement here is given the time it treats as now */
@@ -69,6 +70,18 @@ static NamedPlan next_due_plan = {
 	PLAN_PARAMS(now_params), PLAN_COLUMNS(due_columns)
 };
 
+/* a run that ended, for taskorch.stats (stats.c) */
+typedef struct EndedRow
+{
+	PlanValue	task_id;
+	PlanValue	queue;
+} EndedRow;
+
+static const PlanField ended_columns[] = {
+	PLAN_COLUMN(EndedRow, task_id),
+	PLAN_COLUMN(EndedRow, queue),
+};
+
 /* DELAYED runs whose time has come join the queue; their ttl starts now */
 static NamedPlan promote_plan = {
 	.sql = "WITH due AS (SELECT id FROM taskorch.run WHERE status = " SQL_STATUS(DELAYED) " AND run_at <= :now"
@@ -86,8 +99,9 @@ static NamedPlan expire_plan = {
 	" UPDATE taskorch.run r SET status = " SQL_STATUS(EXPIRED) ", finished_at = :now, updated_at = :now,"
 	"        error = jsonb_build_object('message',"
 	"                'run expired: it did not start within its ttl of ' || r.ttl)"
-	"   FROM due WHERE r.id = due.id",
-	PLAN_PARAMS(now_params)
+	"   FROM due WHERE r.id = due.id"
+	" RETURNING r.task_id, r.queue",
+	PLAN_PARAMS(now_params), PLAN_COLUMNS(ended_columns)
 };
 
 /*
@@ -100,12 +114,21 @@ promote_and_expire(void)
 {
 	NowArgs		args = {pv_timestamptz(GetCurrentTimestamp())};
 	int			promoted;
+	int			expired;
 
 	SPI_connect();
 	(void) run_transition(RUN_DELAYED, RUN_QUEUED, BY_MAINTENANCE);
 	promoted = taskorch_execute_args(&promote_plan, &args, false, 0);
 	(void) run_transition(RUN_QUEUED, RUN_EXPIRED, BY_MAINTENANCE);
-	taskorch_execute_args(&expire_plan, &args, false, 0);
+	expired = taskorch_execute_args(&expire_plan, &args, false, 0);
+	for (int i = 0; i < expired; i++)
+	{
+		EndedRow	row;
+
+		taskorch_read_row(&expire_plan, i, &row);
+		stats_note_end(TextDatumGetCString(row.task_id.datum), TextDatumGetCString(row.queue.datum),
+					   RUN_EXPIRED);
+	}
 	SPI_finish();
 	return promoted + waits_resume();
 }

@@ -102,12 +102,14 @@ typedef struct CanceledRow
 	PlanValue	holds_slot;
 	PlanValue	queue;
 	PlanValue	concurrency_key;
+	PlanValue	task_id;
 } CanceledRow;
 
 static const PlanField canceled_columns[] = {
 	PLAN_COLUMN(CanceledRow, holds_slot),
 	PLAN_COLUMN(CanceledRow, queue),
 	PLAN_COLUMN(CanceledRow, concurrency_key),
+	PLAN_COLUMN(CanceledRow, task_id),
 };
 
 #define CANCEL_SQL(lock) \
@@ -118,7 +120,7 @@ static const PlanField canceled_columns[] = {
 	"        updated_at = now(), error = '{\"message\": \"run was canceled\"}'," \
 	"        holds_slot = false" \
 	"   FROM r WHERE run.id = r.id" \
-	" RETURNING r.holds_slot, run.queue, run.concurrency_key"
+	" RETURNING r.holds_slot, run.queue, run.concurrency_key, run.task_id"
 
 static NamedPlan cancel_unstarted_plan = {
 	.sql = CANCEL_SQL("SKIP LOCKED"),
@@ -131,7 +133,10 @@ static NamedPlan cancel_wait_plan = {
 	PLAN_PARAMS(run_id_params), PLAN_COLUMNS(canceled_columns)
 };
 
-/* Did plan p cancel the run?  An external run's slot is given back at commit. */
+/*
+ * Did plan p cancel the run?  An external run's slot is given back at
+ * commit; taskorch.stats counts it then.
+ */
 static bool
 canceled_by(NamedPlan *p, RunIdArgs *args)
 {
@@ -143,6 +148,7 @@ canceled_by(NamedPlan *p, RunIdArgs *args)
 	if (DatumGetBool(row.holds_slot.datum))
 		concurrency_release_at_commit(concurrency_key_hash(pv_cstring(row.queue),
 														   pv_cstring(row.concurrency_key)));
+	stats_note_end(pv_cstring(row.task_id), pv_cstring(row.queue), RUN_CANCELED);
 	return true;
 }
 

@@ -217,6 +217,15 @@ check_hook(FunctionCallInfo fcinfo, int arg, const char *kind, const char *id)
 				errhint("Its owner can allow you with taskorch.grant_trigger('%s', <role>).", hook));
 }
 
+typedef struct CanceledRow
+{
+	PlanValue	queue;
+} CanceledRow;
+
+static const PlanField canceled_columns[] = {
+	PLAN_COLUMN(CanceledRow, queue),
+};
+
 static const PlanField delete_params[] = {
 	PLAN_PARAM(TaskIdArgs, id, TEXTOID),
 	PLAN_PARAM(TaskIdArgs, held, TEXTARRAYOID),
@@ -228,8 +237,9 @@ static NamedPlan delete_plan = {
 	"        updated_at = now(),"
 	"        error = jsonb_build_object('message', 'task ' || r.task_id || ' was unregistered')"
 	"   FROM gone WHERE r.task_id = gone.id AND r.status IN " SQL_NOT_STARTED
-	"    AND r.id <> ALL (:held)",
-	PLAN_PARAMS(delete_params)
+	"    AND r.id <> ALL (:held)"
+	" RETURNING r.queue",
+	PLAN_PARAMS(delete_params), PLAN_COLUMNS(canceled_columns)
 };
 
 typedef struct QueuedRow
@@ -703,6 +713,13 @@ taskorch_unregister_task(PG_FUNCTION_ARGS)
 	args.held = runs_held_by_batch(id);
 	run_transitions(RUN_SET_NOT_STARTED, RUN_CANCELED, BY_REGISTRY);
 	canceled = taskorch_execute_args(&delete_plan, &args, false, 0);
+	for (int i = 0; i < canceled; i++)
+	{
+		CanceledRow row;
+
+		taskorch_read_row(&delete_plan, i, &row);
+		stats_note_end(id, TextDatumGetCString(row.queue.datum), RUN_CANCELED);
+	}
 	SPI_finish();
 	PG_RETURN_INT64(canceled);
 }

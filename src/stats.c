@@ -20,8 +20,9 @@
  *	  queue, run_at, to its start) and execution time, from which the
  *	  percentiles are read, to within a fifth.
  *
- * Runs that end elsewhere (canceled, expired before a start, a crash's
- * last attempt) change the counts of the next count, not the rates.
+ * Runs that end without an attempt complete.c records (canceled, expired
+ * in the queue, a crash's charge, a system failure) are noted by their
+ * writers (stats_note_end), without times.
  * Entries are taken first come; when the table is full, the rest are
  * counted under task "(other)".  stats_reset() clears a database's
  * totals and minute.  One LWLock guards the table; the outcomes of a
@@ -77,7 +78,9 @@ typedef struct StatsEntry
 	TimestampTz oldest_due;		/* 0: none due */
 	/* since the reset */
 	int64		completed_total;
-	int64		failed_total;
+	int64		failed_total;	/* failed for good: FAILED, TIMED_OUT, CRASHED, SYSTEM_FAILURE */
+	int64		canceled_total;
+	int64		expired_total;
 	StatsSlice	slices[STATS_SLICES];
 } StatsEntry;
 
@@ -214,10 +217,9 @@ typedef struct NotedOutcome
 {
 	char	   *task;
 	char	   *queue;
-	bool		completed;
-	bool		failed;			/* failed for good */
-	int64		wait_us;		/* -1: not known */
-	int64		exec_us;
+	RunStatus	status;			/* what the run became */
+	int64		wait_us;		/* -1: not known (or no attempt) */
+	int64		exec_us;		/* -1: no attempt */
 } NotedOutcome;
 
 static List *noted = NIL;		/* in TopTransactionContext */
@@ -247,27 +249,33 @@ stats_xact_callback(XactEvent event, void *arg)
 
 		if (e == NULL)
 			continue;
+		{
+		bool		completed = o->status == RUN_COMPLETED;
+		bool		failed = (RUN_SET_FAILED & ((uint32) 1 << o->status)) != 0;
+
 		s = slice_for(e, now_ms);
-		e->completed_total += o->completed;
-		e->failed_total += o->failed;
-		s->completed += o->completed;
-		s->failed += o->failed;
+		e->completed_total += completed;
+		e->failed_total += failed;
+		e->canceled_total += o->status == RUN_CANCELED;
+		e->expired_total += o->status == RUN_EXPIRED;
+		s->completed += completed;
+		s->failed += failed;
 		if (o->wait_us >= 0)
 			s->wait[bucket(o->wait_us)]++;
-		s->exec[bucket(o->exec_us)]++;
+		if (o->exec_us >= 0)
+			s->exec[bucket(o->exec_us)]++;
+		}
 	}
 	LWLockRelease(stats->lock);
 	noted = NIL;
 }
 
-/*
- * The outcomes of runs[0..n) are being recorded (complete.c): count them
- * when the transaction commits.
- */
-void
-stats_note(const ClaimedRun *runs, int n)
+/* Stage an outcome, counted when the transaction commits */
+static void
+note(const char *task, const char *queue, RunStatus status, int64 wait_us, int64 exec_us)
 {
 	MemoryContext old;
+	NotedOutcome *o;
 
 	if (stats == NULL)
 		return;
@@ -277,23 +285,48 @@ stats_note(const ClaimedRun *runs, int n)
 		callback_set = true;
 	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
+	o = palloc(sizeof(NotedOutcome));
+	o->task = pstrdup(task);
+	o->queue = pstrdup(queue ? queue : "");
+	o->status = status;
+	o->wait_us = wait_us;
+	o->exec_us = exec_us;
+	noted = lappend(noted, o);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The outcomes of runs[0..n) are being recorded (complete.c): count them,
+ * with their attempt's wait and execution, when the transaction commits.
+ */
+void
+stats_note(const ClaimedRun *runs, int n)
+{
 	for (int i = 0; i < n; i++)
 	{
 		const ClaimedRun *r = &runs[i];
-		NotedOutcome *o;
 
 		if (r->skipped || r->started_at == 0 || r->expired)
+		{
+			if (r->expired)
+				note(r->task_id, r->queue, RUN_EXPIRED, -1, -1);
 			continue;			/* nothing executed */
-		o = palloc(sizeof(NotedOutcome));
-		o->task = pstrdup(r->task_id);
-		o->queue = pstrdup(r->queue ? r->queue : "");
-		o->completed = r->status == RUN_COMPLETED;
-		o->failed = (RUN_SET_FAILED & ((uint32) 1 << r->status)) != 0;
-		o->wait_us = r->run_at != 0 && r->started_at >= r->run_at ? r->started_at - r->run_at : -1;
-		o->exec_us = Max(r->finished_at - r->started_at, 0);
-		noted = lappend(noted, o);
+		}
+		note(r->task_id, r->queue, r->status,
+			 r->run_at != 0 && r->started_at >= r->run_at ? r->started_at - r->run_at : -1,
+			 Max(r->finished_at - r->started_at, 0));
 	}
-	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A run of `task` in `queue` ended `status` without an attempt that
+ * complete.c recorded (canceled, expired in the queue, charged by a crash,
+ * a system failure): count it when the transaction commits.
+ */
+void
+stats_note_end(const char *task, const char *queue, RunStatus status)
+{
+	note(task, queue, status, -1, -1);
 }
 
 /* ---------------------------------------------------------------------
@@ -420,7 +453,7 @@ typedef struct StatsSum
 {
 	int64		delayed, queued, executing, waiting, due;
 	TimestampTz oldest_due;
-	int64		completed_total, failed_total;
+	int64		completed_total, failed_total, canceled_total, expired_total;
 	int64		completed_minute, failed_minute;
 	int64		wait[STATS_HIST], exec[STATS_HIST];
 } StatsSum;
@@ -439,6 +472,8 @@ add_entry(StatsSum *sum, const StatsEntry *e, int64 now_ms)
 		sum->oldest_due = e->oldest_due;
 	sum->completed_total += e->completed_total;
 	sum->failed_total += e->failed_total;
+	sum->canceled_total += e->canceled_total;
+	sum->expired_total += e->expired_total;
 	for (int s = 0; s < STATS_SLICES; s++)
 	{
 		const StatsSlice *sl = &e->slices[s];
@@ -478,7 +513,7 @@ quantile_ms(const int64 *hist, double q, double *ms)
 	return false;
 }
 
-#define STATS_COLUMNS 16
+#define STATS_COLUMNS 18
 
 static void
 put_row(ReturnSetInfo *rsinfo, const char *scope, const char *name, const StatsSum *s,
@@ -515,6 +550,8 @@ put_row(ReturnSetInfo *rsinfo, const char *scope, const char *name, const StatsS
 	values[c++] = Float8GetDatum(ms);
 	values[c++] = Int64GetDatum(s->completed_total);
 	values[c++] = Int64GetDatum(s->failed_total);
+	values[c++] = Int64GetDatum(s->canceled_total);
+	values[c++] = Int64GetDatum(s->expired_total);
 	Assert(c == STATS_COLUMNS);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -616,7 +653,7 @@ taskorch_stats_reset(PG_FUNCTION_ARGS)
 
 		if (e->dboid != MyDatabaseId)
 			continue;
-		e->completed_total = e->failed_total = 0;
+		e->completed_total = e->failed_total = e->canceled_total = e->expired_total = 0;
 		memset(e->slices, 0, sizeof(e->slices));
 	}
 	{

@@ -566,6 +566,7 @@ extern void task_time_note(const char *task, int64 us);
 extern Size stats_shmem_size(void);
 extern void stats_shmem_startup(void);
 extern void stats_note(const ClaimedRun *runs, int n);
+extern void stats_note_end(const char *task, const char *queue, RunStatus status);
 extern void stats_count(void);
 extern void stats_forget_database(Oid dboid);
 

@@ -61,6 +61,7 @@ typedef struct NextRow
 	PlanValue	parent_run_id;
 	PlanValue	parent_wait_seq;
 	PlanValue	root_run_id;
+	PlanValue	queue;
 } NextRow;
 
 static const PlanField next_params[] = {
@@ -83,6 +84,7 @@ static const PlanField next_columns[] = {
 	PLAN_COLUMN(NextRow, parent_run_id),
 	PLAN_COLUMN(NextRow, parent_wait_seq),
 	PLAN_COLUMN(NextRow, root_run_id),
+	PLAN_COLUMN(NextRow, queue),
 };
 /*
  * For each track whose step `seq` just ended, what comes next (action):
@@ -98,7 +100,7 @@ static const PlanField next_columns[] = {
  */
 static NamedPlan next_plan = {
 	.sql = "WITH ended AS ("
-	"  SELECT r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.parent_run_id,"
+	"  SELECT r.id, r.task_id, r.queue, r.payload, r.attempts, r.max_attempts, r.parent_run_id,"
 	"         r.parent_wait_seq, r.root_run_id, r.owner::oid AS owner, t.fn::oid AS fn,"
 	"         t.on_success IS NULL AND t.on_failure IS NULL AND t.output_schema IS NULL AS plain,"
 	"         d AS def, w.key, w.seq, w.result,"
@@ -128,7 +130,7 @@ static NamedPlan next_plan = {
 	"        CASE WHEN d.action = 'finish'"
 	"             THEN taskorch_internal.track_output(d.def, d.state, d.payload, d.id) END AS output,"
 	"        d.task_id AS track, d.owner, d.fn, d.attempts, d.parent_run_id, d.parent_wait_seq,"
-	"        d.root_run_id"
+	"        d.root_run_id, d.queue"
 	"   FROM decided d",
 	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_KEY_LOOKUPS
 };
@@ -183,6 +185,7 @@ read_next(ClaimedRun *track, int i)
 	track->parent_wait_seq = row.parent_wait_seq.present ?
 		DatumGetInt32(row.parent_wait_seq.datum) : 0;
 	track->root_run_id = pv_cstring(row.root_run_id);
+	track->queue = pv_cstring(row.queue);
 	if (strcmp(action, "finish") == 0)
 	{
 		/* its output, judged as any run's (an FP failure fails it) */

@@ -414,6 +414,17 @@ typedef struct SystemFailureArgs
 	PlanValue	message;
 } SystemFailureArgs;
 
+typedef struct FailedRow
+{
+	PlanValue	task_id;
+	PlanValue	queue;
+} FailedRow;
+
+static const PlanField failed_columns[] = {
+	PLAN_COLUMN(FailedRow, task_id),
+	PLAN_COLUMN(FailedRow, queue),
+};
+
 static const PlanField system_failure_params[] = {
 	PLAN_PARAM(SystemFailureArgs, id, TEXTOID),
 	PLAN_PARAM(SystemFailureArgs, message, TEXTOID),
@@ -423,8 +434,9 @@ static NamedPlan system_failure_plan = {
 	"       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now(),"
 	"       error = jsonb_build_object('name', 'SystemFailure', 'message',"
 	"               'the worker could not record this run''s outcome: ' || :message)"
-	" WHERE id = :id AND status = " SQL_STATUS(QUEUED),
-	PLAN_PARAMS(system_failure_params)
+	" WHERE id = :id AND status = " SQL_STATUS(QUEUED)
+	" RETURNING task_id, queue",
+	PLAN_PARAMS(system_failure_params), PLAN_COLUMNS(failed_columns)
 };
 
 /* The run of a failed one-run batch ends SYSTEM_FAILURE (its own transaction). */
@@ -439,7 +451,13 @@ fail_isolated_run(const char *message)
 	args.message = pv_text(message);
 	SPI_connect();
 	(void) run_transition(RUN_QUEUED, RUN_SYSTEM_FAILURE, BY_WORKER);
-	taskorch_execute_args(&system_failure_plan, &args, false, 0);
+	if (taskorch_execute_args(&system_failure_plan, &args, false, 0) == 1)
+	{
+		FailedRow	row;
+
+		taskorch_read_row(&system_failure_plan, 0, &row);
+		stats_note_end(pv_cstring(row.task_id), pv_cstring(row.queue), RUN_SYSTEM_FAILURE);
+	}
 	SPI_finish();
 	hooks_fire_ended(isolated_run);
 	PopActiveSnapshot();

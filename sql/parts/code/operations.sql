@@ -46,7 +46,8 @@ CREATE OR REPLACE FUNCTION taskorch_internal.stats(
 	OUT scope text, OUT name text, OUT delayed bigint, OUT queued bigint, OUT executing bigint,
 	OUT waiting bigint, OUT due bigint, OUT oldest_due_s float8, OUT completed_per_s float8,
 	OUT failed_per_s float8, OUT wait_p50_ms float8, OUT wait_p95_ms float8,
-	OUT exec_p50_ms float8, OUT exec_p95_ms float8, OUT completed bigint, OUT failed bigint)
+	OUT exec_p50_ms float8, OUT exec_p95_ms float8, OUT completed bigint, OUT failed bigint,
+	OUT canceled bigint, OUT expired bigint)
 	RETURNS SETOF record
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_stats';
 
@@ -57,6 +58,7 @@ SELECT s.scope, s.name, s.delayed, s.queued, s.executing, s.waiting, s.due,
 	   s.oldest_due_s, s.completed_per_s, s.failed_per_s,
 	   s.wait_p50_ms, s.wait_p95_ms, s.exec_p50_ms, s.exec_p95_ms,
 	   s.completed AS completed_since_reset, s.failed AS failed_since_reset,
+	   s.canceled AS canceled_since_reset, s.expired AS expired_since_reset,
 	   q.concurrency_limit, w.running AS workers, w.wanted AS workers_wanted
   FROM taskorch_internal.stats() s
   LEFT JOIN taskorch.queue q ON s.scope = 'queue' AND q.name = s.name
