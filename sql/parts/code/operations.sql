@@ -59,7 +59,8 @@ SELECT s.scope, s.name, s.delayed, s.queued, s.executing, s.waiting, s.due,
 	   s.wait_p50_ms, s.wait_p95_ms, s.exec_p50_ms, s.exec_p95_ms,
 	   s.completed AS completed_since_reset, s.failed AS failed_since_reset,
 	   s.canceled AS canceled_since_reset, s.expired AS expired_since_reset,
-	   q.concurrency_limit, w.running AS workers, w.wanted AS workers_wanted
+	   q.concurrency_limit, w.running AS workers, w.wanted AS workers_wanted,
+	   w.starved AS workers_starved
   FROM taskorch_internal.stats() s
   LEFT JOIN taskorch.queue q ON s.scope = 'queue' AND q.name = s.name
   LEFT JOIN taskorch.database_workers w ON s.scope = 'database' AND w.database = current_database()
