@@ -120,7 +120,12 @@ unpin_search_path(int nestlevel)
 static int
 planner_shape(const NamedPlan *p)
 {
-	static const char *const index_order[] = {"enable_sort", "enable_bitmapscan", NULL};
+	/*
+	 * An index walked in its order, and any subquery looked up by its keys:
+	 * a table just truncated is planned as empty, and a sequential scan
+	 * in a subquery per row would then grow with every row added after.
+	 */
+	static const char *const index_order[] = {"enable_sort", "enable_bitmapscan", "enable_seqscan", NULL};
 	static const char *const key_lookups[] = {"enable_hashjoin", "enable_mergejoin", "enable_seqscan", NULL};
 	const char *const *off;
 	int			nestlevel;

@@ -661,7 +661,8 @@ typedef struct PlanField
 typedef enum PlanShape
 {
 	PLAN_ANY = 0,
-	PLAN_INDEX_ORDER,			/* walk an index in its order: no sort, no bitmap scan */
+	PLAN_INDEX_ORDER,			/* walk an index in its order: no sort, no bitmap or
+								 * sequential scan (of its subqueries' tables either) */
 	PLAN_KEY_LOOKUPS			/* from an array of keys, an index lookup per key */
 } PlanShape;
 
