@@ -140,7 +140,7 @@ static NamedPlan claim_plan = {
 	" WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.run_at <= :now"
 	"   AND (r.run_at, r.id) > (:mark_run_at, :mark_id)"
 	"   AND NOT coalesce(q.paused, false)"
-	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
+	"   AND " CLAIM_KEY_NOT_FULL
 	" ORDER BY r.run_at, r.id"
 	" LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED",
@@ -203,6 +203,26 @@ claim_read_run(NamedPlan *p, int i, ClaimedRun *run)
 		DatumGetInt32(r.max_duration_ms.datum) : 0;
 }
 
+/* The "queue\x1fkey" a run counts against, as CLAIM_KEY_NOT_FULL spells it */
+char *
+claim_full_key(const ClaimedRun *run)
+{
+	return psprintf("%s\x1f%s", run->queue, run->concurrency_key ? run->concurrency_key : "");
+}
+
+/* The keys found full (a List of String, claim_full_key()'s) as the claims' :full_keys */
+PlanValue
+claim_full_keys(List *full_keys)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(full_keys), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, full_keys)
+		keys[n++] = CStringGetTextDatum(strVal(lfirst(lc)));
+	return pv_datum(PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT)));
+}
+
 /*
  * Start of a batch: forget a mark that is due for a reset, so that runs
  * left behind it are found again.
@@ -255,18 +275,12 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
 {
 	ClaimArgs	args;
 	int			n;
-	Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(full_keys), 1));
-	ListCell   *lc;
-	int			nkeys = 0;
 
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 	args.mark_run_at = pv_timestamptz(pos->valid ? pos->run_at : DT_NOBEGIN);
 	args.mark_id = pv_text(pos->valid ? pos->id : "");
 	args.limit = pv_int4(limit);
-	foreach(lc, full_keys)
-		keys[nkeys++] = CStringGetTextDatum(lfirst(lc));
-	args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
-															  false, TYPALIGN_INT)));
+	args.full_keys = claim_full_keys(full_keys);
 
 	SPI_connect();
 	n = taskorch_execute_args(&claim_plan, &args, false, 0);

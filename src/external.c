@@ -110,7 +110,7 @@ static NamedPlan claim_plan = {
 	.sql = "SELECT " CLAIMED_RUN_SELECT
 	" WHERE r.task_id = :task AND r.status = " SQL_STATUS(QUEUED) " AND r.external"
 	"   AND r.run_at <= :now AND NOT coalesce(q.paused, false)"
-	"   AND r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
+	"   AND " CLAIM_KEY_NOT_FULL
 	" ORDER BY r.run_at, r.id LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED",
 	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
@@ -409,20 +409,14 @@ claim_task(const char *task, int limit, List **full_keys, ClaimedRun *runs,
 	for (;;)
 	{
 		ClaimArgs	args;
-		Datum	   *keys = palloc(sizeof(Datum) * Max(list_length(*full_keys), 1));
-		int			nkeys = 0;
 		int			want = limit - n;
 		int			got;
 		bool		found_full = false;
-		ListCell   *lc;
 
-		foreach(lc, *full_keys)
-			keys[nkeys++] = CStringGetTextDatum(strVal(lfirst(lc)));
 		args.task = pv_text(task);
 		args.now = pv_timestamptz(now);
 		args.limit = pv_int4(want);
-		args.full_keys = pv_datum(PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1,
-																  false, TYPALIGN_INT)));
+		args.full_keys = claim_full_keys(*full_keys);
 		got = taskorch_execute_args(&claim_plan, &args, false, 0);
 		for (int i = 0; i < got; i++)
 		{
@@ -434,7 +428,7 @@ claim_task(const char *task, int limit, List **full_keys, ClaimedRun *runs,
 			run.cxt = cxt;
 			run.started_at = run.finished_at = now;
 			run.expired = run.expires_at != 0 && now >= run.expires_at;
-			key = psprintf("%s\x1f%s", run.queue, run.concurrency_key ? run.concurrency_key : "");
+			key = claim_full_key(&run);
 			if (!run.task_found || run.expired)
 			{
 				decide_outcome(&run);

@@ -702,8 +702,13 @@ typedef struct NamedPlan
 	" LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid" \
 	" LEFT JOIN taskorch.queue q ON q.name = r.queue"
 #define CLAIMED_RUN_NCOLUMNS 35
+/* a claim's filter: the run's (queue, concurrency key) is none of :full_keys (text[]) */
+#define CLAIM_KEY_NOT_FULL \
+	"r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
 extern const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS];
 extern void claim_read_run(NamedPlan *p, int row, ClaimedRun *run);
+extern char *claim_full_key(const ClaimedRun *run);
+extern PlanValue claim_full_keys(List *full_keys);
 
 static inline PlanValue
 pv_datum(Datum d)

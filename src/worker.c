@@ -158,7 +158,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 	int			claimed = 0;
 	int			done = 0;
 	int			executed = 0;
-	List	   *full_keys = NIL;	/* "queue\x1fkey"s found at their limit */
+	List	   *full_keys = NIL;	/* String: claim_full_key()s found at their limit */
 
 	if (batch_cxt == NULL)
 		batch_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch batch",
@@ -206,9 +206,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 				MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 
 				run->skipped = true;
-				full_keys = lappend(full_keys,
-									psprintf("%s\x1f%s", run->queue,
-											 run->concurrency_key ? run->concurrency_key : ""));
+				full_keys = lappend(full_keys, makeString(claim_full_key(run)));
 				MemoryContextSwitchTo(old);
 				continue;
 			}
