@@ -1,30 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * claim.c
- *	  The claim of due runs (FOR UPDATE SKIP LOCKED through the partial
- *	  index run_queue_idx) and the claim mark that keeps a worker's claims
- *	  off the dead head of that index.  The columns a claimed run is read
- *	  from (CLAIMED_RUN_SELECT, claim_read_run()) are shared with the
- *	  claims and completions of external runs (external.c).  What becomes due is maintenance.c's;
+ *	  The claim of due runs: which queue's runs a worker takes next, and
+ *	  where in each queue it starts.  Runs are claimed FOR UPDATE SKIP
+ *	  LOCKED through the partial index run_queue_idx (queue, run_at, id).
+ *	  The columns a claimed run is read from (CLAIMED_RUN_SELECT,
+ *	  claim_read_run()) are shared with the claims and completions of
+ *	  external runs (external.c).  What becomes due is maintenance.c's;
  *	  recording the batch's outcomes is complete.c's.
+ *
+ * Fairness: queues are served round robin.  A worker knows the queues
+ * that have queued runs (it looks them up with a skip scan of the index:
+ * one probe per queue), and each claim starts with the next queue in turn,
+ * taking that queue's runs in order (run_at, id: priority first, then
+ * FIFO) before passing to the next queue, so queues with backlogs take
+ * chunks in turn and a queue with one run waits for at most one chunk.
+ * A worker looks again at every batch when it was idle, after a commit
+ * queued runs (taskorch_shared->queued; at most a twentieth of its time,
+ * so a flood of triggers does not turn it into a scanner) and each second.
+ *
+ * Marks: every completed run leaves a dead entry at the head of its
+ * queue in run_queue_idx until vacuum removes it, and a claim that always
+ * started at the head would walk all of them.  A worker therefore keeps,
+ * per queue, where its last batch ended, (run_at, id), and its next claim
+ * of that queue starts after it.  Runs behind a mark (skipped because
+ * another worker held them, or triggered by a transaction that committed
+ * late) are found when the mark is reset: when a claim after it finds
+ * nothing, at least once a second, and when runs were queued ahead of the
+ * present (a priority, a promoted delayed run: taskorch_shared->requeued
+ * counts those commits).  A queue whose claim from the head found nothing
+ * is drained: passed over until the worker looks again.
  *
  * Transaction: the claim runs in the batch's top-level transaction, never
  * in a task's subtransaction, and locks each run row there; complete.c
  * updates the rows under the same top-level XID, so no MultiXact is
  * created.  Memory: the claimed runs are read into the batch context the
- * caller passes (worker.c's batch_cxt, reset after each commit).  Lock:
- * none of taskorch's shared locks; the mark reads taskorch_shared->requeued
- * atomically.
- *
- * The claim mark: every completed run leaves a dead entry at the head of
- * run_queue_idx until vacuum removes it, and a claim that always starts at
- * the head walks all of them.  A worker therefore remembers where its last
- * batch ended, (run_at, id), and the next claim starts after it.  Runs
- * behind the mark (skipped because another worker held them, or triggered
- * by a transaction that committed late) are picked up when the mark is
- * reset: whenever a claim comes back empty, at least once a second, and
- * when a run was queued ahead of the present (a priority, a promoted
- * delayed run: taskorch_shared->requeued counts those commits).
+ * caller passes (worker.c's batch_cxt, reset after each commit); the
+ * queues in the state's own context.  Lock: none of taskorch's shared
+ * locks; the counters are read atomically.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,15 +48,22 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define MARK_RESET_MS 1000
+/* marks are reset, and queues looked up, at least this often */
+#define LOOK_EVERY_MS 1000
+/* a busy worker's looks take at most 1/LOOK_SHARE of its time */
+#define LOOK_SHARE 20
+/* most queues a worker knows at once; past them, the next look goes on */
+#define MAX_KNOWN_QUEUES 1024
 
 typedef struct ClaimArgs
 {
 	PlanValue	now;
-	PlanValue	mark_run_at;	/* claim after (mark_run_at, mark_id) */
-	PlanValue	mark_id;
+	PlanValue	queues;			/* in turn */
+	PlanValue	after_run_ats;	/* each queue's claim starts after (run_at, id) */
+	PlanValue	after_ids;
 	PlanValue	limit;
 	PlanValue	full_keys;		/* "queue\x1fkey"s at their concurrency limit */
 } ClaimArgs;
@@ -90,8 +110,9 @@ typedef struct ClaimRow
 
 static const PlanField claim_params[] = {
 	PLAN_PARAM(ClaimArgs, now, TIMESTAMPTZOID),
-	PLAN_PARAM(ClaimArgs, mark_run_at, TIMESTAMPTZOID),
-	PLAN_PARAM(ClaimArgs, mark_id, TEXTOID),
+	PLAN_PARAM(ClaimArgs, queues, TEXTARRAYOID),
+	PLAN_PARAM(ClaimArgs, after_run_ats, TIMESTAMPTZARRAYOID),
+	PLAN_PARAM(ClaimArgs, after_ids, TEXTARRAYOID),
 	PLAN_PARAM(ClaimArgs, limit, INT4OID),
 	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
 };
@@ -135,17 +156,153 @@ const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
 StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
 				 "claimed_run_columns lists every field of ClaimRow");
 
+/*
+ * Each queue in turn, its due runs in order after its position, until
+ * :limit runs are claimed: the nested loop stops there, so no run past
+ * them is locked.
+ */
 static NamedPlan claim_plan = {
-	.sql = "SELECT " CLAIMED_RUN_SELECT
-	" WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.run_at <= :now"
-	"   AND (r.run_at, r.id) > (:mark_run_at, :mark_id)"
-	"   AND NOT coalesce(q.paused, false)"
-	"   AND " CLAIM_KEY_NOT_FULL
-	" ORDER BY r.run_at, r.id"
-	" LIMIT :limit"
-	"   FOR UPDATE OF r SKIP LOCKED",
+	.sql = "SELECT c.* FROM unnest(:queues, :after_run_ats, :after_ids) AS a(queue, run_at, id)"
+	" CROSS JOIN LATERAL (SELECT " CLAIMED_RUN_SELECT
+	"   WHERE r.queue = a.queue AND r.status = " SQL_STATUS(QUEUED) " AND NOT r.external"
+	"     AND r.run_at <= :now AND (r.run_at, r.id) > (a.run_at, a.id)"
+	"     AND NOT coalesce(q.paused, false)"
+	"     AND " CLAIM_KEY_NOT_FULL
+	"   ORDER BY r.run_at, r.id"
+	"   LIMIT :limit"
+	"   FOR UPDATE OF r SKIP LOCKED) c"
+	" LIMIT :limit",
 	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
 	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
+};
+
+typedef struct LookArgs
+{
+	PlanValue	from;			/* the first queue looked at: this one or after */
+	PlanValue	limit;
+} LookArgs;
+
+typedef struct LookRow
+{
+	PlanValue	queue;
+	PlanValue	paused;
+} LookRow;
+
+static const PlanField look_params[] = {
+	PLAN_PARAM(LookArgs, from, TEXTOID),
+	PLAN_PARAM(LookArgs, limit, INT4OID),
+};
+static const PlanField look_columns[] = {
+	PLAN_COLUMN(LookRow, queue),
+	PLAN_COLUMN(LookRow, paused),
+};
+
+/* the queues with queued runs, from :from on: a skip scan of run_queue_idx */
+static NamedPlan look_plan = {
+	.sql = "WITH RECURSIVE k(queue) AS ("
+	"   (SELECT r.queue FROM taskorch.run r"
+	"     WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.queue >= :from"
+	"     ORDER BY r.queue LIMIT 1)"
+	"   UNION ALL"
+	"   SELECT (SELECT r.queue FROM taskorch.run r"
+	"            WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.queue > k.queue"
+	"            ORDER BY r.queue LIMIT 1)"
+	"     FROM k WHERE k.queue IS NOT NULL)"
+	" SELECT k.queue, coalesce(q.paused, false) AS paused"
+	"   FROM (SELECT queue FROM k WHERE queue IS NOT NULL LIMIT :limit) k"
+	"   LEFT JOIN taskorch.queue q ON q.name = k.queue",
+	PLAN_PARAMS(look_params), PLAN_COLUMNS(look_columns), .shape = PLAN_INDEX_ORDER
+};
+
+typedef struct GapArgs
+{
+	PlanValue	after;
+	PlanValue	before;
+} GapArgs;
+
+static const PlanField gap_params[] = {
+	PLAN_PARAM(GapArgs, after, TEXTOID),
+	PLAN_PARAM(GapArgs, before, TEXTOID),
+};
+
+#define FIRST_QUEUED_AFTER(bound) \
+	" SELECT k.queue, coalesce(q.paused, false) AS paused" \
+	"   FROM (SELECT r.queue FROM taskorch.run r" \
+	"          WHERE r.status = " SQL_STATUS(QUEUED) " AND NOT r.external" \
+	"            AND r.queue > :after" bound \
+	"          ORDER BY r.queue LIMIT 1) k" \
+	"   LEFT JOIN taskorch.queue q ON q.name = k.queue"
+
+/*
+ * The first queue with queued runs between two others: the scan stops at
+ * the first entry of :before without reading the table.
+ */
+static NamedPlan gap_plan = {
+	.sql = FIRST_QUEUED_AFTER(" AND r.queue < :before"),
+	PLAN_PARAMS(gap_params), PLAN_COLUMNS(look_columns), .shape = PLAN_INDEX_ORDER
+};
+
+/* the same, past the last queue known (:before unused) */
+static NamedPlan tail_plan = {
+	.sql = FIRST_QUEUED_AFTER(" AND :before IS NULL"),
+	PLAN_PARAMS(gap_params), PLAN_COLUMNS(look_columns), .shape = PLAN_INDEX_ORDER
+};
+
+typedef struct PresentArgs
+{
+	PlanValue	queue;
+	PlanValue	after_run_at;
+	PlanValue	after_id;
+} PresentArgs;
+
+typedef struct PresentRow
+{
+	PlanValue	present;
+} PresentRow;
+
+static const PlanField present_params[] = {
+	PLAN_PARAM(PresentArgs, queue, TEXTOID),
+	PLAN_PARAM(PresentArgs, after_run_at, TIMESTAMPTZOID),
+	PLAN_PARAM(PresentArgs, after_id, TEXTOID),
+};
+static const PlanField present_columns[] = {
+	PLAN_COLUMN(PresentRow, present),
+};
+
+/* has a drained queue runs after its mark (queued since it was drained)? */
+static NamedPlan present_plan = {
+	.sql = "SELECT EXISTS (SELECT FROM taskorch.run r"
+	"  WHERE r.queue = :queue AND r.status = " SQL_STATUS(QUEUED) " AND NOT r.external"
+	"    AND (r.run_at, r.id) > (:after_run_at, :after_id)) AS present",
+	PLAN_PARAMS(present_params), PLAN_COLUMNS(present_columns), .shape = PLAN_INDEX_ORDER
+};
+
+typedef struct NextArgs
+{
+	PlanValue	now;
+	PlanValue	queues;
+} NextArgs;
+
+typedef struct NextRow
+{
+	PlanValue	next;
+} NextRow;
+
+static const PlanField next_params[] = {
+	PLAN_PARAM(NextArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(NextArgs, queues, TEXTARRAYOID),
+};
+static const PlanField next_columns[] = {
+	PLAN_COLUMN(NextRow, next),
+};
+
+/* the first queued run of these queues that is not due yet (a retry's) */
+static NamedPlan next_plan = {
+	.sql = "SELECT min(n.run_at) AS next FROM unnest(:queues) AS a(queue)"
+	" CROSS JOIN LATERAL (SELECT r.run_at FROM taskorch.run r"
+	"   WHERE r.queue = a.queue AND r.status = " SQL_STATUS(QUEUED) " AND NOT r.external"
+	"     AND r.run_at > :now ORDER BY r.run_at LIMIT 1) n",
+	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_INDEX_ORDER
 };
 
 /*
@@ -223,62 +380,281 @@ claim_full_keys(List *full_keys)
 	return pv_datum(PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT)));
 }
 
+static void
+pos_set(ClaimPos *pos, const ClaimedRun *run)
+{
+	pos->valid = true;
+	pos->run_at = run->run_at;
+	strlcpy(pos->id, run->id, sizeof(pos->id));
+}
+
+/* the last of claimed queues (in turn) that gave runs */
+static int
+last_giver(const int *gave, int nclaimed)
+{
+	for (int k = nclaimed - 1; k >= 0; k--)
+		if (gave[k] > 0)
+			return k;
+	return -1;
+}
+
+static ClaimQueue *
+find_queue(ClaimState *s, const char *name)
+{
+	for (int i = 0; i < s->nqueues; i++)
+		if (strcmp(s->queues[i].name, name) == 0)
+			return &s->queues[i];
+	return NULL;
+}
+
+/* A list of queues being made by a look, in the index's order */
+typedef struct QueueList
+{
+	MemoryContext cxt;
+	ClaimQueue *queues;
+	int			n;
+} QueueList;
+
+/* Append a queue found by a look; a queue known keeps its state. */
+static void
+list_add(QueueList *l, ClaimState *s, const char *name, bool paused)
+{
+	ClaimQueue *q = &l->queues[l->n++];
+	ClaimQueue *known = find_queue(s, name);
+
+	if (known)
+		*q = *known;
+	else
+		memset(q, 0, sizeof(*q));
+	q->name = MemoryContextStrdup(l->cxt, name);
+	q->drained = paused;
+}
+
+/* Append the queue a gap or tail probe found, if any; false if none. */
+static bool
+list_add_found(QueueList *l, ClaimState *s, NamedPlan *p, int n)
+{
+	LookRow		row;
+
+	if (n == 0)
+		return false;
+	taskorch_read_row(p, 0, &row);
+	list_add(l, s, TextDatumGetCString(row.queue.datum), DatumGetBool(row.paused.datum));
+	return true;
+}
+
 /*
- * Start of a batch: forget a mark that is due for a reset, so that runs
- * left behind it are found again.
+ * Look at every queue, from s->resume_at (the first) on: a skip scan of
+ * run_queue_idx, one probe per queue, each reading the queue's first
+ * entries, dead ones included.
+ */
+static void
+look_all(QueueList *l, ClaimState *s)
+{
+	LookArgs	args;
+	int			n;
+
+	args.from = pv_text(s->resume_at ? s->resume_at : "");
+	args.limit = pv_int4(MAX_KNOWN_QUEUES);
+	n = taskorch_execute_args(&look_plan, &args, false, 0);
+	for (int i = 0; i < n; i++)
+	{
+		LookRow		row;
+
+		taskorch_read_row(&look_plan, i, &row);
+		list_add(l, s, TextDatumGetCString(row.queue.datum), DatumGetBool(row.paused.datum));
+	}
+}
+
+/*
+ * Look for queues between the known ones, and whether the drained ones
+ * have runs again after their marks, without reading any known queue's
+ * dead head: what a busy worker does when a commit queued runs.
+ */
+static void
+look_between(QueueList *l, ClaimState *s)
+{
+	GapArgs		gap;
+	int			i = 0;
+
+	gap.after = pv_text("");
+	for (;;)
+	{
+		ClaimQueue *known = i < s->nqueues ? &s->queues[i] : NULL;
+		NamedPlan  *p = known ? &gap_plan : &tail_plan;
+
+		gap.before = known ? pv_text(known->name) : PV_NULL;
+		if (l->n < MAX_KNOWN_QUEUES &&
+			list_add_found(l, s, p, taskorch_execute_args(p, &gap, false, 1)))
+		{
+			gap.after = pv_text(l->queues[l->n - 1].name);
+			continue;
+		}
+		if (!known)
+			break;
+		l->queues[l->n] = *known;
+		l->queues[l->n].name = MemoryContextStrdup(l->cxt, known->name);
+		if (known->drained)
+		{
+			PresentArgs args;
+			PresentRow	row;
+
+			args.queue = pv_text(known->name);
+			args.after_run_at = pv_timestamptz(known->mark.valid ? known->mark.run_at : DT_NOBEGIN);
+			args.after_id = pv_text(known->mark.valid ? known->mark.id : "");
+			taskorch_execute_args(&present_plan, &args, false, 1);
+			taskorch_read_row(&present_plan, 0, &row);
+			l->queues[l->n].drained = !DatumGetBool(row.present.datum);
+		}
+		l->n++;
+		gap.after = pv_text(known->name);
+		i++;
+	}
+}
+
+/*
+ * Look up the queues with queued runs (up to MAX_KNOWN_QUEUES of them, the
+ * next look going on after the last), keeping what the worker knows of
+ * each.  Paused queues are known drained.  `all`: every queue afresh;
+ * otherwise only what changed around the queues known.
+ */
+static void
+look(ClaimState *s, bool all)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	QueueList	l;
+
+	/* the transaction's until made: an error frees it */
+	l.cxt = AllocSetContextCreate(CurTransactionContext, "taskorch claim queues",
+								  ALLOCSET_SMALL_SIZES);
+	/* a look between adds new queues up to the most, and keeps the known */
+	l.queues = MemoryContextAllocZero(l.cxt, sizeof(ClaimQueue) * (MAX_KNOWN_QUEUES + s->nqueues));
+	l.n = 0;
+	/*
+	 * Read before the probes, each of which takes a snapshot of its own (not
+	 * the batch's): a commit counted after this is seen, or looked for again.
+	 */
+	s->queued_seen = pg_atomic_read_u32(&taskorch_shared->queued);
+	SPI_connect();
+	if (all || !s->known || s->resume_at != NULL)
+		look_all(&l, s);
+	else
+		look_between(&l, s);
+	SPI_finish();
+	MemoryContextSetParent(l.cxt, TopMemoryContext);
+	if (s->cxt)
+		MemoryContextDelete(s->cxt);
+	s->cxt = l.cxt;
+	s->queues = l.queues;
+	s->nqueues = l.n;
+	s->turn = l.n > 0 ? s->turn % l.n : 0;
+	s->resume_at = l.n >= MAX_KNOWN_QUEUES ? l.queues[l.n - 1].name : NULL;
+	s->known = true;
+	/* a look between queues costs what it costs: it waits in proportion */
+	if (!all)
+		s->look_again_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   (GetCurrentTimestamp() - start) * (LOOK_SHARE - 1) / 1000);
+}
+
+/* Forget the queues (run_pending()'s state, at its end). */
+void
+claim_forget(ClaimState *s)
+{
+	if (s->cxt)
+		MemoryContextDelete(s->cxt);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Start of a batch: reset the marks that are due for it, and look for
+ * queues when the worker knows nothing to run, or each second.
  */
 void
-claim_mark_start(ClaimMark *mark)
+claim_batch_start(ClaimState *s)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	uint32		requeued = pg_atomic_read_u32(&taskorch_shared->requeued);
+	bool		reset = requeued != s->requeued_seen ||
+		TimestampDifferenceExceeds(s->looked_at, now, LOOK_EVERY_MS);
+	bool		any = false;
 
-	if (mark->valid && TimestampDifferenceExceeds(mark->set_at, now, MARK_RESET_MS))
-		mark->valid = false;
-	/* runs were queued ahead of "now" (priority, promotion): look from the head */
-	if (requeued != mark->requeued)
+	if (reset)
 	{
-		mark->valid = false;
-		mark->requeued = requeued;
+		for (int i = 0; i < s->nqueues; i++)
+			s->queues[i].mark.valid = false;
+		s->requeued_seen = requeued;
+		s->looked_at = now;
 	}
-	if (!mark->valid)
-		mark->set_at = now;
+	for (int i = 0; i < s->nqueues; i++)
+		any |= !s->queues[i].drained;
+	if (reset || !any || !s->known)
+		look(s, reset);
+	for (int i = 0; i < s->nqueues; i++)
+	{
+		s->queues[i].pos = s->queues[i].mark;
+		s->queues[i].exhausted = false;
+	}
 }
 
 /*
- * End of a batch: the next one starts after the last run executed (runs
- * claimed after it were released unexecuted).  A batch that executed
- * nothing found the queue drained: start at the head again.
- */
-void
-claim_mark_advance(ClaimMark *mark, const ClaimedRun *last)
-{
-	if (last == NULL)
-	{
-		mark->valid = false;
-		return;
-	}
-	mark->valid = true;
-	mark->run_at = last->run_at;
-	strlcpy(mark->id, last->id, sizeof(mark->id));
-}
-
-/*
- * Claim up to `limit` due runs after position *pos (from the head when
- * pos->valid is false), locking them, and move *pos to the last one.
- * Runs of paused queues, and of the "queue\x1fkey"s in full_keys (found
- * at their concurrency limit), are passed over.  Returns the number claimed.
+ * Claim up to `limit` due runs, locking them: the queues' runs in turn,
+ * each queue's after its position in this batch.  Runs of paused queues,
+ * and of the "queue\x1fkey"s in full_keys (found at their concurrency
+ * limit), are passed over.  Returns the number claimed; fewer than `limit`
+ * when every queue had no more.
  */
 int
-claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
-		   MemoryContext cxt)
+claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
 {
 	ClaimArgs	args;
+	PlanItems	queues,
+				after_run_ats,
+				after_ids;
+	int		   *order;			/* the queues' indexes in s->queues, in turn */
+	bool	   *from_head;		/* claimed from the queue's head */
+	int		   *gave;			/* runs claimed of each */
+	int			nclaimed = 0;	/* queues claimed from */
 	int			n;
+	int			k;
+	int			last;
 
+	/*
+	 * A commit queued runs, maybe in a queue this worker does not know:
+	 * look (keeping the positions of this batch), unless the worker knows
+	 * only some of the queues, a window that must not move in a batch (a
+	 * queue left out and back would be claimed from its head again).
+	 */
+	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen &&
+		GetCurrentTimestamp() >= s->look_again_at && s->resume_at == NULL)
+		look(s, false);
+	queues = plan_items_new(Max(s->nqueues, 1));
+	after_run_ats = plan_items_new(Max(s->nqueues, 1));
+	after_ids = plan_items_new(Max(s->nqueues, 1));
+	order = palloc(sizeof(int) * Max(s->nqueues, 1));
+	from_head = palloc(sizeof(bool) * Max(s->nqueues, 1));
+	gave = palloc0(sizeof(int) * Max(s->nqueues, 1));
+	for (k = 0; k < s->nqueues; k++)
+	{
+		int			i = (s->turn + k) % s->nqueues;
+		ClaimQueue *q = &s->queues[i];
+
+		if (q->drained || q->exhausted)
+			continue;
+		order[nclaimed] = i;
+		from_head[nclaimed] = !q->pos.valid;
+		queues.values[nclaimed] = CStringGetTextDatum(q->name);
+		after_run_ats.values[nclaimed] = TimestampTzGetDatum(q->pos.valid ? q->pos.run_at : DT_NOBEGIN);
+		after_ids.values[nclaimed] = CStringGetTextDatum(q->pos.valid ? q->pos.id : "");
+		nclaimed++;
+	}
+	if (s->nqueues > 0)
+		s->turn = (s->turn + 1) % s->nqueues;
+	if (nclaimed == 0)
+		return 0;
 	args.now = pv_timestamptz(GetCurrentTimestamp());
-	args.mark_run_at = pv_timestamptz(pos->valid ? pos->run_at : DT_NOBEGIN);
-	args.mark_id = pv_text(pos->valid ? pos->id : "");
+	args.queues = plan_items_array(queues, nclaimed, TEXTOID);
+	args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
+	args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
 	args.limit = pv_int4(limit);
 	args.full_keys = claim_full_keys(full_keys);
 
@@ -292,11 +668,106 @@ claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos, List *full_keys,
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	if (n > 0)
+
+	/*
+	 * The runs come queue by queue, in turn: each queue's position moves to
+	 * its last run claimed.  A queue that gave all it had (every queue
+	 * before the last one that gave runs, and all of them when fewer than
+	 * `limit` came) is exhausted: not claimed again in this batch (a claim
+	 * from its head would find the runs this batch holds), and from its
+	 * head in the next.  It is drained when it gave nothing from its head.
+	 */
+	k = 0;
+	for (int j = 0; j < n; j++)
 	{
-		pos->valid = true;
-		pos->run_at = runs[n - 1].run_at;
-		strlcpy(pos->id, runs[n - 1].id, sizeof(pos->id));
+		while (k < nclaimed && strcmp(s->queues[order[k]].name, runs[j].queue) != 0)
+			k++;
+		if (k == nclaimed)
+			elog(ERROR, "claimed run %s of queue \"%s\" out of turn", runs[j].id, runs[j].queue);
+		gave[k]++;
+		pos_set(&s->queues[order[k]].pos, &runs[j]);
+	}
+	last = last_giver(gave, nclaimed);
+	for (k = 0; k < nclaimed; k++)
+	{
+		ClaimQueue *q = &s->queues[order[k]];
+
+		if (n == limit && k >= last)
+			break;				/* not reached, or may have more */
+		if (gave[k] == 0 && from_head[k])
+			q->drained = true;
+		q->exhausted = true;
 	}
 	return n;
+}
+
+/*
+ * The next claim starts with `run`'s queue: the batch let `run` go with
+ * the runs claimed after it, to claim it alone (worker.c).
+ */
+void
+claim_turn_to(ClaimState *s, const ClaimedRun *run)
+{
+	for (int i = 0; i < s->nqueues; i++)
+		if (strcmp(s->queues[i].name, run->queue) == 0)
+			s->turn = i;
+}
+
+/*
+ * End of a batch of `done` runs: each queue's mark moves to its last run
+ * executed (runs claimed after it were released unexecuted); a queue that
+ * gave all it had starts from its head.
+ */
+void
+claim_batch_end(ClaimState *s, const ClaimedRun *runs, int done)
+{
+	ClaimQueue *q = NULL;
+
+	for (int i = 0; i < s->nqueues; i++)
+	{
+		s->queues[i].ended = s->queues[i].exhausted;
+		if (s->queues[i].ended)
+			s->queues[i].mark.valid = false;
+	}
+	/* backwards: the first run met of each queue is its last executed */
+	for (int j = done - 1; j >= 0; j--)
+	{
+		if (q == NULL || strcmp(q->name, runs[j].queue) != 0)
+			q = find_queue(s, runs[j].queue);
+		if (q && !q->ended)
+		{
+			pos_set(&q->mark, &runs[j]);
+			q->ended = true;
+		}
+	}
+}
+
+/*
+ * Milliseconds until a queued run of the known queues is due (a retry's
+ * backoff), -1 if none: for an idle worker, after a look.
+ */
+int64
+claim_next_run_ms(ClaimState *s)
+{
+	NextArgs	args;
+	NextRow		row;
+	PlanItems	queues = plan_items_new(Max(s->nqueues, 1));
+	TimestampTz now = GetCurrentTimestamp();
+	int64		result = -1;
+
+	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen)
+		look(s, false);
+	if (s->nqueues == 0)
+		return -1;
+	for (int i = 0; i < s->nqueues; i++)
+		queues.values[i] = CStringGetTextDatum(s->queues[i].name);
+	args.now = pv_timestamptz(now);
+	args.queues = plan_items_array(queues, s->nqueues, TEXTOID);
+	SPI_connect();
+	taskorch_execute_args(&next_plan, &args, false, 1);
+	taskorch_read_row(&next_plan, 0, &row);
+	if (row.next.present)
+		result = TimestampDifferenceMilliseconds(now, DatumGetTimestampTz(row.next.datum)) + 1;
+	SPI_finish();
+	return result;
 }

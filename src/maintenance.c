@@ -46,11 +46,10 @@ static const PlanField due_columns[] = {
 	PLAN_COLUMN(DueRow, due),
 };
 
-/* when a worker next has something to do: a retry, a delay, an expiry */
+/* when a worker next has something to do: a delay, an expiry, a lease, a tick */
 static NamedPlan next_due_plan = {
 	.sql = "SELECT least("
-	"  (SELECT min(run_at) FROM taskorch.run"
-	"    WHERE status = " SQL_STATUS(QUEUED) " AND NOT external AND run_at > :now),"
+	/* (a queued run not due yet, a retry's, is claim.c's to find) */
 	/* an external run's lease or max_duration runs out (external.c) */
 	"  (SELECT min(lease_expires_at) FROM taskorch.run WHERE status = " SQL_STATUS(EXECUTING) "),"
 	"  (SELECT min(r.claimed_at + coalesce(r.max_duration, t.max_duration))"
@@ -133,7 +132,7 @@ promote_and_expire(void)
 	return promoted + waits_resume();
 }
 
-/* Milliseconds until a worker next has work (a retry, delay or expiry); -1 if none. */
+/* Milliseconds until a worker next has work (a delay, an expiry, ...); -1 if none. */
 int64
 next_due_ms(void)
 {

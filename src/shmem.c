@@ -103,6 +103,7 @@ taskorch_shmem_startup(void)
 		taskorch_shared->ndbs = taskorch_max_databases;
 		pg_atomic_init_u32(&taskorch_shared->wake_rr, 0);
 		pg_atomic_init_u32(&taskorch_shared->requeued, 0);
+		pg_atomic_init_u32(&taskorch_shared->queued, 0);
 		pg_atomic_init_u32(&taskorch_shared->claimers_gone, 0);
 		taskorch_shared->started_at = GetCurrentTimestamp();
 		for (int i = 0; i < taskorch_shared->nslots; i++)

@@ -220,15 +220,43 @@ typedef struct ClaimedRun
 	int32		lease_ms;
 } ClaimedRun;
 
-/* Claim position kept by a worker between batches (claim.c) */
-typedef struct ClaimMark
+/* A position in a queue's runs, (run_at, id): claims start after it (claim.c) */
+typedef struct ClaimPos
 {
-	bool		valid;
+	bool		valid;			/* false: from the queue's head */
 	TimestampTz run_at;
 	char		id[32];
-	TimestampTz set_at;
-	uint32		requeued;		/* taskorch_shared->requeued when last reset */
-} ClaimMark;
+} ClaimPos;
+
+/* A queue with queued runs, as a worker knows it (claim.c) */
+typedef struct ClaimQueue
+{
+	char	   *name;
+	bool		drained;		/* a claim from its head found nothing to run */
+	ClaimPos	mark;			/* between batches: after the last run executed */
+	ClaimPos	pos;			/* in a batch: after the last run claimed */
+	bool		exhausted;		/* in a batch: it gave all it had */
+	bool		ended;			/* at the batch's end: its mark is set */
+} ClaimQueue;
+
+/*
+ * What a worker knows of the queues between batches (claim.c): the queues
+ * that had queued runs when it last looked, in run_queue_idx's order, its
+ * place in each, and whose turn is next.
+ */
+typedef struct ClaimState
+{
+	MemoryContext cxt;			/* the queues and their names */
+	ClaimQueue *queues;
+	int			nqueues;
+	int			turn;			/* round robin: the queue the next claim starts with */
+	char	   *resume_at;		/* the next look starts at this queue (NULL: the first) */
+	bool		known;			/* looked at least once */
+	TimestampTz looked_at;		/* the last look, when marks were last reset */
+	TimestampTz look_again_at;	/* earliest look for a commit's news (busy worker) */
+	uint32		queued_seen;	/* taskorch_shared->queued at the last look */
+	uint32		requeued_seen;	/* taskorch_shared->requeued at the last reset */
+} ClaimState;
 
 /*
  * Shared state (shmem.c).  One LWLock guards the database entries and the
@@ -295,6 +323,7 @@ typedef struct TaskorchShared
 	int			nslots;
 	pg_atomic_uint32 wake_rr;
 	pg_atomic_uint32 requeued;	/* bumped when runs are queued ahead of now */
+	pg_atomic_uint32 queued;	/* bumped when a commit queued runs (claim.c looks for new queues) */
 	DbEntry    *dbs;			/* ndbs entries, after the slots */
 	ConcurrencySlot *conc;		/* nconc entries, after the databases */
 	int			nconc;
@@ -334,14 +363,17 @@ PGDLLEXPORT void taskorch_launcher_main(Datum arg);
 
 /* worker.c */
 PGDLLEXPORT void taskorch_worker_main(Datum arg);
-extern int	taskorch_process_batch(int limit, ClaimMark *mark, int self_slot);
+extern int	taskorch_process_batch(int limit, ClaimState *claims, int self_slot);
 extern bool taskorch_in_task(void);
 
 /* claim.c */
-extern int	claim_runs(ClaimedRun *runs, int limit, ClaimMark *pos,
+extern void claim_batch_start(ClaimState *s);
+extern int	claim_runs(ClaimState *s, ClaimedRun *runs, int limit,
 					   List *full_keys, MemoryContext cxt);
-extern void claim_mark_start(ClaimMark *mark);
-extern void claim_mark_advance(ClaimMark *mark, const ClaimedRun *last);
+extern void claim_turn_to(ClaimState *s, const ClaimedRun *run);
+extern void claim_batch_end(ClaimState *s, const ClaimedRun *runs, int done);
+extern void claim_forget(ClaimState *s);
+extern int64 claim_next_run_ms(ClaimState *s);
 
 /* maintenance.c */
 extern int64 next_due_ms(void);

@@ -294,8 +294,12 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (requeued_at_commit && taskorch_shared)
 				pg_atomic_fetch_add_u32(&taskorch_shared->requeued, 1);
-			if (wake_at_commit)
+			if (wake_at_commit && taskorch_shared)
+			{
+				/* busy workers look for the queues of the new runs (claim.c) */
+				pg_atomic_fetch_add_u32(&taskorch_shared->queued, 1);
 				taskorch_wake_database(MyDatabaseId);
+			}
 			if (installed_at_commit)
 				taskorch_database_installed(MyDatabaseId);
 			wake_at_commit = installed_at_commit = requeued_at_commit = false;

@@ -154,10 +154,9 @@ batch_full(int done, int limit, TimestampTz deadline)
  * peer when there is more work than one batch.
  */
 int
-taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
+taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 {
 	ClaimedRun *runs;
-	ClaimMark	pos = {0};
 	TimestampTz deadline;
 	int			claimed = 0;
 	int			done = 0;
@@ -169,17 +168,14 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 										  ALLOCSET_DEFAULT_SIZES);
 	Assert(MemoryContextIsEmpty(batch_cxt));
 	runs = MemoryContextAllocZero(batch_cxt, sizeof(ClaimedRun) * limit);
-	if (mark)
-		claim_mark_start(mark);
-	if (mark && mark->valid)
-		pos = *mark;
+	claim_batch_start(claims);
 	runs_left_behind = false;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   taskorch_batch_time_budget_ms);
 	while (!batch_full(done, limit, deadline))
 	{
 		int			want = claim_singly ? 1 : Min(CLAIM_CHUNK, limit - done);
-		int			got = claim_runs(runs + done, want, &pos, full_keys, batch_cxt);
+		int			got = claim_runs(claims, runs + done, want, full_keys, batch_cxt);
 		bool		left_behind = false;
 
 		if (limit == 1 && got == 1)
@@ -197,6 +193,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 			{
 				/* the rest of the chunk would wait for it: release it all */
 				claim_singly = true;
+				claim_turn_to(claims, run);
 				slow_met = task_time_us(run->task_id) >= 0;
 				left_behind = true;
 				break;
@@ -242,8 +239,7 @@ taskorch_process_batch(int limit, ClaimMark *mark, int self_slot)
 		complete_runs(runs, done);
 	/* session-level advisory locks the batch's user code took (execute.c) */
 	LockReleaseSession(USER_LOCKMETHOD);
-	if (mark)
-		claim_mark_advance(mark, done > 0 ? &runs[done - 1] : NULL);
+	claim_batch_end(claims, runs, done);
 	MemoryContextReset(batch_cxt);
 	logs_reset();
 	return executed;
@@ -265,7 +261,8 @@ Datum
 taskorch_run_pending(PG_FUNCTION_ARGS)
 {
 	int32		max_runs = PG_GETARG_INT32(0);
-	int			total = 0;
+	volatile int total = 0;
+	ClaimState	claims = {0};
 	bool		more;
 
 	if (!superuser())
@@ -286,15 +283,23 @@ taskorch_run_pending(PG_FUNCTION_ARGS)
 		;
 	(void) external_settle_lost();
 	(void) promote_and_expire();
-	while (total < max_runs)
+	PG_TRY();
 	{
-		int			n = taskorch_process_batch(Min(max_runs - total, taskorch_batch_size),
-											   NULL, -1);
+		while (total < max_runs)
+		{
+			int			n = taskorch_process_batch(Min(max_runs - total, taskorch_batch_size),
+												   &claims, -1);
 
-		if (n == 0)
-			break;
-		total += n;
+			if (n == 0)
+				break;
+			total += n;
+		}
 	}
+	PG_FINALLY();
+	{
+		claim_forget(&claims);
+	}
+	PG_END_TRY();
 	PG_RETURN_INT32(total);
 }
 
@@ -505,7 +510,7 @@ batch_failed(void)
  * concurrency slot wakes it sooner).
  */
 static int
-worker_batch(ClaimMark *mark, long *sleep_ms)
+worker_batch(ClaimState *claims, long *sleep_ms)
 {
 	int			claimed;
 
@@ -565,14 +570,11 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 		next_transaction();
 		replan_if_resized();
 		if (promote_and_expire() > 0)
-		{
-			mark->valid = false;
-			taskorch_requeued_at_commit();
-		}
+			taskorch_requeued_at_commit();	/* the claims' marks are reset */
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
 	}
 	isolated_run[0] = '\0';
-	claimed = taskorch_process_batch(isolating > 0 ? 1 : taskorch_batch_size, mark, MySlot);
+	claimed = taskorch_process_batch(isolating > 0 ? 1 : taskorch_batch_size, claims, MySlot);
 	if (isolating > 0 && claimed > 0)
 		isolating--;
 	if (claimed == 0 && runs_left_behind)
@@ -580,6 +582,10 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 	else if (claimed == 0)
 	{
 		int64		due = next_due_ms();
+		int64		retry = claim_next_run_ms(claims);
+
+		if (retry >= 0 && (due < 0 || retry < due))
+			due = retry;
 
 		*sleep_ms = (due < 0) ? taskorch_idle_poll_ms : Min(due, taskorch_idle_poll_ms);
 		if (claimers_check_at != 0)
@@ -597,18 +603,18 @@ worker_batch(ClaimMark *mark, long *sleep_ms)
 
 /* worker_batch(), with the errors outside tasks contained (batch_failed) */
 static int
-worker_cycle(ClaimMark *mark, long *sleep_ms)
+worker_cycle(ClaimState *claims, long *sleep_ms)
 {
 	int			claimed;
 
 	PG_TRY();
 	{
-		claimed = worker_batch(mark, sleep_ms);
+		claimed = worker_batch(claims, sleep_ms);
 	}
 	PG_CATCH();
 	{
 		batch_failed();
-		mark->valid = false;
+		claims->known = false;	/* look again */
 		claimed = 1;			/* go on at once, isolating */
 	}
 	PG_END_TRY();
@@ -639,7 +645,7 @@ taskorch_worker_main(Datum arg)
 	WorkerSlot *slot;
 	Oid			dboid;
 	uint32		generation;
-	ClaimMark	mark = {0};
+	ClaimState	claims = {0};
 
 	MySlot = DatumGetInt32(arg);
 	slot = &taskorch_shared->slots[MySlot];
@@ -694,7 +700,7 @@ taskorch_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		slot->idle = false;
-		claimed = worker_cycle(&mark, &sleep_ms);
+		claimed = worker_cycle(&claims, &sleep_ms);
 		if (claimed < 0)
 		{
 			/* DROP EXTENSION (or drop and re-create): let the launcher decide */

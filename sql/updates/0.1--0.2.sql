@@ -500,7 +500,7 @@ ALTER TABLE taskorch.run
 	ADD COLUMN claimed_by_start	timestamptz,
 	ADD COLUMN holds_slot		bool NOT NULL DEFAULT false;
 DROP INDEX taskorch.run_queue_idx;
-CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED' AND NOT external;
+CREATE INDEX run_queue_idx ON taskorch.run (queue, run_at, id) WHERE status = 'QUEUED' AND NOT external;
 CREATE INDEX run_external_idx ON taskorch.run (task_id, run_at, id)
 	WHERE status = 'QUEUED' AND external;
 CREATE INDEX run_lease_idx ON taskorch.run (lease_expires_at) WHERE status = 'EXECUTING';

@@ -1,8 +1,8 @@
 ------------------------------------------------------------------------------
 -- Runs
 --
--- The claim reads run_queue_idx, a partial index holding only QUEUED runs in
--- claim order; a run leaves it when its status changes.  External runs are
+-- The claim reads run_queue_idx, a partial index holding only QUEUED runs, each
+-- queue's in claim order; a run leaves it when its status changes.  External runs are
 -- in run_external_idx instead, per task.
 ------------------------------------------------------------------------------
 CREATE SEQUENCE taskorch.run_id_seq;
@@ -55,7 +55,7 @@ CREATE TABLE taskorch.run (
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 ALTER SEQUENCE taskorch.run_id_seq OWNED BY taskorch.run.id;
 
-CREATE INDEX run_queue_idx ON taskorch.run (run_at, id) WHERE status = 'QUEUED' AND NOT external;
+CREATE INDEX run_queue_idx ON taskorch.run (queue, run_at, id) WHERE status = 'QUEUED' AND NOT external;
 -- external runs are claimed per task; leases are watched by their deadline
 CREATE INDEX run_external_idx ON taskorch.run (task_id, run_at, id)
 	WHERE status = 'QUEUED' AND external;
