@@ -279,3 +279,39 @@ SELECT taskorch.trigger('sq-mal', queue => '{"name": "sq-bob-inline", "concurren
 RESET ROLE;
 SELECT name, concurrency_limit, owner FROM sq_queues() WHERE name = 'sq-bob-inline';
 SELECT wait_for_runs();
+
+-- Fairness: queues are served round robin, a chunk of runs each in turn,
+-- and runs in order inside a queue (priority first).  The runs are
+-- triggered and executed in one transaction, out of the workers' sight.
+CREATE TABLE q_order (n serial, payload jsonb);
+CREATE FUNCTION q_record(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO q_order (payload) VALUES (payload) RETURNING NULL::jsonb $$;
+SELECT taskorch.register_task('q-fair-a', 'q_record(jsonb)', queue => 'fair-a');
+SELECT taskorch.register_task('q-fair-b', 'q_record(jsonb)', queue => 'fair-b');
+BEGIN;
+-- a backlog of 100 in one queue; then 3 runs of another, the last with priority
+SELECT count(taskorch.trigger('q-fair-a', jsonb_build_object('q', 'a', 'i', g))) FROM generate_series(1, 100) g;
+SELECT count(taskorch.trigger('q-fair-b', jsonb_build_object('q', 'b', 'i', g))) FROM generate_series(1, 2) g;
+SELECT count(taskorch.trigger('q-fair-b', '{"q": "b", "i": 3}', priority => 10));
+SELECT taskorch.run_pending(40);
+-- the other queue's runs went second, behind one chunk (32) of the backlog
+SELECT payload->>'q' AS queue, count(*), min(n), max(n) FROM q_order GROUP BY 1 ORDER BY 1;
+SELECT string_agg(payload->>'i', ',' ORDER BY n) AS b_order FROM q_order WHERE payload->>'q' = 'b';
+ROLLBACK;
+-- two backlogs share the executions (the task writes nothing: a batch's
+-- runs that write are bounded by the backend's cache of subtransaction ids)
+SELECT taskorch.register_task('q-fair-a2', 'q_echo(jsonb)', queue => 'fair-a');
+SELECT taskorch.register_task('q-fair-b2', 'q_echo(jsonb)', queue => 'fair-b');
+BEGIN;
+SELECT count(taskorch.trigger('q-fair-a2')) FROM generate_series(1, 100) g;
+SELECT count(taskorch.trigger('q-fair-b2')) FROM generate_series(1, 100) g;
+SELECT taskorch.run_pending(128);
+SELECT queue, count(*) FROM taskorch.runs_wide WHERE task_id IN ('q-fair-a2', 'q-fair-b2') AND status = 'COMPLETED'
+ GROUP BY 1 ORDER BY 1;
+-- a paused queue is passed over, the other still served
+SELECT taskorch.create_queue('fair-a');
+SELECT taskorch.pause_queue('fair-a');
+SELECT taskorch.run_pending(20);
+SELECT queue, count(*) FROM taskorch.runs_wide WHERE task_id IN ('q-fair-a2', 'q-fair-b2') AND status = 'COMPLETED'
+ GROUP BY 1 ORDER BY 1;
+ROLLBACK;

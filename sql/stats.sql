@@ -35,7 +35,8 @@ SELECT name, completed_per_s > 0 AS completing, exec_p50_ms >= 0 AND exec_p95_ms
 	   wait_p95_ms >= wait_p50_ms AS wait_ordered, oldest_due_s IS NOT NULL AS ext_waits
   FROM taskorch.stats WHERE scope = 'task' AND name IN ('st-ok', 'st-ext') ORDER BY name;
 -- the queue of a task, and the database (taskorch_admin's)
-SELECT scope, name IS NULL AS all_of_it, completed_since_reset >= 40 AS has_them, workers
+SELECT scope, name IS NULL AS all_of_it, completed_since_reset >= 40 AS has_them,
+	   workers BETWEEN 2 AND current_setting('taskorch.max_workers_per_database')::int AS workers_in_pool
   FROM taskorch.stats WHERE scope = 'database' OR (scope = 'queue' AND name = 'st-ok') ORDER BY scope;
 -- a role sees the rows of its tasks only, not the database's
 CREATE ROLE regress_st_role;

@@ -751,7 +751,7 @@ claim_next_run_ms(ClaimState *s)
 {
 	NextArgs	args;
 	NextRow		row;
-	PlanItems	queues = plan_items_new(Max(s->nqueues, 1));
+	PlanItems	queues;
 	TimestampTz now = GetCurrentTimestamp();
 	int64		result = -1;
 
@@ -759,6 +759,7 @@ claim_next_run_ms(ClaimState *s)
 		look(s, false);
 	if (s->nqueues == 0)
 		return -1;
+	queues = plan_items_new(s->nqueues);
 	for (int i = 0; i < s->nqueues; i++)
 		queues.values[i] = CStringGetTextDatum(s->queues[i].name);
 	args.now = pv_timestamptz(now);
