@@ -55,6 +55,8 @@
 #define LOOK_EVERY_MS 1000
 /* a busy worker's looks take at most 1/LOOK_SHARE of its time */
 #define LOOK_SHARE 20
+/* how long a worker passes over a queue whose slow runs it may not take */
+#define PASS_MS 100
 /* most queues a worker knows at once; past them, the next look goes on */
 #define MAX_KNOWN_QUEUES 1024
 
@@ -588,7 +590,7 @@ claim_batch_start(ClaimState *s)
 	for (int i = 0; i < s->nqueues; i++)
 		any |= !s->queues[i].drained;
 	if (reset || !any || !s->known)
-		look(s, reset);
+		look(s, false);
 	for (int i = 0; i < s->nqueues; i++)
 	{
 		s->queues[i].pos = s->queues[i].mark;
@@ -617,6 +619,7 @@ claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 	int			n;
 	int			k;
 	int			last;
+	TimestampTz now = GetCurrentTimestamp();
 
 	/*
 	 * A commit queued runs, maybe in a queue this worker does not know:
@@ -638,7 +641,7 @@ claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		int			i = (s->turn + k) % s->nqueues;
 		ClaimQueue *q = &s->queues[i];
 
-		if (q->drained || q->exhausted)
+		if (q->drained || q->exhausted || q->passed_until > now)
 			continue;
 		order[nclaimed] = i;
 		from_head[nclaimed] = !q->pos.valid;
@@ -651,7 +654,7 @@ claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		s->turn = (s->turn + 1) % s->nqueues;
 	if (nclaimed == 0)
 		return 0;
-	args.now = pv_timestamptz(GetCurrentTimestamp());
+	args.now = pv_timestamptz(now);
 	args.queues = plan_items_array(queues, nclaimed, TEXTOID);
 	args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
 	args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
@@ -711,6 +714,33 @@ claim_turn_to(ClaimState *s, const ClaimedRun *run)
 	for (int i = 0; i < s->nqueues; i++)
 		if (strcmp(s->queues[i].name, run->queue) == 0)
 			s->turn = i;
+}
+
+/* Has a queue other than `run`'s runs to claim in this batch? */
+bool
+claim_others_due(ClaimState *s, const ClaimedRun *run)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < s->nqueues; i++)
+		if (!s->queues[i].drained && !s->queues[i].exhausted &&
+			s->queues[i].passed_until <= now && strcmp(s->queues[i].name, run->queue) != 0)
+			return true;
+	return false;
+}
+
+/*
+ * `run`'s queue is passed over for a while: the batch ends at once,
+ * letting go of the runs it did not execute, `run`'s among them, and the
+ * next claims take other queues' runs (worker.c: the slow runs of a queue
+ * wait for a worker that may take them).
+ */
+void
+claim_pass_over(ClaimState *s, const ClaimedRun *run)
+{
+	for (int i = 0; i < s->nqueues; i++)
+		if (strcmp(s->queues[i].name, run->queue) == 0)
+			s->queues[i].passed_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PASS_MS);
 }
 
 /*

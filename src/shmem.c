@@ -128,12 +128,16 @@ taskorch_shmem_startup(void)
 /*
  * Set the latch of one worker of the database, other than skip_slot,
  * preferring one that sleeps.  With only_idle, busy workers are left alone.
+ * For fast runs, only the workers kept for them are called; for slow ones,
+ * the extra workers first (taskorch_workers_kept()).
  */
 static bool
-wake_one(Oid dboid, int skip_slot, bool only_idle)
+wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 {
 	TaskorchShared *sh = taskorch_shared;
 	Latch	   *chosen = NULL;
+	bool		chosen_idle = false;
+	int			kept = taskorch_workers_kept();
 	int			start;
 
 	if (sh == NULL)
@@ -146,12 +150,19 @@ wake_one(Oid dboid, int skip_slot, bool only_idle)
 		Latch	   *latch = slot->latch;
 
 		if (slot->dboid != dboid || latch == NULL ||
-			(start + n) % sh->nslots == skip_slot)
+			(start + n) % sh->nslots == skip_slot ||
+			(wake_for == WAKE_FAST && slot->index >= kept))
 			continue;
-		if (slot->idle)
+		if (slot->idle && (wake_for != WAKE_SLOW || slot->index >= kept))
 		{
 			chosen = latch;
+			chosen_idle = true;
 			break;
+		}
+		if (slot->idle && !chosen_idle)
+		{
+			chosen = latch;		/* a kept worker for a slow run: if no extra sleeps */
+			chosen_idle = true;
 		}
 		if (chosen == NULL && !only_idle)
 			chosen = latch;
@@ -166,7 +177,7 @@ wake_one(Oid dboid, int skip_slot, bool only_idle)
 void
 taskorch_wake_database(Oid dboid)
 {
-	wake_one(dboid, -1, false);
+	wake_one(dboid, -1, false, WAKE_ANY);
 }
 
 /* The entry of a database (lock held, or read as a hint); NULL: none. */
@@ -181,13 +192,13 @@ find_db(Oid dboid)
 }
 
 /*
- * A worker found more due runs than it takes now: call a sleeping peer.
- * False when none sleeps: every worker is busy.
+ * A worker found more due runs than it takes now (of fast tasks, of slow
+ * ones, or either): call a sleeping peer.  False when none sleeps.
  */
 bool
-taskorch_wake_peer(Oid dboid, int self_slot)
+taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for)
 {
-	return wake_one(dboid, self_slot, true);
+	return wake_one(dboid, self_slot, true, wake_for);
 }
 
 /*
@@ -209,6 +220,52 @@ taskorch_pool_grow(Oid dboid)
 		db->demand = true;
 		taskorch_wake_launcher();
 	}
+}
+
+/*
+ * The workers a database keeps for fast runs, its first ones: the pool's
+ * floor (taskorch.workers_per_database), or one fewer than its ceiling when
+ * the pool cannot grow past the floor, so that a worker is left for slow
+ * runs.  The others, the pool's extra workers, are for slow runs.
+ */
+int
+taskorch_workers_kept(void)
+{
+	return Min(taskorch_workers_per_database,
+			   Max(taskorch_max_workers_per_database, taskorch_workers_per_database) - 1);
+}
+
+/* How many extra workers the database has (a hint, read without the lock) */
+int
+taskorch_extra_workers(Oid dboid)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int			kept = taskorch_workers_kept();
+	int			n = 0;
+
+	for (int i = 0; i < sh->nslots; i++)
+		if (sh->slots[i].dboid == dboid && sh->slots[i].index >= kept &&
+			sh->slots[i].latch != NULL)
+			n++;
+	return n;
+}
+
+/*
+ * Are all the workers kept for fast runs there and free of slow runs?
+ * Read without the lock: a hint.
+ */
+bool
+taskorch_keepers_free(Oid dboid)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int			kept = taskorch_workers_kept();
+	int			free = 0;
+
+	for (int i = 0; i < sh->nslots; i++)
+		if (sh->slots[i].dboid == dboid && sh->slots[i].index < kept &&
+			sh->slots[i].latch != NULL && !sh->slots[i].slow)
+			free++;
+	return free >= kept;
 }
 
 /*

@@ -236,6 +236,7 @@ typedef struct ClaimQueue
 	ClaimPos	mark;			/* between batches: after the last run executed */
 	ClaimPos	pos;			/* in a batch: after the last run claimed */
 	bool		exhausted;		/* in a batch: it gave all it had */
+	TimestampTz passed_until;	/* not claimed before (its slow runs wait) */
 	bool		ended;			/* at the batch's end: its mark is set */
 } ClaimQueue;
 
@@ -294,6 +295,7 @@ typedef struct WorkerSlot
 	pid_t		pid;			/* set by the worker once it runs */
 	Latch	   *latch;
 	bool		idle;			/* sleeping on its latch */
+	bool		slow;			/* executing a run of a task not known to be fast */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
 	slock_t		mutex;			/* guards run_owner and run_triggerer */
@@ -342,8 +344,18 @@ extern int	MySlot;				/* this worker's slot, -1 elsewhere */
 extern void taskorch_shmem_request(void);
 extern void taskorch_shmem_startup(void);
 extern void taskorch_wake_database(Oid dboid);
-extern bool taskorch_wake_peer(Oid dboid, int self_slot);
+/* whom a worker calls for runs it leaves (shmem.c) */
+typedef enum WakeFor
+{
+	WAKE_ANY,
+	WAKE_FAST,					/* the workers kept for fast runs */
+	WAKE_SLOW					/* the extra workers first */
+} WakeFor;
+extern bool taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for);
 extern void taskorch_pool_grow(Oid dboid);
+extern int	taskorch_workers_kept(void);
+extern bool taskorch_keepers_free(Oid dboid);
+extern int	taskorch_extra_workers(Oid dboid);
 extern bool taskorch_pool_shrink(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);
 extern void notice_if_starved(void);
@@ -371,6 +383,8 @@ extern void claim_batch_start(ClaimState *s);
 extern int	claim_runs(ClaimState *s, ClaimedRun *runs, int limit,
 					   List *full_keys, MemoryContext cxt);
 extern void claim_turn_to(ClaimState *s, const ClaimedRun *run);
+extern bool claim_others_due(ClaimState *s, const ClaimedRun *run);
+extern void claim_pass_over(ClaimState *s, const ClaimedRun *run);
 extern void claim_batch_end(ClaimState *s, const ClaimedRun *runs, int done);
 extern void claim_forget(ClaimState *s);
 extern int64 claim_next_run_ms(ClaimState *s);

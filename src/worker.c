@@ -111,6 +111,51 @@ fast_task(const ClaimedRun *run)
 	return us >= 0 && us * 2 <= (int64) taskorch_batch_time_budget_ms * 1000;
 }
 
+/* Is the run's task measured slow (not merely never measured)? */
+static bool
+slow_task(const ClaimedRun *run)
+{
+	return !fast_task(run) && task_time_us(run->task_id) >= 0;
+}
+
+/*
+ * Must this worker leave the run to another?  A database's first workers
+ * are kept for fast runs and its extra ones are for slow runs
+ * (taskorch_workers_kept()), so that slow runs never take the workers
+ * that fast runs need (operations.md, "Slow runs"):
+ *
+ * - a kept worker leaves a slow run while other queues have runs due, and
+ *   calls an idle extra worker, or asks for one more, to take it; if no
+ *   extra worker could be had within EXTRA_WAIT_MS (no free slot), it
+ *   takes the run itself, so that slow runs are never starved;
+ * - an extra worker leaves a fast run while every kept worker is free
+ *   of slow runs to take it.
+ *
+ * Its queue is then passed over for a while (claim_pass_over()).
+ */
+#define EXTRA_WAIT_MS 1000
+
+static bool
+pass_over(ClaimState *claims, const ClaimedRun *run)
+{
+	static TimestampTz extra_asked_at = 0;	/* asked for an extra worker, none yet */
+	bool		kept = taskorch_shared->slots[MySlot].index < taskorch_workers_kept();
+
+	if (kept && slow_task(run) && claim_others_due(claims, run))
+	{
+		if (taskorch_extra_workers(MyDatabaseId) > 0)
+			extra_asked_at = 0;
+		else if (extra_asked_at == 0)
+			extra_asked_at = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(extra_asked_at, GetCurrentTimestamp(), EXTRA_WAIT_MS))
+			return false;
+		if (!taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_SLOW))
+			taskorch_pool_grow(MyDatabaseId);
+		return true;
+	}
+	return !kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId);
+}
+
 /*
  * More runs are due than this worker takes now: call a sleeping peer; with
  * none, and slow runs met, ask for one more worker (the pool grows for
@@ -119,8 +164,10 @@ fast_task(const ClaimedRun *run)
 static void
 call_for_help(int self_slot)
 {
-	if (self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot) &&
-		claim_singly && slow_met)
+	bool		slow = claim_singly && slow_met;
+
+	if (self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot, slow ? WAKE_SLOW : WAKE_FAST) &&
+		slow)
 		taskorch_pool_grow(MyDatabaseId);
 }
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
@@ -189,12 +236,18 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			ClaimedRun *run = &runs[done];
 			TimestampTz started;
 
+			if (self_slot >= 0 && pass_over(claims, run))
+			{
+				claim_pass_over(claims, run);
+				left_behind = true;
+				break;
+			}
 			if (self_slot >= 0 && i < got - 1 && !fast_task(run))
 			{
 				/* the rest of the chunk would wait for it: release it all */
 				claim_singly = true;
 				claim_turn_to(claims, run);
-				slow_met = task_time_us(run->task_id) >= 0;
+				slow_met = slow_task(run);
 				left_behind = true;
 				break;
 			}
@@ -212,7 +265,11 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 				continue;
 			}
 			started = GetCurrentTimestamp();
+			if (self_slot >= 0)
+				taskorch_shared->slots[self_slot].slow = !fast_task(run);
 			execute_run(run, batch_cxt);
+			if (self_slot >= 0)
+				taskorch_shared->slots[self_slot].slow = false;
 			task_time_note(run->task_id, run->finished_at - started);
 			/* now measured: a fast task ends the one-at-a-time claims */
 			slow_met = !fast_task(run);
@@ -613,6 +670,7 @@ worker_cycle(ClaimState *claims, long *sleep_ms)
 	}
 	PG_CATCH();
 	{
+		taskorch_shared->slots[MySlot].slow = false;
 		batch_failed();
 		claims->known = false;	/* look again */
 		claimed = 1;			/* go on at once, isolating */
