@@ -207,22 +207,27 @@ wanted_workers(DbEntry *db)
 	return 0;
 }
 
-/* Assign a free slot to worker `index` of db (lock held); false: none free. */
+/*
+ * Assign a free slot to worker `index` of db (lock held); false: none free,
+ * or taskorch.max_workers are assigned already.
+ */
 static bool
 assign_slot(DbEntry *db, int index, LauncherActions *act)
 {
 	TaskorchShared *sh = taskorch_shared;
 	WorkerSlot *slot;
 	int			slotno = -1;
+	int			used = 0;
 
 	for (int i = 0; i < sh->nslots; i++)
-		if (!OidIsValid(sh->slots[i].dboid))
-		{
+	{
+		if (OidIsValid(sh->slots[i].dboid))
+			used++;
+		else if (slotno < 0)
 			slotno = i;
-			break;
-		}
-	if (slotno < 0)
-		return false;
+	}
+	if (slotno < 0 || used >= taskorch_max_workers)
+		return false;			/* none free, or the server's ceiling reached */
 	slot = &sh->slots[slotno];
 	slot->dboid = db->dboid;
 	slot->index = index;
@@ -401,6 +406,32 @@ stop_an_extra_worker(LauncherActions *act)
 }
 
 /*
+ * How many workers each database may have under taskorch.max_workers: one
+ * for each database first (in the order of the entries), then the others'
+ * extra ones (lock held; in the launcher's memory, for one reconcile).
+ */
+static int *
+server_ceiling(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int		   *allowed = palloc0(sizeof(int) * Max(sh->ndbs, 1));
+	int			budget = taskorch_max_workers;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (int d = 0; d < sh->ndbs && budget > 0; d++)
+		{
+			int			want = sh->dbs[d].state == DB_FREE ? 0 : wanted_workers(&sh->dbs[d]);
+			int			more = pass == 0 ? Min(want, 1) : Min(want - allowed[d], budget);
+
+			if (pass == 1 && allowed[d] == 0)
+				continue;		/* no first worker: no more */
+			allowed[d] += more;
+			budget -= more;
+		}
+	return allowed;
+}
+
+/*
  * Decide which workers to start and stop so each database has what it
  * wants; act[] is done once the lock is released.  Every database gets
  * its worker 0 before any gets more (two passes); while a database's
@@ -418,6 +449,7 @@ reconcile(LauncherActions *act)
 	long		sleep_ms = RESCAN_MS;
 	bool		someone_starved = false;
 	bool		starved_waiting = false;	/* one tried and failed, and may try again */
+	int		   *allowed = server_ceiling();
 
 	for (int pass = 0; pass < 2; pass++)
 		for (int d = 0; d < sh->ndbs; d++)
@@ -436,7 +468,7 @@ reconcile(LauncherActions *act)
 					now >= db->restart_after)
 					db->state = DB_PROBING;
 			}
-			want = wanted_workers(db);
+			want = Min(wanted_workers(db), allowed[d]);
 			Assert(want <= lengthof(have));
 
 			memset(have, 0, sizeof(have));
@@ -453,7 +485,8 @@ reconcile(LauncherActions *act)
 			}
 			if (pass == 0)
 			{
-				db->starved = db->starved && want > 0 && !have[0];
+				db->starved = (db->starved && want > 0 && !have[0]) ||
+					(wanted_workers(db) > 0 && allowed[d] == 0);	/* past the server's ceiling */
 				someone_starved |= db->starved;
 				starved_waiting |= db->starved && now >= db->restart_after;
 				/* the pool: one more worker when all are busy with runs due */
@@ -461,7 +494,7 @@ reconcile(LauncherActions *act)
 					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
 				{
 					db->extra++;
-					want = wanted_workers(db);
+					want = Min(wanted_workers(db), allowed[d]);
 				}
 				db->demand = false;
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
@@ -476,7 +509,10 @@ reconcile(LauncherActions *act)
 			}
 			for (int index = pass; index < (pass == 0 ? Min(want, 1) : want); index++)
 				if (!have[index] && (pass == 0 || !someone_starved) && !assign_slot(db, index, act))
+				{
+					db->starved |= index == 0;	/* others' extra workers make room */
 					break;		/* no slot free */
+				}
 
 			/* forget databases that are gone once their workers are */
 			if (pass == 1 && !db->seen)
@@ -491,6 +527,7 @@ reconcile(LauncherActions *act)
 		}
 	if (starved_waiting)
 		stop_an_extra_worker(act);
+	pfree(allowed);
 	return sleep_ms;
 }
 

@@ -734,9 +734,9 @@ notice_if_starved(void)
 	ereport(NOTICE,
 			errmsg("no taskorch worker runs in database \"%s\": its runs wait until one can start",
 				   get_database_name(MyDatabaseId)),
-			errdetail("Every background worker slot is taken (max_worker_processes = %d).",
-					  max_worker_processes),
-			errhint("Raise max_worker_processes, or lower taskorch.workers_per_database; taskorch.database_workers shows each database's workers."));
+			errdetail("Every background worker slot is taken (max_worker_processes = %d), or taskorch.max_workers (%d) run in other databases.",
+					  max_worker_processes, taskorch_max_workers),
+			errhint("Raise max_worker_processes or taskorch.max_workers, or lower taskorch.workers_per_database; taskorch.database_workers shows each database's workers."));
 }
 
 /*
@@ -748,20 +748,32 @@ notice_if_starved(void)
 Datum
 taskorch_check_worker_slots(PG_FUNCTION_ARGS)
 {
-	int			in_use = 0;
+	int			in_use = 0;		/* background workers, but this database's own */
+	int			ours = 0;		/* taskorch workers of other databases */
 	bool		isnull;
 
-	/* background workers running now, but this database's own */
 	SPI_connect();
-	if (SPI_execute("SELECT count(*)::int FROM pg_catalog.pg_stat_activity"
+	if (SPI_execute("SELECT count(*)::int, count(*) FILTER (WHERE backend_type = 'taskorch worker')::int"
+					"  FROM pg_catalog.pg_stat_activity"
 					" WHERE backend_type NOT IN ('client backend', 'autovacuum launcher',"
 					"       'autovacuum worker', 'background writer', 'checkpointer', 'walwriter',"
 					"       'archiver', 'startup', 'walreceiver', 'walsender', 'logger',"
 					"       'standalone backend')"
 					"   AND NOT (backend_type = 'taskorch worker' AND datname = pg_catalog.current_database())",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
 		in_use = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		ours = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	SPI_finish();
+	if (ours + taskorch_workers_per_database > taskorch_max_workers)
+		ereport(WARNING,
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg("taskorch's workers may not all start in database \"%s\"",
+					   get_database_name(MyDatabaseId)),
+				errdetail("taskorch.max_workers is %d; the workers of other databases take %d, and this database wants %d.",
+						  taskorch_max_workers, ours, taskorch_workers_per_database),
+				errhint("Raise taskorch.max_workers, or lower taskorch.workers_per_database; each database gets one worker before any gets more, and taskorch.database_workers shows what each has."));
 	if (in_use + taskorch_workers_per_database > max_worker_processes)
 		ereport(WARNING,
 				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -33,6 +33,7 @@ PG_MODULE_MAGIC;
 
 int			taskorch_workers_per_database = 2;
 int			taskorch_max_workers_per_database = 8;
+int			taskorch_max_workers = 32;
 int			taskorch_batch_size = 256;
 int			taskorch_batch_time_budget_ms = 50;
 int			taskorch_retention_s = 7 * 24 * 3600;
@@ -65,6 +66,12 @@ define_gucs(void)
 							"The pool keeps taskorch.workers_per_database workers, grows one at a time up to this, and an extra worker idle for 10 s exits.",
 							&taskorch_max_workers_per_database,
 							8, 0, TASKORCH_MAX_WORKERS_PER_DATABASE,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskorch.max_workers",
+							"Most workers of all databases together.",
+							"Every database gets its first worker before any gets more; background worker slots (max_worker_processes) bound them too.",
+							&taskorch_max_workers,
+							32, 0, 4096,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.max_databases",
 							"Databases the launcher can track.",

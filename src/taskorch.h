@@ -128,6 +128,7 @@ extern int	taskorch_workers_per_database;
 extern int	taskorch_batch_size;
 extern int	taskorch_batch_time_budget_ms;
 extern int	taskorch_max_workers_per_database;
+extern int	taskorch_max_workers;
 extern int	taskorch_retention_s;
 extern int	taskorch_max_payload_bytes;
 extern int	taskorch_idle_poll_ms;

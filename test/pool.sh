@@ -7,7 +7,8 @@
 #      database its first worker before any gets a second, and takes a
 #      second one back for a database left without), and runs there;
 #   3. (first) the pool: one worker kept, up to 4: slow runs grow it, and
-#      once idle it shrinks back to one;
+#      once idle it shrinks back to one; then taskorch.max_workers caps the
+#      workers of all databases, each getting its first one before any more;
 #   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
 #      launcher and one worker), two
 #      databases: the second gets none, and says so where users look:
@@ -59,6 +60,26 @@ wait_for "$port" d1 "SELECT count(*) = 24 FROM taskorch.runs WHERE task_id = 'na
 wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 60 ||
 	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
 echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, back to one once idle"
+
+# the server's ceiling: 4 databases wanting 2 workers each, taskorch.max_workers = 5
+q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 2" >/dev/null
+q postgres "ALTER SYSTEM SET taskorch.max_workers = 5" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+for db in d1 d2 d3 d4; do
+	wait_for "$port" "$db" "SELECT running >= 1 FROM taskorch.database_workers WHERE database = current_database()" 60 ||
+		fail "database $db got no worker under taskorch.max_workers: $(q "$db" "SELECT * FROM taskorch.database_workers")"
+done
+sleep 2
+total=$(q postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'taskorch worker'")
+[ "$total" -eq 5 ] || fail "taskorch.max_workers = 5, but $total workers run"
+# below one worker per database: the one left out is starved, and says so
+q postgres "ALTER SYSTEM SET taskorch.max_workers = 3" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+wait_for "$port" d1 "SELECT count(*) = 1 FROM taskorch.database_workers WHERE starved" 30 ||
+	fail "with 3 workers for 4 databases, none is shown starved: $(q d1 "SELECT * FROM taskorch.database_workers")"
+total=$(q postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'taskorch worker'")
+[ "$total" -le 3 ] || fail "taskorch.max_workers = 3, but $total workers run"
+echo "ok - taskorch.max_workers caps the workers of all databases ($total for 4 databases at 3, 5 at 5), each database first getting one"
 cluster_stop "$dir" immediate
 
 port2=$((port + 1))
