@@ -20,6 +20,7 @@
 #      workers that ran them;
 #   8. the mixed scenario: 100,000 no-op runs with 16 runs of 1 s queued
 #      ahead of them, 2 workers: the no-ops' time beside their time alone;
+#      and beside one run of 60 s (a long task's open transaction);
 #   9. fairness: with 200,000 runs queued in one queue, the start delay of
 #      a run of another queue from its trigger's commit.
 #
@@ -296,10 +297,10 @@ echo
 
 # the mixed scenario: slow runs among a backlog of no-ops (2 workers)
 set_workers 0 >/dev/null
-mixed() {	# mixed WITH_SLOW: seconds for the no-op runs to finish
+mixed() {	# mixed N SECONDS: seconds for the no-op runs to finish beside N runs of SECONDS
 	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 	# the slow runs first: they are ahead of the no-ops in the queue
-	[ "$1" = 1 ] && sql -c "SELECT count(taskorch.trigger('nap', '{\"s\": 1}')) FROM generate_series(1, 16)" >/dev/null
+	[ "$1" -gt 0 ] && sql -c "SELECT count(taskorch.trigger('nap', '{\"s\": $2}')) FROM generate_series(1, $1)" >/dev/null
 	sql -c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 100000) g" >/dev/null
 	sql -c "VACUUM ANALYZE taskorch.run" >/dev/null
 	local t0
@@ -312,11 +313,15 @@ mixed() {	# mixed WITH_SLOW: seconds for the no-op runs to finish
 			END \$\$" >/dev/null
 	# from the workers' start: time spent on the slow runs first counts
 	sql -c "SELECT round(extract(epoch FROM max(finished_at) - '$t0'::timestamptz)::numeric, 2) FROM taskorch.run WHERE task_id = 'noop'"
+	sql -c "SELECT count(taskorch.cancel(id)) FROM taskorch.run WHERE task_id = 'nap' AND status IN ('QUEUED', 'EXECUTING')" >/dev/null
 	set_workers 0 >/dev/null
 }
-alone=$(mixed 0)
-with_slow=$(mixed 1)
+alone=$(mixed 0 0)
+with_slow=$(mixed 16 1)
 echo "mixed: 100,000 no-op runs, 2 workers: ${alone} s alone, ${with_slow} s with 16 runs of 1 s queued ahead ($(echo "scale=2; $with_slow / $alone" | bc)x)"
+# a long task beside them: its transaction (and snapshot) stays open throughout
+with_long=$(mixed 1 60)
+echo "long task: the same 100,000 no-op runs with a run of 60 s executing beside them: ${with_long} s ($(echo "scale=2; $with_long / $alone" | bc)x)"
 
 # fairness: a run of an idle queue behind another queue's backlog
 sql >/dev/null <<'SQL'
