@@ -57,6 +57,8 @@
 #define LOOK_SHARE 20
 /* how long a worker passes over a queue whose slow runs it may not take */
 #define PASS_MS 100
+/* a queue that gave runs this recently is taken to have more */
+#define RECENT_MS 200
 /* most queues a worker knows at once; past them, the next look goes on */
 #define MAX_KNOWN_QUEUES 1024
 
@@ -689,6 +691,7 @@ claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 			elog(ERROR, "claimed run %s of queue \"%s\" out of turn", runs[j].id, runs[j].queue);
 		gave[k]++;
 		pos_set(&s->queues[order[k]].pos, &runs[j]);
+		s->queues[order[k]].gave_at = now;
 	}
 	last = last_giver(gave, nclaimed);
 	for (k = 0; k < nclaimed; k++)
@@ -716,16 +719,24 @@ claim_turn_to(ClaimState *s, const ClaimedRun *run)
 			s->turn = i;
 }
 
-/* Has a queue other than `run`'s runs to claim in this batch? */
+/*
+ * Has a queue other than `run`'s runs to claim now: one that gave runs in
+ * the last RECENT_MS and has not run out since?
+ */
 bool
 claim_others_due(ClaimState *s, const ClaimedRun *run)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < s->nqueues; i++)
-		if (!s->queues[i].drained && !s->queues[i].exhausted &&
-			s->queues[i].passed_until <= now && strcmp(s->queues[i].name, run->queue) != 0)
+	{
+		ClaimQueue *q = &s->queues[i];
+
+		if (!q->drained && !q->exhausted && q->passed_until <= now &&
+			!TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS) &&
+			strcmp(q->name, run->queue) != 0)
 			return true;
+	}
 	return false;
 }
 

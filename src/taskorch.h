@@ -238,6 +238,7 @@ typedef struct ClaimQueue
 	ClaimPos	pos;			/* in a batch: after the last run claimed */
 	bool		exhausted;		/* in a batch: it gave all it had */
 	TimestampTz passed_until;	/* not claimed before (its slow runs wait) */
+	TimestampTz gave_at;		/* when a claim last took runs of it */
 	bool		ended;			/* at the batch's end: its mark is set */
 } ClaimQueue;
 
