@@ -408,15 +408,23 @@ stop_an_extra_worker(LauncherActions *act)
 /*
  * How many workers each database may have under taskorch.max_workers: one
  * for each database first (in the order of the entries), then the others'
- * extra ones (lock held; in the launcher's memory, for one reconcile).
+ * extra ones.  NULL when all that the databases want fits (lock held; in
+ * the launcher's memory, for one reconcile).
  */
 static int *
 server_ceiling(void)
 {
 	TaskorchShared *sh = taskorch_shared;
-	int		   *allowed = palloc0(sizeof(int) * Max(sh->ndbs, 1));
+	int		   *allowed;
 	int			budget = taskorch_max_workers;
+	int			wanted = 0;
 
+	for (int d = 0; d < sh->ndbs; d++)
+		if (sh->dbs[d].state != DB_FREE)
+			wanted += wanted_workers(&sh->dbs[d]);
+	if (wanted <= budget)
+		return NULL;
+	allowed = palloc0(sizeof(int) * sh->ndbs);
 	for (int pass = 0; pass < 2; pass++)
 		for (int d = 0; d < sh->ndbs && budget > 0; d++)
 		{
@@ -468,7 +476,7 @@ reconcile(LauncherActions *act)
 					now >= db->restart_after)
 					db->state = DB_PROBING;
 			}
-			want = Min(wanted_workers(db), allowed[d]);
+			want = allowed ? Min(wanted_workers(db), allowed[d]) : wanted_workers(db);
 			Assert(want <= lengthof(have));
 
 			memset(have, 0, sizeof(have));
@@ -486,7 +494,7 @@ reconcile(LauncherActions *act)
 			if (pass == 0)
 			{
 				db->starved = (db->starved && want > 0 && !have[0]) ||
-					(wanted_workers(db) > 0 && allowed[d] == 0);	/* past the server's ceiling */
+					(allowed && wanted_workers(db) > 0 && allowed[d] == 0);	/* past the server's ceiling */
 				someone_starved |= db->starved;
 				starved_waiting |= db->starved && now >= db->restart_after;
 				/* the pool: one more worker when all are busy with runs due */
@@ -494,7 +502,7 @@ reconcile(LauncherActions *act)
 					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
 				{
 					db->extra++;
-					want = Min(wanted_workers(db), allowed[d]);
+					want = allowed ? Min(wanted_workers(db), allowed[d]) : wanted_workers(db);
 				}
 				db->demand = false;
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
@@ -527,7 +535,8 @@ reconcile(LauncherActions *act)
 		}
 	if (starved_waiting)
 		stop_an_extra_worker(act);
-	pfree(allowed);
+	if (allowed)
+		pfree(allowed);
 	return sleep_ms;
 }
 
