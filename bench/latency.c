@@ -11,6 +11,11 @@
  * started_at - t_ack ("commit -> start"), of started_at - t_commit, and of
  * the commit itself (t_ack - t_commit, mostly the WAL flush).
  *
+ * Then, from before the trigger statement (one statement that commits on
+ * its own, so its time and the commit's count): N triggers over the same
+ * connection, and N/10 each the first statement of a new connection (whose
+ * backend has prepared nothing yet).
+ *
  * usage: latency "conninfo" task count pause_ms
  */
 #include <stdio.h>
@@ -21,6 +26,8 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
+
+#define Max(a, b) ((a) > (b) ? (a) : (b))
 
 static double
 now_us(void)
@@ -60,6 +67,69 @@ report(const char *what, double *v, int n)
 	printf("  %-28s p50 %7.3f ms   p95 %7.3f ms   p99 %7.3f ms   max %7.3f ms\n",
 		   what, v[n / 2] / 1000, v[(int) (n * 0.95)] / 1000,
 		   v[(int) (n * 0.99)] / 1000, v[n - 1] / 1000);
+}
+
+/* The run's started_at in microseconds since the epoch, once it completed. */
+static double
+started_us(PGconn *conn, const char *id)
+{
+	char		sql[256];
+	PGresult   *res;
+	double		started;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT extract(epoch FROM started_at)::numeric * 1000000 "
+			 "FROM taskorch.run WHERE id = '%s' AND status = 'COMPLETED'", id);
+	res = run(conn, sql);
+	if (PQntuples(res) != 1)
+	{
+		fprintf(stderr, "run %s did not complete\n", id);
+		exit(1);
+	}
+	started = atof(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return started;
+}
+
+/*
+ * n triggers, each one statement committing on its own; before each, a new
+ * connection when `fresh`.  Reports started_at - the time before the
+ * statement was sent.
+ */
+static void
+statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
+				   int pause_ms, int fresh, const char *what)
+{
+	char		sql[512];
+	char	  **ids = calloc(n, sizeof(char *));
+	double	   *t_before = calloc(n, sizeof(double));
+	double	   *lat = calloc(n, sizeof(double));
+
+	snprintf(sql, sizeof(sql), "SELECT taskorch.trigger('%s', '{}')", task);
+	for (int i = 0; i < n; i++)
+	{
+		PGconn	   *c = conn;
+		PGresult   *res;
+
+		if (fresh && (c = PQconnectdb(conninfo)) == NULL)
+			exit(1);
+		if (PQstatus(c) != CONNECTION_OK)
+		{
+			fprintf(stderr, "%s", PQerrorMessage(c));
+			exit(1);
+		}
+		t_before[i] = now_us();
+		res = run(c, sql);
+		ids[i] = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (fresh)
+			PQfinish(c);
+		usleep(pause_ms * 1000);
+	}
+	usleep(500 * 1000);
+	for (int i = 0; i < n; i++)
+		lat[i] = started_us(conn, ids[i]) - t_before[i];
+	report(what, lat, n);
 }
 
 int
@@ -114,20 +184,8 @@ main(int argc, char **argv)
 
 	for (int i = 0; i < n; i++)
 	{
-		PGresult   *res;
-		double		started;
+		double		started = started_us(conn, ids[i]);
 
-		snprintf(sql, sizeof(sql),
-				 "SELECT extract(epoch FROM started_at)::numeric * 1000000 "
-				 "FROM taskorch.run WHERE id = '%s' AND status = 'COMPLETED'", ids[i]);
-		res = run(conn, sql);
-		if (PQntuples(res) != 1)
-		{
-			fprintf(stderr, "run %s did not complete\n", ids[i]);
-			return 1;
-		}
-		started = atof(PQgetvalue(res, 0, 0));
-		PQclear(res);
 		to_start[i] = started - t_ack[i];
 		from_commit[i] = started - t_commit[i];
 		commit[i] = t_ack[i] - t_commit[i];
@@ -136,6 +194,9 @@ main(int argc, char **argv)
 	report("commit acknowledged -> start", to_start, n);
 	report("COMMIT sent -> start", from_commit, n);
 	report("COMMIT itself (WAL flush)", commit, n);
+	statement_to_start(conn, argv[1], argv[2], n, pause_ms, 0, "trigger statement -> start");
+	statement_to_start(conn, argv[1], argv[2], Max(n / 10, 1), pause_ms, 1,
+					   "the same, new connection");
 	PQfinish(conn);
 	return 0;
 }

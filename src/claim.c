@@ -591,8 +591,20 @@ claim_batch_start(ClaimState *s)
 	}
 	for (int i = 0; i < s->nqueues; i++)
 		any |= !s->queues[i].drained;
-	if (reset || !any || !s->known)
+	if (reset || !s->known)
 		look(s, false);
+	else if (!any)
+	{
+		/*
+		 * Woken with every queue drained: the queues it knows are claimed
+		 * first, which costs no more than looking; it looks when they have
+		 * nothing (claim_runs()).
+		 */
+		for (int i = 0; i < s->nqueues; i++)
+			s->queues[i].drained = false;
+		s->queued_seen = pg_atomic_read_u32(&taskorch_shared->queued);
+		s->look_if_none = true;
+	}
 	for (int i = 0; i < s->nqueues; i++)
 	{
 		s->queues[i].pos = s->queues[i].mark;
@@ -607,8 +619,26 @@ claim_batch_start(ClaimState *s)
  * limit), are passed over.  Returns the number claimed; fewer than `limit`
  * when every queue had no more.
  */
+static int claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys,
+					  MemoryContext cxt);
+
 int
 claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
+{
+	int			n = claim_some(s, runs, limit, full_keys, cxt);
+
+	if (n == 0 && s->look_if_none)
+	{
+		look(s, false);
+		n = claim_some(s, runs, limit, full_keys, cxt);
+	}
+	s->look_if_none = false;
+	return n;
+}
+
+/* claim_runs(), with what the worker knows of the queues now */
+static int
+claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
 {
 	ClaimArgs	args;
 	PlanItems	queues,
