@@ -59,6 +59,8 @@
 #define PASS_MS 100
 /* a queue that gave runs this recently is taken to have more */
 #define RECENT_MS 200
+/* a queue drained this long, and empty, is forgotten */
+#define FORGET_MS 60000
 /* most queues a worker knows at once; past them, the next look goes on */
 #define MAX_KNOWN_QUEUES 1024
 
@@ -470,6 +472,21 @@ look_all(QueueList *l, ClaimState *s)
 	}
 }
 
+/* Has the queue runs queued after its mark (since it was drained)? */
+static bool
+queued_after_mark(const ClaimQueue *q)
+{
+	PresentArgs args;
+	PresentRow	row;
+
+	args.queue = pv_text(q->name);
+	args.after_run_at = pv_timestamptz(q->mark.valid ? q->mark.run_at : DT_NOBEGIN);
+	args.after_id = pv_text(q->mark.valid ? q->mark.id : "");
+	taskorch_execute_args(&present_plan, &args, false, 1);
+	taskorch_read_row(&present_plan, 0, &row);
+	return DatumGetBool(row.present.datum);
+}
+
 /*
  * Look for queues between the known ones, and whether the drained ones
  * have runs again after their marks, without reading any known queue's
@@ -480,6 +497,7 @@ look_between(QueueList *l, ClaimState *s)
 {
 	GapArgs		gap;
 	int			i = 0;
+	bool		present;
 
 	gap.after = pv_text("");
 	for (;;)
@@ -496,34 +514,33 @@ look_between(QueueList *l, ClaimState *s)
 		}
 		if (!known)
 			break;
-		l->queues[l->n] = *known;
-		l->queues[l->n].name = MemoryContextStrdup(l->cxt, known->name);
-		if (known->drained)
-		{
-			PresentArgs args;
-			PresentRow	row;
-
-			args.queue = pv_text(known->name);
-			args.after_run_at = pv_timestamptz(known->mark.valid ? known->mark.run_at : DT_NOBEGIN);
-			args.after_id = pv_text(known->mark.valid ? known->mark.id : "");
-			taskorch_execute_args(&present_plan, &args, false, 1);
-			taskorch_read_row(&present_plan, 0, &row);
-			l->queues[l->n].drained = !DatumGetBool(row.present.datum);
-		}
-		l->n++;
 		gap.after = pv_text(known->name);
 		i++;
+		present = !known->drained || queued_after_mark(known);
+		/*
+		 * A queue found empty from its head long after it was drained is
+		 * forgotten (vacuum has then removed the dead entries that a probe
+		 * of its gap would read).
+		 */
+		if (!present && !known->mark.valid &&
+			TimestampDifferenceExceeds(known->drained_at, GetCurrentTimestamp(), FORGET_MS))
+			continue;
+		l->queues[l->n] = *known;
+		l->queues[l->n].name = MemoryContextStrdup(l->cxt, known->name);
+		l->queues[l->n].drained = !present;
+		l->n++;
 	}
 }
 
 /*
  * Look up the queues with queued runs (up to MAX_KNOWN_QUEUES of them, the
  * next look going on after the last), keeping what the worker knows of
- * each.  Paused queues are known drained.  `all`: every queue afresh;
- * otherwise only what changed around the queues known.
+ * each.  Paused queues are known drained.  The first look, and a look
+ * through a window of the queues, reads them all; the others only what
+ * changed around the queues known.
  */
 static void
-look(ClaimState *s, bool all)
+look(ClaimState *s)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	QueueList	l;
@@ -540,7 +557,7 @@ look(ClaimState *s, bool all)
 	 */
 	s->queued_seen = pg_atomic_read_u32(&taskorch_shared->queued);
 	SPI_connect();
-	if (all || !s->known || s->resume_at != NULL)
+	if (!s->known || s->resume_at != NULL)
 		look_all(&l, s);
 	else
 		look_between(&l, s);
@@ -554,10 +571,9 @@ look(ClaimState *s, bool all)
 	s->turn = l.n > 0 ? s->turn % l.n : 0;
 	s->resume_at = l.n >= MAX_KNOWN_QUEUES ? l.queues[l.n - 1].name : NULL;
 	s->known = true;
-	/* a look between queues costs what it costs: it waits in proportion */
-	if (!all)
-		s->look_again_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   (GetCurrentTimestamp() - start) * (LOOK_SHARE - 1) / 1000);
+	/* a look costs what it costs: the next waits in proportion */
+	s->look_again_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   (GetCurrentTimestamp() - start) * (LOOK_SHARE - 1) / 1000);
 }
 
 /* Forget the queues (run_pending()'s state, at its end). */
@@ -592,7 +608,7 @@ claim_batch_start(ClaimState *s)
 	for (int i = 0; i < s->nqueues; i++)
 		any |= !s->queues[i].drained;
 	if (reset || !s->known)
-		look(s, false);
+		look(s);
 	else if (!any)
 	{
 		/*
@@ -627,9 +643,10 @@ claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 {
 	int			n = claim_some(s, runs, limit, full_keys, cxt);
 
+
 	if (n == 0 && s->look_if_none)
 	{
-		look(s, false);
+		look(s);
 		n = claim_some(s, runs, limit, full_keys, cxt);
 	}
 	s->look_if_none = false;
@@ -661,7 +678,7 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 	 */
 	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen &&
 		GetCurrentTimestamp() >= s->look_again_at && s->resume_at == NULL)
-		look(s, false);
+		look(s);
 	queues = plan_items_new(Max(s->nqueues, 1));
 	after_run_ats = plan_items_new(Max(s->nqueues, 1));
 	after_ids = plan_items_new(Max(s->nqueues, 1));
@@ -730,8 +747,11 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 
 		if (n == limit && k >= last)
 			break;				/* not reached, or may have more */
-		if (gave[k] == 0 && from_head[k])
+		if (gave[k] == 0 && from_head[k] && !q->drained)
+		{
 			q->drained = true;
+			q->drained_at = now;
+		}
 		q->exhausted = true;
 	}
 	return n;
@@ -827,7 +847,7 @@ claim_next_run_ms(ClaimState *s)
 	int64		result = -1;
 
 	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen)
-		look(s, false);
+		look(s);
 	if (s->nqueues == 0)
 		return -1;
 	queues = plan_items_new(s->nqueues);

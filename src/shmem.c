@@ -226,13 +226,15 @@ taskorch_pool_grow(Oid dboid)
  * The workers a database keeps for fast runs, its first ones: the pool's
  * floor (taskorch.workers_per_database), or one fewer than its ceiling when
  * the pool cannot grow past the floor, so that a worker is left for slow
- * runs.  The others, the pool's extra workers, are for slow runs.
+ * runs; at least one.  The others, the pool's extra workers, are for slow
+ * runs.
  */
 int
 taskorch_workers_kept(void)
 {
-	return Min(taskorch_workers_per_database,
-			   Max(taskorch_max_workers_per_database, taskorch_workers_per_database) - 1);
+	return Max(Min(taskorch_workers_per_database,
+				   Max(taskorch_max_workers_per_database, taskorch_workers_per_database) - 1),
+			   Min(taskorch_workers_per_database, 1));
 }
 
 /* How many extra workers the database has (a hint, read without the lock) */

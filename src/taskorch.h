@@ -234,6 +234,7 @@ typedef struct ClaimQueue
 {
 	char	   *name;
 	bool		drained;		/* a claim from its head found nothing to run */
+	TimestampTz drained_at;
 	ClaimPos	mark;			/* between batches: after the last run executed */
 	ClaimPos	pos;			/* in a batch: after the last run claimed */
 	bool		exhausted;		/* in a batch: it gave all it had */

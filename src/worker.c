@@ -129,7 +129,7 @@ slow_task(const ClaimedRun *run)
  *   extra worker could be had within EXTRA_WAIT_MS (no free slot), it
  *   takes the run itself, so that slow runs are never starved;
  * - an extra worker leaves a fast run while every kept worker is free
- *   of slow runs to take it.
+ *   of slow runs to take it, and calls one that sleeps.
  *
  * Its queue is then passed over for a while (claim_pass_over()).
  */
@@ -153,7 +153,12 @@ pass_over(ClaimState *claims, const ClaimedRun *run)
 			taskorch_pool_grow(MyDatabaseId);
 		return true;
 	}
-	return !kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId);
+	if (!kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId))
+	{
+		(void) taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_FAST);
+		return true;
+	}
+	return false;
 }
 
 /*
