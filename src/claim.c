@@ -472,16 +472,16 @@ look_all(QueueList *l, ClaimState *s)
 	}
 }
 
-/* Has the queue runs queued after its mark (since it was drained)? */
+/* Has the queue runs queued after `after` (from its head if not valid)? */
 static bool
-queued_after_mark(const ClaimQueue *q)
+queued_after(const char *queue, const ClaimPos *after)
 {
 	PresentArgs args;
 	PresentRow	row;
 
-	args.queue = pv_text(q->name);
-	args.after_run_at = pv_timestamptz(q->mark.valid ? q->mark.run_at : DT_NOBEGIN);
-	args.after_id = pv_text(q->mark.valid ? q->mark.id : "");
+	args.queue = pv_text(queue);
+	args.after_run_at = pv_timestamptz(after->valid ? after->run_at : DT_NOBEGIN);
+	args.after_id = pv_text(after->valid ? after->id : "");
 	taskorch_execute_args(&present_plan, &args, false, 1);
 	taskorch_read_row(&present_plan, 0, &row);
 	return DatumGetBool(row.present.datum);
@@ -516,7 +516,7 @@ look_between(QueueList *l, ClaimState *s)
 			break;
 		gap.after = pv_text(known->name);
 		i++;
-		present = !known->drained || queued_after_mark(known);
+		present = !known->drained || queued_after(known->name, &known->mark);
 		/*
 		 * A queue found empty from its head long after it was drained is
 		 * forgotten (vacuum has then removed the dead entries that a probe
@@ -571,6 +571,7 @@ look(ClaimState *s)
 	s->turn = l.n > 0 ? s->turn % l.n : 0;
 	s->resume_at = l.n >= MAX_KNOWN_QUEUES ? l.queues[l.n - 1].name : NULL;
 	s->known = true;
+	s->look_skipped = false;
 	/* a look costs what it costs: the next waits in proportion */
 	s->look_again_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   (GetCurrentTimestamp() - start) * (LOOK_SHARE - 1) / 1000);
@@ -619,7 +620,7 @@ claim_batch_start(ClaimState *s)
 		for (int i = 0; i < s->nqueues; i++)
 			s->queues[i].drained = false;
 		s->queued_seen = pg_atomic_read_u32(&taskorch_shared->queued);
-		s->look_if_none = true;
+		s->look_if_none = s->look_skipped = true;
 	}
 	for (int i = 0; i < s->nqueues; i++)
 	{
@@ -771,20 +772,32 @@ claim_turn_to(ClaimState *s, const ClaimedRun *run)
 
 /*
  * Has a queue other than `run`'s runs to claim now: one that gave runs in
- * the last RECENT_MS and has not run out since?
+ * the last RECENT_MS and has not run out since, or has runs queued after
+ * this batch's position in it?
  */
 bool
 claim_others_due(ClaimState *s, const ClaimedRun *run)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	bool		found;
+
+	/* the queues known may not be all: a look was skipped (claim_batch_start()) */
+	if (s->look_skipped && s->resume_at == NULL)
+		look(s);
 
 	for (int i = 0; i < s->nqueues; i++)
 	{
 		ClaimQueue *q = &s->queues[i];
 
-		if (!q->drained && !q->exhausted && q->passed_until <= now &&
-			!TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS) &&
-			strcmp(q->name, run->queue) != 0)
+		if (q->drained || q->exhausted || q->passed_until > now ||
+			strcmp(q->name, run->queue) == 0)
+			continue;
+		if (!TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS))
+			return true;
+		SPI_connect();
+		found = queued_after(q->name, &q->pos);
+		SPI_finish();
+		if (found)
 			return true;
 	}
 	return false;

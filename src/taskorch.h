@@ -257,6 +257,7 @@ typedef struct ClaimState
 	char	   *resume_at;		/* the next look starts at this queue (NULL: the first) */
 	bool		known;			/* looked at least once */
 	bool		look_if_none;	/* the next claim looks if the known queues have nothing */
+	bool		look_skipped;	/* commits were not looked into since (claim_others_due()) */
 	TimestampTz looked_at;		/* the last look, when marks were last reset */
 	TimestampTz look_again_at;	/* earliest look for a commit's news (busy worker) */
 	uint32		queued_seen;	/* taskorch_shared->queued at the last look */

@@ -7,7 +7,10 @@
 #   - a queue with a concurrency limit of 2 runs 2 of its slow runs at once
 #     (the limit is reached) and never more;
 #   - a run that hangs (5 s) triggered in one transaction with quick runs
-#     of another task holds none of them back.
+#     of another task holds none of them back;
+#   - with 2 kept workers and a pool of up to 6, slow runs queued with a
+#     backlog of quick ones run on extra workers, and quick runs finish
+#     while they do.
 # Behaviour only: timings are the bench's (bench/bench.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,3 +66,36 @@ wait_for "$port" postgres "SELECT count(*) = 10 FROM taskorch.runs WHERE task_id
 [ "$(q "SELECT status FROM taskorch.runs WHERE task_id = 'hang'")" != COMPLETED ] ||
 	fail "the hung run ended before the quick ones were checked"
 echo "ok - a run that hangs holds back none of the runs triggered with it"
+
+# kept and extra workers: 2 kept, a pool of up to 6.  Slow runs queued
+# with a backlog of quick ones run on extra workers, never on the kept
+# ones, and the quick runs go on while they do.
+q "ALTER SYSTEM SET taskorch.workers_per_database = 2" >/dev/null
+q "ALTER SYSTEM SET taskorch.max_workers_per_database = 6" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_for "$port" postgres "SELECT count(*) = 2 FROM taskorch.workers() WHERE pid IS NOT NULL" 30 ||
+	fail "the pool did not come down to its 2 kept workers"
+kept=$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers() WHERE pid IS NOT NULL")
+q "SELECT taskorch.register_task('mixed-slow', 'nap(jsonb)', queue => 'mixed-slow')" >/dev/null
+# measured slow first (alone, it may run anywhere)
+q "SELECT taskorch.trigger('mixed-slow', '{\"s\": 0.3}')" >/dev/null
+wait_for "$port" postgres "SELECT count(*) = 1 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 10 ||
+	fail "the first slow run did not complete"
+psql_as "$port" postgres >/dev/null <<'SQL'
+BEGIN;
+SELECT count(taskorch.trigger('mixed-slow', '{"s": 0.5}')) FROM generate_series(1, 8);
+SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 30000);
+COMMIT;
+SQL
+wait_for "$port" postgres "SELECT count(*) = 9 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
+	fail "the slow runs did not complete"
+on_kept=$(q "SELECT count(*) FROM taskorch.runs r JOIN taskorch.run x USING (id)
+			  WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5'
+				AND (x.output->>'pid')::int = ANY ('{$kept}'::int[])
+				AND r.started_at < (SELECT max(finished_at) FROM taskorch.runs WHERE task_id = 'quick')")
+[ "$on_kept" = 0 ] || fail "$on_kept slow runs took a kept worker while quick runs were due (kept: $kept)"
+beside=$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND finished_at BETWEEN
+			  (SELECT min(r.started_at) FROM taskorch.runs r JOIN taskorch.run x USING (id) WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5')
+			  AND (SELECT max(finished_at) FROM taskorch.runs WHERE task_id = 'mixed-slow')")
+[ "$beside" -gt 0 ] || fail "no quick run finished while the slow runs executed"
+echo "ok - slow runs beside a backlog of quick ones: none on the kept workers ($kept), $beside quick runs finished meanwhile"
