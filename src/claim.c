@@ -15,9 +15,14 @@
  * taking that queue's runs in order (run_at, id: priority first, then
  * FIFO) before passing to the next queue, so queues with backlogs take
  * chunks in turn and a queue with one run waits for at most one chunk.
- * A worker looks again at every batch when it was idle, after a commit
- * queued runs (taskorch_shared->queued; at most a twentieth of its time,
- * so a flood of triggers does not turn it into a scanner) and each second.
+ * The first look reads every queue's head; later ones only probe the gaps
+ * between the queues known (a new queue) and whether the drained ones
+ * have runs after their marks, so no known queue's dead entries are read.
+ * A worker looks again after a commit queued runs (taskorch_shared->queued;
+ * at most a twentieth of its time, so a flood of triggers does not turn it
+ * into a scanner), each second, and, woken idle, once the queues it knows
+ * turn out to have nothing.  A queue may also be passed over for a while:
+ * worker.c's, when its slow runs are for other workers.
  *
  * Marks: every completed run leaves a dead entry at the head of its
  * queue in run_queue_idx until vacuum removes it, and a claim that always

@@ -19,6 +19,8 @@
  * BATCH_MEMORY_LIMIT of outcomes, outputs and logs held for the commit.
  * A run of a task not known to be fast (task_times.c) is a batch of its
  * own: a slow run holds no batch mates (docs/operations.md, "Slow runs").
+ * A database's first workers are kept for fast runs and leave slow ones
+ * to the pool's extra workers, which leave fast runs to them (pass_over()).
  *
  * Before a batch, when the maintenance is due, the worker fires due
  * schedules, purges old runs and settles the external runs whose workers
