@@ -171,10 +171,10 @@ pass_over(ClaimState *claims, const ClaimedRun *run)
 static void
 call_for_help(int self_slot)
 {
-	bool		slow = claim_singly && slow_met;
-
-	if (self_slot >= 0 && !taskorch_wake_peer(MyDatabaseId, self_slot, slow ? WAKE_SLOW : WAKE_FAST) &&
-		slow)
+	/* runs not known to be fast are for any worker, the extra ones first */
+	if (self_slot >= 0 &&
+		!taskorch_wake_peer(MyDatabaseId, self_slot, claim_singly ? WAKE_SLOW : WAKE_FAST) &&
+		claim_singly && slow_met)
 		taskorch_pool_grow(MyDatabaseId);
 }
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
