@@ -249,9 +249,13 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 				left_behind = true;
 				break;
 			}
-			if (self_slot >= 0 && i < got - 1 && !fast_task(run))
+			if (self_slot >= 0 && (i < got - 1 || executed > 0) && !fast_task(run))
 			{
-				/* the rest of the chunk would wait for it: release it all */
+				/*
+				 * The rest of the chunk would wait for it, and the runs this
+				 * batch executed would not commit before it ends: release it
+				 * and what follows, to claim it alone.
+				 */
 				claim_singly = true;
 				claim_turn_to(claims, run);
 				slow_met = slow_task(run);
