@@ -52,6 +52,11 @@ sql >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;
 CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
 SELECT taskorch.register_task('noop', 'noop(jsonb)');
+-- a task that writes: one row inserted per run
+CREATE TABLE bench_rows (id bigserial PRIMARY KEY, payload jsonb NOT NULL);
+CREATE FUNCTION insert_row(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO bench_rows (payload) VALUES (payload) RETURNING NULL::jsonb $$;
+SELECT taskorch.register_task('insert-row', 'insert_row(jsonb)');
 -- the same, failing the first attempt of one run in ten
 CREATE FUNCTION flaky(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -111,6 +116,8 @@ done
 # the features on: a queue with a limit, 100 concurrency keys, retries
 burn_down 2 "2 worker(s), queue+keys+retries" \
 	"taskorch.trigger('flaky', jsonb_build_object('i', g), queue => 'bench-queue', concurrency_key => 'k' || (g % 100))"
+# a task that inserts one row
+burn_down 2 "2 worker(s), task inserts a row" "taskorch.trigger('insert-row', jsonb_build_object('i', g))"
 # the same with a transaction held open elsewhere: vacuum cannot remove
 # the dead tuples the burn-down leaves, nor can index scans skip them
 psql_as "$port" postgres -c "SELECT txid_current(), pg_sleep(3600)" >/dev/null 2>&1 &
