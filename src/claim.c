@@ -550,11 +550,6 @@ look(ClaimState *s)
 	TimestampTz start = GetCurrentTimestamp();
 	QueueList	l;
 
-	/* nothing was queued since the last look: no queue has news (the reset's) */
-	if (s->known && s->resume_at == NULL && !s->look_skipped &&
-		pg_atomic_read_u32(&taskorch_shared->queued) == s->queued_seen)
-		return;
-
 	/* the transaction's until made: an error frees it */
 	l.cxt = AllocSetContextCreate(CurTransactionContext, "taskorch claim queues",
 								  ALLOCSET_SMALL_SIZES);
@@ -627,13 +622,10 @@ claim_batch_start(ClaimState *s)
 		 * first, which costs no more than looking; it looks when they have
 		 * nothing (claim_runs()).
 		 */
-		uint32		queued = pg_atomic_read_u32(&taskorch_shared->queued);
-
 		for (int i = 0; i < s->nqueues; i++)
 			s->queues[i].drained = false;
-		s->look_if_none = true;
-		s->look_skipped = queued != s->queued_seen;	/* else no news to look for */
-		s->queued_seen = queued;
+		s->queued_seen = pg_atomic_read_u32(&taskorch_shared->queued);
+		s->look_if_none = s->look_skipped = true;
 	}
 	for (int i = 0; i < s->nqueues; i++)
 	{
