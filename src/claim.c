@@ -865,7 +865,13 @@ claim_next_run_ms(ClaimState *s)
 	int64		result = -1;
 
 	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen)
+	{
+		/* a commit queued runs since the last look (one may have been put off) */
 		look(s);
+		for (int i = 0; i < s->nqueues; i++)
+			if (!s->queues[i].drained)
+				return 0;		/* claim again now */
+	}
 	if (s->nqueues == 0)
 		return -1;
 	queues = plan_items_new(s->nqueues);
