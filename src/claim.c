@@ -409,6 +409,13 @@ last_giver(const int *gave, int nclaimed)
 	return -1;
 }
 
+/* May the queue be claimed now, in this batch? */
+static bool
+claimable(const ClaimQueue *q, TimestampTz now)
+{
+	return !q->drained && !q->exhausted && q->passed_until <= now;
+}
+
 static ClaimQueue *
 find_queue(ClaimState *s, const char *name)
 {
@@ -696,7 +703,7 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		int			i = (s->turn + k) % s->nqueues;
 		ClaimQueue *q = &s->queues[i];
 
-		if (q->drained || q->exhausted || q->passed_until > now)
+		if (!claimable(q, now))
 			continue;
 		order[nclaimed] = i;
 		from_head[nclaimed] = !q->pos.valid;
@@ -794,8 +801,7 @@ claim_others_due(ClaimState *s, const ClaimedRun *run)
 	{
 		ClaimQueue *q = &s->queues[i];
 
-		if (q->drained || q->exhausted || q->passed_until > now ||
-			strcmp(q->name, run->queue) == 0)
+		if (!claimable(q, now) || strcmp(q->name, run->queue) == 0)
 			continue;
 		if (!TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS))
 			return true;
@@ -817,9 +823,10 @@ claim_others_due(ClaimState *s, const ClaimedRun *run)
 void
 claim_pass_over(ClaimState *s, const ClaimedRun *run)
 {
-	for (int i = 0; i < s->nqueues; i++)
-		if (strcmp(s->queues[i].name, run->queue) == 0)
-			s->queues[i].passed_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PASS_MS);
+	ClaimQueue *q = find_queue(s, run->queue);
+
+	if (q)
+		q->passed_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PASS_MS);
 }
 
 /*

@@ -237,37 +237,40 @@ taskorch_workers_kept(void)
 			   Min(taskorch_workers_per_database, 1));
 }
 
-/* How many extra workers the database has (a hint, read without the lock) */
-int
-taskorch_extra_workers(Oid dboid)
+/*
+ * The database's workers that are running: its extra ones, or its kept
+ * ones free of slow runs.  Read without the lock: a hint.
+ */
+static int
+count_workers(Oid dboid, bool extra)
 {
 	TaskorchShared *sh = taskorch_shared;
 	int			kept = taskorch_workers_kept();
 	int			n = 0;
 
 	for (int i = 0; i < sh->nslots; i++)
-		if (sh->slots[i].dboid == dboid && sh->slots[i].index >= kept &&
-			sh->slots[i].latch != NULL)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+
+		if (slot->dboid == dboid && slot->latch != NULL &&
+			(extra ? slot->index >= kept : slot->index < kept && !slot->slow))
 			n++;
+	}
 	return n;
 }
 
-/*
- * Are all the workers kept for fast runs there and free of slow runs?
- * Read without the lock: a hint.
- */
+/* How many extra workers the database has */
+int
+taskorch_extra_workers(Oid dboid)
+{
+	return count_workers(dboid, true);
+}
+
+/* Are all the workers kept for fast runs there and free of slow runs? */
 bool
 taskorch_keepers_free(Oid dboid)
 {
-	TaskorchShared *sh = taskorch_shared;
-	int			kept = taskorch_workers_kept();
-	int			free = 0;
-
-	for (int i = 0; i < sh->nslots; i++)
-		if (sh->slots[i].dboid == dboid && sh->slots[i].index < kept &&
-			sh->slots[i].latch != NULL && !sh->slots[i].slow)
-			free++;
-	return free >= kept;
+	return count_workers(dboid, false) >= taskorch_workers_kept();
 }
 
 /*
