@@ -87,11 +87,7 @@ burn_down() {
 	sql -c "VACUUM ANALYZE taskorch.run" -c "CHECKPOINT" >/dev/null
 	set_workers "$w" >/dev/null
 	# one connection polling twice a second: a busier poll disturbs the workers
-	sql -c "DO \$\$ BEGIN
-				WHILE EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED') LOOP
-					PERFORM pg_sleep(0.5);
-				END LOOP;
-			END \$\$" >/dev/null
+	wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED')" 0.5
 	read -r total first last < <(sql -F ' ' <<SQL
 WITH r AS (SELECT started_at, finished_at,
 				  row_number() OVER (ORDER BY finished_at) AS k, count(*) OVER () AS n
@@ -188,11 +184,7 @@ set_workers 2 >/dev/null
 fan_out() {
 	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 	sql -c "SELECT taskorch.trigger('$1')" >/dev/null
-	sql -c "DO \$\$ BEGIN
-				WHILE NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = '$1' AND status = 'COMPLETED') LOOP
-					PERFORM pg_sleep(0.1);
-				END LOOP;
-			END \$\$" >/dev/null
+	wait_until "$port" postgres "EXISTS (SELECT FROM taskorch.run WHERE task_id = '$1' AND status = 'COMPLETED')"
 	sql -F ' ' -c "
 		SELECT round(extract(epoch FROM p.finished_at - p.created_at)::numeric, 2),
 			   round(extract(epoch FROM (p.output->>'resumed_at')::timestamptz
@@ -203,11 +195,7 @@ read -r one_total one_resume < <(fan_out fan-one)
 read -r waves_total waves_resume < <(fan_out fan-waves)
 sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" \
 	-c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 10000) g" >/dev/null
-sql -c "DO \$\$ BEGIN
-			WHILE EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED') LOOP
-				PERFORM pg_sleep(0.1);
-			END LOOP;
-		END \$\$" >/dev/null
+wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED')"
 plain=$(sql -c "SELECT round(extract(epoch FROM max(finished_at) - min(created_at))::numeric, 2) FROM taskorch.run")
 echo "fan-out of 10,000 children (2 workers), one wait (a query's rows): ${one_total} s in all, parent resumed ${one_resume} ms after its last child finished"
 echo "fan-out of 10,000 children (2 workers), ten waits of 1,000: ${waves_total} s in all, parent resumed ${waves_resume} ms after its last child finished"
@@ -224,11 +212,7 @@ SELECT taskorch.define_orchestrator('bench-orchestrator',
 SQL
 # settle: wait for every run to finish; then the seconds from the first run made to the last finished
 settle() {
-	sql -c "DO \$\$ BEGIN
-				WHILE EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'EXECUTING', 'WAITING', 'DELAYED')) LOOP
-					PERFORM pg_sleep(0.1);
-				END LOOP;
-			END \$\$" >/dev/null
+	wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE status IN ('QUEUED', 'EXECUTING', 'WAITING', 'DELAYED'))"
 	sql -c "SELECT round(extract(epoch FROM max(finished_at) - min(created_at))::numeric, 2) FROM taskorch.run"
 }
 # fresh_run TASK N: an empty runs table, then N runs of TASK triggered in one statement
@@ -292,7 +276,7 @@ for shape in "16 0.5" "64 0.2"; do
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(taskorch.trigger('nap', jsonb_build_object('s', $2))) FROM generate_series(1, $1);
 DO \$\$ BEGIN
-	WHILE (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') < $1 LOOP PERFORM pg_sleep(0.02); END LOOP;
+	WHILE (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') < $1 LOOP COMMIT; PERFORM pg_sleep(0.02); END LOOP;
 END \$\$;
 SELECT round(extract(epoch FROM max(finished_at) - :'t0'::timestamptz)::numeric, 2) || ' s on '
 	   || count(DISTINCT output->>'pid') || ' workers' FROM taskorch.run;
@@ -314,11 +298,7 @@ mixed() {	# mixed N SECONDS: seconds for the no-op runs to finish beside N runs 
 	local t0
 	t0=$(sql -c "SELECT clock_timestamp()")
 	set_workers 2 >/dev/null
-	sql -c "DO \$\$ BEGIN
-				WHILE EXISTS (SELECT FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED') LOOP
-					PERFORM pg_sleep(0.2);
-				END LOOP;
-			END \$\$" >/dev/null
+	wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED')" 0.2
 	# from the workers' start: time spent on the slow runs first counts
 	sql -c "SELECT round(extract(epoch FROM max(finished_at) - '$t0'::timestamptz)::numeric, 2) FROM taskorch.run WHERE task_id = 'noop'"
 	sql -c "SELECT count(taskorch.cancel(id)) FROM taskorch.run WHERE task_id = 'nap' AND status IN ('QUEUED', 'EXECUTING')" >/dev/null
@@ -346,6 +326,7 @@ SELECT taskorch.trigger('other-queue') AS r \gset
 SELECT clock_timestamp() AS committed \gset
 DO $$ BEGIN
 	WHILE NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'other-queue' AND started_at IS NOT NULL) LOOP
+		COMMIT;
 		PERFORM pg_sleep(0.005);
 	END LOOP;
 END $$;
@@ -356,7 +337,7 @@ SQL
 )
 echo "fairness: a run of another queue behind 200,000 queued runs, 2 workers: started ${fair} after its commit"
 set_workers 2 >/dev/null
-sql -c "DO \$\$ BEGIN WHILE EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED') LOOP PERFORM pg_sleep(0.2); END LOOP; END \$\$" >/dev/null
+wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE status = 'QUEUED')" 0.2
 echo
 
 # schedules: 10,000 of every minute; at the tick, how long until each

@@ -48,7 +48,9 @@ for w in 1 2 3 4; do
 	$T worker ext-noop --stdio -c 512 --poll 100ms -- /usr/bin/python3 "$dir/noop.py" &
 	pids+=($!)
 done
-wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'ext-noop' AND NOT taskorch.finished(status))" 600
+# polled from one connection, through the indexes of queued and leased runs
+wait_until "$port" postgres "NOT EXISTS (SELECT FROM taskorch.run WHERE task_id = 'ext-noop' AND status = 'QUEUED' AND external)
+							 AND NOT EXISTS (SELECT FROM taskorch.run WHERE status = 'EXECUTING')"
 kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 read -r secs done_runs < <(sql -F ' ' -c "SELECT extract(epoch FROM max(finished_at) - min(started_at)), count(*)
 											 FROM taskorch.run WHERE task_id = 'ext-noop' AND status = 'COMPLETED'")

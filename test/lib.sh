@@ -72,6 +72,17 @@ wait_for() {
 	return 1
 }
 
+# Wait until CONDITION (an SQL boolean) holds, from one connection that
+# polls every SECONDS (default 0.1) and commits between polls: it holds no
+# snapshot, so the runs it watches can be pruned meanwhile (a wait inside
+# one transaction would keep every dead row version until it ends).
+wait_until() {
+	local port=$1 db=$2 cond=$3 secs=${4:-0.1}
+	psql_as "$port" "$db" -c "DO \$\$ BEGIN
+		WHILE NOT ($cond) LOOP COMMIT; PERFORM pg_sleep($secs); END LOOP;
+	END \$\$" >/dev/null
+}
+
 # Start a cluster in a new directory $dir, stopped and removed when the
 # script exits (KEEP=1 keeps the directory, logs included).
 throwaway_cluster() {
