@@ -69,6 +69,7 @@ SELECT taskorch.define_track('started-track', '[{"task": "hooked", "name": "one"
 							 on_start => 'notify-start');
 SELECT taskorch.trigger('started-track', '{"n": 4}') AS started_track \gset
 SELECT wait_for_run(:'started_track');
+SELECT wait_for_runs();		-- its on_start hook's run too
 SELECT count(*) AS track_start_hooks FROM hook_calls
  WHERE hook = 'notify-start' AND payload->>'id' = :'started_track';
 

@@ -60,6 +60,9 @@ CREATE INDEX run_queue_idx ON taskorch.run (queue, run_at, id) WHERE status = 'Q
 CREATE INDEX run_external_idx ON taskorch.run (task_id, run_at, id)
 	WHERE status = 'QUEUED' AND external;
 CREATE INDEX run_lease_idx ON taskorch.run (lease_expires_at) WHERE status = 'EXECUTING';
+-- runs by task in creation order: listing, retention.  There is no index of
+-- every run by creation time alone: an index holding every run takes an entry
+-- for each row version (two per run a worker executes, three per external run)
 CREATE INDEX run_task_idx ON taskorch.run (task_id, created_at);
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
@@ -72,7 +75,6 @@ CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 	WHERE batch_id IS NOT NULL;
 CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
 	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
-CREATE INDEX run_created_idx ON taskorch.run (created_at);
 
 CREATE TABLE taskorch.attempt (
 	run_id			text COLLATE "C" NOT NULL REFERENCES taskorch.run ON DELETE CASCADE,
