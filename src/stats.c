@@ -9,7 +9,7 @@
  *	  not started, and the time the oldest of them became due: counted by
  *	  a worker of the database at most once a second, and spending at most
  *	  a tenth of the time counting (stats_count, in its maintenance),
- *	  through run_waited_idx, which holds only unfinished runs: the cost
+ *	  through the partial indexes of the unfinished statuses: the cost
  *	  follows the backlog, never the finished history;
  *	- what ended, as the transactions that record outcomes commit
  *	  (stats_note, from complete.c: a worker's batches, external workers'
@@ -364,7 +364,11 @@ static const PlanField count_columns[] = {
 	PLAN_COLUMN(CountRow, due),
 	PLAN_COLUMN(CountRow, oldest_due),
 };
-/* the unfinished runs (run_waited_idx holds them all, and nothing else) */
+/*
+ * the unfinished runs, through the partial index of each unfinished status
+ * (an arm per index, its predicate as the index's): never the finished ones
+ */
+#define COUNT_ARM(cond) " SELECT task_id, queue, status, run_at FROM taskorch.run WHERE " cond
 static NamedPlan count_plan = {
 	.sql = "SELECT task_id, queue,"
 	"       count(*) FILTER (WHERE status = " SQL_STATUS(DELAYED) ")::int4 AS delayed,"
@@ -373,7 +377,11 @@ static NamedPlan count_plan = {
 	"       count(*) FILTER (WHERE status = " SQL_STATUS(WAITING) ")::int4 AS waiting,"
 	"       count(*) FILTER (WHERE status = " SQL_STATUS(QUEUED) " AND run_at <= :now)::int4 AS due,"
 	"       min(run_at) FILTER (WHERE status = " SQL_STATUS(QUEUED) " AND run_at <= :now) AS oldest_due"
-	"  FROM taskorch.run WHERE status IN " SQL_UNFINISHED
+	"  FROM (" COUNT_ARM("status = " SQL_STATUS(QUEUED) " AND NOT external")	/* run_queue_idx */
+	"        UNION ALL" COUNT_ARM("status = " SQL_STATUS(QUEUED) " AND external")	/* run_external_idx */
+	"        UNION ALL" COUNT_ARM("status = " SQL_STATUS(DELAYED))	/* run_delayed_idx */
+	"        UNION ALL" COUNT_ARM("status = " SQL_STATUS(EXECUTING))	/* run_lease_idx */
+	"        UNION ALL" COUNT_ARM("status = " SQL_STATUS(WAITING)) ") r"	/* run_waiting_idx */
 	" GROUP BY task_id, queue",
 	PLAN_PARAMS(count_params), PLAN_COLUMNS(count_columns), .shape = PLAN_KEY_LOOKUPS
 };

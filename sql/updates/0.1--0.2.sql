@@ -134,6 +134,7 @@ CREATE INDEX run_batch_idx ON taskorch.run (batch_id, batch_index)
 	WHERE batch_id IS NOT NULL;
 CREATE INDEX run_debounce_idx ON taskorch.run (task_id, debounce_key)
 	WHERE status = 'DELAYED' AND debounce_key IS NOT NULL;
+CREATE INDEX run_waiting_idx ON taskorch.run (task_id) WHERE status = 'WAITING';
 
 -- changed signatures (made again by the code parts)
 DROP FUNCTION taskorch.register_task(text, regprocedure, text, int, jsonb, interval, text);

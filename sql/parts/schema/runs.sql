@@ -66,6 +66,9 @@ CREATE INDEX run_lease_idx ON taskorch.run (lease_expires_at) WHERE status = 'EX
 CREATE INDEX run_task_idx ON taskorch.run (task_id, created_at);
 -- DELAYED runs by due time; workers promote them to QUEUED
 CREATE INDEX run_delayed_idx ON taskorch.run (run_at) WHERE status = 'DELAYED';
+-- WAITING runs: with the indexes of the other unfinished statuses, what waits
+-- is counted (stats.c) without reading the finished runs
+CREATE INDEX run_waiting_idx ON taskorch.run (task_id) WHERE status = 'WAITING';
 -- QUEUED runs with a ttl, by expiry; workers expire them
 CREATE INDEX run_expiry_idx ON taskorch.run (expires_at)
 	WHERE status = 'QUEUED' AND expires_at IS NOT NULL;
