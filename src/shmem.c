@@ -129,46 +129,45 @@ taskorch_shmem_startup(void)
  * Set the latch of one worker of the database, other than skip_slot,
  * preferring one that sleeps.  With only_idle, busy workers are left alone.
  * For fast runs, only the workers kept for them are called; for slow ones,
- * the extra workers first (taskorch_workers_kept()).
+ * the extra workers first (taskorch_workers_kept()).  A sleeper called is
+ * no longer idle from then on (the lock is taken exclusively for that): two
+ * calls in a row wake two sleepers, not the same one twice.
  */
 static bool
 wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 {
 	TaskorchShared *sh = taskorch_shared;
-	Latch	   *chosen = NULL;
-	bool		chosen_idle = false;
+	WorkerSlot *chosen = NULL;
 	int			kept = taskorch_workers_kept();
 	int			start;
 
 	if (sh == NULL)
 		return false;
 	start = pg_atomic_fetch_add_u32(&sh->wake_rr, 1) % sh->nslots;
-	LWLockAcquire(sh->lock, LW_SHARED);
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	for (int n = 0; n < sh->nslots; n++)
 	{
 		WorkerSlot *slot = &sh->slots[(start + n) % sh->nslots];
-		Latch	   *latch = slot->latch;
 
-		if (slot->dboid != dboid || latch == NULL ||
+		if (slot->dboid != dboid || slot->latch == NULL ||
 			(start + n) % sh->nslots == skip_slot ||
 			(wake_for == WAKE_FAST && slot->index >= kept))
 			continue;
 		if (slot->idle && (wake_for != WAKE_SLOW || slot->index >= kept))
 		{
-			chosen = latch;
-			chosen_idle = true;
+			chosen = slot;
 			break;
 		}
-		if (slot->idle && !chosen_idle)
-		{
-			chosen = latch;		/* a kept worker for a slow run: if no extra sleeps */
-			chosen_idle = true;
-		}
+		if (slot->idle && (chosen == NULL || !chosen->idle))
+			chosen = slot;		/* a kept worker for a slow run: if no extra sleeps */
 		if (chosen == NULL && !only_idle)
-			chosen = latch;
+			chosen = slot;
 	}
 	if (chosen)
-		SetLatch(chosen);
+	{
+		chosen->idle = false;
+		SetLatch(chosen->latch);
+	}
 	LWLockRelease(sh->lock);
 	return chosen != NULL;
 }
