@@ -138,6 +138,7 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 {
 	TaskorchShared *sh = taskorch_shared;
 	WorkerSlot *chosen = NULL;
+	Latch	   *latch = NULL;	/* chosen's, read once: an exiting worker clears it */
 	int			kept = taskorch_workers_kept();
 	int			start;
 
@@ -148,25 +149,31 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 	for (int n = 0; n < sh->nslots; n++)
 	{
 		WorkerSlot *slot = &sh->slots[(start + n) % sh->nslots];
+		Latch	   *slot_latch = slot->latch;
+		bool		best;
 
-		if (slot->dboid != dboid || slot->latch == NULL ||
+		if (slot->dboid != dboid || slot_latch == NULL ||
 			(start + n) % sh->nslots == skip_slot ||
 			(wake_for == WAKE_FAST && slot->index >= kept))
 			continue;
-		if (slot->idle && (wake_for != WAKE_SLOW || slot->index >= kept))
+		/*
+		 * a sleeper of the kind wanted; else any sleeper (a kept worker for
+		 * a slow run, if no extra one sleeps); else, unless only_idle, any
+		 */
+		best = slot->idle && (wake_for != WAKE_SLOW || slot->index >= kept);
+		if (best || (slot->idle && (chosen == NULL || !chosen->idle)) ||
+			(chosen == NULL && !only_idle))
 		{
 			chosen = slot;
-			break;
+			latch = slot_latch;
 		}
-		if (slot->idle && (chosen == NULL || !chosen->idle))
-			chosen = slot;		/* a kept worker for a slow run: if no extra sleeps */
-		if (chosen == NULL && !only_idle)
-			chosen = slot;
+		if (best)
+			break;
 	}
 	if (chosen)
 	{
 		chosen->idle = false;
-		SetLatch(chosen->latch);
+		SetLatch(latch);
 	}
 	LWLockRelease(sh->lock);
 	return chosen != NULL;
