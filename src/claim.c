@@ -641,31 +641,6 @@ claim_batch_start(ClaimState *s)
 	}
 }
 
-/*
- * Claim up to `limit` due runs, locking them: the queues' runs in turn,
- * each queue's after its position in this batch.  Runs of paused queues,
- * and of the "queue\x1fkey"s in full_keys (found at their concurrency
- * limit), are passed over.  Returns the number claimed; fewer than `limit`
- * when every queue had no more.
- */
-static int claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys,
-					  MemoryContext cxt);
-
-int
-claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
-{
-	int			n = claim_some(s, runs, limit, full_keys, cxt);
-
-
-	if (n == 0 && s->look_if_none)
-	{
-		look(s);
-		n = claim_some(s, runs, limit, full_keys, cxt);
-	}
-	s->look_if_none = false;
-	return n;
-}
-
 /* claim_runs(), with what the worker knows of the queues now */
 static int
 claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
@@ -690,7 +665,7 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 	 * queue left out and back would be claimed from its head again).
 	 */
 	if (pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen &&
-		GetCurrentTimestamp() >= s->look_again_at && s->resume_at == NULL)
+		now >= s->look_again_at && s->resume_at == NULL)
 		look(s);
 	queues = plan_items_new(Max(s->nqueues, 1));
 	after_run_ats = plan_items_new(Max(s->nqueues, 1));
@@ -771,6 +746,27 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 }
 
 /*
+ * Claim up to `limit` due runs, locking them: the queues' runs in turn,
+ * each queue's after its position in this batch.  Runs of paused queues,
+ * and of the "queue\x1fkey"s in full_keys (found at their concurrency
+ * limit), are passed over.  Returns the number claimed; fewer than `limit`
+ * when every queue had no more.
+ */
+int
+claim_runs(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
+{
+	int			n = claim_some(s, runs, limit, full_keys, cxt);
+
+	if (n == 0 && s->look_if_none)
+	{
+		look(s);
+		n = claim_some(s, runs, limit, full_keys, cxt);
+	}
+	s->look_if_none = false;
+	return n;
+}
+
+/*
  * The next claim starts with `run`'s queue: the batch let `run` go with
  * the runs claimed after it, to claim it alone (worker.c).
  */
@@ -791,27 +787,24 @@ bool
 claim_others_due(ClaimState *s, const ClaimedRun *run)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		found;
+	bool		found = false;
 
 	/* the queues known may not be all: a look was skipped (claim_batch_start()) */
 	if (s->look_skipped && s->resume_at == NULL)
 		look(s);
 
-	for (int i = 0; i < s->nqueues; i++)
+	SPI_connect();
+	for (int i = 0; i < s->nqueues && !found; i++)
 	{
 		ClaimQueue *q = &s->queues[i];
 
 		if (!claimable(q, now) || strcmp(q->name, run->queue) == 0)
 			continue;
-		if (!TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS))
-			return true;
-		SPI_connect();
-		found = queued_after(q->name, &q->pos);
-		SPI_finish();
-		if (found)
-			return true;
+		found = !TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS) ||
+			queued_after(q->name, &q->pos);
 	}
-	return false;
+	SPI_finish();
+	return found;
 }
 
 /*

@@ -207,6 +207,13 @@ wanted_workers(DbEntry *db)
 	return 0;
 }
 
+/* Workers entry d should have now, under the server's ceiling (allowed: NULL, none) */
+static int
+allowed_workers(DbEntry *db, const int *allowed, int d)
+{
+	return allowed ? Min(wanted_workers(db), allowed[d]) : wanted_workers(db);
+}
+
 /*
  * Assign a free slot to worker `index` of db (lock held); false: none free,
  * or taskorch.max_workers are assigned already.
@@ -476,7 +483,7 @@ reconcile(LauncherActions *act)
 					now >= db->restart_after)
 					db->state = DB_PROBING;
 			}
-			want = allowed ? Min(wanted_workers(db), allowed[d]) : wanted_workers(db);
+			want = allowed_workers(db, allowed, d);
 			Assert(want <= lengthof(have));
 
 			memset(have, 0, sizeof(have));
@@ -502,7 +509,7 @@ reconcile(LauncherActions *act)
 					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
 				{
 					db->extra++;
-					want = allowed ? Min(wanted_workers(db), allowed[d]) : wanted_workers(db);
+					want = allowed_workers(db, allowed, d);
 				}
 				db->demand = false;
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,

@@ -138,10 +138,10 @@ slow_task(const ClaimedRun *run)
 #define EXTRA_WAIT_MS 1000
 
 static bool
-pass_over(ClaimState *claims, const ClaimedRun *run)
+pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 {
 	static TimestampTz extra_asked_at = 0;	/* asked for an extra worker, none yet */
-	bool		kept = taskorch_shared->slots[MySlot].index < taskorch_workers_kept();
+	bool		kept = taskorch_shared->slots[self_slot].index < taskorch_workers_kept();
 
 	if (kept && slow_task(run) && claim_others_due(claims, run))
 	{
@@ -151,13 +151,13 @@ pass_over(ClaimState *claims, const ClaimedRun *run)
 			extra_asked_at = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(extra_asked_at, GetCurrentTimestamp(), EXTRA_WAIT_MS))
 			return false;
-		if (!taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_SLOW))
+		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW))
 			taskorch_pool_grow(MyDatabaseId);
 		return true;
 	}
 	if (!kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId))
 	{
-		(void) taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_FAST);
+		(void) taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_FAST);
 		return true;
 	}
 	return false;
@@ -243,7 +243,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			ClaimedRun *run = &runs[done];
 			TimestampTz started;
 
-			if (self_slot >= 0 && pass_over(claims, run))
+			if (self_slot >= 0 && pass_over(claims, run, self_slot))
 			{
 				claim_pass_over(claims, run);
 				left_behind = true;
