@@ -14,7 +14,9 @@
  * Then, from before the trigger statement (one statement that commits on
  * its own, so its time and the commit's count): N triggers over the same
  * connection, and N/10 each the first statement of a new connection (whose
- * backend has prepared nothing yet).
+ * backend has prepared nothing yet).  Beside the latter, the floor of this
+ * server: a one-row INSERT into a table with a primary key as the first
+ * statement of a new connection, and the trigger's own statement time.
  *
  * usage: latency "conninfo" task count pause_ms
  */
@@ -132,6 +134,33 @@ statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
 	report(what, lat, n);
 }
 
+/*
+ * The time of `sql` as the first statement of each of n new connections
+ * (the backend fills its catalog caches for it).
+ */
+static void
+first_statement(const char *conninfo, const char *sql, int n, const char *what)
+{
+	double	   *t = calloc(n, sizeof(double));
+
+	for (int i = 0; i < n; i++)
+	{
+		PGconn	   *c = PQconnectdb(conninfo);
+		double		before;
+
+		if (PQstatus(c) != CONNECTION_OK)
+		{
+			fprintf(stderr, "%s", PQerrorMessage(c));
+			exit(1);
+		}
+		before = now_us();
+		PQclear(run(c, sql));
+		t[i] = now_us() - before;
+		PQfinish(c);
+	}
+	report(what, t, n);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,6 +226,12 @@ main(int argc, char **argv)
 	statement_to_start(conn, argv[1], argv[2], n, pause_ms, 0, "trigger statement -> start");
 	statement_to_start(conn, argv[1], argv[2], Max(n / 10, 1), pause_ms, 1,
 					   "the same, new connection");
+	snprintf(sql, sizeof(sql), "SELECT taskorch.trigger('%s', '{}')", argv[2]);
+	first_statement(argv[1], sql, Max(n / 10, 1), "  the trigger statement alone");
+	PQclear(run(conn, "CREATE TABLE IF NOT EXISTS latency_floor (id bigserial PRIMARY KEY, payload jsonb)"));
+	first_statement(argv[1], "INSERT INTO latency_floor (payload) VALUES ('{}')", Max(n / 10, 1),
+					"  a one-row INSERT instead");
+	PQclear(run(conn, "DROP TABLE latency_floor"));
 	PQfinish(conn);
 	return 0;
 }

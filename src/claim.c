@@ -4,10 +4,9 @@
  *	  The claim of due runs: which queue's runs a worker takes next, and
  *	  where in each queue it starts.  Runs are claimed FOR UPDATE SKIP
  *	  LOCKED through the partial index run_queue_idx (queue, run_at, id).
- *	  The columns a claimed run is read from (CLAIMED_RUN_SELECT,
- *	  claim_read_run()) are shared with the claims and completions of
- *	  external runs (external.c).  What becomes due is maintenance.c's;
- *	  recording the batch's outcomes is complete.c's.
+ *	  Reading a claimed run is claimed_run.c's (shared with the claims
+ *	  and completions of external runs, external.c).  What becomes due is
+ *	  maintenance.c's; recording the batch's outcomes is complete.c's.
  *
  * Fairness: queues are served round robin.  A worker knows the queues
  * that have queued runs (it looks them up with a skip scan of the index:
@@ -79,46 +78,6 @@ typedef struct ClaimArgs
 	PlanValue	full_keys;		/* "queue\x1fkey"s at their concurrency limit */
 } ClaimArgs;
 
-/* a claimed run, as the claim returns it: the columns claim_read_run() reads */
-typedef struct ClaimRow
-{
-	PlanValue	id;
-	PlanValue	task_id;
-	PlanValue	payload;
-	PlanValue	attempts;
-	PlanValue	max_attempts;
-	PlanValue	run_at;
-	PlanValue	task_found;
-	PlanValue	fn;
-	PlanValue	owner;
-	PlanValue	retry_factor;
-	PlanValue	retry_min_ms;
-	PlanValue	retry_max_ms;
-	PlanValue	retry_randomize;
-	PlanValue	max_duration_ms;
-	PlanValue	expires_at;
-	PlanValue	metadata;
-	PlanValue	concurrency_limit;
-	PlanValue	queue;
-	PlanValue	concurrency_key;
-	PlanValue	parent_run_id;
-	PlanValue	parent_wait_seq;
-	PlanValue	root_run_id;
-	PlanValue	output_schema;
-	PlanValue	on_success;
-	PlanValue	on_failure;
-	PlanValue	on_start;
-	PlanValue	unstarted;
-	PlanValue	triggered_by;
-	PlanValue	task_reowned;
-	PlanValue	external;
-	PlanValue	claimed_at;
-	PlanValue	holds_slot;
-	PlanValue	status;
-	PlanValue	lease_expires_at;
-	PlanValue	lease_ms;
-} ClaimRow;
-
 static const PlanField claim_params[] = {
 	PLAN_PARAM(ClaimArgs, now, TIMESTAMPTZOID),
 	PLAN_PARAM(ClaimArgs, queues, TEXTARRAYOID),
@@ -127,46 +86,6 @@ static const PlanField claim_params[] = {
 	PLAN_PARAM(ClaimArgs, limit, INT4OID),
 	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
 };
-const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
-	PLAN_COLUMN(ClaimRow, id),
-	PLAN_COLUMN(ClaimRow, task_id),
-	PLAN_COLUMN(ClaimRow, payload),
-	PLAN_COLUMN(ClaimRow, attempts),
-	PLAN_COLUMN(ClaimRow, max_attempts),
-	PLAN_COLUMN(ClaimRow, run_at),
-	PLAN_COLUMN(ClaimRow, task_found),
-	PLAN_COLUMN(ClaimRow, fn),
-	PLAN_COLUMN(ClaimRow, owner),
-	PLAN_COLUMN(ClaimRow, retry_factor),
-	PLAN_COLUMN(ClaimRow, retry_min_ms),
-	PLAN_COLUMN(ClaimRow, retry_max_ms),
-	PLAN_COLUMN(ClaimRow, retry_randomize),
-	PLAN_COLUMN(ClaimRow, max_duration_ms),
-	PLAN_COLUMN(ClaimRow, expires_at),
-	PLAN_COLUMN(ClaimRow, metadata),
-	PLAN_COLUMN(ClaimRow, concurrency_limit),
-	PLAN_COLUMN(ClaimRow, queue),
-	PLAN_COLUMN(ClaimRow, concurrency_key),
-	PLAN_COLUMN(ClaimRow, parent_run_id),
-	PLAN_COLUMN(ClaimRow, parent_wait_seq),
-	PLAN_COLUMN(ClaimRow, root_run_id),
-	PLAN_COLUMN(ClaimRow, output_schema),
-	PLAN_COLUMN(ClaimRow, on_success),
-	PLAN_COLUMN(ClaimRow, on_failure),
-	PLAN_COLUMN(ClaimRow, on_start),
-	PLAN_COLUMN(ClaimRow, unstarted),
-	PLAN_COLUMN(ClaimRow, triggered_by),
-	PLAN_COLUMN(ClaimRow, task_reowned),
-	PLAN_COLUMN(ClaimRow, external),
-	PLAN_COLUMN(ClaimRow, claimed_at),
-	PLAN_COLUMN(ClaimRow, holds_slot),
-	PLAN_COLUMN(ClaimRow, status),
-	PLAN_COLUMN(ClaimRow, lease_expires_at),
-	PLAN_COLUMN(ClaimRow, lease_ms),
-};
-StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
-				 "claimed_run_columns lists every field of ClaimRow");
-
 /*
  * Each queue in turn, its due runs in order after its position, until
  * :limit runs are claimed: the nested loop stops there, so no run past
@@ -174,6 +93,7 @@ StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
  */
 static NamedPlan claim_plan = {
 	.sql = "SELECT c.* FROM unnest(:queues, :after_run_ats, :after_ids) AS a(queue, run_at, id)"
+	" LEFT JOIN taskorch.queue q ON q.name = a.queue"
 	" CROSS JOIN LATERAL (SELECT " CLAIMED_RUN_SELECT
 	"   WHERE r.queue = a.queue AND r.status = " SQL_STATUS(QUEUED) " AND NOT r.external"
 	"     AND r.run_at <= :now AND (r.run_at, r.id) > (a.run_at, a.id)"
@@ -315,61 +235,6 @@ static NamedPlan next_plan = {
 	"     AND r.run_at > :now ORDER BY r.run_at LIMIT 1) n",
 	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_INDEX_ORDER
 };
-
-/*
- * Copy row `i` of plan p (whose columns are CLAIMED_RUN_SELECT's) into
- * `run`, in the current context.
- */
-void
-claim_read_run(NamedPlan *p, int i, ClaimedRun *run)
-{
-	ClaimRow	r;
-
-	taskorch_read_row(p, i, &r);
-	run->id = pv_cstring(r.id);
-	run->task_id = pv_cstring(r.task_id);
-	run->payload = pv_jsonb_copy(r.payload);
-	run->attempts = DatumGetInt32(r.attempts.datum);
-	run->max_attempts = DatumGetInt32(r.max_attempts.datum);
-	run->run_at = DatumGetTimestampTz(r.run_at.datum);
-	run->task_found = DatumGetBool(r.task_found.datum);
-	run->expires_at = r.expires_at.present ? DatumGetTimestampTz(r.expires_at.datum) : 0;
-	run->metadata = pv_jsonb_copy(r.metadata);
-	run->metadata_changed = false;
-	run->concurrency_limit = r.concurrency_limit.present ?
-		DatumGetInt32(r.concurrency_limit.datum) : 0;
-	run->queue = pv_cstring(r.queue);
-	run->concurrency_key = pv_cstring(r.concurrency_key);
-	run->skipped = false;
-	run->parent_run_id = pv_cstring(r.parent_run_id);
-	run->parent_wait_seq = r.parent_wait_seq.present ?
-		DatumGetInt32(r.parent_wait_seq.datum) : 0;
-	run->root_run_id = pv_cstring(r.root_run_id);
-	run->output_schema = pv_jsonb_copy(r.output_schema);
-	run->on_success = pv_cstring(r.on_success);
-	run->on_failure = pv_cstring(r.on_failure);
-	run->on_start = pv_cstring(r.on_start);
-	run->unstarted = DatumGetBool(r.unstarted.datum);
-	run->triggered_by = DatumGetObjectId(r.triggered_by.datum);
-	run->task_reowned = DatumGetBool(r.task_reowned.datum);
-	run->external = DatumGetBool(r.external.datum);
-	run->started_at = r.claimed_at.present ? DatumGetTimestampTz(r.claimed_at.datum) : 0;
-	run->holds_slot = DatumGetBool(r.holds_slot.datum);
-	run->row_status = run_status_parse(TextDatumGetCString(r.status.datum));
-	run->lease_expires_at = r.lease_expires_at.present ?
-		DatumGetTimestampTz(r.lease_expires_at.datum) : 0;
-	run->lease_ms = r.lease_ms.present ? DatumGetInt32(r.lease_ms.datum) : 0;
-	if (!run->task_found)
-		return;
-	run->fn = r.fn.present ? DatumGetObjectId(r.fn.datum) : InvalidOid;
-	run->owner = DatumGetObjectId(r.owner.datum);
-	run->retry_factor = DatumGetFloat8(r.retry_factor.datum);
-	run->retry_min_ms = DatumGetInt32(r.retry_min_ms.datum);
-	run->retry_max_ms = DatumGetInt32(r.retry_max_ms.datum);
-	run->retry_randomize = DatumGetBool(r.retry_randomize.datum);
-	run->max_duration_ms = r.max_duration_ms.present ?
-		DatumGetInt32(r.max_duration_ms.datum) : 0;
-}
 
 /* The "queue\x1fkey" a run counts against, as CLAIM_KEY_NOT_FULL spells it */
 char *

@@ -108,6 +108,7 @@ static const PlanField claim_params[] = {
 /* a task's due runs, in queue order (run_external_idx) */
 static NamedPlan claim_plan = {
 	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" LEFT JOIN taskorch.queue q ON q.name = r.queue"
 	" WHERE r.task_id = :task AND r.status = " SQL_STATUS(QUEUED) " AND r.external"
 	"   AND r.run_at <= :now AND NOT coalesce(q.paused, false)"
 	"   AND " CLAIM_KEY_NOT_FULL

@@ -43,6 +43,7 @@ static const PlanField now_params[] = {
 /* runs whose lease expired, whose attempt ran too long, or whose claimer left */
 static NamedPlan lost_plan = {
 	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid"
 	" WHERE r.status = " SQL_STATUS(EXECUTING) " AND r.external"
 	"   AND (r.lease_expires_at <= :now"
 	"        OR r.claimed_at + coalesce(r.max_duration, t.max_duration) <= :now"

@@ -127,7 +127,12 @@ taskorch_shmem_startup(void)
 
 /*
  * Set the latch of one worker of the database, other than skip_slot,
- * preferring one that sleeps.  With only_idle, busy workers are left alone.
+ * preferring one that sleeps.  With only_idle, busy workers are left alone,
+ * but for one thing: when none sleeps, one that is between claims (not
+ * executing a slow run) has its latch set, so that it claims again before
+ * it sleeps: it may have found nothing a moment ago, while the runs were
+ * locked by a peer's claim that is letting them go, and would otherwise
+ * sleep through them (a lost call).  Only a sleeper counts as called.
  * For fast runs, only the workers kept for them are called; for slow ones,
  * the extra workers first (taskorch_workers_kept()).  A sleeper called is
  * no longer idle from then on (the lock is taken exclusively for that): two
@@ -139,8 +144,10 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 	TaskorchShared *sh = taskorch_shared;
 	WorkerSlot *chosen = NULL;
 	Latch	   *latch = NULL;	/* chosen's, read once: an exiting worker clears it */
+	Latch	   *between = NULL; /* a busy worker's between claims */
 	int			kept = taskorch_workers_kept();
 	int			start;
+	bool		called;
 
 	if (sh == NULL)
 		return false;
@@ -156,6 +163,8 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 			(start + n) % sh->nslots == skip_slot ||
 			(wake_for == WAKE_FAST && slot->index >= kept))
 			continue;
+		if (!slot->idle && !slot->slow && between == NULL)
+			between = slot_latch;
 		/*
 		 * a sleeper of the kind wanted; else any sleeper (a kept worker for
 		 * a slow run, if no extra one sleeps); else, unless only_idle, any
@@ -170,13 +179,15 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 		if (best)
 			break;
 	}
+	called = chosen != NULL;
 	if (chosen)
-	{
 		chosen->idle = false;
+	else
+		latch = between;
+	if (latch)
 		SetLatch(latch);
-	}
 	LWLockRelease(sh->lock);
-	return chosen != NULL;
+	return called;
 }
 
 /* A trigger committed in dboid: make sure a worker looks at the queue. */

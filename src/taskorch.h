@@ -177,7 +177,6 @@ typedef struct ClaimedRun
 	char	   *queue;
 	char	   *concurrency_key;	/* NULL: none */
 	int32		concurrency_limit;	/* of the queue; 0: unlimited */
-	bool		paused;			/* its queue is paused */
 	bool		skipped;		/* not executed: its concurrency slot was taken */
 	/* durable waits (waits.c) */
 	int32		wait_calls;		/* wait calls made by this execution so far */
@@ -733,26 +732,20 @@ typedef struct NamedPlan
 } NamedPlan;
 
 /*
- * claim.c: the columns a claimed run is read from, selected from
- * taskorch.run r with its task t and queue q (the caller adds WHERE ...)
+ * claimed_run.c: the columns a claimed run is read from, selected from
+ * taskorch.run r (the caller adds joins for its filters, and WHERE ...);
+ * claim_read_run() adds what it needs of the run's task and queue
  */
 #define CLAIMED_RUN_SELECT \
 	"r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.run_at," \
-	" t.id IS NOT NULL AS task_found, t.fn::oid AS fn, t.owner::oid AS owner," \
-	" t.retry_factor, t.retry_min_ms, t.retry_max_ms, t.retry_randomize," \
-	" (extract(epoch FROM coalesce(r.max_duration, t.max_duration)) * 1000)::int4" \
-	"   AS max_duration_ms," \
-	" r.expires_at, r.metadata, q.concurrency_limit, r.queue, r.concurrency_key," \
-	" r.parent_run_id, r.parent_wait_seq, r.root_run_id, t.output_schema, t.on_success," \
-	" t.on_failure, t.on_start, r.started_at IS NULL AS unstarted," \
-	" r.triggered_by::oid AS triggered_by," \
-	" t.id IS NULL AND EXISTS (SELECT FROM taskorch.task o WHERE o.id = r.task_id)" \
-	"   AS task_reowned, r.external, r.claimed_at, r.holds_slot, r.status::text AS status," \
-	" r.lease_expires_at, r.lease_ms" \
-	" FROM taskorch.run r" \
-	" LEFT JOIN taskorch.task t ON t.id = r.task_id AND t.owner::oid = r.owner::oid" \
-	" LEFT JOIN taskorch.queue q ON q.name = r.queue"
-#define CLAIMED_RUN_NCOLUMNS 35
+	" r.owner::oid AS owner," \
+	" (extract(epoch FROM r.max_duration) * 1000)::int4 AS max_duration_ms," \
+	" r.expires_at, r.metadata, r.queue, r.concurrency_key," \
+	" r.parent_run_id, r.parent_wait_seq, r.root_run_id, r.started_at IS NULL AS unstarted," \
+	" r.triggered_by::oid AS triggered_by, r.external, r.claimed_at, r.holds_slot," \
+	" r.status::text AS status, r.lease_expires_at, r.lease_ms" \
+	" FROM taskorch.run r"
+#define CLAIMED_RUN_NCOLUMNS 23
 /* a claim's filter: the run's (queue, concurrency key) is none of :full_keys (text[]) */
 #define CLAIM_KEY_NOT_FULL \
 	"r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"

@@ -753,6 +753,16 @@ taskorch_worker_main(Datum arg)
 	}
 	if (slot->index == 0)
 		taskorch_database_state(dboid, DB_ACTIVE);
+	else
+	{
+		/*
+		 * A worker joining the pool claims first: runs are why it was
+		 * started, and its first maintenance pass, which prepares its
+		 * plans, takes a few hundred milliseconds; the first worker's pass
+		 * is due at once.
+		 */
+		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
+	}
 	slot->latch = MyLatch;
 
 	for (;;)

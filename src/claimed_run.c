@@ -1,0 +1,323 @@
+/*-------------------------------------------------------------------------
+ *
+ * claimed_run.c
+ *	  Reading a claimed run: the run's own columns (CLAIMED_RUN_SELECT,
+ *	  selected by the claims of claim.c and of external.c, and by the
+ *	  completions of external runs) and what it needs of its task and its
+ *	  queue, read once per result rather than joined to every row: the
+ *	  runs a claim returns are mostly of one task and one queue.
+ *
+ * A run executes only if its task is registered by the role that owns the
+ * run (task_found); registered again by another role since, it is
+ * task_reowned.  Its max_duration is its own, else its task's.
+ *
+ * Transaction: inside the caller's SPI connection, whose result it reads;
+ * the task and queue are read beside it with a snapshot of their own, as
+ * fresh as the claim's.  Memory: the run's fields in the caller's context;
+ * the tasks and queues of the result in a context of this file's, reset
+ * when a result's first row is read (so callers read rows in order, from
+ * row 0).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* a claimed run, as the claim returns it: the columns claim_read_run() reads */
+typedef struct ClaimRow
+{
+	PlanValue	id;
+	PlanValue	task_id;
+	PlanValue	payload;
+	PlanValue	attempts;
+	PlanValue	max_attempts;
+	PlanValue	run_at;
+	PlanValue	owner;
+	PlanValue	max_duration_ms;
+	PlanValue	expires_at;
+	PlanValue	metadata;
+	PlanValue	queue;
+	PlanValue	concurrency_key;
+	PlanValue	parent_run_id;
+	PlanValue	parent_wait_seq;
+	PlanValue	root_run_id;
+	PlanValue	unstarted;
+	PlanValue	triggered_by;
+	PlanValue	external;
+	PlanValue	claimed_at;
+	PlanValue	holds_slot;
+	PlanValue	status;
+	PlanValue	lease_expires_at;
+	PlanValue	lease_ms;
+} ClaimRow;
+
+const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
+	PLAN_COLUMN(ClaimRow, id),
+	PLAN_COLUMN(ClaimRow, task_id),
+	PLAN_COLUMN(ClaimRow, payload),
+	PLAN_COLUMN(ClaimRow, attempts),
+	PLAN_COLUMN(ClaimRow, max_attempts),
+	PLAN_COLUMN(ClaimRow, run_at),
+	PLAN_COLUMN(ClaimRow, owner),
+	PLAN_COLUMN(ClaimRow, max_duration_ms),
+	PLAN_COLUMN(ClaimRow, expires_at),
+	PLAN_COLUMN(ClaimRow, metadata),
+	PLAN_COLUMN(ClaimRow, queue),
+	PLAN_COLUMN(ClaimRow, concurrency_key),
+	PLAN_COLUMN(ClaimRow, parent_run_id),
+	PLAN_COLUMN(ClaimRow, parent_wait_seq),
+	PLAN_COLUMN(ClaimRow, root_run_id),
+	PLAN_COLUMN(ClaimRow, unstarted),
+	PLAN_COLUMN(ClaimRow, triggered_by),
+	PLAN_COLUMN(ClaimRow, external),
+	PLAN_COLUMN(ClaimRow, claimed_at),
+	PLAN_COLUMN(ClaimRow, holds_slot),
+	PLAN_COLUMN(ClaimRow, status),
+	PLAN_COLUMN(ClaimRow, lease_expires_at),
+	PLAN_COLUMN(ClaimRow, lease_ms),
+};
+StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
+				 "claimed_run_columns lists every field of ClaimRow");
+
+/* what a run needs of its task: its registration (task_plan's row) */
+typedef struct TaskOfRun
+{
+	char	   *id;
+	bool		found;			/* false: not registered */
+	Oid			owner;
+	Oid			fn;
+	double		retry_factor;
+	int32		retry_min_ms;
+	int32		retry_max_ms;
+	bool		retry_randomize;
+	int32		max_duration_ms;
+	Jsonb	   *output_schema;
+	char	   *on_success;
+	char	   *on_failure;
+	char	   *on_start;
+} TaskOfRun;
+
+/* ... and of its queue */
+typedef struct QueueOfRun
+{
+	char	   *name;
+	int32		concurrency_limit;	/* 0: none (or no row) */
+} QueueOfRun;
+
+typedef struct NameArgs
+{
+	PlanValue	name;
+} NameArgs;
+
+typedef struct TaskRow
+{
+	PlanValue	owner;
+	PlanValue	fn;
+	PlanValue	retry_factor;
+	PlanValue	retry_min_ms;
+	PlanValue	retry_max_ms;
+	PlanValue	retry_randomize;
+	PlanValue	max_duration_ms;
+	PlanValue	output_schema;
+	PlanValue	on_success;
+	PlanValue	on_failure;
+	PlanValue	on_start;
+} TaskRow;
+
+typedef struct QueueRow
+{
+	PlanValue	concurrency_limit;
+} QueueRow;
+
+static const PlanField name_params[] = {
+	PLAN_PARAM(NameArgs, name, TEXTOID),
+};
+static const PlanField task_columns[] = {
+	PLAN_COLUMN(TaskRow, owner),
+	PLAN_COLUMN(TaskRow, fn),
+	PLAN_COLUMN(TaskRow, retry_factor),
+	PLAN_COLUMN(TaskRow, retry_min_ms),
+	PLAN_COLUMN(TaskRow, retry_max_ms),
+	PLAN_COLUMN(TaskRow, retry_randomize),
+	PLAN_COLUMN(TaskRow, max_duration_ms),
+	PLAN_COLUMN(TaskRow, output_schema),
+	PLAN_COLUMN(TaskRow, on_success),
+	PLAN_COLUMN(TaskRow, on_failure),
+	PLAN_COLUMN(TaskRow, on_start),
+};
+static const PlanField queue_columns[] = {
+	PLAN_COLUMN(QueueRow, concurrency_limit),
+};
+static NamedPlan task_plan = {
+	.sql = "SELECT t.owner::oid AS owner, t.fn::oid AS fn, t.retry_factor, t.retry_min_ms,"
+	"       t.retry_max_ms, t.retry_randomize,"
+	"       (extract(epoch FROM t.max_duration) * 1000)::int4 AS max_duration_ms,"
+	"       t.output_schema, t.on_success, t.on_failure, t.on_start"
+	"  FROM taskorch.task t WHERE t.id = :name",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(task_columns), .shape = PLAN_KEY_LOOKUPS
+};
+static NamedPlan queue_plan = {
+	.sql = "SELECT q.concurrency_limit FROM taskorch.queue q WHERE q.name = :name",
+	PLAN_PARAMS(name_params), PLAN_COLUMNS(queue_columns), .shape = PLAN_KEY_LOOKUPS
+};
+
+/*
+ * The tasks and queues of one result's runs, each read once (a result's
+ * runs are mostly of one task and queue).  Reset when a caller reads a
+ * result's first row: what it holds is as fresh as that result.
+ */
+#define RESULT_CACHE_SIZE 8
+static struct
+{
+	MemoryContext cxt;
+	TaskOfRun	tasks[RESULT_CACHE_SIZE];
+	int			ntasks;			/* entries filled; past the size, the oldest go */
+	QueueOfRun	queues[RESULT_CACHE_SIZE];
+	int			nqueues;
+} result_cache;
+
+/*
+ * Run `p` (one key: `name`) and read its single row, if any, into `out`,
+ * inside the caller's SPI connection and without disturbing the result
+ * the caller is reading (SPI keeps each result until SPI_finish()).
+ */
+static bool
+lookup_beside(NamedPlan *p, const char *name, void *out)
+{
+	SPITupleTable *reading = SPI_tuptable;
+	uint64		nreading = SPI_processed;
+	NameArgs	args = {pv_text(name)};
+	bool		found = taskorch_execute_args(p, &args, true, 1) == 1;
+
+	if (found)
+		taskorch_read_row(p, 0, out);
+	SPI_tuptable = reading;
+	SPI_processed = nreading;
+	return found;
+}
+
+static const TaskOfRun *
+task_of_run(const char *task_id)
+{
+	TaskOfRun  *t;
+	TaskRow		row;
+	MemoryContext old;
+
+	for (int i = 0; i < Min(result_cache.ntasks, RESULT_CACHE_SIZE); i++)
+		if (strcmp(result_cache.tasks[i].id, task_id) == 0)
+			return &result_cache.tasks[i];
+	t = &result_cache.tasks[result_cache.ntasks++ % RESULT_CACHE_SIZE];
+	old = MemoryContextSwitchTo(result_cache.cxt);
+	memset(t, 0, sizeof(*t));
+	t->id = pstrdup(task_id);
+	t->found = lookup_beside(&task_plan, task_id, &row);
+	if (t->found)
+	{
+		t->owner = DatumGetObjectId(row.owner.datum);
+		t->fn = row.fn.present ? DatumGetObjectId(row.fn.datum) : InvalidOid;
+		t->retry_factor = DatumGetFloat8(row.retry_factor.datum);
+		t->retry_min_ms = DatumGetInt32(row.retry_min_ms.datum);
+		t->retry_max_ms = DatumGetInt32(row.retry_max_ms.datum);
+		t->retry_randomize = DatumGetBool(row.retry_randomize.datum);
+		t->max_duration_ms = row.max_duration_ms.present ?
+			DatumGetInt32(row.max_duration_ms.datum) : 0;
+		t->output_schema = pv_jsonb_copy(row.output_schema);
+		t->on_success = pv_cstring(row.on_success);
+		t->on_failure = pv_cstring(row.on_failure);
+		t->on_start = pv_cstring(row.on_start);
+	}
+	MemoryContextSwitchTo(old);
+	return t;
+}
+
+static int32
+queue_limit(const char *queue)
+{
+	QueueOfRun *q;
+	QueueRow	row;
+
+	for (int i = 0; i < Min(result_cache.nqueues, RESULT_CACHE_SIZE); i++)
+		if (strcmp(result_cache.queues[i].name, queue) == 0)
+			return result_cache.queues[i].concurrency_limit;
+	q = &result_cache.queues[result_cache.nqueues++ % RESULT_CACHE_SIZE];
+	q->name = MemoryContextStrdup(result_cache.cxt, queue);
+	q->concurrency_limit = lookup_beside(&queue_plan, queue, &row) && row.concurrency_limit.present ?
+		DatumGetInt32(row.concurrency_limit.datum) : 0;
+	return q->concurrency_limit;
+}
+
+/*
+ * Copy row `i` of plan p (whose columns are CLAIMED_RUN_SELECT's) into
+ * `run`, in the current context, with what it needs of its task and
+ * queue.  Inside the SPI connection that ran p; rows are read in order,
+ * from row 0.
+ */
+void
+claim_read_run(NamedPlan *p, int i, ClaimedRun *run)
+{
+	ClaimRow	r;
+	const TaskOfRun *t;
+
+	if (i == 0)
+	{
+		if (result_cache.cxt == NULL)
+			result_cache.cxt = AllocSetContextCreate(TopMemoryContext, "taskorch claimed runs' tasks",
+													 ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(result_cache.cxt);
+		result_cache.ntasks = result_cache.nqueues = 0;
+	}
+	taskorch_read_row(p, i, &r);
+	run->id = pv_cstring(r.id);
+	run->task_id = pv_cstring(r.task_id);
+	run->payload = pv_jsonb_copy(r.payload);
+	run->attempts = DatumGetInt32(r.attempts.datum);
+	run->max_attempts = DatumGetInt32(r.max_attempts.datum);
+	run->run_at = DatumGetTimestampTz(r.run_at.datum);
+	run->owner = DatumGetObjectId(r.owner.datum);
+	run->expires_at = r.expires_at.present ? DatumGetTimestampTz(r.expires_at.datum) : 0;
+	run->metadata = pv_jsonb_copy(r.metadata);
+	run->metadata_changed = false;
+	run->queue = pv_cstring(r.queue);
+	run->concurrency_key = pv_cstring(r.concurrency_key);
+	run->skipped = false;
+	run->parent_run_id = pv_cstring(r.parent_run_id);
+	run->parent_wait_seq = r.parent_wait_seq.present ?
+		DatumGetInt32(r.parent_wait_seq.datum) : 0;
+	run->root_run_id = pv_cstring(r.root_run_id);
+	run->unstarted = DatumGetBool(r.unstarted.datum);
+	run->triggered_by = DatumGetObjectId(r.triggered_by.datum);
+	run->external = DatumGetBool(r.external.datum);
+	run->started_at = r.claimed_at.present ? DatumGetTimestampTz(r.claimed_at.datum) : 0;
+	run->holds_slot = DatumGetBool(r.holds_slot.datum);
+	run->row_status = run_status_parse(TextDatumGetCString(r.status.datum));
+	run->lease_expires_at = r.lease_expires_at.present ?
+		DatumGetTimestampTz(r.lease_expires_at.datum) : 0;
+	run->lease_ms = r.lease_ms.present ? DatumGetInt32(r.lease_ms.datum) : 0;
+	run->concurrency_limit = queue_limit(run->queue);
+
+	/* its task: registered by the role that owns the run (else another's now) */
+	t = task_of_run(run->task_id);
+	run->task_found = t->found && t->owner == run->owner;
+	run->task_reowned = t->found && t->owner != run->owner;
+	if (!run->task_found)
+		return;
+	run->fn = t->fn;
+	run->retry_factor = t->retry_factor;
+	run->retry_min_ms = t->retry_min_ms;
+	run->retry_max_ms = t->retry_max_ms;
+	run->retry_randomize = t->retry_randomize;
+	/* the run's own max_duration, else its task's */
+	run->max_duration_ms = r.max_duration_ms.present && DatumGetInt32(r.max_duration_ms.datum) > 0 ?
+		DatumGetInt32(r.max_duration_ms.datum) : t->max_duration_ms;
+	run->output_schema = t->output_schema ?
+		(Jsonb *) pg_detoast_datum_copy((struct varlena *) t->output_schema) : NULL;
+	run->on_success = t->on_success ? pstrdup(t->on_success) : NULL;
+	run->on_failure = t->on_failure ? pstrdup(t->on_failure) : NULL;
+	run->on_start = t->on_start ? pstrdup(t->on_start) : NULL;
+}
+
