@@ -12,8 +12,9 @@
  * task_reowned.  Its max_duration is its own, else its task's.
  *
  * Transaction: inside the caller's SPI connection, whose result it reads;
- * the task and queue are read beside it with a snapshot of their own, as
- * fresh as the claim's.  Memory: the run's fields in the caller's context;
+ * the task and queue are read beside it with a snapshot of their own,
+ * taken after the claim's (a batch's first snapshot may predate a task
+ * registered just before its run was triggered).  Memory: the run's fields in the caller's context;
  * the tasks and queues of the result in a context of this file's, reset
  * when a result's first row is read (so callers read rows in order, from
  * row 0).
@@ -184,16 +185,19 @@ static struct
 /*
  * Run `p` (one key: `name`) and read its single row, if any, into `out`,
  * inside the caller's SPI connection and without disturbing the result
- * the caller is reading (SPI keeps each result until SPI_finish()).
+ * the caller is reading (SPI keeps each result until SPI_finish()) or its
+ * memory context.
  */
 static bool
 lookup_beside(NamedPlan *p, const char *name, void *out)
 {
 	SPITupleTable *reading = SPI_tuptable;
 	uint64		nreading = SPI_processed;
+	MemoryContext cxt = CurrentMemoryContext;	/* SPI returns in its own */
 	NameArgs	args = {pv_text(name)};
-	bool		found = taskorch_execute_args(p, &args, true, 1) == 1;
+	bool		found = taskorch_execute_args(p, &args, false, 1) == 1;
 
+	MemoryContextSwitchTo(cxt);
 	if (found)
 		taskorch_read_row(p, 0, out);
 	SPI_tuptable = reading;

@@ -39,9 +39,10 @@
  *	- Errors are copied into the run's (batch) context before the error
  *	  state is flushed.
  *	- The task function is called in call_cxt, reset after every run: a SQL
- *	  function plans itself anew in each subtransaction, and those plans
- *	  must not pile up until the batch commits.  The output is copied into
- *	  the batch context first.
+ *	  function called through fmgr plans itself anew in each
+ *	  subtransaction, and those plans must not pile up until the batch
+ *	  commits (a plain one keeps its plans: sql_task.c).  The output is
+ *	  copied into the batch context first.
  *
  *-------------------------------------------------------------------------
  */
@@ -331,16 +332,21 @@ call_task(ClaimedRun *run, MemoryContext cxt)
 {
 	FmgrInfo	flinfo;
 	Datum		result;
+	bool		isnull;
 	Oid			rettype = get_func_rettype(run->fn);
 
 	LOCAL_FCINFO(fcinfo, 1);
 
-	fmgr_info(run->fn, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = JsonbPGetDatum(run->payload);
-	fcinfo->args[0].isnull = false;
-	result = FunctionCallInvoke(fcinfo);
-	if (fcinfo->isnull || rettype != JSONBOID)
+	if (!sql_task_call(run->fn, run->payload, &result, &isnull))
+	{
+		fmgr_info(run->fn, &flinfo);
+		InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = JsonbPGetDatum(run->payload);
+		fcinfo->args[0].isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		isnull = fcinfo->isnull;
+	}
+	if (isnull || rettype != JSONBOID)
 		return NULL;
 	if (toast_raw_datum_size(result) > (Size) taskorch_max_payload_bytes)
 		ereport(ERROR,

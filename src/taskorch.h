@@ -14,12 +14,14 @@
  *	  worker.c     the per-database latch loop and the batch driver
  *	  task_times.c how long a task's runs take: may a run share its batch
  *	  claim.c      the FOR UPDATE SKIP LOCKED claim and the claim mark
+ *	  claimed_run.c  a claimed run read: its row, its task, its queue
  *	  maintenance.c  what becomes due on its own: DELAYED runs promoted,
  *	               QUEUED runs expired, waits over resumed, next due time
  *	  complete.c   the batch completion: outcomes, failed attempts, waits
  *	               and tokens recorded, logs flushed, one NOTIFY
  *	  execute.c    user code in a worker, sandboxed: a run's attempt, and what
  *	               it sets off (its wait's items and children, its hooks)
+ *	  sql_task.c   a plain SQL task function called through kept plans
  *	  status.c     the run lifecycle: the statuses (status.h, the C mirror of
  *	               taskorch.run_status) and the one table of the transitions
  *	               the engine makes, which every status change goes through
@@ -410,6 +412,9 @@ extern ClaimedRun *current_run(void);
 extern const char *run_root(const ClaimedRun *run);
 extern void worker_hold_cancels(void);
 extern ClaimedRun *run_in_task(const char *function, const char *hint);
+
+/* sql_task.c */
+extern bool sql_task_call(Oid fn, Jsonb *payload, Datum *result, bool *isnull);
 
 /* hooks.c */
 extern void hooks_fire(ClaimedRun *run);
