@@ -5,7 +5,9 @@
 #      workers; runs/s over the whole burn-down, and over its first and
 #      last 10% (from the runs' own started/finished timestamps);
 #   2. trigger throughput of the streaming form (one statement, 100k runs);
-#   3. trigger-commit -> start latency of 1,000 single triggers;
+#   3. trigger-commit -> start latency of 1,000 single triggers, and the
+#      first trigger of a new connection beside a one-row INSERT's (the
+#      server's floor for a new connection's first statement);
 #   4. on the same server, pgbench running a transaction that claims 100
 #      queued rows FOR UPDATE SKIP LOCKED and marks them done (rows/s), and
 #      the ratio of each burn-down to it;
