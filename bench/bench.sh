@@ -46,8 +46,9 @@ rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%d", (s > 0 ? n / s : 0) }'; }
 
 set_workers() {
 	sql -c "ALTER SYSTEM SET taskorch.workers_per_database = $1" -c "SELECT pg_reload_conf()" >/dev/null
-	# (the pool may have extra workers for slow runs beside the N kept)
-	wait_for "$port" postgres "SELECT count(*) $([ "$1" = 0 ] && echo = || echo '>=') $1 FROM taskorch.workers() WHERE pid IS NOT NULL" 30
+	# (the pool may have extra workers for slow runs beside the N kept); one
+	# connection, not one per poll: new connections would slow the runs' start
+	wait_until "$port" postgres "(SELECT count(*) $([ "$1" = 0 ] && echo = || echo '>=') $1 FROM taskorch.workers() WHERE pid IS NOT NULL)" 0.05 30
 }
 
 sql >/dev/null <<'SQL'

@@ -75,11 +75,20 @@ wait_for() {
 # Wait until CONDITION (an SQL boolean) holds, from one connection that
 # polls every SECONDS (default 0.1) and commits between polls: it holds no
 # snapshot, so the runs it watches can be pruned meanwhile (a wait inside
-# one transaction would keep every dead row version until it ends).
+# one transaction would keep every dead row version until it ends), and it
+# adds no connection's start to what it watches.  With TIMEOUT (seconds),
+# an error once it has passed.
 wait_until() {
-	local port=$1 db=$2 cond=$3 secs=${4:-0.1}
-	psql_as "$port" "$db" -c "DO \$\$ BEGIN
-		WHILE NOT ($cond) LOOP COMMIT; PERFORM pg_sleep($secs); END LOOP;
+	local port=$1 db=$2 cond=$3 secs=${4:-0.1} timeout=${5:-}
+	psql_as "$port" "$db" -c "DO \$\$
+	DECLARE deadline timestamptz := clock_timestamp() + '${timeout:-1000000} s';
+	BEGIN
+		WHILE NOT ($cond) LOOP
+			IF clock_timestamp() > deadline THEN
+				RAISE EXCEPTION 'timed out after ${timeout} s waiting for: %', \$c\$$cond\$c\$;
+			END IF;
+			COMMIT; PERFORM pg_sleep($secs);
+		END LOOP;
 	END \$\$" >/dev/null
 }
 
