@@ -283,9 +283,11 @@ SELECT wait_for_runs();
 -- Fairness: queues are served round robin, a chunk of runs each in turn,
 -- and runs in order inside a queue (priority first).  The runs are
 -- triggered and executed in one transaction, out of the workers' sight.
-CREATE TABLE q_order (n serial, payload jsonb);
+-- (the order is a sequence's, in each run's output: a task that wrote rows
+-- would fill the backend's cache of subtransaction ids before one chunk)
+CREATE SEQUENCE q_order;
 CREATE FUNCTION q_record(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
-	INSERT INTO q_order (payload) VALUES (payload) RETURNING NULL::jsonb $$;
+	SELECT jsonb_build_object('n', nextval('q_order'), 'q', payload->'q', 'i', payload->'i') $$;
 SELECT taskorch.register_task('q-fair-a', 'q_record(jsonb)', queue => 'fair-a');
 SELECT taskorch.register_task('q-fair-b', 'q_record(jsonb)', queue => 'fair-b');
 BEGIN;
@@ -293,10 +295,12 @@ BEGIN;
 SELECT count(taskorch.trigger('q-fair-a', jsonb_build_object('q', 'a', 'i', g))) FROM generate_series(1, 100) g;
 SELECT count(taskorch.trigger('q-fair-b', jsonb_build_object('q', 'b', 'i', g))) FROM generate_series(1, 2) g;
 SELECT count(taskorch.trigger('q-fair-b', '{"q": "b", "i": 3}', priority => 10));
-SELECT taskorch.run_pending(40);
--- the other queue's runs went second, behind one chunk (32) of the backlog
-SELECT payload->>'q' AS queue, count(*), min(n), max(n) FROM q_order GROUP BY 1 ORDER BY 1;
-SELECT string_agg(payload->>'i', ',' ORDER BY n) AS b_order FROM q_order WHERE payload->>'q' = 'b';
+SELECT taskorch.run_pending(80);
+-- the other queue's runs went second, behind one chunk (64) of the backlog
+CREATE TEMP VIEW q_done AS SELECT output->>'q' AS q, output->>'i' AS i, (output->>'n')::int AS n
+  FROM taskorch.run WHERE task_id IN ('q-fair-a', 'q-fair-b') AND status = 'COMPLETED';
+SELECT q AS queue, count(*), min(n), max(n) FROM q_done GROUP BY 1 ORDER BY 1;
+SELECT string_agg(i, ',' ORDER BY n) AS b_order FROM q_done WHERE q = 'b';
 ROLLBACK;
 -- two backlogs share the executions (the task writes nothing: a batch's
 -- runs that write are bounded by the backend's cache of subtransaction ids)
