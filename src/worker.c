@@ -80,13 +80,14 @@ static int	isolating = 0;		/* one-run batches still to make */
 static char isolated_run[NAMEDATALEN];	/* the run of the current one */
 
 /*
- * Runs claimed per claim statement; a batch may take several chunks.  Each
- * claim costs an executor start and its runs' task and queue reads: a
- * chunk of 64 drains a backlog of no-ops about 5% faster than one of 32,
- * and 64 such runs take about a millisecond, what another queue's run may
- * wait behind one chunk.
+ * Runs claimed per claim statement; a batch may take several chunks.
+ * Chunks of 64 drained a backlog of no-ops about 5% faster (each claim
+ * costs an executor start and its runs' task and queue reads), but slowed
+ * no-ops queued behind slow runs of their queue (mixed scenario, 1.27-1.32x
+ * their time alone against 1.12-1.18x): a chunk met with a slow run is let
+ * go, and the queue passed over, twice as big.
  */
-#define CLAIM_CHUNK 64
+#define CLAIM_CHUNK 32
 
 /*
  * Claim one run at a time: the last batch met a run that must not hold
