@@ -78,6 +78,11 @@ BEGIN
 	PERFORM set_config('search_path', 'm, pg_catalog', false);
 	RETURN '{}';
 END $$;
+-- a plain SQL task (its plans kept by the worker): SET and set_config(..., false)
+CREATE FUNCTION m.poison_task(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SET search_path = m, pg_catalog;
+	SELECT to_jsonb(set_config('search_path', 'm, pg_catalog', false)) $$;
+SELECT taskorch.register_task('m-sqltask', 'm.poison_task(jsonb)', max_attempts => 1);
 CREATE FUNCTION m.noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 CREATE FUNCTION m.by_items(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT taskorch.batch_trigger_and_wait_query(payload->>'query', 'm-noop') $$;
@@ -102,14 +107,15 @@ RESET ROLE;
 SQL
 
 # 1. a poisoned search_path must not outlive the code that set it
-for attack in "items:SELECT m.poison() AS payload" traverse track; do
+for attack in "items:SELECT m.poison() AS payload" traverse track sqltask; do
 	case $attack in
 	items:*) q "SET ROLE mallory; SELECT taskorch.trigger('m-items', jsonb_build_object('query', '${attack#items:}'))" >/dev/null ;;
 	traverse) q "SET ROLE mallory; SELECT taskorch.trigger('m-traverse')" >/dev/null ;;
 	track) q "SET ROLE mallory; SELECT taskorch.trigger('m-track')" >/dev/null ;;
+	sqltask) q "SET ROLE mallory; SELECT taskorch.trigger('m-sqltask')" >/dev/null ;;
 	esac
 	settled
-	expect "${attack%%:*} of mallory ran" "$(q "SELECT status FROM taskorch.run WHERE task_id IN ('m-items', 'm-traverse', 'm-track') ORDER BY created_at DESC LIMIT 1")" COMPLETED
+	expect "${attack%%:*} of mallory ran" "$(q "SELECT status FROM taskorch.run WHERE task_id IN ('m-items', 'm-traverse', 'm-track', 'm-sqltask') ORDER BY created_at DESC LIMIT 1")" COMPLETED
 	admin=$(q "SELECT taskorch.trigger('admin-upper')")
 	settled
 	expect "after the ${attack%%:*} attack, the superuser's upper() is pg_catalog's" \
@@ -129,6 +135,16 @@ expect "the capturing items query is refused" \
 q "SET ROLE victim; SELECT taskorch.trigger('victim-save')" >/dev/null
 settled
 expect "the victim's write went to its own table" "$(q "SELECT count(*) FROM victim.results")" 1
+# the worker keeps the plans of victim.save() (a plain SQL function); mallory's
+# task on the same function runs as mallory, with mallory's search_path and
+# rights, whatever plan the victim's run left
+q "GRANT USAGE ON SCHEMA victim TO mallory" >/dev/null
+borrow=$(q "SET ROLE mallory; SELECT taskorch.register_task('m-borrow', 'victim.save(jsonb)', max_attempts => 1); SELECT taskorch.trigger('m-borrow')" | tail -1)
+settled
+expect "mallory's run of the victim's SQL function does not reach the victim's table" \
+	"$(q "SELECT status || ': ' || (error->>'message') FROM taskorch.run WHERE id = '$borrow'")" \
+	'FAILED: relation "results" does not exist'
+expect "the victim's table holds only the victim's write" "$(q "SELECT count(*) FROM victim.results")" 1
 
 # 3. session leftovers
 psql_as "$port" postgres >/dev/null <<'SQL'
