@@ -59,8 +59,6 @@
 #define LOOK_EVERY_MS 1000
 /* a busy worker's looks take at most 1/LOOK_SHARE of its time */
 #define LOOK_SHARE 20
-/* how long a worker passes over a queue whose slow runs it may not take */
-#define PASS_MS 100
 /* a queue that gave runs this recently is taken to have more */
 #define RECENT_MS 200
 /* a queue drained this long, and empty, is forgotten */
@@ -673,18 +671,36 @@ claim_others_due(ClaimState *s, const ClaimedRun *run)
 }
 
 /*
- * `run`'s queue is passed over for a while: the batch ends at once,
+ * `run`'s queue is passed over until `until` (DT_NOEND: until the pass is
+ * ended, claim_pass_over_end()): the batch ends at once,
  * letting go of the runs it did not execute, `run`'s among them, and the
  * next claims take other queues' runs (worker.c: the slow runs of a queue
  * wait for a worker that may take them).
  */
 void
-claim_pass_over(ClaimState *s, const ClaimedRun *run)
+claim_pass_over(ClaimState *s, const ClaimedRun *run, TimestampTz until)
 {
 	ClaimQueue *q = find_queue(s, run->queue);
 
 	if (q)
-		q->passed_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PASS_MS);
+		q->passed_until = until;
+}
+
+/*
+ * The queue of hash `queue_hash` (taskorch_queue_hash()), if passed over,
+ * may be claimed again; with 0, every queue passed over until ended.
+ */
+void
+claim_pass_over_end(ClaimState *s, uint32 queue_hash)
+{
+	for (int i = 0; i < s->nqueues; i++)
+	{
+		ClaimQueue *q = &s->queues[i];
+
+		if (queue_hash == 0 ? q->passed_until == DT_NOEND
+			: taskorch_queue_hash(q->name) == queue_hash)
+			q->passed_until = 0;
+	}
 }
 
 /*

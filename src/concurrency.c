@@ -131,7 +131,7 @@ concurrency_release(void)
 	held_key = 0;
 	LWLockRelease(taskorch_shared->conc_lock);
 	if (MySlot >= 0)
-		taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_ANY);
+		taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_ANY, 0);
 }
 
 /* ---------------------------------------------------------------------

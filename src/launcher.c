@@ -242,6 +242,7 @@ assign_slot(DbEntry *db, int index, LauncherActions *act)
 	slot->pid = 0;
 	slot->latch = NULL;
 	slot->idle = false;
+	slot->slow_queue = 0;
 	act->start[act->nstart++] = slotno;
 	return true;
 }

@@ -31,6 +31,7 @@
 
 #include <signal.h>
 
+#include "common/hashfn.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -136,15 +137,19 @@ taskorch_shmem_startup(void)
  * For fast runs, only the workers kept for them are called; for slow ones,
  * the extra workers first (taskorch_workers_kept()).  A sleeper called is
  * no longer idle from then on (the lock is taken exclusively for that): two
- * calls in a row wake two sleepers, not the same one twice.
+ * calls in a row wake two sleepers, not the same one twice.  A worker
+ * called for the slow runs of a queue (queue_hash, taskorch_queue_hash();
+ * 0: none in particular) is told which (slow_queue): it claims from that
+ * queue again if it passed over it.
  */
 static bool
-wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
+wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for, uint32 queue_hash)
 {
 	TaskorchShared *sh = taskorch_shared;
 	WorkerSlot *chosen = NULL;
 	Latch	   *latch = NULL;	/* chosen's, read once: an exiting worker clears it */
-	Latch	   *between = NULL; /* a busy worker's between claims */
+	WorkerSlot *between = NULL; /* a busy worker between claims */
+	Latch	   *between_latch = NULL;
 	int			kept = taskorch_workers_kept();
 	int			start;
 	bool		called;
@@ -164,7 +169,10 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 			(wake_for == WAKE_FAST && slot->index >= kept))
 			continue;
 		if (!slot->idle && !slot->slow && between == NULL)
-			between = slot_latch;
+		{
+			between = slot;
+			between_latch = slot_latch;
+		}
 		/*
 		 * a sleeper of the kind wanted; else any sleeper (a kept worker for
 		 * a slow run, if no extra one sleeps); else, unless only_idle, any
@@ -183,7 +191,12 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 	if (chosen)
 		chosen->idle = false;
 	else
-		latch = between;
+	{
+		chosen = between;
+		latch = between_latch;
+	}
+	if (chosen && wake_for == WAKE_SLOW && queue_hash != 0)
+		chosen->slow_queue = queue_hash;
 	if (latch)
 		SetLatch(latch);
 	LWLockRelease(sh->lock);
@@ -194,7 +207,7 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for)
 void
 taskorch_wake_database(Oid dboid)
 {
-	wake_one(dboid, -1, false, WAKE_ANY);
+	wake_one(dboid, -1, false, WAKE_ANY, 0);
 }
 
 /* The entry of a database (lock held, or read as a hint); NULL: none. */
@@ -213,9 +226,18 @@ find_db(Oid dboid)
  * ones, or either): call a sleeping peer.  False when none sleeps.
  */
 bool
-taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for)
+taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for, uint32 queue_hash)
 {
-	return wake_one(dboid, self_slot, true, wake_for);
+	return wake_one(dboid, self_slot, true, wake_for, queue_hash);
+}
+
+/* A queue's name as a worker is told it (WorkerSlot.slow_queue): never 0 */
+uint32
+taskorch_queue_hash(const char *queue)
+{
+	uint32		h = hash_bytes((const unsigned char *) queue, strlen(queue));
+
+	return h != 0 ? h : 1;
 }
 
 /*

@@ -239,7 +239,7 @@ typedef struct ClaimQueue
 	ClaimPos	mark;			/* between batches: after the last run executed */
 	ClaimPos	pos;			/* in a batch: after the last run claimed */
 	bool		exhausted;		/* in a batch: it gave all it had */
-	TimestampTz passed_until;	/* not claimed before (its slow runs wait) */
+	TimestampTz passed_until;	/* not claimed before (DT_NOEND: until told, worker.c) */
 	TimestampTz gave_at;		/* when a claim last took runs of it */
 	bool		ended;			/* at the batch's end: its mark is set */
 } ClaimQueue;
@@ -302,6 +302,9 @@ typedef struct WorkerSlot
 	Latch	   *latch;
 	bool		idle;			/* sleeping on its latch */
 	bool		slow;			/* executing a run of a task not known to be fast */
+	uint32		slow_queue;		/* called for the slow runs of this queue
+								 * (taskorch_queue_hash()) since it last
+								 * claimed; 0: not called */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
 	slock_t		mutex;			/* guards run_owner and run_triggerer */
@@ -357,7 +360,9 @@ typedef enum WakeFor
 	WAKE_FAST,					/* the workers kept for fast runs */
 	WAKE_SLOW					/* the extra workers first */
 } WakeFor;
-extern bool taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for);
+extern bool taskorch_wake_peer(Oid dboid, int self_slot, WakeFor wake_for,
+							   uint32 queue_hash);
+extern uint32 taskorch_queue_hash(const char *queue);
 extern void taskorch_pool_grow(Oid dboid);
 extern int	taskorch_workers_kept(void);
 extern bool taskorch_keepers_free(Oid dboid);
@@ -390,7 +395,8 @@ extern int	claim_runs(ClaimState *s, ClaimedRun *runs, int limit,
 					   List *full_keys, MemoryContext cxt);
 extern void claim_turn_to(ClaimState *s, const ClaimedRun *run);
 extern bool claim_others_due(ClaimState *s, const ClaimedRun *run);
-extern void claim_pass_over(ClaimState *s, const ClaimedRun *run);
+extern void claim_pass_over(ClaimState *s, const ClaimedRun *run, TimestampTz until);
+extern void claim_pass_over_end(ClaimState *s, uint32 queue_hash);
 extern void claim_batch_end(ClaimState *s, const ClaimedRun *runs, int done);
 extern void claim_forget(ClaimState *s);
 extern int64 claim_next_run_ms(ClaimState *s);

@@ -106,6 +106,9 @@ static bool runs_left_behind = false;
  */
 static bool slow_met = false;
 
+/* The queue of the last run met that was not known to be fast (its taskorch_queue_hash()) */
+static uint32 slow_queue = 0;
+
 /*
  * May the run execute while other runs of the batch wait for it, locked?
  * Only if its task is known to be fast: at most half the batch's time
@@ -140,11 +143,18 @@ slow_task(const ClaimedRun *run)
  * - an extra worker leaves a fast run while every kept worker is free
  *   of slow runs to take it, and calls one that sleeps.
  *
- * Its queue is then passed over for a while (claim_pass_over()).
+ * Returns until when its queue is then passed over (claim_pass_over()), 0
+ * when the worker takes the run: a kept worker comes back soon, for the
+ * fast runs behind the slow one; an extra worker, until it is called for
+ * that queue's slow runs or a kept worker takes a slow run (end_passes()).
+ * Each claim of an extra worker starts from the queue's head, walking over
+ * the runs the kept workers just completed (not removable while a slow
+ * run's transaction is open) to lock a chunk it would let go.
  */
 #define EXTRA_WAIT_MS 1000
+#define KEPT_PASS_MS 100
 
-static bool
+static TimestampTz
 pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 {
 	static TimestampTz extra_asked_at = 0;	/* asked for an extra worker, none yet */
@@ -158,16 +168,37 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 			extra_asked_at = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(extra_asked_at, GetCurrentTimestamp(), EXTRA_WAIT_MS))
 			return false;
-		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW))
+		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW, taskorch_queue_hash(run->queue)))
 			taskorch_pool_grow(MyDatabaseId);
-		return true;
+		return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KEPT_PASS_MS);
 	}
 	if (!kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId))
 	{
-		(void) taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_FAST);
-		return true;
+		(void) taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_FAST, 0);
+		return DT_NOEND;
 	}
-	return false;
+	return 0;
+}
+
+/*
+ * Before a batch: the queues this worker passed over that it may claim
+ * again: the one a peer called it for (slow_queue), and, for an extra
+ * worker, every queue it left to the kept workers once one of them is
+ * no longer free (executing a slow run).
+ */
+static void
+end_passes(ClaimState *claims, int self_slot)
+{
+	WorkerSlot *me = &taskorch_shared->slots[self_slot];
+
+	/* a hint, read and cleared without the lock */
+	if (me->slow_queue != 0)
+	{
+		claim_pass_over_end(claims, me->slow_queue);
+		me->slow_queue = 0;
+	}
+	if (me->index >= taskorch_workers_kept() && !taskorch_keepers_free(MyDatabaseId))
+		claim_pass_over_end(claims, 0);
 }
 
 /*
@@ -180,7 +211,8 @@ call_for_help(int self_slot)
 {
 	/* runs not known to be fast are for any worker, the extra ones first */
 	if (self_slot >= 0 &&
-		!taskorch_wake_peer(MyDatabaseId, self_slot, claim_singly ? WAKE_SLOW : WAKE_FAST) &&
+		!taskorch_wake_peer(MyDatabaseId, self_slot, claim_singly ? WAKE_SLOW : WAKE_FAST,
+							claim_singly ? slow_queue : 0) &&
 		claim_singly && slow_met)
 		taskorch_pool_grow(MyDatabaseId);
 }
@@ -229,6 +261,8 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 										  ALLOCSET_DEFAULT_SIZES);
 	Assert(MemoryContextIsEmpty(batch_cxt));
 	runs = MemoryContextAllocZero(batch_cxt, sizeof(ClaimedRun) * limit);
+	if (self_slot >= 0)
+		end_passes(claims, self_slot);
 	claim_batch_start(claims);
 	runs_left_behind = false;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -249,10 +283,11 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 		{
 			ClaimedRun *run = &runs[done];
 			TimestampTz started;
+			TimestampTz pass_until;
 
-			if (self_slot >= 0 && pass_over(claims, run, self_slot))
+			if (self_slot >= 0 && (pass_until = pass_over(claims, run, self_slot)) != 0)
 			{
-				claim_pass_over(claims, run);
+				claim_pass_over(claims, run, pass_until);
 				left_behind = true;
 				break;
 			}
@@ -264,6 +299,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 				 * and what follows, to claim it alone.
 				 */
 				claim_singly = true;
+				slow_queue = taskorch_queue_hash(run->queue);
 				claim_turn_to(claims, run);
 				slow_met = slow_task(run);
 				left_behind = true;
@@ -292,6 +328,8 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			/* now measured: a fast task ends the one-at-a-time claims */
 			slow_met = !fast_task(run);
 			claim_singly = claim_singly && slow_met;
+			if (slow_met)
+				slow_queue = taskorch_queue_hash(run->queue);
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
