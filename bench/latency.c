@@ -14,9 +14,11 @@
  * Then, from before the trigger statement (one statement that commits on
  * its own, so its time and the commit's count): N triggers over the same
  * connection, and N/10 each the first statement of a new connection (whose
- * backend has prepared nothing yet).  Beside the latter, the floor of this
- * server: a one-row INSERT into a table with a primary key as the first
- * statement of a new connection, and the trigger's own statement time.
+ * backend has prepared nothing yet).  Beside the latter, the floors of this
+ * server, each the first statement of a new connection: a one-row INSERT
+ * into a table with a primary key, and into a table of taskorch.run's shape
+ * (its columns, defaults and twelve indexes, which a new backend must read
+ * before it writes a row); and the trigger's own statement time.
  *
  * usage: latency "conninfo" task count pause_ms
  */
@@ -232,6 +234,13 @@ main(int argc, char **argv)
 	first_statement(argv[1], "INSERT INTO latency_floor (payload) VALUES ('{}')", Max(n / 10, 1),
 					"  a one-row INSERT instead");
 	PQclear(run(conn, "DROP TABLE latency_floor"));
+	PQclear(run(conn, "CREATE TABLE latency_floor_run (LIKE taskorch.run INCLUDING ALL);"
+				" ALTER TABLE latency_floor_run ALTER owner DROP NOT NULL,"
+				" ALTER triggered_by DROP NOT NULL"));
+	first_statement(argv[1], "INSERT INTO latency_floor_run (task_id, payload, max_attempts, queue, run_at)"
+					" VALUES ('noop', '{}', 1, 'noop', now())", Max(n / 10, 1),
+					"  a one-row INSERT into a table shaped like taskorch.run");
+	PQclear(run(conn, "DROP TABLE latency_floor_run"));
 	PQfinish(conn);
 	return 0;
 }

@@ -22,7 +22,12 @@
  */
 #include "taskorch.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -31,6 +36,11 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -43,12 +53,7 @@ static bool wake_at_commit = false;
 static bool installed_at_commit = false;
 static bool requeued_at_commit = false;
 
-/* the task a trigger names */
-typedef struct TaskArgs
-{
-	PlanValue	task_id;
-} TaskArgs;
-
+/* the task a trigger names: the columns of taskorch.task it reads (task_read()) */
 typedef struct TaskRow
 {
 	PlanValue	owner;			/* a role_ref */
@@ -58,23 +63,6 @@ typedef struct TaskRow
 	PlanValue	payload_schema;
 	PlanValue	external;
 } TaskRow;
-
-static const PlanField task_params[] = {
-	PLAN_PARAM(TaskArgs, task_id, TEXTOID),
-};
-static const PlanField task_columns[] = {
-	PLAN_COLUMN(TaskRow, owner),
-	PLAN_COLUMN(TaskRow, queue),
-	PLAN_COLUMN(TaskRow, max_attempts),
-	PLAN_COLUMN(TaskRow, triggerers),
-	PLAN_COLUMN(TaskRow, payload_schema),
-	PLAN_COLUMN(TaskRow, external),
-};
-static NamedPlan task_plan = {
-	.sql = "SELECT owner, queue, max_attempts, triggerers, payload_schema, external"
-	"  FROM taskorch.task WHERE id = :task_id",
-	PLAN_PARAMS(task_params), PLAN_COLUMNS(task_columns)
-};
 
 /* the new run: a field per column of taskorch.run that a trigger sets */
 typedef struct RunInsertArgs
@@ -485,23 +473,77 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 	return run_id;
 }
 
+/* A column of the task's row `tup` of taskorch.task (rel) */
+static PlanValue
+task_column(Relation rel, HeapTuple tup, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+	PlanValue	v;
+	bool		isnull;
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "taskorch: column \"%s\" of taskorch.task is missing", name);
+	v.datum = heap_getattr(tup, attnum, RelationGetDescr(rel), &isnull);
+	v.present = !isnull;
+	return v;
+}
+
+/*
+ * Read the task `task` into *t (in the current memory context) by its
+ * primary key, with the statement's snapshot; false if not registered.
+ * An index scan, not a statement: a new connection's first trigger would
+ * otherwise parse and plan one (a fifth of its time).  As the extension's
+ * own statements, it reads the row whatever the policies on the table;
+ * the caller's right to trigger the task is checked by the caller.
+ */
+static bool
+task_read(const char *task, TaskRow *t)
+{
+	Relation	rel = table_open(get_relname_relid("task", get_namespace_oid("taskorch", false)),
+								 AccessShareLock);
+	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!OidIsValid(pkey))
+		elog(ERROR, "taskorch: taskorch.task has no primary key");
+	/* compared as the index compares: in the collation of its column, id */
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   TupleDescAttr(RelationGetDescr(rel), 0)->attcollation,
+						   F_TEXTEQ, CStringGetTextDatum(task));
+	scan = systable_beginscan(rel, pkey, true, GetActiveSnapshot(), 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		tup = heap_copytuple(tup);
+		t->owner = task_column(rel, tup, "owner");
+		t->queue = task_column(rel, tup, "queue");
+		t->max_attempts = task_column(rel, tup, "max_attempts");
+		t->triggerers = task_column(rel, tup, "triggerers");
+		t->payload_schema = task_column(rel, tup, "payload_schema");
+		t->external = task_column(rel, tup, "external");
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);	/* locked until the transaction ends, as a statement's read */
+	return HeapTupleIsValid(tup);
+}
+
 /*
  * The task `task` (*t) and its owner, for the current user to trigger: an
  * error unless it is registered, its owner exists (else its runs could
- * execute as no one) and the user may trigger it.  Inside SPI.
+ * execute as no one) and the user may trigger it.
  */
 static Oid
 triggerable_task(const char *task, TaskRow *t)
 {
-	TaskArgs	targs = {pv_text(task)};
 	Oid			owner;
 
-	if (taskorch_execute_args(&task_plan, &targs, true, 1) == 0)
+	if (!task_read(task, t))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("task \"%s\" is not registered", task),
 				errhint("Register it with taskorch.register_task(); taskorch.tasks lists the registered tasks."));
-	taskorch_read_row(&task_plan, 0, t);
 	owner = role_ref_oid(t->owner.datum);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		task_owner_missing(task);
@@ -533,7 +575,6 @@ trigger_check_task(const char *task)
 Datum
 create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *replayed_from)
 {
-	TaskArgs	targs = {0};
 	TaskRow		t;
 	RunInsertArgs a = {0};		/* fields left unset are NULL */
 	Oid			owner;
@@ -548,7 +589,6 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	delayed = o->has_delay && o->delay_until > o->now;
 	check_payload(payload);
 	SPI_connect();
-	targs.task_id = pv_text(task);
 	owner = triggerable_task(task, &t);
 	/* a queue object defines or changes its queue: the caller owns it then */
 	if (o->queue && o->queue_limit >= 0)
@@ -558,7 +598,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 	if (t.payload_schema.present)
 		schema_validate(DatumGetJsonbP(t.payload_schema.datum), payload, "payload", task);
 
-	a.task_id = targs.task_id;
+	a.task_id = pv_text(task);
 	a.payload = pv_jsonb(payload);
 	a.max_attempts = o->max_attempts > 0 ? pv_int4(o->max_attempts) : t.max_attempts;
 	a.queue = o->queue ? pv_text(o->queue) : t.queue;
