@@ -687,8 +687,10 @@ claim_pass_over(ClaimState *s, const ClaimedRun *run, TimestampTz until)
 }
 
 /*
- * The queue of hash `queue_hash` (taskorch_queue_hash()), if passed over,
- * may be claimed again; with 0, every queue passed over until ended.
+ * The queue of hash `queue_hash` (taskorch_queue_hash()) may be claimed
+ * again: a peer called for its runs, so it has some even if this worker
+ * found it drained (its runs were locked by that peer's claim).  With 0,
+ * every queue passed over until ended may be.
  */
 void
 claim_pass_over_end(ClaimState *s, uint32 queue_hash)
@@ -699,7 +701,11 @@ claim_pass_over_end(ClaimState *s, uint32 queue_hash)
 
 		if (queue_hash == 0 ? q->passed_until == DT_NOEND
 			: taskorch_queue_hash(q->name) == queue_hash)
+		{
 			q->passed_until = 0;
+			if (queue_hash != 0)
+				q->drained = false;
+		}
 	}
 }
 

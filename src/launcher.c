@@ -243,6 +243,8 @@ assign_slot(DbEntry *db, int index, LauncherActions *act)
 	slot->latch = NULL;
 	slot->idle = false;
 	slot->slow_queue = 0;
+	pg_atomic_write_u64(&slot->runs_executed, 0);
+	pg_atomic_write_u64(&slot->runs_let_go, 0);
 	act->start[act->nstart++] = slotno;
 	return true;
 }

@@ -110,6 +110,8 @@ taskorch_shmem_startup(void)
 		for (int i = 0; i < taskorch_shared->nslots; i++)
 		{
 			pg_atomic_init_u64(&taskorch_shared->slots[i].run_id, 0);
+			pg_atomic_init_u64(&taskorch_shared->slots[i].runs_executed, 0);
+			pg_atomic_init_u64(&taskorch_shared->slots[i].runs_let_go, 0);
 			pg_atomic_init_u64(&taskorch_shared->slots[i].cancel_run, 0);
 			SpinLockInit(&taskorch_shared->slots[i].mutex);
 			pg_atomic_init_u32(&taskorch_shared->slots[i].live_change, 0);
@@ -622,6 +624,8 @@ taskorch_workers(PG_FUNCTION_ARGS)
 		pid_t		pid;
 		bool		idle;
 		uint64		run_id;
+		uint64		runs_executed;
+		uint64		runs_let_go;
 		bool		roles_known;	/* the slot was still executing run_id */
 		Oid			owner;
 		Oid			triggerer;
@@ -648,6 +652,8 @@ taskorch_workers(PG_FUNCTION_ARGS)
 		c->pid = slot->pid;
 		c->idle = slot->idle;
 		c->run_id = pg_atomic_read_u64(&slot->run_id);
+		c->runs_executed = pg_atomic_read_u64(&slot->runs_executed);
+		c->runs_let_go = pg_atomic_read_u64(&slot->runs_let_go);
 		c->roles_known = c->run_id != 0 &&
 			slot_run_roles(slot, c->run_id, &c->owner, &c->triggerer);
 		n++;
@@ -658,8 +664,8 @@ taskorch_workers(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		WorkerCopy *c = &copy[i];
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
 
 		char	   *database = get_database_name(c->dboid);
 
@@ -671,6 +677,8 @@ taskorch_workers(PG_FUNCTION_ARGS)
 		values[3] = BoolGetDatum(c->idle);
 		values[4] = run_id_datum(c->run_id);
 		nulls[4] = !c->roles_known || !run_visible(c->owner, c->triggerer);
+		values[5] = Int64GetDatum((int64) c->runs_executed);
+		values[6] = Int64GetDatum((int64) c->runs_let_go);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -306,6 +306,8 @@ typedef struct WorkerSlot
 								 * (taskorch_queue_hash()) since it last
 								 * claimed; 0: not called */
 	pg_atomic_uint64 run_id;	/* run being executed (n of run_<n>), 0: none */
+	pg_atomic_uint64 runs_executed;	/* since the worker took the slot (written by it) */
+	pg_atomic_uint64 runs_let_go;	/* claimed, then released unexecuted (ditto) */
 	pg_atomic_uint64 cancel_run;	/* run whose cancel was asked for */
 	slock_t		mutex;			/* guards run_owner and run_triggerer */
 	pg_atomic_uint32 live_change;	/* odd while the worker rewrites live_metadata */

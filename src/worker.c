@@ -355,6 +355,14 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 	claim_batch_end(claims, runs, done);
 	MemoryContextReset(batch_cxt);
 	logs_reset();
+	if (self_slot >= 0)
+	{
+		/* for taskorch.workers(): only this worker writes them */
+		WorkerSlot *me = &taskorch_shared->slots[self_slot];
+
+		pg_atomic_write_u64(&me->runs_executed, pg_atomic_read_u64(&me->runs_executed) + executed);
+		pg_atomic_write_u64(&me->runs_let_go, pg_atomic_read_u64(&me->runs_let_go) + claimed - executed);
+	}
 	return executed;
 }
 

@@ -10,7 +10,9 @@
 #     of another task holds none of them back;
 #   - with 2 kept workers and a pool of up to 6, slow runs queued with a
 #     backlog of quick ones run on extra workers, and quick runs finish
-#     while they do.
+#     while they do; with more slow runs than extra workers, the extra
+#     workers do not claim the quick runs only to let them go
+#     (taskorch.workers().runs_let_go).
 # Behaviour only: timings are the bench's (bench/bench.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +71,10 @@ echo "ok - a run that hangs holds back none of the runs triggered with it"
 
 # kept and extra workers: 2 kept, a pool of up to 6.  Slow runs queued
 # with a backlog of quick ones run on extra workers, never on the kept
-# ones, and the quick runs go on while they do.
+# ones, and the quick runs go on while they do.  (The hung run first ends:
+# a kept worker executing it would leave the quick runs to the extra ones.)
+wait_for "$port" postgres "SELECT status = 'COMPLETED' FROM taskorch.runs WHERE task_id = 'hang'" 30 ||
+	fail "the hung run did not end"
 q "ALTER SYSTEM SET taskorch.workers_per_database = 2" >/dev/null
 q "ALTER SYSTEM SET taskorch.max_workers_per_database = 6" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
@@ -89,6 +94,9 @@ COMMIT;
 SQL
 wait_for "$port" postgres "SELECT count(*) = 9 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
 	fail "the slow runs did not complete"
+# what the extra workers claimed and let go (read before an idle one exits)
+read -r extra_let_go extra_executed < <(q "SELECT coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
+	FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' ')
 on_kept=$(q "SELECT count(*) FROM taskorch.runs r JOIN taskorch.run x USING (id)
 			  WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5'
 				AND (x.output->>'pid')::int = ANY ('{$kept}'::int[])
@@ -99,3 +107,23 @@ beside=$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND finis
 			  AND (SELECT max(finished_at) FROM taskorch.runs WHERE task_id = 'mixed-slow')")
 [ "$beside" -gt 0 ] || fail "no quick run finished while the slow runs executed"
 echo "ok - slow runs beside a backlog of quick ones: none on the kept workers ($kept), $beside quick runs finished meanwhile"
+# An extra worker that met the quick runs leaves their queue to the kept
+# workers until called for slow runs there.  More slow runs than extra
+# workers, queued ahead of another backlog of quick ones: the kept workers
+# meet them again and again and call the extra ones, which are not to
+# claim chunks of quick runs each time only to let them go.
+psql_as "$port" postgres >/dev/null <<'SQL'
+BEGIN;
+SELECT count(taskorch.trigger('mixed-slow', '{"s": 0.4}')) FROM generate_series(1, 12);
+SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 30000);
+COMMIT;
+SQL
+wait_for "$port" postgres "SELECT count(*) = 21 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
+	fail "the second slow runs did not complete"
+read -r extras let_go executed < <(q "SELECT count(*), coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
+	FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' ')
+let_go=$((let_go - extra_let_go))
+[ "$extras" -gt 0 ] || fail "the extra workers were gone before the second backlog drained"
+[ "$let_go" -le 32 ] ||
+	fail "$extras extra workers claimed and let go $let_go quick runs while the kept ones drained them"
+echo "ok - called again and again for slow runs, $extras extra workers left the quick runs to the kept ones ($let_go claimed and let go, $((executed - extra_executed)) runs executed)"

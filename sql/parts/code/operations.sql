@@ -9,7 +9,7 @@ REVOKE ALL ON FUNCTION taskorch.run_pending(int) FROM PUBLIC;
 -- This server's workers, by database, and the runs (you may see) they execute.
 CREATE OR REPLACE FUNCTION taskorch.workers(
 	OUT database name, OUT slot int, OUT pid int, OUT idle bool,
-	OUT run_id text)
+	OUT run_id text, OUT runs_executed bigint, OUT runs_let_go bigint)
 	RETURNS SETOF record
 	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'taskorch_workers';
 
