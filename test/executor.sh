@@ -86,17 +86,24 @@ q "SELECT taskorch.register_task('mixed-slow', 'nap(jsonb)', queue => 'mixed-slo
 q "SELECT taskorch.trigger('mixed-slow', '{\"s\": 0.3}')" >/dev/null
 wait_for "$port" postgres "SELECT count(*) = 1 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 10 ||
 	fail "the first slow run did not complete"
-psql_as "$port" postgres >/dev/null <<'SQL'
-BEGIN;
-SELECT count(taskorch.trigger('mixed-slow', '{"s": 0.5}')) FROM generate_series(1, 8);
-SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 30000);
-COMMIT;
-SQL
-wait_for "$port" postgres "SELECT count(*) = 9 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
-	fail "the slow runs did not complete"
-# what the extra workers claimed and let go (read before an idle one exits)
-read -r extra_let_go extra_executed < <(q "SELECT coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
-	FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' ')
+# slow_beside_quick N S: N slow runs of S seconds queued ahead of 30,000
+# quick runs, in one transaction; returns once the slow runs completed
+slow_beside_quick() {
+	local before
+	before=$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'")
+	q "BEGIN; SELECT count(taskorch.trigger('mixed-slow', '{\"s\": $2}')) FROM generate_series(1, $1);
+	   SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 30000); COMMIT" >/dev/null
+	wait_for "$port" postgres "SELECT count(*) = $before + $1 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
+		fail "the slow runs did not complete"
+}
+# extra_counts: the extra workers up (read before an idle one exits), the
+# runs they claimed and let go, the runs they executed
+extra_counts() {
+	q "SELECT count(*), coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
+	   FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' '
+}
+slow_beside_quick 8 0.5
+read -r _ extra_let_go extra_executed < <(extra_counts)
 on_kept=$(q "SELECT count(*) FROM taskorch.runs r JOIN taskorch.run x USING (id)
 			  WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5'
 				AND (x.output->>'pid')::int = ANY ('{$kept}'::int[])
@@ -112,16 +119,8 @@ echo "ok - slow runs beside a backlog of quick ones: none on the kept workers ($
 # workers, queued ahead of another backlog of quick ones: the kept workers
 # meet them again and again and call the extra ones, which are not to
 # claim chunks of quick runs each time only to let them go.
-psql_as "$port" postgres >/dev/null <<'SQL'
-BEGIN;
-SELECT count(taskorch.trigger('mixed-slow', '{"s": 0.4}')) FROM generate_series(1, 12);
-SELECT count(taskorch.trigger('quick')) FROM generate_series(1, 30000);
-COMMIT;
-SQL
-wait_for "$port" postgres "SELECT count(*) = 21 FROM taskorch.runs WHERE task_id = 'mixed-slow' AND status = 'COMPLETED'" 60 ||
-	fail "the second slow runs did not complete"
-read -r extras let_go executed < <(q "SELECT count(*), coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
-	FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' ')
+slow_beside_quick 12 0.4
+read -r extras let_go executed < <(extra_counts)
 let_go=$((let_go - extra_let_go))
 [ "$extras" -gt 0 ] || fail "the extra workers were gone before the second backlog drained"
 [ "$let_go" -le 32 ] ||
