@@ -666,8 +666,19 @@ extern void queue_check_trigger(const char *name);
 extern void queue_set_limit_inline(const char *name, int32 limit);
 extern void queue_check_register(const char *task, const char *name);
 
+/* run_insert.c: a column of a new run, in its type (or as text for its input function) */
+typedef struct RunColumn
+{
+	const char *name;
+	Datum		value;
+	bool		isnull;
+	bool		as_text;		/* value is a C string */
+} RunColumn;
+extern Datum run_insert(const RunColumn *columns, int n);
+
 /* role_ref.c */
 extern Oid	role_ref_oid(Datum ref);
+extern Datum taskorch_role_ref_from_oid(PG_FUNCTION_ARGS);
 extern void task_owner_missing(const char *task) pg_attribute_noreturn();
 
 /* trigger.c */

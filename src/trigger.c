@@ -101,57 +101,70 @@ typedef struct RunIdRow
 	PlanValue	id;
 } RunIdRow;
 
-static const PlanField insert_params[] = {
-	PLAN_PARAM(RunInsertArgs, task_id, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, payload, JSONBOID),
-	PLAN_PARAM(RunInsertArgs, max_attempts, INT4OID),
-	PLAN_PARAM(RunInsertArgs, queue, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, owner, OIDOID),
-	PLAN_PARAM(RunInsertArgs, triggered_by, OIDOID),
-	PLAN_PARAM(RunInsertArgs, run_at, TIMESTAMPTZOID),
-	PLAN_PARAM(RunInsertArgs, created_at, TIMESTAMPTZOID),
-	PLAN_PARAM(RunInsertArgs, status, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, priority, INT4OID),
-	PLAN_PARAM(RunInsertArgs, ttl_ms, INT8OID),
-	PLAN_PARAM(RunInsertArgs, expires_at, TIMESTAMPTZOID),
-	PLAN_PARAM(RunInsertArgs, delayed_until, TIMESTAMPTZOID),
-	PLAN_PARAM(RunInsertArgs, tags, TEXTARRAYOID),
-	PLAN_PARAM(RunInsertArgs, metadata, JSONBOID),
-	PLAN_PARAM(RunInsertArgs, idempotency_key, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, idempotency_key_expires_at, TIMESTAMPTZOID),
-	PLAN_PARAM(RunInsertArgs, concurrency_key, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, max_duration_ms, INT8OID),
-	PLAN_PARAM(RunInsertArgs, replayed_from, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, batch_id, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, batch_index, INT4OID),
-	PLAN_PARAM(RunInsertArgs, debounce_key, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, parent_run_id, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, parent_wait_seq, INT4OID),
-	PLAN_PARAM(RunInsertArgs, root_run_id, TEXTOID),
-	PLAN_PARAM(RunInsertArgs, external, BOOLOID),
-};
 static const PlanField run_id_columns[] = {
 	PLAN_COLUMN(RunIdRow, id),
 };
-static NamedPlan insert_plan = {
-	.sql = "INSERT INTO taskorch.run (task_id, payload, max_attempts, queue, owner,"
-	"       triggered_by, run_at, created_at, status, priority, ttl, expires_at,"
-	"       delayed_until, tags, metadata, idempotency_key,"
-	"       idempotency_key_expires_at, concurrency_key, max_duration, replayed_from,"
-	"       batch_id, batch_index, debounce_key, parent_run_id, parent_wait_seq, root_run_id,"
-	"       external)"
-	" VALUES (:task_id, :payload, :max_attempts, :queue, :owner::regrole,"
-	"         :triggered_by::regrole, :run_at, :created_at,"
-	"         :status::taskorch.run_status, :priority,"
-	"         :ttl_ms * interval '1 millisecond', :expires_at,"
-	"         :delayed_until, :tags, coalesce(:metadata, '{}'), :idempotency_key,"
-	"         :idempotency_key_expires_at, :concurrency_key,"
-	"         :max_duration_ms * interval '1 millisecond', :replayed_from,"
-	"         :batch_id, :batch_index, :debounce_key, :parent_run_id, :parent_wait_seq,"
-	"         :root_run_id, :external)"
-	" RETURNING id",
-	PLAN_PARAMS(insert_params), PLAN_COLUMNS(run_id_columns)
-};
+
+/* the run's column `name` from a value of the trigger's (NULL when absent) */
+#define RUN_COLUMN(name, v) ((RunColumn) {(name), (v).datum, !(v).present, false})
+
+/* An interval of `ms` milliseconds (NULL when absent) */
+static PlanValue
+pv_interval_ms(PlanValue ms)
+{
+	Interval   *i;
+
+	if (!ms.present)
+		return ms;
+	i = palloc0(sizeof(Interval));
+	i->time = DatumGetInt64(ms.datum) * 1000;
+	return pv_datum(IntervalPGetDatum(i));
+}
+
+/* A role_ref of the role `oid` (an existing role) */
+static PlanValue
+pv_role_ref(PlanValue oid)
+{
+	return pv_datum(DirectFunctionCall1(taskorch_role_ref_from_oid, oid.datum));
+}
+
+/* Insert the new run a describes (run_insert.c); returns its id */
+static Datum
+insert_run(const RunInsertArgs *a)
+{
+	RunColumn	c[] = {
+		RUN_COLUMN("task_id", a->task_id),
+		RUN_COLUMN("payload", a->payload),
+		RUN_COLUMN("max_attempts", a->max_attempts),
+		RUN_COLUMN("queue", a->queue),
+		RUN_COLUMN("owner", pv_role_ref(a->owner)),
+		RUN_COLUMN("triggered_by", pv_role_ref(a->triggered_by)),
+		RUN_COLUMN("run_at", a->run_at),
+		RUN_COLUMN("created_at", a->created_at),
+		{"status", CStringGetDatum(TextDatumGetCString(a->status.datum)), false, true},
+		RUN_COLUMN("priority", a->priority),
+		RUN_COLUMN("ttl", pv_interval_ms(a->ttl_ms)),
+		RUN_COLUMN("expires_at", a->expires_at),
+		RUN_COLUMN("delayed_until", a->delayed_until),
+		RUN_COLUMN("tags", a->tags),
+		a->metadata.present ? RUN_COLUMN("metadata", a->metadata)
+		: (RunColumn) {"metadata", CStringGetDatum("{}"), false, true},
+		RUN_COLUMN("idempotency_key", a->idempotency_key),
+		RUN_COLUMN("idempotency_key_expires_at", a->idempotency_key_expires_at),
+		RUN_COLUMN("concurrency_key", a->concurrency_key),
+		RUN_COLUMN("max_duration", pv_interval_ms(a->max_duration_ms)),
+		RUN_COLUMN("replayed_from", a->replayed_from),
+		RUN_COLUMN("batch_id", a->batch_id),
+		RUN_COLUMN("batch_index", a->batch_index),
+		RUN_COLUMN("debounce_key", a->debounce_key),
+		RUN_COLUMN("parent_run_id", a->parent_run_id),
+		RUN_COLUMN("parent_wait_seq", a->parent_wait_seq),
+		RUN_COLUMN("root_run_id", a->root_run_id),
+		RUN_COLUMN("external", a->external),
+	};
+
+	return run_insert(c, lengthof(c));
+}
 
 /* a run named by a key (idempotency, debounce) of a task and the triggering role */
 typedef struct KeyArgs
@@ -662,8 +675,7 @@ create_run(const char *task, Jsonb *payload, TriggerOptions *o, const char *repl
 		SPI_finish();
 		return run_id;
 	}
-	taskorch_execute_args(&insert_plan, &a, false, 1);
-	run_id = run_id_out(&insert_plan);
+	run_id = insert_run(&a);
 	notice_if_starved();
 	SPI_finish();
 

@@ -1,0 +1,185 @@
+/*-------------------------------------------------------------------------
+ *
+ * run_insert.c
+ *	  The row of a new run, inserted without a plan: the columns a trigger
+ *	  sets, the others from their defaults, through the executor's simple
+ *	  insert (as logical replication applies a row): NOT NULL and CHECK
+ *	  constraints, unique indexes and row triggers as for an INSERT, under
+ *	  the extension owner's identity like the statements of spi_util.c.
+ *	  A new connection's first trigger would otherwise parse and plan an
+ *	  INSERT of 27 columns, and every trigger start an executor for it.
+ *
+ * Invariants: taskorch.run's defaults are defined once, in its CREATE
+ * TABLE; their expressions are prepared once per backend and prepared
+ * again after an invalidation of the table's relation cache entry (ALTER
+ * TABLE).  Statement-level triggers on taskorch.run do not fire (as for
+ * logical replication's inserts).
+ *
+ * Transaction: the caller's; the command counter is advanced after the
+ * insert, as after an SPI statement.  Memory: the caller's context (the
+ * returned id); the prepared defaults in a context of their own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "taskorch.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_relation.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* the defaults of taskorch.run, by attribute (NULL: none), prepared for relid */
+static MemoryContext defaults_cxt = NULL;
+static ExprState **defaults = NULL;
+static Oid	defaults_relid = InvalidOid;
+static bool defaults_valid = false;
+
+static void
+defaults_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == defaults_relid)
+		defaults_valid = false;
+}
+
+static void
+prepare_defaults(Relation rel)
+{
+	static bool callback = false;
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+
+	if (defaults_valid && defaults_relid == RelationGetRelid(rel))
+		return;
+	if (!callback)
+	{
+		CacheRegisterRelcacheCallback(defaults_invalidate, (Datum) 0);
+		callback = true;
+	}
+	if (defaults_cxt)
+		MemoryContextDelete(defaults_cxt);
+	defaults_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch run defaults",
+										 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(defaults_cxt);
+	defaults = palloc0(sizeof(ExprState *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Node	   *d;
+
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		d = build_column_default(rel, i + 1);
+		if (d)
+			defaults[i] = ExecInitExpr(expression_planner((Expr *) d), NULL);
+	}
+	MemoryContextSwitchTo(old);
+	defaults_relid = RelationGetRelid(rel);
+	defaults_valid = true;
+}
+
+/*
+ * Insert the run whose columns[0..n) are given (by name, in the column's
+ * type, or as text for its input function); the other columns take their
+ * defaults.  Returns the new run's id.
+ */
+Datum
+run_insert(const RunColumn *columns, int n)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	RangeTblEntry *rte;
+	TupleTableSlot *slot;
+	ExprContext *econtext;
+	bool	   *given;
+	Datum		id;
+	Oid			save_uid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(taskorch_extension_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	rel = table_open(get_relname_relid("run", get_namespace_oid("taskorch", false)),
+					 RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	prepare_defaults(rel);
+
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	/* where the executor looks for the relation of an AFTER trigger's event */
+	estate->es_opened_result_relations = list_make1(rri);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(rri, false);
+	econtext = GetPerTupleExprContext(estate);
+
+	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	given = palloc0(sizeof(bool) * desc->natts);
+	for (int k = 0; k < n; k++)
+	{
+		AttrNumber	attnum = attnameAttNum(rel, columns[k].name, false);
+		Form_pg_attribute att;
+
+		if (attnum <= 0)
+			elog(ERROR, "taskorch: column \"%s\" of taskorch.run is missing", columns[k].name);
+		att = TupleDescAttr(desc, attnum - 1);
+		given[attnum - 1] = true;
+		slot->tts_isnull[attnum - 1] = columns[k].isnull;
+		if (columns[k].isnull)
+			slot->tts_values[attnum - 1] = (Datum) 0;
+		else if (columns[k].as_text)
+		{
+			Oid			input;
+			Oid			ioparam;
+
+			getTypeInputInfo(att->atttypid, &input, &ioparam);
+			slot->tts_values[attnum - 1] =
+				OidInputFunctionCall(input, DatumGetCString(columns[k].value), ioparam, att->atttypmod);
+		}
+		else
+			slot->tts_values[attnum - 1] = columns[k].value;
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (given[i])
+			continue;
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (defaults[i])
+			slot->tts_values[i] = ExecEvalExprSwitchContext(defaults[i], econtext,
+															&slot->tts_isnull[i]);
+	}
+	ExecStoreVirtualTuple(slot);
+
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationInsert(rri, estate, slot);
+	AfterTriggerEndQuery(estate);
+	id = slot_getattr(slot, attnameAttNum(rel, "id", false), &(bool){false});
+	id = PointerGetDatum(DatumGetTextPCopy(id));
+
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	SetUserIdAndSecContext(save_uid, save_sec);
+	CommandCounterIncrement();
+	return id;
+}
