@@ -15,8 +15,9 @@
  * TABLE).  Statement-level triggers on taskorch.run do not fire (as for
  * logical replication's inserts).
  *
- * Transaction: the caller's; the command counter is advanced after the
- * insert, as after an SPI statement.  Memory: the caller's context (the
+ * Transaction: the caller's; the insert runs as SPI runs a statement that
+ * writes: the command counter advanced before it, under a snapshot of its
+ * own.  Memory: the caller's context (the
  * returned id); the prepared defaults in a context of their own.
  *
  *-------------------------------------------------------------------------
@@ -37,6 +38,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 /* the defaults of taskorch.run, by attribute (NULL: none), prepared for relid */
 static MemoryContext defaults_cxt = NULL;
@@ -103,9 +105,14 @@ run_insert(const RunColumn *columns, int n)
 	ExprContext *econtext;
 	bool	   *given;
 	Datum		id;
+	bool		id_isnull;
 	Oid			save_uid;
 	int			save_sec;
 
+	/* as SPI runs a statement that writes: a snapshot of its own, a new command id */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -171,8 +178,8 @@ run_insert(const RunColumn *columns, int n)
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(rri, estate, slot);
 	AfterTriggerEndQuery(estate);
-	id = slot_getattr(slot, attnameAttNum(rel, "id", false), &(bool){false});
-	id = PointerGetDatum(DatumGetTextPCopy(id));
+	id = slot_getattr(slot, attnameAttNum(rel, "id", false), &id_isnull);
+	id = PointerGetDatum(DatumGetTextPCopy(id));	/* the executor's memory goes */
 
 	ExecCloseResultRelations(estate);
 	ExecCloseRangeTableRelations(estate);
@@ -180,6 +187,6 @@ run_insert(const RunColumn *columns, int n)
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	SetUserIdAndSecContext(save_uid, save_sec);
-	CommandCounterIncrement();
+	PopActiveSnapshot();
 	return id;
 }

@@ -128,7 +128,7 @@ pv_role_ref(PlanValue oid)
 	return pv_datum(DirectFunctionCall1(taskorch_role_ref_from_oid, oid.datum));
 }
 
-/* Insert the new run a describes (run_insert.c); returns its id */
+/* Insert the new run a describes (run_insert.c), inside SPI; returns its id */
 static Datum
 insert_run(const RunInsertArgs *a)
 {
@@ -163,7 +163,8 @@ insert_run(const RunInsertArgs *a)
 		RUN_COLUMN("external", a->external),
 	};
 
-	return run_insert(c, lengthof(c));
+	/* into the memory of SPI's caller, as the run's id outlives the connection */
+	return SPI_datumTransfer(run_insert(c, lengthof(c)), false, -1);
 }
 
 /* a run named by a key (idempotency, debounce) of a task and the triggering role */
