@@ -41,6 +41,11 @@ SAVEPOINT s;
 SELECT taskorch.trigger('send-welcome', '{"to": "dropped@x"}') IS NOT NULL AS dropped;
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
+
+-- a read-only transaction (as on a standby) cannot trigger
+BEGIN READ ONLY;
+SELECT taskorch.trigger('send-welcome', '{"to": "read@only"}');
+ROLLBACK;
 SELECT wait_for_runs();
 SELECT addr FROM outbox WHERE addr LIKE '%@x' ORDER BY addr;
 

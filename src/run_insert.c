@@ -109,6 +109,9 @@ run_insert(const RunColumn *columns, int n)
 	Oid			save_uid;
 	int			save_sec;
 
+	/* what the executor checks of a statement that writes (a standby is read-only) */
+	PreventCommandIfReadOnly("taskorch.trigger()");
+	PreventCommandIfParallelMode("taskorch.trigger()");
 	/* as SPI runs a statement that writes: a snapshot of its own, a new command id */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	CommandCounterIncrement();
