@@ -17,8 +17,8 @@
  *
  * Transaction: the caller's; the insert runs as SPI runs a statement that
  * writes: the command counter advanced before it, under a snapshot of its
- * own.  Memory: the caller's context (the
- * returned id); the prepared defaults in a context of their own.
+ * own.  Memory: the caller's context (the returned id); the prepared
+ * defaults in a context of their own.
  *
  *-------------------------------------------------------------------------
  */
