@@ -64,18 +64,18 @@ typedef struct TaskRow
 	PlanValue	external;
 } TaskRow;
 
-/* the new run: a field per column of taskorch.run that a trigger sets */
+/* the new run: a field per column of taskorch.run that a trigger sets (insert_run()) */
 typedef struct RunInsertArgs
 {
 	PlanValue	task_id;
 	PlanValue	payload;
 	PlanValue	max_attempts;
 	PlanValue	queue;
-	PlanValue	owner;
-	PlanValue	triggered_by;
+	PlanValue	owner;			/* an oid */
+	PlanValue	triggered_by;	/* an oid */
 	PlanValue	run_at;
 	PlanValue	created_at;
-	PlanValue	status;
+	PlanValue	status;			/* its name, a text */
 	PlanValue	priority;
 	PlanValue	ttl_ms;
 	PlanValue	expires_at;
