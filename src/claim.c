@@ -756,8 +756,8 @@ claim_next_run_ms(ClaimState *s)
 		/* a commit queued runs since the last look (one may have been put off) */
 		look(s);
 		for (int i = 0; i < s->nqueues; i++)
-			if (!s->queues[i].drained)
-				return 0;		/* claim again now */
+			if (!s->queues[i].drained && s->queues[i].passed_until <= now)
+				return 0;		/* claim again now (not a queue it passes over) */
 	}
 	if (s->nqueues == 0)
 		return -1;

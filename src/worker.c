@@ -167,7 +167,7 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 		else if (extra_asked_at == 0)
 			extra_asked_at = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(extra_asked_at, GetCurrentTimestamp(), EXTRA_WAIT_MS))
-			return false;
+			return 0;
 		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW, taskorch_queue_hash(run->queue)))
 			taskorch_pool_grow(MyDatabaseId);
 		return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KEPT_PASS_MS);
