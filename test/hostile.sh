@@ -422,6 +422,34 @@ done
 expect "refused DROP/ALTER EXTENSION and ALTER/DROP DATABASE stop no worker" \
 	"$(q "SELECT string_agg(pid::text, ',') FROM taskorch.workers()")" "$pids"
 
+# 7d. trigger() reads its task and writes the run without a plan: mallory's
+# temp tables named run and task, her temp nextval(), now() and text || bigint,
+# her session settings, and a read-only transaction change none of it
+read -r id_ok temp_rows < <(psql_as "$port" postgres -tA 2>&1 <<'SQL' | tail -1 | tr '|' ' '
+SET ROLE mallory;
+CREATE TEMP TABLE run (id text, task_id text);
+CREATE TEMP TABLE task (id text, owner oid, queue text);
+INSERT INTO pg_temp.task VALUES ('m-noop', 10, 'evil');
+CREATE FUNCTION pg_temp.nextval(regclass) RETURNS bigint LANGUAGE sql AS 'SELECT 666::bigint';
+CREATE FUNCTION pg_temp.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
+CREATE FUNCTION pg_temp.cat(text, bigint) RETURNS text LANGUAGE sql AS $$ SELECT 'pwned' $$;
+CREATE OPERATOR pg_temp.|| (LEFTARG = text, RIGHTARG = bigint, FUNCTION = pg_temp.cat);
+SET search_path = pg_temp, public, pg_catalog;
+SET datestyle = 'SQL, DMY';
+SET timezone = 'Pacific/Kiritimati';
+SELECT taskorch.trigger('m-noop', '{"planted": true}') AS r \gset
+SELECT :'r' ~ '^run_[0-9]+$', (SELECT count(*) FROM pg_temp.run);
+SQL
+)
+expect "mallory's planted objects: the run id" "$id_ok" t
+expect "mallory's planted objects: her temp run table" "$temp_rows" 0
+expect "the planted trigger's run, as taskorch.run holds it" \
+	"$(q "SELECT queue || ' ' || owner || ' ' || (updated_at > now() - interval '1 hour') FROM taskorch.run WHERE payload = '{\"planted\": true}'")" \
+	"m-noop mallory true"
+expect "trigger() in a read-only transaction" \
+	"$(q "SET ROLE mallory; BEGIN READ ONLY; SELECT taskorch.trigger('m-noop')" 2>&1 | grep -o 'cannot execute taskorch.trigger() in a read-only transaction')" \
+	"cannot execute taskorch.trigger() in a read-only transaction"
+
 # 8. DROP EXTENSION while a run executes, and while children are streamed
 q "SELECT taskorch.trigger('sleepy')" >/dev/null
 wait_for "$port" postgres "SELECT EXISTS (SELECT FROM taskorch.workers() WHERE run_id IS NOT NULL)" 30 ||
