@@ -643,8 +643,9 @@ claim_turn_to(ClaimState *s, const ClaimedRun *run)
 
 /*
  * Has a queue other than `run`'s runs to claim now: one that gave runs in
- * the last RECENT_MS and has not run out since, or has runs queued after
- * this batch's position in it?
+ * the last RECENT_MS, or has runs queued after this batch's position in it
+ * (also one the batch exhausted: its position is after the runs it holds)?
+ * Queues drained or passed over are not counted.
  */
 bool
 claim_others_due(ClaimState *s, const ClaimedRun *run)
@@ -652,8 +653,14 @@ claim_others_due(ClaimState *s, const ClaimedRun *run)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		found = false;
 
-	/* the queues known may not be all: a look was skipped (claim_batch_start()) */
-	if (s->look_skipped && s->resume_at == NULL)
+	/*
+	 * The queues known may not be all, or a queue known drained may have
+	 * runs again: a look was skipped (claim_batch_start()), or a commit
+	 * queued runs since the last one (claim_some() puts looks off while
+	 * the worker is busy; not this one, that decides where a slow run goes).
+	 */
+	if ((s->look_skipped || pg_atomic_read_u32(&taskorch_shared->queued) != s->queued_seen) &&
+		s->resume_at == NULL)
 		look(s);
 
 	SPI_connect();
@@ -661,7 +668,7 @@ claim_others_due(ClaimState *s, const ClaimedRun *run)
 	{
 		ClaimQueue *q = &s->queues[i];
 
-		if (!claimable(q, now) || strcmp(q->name, run->queue) == 0)
+		if (q->drained || q->passed_until > now || strcmp(q->name, run->queue) == 0)
 			continue;
 		found = !TimestampDifferenceExceeds(q->gave_at, now, RECENT_MS) ||
 			queued_after(q->name, &q->pos);

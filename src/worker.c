@@ -139,7 +139,10 @@ slow_task(const ClaimedRun *run)
  * - a kept worker leaves a slow run while other queues have runs due, and
  *   calls an idle extra worker, or asks for one more, to take it; if no
  *   extra worker could be had within EXTRA_WAIT_MS (no free slot), it
- *   takes the run itself, so that slow runs are never starved;
+ *   takes the run itself, so that slow runs are never starved.  The wait
+ *   counts from the last time an extra worker was there, or from the
+ *   first ask after a pause of EXTRA_WAIT_MS (a wait of long ago would
+ *   let it take the next slow run at once);
  * - an extra worker leaves a fast run while every kept worker is free
  *   of slow runs to take it, and calls one that sleeps.
  *
@@ -157,16 +160,21 @@ slow_task(const ClaimedRun *run)
 static TimestampTz
 pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 {
-	static TimestampTz extra_asked_at = 0;	/* asked for an extra worker, none yet */
+	/* the wait for an extra worker: since when, and its last ask */
+	static TimestampTz waited_since = 0;
+	static TimestampTz asked_last = 0;
 	bool		kept = taskorch_shared->slots[self_slot].index < taskorch_workers_kept();
 
 	if (kept && slow_task(run) && claim_others_due(claims, run))
 	{
-		if (taskorch_extra_workers(MyDatabaseId) > 0)
-			extra_asked_at = 0;
-		else if (extra_asked_at == 0)
-			extra_asked_at = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(extra_asked_at, GetCurrentTimestamp(), EXTRA_WAIT_MS))
+		TimestampTz now = GetCurrentTimestamp();
+		bool		new_wait = taskorch_extra_workers(MyDatabaseId) > 0 ||
+			TimestampDifferenceExceeds(asked_last, now, EXTRA_WAIT_MS);
+
+		asked_last = now;
+		if (new_wait)
+			waited_since = now;
+		else if (TimestampDifferenceExceeds(waited_since, now, EXTRA_WAIT_MS))
 			return 0;
 		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW, taskorch_queue_hash(run->queue)))
 			taskorch_pool_grow(MyDatabaseId);

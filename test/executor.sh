@@ -112,7 +112,9 @@ on_kept=$(q "SELECT count(*) FROM taskorch.runs r JOIN taskorch.run x USING (id)
 			  WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5'
 				AND (x.output->>'pid')::int = ANY ('{$kept}'::int[])
 				AND (SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND started_at > r.started_at) > 64")
-[ "$on_kept" = 0 ] || fail "$on_kept slow runs took a kept worker while quick runs were due (kept: $kept)"
+[ "$on_kept" = 0 ] || fail "$on_kept slow runs took a kept worker while quick runs were due (kept: $kept):
+$(q "SELECT r.id, x.output->>'pid', r.started_at, (SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND started_at > r.started_at)
+	   FROM taskorch.runs r JOIN taskorch.run x USING (id) WHERE r.task_id = 'mixed-slow' ORDER BY r.started_at")"
 beside=$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND finished_at BETWEEN
 			  (SELECT min(r.started_at) FROM taskorch.runs r JOIN taskorch.run x USING (id) WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5')
 			  AND (SELECT max(finished_at) FROM taskorch.runs WHERE task_id = 'mixed-slow')")
