@@ -26,7 +26,6 @@
 
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -119,8 +118,7 @@ run_insert(const RunColumn *columns, int n)
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(taskorch_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	rel = table_open(get_relname_relid("run", get_namespace_oid("taskorch", false)),
-					 RowExclusiveLock);
+	rel = table_open(taskorch_run_relid(false), RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	prepare_defaults(rel);
 

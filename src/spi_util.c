@@ -319,45 +319,63 @@ taskorch_plans_forget(void)
 	prepared = NIL;
 }
 
-/* The owner of taskorch.run, while no invalidation has said otherwise */
+/*
+ * taskorch.run's OID and owner, while no invalidation has said otherwise
+ * (a change to its pg_class row, or to any schema: DROP EXTENSION, a
+ * renamed schema).
+ */
+static Oid	run_relid_cached = InvalidOid;
 static Oid	owner_cached = InvalidOid;
-static uint32 owner_rel_hash;	/* RELOID hash value of taskorch.run */
+static uint32 run_rel_hash;		/* RELOID hash value of taskorch.run */
 
 static void
-owner_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+run_rel_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (cacheid != RELOID || hashvalue == 0 || hashvalue == owner_rel_hash)
-		owner_cached = InvalidOid;
+	if (cacheid != RELOID || hashvalue == 0 || hashvalue == run_rel_hash)
+		run_relid_cached = owner_cached = InvalidOid;
+}
+
+/* The OID of taskorch.run; InvalidOid if missing_ok and it does not exist. */
+Oid
+taskorch_run_relid(bool missing_ok)
+{
+	static bool callbacks = false;
+	Oid			nsp;
+
+	if (OidIsValid(run_relid_cached))
+		return run_relid_cached;
+	if (!callbacks)
+	{
+		CacheRegisterSyscacheCallback(RELOID, run_rel_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, run_rel_invalidate, (Datum) 0);
+		callbacks = true;
+	}
+	nsp = get_namespace_oid("taskorch", missing_ok);
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	run_relid_cached = get_relname_relid("run", nsp);
+	if (!OidIsValid(run_relid_cached) && !missing_ok)
+		elog(ERROR, "taskorch: relation taskorch.run does not exist");
+	run_rel_hash = GetSysCacheHashValue1(RELOID, ObjectIdGetDatum(run_relid_cached));
+	return run_relid_cached;
 }
 
 /* The role that owns taskorch.run, as whom our statements run. */
 Oid
 taskorch_extension_owner(void)
 {
-	static bool callbacks = false;
-	Oid			nsp;
 	Oid			relid;
 	HeapTuple	tup;
-	Oid			owner;
 
 	if (OidIsValid(owner_cached))
 		return owner_cached;
-	if (!callbacks)
-	{
-		CacheRegisterSyscacheCallback(RELOID, owner_invalidate, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_invalidate, (Datum) 0);
-		callbacks = true;
-	}
-	nsp = get_namespace_oid("taskorch", false);
-	relid = get_relname_relid("run", nsp);
+	relid = taskorch_run_relid(false);
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "taskorch: cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	owner_cached = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
-	owner_rel_hash = GetSysCacheHashValue1(RELOID, ObjectIdGetDatum(relid));
-	owner_cached = owner;
-	return owner;
+	return owner_cached;
 }
 
 /* Execute the plan with SPI's values and nulls, as the extension owner. */

@@ -818,6 +818,7 @@ extern void taskorch_read_row(NamedPlan *p, int row, void *out);
 extern void taskorch_plans_forget(void);
 extern int	pin_search_path(void);
 extern void unpin_search_path(int nestlevel);
+extern Oid	taskorch_run_relid(bool missing_ok);
 extern Oid	taskorch_extension_owner(void);
 extern Jsonb *jsonb_from_cstring(const char *s);
 

@@ -44,7 +44,6 @@
 
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -517,7 +516,6 @@ installed_version(void)
 static Oid
 worker_start(void)
 {
-	Oid			nsp;
 	Oid			relid = InvalidOid;
 	char	   *version;
 
@@ -532,11 +530,7 @@ worker_start(void)
 					   get_database_name(MyDatabaseId), version, TASKORCH_VERSION),
 				errhint("Run ALTER EXTENSION taskorch UPDATE in that database."));
 	else if (version)
-	{
-		nsp = get_namespace_oid("taskorch", true);
-		if (OidIsValid(nsp))
-			relid = get_relname_relid("run", nsp);
-	}
+		relid = taskorch_run_relid(true);
 	if (OidIsValid(relid))
 		crash_recover(MyDatabaseId, taskorch_shared->slots[MySlot].index);
 	PopActiveSnapshot();
