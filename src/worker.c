@@ -24,7 +24,8 @@
  *
  * Before a batch, when the maintenance is due, the worker fires due
  * schedules, purges old runs and settles the external runs whose workers
- * were lost, each step in a transaction of its own.
+ * were lost, each step in a transaction of its own: a kept worker, or an
+ * extra one while a kept worker is held by a slow run (maintain()).
  *
  * So a SQL task's effects and its COMPLETED status commit together: a
  * crash before the commit leaves the run QUEUED with no effects, and it is
@@ -122,6 +123,46 @@ fast_task(const ClaimedRun *run)
 	return us >= 0 && us * 2 <= (int64) taskorch_batch_time_budget_ms * 1000;
 }
 
+/*
+ * A call for a peer (taskorch_wake_peer()), and with none to call, for one
+ * more worker when `grow`.  A call about runs this batch lets go waits for
+ * its commit (call_peers_committed()): called at once, the peer would
+ * find them still locked, take their queue for drained and sleep until
+ * the next call.
+ */
+typedef struct PeerCall
+{
+	WakeFor		wake_for;
+	uint32		queue_hash;
+	bool		grow;
+} PeerCall;
+
+#define MAX_CALLS_AT_COMMIT 2	/* a batch lets go once: pass_over(), call_for_help() */
+static PeerCall calls_at_commit[MAX_CALLS_AT_COMMIT];
+static int	ncalls_at_commit = 0;
+
+static void
+call_peer(PeerCall call, bool at_commit)
+{
+	if (at_commit)
+	{
+		if (ncalls_at_commit < MAX_CALLS_AT_COMMIT)
+			calls_at_commit[ncalls_at_commit++] = call;
+		return;
+	}
+	if (!taskorch_wake_peer(MyDatabaseId, MySlot, call.wake_for, call.queue_hash) && call.grow)
+		taskorch_pool_grow(MyDatabaseId);
+}
+
+/* The batch committed or aborted: its runs are free, call for them. */
+static void
+call_peers_committed(void)
+{
+	for (int i = 0; i < ncalls_at_commit; i++)
+		call_peer(calls_at_commit[i], false);
+	ncalls_at_commit = 0;
+}
+
 /* Is the run's task measured slow (not merely never measured)? */
 static bool
 slow_task(const ClaimedRun *run)
@@ -175,13 +216,12 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 			waited_since = now;
 		else if (TimestampDifferenceExceeds(waited_since, now, EXTRA_WAIT_MS))
 			return 0;
-		if (!taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_SLOW, taskorch_queue_hash(run->queue)))
-			taskorch_pool_grow(MyDatabaseId);
+		call_peer((PeerCall) {WAKE_SLOW, taskorch_queue_hash(run->queue), true}, true);
 		return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KEPT_PASS_MS);
 	}
 	if (!kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId))
 	{
-		(void) taskorch_wake_peer(MyDatabaseId, self_slot, WAKE_FAST, 0);
+		call_peer((PeerCall) {WAKE_FAST, 0, false}, true);
 		return DT_NOEND;
 	}
 	return 0;
@@ -209,19 +249,18 @@ end_passes(ClaimState *claims, int self_slot)
 }
 
 /*
- * More runs are due than this worker takes now: call a sleeping peer; with
- * none, and slow runs met, ask for one more worker (the pool grows for
- * slow runs only: fast ones are bound by the cores, not by the workers).
+ * More runs are due than this worker takes now (`let_go`: it lets go of
+ * some at its commit): call a sleeping peer; with none, and slow runs met,
+ * ask for one more worker (the pool grows for slow runs only: fast ones
+ * are bound by the cores, not by the workers).
  */
 static void
-call_for_help(int self_slot)
+call_for_help(int self_slot, bool let_go)
 {
 	/* runs not known to be fast are for any worker, the extra ones first */
-	if (self_slot >= 0 &&
-		!taskorch_wake_peer(MyDatabaseId, self_slot, claim_singly ? WAKE_SLOW : WAKE_FAST,
-							claim_singly ? slow_queue : 0) &&
-		claim_singly && slow_met)
-		taskorch_pool_grow(MyDatabaseId);
+	if (self_slot >= 0)
+		call_peer((PeerCall) {claim_singly ? WAKE_SLOW : WAKE_FAST, claim_singly ? slow_queue : 0,
+							  claim_singly && slow_met}, let_go);
 }
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
 #define SUBXID_HEADROOM 8
@@ -285,7 +324,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 		claimed += got;
 		/* more runs are due than this batch takes now */
 		if (claimed == got && got == want)
-			call_for_help(self_slot);
+			call_for_help(self_slot, false);
 		for (int i = 0; i < got; i++)
 		{
 			ClaimedRun *run = &runs[done];
@@ -351,7 +390,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 		}
 		runs_left_behind = left_behind;
 		if (left_behind)
-			call_for_help(self_slot);
+			call_for_help(self_slot, true);
 		if (left_behind || got < want)
 			break;				/* released runs, or drained */
 	}
@@ -441,7 +480,18 @@ static TimestampTz maintenance_due = 0;	/* next promote/expire pass */
 static TimestampTz external_due_since = 0;	/* external runs due before this were announced */
 static uint32 claimers_gone_seen = 0;	/* taskorch_shared->claimers_gone, as last seen */
 static TimestampTz claimers_check_at = 0;	/* then release their runs (0: nothing to do) */
-static BlockNumber planned_blocks = 0;	/* size of the runs table the plans were made for */
+/* size of the runs table the plans were made for: at the worker's start, at each replan */
+static BlockNumber planned_blocks = 0;
+
+static BlockNumber
+run_table_blocks(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+
+	table_close(rel, AccessShareLock);
+	return blocks;
+}
 
 /*
  * Make the plans again when the runs table is twice as large (or half as
@@ -450,10 +500,8 @@ static BlockNumber planned_blocks = 0;	/* size of the runs table the plans were 
 static void
 replan_if_resized(void)
 {
-	Relation	rel = table_open(run_table_oid, AccessShareLock);
-	BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber blocks = run_table_blocks(run_table_oid);
 
-	table_close(rel, AccessShareLock);
 	if (Max(blocks, planned_blocks) > 8 &&
 		(blocks > 2 * planned_blocks || 2 * blocks < planned_blocks))
 	{
@@ -532,7 +580,11 @@ worker_start(void)
 	else if (version)
 		relid = taskorch_run_relid(true);
 	if (OidIsValid(relid))
+	{
+		/* not 0: the first replan would drop the plans of the worker's first second */
+		planned_blocks = run_table_blocks(relid);
 		crash_recover(MyDatabaseId, taskorch_shared->slots[MySlot].index);
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return relid;
@@ -611,6 +663,7 @@ batch_failed(void)
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
+	call_peers_committed();		/* the batch's runs are free too */
 	worker_hold_cancels();		/* the ERROR reset the holdoff count (execute.c) */
 	taskorch_set_executing(NULL);
 	crash_note_run(NULL);
@@ -624,6 +677,42 @@ batch_failed(void)
 		isolating = taskorch_batch_size;
 	isolated_run[0] = '\0';
 	FreeErrorData(edata);
+}
+
+/*
+ * The database's maintenance, each step in a transaction of its own (the
+ * worker's transaction is open, a snapshot pushed, on entry and on exit).
+ * Schedules' ticks first, in transactions of up to 1,000 schedules each: a
+ * tick's run and its advance commit together, and the schedule's row is
+ * not held locked while the batch executes.
+ */
+static void
+maintain(void)
+{
+	bool		more;
+	TimestampTz purge_stop;
+
+	do
+	{
+		if (schedules_fire(&more) > 0)
+			taskorch_requeued_at_commit();
+		next_transaction();
+	} while (more);
+	/* retention: old finished runs go, a step per transaction */
+	purge_stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PURGE_BUDGET_MS);
+	do
+	{
+		(void) retention_purge(&more);
+		next_transaction();
+	} while (more && GetCurrentTimestamp() < purge_stop);
+	/* external runs lost by their workers, and those now due */
+	(void) external_settle_lost();
+	external_due_since = external_notify_due(external_due_since);
+	next_transaction();
+	stats_count();				/* what waits, for taskorch.stats */
+	next_transaction();
+	if (promote_and_expire() > 0)
+		taskorch_requeued_at_commit();	/* the claims' marks are reset */
 }
 
 /*
@@ -663,37 +752,14 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
 		/*
-		 * Schedules' ticks first, in transactions of their own (of up to
-		 * 1,000 schedules each): a tick's run and its advance commit
-		 * together, and the schedule's row is not held locked while the
-		 * batch executes.
+		 * The database's maintenance is the kept workers' while they are
+		 * free: an extra worker, there for slow runs, would first prepare
+		 * its plans (some 100 ms of a core, at the end of its first run).
 		 */
-		bool		more;
-
-		TimestampTz purge_stop;
-
-		do
-		{
-			if (schedules_fire(&more) > 0)
-				taskorch_requeued_at_commit();
-			next_transaction();
-		} while (more);
-		/* retention: old finished runs go, a step per transaction */
-		purge_stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PURGE_BUDGET_MS);
-		do
-		{
-			(void) retention_purge(&more);
-			next_transaction();
-		} while (more && GetCurrentTimestamp() < purge_stop);
-		/* external runs lost by their workers, and those now due */
-		(void) external_settle_lost();
-		external_due_since = external_notify_due(external_due_since);
-		next_transaction();
-		stats_count();			/* what waits, for taskorch.stats */
-		next_transaction();
+		if (taskorch_shared->slots[MySlot].index < taskorch_workers_kept() ||
+			!taskorch_keepers_free(MyDatabaseId))
+			maintain();
 		replan_if_resized();
-		if (promote_and_expire() > 0)
-			taskorch_requeued_at_commit();	/* the claims' marks are reset */
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
 	}
 	isolated_run[0] = '\0';
@@ -719,6 +785,7 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	call_peers_committed();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return claimed;
