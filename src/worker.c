@@ -753,11 +753,12 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 	{
 		/*
 		 * The database's maintenance is the kept workers' while they are
-		 * free: an extra worker, there for slow runs, would first prepare
-		 * its plans (some 100 ms of a core, at the end of its first run).
+		 * free (when there are any): an extra worker, there for slow runs,
+		 * would first prepare its plans (some 100 ms of a core, at the end
+		 * of its first run).
 		 */
 		if (taskorch_shared->slots[MySlot].index < taskorch_workers_kept() ||
-			!taskorch_keepers_free(MyDatabaseId))
+			taskorch_workers_kept() == 0 || !taskorch_keepers_free(MyDatabaseId))
 			maintain();
 		replan_if_resized();
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
