@@ -307,11 +307,17 @@ taskorch_extra_workers(Oid dboid)
 	return count_workers(dboid, true);
 }
 
-/* Are all the workers kept for fast runs there and free of slow runs? */
+/*
+ * Are the workers kept for fast runs there, and all free of slow runs?
+ * False when the database keeps none (workers_per_database = 0, extra
+ * workers left over): no worker would take what an extra one leaves.
+ */
 bool
 taskorch_keepers_free(Oid dboid)
 {
-	return count_workers(dboid, false) >= taskorch_workers_kept();
+	int			kept = taskorch_workers_kept();
+
+	return kept > 0 && count_workers(dboid, false) >= kept;
 }
 
 /*

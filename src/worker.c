@@ -163,6 +163,13 @@ call_peers_committed(void)
 	ncalls_at_commit = 0;
 }
 
+/* Is the worker of `slot` one of its database's kept workers (not an extra one)? */
+static bool
+worker_kept(int slot)
+{
+	return taskorch_shared->slots[slot].index < taskorch_workers_kept();
+}
+
 /* Is the run's task measured slow (not merely never measured)? */
 static bool
 slow_task(const ClaimedRun *run)
@@ -203,7 +210,7 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 	/* the wait for an extra worker: since when, and its last ask */
 	static TimestampTz waited_since = 0;
 	static TimestampTz asked_last = 0;
-	bool		kept = taskorch_shared->slots[self_slot].index < taskorch_workers_kept();
+	bool		kept = worker_kept(self_slot);
 
 	if (kept && slow_task(run) && claim_others_due(claims, run))
 	{
@@ -244,7 +251,7 @@ end_passes(ClaimState *claims, int self_slot)
 		claim_pass_over_end(claims, me->slow_queue);
 		me->slow_queue = 0;
 	}
-	if (me->index >= taskorch_workers_kept() && !taskorch_keepers_free(MyDatabaseId))
+	if (!worker_kept(self_slot) && !taskorch_keepers_free(MyDatabaseId))
 		claim_pass_over_end(claims, 0);
 }
 
@@ -753,12 +760,10 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 	{
 		/*
 		 * The database's maintenance is the kept workers' while they are
-		 * free (when there are any): an extra worker, there for slow runs,
-		 * would first prepare its plans (some 100 ms of a core, at the end
-		 * of its first run).
+		 * free: an extra worker, there for slow runs, would first prepare
+		 * its plans (some 100 ms of a core, at the end of its first run).
 		 */
-		if (taskorch_shared->slots[MySlot].index < taskorch_workers_kept() ||
-			taskorch_workers_kept() == 0 || !taskorch_keepers_free(MyDatabaseId))
+		if (worker_kept(MySlot) || !taskorch_keepers_free(MyDatabaseId))
 			maintain();
 		replan_if_resized();
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);

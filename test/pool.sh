@@ -6,7 +6,8 @@
 #      need 9 slots): each database gets a worker (the launcher gives every
 #      database its first worker before any gets a second, and takes a
 #      second one back for a database left without), and runs there;
-#   3. (first) the pool: one worker kept, up to 4: slow runs grow it, and
+#   3. (first) the pool: one worker kept, up to 4: slow runs grow it (with
+#      no worker kept meanwhile, the extra ones take fast runs too), and
 #      once idle it shrinks back to one; then taskorch.max_workers caps the
 #      workers of all databases, each getting its first one before any more;
 #   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
@@ -56,6 +57,16 @@ wait_for "$port" d1 "SELECT running >= 3 FROM taskorch.database_workers WHERE da
 	fail "the pool did not grow: $(q d1 "SELECT * FROM taskorch.database_workers")"
 grown=$(q d1 "SELECT running FROM taskorch.database_workers WHERE database = 'd1'")
 [ "$grown" -le 4 ] || fail "the pool grew to $grown workers, past its ceiling of 4"
+# no kept worker (workers_per_database = 0) while extra ones remain: they
+# take the fast runs too, as no kept worker would
+q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 0" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+q d1 "SELECT count(taskorch.trigger('noop')) FROM generate_series(1, 500)" >/dev/null
+wait_for "$port" d1 "SELECT count(*) = 0 FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED'" 20 ||
+	fail "with no kept worker, extra ones left fast runs queued: $(q d1 "SELECT count(*) FROM taskorch.run WHERE task_id = 'noop' AND status = 'QUEUED'") of 500, $(q d1 "SELECT * FROM taskorch.database_workers")"
+q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 1" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+echo "ok - with no kept worker, the extra ones ran 500 fast runs"
 wait_for "$port" d1 "SELECT count(*) = 24 FROM taskorch.runs WHERE task_id = 'nap' AND status = 'COMPLETED'" 60 || fail "the slow runs did not complete"
 wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 60 ||
 	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
