@@ -137,7 +137,8 @@ taskorch_shmem_startup(void)
  * locked by a peer's claim that is letting them go, and would otherwise
  * sleep through them (a lost call).  Only a sleeper counts as called.
  * For fast runs, only the workers kept for them are called; for slow ones,
- * the extra workers first (taskorch_workers_kept()).  A sleeper called is
+ * the extra workers first (taskorch_workers_kept()); for anything else,
+ * the kept ones first, even one between claims.  A sleeper called is
  * no longer idle from then on (the lock is taken exclusively for that): two
  * calls in a row wake two sleepers, not the same one twice.  A worker
  * called for the slow runs of a queue (queue_hash, taskorch_queue_hash();
@@ -152,6 +153,8 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for, uint32 queu
 	Latch	   *latch = NULL;	/* chosen's, read once: an exiting worker clears it */
 	WorkerSlot *between = NULL; /* a busy worker between claims */
 	Latch	   *between_latch = NULL;
+	WorkerSlot *kept_between = NULL;	/* a kept one between claims */
+	Latch	   *kept_between_latch = NULL;
 	int			kept = taskorch_workers_kept();
 	int			start;
 	bool		called;
@@ -175,11 +178,18 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for, uint32 queu
 			between = slot;
 			between_latch = slot_latch;
 		}
+		if (!slot->idle && !slot->slow && slot->index < kept && kept_between == NULL)
+		{
+			kept_between = slot;
+			kept_between_latch = slot_latch;
+		}
 		/*
-		 * a sleeper of the kind wanted; else any sleeper (a kept worker for
-		 * a slow run, if no extra one sleeps); else, unless only_idle, any
+		 * a sleeper of the kind wanted (an extra worker for a slow run, a
+		 * kept one for anything else: it also keeps the maintenance, due
+		 * sooner when a delayed run was moved); else any sleeper; else,
+		 * unless only_idle, any
 		 */
-		best = slot->idle && (wake_for != WAKE_SLOW || slot->index >= kept);
+		best = slot->idle && ((wake_for == WAKE_SLOW) == (slot->index >= kept));
 		if (best || (slot->idle && (chosen == NULL || !chosen->idle)) ||
 			(chosen == NULL && !only_idle))
 		{
@@ -188,6 +198,18 @@ wake_one(Oid dboid, int skip_slot, bool only_idle, WakeFor wake_for, uint32 queu
 		}
 		if (best)
 			break;
+	}
+	/*
+	 * For anything else, a kept worker between claims rather than an extra
+	 * sleeper: it looks again before it sleeps, where the extra one would
+	 * leave the maintenance to it.
+	 */
+	if (wake_for == WAKE_ANY && kept_between != NULL &&
+		(chosen == NULL || chosen->index >= kept))
+	{
+		chosen = NULL;
+		between = kept_between;
+		between_latch = kept_between_latch;
 	}
 	called = chosen != NULL;
 	if (chosen)

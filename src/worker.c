@@ -732,6 +732,7 @@ static int
 worker_batch(ClaimState *claims, long *sleep_ms)
 {
 	int			claimed;
+	bool		maintains;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -756,14 +757,17 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 		(void) external_settle_lost();
 		next_transaction();
 	}
+	/*
+	 * The database's maintenance is the kept workers' while they are free:
+	 * an extra worker, there for slow runs, would first prepare its plans
+	 * (some 100 ms of a core, at the end of its first run).  It then leaves
+	 * them the times it is due too (a delayed run's), or it would wake for
+	 * what it does not do, again and again until a kept worker did it.
+	 */
+	maintains = worker_kept(MySlot) || !taskorch_keepers_free(MyDatabaseId);
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
-		/*
-		 * The database's maintenance is the kept workers' while they are
-		 * free: an extra worker, there for slow runs, would first prepare
-		 * its plans (some 100 ms of a core, at the end of its first run).
-		 */
-		if (worker_kept(MySlot) || !taskorch_keepers_free(MyDatabaseId))
+		if (maintains)
 			maintain();
 		replan_if_resized();
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
@@ -776,7 +780,7 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 		claimed = 1;			/* it claimed runs it let go: claim again at once */
 	else if (claimed == 0)
 	{
-		int64		due = next_due_ms();
+		int64		due = maintains ? next_due_ms() : -1;
 		int64		retry = claim_next_run_ms(claims);
 
 		if (retry >= 0 && (due < 0 || retry < due))

@@ -68,6 +68,22 @@ q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 1" >/dev/null
 q postgres "SELECT pg_reload_conf()" >/dev/null
 echo "ok - with no kept worker, the extra ones ran 500 fast runs"
 wait_for "$port" d1 "SELECT count(*) = 24 FROM taskorch.runs WHERE task_id = 'nap' AND status = 'COMPLETED'" 60 || fail "the slow runs did not complete"
+# extra workers idle beside the kept one: a delayed run moved close starts
+# when due, not at the next poll (5 s here): the commit calls the kept
+# worker, which keeps the maintenance (an extra one woken would not promote it)
+q postgres "ALTER SYSTEM SET taskorch.idle_poll_interval = '5s'" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+[ "$(q d1 "SELECT running FROM taskorch.database_workers WHERE database = 'd1'")" -ge 2 ] ||
+	fail "no extra worker left for the delayed runs' case: $(q d1 "SELECT * FROM taskorch.database_workers")"
+for i in 1 2 3 4 5 6; do
+	run=$(q d1 "SELECT taskorch.trigger('noop', delay => '1h')")
+	q d1 "SELECT taskorch.reschedule('$run', now() + interval '50 milliseconds')" >/dev/null
+	wait_until "$port" d1 "(SELECT status = 'COMPLETED' FROM taskorch.runs WHERE id = '$run')" 0.05 2 >/dev/null 2>&1 ||
+		fail "delayed run $i moved 50 ms ahead was $(q d1 "SELECT status FROM taskorch.runs WHERE id = '$run'") 2 s later"
+done
+q postgres "ALTER SYSTEM RESET taskorch.idle_poll_interval" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+echo "ok - with extra workers idle, six delayed runs moved 50 ms ahead each ran when due"
 wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 60 ||
 	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
 echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, back to one once idle"
