@@ -67,7 +67,14 @@ SELECT taskorch.reschedule(:'d2', '2h') - now() BETWEEN '2h' AND '2h 1s' AS move
 SELECT delayed_until - updated_at BETWEEN '2h' AND '2h 1s' AS delayed_until_moved, run_at = delayed_until AS due_moved
   FROM taskorch.runs_wide WHERE id = :'d2';
 SELECT taskorch.reschedule(:'d2', now() + interval '50 milliseconds') IS NOT NULL AS moved_close;
-SELECT pg_sleep(0.3);
+SET man.d2 = :'d2';
+DO $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		EXIT WHEN NOT EXISTS (SELECT FROM taskorch.runs WHERE id = current_setting('man.d2') AND status = 'DELAYED');
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
 SELECT wait_for_runs();
 SELECT status FROM taskorch.runs WHERE id = :'d2';
 SELECT try(format('SELECT taskorch.reschedule(%L, %L)', :'d2', '1h')) AS reschedule_completed;
