@@ -49,6 +49,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -274,9 +275,11 @@ last_giver(const int *gave, int nclaimed)
 
 /* May the queue be claimed now, in this batch? */
 static bool
-claimable(const ClaimQueue *q, TimestampTz now)
+claimable(const ClaimState *s, const ClaimQueue *q, TimestampTz now)
 {
-	return !q->drained && !q->exhausted && q->passed_until <= now;
+	return !q->drained && !q->exhausted && q->passed_until <= now &&
+		!(s->leave_fast && !q->called &&
+		  taskorch_fast_queue_known(MyDatabaseId, taskorch_queue_hash(q->name)));
 }
 
 static ClaimQueue *
@@ -541,7 +544,7 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		int			i = (s->turn + k) % s->nqueues;
 		ClaimQueue *q = &s->queues[i];
 
-		if (!claimable(q, now))
+		if (!claimable(s, q, now))
 			continue;
 		order[nclaimed] = i;
 		from_head[nclaimed] = !q->pos.valid;
@@ -690,13 +693,17 @@ claim_pass_over(ClaimState *s, const ClaimedRun *run, TimestampTz until)
 	ClaimQueue *q = find_queue(s, run->queue);
 
 	if (q)
+	{
 		q->passed_until = until;
+		q->called = false;
+	}
 }
 
 /*
  * The queue of hash `queue_hash` (taskorch_queue_hash()) may be claimed
  * again: a peer called for its runs, so it has some even if this worker
- * found it drained (its runs were locked by that peer's claim).  With 0,
+ * found it drained (its runs were locked by that peer's claim), and even
+ * if the kept workers found it fast (ClaimState.leave_fast).  With 0,
  * every queue passed over until ended may be.
  */
 void
@@ -711,7 +718,10 @@ claim_pass_over_end(ClaimState *s, uint32 queue_hash)
 		{
 			q->passed_until = 0;
 			if (queue_hash != 0)
+			{
 				q->drained = false;
+				q->called = true;
+			}
 		}
 	}
 }

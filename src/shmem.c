@@ -343,6 +343,47 @@ taskorch_keepers_free(Oid dboid)
 }
 
 /*
+ * Queues a kept worker found fast runs in (`fast`), or met a slow run of
+ * (not fast): while the kept workers are free, the extra ones leave the
+ * fast queues to them without claiming from them.  Such a claim would walk
+ * the queue's head, the entries of the runs just completed (not removable
+ * while the slow runs' transactions are open), to lock a run it lets go;
+ * each new extra worker did so once.  A ring of the last FAST_QUEUE_HINTS
+ * queues, read and written without the lock: a hint.
+ */
+void
+taskorch_fast_queue_note(Oid dboid, uint32 queue_hash, bool fast)
+{
+	DbEntry    *db = find_db(dboid);
+
+	if (db == NULL)
+		return;
+	for (int i = 0; i < FAST_QUEUE_HINTS; i++)
+		if (pg_atomic_read_u32(&db->fast_queues[i]) == queue_hash)
+		{
+			if (!fast)
+				pg_atomic_write_u32(&db->fast_queues[i], 0);
+			return;
+		}
+	if (fast)
+		pg_atomic_write_u32(&db->fast_queues[pg_atomic_fetch_add_u32(&db->fast_queues_next, 1) %
+											 FAST_QUEUE_HINTS], queue_hash);
+}
+
+bool
+taskorch_fast_queue_known(Oid dboid, uint32 queue_hash)
+{
+	DbEntry    *db = find_db(dboid);
+
+	if (db == NULL)
+		return false;
+	for (int i = 0; i < FAST_QUEUE_HINTS; i++)
+		if (pg_atomic_read_u32(&db->fast_queues[i]) == queue_hash)
+			return true;
+	return false;
+}
+
+/*
  * The worker of self_slot has been idle long: if it is the pool's last
  * extra worker, the pool shrinks by it (it then exits).  Returns whether
  * it should exit.

@@ -242,6 +242,7 @@ typedef struct ClaimQueue
 	TimestampTz passed_until;	/* not claimed before (DT_NOEND: until told, worker.c) */
 	TimestampTz gave_at;		/* when a claim last took runs of it */
 	bool		ended;			/* at the batch's end: its mark is set */
+	bool		called;			/* a peer called for its slow runs since it was passed over */
 } ClaimQueue;
 
 /*
@@ -263,6 +264,8 @@ typedef struct ClaimState
 	TimestampTz look_again_at;	/* earliest look for a commit's news (busy worker) */
 	uint32		queued_seen;	/* taskorch_shared->queued at the last look */
 	uint32		requeued_seen;	/* taskorch_shared->requeued at the last reset */
+	bool		leave_fast;		/* in a batch: queues the kept workers found fast are
+								 * not claimed unless called for (worker.c) */
 } ClaimState;
 
 /*
@@ -280,6 +283,8 @@ typedef enum DbState
 	DB_NO_EXTENSION				/* probed, no extension */
 } DbState;
 
+#define FAST_QUEUE_HINTS 8
+
 typedef struct DbEntry
 {
 	Oid			dboid;
@@ -291,6 +296,9 @@ typedef struct DbEntry
 	bool		starved;		/* its worker 0 found no background worker slot */
 	int			extra;			/* workers above workers_per_database (the pool grew) */
 	bool		demand;			/* a busy worker found more due runs than workers */
+	/* queues whose runs the kept workers found fast (taskorch_queue_hash()), a ring */
+	pg_atomic_uint32 fast_queues[FAST_QUEUE_HINTS];
+	pg_atomic_uint32 fast_queues_next;
 } DbEntry;
 
 typedef struct WorkerSlot
@@ -368,6 +376,8 @@ extern uint32 taskorch_queue_hash(const char *queue);
 extern void taskorch_pool_grow(Oid dboid);
 extern int	taskorch_workers_kept(void);
 extern bool taskorch_keepers_free(Oid dboid);
+extern void taskorch_fast_queue_note(Oid dboid, uint32 queue_hash, bool fast);
+extern bool taskorch_fast_queue_known(Oid dboid, uint32 queue_hash);
 extern int	taskorch_extra_workers(Oid dboid);
 extern bool taskorch_pool_shrink(Oid dboid, int self_slot);
 extern void taskorch_wake_launcher(void);

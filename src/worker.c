@@ -223,6 +223,7 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 			waited_since = now;
 		else if (TimestampDifferenceExceeds(waited_since, now, EXTRA_WAIT_MS))
 			return 0;
+		taskorch_fast_queue_note(MyDatabaseId, taskorch_queue_hash(run->queue), false);
 		call_peer((PeerCall) {WAKE_SLOW, taskorch_queue_hash(run->queue), true}, true);
 		return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KEPT_PASS_MS);
 	}
@@ -238,12 +239,16 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
  * Before a batch: the queues this worker passed over that it may claim
  * again: the one a peer called it for (slow_queue), and, for an extra
  * worker, every queue it left to the kept workers once one of them is
- * no longer free (executing a slow run).
+ * no longer free (executing a slow run).  While they are free, an extra
+ * worker does not claim from the queues they found fast either
+ * (taskorch_fast_queue_note()), unless called for them.
  */
 static void
 end_passes(ClaimState *claims, int self_slot)
 {
 	WorkerSlot *me = &taskorch_shared->slots[self_slot];
+
+	claims->leave_fast = !worker_kept(self_slot) && taskorch_keepers_free(MyDatabaseId);
 
 	/* a hint, read and cleared without the lock */
 	if (me->slow_queue != 0)
@@ -383,6 +388,8 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			claim_singly = claim_singly && slow_met;
 			if (slow_met)
 				slow_queue = taskorch_queue_hash(run->queue);
+			else if (self_slot >= 0 && worker_kept(self_slot))
+				taskorch_fast_queue_note(MyDatabaseId, taskorch_queue_hash(run->queue), true);
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
@@ -895,6 +902,13 @@ taskorch_worker_main(Datum arg)
 		 */
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
 	}
+	/*
+	 * An extra worker is there for slow runs: it claims one run at a time
+	 * from the start, not a chunk that would walk a fast queue's head (its
+	 * entries of the runs completed since the slow runs' snapshots, not
+	 * removable yet) to lock runs it lets go to the kept workers.
+	 */
+	claim_singly = !worker_kept(MySlot);
 	slot->latch = MyLatch;
 
 	for (;;)

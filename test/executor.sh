@@ -10,8 +10,9 @@
 #     of another task holds none of them back;
 #   - with 2 kept workers and a pool of up to 6, slow runs queued with a
 #     backlog of quick ones run on extra workers, and quick runs finish
-#     while they do; with more slow runs than extra workers, the extra
-#     workers do not claim the quick runs only to let them go
+#     while they do; the extra workers do not claim the quick runs only to
+#     let them go, neither when they come (the kept workers found the quick
+#     runs' queue fast) nor with more slow runs than extra workers
 #     (taskorch.workers().runs_let_go).
 # Behaviour only: timings are the bench's (bench/bench.sh).
 set -euo pipefail
@@ -102,8 +103,21 @@ extra_counts() {
 	q "SELECT count(*), coalesce(sum(runs_let_go), 0), coalesce(sum(runs_executed), 0)
 	   FROM taskorch.workers() WHERE slot >= 2" | tr '|' ' '
 }
+before=$(q "SELECT string_agg(pid || ':' || runs_let_go, ' ') FROM taskorch.workers() WHERE slot >= 2 AND pid IS NOT NULL")
 slow_beside_quick 8 0.5
 read -r _ extra_let_go extra_executed < <(extra_counts)
+# runs the extra workers let go meanwhile: a worker's count since the
+# first reading, or since it started
+first_let_go=$(q "SELECT coalesce(sum(w.runs_let_go - coalesce(b.let_go, 0)), 0)
+				  FROM taskorch.workers() w
+				  LEFT JOIN (SELECT split_part(x, ':', 1)::int AS pid, split_part(x, ':', 2)::bigint AS let_go
+							   FROM unnest(string_to_array(nullif('$before', ''), ' ')) x) b USING (pid)
+				 WHERE w.slot >= 2 AND w.pid IS NOT NULL")
+# the extra workers (the kept ones of the cases above) leave the quick
+# runs' queue, which the kept workers found fast, to them without claiming
+# chunks of it to let go (one chunk: a kept worker may take the last slow run)
+[ "$first_let_go" -le 32 ] ||
+	fail "the extra workers claimed and let go $first_let_go quick runs of a queue the kept workers found fast (before: $before; after: $(q "SELECT * FROM taskorch.workers()" | tr '\n' ' '))"
 # A kept worker that finds no quick run left unclaimed may take a slow
 # one while its peer still executes the last chunk it claimed (32 runs),
 # or while an extra worker holds a chunk it lets go: up to two chunks of
@@ -119,7 +133,7 @@ beside=$(q "SELECT count(*) FROM taskorch.runs WHERE task_id = 'quick' AND finis
 			  (SELECT min(r.started_at) FROM taskorch.runs r JOIN taskorch.run x USING (id) WHERE r.task_id = 'mixed-slow' AND x.payload->>'s' = '0.5')
 			  AND (SELECT max(finished_at) FROM taskorch.runs WHERE task_id = 'mixed-slow')")
 [ "$beside" -gt 0 ] || fail "no quick run finished while the slow runs executed"
-echo "ok - slow runs beside a backlog of quick ones: none on the kept workers ($kept), $beside quick runs finished meanwhile"
+echo "ok - slow runs beside a backlog of quick ones: none on the kept workers ($kept), $beside quick runs finished meanwhile, $first_let_go quick runs claimed and let go by extra workers"
 # An extra worker that met the quick runs leaves their queue to the kept
 # workers until called for slow runs there.  More slow runs than extra
 # workers, queued ahead of another backlog of quick ones: the kept workers
