@@ -4,7 +4,8 @@
  *	  Shared state: per-database entries, worker slots, and the wake-ups
  *	  that make a committed trigger start within a millisecond.
  *
- * Locking: taskorch_shared->lock guards DbEntry fields and the dboid/index
+ * Locking: taskorch_shared->lock guards DbEntry fields (but the fast-queue
+ * hints, atomics read and written without it) and the dboid/index
  * of every slot.  A worker writes its own pid, latch, idle flag and
  * executing run without the lock; other backends read them as hints, and
  * the wake-up protocol below is correct whichever value they read.  A
