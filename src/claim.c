@@ -277,9 +277,14 @@ last_giver(const int *gave, int nclaimed)
 static bool
 claimable(const ClaimState *s, const ClaimQueue *q, TimestampTz now)
 {
-	return !q->drained && !q->exhausted && q->passed_until <= now &&
-		!(s->leave_fast && !q->called &&
-		  taskorch_fast_queue_known(MyDatabaseId, taskorch_queue_hash(q->name)));
+	uint32		hash;
+
+	if (q->drained || q->exhausted || q->passed_until > now)
+		return false;
+	if (!s->leave_fast)
+		return true;
+	hash = taskorch_queue_hash(q->name);
+	return hash == s->called_queue || !taskorch_fast_queue_known(MyDatabaseId, hash);
 }
 
 static ClaimQueue *
@@ -693,22 +698,24 @@ claim_pass_over(ClaimState *s, const ClaimedRun *run, TimestampTz until)
 	ClaimQueue *q = find_queue(s, run->queue);
 
 	if (q)
-	{
 		q->passed_until = until;
-		q->called = false;
-	}
+	if (s->called_queue == taskorch_queue_hash(run->queue))
+		s->called_queue = 0;
 }
 
 /*
  * The queue of hash `queue_hash` (taskorch_queue_hash()) may be claimed
  * again: a peer called for its runs, so it has some even if this worker
  * found it drained (its runs were locked by that peer's claim), and even
- * if the kept workers found it fast (ClaimState.leave_fast).  With 0,
- * every queue passed over until ended may be.
+ * if the kept workers found it fast (ClaimState.leave_fast; also when this
+ * worker has not looked it up yet).  With 0, every queue passed over until
+ * ended may be.
  */
 void
 claim_pass_over_end(ClaimState *s, uint32 queue_hash)
 {
+	if (queue_hash != 0)
+		s->called_queue = queue_hash;
 	for (int i = 0; i < s->nqueues; i++)
 	{
 		ClaimQueue *q = &s->queues[i];
@@ -718,10 +725,7 @@ claim_pass_over_end(ClaimState *s, uint32 queue_hash)
 		{
 			q->passed_until = 0;
 			if (queue_hash != 0)
-			{
 				q->drained = false;
-				q->called = true;
-			}
 		}
 	}
 }

@@ -242,7 +242,6 @@ typedef struct ClaimQueue
 	TimestampTz passed_until;	/* not claimed before (DT_NOEND: until told, worker.c) */
 	TimestampTz gave_at;		/* when a claim last took runs of it */
 	bool		ended;			/* at the batch's end: its mark is set */
-	bool		called;			/* a peer called for its slow runs since it was passed over */
 } ClaimQueue;
 
 /*
@@ -265,7 +264,9 @@ typedef struct ClaimState
 	uint32		queued_seen;	/* taskorch_shared->queued at the last look */
 	uint32		requeued_seen;	/* taskorch_shared->requeued at the last reset */
 	bool		leave_fast;		/* in a batch: queues the kept workers found fast are
-								 * not claimed unless called for (worker.c) */
+								 * not claimed, but called_queue (worker.c) */
+	uint32		called_queue;	/* a peer called for its slow runs (taskorch_queue_hash()),
+								 * since this worker last passed it over; 0: none */
 } ClaimState;
 
 /*
