@@ -20,7 +20,9 @@
  * A run of a task not known to be fast (task_times.c) is a batch of its
  * own: a slow run holds no batch mates (docs/operations.md, "Slow runs").
  * A database's first workers are kept for fast runs and leave slow ones
- * to the pool's extra workers, which leave fast runs to them (pass_over()).
+ * to the pool's extra workers, which leave fast runs to them (pass_over()),
+ * and do not claim from the queues the kept ones found fast (end_passes(),
+ * taskorch_fast_queue_note()).
  *
  * Before a batch, when the maintenance is due, the worker fires due
  * schedules, purges old runs and settles the external runs whose workers
