@@ -113,10 +113,11 @@ first_let_go=$(q "SELECT coalesce(sum(w.runs_let_go - coalesce(b.let_go, 0)), 0)
 				  LEFT JOIN (SELECT split_part(x, ':', 1)::int AS pid, split_part(x, ':', 2)::bigint AS let_go
 							   FROM unnest(string_to_array(nullif('$before', ''), ' ')) x) b USING (pid)
 				 WHERE w.slot >= 2 AND w.pid IS NOT NULL")
-# the extra workers (the kept ones of the cases above) leave the quick
-# runs' queue, which the kept workers found fast, to them without claiming
-# chunks of it to let go (one chunk: a kept worker may take the last slow run)
-[ "$first_let_go" -le 32 ] ||
+# the extra workers leave the quick runs' queue, which the kept workers
+# found fast, to them without claiming chunks of it to let go (two chunks
+# at most: a kept worker may take the last slow run, and extra workers
+# claim quick runs while it executes it, to let them go when it is done)
+[ "$first_let_go" -le 64 ] ||
 	fail "the extra workers claimed and let go $first_let_go quick runs of a queue the kept workers found fast (before: $before; after: $(q "SELECT * FROM taskorch.workers()" | tr '\n' ' '))"
 # A kept worker that finds no quick run left unclaimed may take a slow
 # one while its peer still executes the last chunk it claimed (32 runs),
