@@ -352,21 +352,27 @@ taskorch_keepers_free(Oid dboid)
  * each new extra worker did so once.  A ring of the last FAST_QUEUE_HINTS
  * queues, read and written without the lock: a hint.
  */
+static pg_atomic_uint32 *
+fast_queue_find(DbEntry *db, uint32 queue_hash)
+{
+	for (int i = 0; i < FAST_QUEUE_HINTS; i++)
+		if (pg_atomic_read_u32(&db->fast_queues[i]) == queue_hash)
+			return &db->fast_queues[i];
+	return NULL;
+}
+
 void
 taskorch_fast_queue_note(Oid dboid, uint32 queue_hash, bool fast)
 {
 	DbEntry    *db = find_db(dboid);
+	pg_atomic_uint32 *hint;
 
 	if (db == NULL)
 		return;
-	for (int i = 0; i < FAST_QUEUE_HINTS; i++)
-		if (pg_atomic_read_u32(&db->fast_queues[i]) == queue_hash)
-		{
-			if (!fast)
-				pg_atomic_write_u32(&db->fast_queues[i], 0);
-			return;
-		}
-	if (fast)
+	hint = fast_queue_find(db, queue_hash);
+	if (hint && !fast)
+		pg_atomic_write_u32(hint, 0);
+	else if (!hint && fast)
 		pg_atomic_write_u32(&db->fast_queues[pg_atomic_fetch_add_u32(&db->fast_queues_next, 1) %
 											 FAST_QUEUE_HINTS], queue_hash);
 }
@@ -376,12 +382,7 @@ taskorch_fast_queue_known(Oid dboid, uint32 queue_hash)
 {
 	DbEntry    *db = find_db(dboid);
 
-	if (db == NULL)
-		return false;
-	for (int i = 0; i < FAST_QUEUE_HINTS; i++)
-		if (pg_atomic_read_u32(&db->fast_queues[i]) == queue_hash)
-			return true;
-	return false;
+	return db != NULL && fast_queue_find(db, queue_hash) != NULL;
 }
 
 /*

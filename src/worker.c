@@ -216,6 +216,7 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 
 	if (kept && slow_task(run) && claim_others_due(claims, run))
 	{
+		uint32		queue_hash = taskorch_queue_hash(run->queue);
 		TimestampTz now = GetCurrentTimestamp();
 		bool		new_wait = taskorch_extra_workers(MyDatabaseId) > 0 ||
 			TimestampDifferenceExceeds(asked_last, now, EXTRA_WAIT_MS);
@@ -225,8 +226,8 @@ pass_over(ClaimState *claims, const ClaimedRun *run, int self_slot)
 			waited_since = now;
 		else if (TimestampDifferenceExceeds(waited_since, now, EXTRA_WAIT_MS))
 			return 0;
-		taskorch_fast_queue_note(MyDatabaseId, taskorch_queue_hash(run->queue), false);
-		call_peer((PeerCall) {WAKE_SLOW, taskorch_queue_hash(run->queue), true}, true);
+		taskorch_fast_queue_note(MyDatabaseId, queue_hash, false);
+		call_peer((PeerCall) {WAKE_SLOW, queue_hash, true}, true);
 		return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KEPT_PASS_MS);
 	}
 	if (!kept && fast_task(run) && taskorch_keepers_free(MyDatabaseId))
@@ -315,6 +316,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 	int			done = 0;
 	int			executed = 0;
 	List	   *full_keys = NIL;	/* String: claim_full_key()s found at their limit */
+	const char *fast_noted = NULL;	/* the queue this batch last noted fast */
 
 	if (batch_cxt == NULL)
 		batch_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch batch",
@@ -390,8 +392,13 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			claim_singly = claim_singly && slow_met;
 			if (slow_met)
 				slow_queue = taskorch_queue_hash(run->queue);
-			else if (self_slot >= 0 && worker_kept(self_slot))
+			else if (self_slot >= 0 && worker_kept(self_slot) &&
+					 (fast_noted == NULL || strcmp(fast_noted, run->queue) != 0))
+			{
+				/* when the batch meets another queue, not per run */
 				taskorch_fast_queue_note(MyDatabaseId, taskorch_queue_hash(run->queue), true);
+				fast_noted = run->queue;
+			}
 			concurrency_release();
 			waits_create_children(run);
 			decide_outcome(run);
@@ -732,6 +739,19 @@ maintain(void)
 }
 
 /*
+ * The database's maintenance is the kept workers' while they are free: an
+ * extra worker, there for slow runs, would first prepare its plans (some
+ * 100 ms of a core, at the end of its first run).  It then leaves them the
+ * times it is due too (a delayed run's), or it would wake for what it does
+ * not do, again and again until a kept worker did it.
+ */
+static bool
+keeps_maintenance(void)
+{
+	return worker_kept(MySlot) || !taskorch_keepers_free(MyDatabaseId);
+}
+
+/*
  * One transaction: claim and execute a batch.  Returns the runs executed,
  * or -1 when the extension is gone (dropped, or dropped and re-created);
  * when none, *sleep_ms says how long the worker may sleep (a released
@@ -741,7 +761,6 @@ static int
 worker_batch(ClaimState *claims, long *sleep_ms)
 {
 	int			claimed;
-	bool		maintains;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -766,17 +785,9 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 		(void) external_settle_lost();
 		next_transaction();
 	}
-	/*
-	 * The database's maintenance is the kept workers' while they are free:
-	 * an extra worker, there for slow runs, would first prepare its plans
-	 * (some 100 ms of a core, at the end of its first run).  It then leaves
-	 * them the times it is due too (a delayed run's), or it would wake for
-	 * what it does not do, again and again until a kept worker did it.
-	 */
-	maintains = worker_kept(MySlot) || !taskorch_keepers_free(MyDatabaseId);
 	if (GetCurrentTimestamp() >= maintenance_due)
 	{
-		if (maintains)
+		if (keeps_maintenance())
 			maintain();
 		replan_if_resized();
 		maintenance_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAINTENANCE_MS);
@@ -789,7 +800,7 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 		claimed = 1;			/* it claimed runs it let go: claim again at once */
 	else if (claimed == 0)
 	{
-		int64		due = maintains ? next_due_ms() : -1;
+		int64		due = keeps_maintenance() ? next_due_ms() : -1;
 		int64		retry = claim_next_run_ms(claims);
 
 		if (retry >= 0 && (due < 0 || retry < due))
