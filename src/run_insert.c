@@ -10,10 +10,10 @@
  *	  INSERT of 27 columns, and every trigger start an executor for it.
  *
  * Invariants: taskorch.run's defaults are defined once, in its CREATE
- * TABLE; their expressions are prepared once per backend and prepared
- * again after an invalidation of the table's relation cache entry (ALTER
- * TABLE).  Statement-level triggers on taskorch.run do not fire (as for
- * logical replication's inserts).
+ * TABLE; each expression is prepared once per backend, when a trigger
+ * first leaves its column out, and again after an invalidation of the
+ * table's relation cache entry (ALTER TABLE).  Statement-level triggers
+ * on taskorch.run do not fire (as for logical replication's inserts).
  *
  * Transaction: the caller's; the insert runs as SPI runs a statement that
  * writes: the command counter advanced before it, under a snapshot of its
@@ -39,9 +39,14 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/* the defaults of taskorch.run, by attribute (NULL: none), prepared for relid */
+/*
+ * The defaults of taskorch.run for relid, by attribute, each prepared the
+ * first time a trigger leaves its column out (most columns are always
+ * given: their defaults are never planned)
+ */
 static MemoryContext defaults_cxt = NULL;
 static ExprState **defaults = NULL;
+static bool *defaults_prepared = NULL;
 static Oid	defaults_relid = InvalidOid;
 static bool defaults_valid = false;
 
@@ -52,39 +57,44 @@ defaults_invalidate(Datum arg, Oid relid)
 		defaults_valid = false;
 }
 
-static void
-prepare_defaults(Relation rel)
+/* the default of rel's attribute i (0-based), prepared once; NULL: none */
+static ExprState *
+column_default(Relation rel, int i)
 {
 	static bool callback = false;
-	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
 
-	if (defaults_valid && defaults_relid == RelationGetRelid(rel))
-		return;
-	if (!callback)
+	if (!defaults_valid || defaults_relid != RelationGetRelid(rel))
 	{
-		CacheRegisterRelcacheCallback(defaults_invalidate, (Datum) 0);
-		callback = true;
+		if (!callback)
+		{
+			CacheRegisterRelcacheCallback(defaults_invalidate, (Datum) 0);
+			callback = true;
+		}
+		if (defaults_cxt)
+			MemoryContextDelete(defaults_cxt);
+		defaults_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch run defaults",
+											 ALLOCSET_SMALL_SIZES);
+		defaults = MemoryContextAllocZero(defaults_cxt,
+										  sizeof(ExprState *) * RelationGetNumberOfAttributes(rel));
+		defaults_prepared = MemoryContextAllocZero(defaults_cxt,
+												   sizeof(bool) * RelationGetNumberOfAttributes(rel));
+		defaults_relid = RelationGetRelid(rel);
+		defaults_valid = true;
 	}
-	if (defaults_cxt)
-		MemoryContextDelete(defaults_cxt);
-	defaults_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch run defaults",
-										 ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(defaults_cxt);
-	defaults = palloc0(sizeof(ExprState *) * desc->natts);
-	for (int i = 0; i < desc->natts; i++)
+	if (!defaults_prepared[i])
 	{
-		Node	   *d;
+		Node	   *d = NULL;
 
-		if (TupleDescAttr(desc, i)->attisdropped)
-			continue;
-		d = build_column_default(rel, i + 1);
+		old = MemoryContextSwitchTo(defaults_cxt);
+		if (!TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
+			d = build_column_default(rel, i + 1);
 		if (d)
 			defaults[i] = ExecInitExpr(expression_planner((Expr *) d), NULL);
+		MemoryContextSwitchTo(old);
+		defaults_prepared[i] = true;
 	}
-	MemoryContextSwitchTo(old);
-	defaults_relid = RelationGetRelid(rel);
-	defaults_valid = true;
+	return defaults[i];
 }
 
 /*
@@ -120,7 +130,6 @@ run_insert(const RunColumn *columns, int n)
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	rel = table_open(taskorch_run_relid(false), RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	prepare_defaults(rel);
 
 	estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -166,13 +175,14 @@ run_insert(const RunColumn *columns, int n)
 	}
 	for (int i = 0; i < desc->natts; i++)
 	{
+		ExprState  *d;
+
 		if (given[i])
 			continue;
 		slot->tts_isnull[i] = true;
 		slot->tts_values[i] = (Datum) 0;
-		if (defaults[i])
-			slot->tts_values[i] = ExecEvalExprSwitchContext(defaults[i], econtext,
-															&slot->tts_isnull[i]);
+		if ((d = column_default(rel, i)) != NULL)
+			slot->tts_values[i] = ExecEvalExprSwitchContext(d, econtext, &slot->tts_isnull[i]);
 	}
 	ExecStoreVirtualTuple(slot);
 

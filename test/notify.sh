@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The workers' notifications on taskorch_runs, against a real cluster:
+#
+#   1. a batch commits without taking PostgreSQL's lock of notifying
+#      commits: another session's NOTIFY is held in its commit (waiting for
+#      a synchronous standby that never comes, the lock held meanwhile), and
+#      runs triggered then still complete (a batch that notified at its own
+#      commit waited there for that lock: its runs stayed QUEUED);
+#   2. the notification follows the batch's commit: once the other session
+#      lets the lock go, a LISTENer hears of the runs, COMPLETED;
+#   3. a cancel inside a task that then fails is not announced (user code's
+#      notification goes with its subtransaction), the task's failure is.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/lib.sh"
+port=${NOTIFY_PORT:-55451}
+fail() { echo "FAIL: $*"; exit 1; }
+q() { psql_as "$port" postgres -tAc "$1"; }
+
+# commits wait for no standby unless a session asks (synchronous_commit = on)
+throwaway_cluster notify "$port" "synchronous_standby_names = 'nobody'" "synchronous_commit = local"
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE EXTENSION taskorch;
+CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('noop', 'noop(jsonb)');
+CREATE FUNCTION cancel_then_fail(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM taskorch.cancel(payload->>'victim');
+	RAISE EXCEPTION 'failing after the cancel';
+END $$;
+SELECT taskorch.register_task('cancel-then-fail', 'cancel_then_fail(jsonb)', retry => '{"maxAttempts": 1}');
+CREATE TABLE elsewhere (i int);
+SQL
+wait_for "$port" postgres "SELECT count(*) >= 1 FROM taskorch.workers() WHERE pid IS NOT NULL" 30
+
+# a listener, its notifications in $dir/heard (psql prints them after each statement)
+as_postgres touch "$dir/heard"
+( printf 'LISTEN taskorch_runs;\n'; for _ in $(seq 300); do printf 'SELECT pg_sleep(0.1);\n'; done ) |
+	psql_as "$port" postgres -tA > "$dir/heard" 2>&1 &
+listener=$!
+sleep 0.5
+
+# 1. hold the notify lock: a write and a NOTIFY, whose commit waits for the standby
+psql_as "$port" postgres -c "SET synchronous_commit = on" -c "BEGIN" -c "INSERT INTO elsewhere VALUES (1)" \
+	-c "NOTIFY elsewhere" -c "COMMIT" \
+	>/dev/null 2>&1 &
+blocker=$!
+wait_for "$port" postgres "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'" 10 ||
+	fail "the other session's commit is not waiting for its standby"
+runs=$(q "SELECT string_agg(taskorch.trigger('noop', jsonb_build_object('i', g)), ' ') FROM generate_series(1, 5) g")
+wait_for "$port" postgres "SELECT count(*) = 5 FROM taskorch.runs WHERE task_id = 'noop' AND status = 'COMPLETED'" 10 ||
+	fail "runs did not complete while another transaction's NOTIFY held its lock: $(q "SELECT string_agg(status::text, ' ') FROM taskorch.runs")"
+echo "ok - a batch commits while another session's NOTIFY waits in its commit"
+
+# 2. the lock let go (the standby wait canceled), the listener hears of them
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'" >/dev/null
+wait "$blocker" || true
+for _ in $(seq 50); do
+	all=1
+	for run in $runs; do
+		grep -q "\"id\": \"$run\", \"task\": \"noop\", \"status\": \"COMPLETED\"" "$dir/heard" || all=0
+	done
+	[ $all = 1 ] && break
+	sleep 0.1
+done
+[ $all = 1 ] || fail "the listener did not hear of every run: $(cat "$dir/heard")"
+echo "ok - the listener hears of the runs, COMPLETED, after the lock is let go"
+
+# 3. a cancel rolled back with its task's failure is not announced
+victim=$(q "SELECT taskorch.trigger('noop', delay => '1h')")
+run=$(q "SELECT taskorch.trigger('cancel-then-fail', jsonb_build_object('victim', '$victim'))")
+wait_for "$port" postgres "SELECT status = 'FAILED' FROM taskorch.runs WHERE id = '$run'" 10 ||
+	fail "the task did not fail"
+[ "$(q "SELECT status FROM taskorch.runs WHERE id = '$victim'")" = DELAYED ] ||
+	fail "the cancel inside the failed task took effect"
+for _ in $(seq 50); do
+	grep -q "\"id\": \"$run\", \"task\": \"cancel-then-fail\", \"status\": \"FAILED\"" "$dir/heard" && break
+	sleep 0.1
+done
+grep -q "\"id\": \"$run\", \"task\": \"cancel-then-fail\", \"status\": \"FAILED\"" "$dir/heard" ||
+	fail "the listener did not hear of the failed run: $(cat "$dir/heard")"
+if grep -q "\"id\": \"$victim\"" "$dir/heard"; then
+	fail "the cancel rolled back was announced: $(grep "$victim" "$dir/heard")"
+fi
+echo "ok - a cancel rolled back with its task is not announced; the task's failure is"
+kill "$listener" 2>/dev/null || true
+echo "notify.sh: PASS"
