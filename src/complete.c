@@ -5,26 +5,23 @@
  *	  written with one UPDATE of taskorch.run, its failed attempts with one
  *	  INSERT into taskorch.attempt, then what follows from them (wait tokens
  *	  and waits recorded, waited children reported to their parents, run
- *	  logs flushed), and one notification of the outcomes to LISTENers.
+ *	  logs flushed), and one notification of the outcomes to LISTENers
+ *	  (notify.c).
  *
  * Transaction: the batch's top-level transaction, the one that claimed
  * the rows (claim.c), so a run's outcome commits with its task's effects,
  * under the same XID that locked it.  Runs skipped for their concurrency
  * limit are left as they were.  Memory: the batch context (worker.c),
- * reset after the commit.  Lock: no shared lock; the notification is sent
- * at commit.
+ * reset after the commit.  Lock: no shared lock.
  *
  *-------------------------------------------------------------------------
  */
 #include "taskorch.h"
 
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -135,41 +132,6 @@ record_failed_attempts(ClaimedRun *runs, int n)
 	args.started_ats = plan_items_array(started_ats, k, TIMESTAMPTZOID);
 	args.finished_ats = plan_items_array(finished_ats, k, TIMESTAMPTZOID);
 	taskorch_execute_args(&attempt_plan, &args, false, 0);
-}
-
-/*
- * Tell LISTENers on NOTIFY_CHANNEL that runs changed (a batch's outcomes,
- * a cancel: the one builder of the payload), in one notification sent at
- * commit: {"runs": [{"id", "task", "status"}, ...]}, cut short
- * (with "more": count) to fit the notification size limit.  The cut falls
- * between whole entries, never inside a string, so the payload is valid
- * JSON in any encoding; an entry is small (a run id is "run_<n>", a task
- * id at most 128 bytes, check_name()), so the last one added still fits
- * in the 8000 bytes NOTIFY allows, above NOTIFY_PAYLOAD_BUDGET.
- */
-void
-notify_runs(int n, const char *const *ids, const char *const *tasks, const RunStatus *statuses)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"runs\": [");
-	for (i = 0; i < n && buf.len < NOTIFY_PAYLOAD_BUDGET; i++)
-	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, "{\"id\": ");
-		escape_json(&buf, ids[i]);
-		appendStringInfoString(&buf, ", \"task\": ");
-		escape_json(&buf, tasks[i]);
-		appendStringInfo(&buf, ", \"status\": \"%s\"}", run_status_name(statuses[i]));
-	}
-	appendStringInfoChar(&buf, ']');
-	if (i < n)
-		appendStringInfo(&buf, ", \"more\": %d", n - i);
-	appendStringInfoChar(&buf, '}');
-	Async_Notify(NOTIFY_CHANNEL, buf.data);
 }
 
 /* Announce the outcomes of a batch's runs. */

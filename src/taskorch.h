@@ -420,8 +420,11 @@ extern int	promote_and_expire(void);
 
 /* complete.c */
 extern void complete_runs(ClaimedRun *runs, int n);
+
+/* notify.c */
 extern void notify_runs(int n, const char *const *ids, const char *const *tasks,
 						const RunStatus *statuses);
+extern void notify_send_committed(void);
 
 /* execute.c */
 extern void execute_run(ClaimedRun *run, MemoryContext cxt);

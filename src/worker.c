@@ -545,6 +545,7 @@ next_transaction(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	notify_send_committed();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -816,6 +817,7 @@ worker_batch(ClaimState *claims, long *sleep_ms)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	call_peers_committed();
+	notify_send_committed();	/* the batch's outcomes, to LISTENers */
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return claimed;
