@@ -125,9 +125,8 @@ notify_runs(int n, const char *const *ids, const char *const *tasks, const RunSt
 
 /*
  * Send what committed transactions of this worker noted, in a transaction
- * of its own.  Called between
- * transactions.  A failure to send (the notification queue full) is
- * reported and drops them; the worker goes on.
+ * of its own; called between transactions.  A failure to send (the
+ * notification queue full) is reported and drops them; the worker goes on.
  */
 void
 notify_send_committed(void)
