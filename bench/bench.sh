@@ -3,7 +3,9 @@
 #
 #   1. burn-down: 100,000 queued no-op SQL runs executed by 1, 2 and 4
 #      workers; runs/s over the whole burn-down, and over its first and
-#      last 10% (from the runs' own started/finished timestamps);
+#      last 10% (from the runs' own started/finished timestamps); each
+#      burn-down, and graphile-worker's drain beside them, three times, and
+#      their medians compared;
 #   2. trigger throughput of the streaming form (one statement, 100k runs);
 #   3. trigger-commit -> start latency of 1,000 single triggers, and the
 #      first trigger of a new connection beside a one-row INSERT's (the
@@ -27,7 +29,9 @@
 #      a run of another queue from its trigger's commit.
 #
 # Default durability: synchronous_commit = on, fsync = on.
-# Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose)
+# Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose;
+#        BENCH_REPEAT=3: burn-downs and graphile-worker's drain, each
+#        repeated, their medians compared)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -35,6 +39,9 @@ build_and_install
 
 runs=${1:-100000}
 workers_list=${BENCH_WORKERS:-"1 2 4"}
+# each burn-down and graphile-worker's drain, this many times: the ratios
+# are of medians (one machine's figures move by a third between runs)
+repeat=${BENCH_REPEAT:-3}
 port=${BENCH_PORT:-55436}
 throwaway_cluster bench "$port" \
 	"shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
@@ -85,11 +92,14 @@ echo "taskorch benchmark: $(nproc) cores, PostgreSQL $(sql -c 'SHOW server_versi
 echo
 
 declare -A burn
-# burn_down WORKERS LABEL [TRIGGER]: queue $runs no-op runs (made by the
-# expression TRIGGER, of g), let WORKERS workers run them
-burn_down() {
-	local w=$1 label=$2
-	local make=${3:-"taskorch.trigger('noop', jsonb_build_object('i', g))"}
+# median N...: the middle value (the lower of the two middle ones)
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+# burn_once WORKERS MAKE: queue $runs runs (made by the expression MAKE, of
+# g), let WORKERS workers run them; prints "total first last trigger"
+# (runs/s over the whole burn-down, its first and its last 10%, and the
+# rate of the statement that made them)
+burn_once() {
+	local w=$1 make=$2
 	set_workers 0 >/dev/null
 	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
 	start=$(date +%s.%N)
@@ -100,7 +110,7 @@ burn_down() {
 	set_workers "$w" >/dev/null
 	# one connection polling twice a second: a busier poll disturbs the workers
 	wait_until "$port" postgres "$(none_queued)" 0.5
-	read -r total first last < <(sql -F ' ' <<SQL
+	echo "$(sql -F ' ' <<SQL
 WITH r AS (SELECT started_at, finished_at,
 				  row_number() OVER (ORDER BY finished_at) AS k, count(*) OVER () AS n
 			 FROM taskorch.run WHERE status IN ('COMPLETED', 'FAILED')),
@@ -112,10 +122,23 @@ SELECT round(n / extract(epoch FROM t1 - t0)),
 	   round((n / 10) / extract(epoch FROM t1 - l10))
   FROM t, p;
 SQL
-)
-	burn[$label]=$total
-	printf "burn-down %d runs, %-34s %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
-		"$runs" "$label:" "$total" "$first" "$last"
+) $trig"
+}
+# burn_down WORKERS LABEL [MAKE]: $repeat burn-downs (no-op runs by
+# default); the median of their totals is the label's figure
+burn_down() {
+	local w=$1 label=$2 totals=() total first last
+	local make=${3:-"taskorch.trigger('noop', jsonb_build_object('i', g))"}
+	for _ in $(seq "$repeat"); do
+		read -r total first last trig < <(burn_once "$w" "$make")
+		totals+=("$total")
+		printf "burn-down %d runs, %-34s %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
+			"$runs" "$label:" "$total" "$first" "$last"
+	done
+	burn[$label]=$(median "${totals[@]}")
+	[ "$repeat" -gt 1 ] && printf "burn-down %d runs, %-34s %8s runs/s   (median of %s)\n" \
+		"$runs" "$label:" "${burn[$label]}" "${totals[*]}"
+	return 0
 }
 
 for w in $workers_list; do
@@ -139,12 +162,17 @@ sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 
 anchors=${ANCHORS_DIR:-$top/../shared/anchors}
 if [ -x "$anchors/run.sh" ] && command -v node >/dev/null; then
 	set_workers 0 >/dev/null
-	gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 LAT_N=50 SINGLE_N=500 \
-		"$anchors/run.sh" gw-batched 2>/dev/null | tail -1 |
-		node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
-			console.log(JSON.parse(s).process.jobs_per_s_drained))' 2>/dev/null || true)
+	gws=()
+	for _ in $(seq "$repeat"); do
+		gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 LAT_N=50 SINGLE_N=500 \
+			"$anchors/run.sh" gw-batched 2>/dev/null | tail -1 |
+			node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
+				console.log(Math.round(JSON.parse(s).process.jobs_per_s_drained)))' 2>/dev/null || true)
+		[ -n "$gw" ] && gws+=("$gw")
+	done
+	gw=$([ ${#gws[@]} -gt 0 ] && median "${gws[@]}" || true)
 	if [ -n "$gw" ]; then
-		echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained"
+		echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained (median of ${gws[*]})"
 		for label in "${!burn[@]}"; do
 			printf "  burn-down, %-34s / graphile-worker batched: %s\n" "$label" \
 				"$(echo "scale=2; ${burn[$label]} / $gw" | bc)"
