@@ -9,7 +9,10 @@
 #   2. the notification follows the batch's commit: once the other session
 #      lets the lock go, a LISTENer hears of the runs, COMPLETED;
 #   3. a cancel inside a task that then fails is not announced (user code's
-#      notification goes with its subtransaction), the task's failure is.
+#      notification goes with its subtransaction), the task's failure is;
+#   4. a batch whose commit fails (a deferred constraint trigger refuses a
+#      run's completion) announces nothing of it: the refused run is never
+#      heard COMPLETED, while its batch mate, run again, is.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -35,7 +38,7 @@ wait_for "$port" postgres "SELECT count(*) >= 1 FROM taskorch.workers() WHERE pi
 
 # a listener, its notifications in $dir/heard (psql prints them after each statement)
 as_postgres touch "$dir/heard"
-( printf 'LISTEN taskorch_runs;\n'; for _ in $(seq 300); do printf 'SELECT pg_sleep(0.1);\n'; done ) |
+( printf 'LISTEN taskorch_runs;\n'; for _ in $(seq 900); do printf 'SELECT pg_sleep(0.1);\n'; done ) |
 	psql_as "$port" postgres -tA > "$dir/heard" 2>&1 &
 listener=$!
 sleep 0.5
@@ -83,5 +86,33 @@ if grep -q "\"id\": \"$victim\"" "$dir/heard"; then
 	fail "the cancel rolled back was announced: $(grep "$victim" "$dir/heard")"
 fi
 echo "ok - a cancel rolled back with its task is not announced; the task's failure is"
+
+# 4. a batch that fails at its commit: its notification is dropped
+psql_as "$port" postgres >/dev/null <<'SQL'
+CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.task_id = 'refused' AND NEW.status = 'COMPLETED' THEN
+		RAISE EXCEPTION 'completion of % refused at commit', NEW.id;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER UPDATE ON taskorch.run
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();
+SELECT taskorch.register_task('refused', 'noop(jsonb)');
+SQL
+# one transaction: the two runs are claimed together
+IFS='|' read -r refused mate < <(q "SELECT taskorch.trigger('refused'), taskorch.trigger('noop')")
+wait_for "$port" postgres "SELECT status = 'SYSTEM_FAILURE' FROM taskorch.runs WHERE id = '$refused'" 30 ||
+	fail "the refused run did not end SYSTEM_FAILURE: $(q "SELECT status FROM taskorch.runs WHERE id = '$refused'")"
+for _ in $(seq 50); do
+	grep -q "\"id\": \"$mate\", \"task\": \"noop\", \"status\": \"COMPLETED\"" "$dir/heard" && break
+	sleep 0.1
+done
+grep -q "\"id\": \"$mate\", \"task\": \"noop\", \"status\": \"COMPLETED\"" "$dir/heard" ||
+	fail "the listener did not hear of the refused run's batch mate: $(cat "$dir/heard")"
+if grep -q "\"id\": \"$refused\", \"task\": \"refused\", \"status\": \"COMPLETED\"" "$dir/heard"; then
+	fail "the completion refused at commit was announced"
+fi
+echo "ok - a batch that fails at its commit announces nothing of it; its mate, run again, is heard"
 kill "$listener" 2>/dev/null || true
 echo "notify.sh: PASS"
