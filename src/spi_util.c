@@ -460,17 +460,33 @@ taskorch_execute_args_latest(NamedPlan *p, const void *args, long count)
 void
 taskorch_read_row(NamedPlan *p, int row, void *out)
 {
+	/* the row's columns, deformed in one pass (heap_getattr() per column
+	 * walks the row from its start past each variable-length column) */
+	static Datum *values = NULL;
+	static bool *nulls = NULL;
+	static int	room = 0;
 	HeapTuple	tup = SPI_tuptable->vals[row];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 
 	Assert(p->columns != NULL && row < (int) SPI_processed);
+	if (desc->natts > room)
+	{
+		if (values)
+		{
+			pfree(values);
+			pfree(nulls);
+		}
+		room = Max(desc->natts, 64);
+		values = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * room);
+		nulls = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * room);
+	}
+	heap_deform_tuple(tup, desc, values, nulls);
 	for (int i = 0; i < p->ncolumns; i++)
 	{
 		PlanValue  *v = (PlanValue *) ((char *) out + p->columns[i].offset);
-		bool		isnull;
 
-		v->datum = heap_getattr(tup, p->colnos[i], desc, &isnull);
-		v->present = !isnull;
+		v->datum = values[p->colnos[i] - 1];
+		v->present = !nulls[p->colnos[i] - 1];
 	}
 }
 
