@@ -302,14 +302,15 @@ CREATE TEMP VIEW q_done AS SELECT output->>'q' AS q, output->>'i' AS i, (output-
 SELECT q AS queue, count(*), min(n), max(n) FROM q_done GROUP BY 1 ORDER BY 1;
 SELECT string_agg(i, ',' ORDER BY n) AS b_order FROM q_done WHERE q = 'b';
 ROLLBACK;
--- two backlogs share the executions (the task writes nothing: a batch's
--- runs that write are bounded by the backend's cache of subtransaction ids)
+-- two backlogs share the executions, in chunks of one size taken in turn
+-- (the task writes nothing: a batch's runs that write are bounded by the
+-- backend's cache of subtransaction ids)
 SELECT taskorch.register_task('q-fair-a2', 'q_echo(jsonb)', queue => 'fair-a');
 SELECT taskorch.register_task('q-fair-b2', 'q_echo(jsonb)', queue => 'fair-b');
 BEGIN;
 SELECT count(taskorch.trigger('q-fair-a2')) FROM generate_series(1, 100) g;
 SELECT count(taskorch.trigger('q-fair-b2')) FROM generate_series(1, 100) g;
-SELECT taskorch.run_pending(128);
+SELECT taskorch.run_pending(192);
 SELECT queue, count(*) FROM taskorch.runs_wide WHERE task_id IN ('q-fair-a2', 'q-fair-b2') AND status = 'COMPLETED'
  GROUP BY 1 ORDER BY 1;
 -- a paused queue is passed over, the other still served

@@ -235,6 +235,20 @@ static NamedPlan next_plan = {
 	PLAN_PARAMS(next_params), PLAN_COLUMNS(next_columns), .shape = PLAN_INDEX_ORDER
 };
 
+/*
+ * Has at most one of the known queues runs left to claim in this batch?
+ * Then a bigger chunk takes no other queue's turn (worker.c).
+ */
+bool
+claim_one_queue(const ClaimState *s)
+{
+	int			n = 0;
+
+	for (int i = 0; i < s->nqueues; i++)
+		n += !s->queues[i].drained && !s->queues[i].exhausted;
+	return n <= 1;
+}
+
 /* The "queue\x1fkey" a run counts against, as CLAIM_KEY_NOT_FULL spells it */
 char *
 claim_full_key(const ClaimedRun *run)

@@ -413,6 +413,7 @@ extern void claim_pass_over_end(ClaimState *s, uint32 queue_hash);
 extern void claim_batch_end(ClaimState *s, const ClaimedRun *runs, int done);
 extern void claim_forget(ClaimState *s);
 extern int64 claim_next_run_ms(ClaimState *s);
+extern bool claim_one_queue(const ClaimState *s);
 
 /* maintenance.c */
 extern int64 next_due_ms(void);
