@@ -236,16 +236,18 @@ static NamedPlan next_plan = {
 };
 
 /*
- * Has at most one of the known queues runs left to claim in this batch?
- * Then a bigger chunk takes no other queue's turn (worker.c).
+ * May at most one of the known queues be claimed in this batch from now on
+ * (the others drained, exhausted, or passed over)?  Then a bigger chunk
+ * takes no other queue's turn (worker.c).
  */
 bool
 claim_one_queue(const ClaimState *s)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			n = 0;
 
 	for (int i = 0; i < s->nqueues; i++)
-		n += !s->queues[i].drained && !s->queues[i].exhausted;
+		n += !s->queues[i].drained && !s->queues[i].exhausted && s->queues[i].passed_until <= now;
 	return n <= 1;
 }
 
