@@ -460,8 +460,10 @@ taskorch_execute_args_latest(NamedPlan *p, const void *args, long count)
 void
 taskorch_read_row(NamedPlan *p, int row, void *out)
 {
-	/* the row's columns, deformed in one pass (heap_getattr() per column
-	 * walks the row from its start past each variable-length column) */
+	/*
+	 * the row's columns, deformed in one pass (heap_getattr() per column
+	 * walks the row from its start past each variable-length column)
+	 */
 	static Datum *values = NULL;
 	static bool *nulls = NULL;
 	static int	room = 0;

@@ -83,16 +83,17 @@ static char isolated_run[NAMEDATALEN];	/* the run of the current one */
 
 /*
  * Runs claimed per claim statement; a batch may take several chunks.  Its
- * first chunk is of 32 runs, and while one queue has a backlog, each chunk
- * that the batch executed whole (its runs all of tasks known fast) makes
- * the next one twice as big, up to 128: each claim costs an executor start
- * and its runs' task and queue reads, and a backlog of quick runs fills a
- * batch of 256 in 4 claims instead of 8.  Queues with backlogs take chunks
- * of 32 in turn (claim.c: round robin by chunk, equal shares).  A batch's
- * first chunk stays small: first chunks of 64
- * slowed no-ops queued behind slow runs of their queue (mixed scenario,
- * 1.27-1.32x their time alone against 1.12-1.18x), as a chunk met with a
- * slow run is let go, and the queue passed over, twice as big.
+ * first chunk is of 32 runs, and while one queue alone may be claimed (the
+ * others drained or passed over), each chunk that the batch executed whole
+ * (its runs all of tasks known fast) makes the next one twice as big, up
+ * to 128: each claim costs an executor start and its runs' task and queue
+ * reads, and a backlog of quick runs fills a batch of 256 in 4 claims
+ * instead of 8.  Queues with backlogs take chunks of 32 in turn (claim.c:
+ * round robin by chunk, equal shares).  A batch's first chunk stays small:
+ * first chunks of 64 slowed no-ops queued behind slow runs of their queue
+ * (mixed scenario, 1.27-1.32x their time alone against 1.12-1.18x), as a
+ * chunk met with a slow run is let go, and the queue passed over, twice as
+ * big.
  */
 #define CLAIM_CHUNK 32
 #define CLAIM_CHUNK_MAX 128
