@@ -11,9 +11,13 @@
  * before the batch commits loses them with the rest of the batch.
  *
  * The task's own messages are caught by emit_log_hook.  While a task runs,
- * log_min_messages is lowered to INFO (at the task's GUC nest level, so it
- * is restored after) so that the hook sees them; those the server log
- * would not have shown are kept out of it.
+ * log_min_messages is INFO so that the hook sees them; those the server
+ * log would not have shown are kept out of it.  A worker lowers it once,
+ * for its whole session (logs_worker_level(), outside any transaction);
+ * run_pending() in a session lowers it at each task's GUC nest level, so
+ * that it is restored after.  (Lowered per run, it would leave each run a
+ * GUC to restore, and AtEOXact_GUC() would walk every GUC of the server at
+ * each run's end: 1.6% of a no-op burn-down.)
  *
  * A message longer than MAX_LOG_MESSAGE bytes is kept cut to that size, at
  * a character boundary, so that every stored message is valid text in the
@@ -25,6 +29,7 @@
  */
 #include "taskorch.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -57,6 +62,7 @@ static MemoryContext log_cxt = NULL;
 static List *pending = NIL;		/* RunLog *, in log_cxt */
 static int	run_count = 0;
 static int	server_min_messages;	/* log_min_messages outside the task */
+static bool worker_lowered = false; /* log_min_messages lowered for the session */
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 /* the batch's pending logs, an array per column */
@@ -151,11 +157,12 @@ add_log(const char *level, const char *message, Jsonb *data)
 static void
 logs_emit_hook(ErrorData *edata)
 {
-	if (log_run != NULL && edata->elevel >= INFO && edata->elevel < ERROR)
+	if (edata->elevel >= INFO && edata->elevel < ERROR && (log_run != NULL || worker_lowered))
 	{
-		add_log(edata->elevel == WARNING ? "warn" :
-				edata->elevel == NOTICE ? "notice" : "info",
-				edata->message ? edata->message : "", NULL);
+		if (log_run != NULL)
+			add_log(edata->elevel == WARNING ? "warn" :
+					edata->elevel == NOTICE ? "notice" : "info",
+					edata->message ? edata->message : "", NULL);
 		if (edata->elevel < server_min_messages)
 			edata->output_to_server = false;
 	}
@@ -182,10 +189,32 @@ logs_run(const ClaimedRun *run, MemoryContext cxt)
 		return;
 	log_cxt = cxt;
 	run_count = 0;
+	if (worker_lowered)
+		return;
 	server_min_messages = log_min_messages;
 	if (log_min_messages > INFO)
 		(void) set_config_option("log_min_messages", "info", PGC_SUSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * A worker, at its start and after each reload of the configuration,
+ * outside any transaction: log_min_messages back to the configured level,
+ * then lowered to INFO for the session (no GUC stack entry to undo).
+ */
+void
+logs_worker_level(void)
+{
+	Assert(!IsTransactionState());
+	if (worker_lowered)
+		SetConfigOption("log_min_messages", NULL, PGC_SUSET, PGC_S_SESSION);
+	worker_lowered = false;
+	server_min_messages = log_min_messages;
+	if (log_min_messages > INFO)
+	{
+		SetConfigOption("log_min_messages", "info", PGC_SUSET, PGC_S_SESSION);
+		worker_lowered = true;
+	}
 }
 
 /*

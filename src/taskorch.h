@@ -482,6 +482,7 @@ extern void concurrency_forget_database(Oid dboid);
 /* logs.c */
 extern void logs_init(void);
 extern void logs_run(const ClaimedRun *run, MemoryContext cxt);
+extern void logs_worker_level(void);
 extern void logs_flush(void);
 extern void logs_note(const ClaimedRun *run, const char *level, const char *message);
 extern void logs_reset(void);

@@ -908,6 +908,7 @@ taskorch_worker_main(Datum arg)
 	 * itself (ALTER FUNCTION ... SET jit = on).
 	 */
 	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
+	logs_worker_level();		/* the tasks' own messages reach the run logs */
 	keep_heap();
 
 	worker_hold_cancels();		/* only a task may be interrupted (execute.c) */
@@ -950,6 +951,7 @@ taskorch_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			logs_worker_level();
 		}
 		slot->idle = false;
 		claimed = worker_cycle(&claims, &sleep_ms);

@@ -93,4 +93,40 @@ sql postgres -c "CREATE OR REPLACE FUNCTION life(p jsonb) RETURNS jsonb LANGUAGE
 	-c "SELECT taskorch.register_task('life', 'life(jsonb)')" >/dev/null
 run_completes postgres
 ok "a restarted launcher takes over the workers"
+# a task's own messages: all in its run's logs, whatever log_min_messages
+# says; in the server log at or above it, also after a reload changes it
+# (a worker lowers log_min_messages for its session, and again at a reload)
+sql postgres -c "CREATE OR REPLACE FUNCTION chatty(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+BEGIN
+	RAISE INFO 'chatty info %', p->>'k';
+	RAISE NOTICE 'chatty notice %', p->>'k';
+	RAISE WARNING 'chatty warning %', p->>'k';
+	RETURN p;
+END \$\$" -c "SELECT taskorch.register_task('chatty', 'chatty(jsonb)')" >/dev/null
+chatty() {	# chatty KEY: a run of chatty completes, its three messages in its logs
+	local run
+	run=$(sql postgres -tAc "SELECT taskorch.trigger('chatty', jsonb_build_object('k', '$1'))")
+	wait_for "$port" postgres "SELECT status = 'COMPLETED' FROM taskorch.runs WHERE id = '$run'" 20 ||
+		fail "run $run of chatty did not complete"
+	[ "$(sql postgres -tAc "SELECT string_agg(level, ',' ORDER BY position) FROM taskorch.logs
+							 WHERE run_id = '$run' AND message LIKE 'chatty %'")" = "info,notice,warn" ] ||
+		fail "run $run's logs lack its messages: $(sql postgres -tAc "SELECT * FROM taskorch.logs WHERE run_id = '$run'")"
+}
+logged() { grep -q "$1" "$dir/server.log"; }
+reload_log_level() {
+	sql postgres -c "ALTER SYSTEM $1" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 1		# the workers read the configuration between batches
+}
+chatty k1
+logged "WARNING:  chatty warning k1" || fail "a task's WARNING is not in the server log"
+! logged "chatty notice k1" || fail "a task's NOTICE reached the server log (log_min_messages = warning)"
+reload_log_level "SET log_min_messages = notice"
+chatty k2
+logged "NOTICE:  chatty notice k2" || fail "log_min_messages reloaded as notice: a task's NOTICE is not in the server log"
+! logged "chatty info k2" || fail "a task's INFO reached the server log (log_min_messages = notice)"
+reload_log_level "RESET log_min_messages"
+chatty k3
+logged "WARNING:  chatty warning k3" || fail "a task's WARNING is not in the server log after a reload"
+! logged "chatty notice k3" || fail "log_min_messages reloaded as warning: a task's NOTICE still reaches the server log"
+ok "a task's messages: all in its run's logs; in the server log at log_min_messages, also after reloads change it"
 echo "lifecycle test passed"
