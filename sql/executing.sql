@@ -33,3 +33,17 @@ SELECT taskorch.retrieve(:'run')->>'status' AS retrieved_status;
 SELECT wait_for_runs();
 SELECT status, output FROM taskorch.runs WHERE id = :'run';
 SELECT count(*) AS executing_now FROM taskorch.executing_runs();
+-- a task that changes its own run's row (a superuser's task, with a plain
+-- UPDATE): its outcome is recorded on the row as the task left it (the
+-- completion finds each run's row by the version its claim locked, and a
+-- row changed since by its id), beside batch mates that change nothing
+CREATE FUNCTION exec_self_tag(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	UPDATE taskorch.run SET tags = '{self-tagged}'
+	 WHERE id = taskorch.current_run()->>'id' AND (payload->>'tag')::bool;
+	SELECT jsonb_build_object('i', payload->'i') $$;
+SELECT taskorch.register_task('exec-self-tag', 'exec_self_tag(jsonb)');
+SELECT count(taskorch.trigger('exec-self-tag', jsonb_build_object('i', g, 'tag', g % 2 = 0)))
+  FROM generate_series(1, 6) g;
+SELECT wait_for_runs();
+SELECT status, output, tags, attempts FROM taskorch.runs_wide
+ WHERE task_id = 'exec-self-tag' ORDER BY created_at;

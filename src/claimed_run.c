@@ -55,6 +55,7 @@ typedef struct ClaimRow
 	PlanValue	status;
 	PlanValue	lease_expires_at;
 	PlanValue	lease_ms;
+	PlanValue	tid;
 } ClaimRow;
 
 const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
@@ -81,6 +82,7 @@ const PlanField claimed_run_columns[CLAIMED_RUN_NCOLUMNS] = {
 	PLAN_COLUMN(ClaimRow, status),
 	PLAN_COLUMN(ClaimRow, lease_expires_at),
 	PLAN_COLUMN(ClaimRow, lease_ms),
+	PLAN_COLUMN(ClaimRow, tid),
 };
 StaticAssertDecl(sizeof(ClaimRow) == CLAIMED_RUN_NCOLUMNS * sizeof(PlanValue),
 				 "claimed_run_columns lists every field of ClaimRow");
@@ -302,6 +304,7 @@ claim_read_run(NamedPlan *p, int i, ClaimedRun *run)
 	run->lease_expires_at = r.lease_expires_at.present ?
 		DatumGetTimestampTz(r.lease_expires_at.datum) : 0;
 	run->lease_ms = r.lease_ms.present ? DatumGetInt32(r.lease_ms.datum) : 0;
+	run->tid = *(ItemPointer) DatumGetPointer(r.tid.datum);
 	run->concurrency_limit = queue_limit(run->queue);
 
 	/* its task: registered by the role that owns the run (else another's now) */

@@ -28,6 +28,7 @@
 /* the outcome of each run of the batch: an array per field, a run per index */
 typedef struct CompleteArgs
 {
+	PlanValue	tids;			/* the row versions claimed */
 	PlanValue	ids;
 	PlanValue	statuses;
 	PlanValue	outputs;
@@ -40,6 +41,7 @@ typedef struct CompleteArgs
 } CompleteArgs;
 
 static const PlanField complete_params[] = {
+	PLAN_PARAM(CompleteArgs, tids, TIDARRAYOID),
 	PLAN_PARAM(CompleteArgs, ids, TEXTARRAYOID),
 	PLAN_PARAM(CompleteArgs, statuses, TEXTARRAYOID),
 	PLAN_PARAM(CompleteArgs, outputs, JSONBARRAYOID),
@@ -50,22 +52,34 @@ static const PlanField complete_params[] = {
 	PLAN_PARAM(CompleteArgs, metadatas, JSONBARRAYOID),
 	PLAN_PARAM(CompleteArgs, now, TIMESTAMPTZOID),
 };
+/*
+ * The outcomes, each run's row found by the TID of the version its claim
+ * locked (no index descent); a run whose row its batch changed since (a
+ * task that canceled its own run, say) by its id, in a second statement
+ * that leaves out the rows the first one updated (updated_at = :now).
+ */
+#define COMPLETE_SQL(match) \
+	"UPDATE taskorch.run r" \
+	"   SET status = u.status::taskorch.run_status, output = u.output," \
+	"       error = u.error," \
+	"       attempts = r.attempts + CASE WHEN u.status = " SQL_STATUS(WAITING) " THEN 0 ELSE 1 END," \
+	"       run_at = coalesce(u.next_run_at, r.run_at)," \
+	"       started_at = coalesce(r.started_at, u.started_at)," \
+	"       finished_at = u.finished_at, updated_at = :now," \
+	"       metadata = coalesce(u.metadata, r.metadata)," \
+	"       expires_at = NULL,"	/* a run that started no longer expires */ \
+	"       holds_slot = false"	/* an external run gives its slot back (concurrency.c) */ \
+	"  FROM unnest(:tids, :ids, :statuses, :outputs, :errors," \
+	"              :next_run_ats, :started_ats, :finished_ats, :metadatas)" \
+	"       AS u(tid, id, status, output, error, next_run_at, started_at, finished_at, metadata)" \
+	" WHERE " match
 static NamedPlan complete_plan = {
-	.sql = "UPDATE taskorch.run r"
-	"   SET status = u.status::taskorch.run_status, output = u.output,"
-	"       error = u.error,"
-	"       attempts = r.attempts + CASE WHEN u.status = " SQL_STATUS(WAITING) " THEN 0 ELSE 1 END,"
-	"       run_at = coalesce(u.next_run_at, r.run_at),"
-	"       started_at = coalesce(r.started_at, u.started_at),"
-	"       finished_at = u.finished_at, updated_at = :now,"
-	"       metadata = coalesce(u.metadata, r.metadata),"
-	"       expires_at = NULL,"	/* a run that started no longer expires */
-	"       holds_slot = false"	/* an external run gives its slot back (concurrency.c) */
-	"  FROM unnest(:ids, :statuses, :outputs, :errors,"
-	"              :next_run_ats, :started_ats, :finished_ats, :metadatas)"
-	"       AS u(id, status, output, error, next_run_at, started_at, finished_at, metadata)"
-	" WHERE r.id = u.id",
-	PLAN_PARAMS(complete_params)
+	.sql = COMPLETE_SQL("r.ctid = u.tid AND r.id = u.id"),
+	PLAN_PARAMS(complete_params), .shape = PLAN_KEY_LOOKUPS
+};
+static NamedPlan complete_by_id_plan = {
+	.sql = COMPLETE_SQL("r.id = u.id AND r.updated_at IS DISTINCT FROM :now"),
+	PLAN_PARAMS(complete_params), .shape = PLAN_KEY_LOOKUPS
 };
 
 /* the failed attempts of the batch, an array per field */
@@ -160,7 +174,8 @@ complete_runs(ClaimedRun *all, int nall)
 {
 	ClaimedRun *runs = palloc(sizeof(ClaimedRun) * Max(nall, 1));
 	int			n = 0;
-	PlanItems	ids,
+	PlanItems	tids,
+				ids,
 				statuses,
 				outputs,
 				errors,
@@ -169,6 +184,7 @@ complete_runs(ClaimedRun *all, int nall)
 				finished_ats,
 				metadatas;
 	CompleteArgs args;
+	int			done;
 
 	/* runs skipped for their concurrency limit stay as they were */
 	for (int i = 0; i < nall; i++)
@@ -176,6 +192,7 @@ complete_runs(ClaimedRun *all, int nall)
 			runs[n++] = all[i];
 	if (n == 0)
 		return;
+	tids = plan_items_new(n);
 	ids = plan_items_new(n);
 	statuses = plan_items_new(n);
 	outputs = plan_items_new(n);
@@ -189,6 +206,7 @@ complete_runs(ClaimedRun *all, int nall)
 		ClaimedRun *r = &runs[i];
 		bool		terminal = run_status_finished(r->status);
 
+		tids.values[i] = PointerGetDatum(&r->tid);
 		ids.values[i] = CStringGetTextDatum(r->id);
 		statuses.values[i] = CStringGetTextDatum(run_status_name(r->status));
 		outputs.values[i] = r->output ? JsonbPGetDatum(r->output) : (Datum) 0;
@@ -203,6 +221,7 @@ complete_runs(ClaimedRun *all, int nall)
 		metadatas.values[i] = r->metadata_changed ? JsonbPGetDatum(r->metadata) : (Datum) 0;
 		metadatas.nulls[i] = !r->metadata_changed;
 	}
+	args.tids = plan_items_array(tids, n, TIDOID);
 	args.ids = plan_items_array(ids, n, TEXTOID);
 	args.statuses = plan_items_array(statuses, n, TEXTOID);
 	args.outputs = plan_items_array(outputs, n, JSONBOID);
@@ -214,9 +233,11 @@ complete_runs(ClaimedRun *all, int nall)
 	args.now = pv_timestamptz(GetCurrentTimestamp());
 
 	SPI_connect();
-	if (taskorch_execute_args(&complete_plan, &args, false, 0) != n)
-		elog(ERROR, "taskorch: completed %d runs but updated a different number",
-			 n);
+	done = taskorch_execute_args(&complete_plan, &args, false, 0);
+	if (done < n)
+		done += taskorch_execute_args(&complete_by_id_plan, &args, false, 0);
+	if (done != n)
+		elog(ERROR, "taskorch: completed %d runs but updated %d", n, done);
 	record_failed_attempts(runs, n);
 	waits_record_tokens(runs, n);
 	waits_record(runs, n);

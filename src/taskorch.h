@@ -150,6 +150,7 @@ typedef struct ClaimedRun
 	int32		attempts;		/* attempts finished before this one */
 	int32		max_attempts;
 	TimestampTz run_at;			/* queue position (claim order) */
+	ItemPointerData tid;		/* the row version claimed (locked) */
 	bool		task_found;		/* false: task was unregistered (or reowned) */
 	bool		task_reowned;	/* registered again by another role since */
 	Oid			fn;
@@ -783,9 +784,9 @@ typedef struct NamedPlan
 	" r.expires_at, r.metadata, r.queue, r.concurrency_key," \
 	" r.parent_run_id, r.parent_wait_seq, r.root_run_id, r.started_at IS NULL AS unstarted," \
 	" r.triggered_by::oid AS triggered_by, r.external, r.claimed_at, r.holds_slot," \
-	" r.status::text AS status, r.lease_expires_at, r.lease_ms" \
+	" r.status::text AS status, r.lease_expires_at, r.lease_ms, r.ctid AS tid" \
 	" FROM taskorch.run r"
-#define CLAIMED_RUN_NCOLUMNS 23
+#define CLAIMED_RUN_NCOLUMNS 24
 /* a claim's filter: the run's (queue, concurrency key) is none of :full_keys (text[]) */
 #define CLAIM_KEY_NOT_FULL \
 	"r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
