@@ -2,7 +2,9 @@
  *
  * complete.c
  *	  The completion of a batch: the outcome of every run it executed
- *	  written with one UPDATE of taskorch.run, its failed attempts with one
+ *	  written with one UPDATE of taskorch.run (each row found by the TID
+ *	  of the version its claim locked; a second UPDATE, by id, for the rows
+ *	  the batch itself changed since), its failed attempts with one
  *	  INSERT into taskorch.attempt, then what follows from them (wait tokens
  *	  and waits recorded, waited children reported to their parents, run
  *	  logs flushed), and one notification of the outcomes to LISTENers
