@@ -57,8 +57,9 @@ static const PlanField complete_params[] = {
 /*
  * The outcomes, each run's row found by the TID of the version its claim
  * locked (no index descent); a run whose row its batch changed since (a
- * task that canceled its own run, say) by its id, in a second statement
- * that leaves out the rows the first one updated (updated_at = :now).
+ * task that updated its own run's row, say) by its id, in a second
+ * statement that leaves out the rows the first one updated (updated_at =
+ * :now).
  */
 #define COMPLETE_SQL(match) \
 	"UPDATE taskorch.run r" \
