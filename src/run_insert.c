@@ -24,15 +24,21 @@
  */
 #include "taskorch.h"
 
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_index.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -40,53 +46,71 @@
 #include "utils/snapmgr.h"
 
 /*
- * The defaults of taskorch.run for relid, by attribute, each prepared the
- * first time a trigger leaves its column out (most columns are always
- * given: their defaults are never planned)
+ * What this backend prepared of taskorch.run (relid), in a context of its
+ * own, until an invalidation of the table's relation cache entry: the
+ * defaults, by attribute, each prepared the first time a trigger leaves its
+ * column out (most columns are always given: their defaults are never
+ * planned); and the predicates of its partial indexes, read from pg_index
+ * in one scan.
  */
-static MemoryContext defaults_cxt = NULL;
+typedef struct RunIndex
+{
+	Oid			oid;
+	ExprState  *predicate;		/* NULL: not a partial index */
+} RunIndex;
+
+static MemoryContext prepared_cxt = NULL;
+static Oid	prepared_relid = InvalidOid;
+static bool prepared_valid = false;
 static ExprState **defaults = NULL;
 static bool *defaults_prepared = NULL;
-static Oid	defaults_relid = InvalidOid;
-static bool defaults_valid = false;
+static RunIndex *indexes = NULL;	/* NULL: not read yet */
+static int	nindexes = 0;
 
 static void
-defaults_invalidate(Datum arg, Oid relid)
+prepared_invalidate(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == defaults_relid)
-		defaults_valid = false;
+	if (relid == InvalidOid || relid == prepared_relid)
+		prepared_valid = false;
+}
+
+/* Start over what is prepared, unless it is rel's and still valid */
+static void
+prepared_check(Relation rel)
+{
+	static bool callback = false;
+
+	if (prepared_valid && prepared_relid == RelationGetRelid(rel))
+		return;
+	if (!callback)
+	{
+		CacheRegisterRelcacheCallback(prepared_invalidate, (Datum) 0);
+		callback = true;
+	}
+	if (prepared_cxt)
+		MemoryContextDelete(prepared_cxt);
+	prepared_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch run inserts",
+										 ALLOCSET_SMALL_SIZES);
+	defaults = MemoryContextAllocZero(prepared_cxt,
+									  sizeof(ExprState *) * RelationGetNumberOfAttributes(rel));
+	defaults_prepared = MemoryContextAllocZero(prepared_cxt,
+											   sizeof(bool) * RelationGetNumberOfAttributes(rel));
+	indexes = NULL;
+	nindexes = 0;
+	prepared_relid = RelationGetRelid(rel);
+	prepared_valid = true;
 }
 
 /* the default of rel's attribute i (0-based), prepared once; NULL: none */
 static ExprState *
 column_default(Relation rel, int i)
 {
-	static bool callback = false;
-	MemoryContext old;
-
-	if (!defaults_valid || defaults_relid != RelationGetRelid(rel))
-	{
-		if (!callback)
-		{
-			CacheRegisterRelcacheCallback(defaults_invalidate, (Datum) 0);
-			callback = true;
-		}
-		if (defaults_cxt)
-			MemoryContextDelete(defaults_cxt);
-		defaults_cxt = AllocSetContextCreate(TopMemoryContext, "taskorch run defaults",
-											 ALLOCSET_SMALL_SIZES);
-		defaults = MemoryContextAllocZero(defaults_cxt,
-										  sizeof(ExprState *) * RelationGetNumberOfAttributes(rel));
-		defaults_prepared = MemoryContextAllocZero(defaults_cxt,
-												   sizeof(bool) * RelationGetNumberOfAttributes(rel));
-		defaults_relid = RelationGetRelid(rel);
-		defaults_valid = true;
-	}
+	prepared_check(rel);
 	if (!defaults_prepared[i])
 	{
+		MemoryContext old = MemoryContextSwitchTo(prepared_cxt);
 		Node	   *d = NULL;
 
-		old = MemoryContextSwitchTo(defaults_cxt);
 		if (!TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
 			d = build_column_default(rel, i + 1);
 		if (d)
@@ -95,6 +119,102 @@ column_default(Relation rel, int i)
 		defaults_prepared[i] = true;
 	}
 	return defaults[i];
+}
+
+/* rel's indexes with their predicates, read from pg_index (one scan) */
+static void
+read_indexes(Relation rel)
+{
+	Relation	pg_index = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			allocated = 16;
+	MemoryContext old = MemoryContextSwitchTo(prepared_cxt);
+
+	indexes = palloc0(sizeof(RunIndex) * allocated);
+	nindexes = 0;
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(pg_index, IndexIndrelidIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Datum		pred;
+		bool		isnull;
+
+		if (nindexes == allocated)
+			indexes = repalloc(indexes, sizeof(RunIndex) * (allocated *= 2));
+		indexes[nindexes].oid = ((Form_pg_index) GETSTRUCT(tup))->indexrelid;
+		indexes[nindexes].predicate = NULL;
+		pred = heap_getattr(tup, Anum_pg_index_indpred, RelationGetDescr(pg_index), &isnull);
+		if (!isnull)
+		{
+			/* as RelationGetIndexPredicate() reads it, for evaluation only */
+			List	   *qual = make_ands_implicit((Expr *) stringToNode(TextDatumGetCString(pred)));
+
+			fix_opfuncids((Node *) qual);
+			indexes[nindexes].predicate = ExecInitQual(qual, NULL);
+		}
+		nindexes++;
+	}
+	systable_endscan(scan);
+	table_close(pg_index, AccessShareLock);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Open the indexes of rel (rri's relation) that the new row in econtext's
+ * scan tuple enters, as ExecOpenIndices() opens them all: an index whose
+ * predicate the row fails stays closed (NULL), as ExecInsertIndexTuples()
+ * would pass it over.  A new connection's first trigger builds the
+ * relation cache entries of 3 or 4 of taskorch.run's dozen indexes, and
+ * every trigger locks only those.  All are opened when the insert could
+ * still change the row (a BEFORE trigger, a generated column).
+ */
+static void
+open_entered_indexes(ResultRelInfo *rri, Relation rel, ExprContext *econtext)
+{
+	List	   *oids;
+	ListCell   *lc;
+	int			i = 0;
+	bool		all = (rel->trigdesc && rel->trigdesc->trig_insert_before_row) ||
+		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored);
+
+	if (all)
+	{
+		ExecOpenIndices(rri, false);
+		return;
+	}
+	oids = RelationGetIndexList(rel);
+	prepared_check(rel);
+	rri->ri_NumIndices = list_length(oids);
+	rri->ri_IndexRelationDescs = palloc0(sizeof(Relation) * list_length(oids));
+	rri->ri_IndexRelationInfo = palloc0(sizeof(IndexInfo *) * list_length(oids));
+	foreach(lc, oids)
+	{
+		Oid			oid = lfirst_oid(lc);
+		RunIndex   *index = NULL;
+
+		for (int pass = 0; index == NULL; pass++)
+		{
+			if (indexes == NULL || pass == 1)
+				read_indexes(rel);	/* first use, or an index made since */
+			for (int k = 0; k < nindexes && index == NULL; k++)
+				if (indexes[k].oid == oid)
+					index = &indexes[k];
+			if (index == NULL && pass == 1)
+				elog(ERROR, "taskorch: index %u of taskorch.run is not in pg_index", oid);
+		}
+		if (index->predicate == NULL || ExecQual(index->predicate, econtext))
+		{
+			Relation	desc = index_open(oid, RowExclusiveLock);
+
+			rri->ri_IndexRelationDescs[i] = desc;
+			rri->ri_IndexRelationInfo[i] = BuildIndexInfo(desc);
+		}
+		i++;
+	}
+	list_free(oids);
 }
 
 /*
@@ -143,7 +263,6 @@ run_insert(const RunColumn *columns, int n)
 	/* where the executor looks for the relation of an AFTER trigger's event */
 	estate->es_opened_result_relations = list_make1(rri);
 	estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(rri, false);
 	econtext = GetPerTupleExprContext(estate);
 
 	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
@@ -185,6 +304,8 @@ run_insert(const RunColumn *columns, int n)
 			slot->tts_values[i] = ExecEvalExprSwitchContext(d, econtext, &slot->tts_isnull[i]);
 	}
 	ExecStoreVirtualTuple(slot);
+	econtext->ecxt_scantuple = slot;
+	open_entered_indexes(rri, rel, econtext);
 
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(rri, estate, slot);

@@ -31,8 +31,9 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "commands/async.h"
+#include "miscadmin.h"
+#include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -491,11 +492,11 @@ debounced_run(const char *task, Jsonb *payload, TriggerOptions *o)
 static PlanValue
 task_column(Relation rel, HeapTuple tup, const char *name)
 {
-	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+	AttrNumber	attnum = attnameAttNum(rel, name, false);
 	PlanValue	v;
 	bool		isnull;
 
-	if (attnum == InvalidAttrNumber)
+	if (attnum <= 0)
 		elog(ERROR, "taskorch: column \"%s\" of taskorch.task is missing", name);
 	v.datum = heap_getattr(tup, attnum, RelationGetDescr(rel), &isnull);
 	v.present = !isnull;

@@ -511,3 +511,18 @@ CREATE TABLE taskorch_internal.lease_key (key bytea NOT NULL);
 INSERT INTO taskorch_internal.lease_key
 	SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');
 REVOKE ALL ON taskorch_internal.lease_key FROM PUBLIC;
+
+-- a run id's default without a SQL function to inline (runs.sql)
+ALTER TABLE taskorch.run
+	ALTER id SET DEFAULT 'run_' || nextval('taskorch.run_id_seq')::text;
+
+-- the policy of taskorch.task calls a function (registry.sql)
+CREATE FUNCTION taskorch.task_visible(owner taskorch.role_ref, triggerers taskorch.role_ref[])
+	RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT pg_catalog.pg_has_role(owner, 'USAGE')
+		OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
+				   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
+		OR taskorch.is_admin();
+END;
+ALTER POLICY task_visible ON taskorch.task USING (taskorch.task_visible(owner, triggerers));

@@ -30,11 +30,20 @@ CREATE TABLE taskorch.task (
 SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
 ALTER TABLE taskorch.task ENABLE ROW LEVEL SECURITY;
 
-CREATE POLICY task_visible ON taskorch.task FOR SELECT USING (
-	pg_catalog.pg_has_role(owner, 'USAGE')
-	OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
-			   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
-	OR taskorch.is_admin());
+-- Who sees a task: the members of its owner and of the roles allowed to
+-- trigger it, and the admins.  The policy calls a function (its body parsed
+-- once, at CREATE) so that each new backend's first read of the table parses
+-- a call rather than the whole expression (trigger.c reads the table).
+CREATE FUNCTION taskorch.task_visible(owner taskorch.role_ref, triggerers taskorch.role_ref[])
+	RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT pg_catalog.pg_has_role(owner, 'USAGE')
+		OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
+				   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
+		OR taskorch.is_admin();
+END;
+CREATE POLICY task_visible ON taskorch.task FOR SELECT
+	USING (taskorch.task_visible(owner, triggerers));
 REVOKE ALL ON taskorch.task FROM PUBLIC;
 GRANT SELECT ON taskorch.task TO PUBLIC;
 

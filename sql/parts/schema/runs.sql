@@ -8,8 +8,10 @@
 CREATE SEQUENCE taskorch.run_id_seq;
 
 CREATE TABLE taskorch.run (
+	-- the cast keeps || textcat(): text || bigint is a SQL function, inlined
+	-- (parsed) when a backend first prepares the default (run_insert.c)
 	id				text COLLATE "C" PRIMARY KEY
-					DEFAULT 'run_' || nextval('taskorch.run_id_seq'),
+					DEFAULT 'run_' || nextval('taskorch.run_id_seq')::text,
 	task_id			text NOT NULL,
 	status			taskorch.run_status NOT NULL DEFAULT 'QUEUED',
 	payload			jsonb NOT NULL,
