@@ -33,7 +33,7 @@ DATA_built = taskorch--$(EXTVERSION).sql $(UPGRADE_FROM:%=taskorch--%--$(EXTVERS
 DATA = $(wildcard sql/taskorch--*.sql)
 
 # pg_regress suites (sql/NAME.sql + expected/NAME.out); run by test/run-all.
-REGRESS = setup statuses registry trigger errors outcomes sql_tasks security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks transitions schedules retention external stats upgrade
+REGRESS = setup statuses registry trigger errors outcomes sql_tasks security roles executing options debounce manage batch logs metadata queues waits schemas hooks tracks transitions schedules retention external stats indexes upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=taskorch
 # notify first: its expected output names run ids, counted from 1
 ISOLATION = notify claim idempotency debounce cancel tokens fanin queuename reschedule schemacycle external
