@@ -8,17 +8,22 @@
  *	  the extension owner's identity like the statements of spi_util.c.
  *	  A new connection's first trigger would otherwise parse and plan an
  *	  INSERT of 27 columns, and every trigger start an executor for it.
+ *	  Of the table's indexes, only those the row enters are opened (most
+ *	  are partial, for runs in some status or with some option).
  *
  * Invariants: taskorch.run's defaults are defined once, in its CREATE
  * TABLE; each expression is prepared once per backend, when a trigger
  * first leaves its column out, and again after an invalidation of the
- * table's relation cache entry (ALTER TABLE).  Statement-level triggers
- * on taskorch.run do not fire (as for logical replication's inserts).
+ * table's relation cache entry (ALTER TABLE, CREATE or DROP INDEX), as are
+ * the predicates of its partial indexes.  The row enters exactly the
+ * indexes an INSERT would put it in (test indexes checks each with
+ * amcheck).  Statement-level triggers on taskorch.run do not fire (as for
+ * logical replication's inserts).
  *
  * Transaction: the caller's; the insert runs as SPI runs a statement that
  * writes: the command counter advanced before it, under a snapshot of its
  * own.  Memory: the caller's context (the returned id); the prepared
- * defaults in a context of their own.
+ * defaults and predicates in a context of their own.
  *
  *-------------------------------------------------------------------------
  */
