@@ -5,7 +5,8 @@
 #      workers; runs/s over the whole burn-down, and over its first and
 #      last 10% (from the runs' own started/finished timestamps); each
 #      burn-down, and graphile-worker's drain beside them, three times, and
-#      their medians compared;
+#      their medians compared; and graphile-worker draining jobs that each
+#      insert a row (bench/gw_rows.js) beside the burn-down whose task does;
 #   2. trigger throughput of the streaming form (one statement, 100k runs);
 #   3. trigger-commit -> start latency of 1,000 single triggers, and the
 #      first trigger of a new connection beside a one-row INSERT's (the
@@ -177,6 +178,22 @@ if [ -x "$anchors/run.sh" ] && command -v node >/dev/null; then
 			printf "  burn-down, %-34s / graphile-worker batched: %s\n" "$label" \
 				"$(echo "scale=2; ${burn[$label]} / $gw" | bc)"
 		done | sort
+	fi
+	# the same work on both sides: a job that inserts a row (bench/gw_rows.js)
+	gws=()
+	for _ in $(seq "$repeat"); do
+		gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 ANCHORS_DIR="$anchors" \
+			NODE_PATH=${ANCHORS:-/tmp/anchors}/node_modules node "$top/bench/gw_rows.js" 2>/dev/null |
+			node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
+				console.log(JSON.parse(s).jobs_per_s_drained))' 2>/dev/null || true)
+		[ -n "$gw" ] && gws+=("$gw")
+	done
+	if [ ${#gws[@]} -gt 0 ]; then
+		gw=$(median "${gws[@]}")
+		echo "graphile-worker 0.17.3 batched, $runs jobs inserting a row each (through its pool), concurrency 8: $gw jobs/s drained (median of ${gws[*]})"
+		rows_label="2 worker(s), task inserts a row"
+		printf "  burn-down, %-34s / graphile-worker batched inserting a row: %s\n" "$rows_label" \
+			"$(echo "scale=2; ${burn[$rows_label]} / $gw" | bc)"
 	fi
 fi
 echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
