@@ -216,6 +216,8 @@ open_entered_indexes(ResultRelInfo *rri, Relation rel, ExprContext *econtext)
 
 			rri->ri_IndexRelationDescs[i] = desc;
 			rri->ri_IndexRelationInfo[i] = BuildIndexInfo(desc);
+			/* ExecInsertIndexTuples() tests it again, prepared here once */
+			rri->ri_IndexRelationInfo[i]->ii_PredicateState = index->predicate;
 		}
 		i++;
 	}
