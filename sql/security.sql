@@ -84,6 +84,8 @@ SET ROLE regress_alice;
 SELECT taskorch.grant_trigger('sec-whoami', 'regress_bob');
 SELECT triggerers FROM taskorch.tasks WHERE id = 'sec-whoami';
 SET ROLE regress_bob;
+-- bob now sees the task he may trigger (the table's policy, task_visible())
+SELECT id FROM taskorch.tasks WHERE id LIKE 'sec-%' ORDER BY id;
 SELECT taskorch.trigger('sec-whoami') AS bob_run \gset
 RESET ROLE;
 SELECT wait_for_runs();
@@ -95,6 +97,7 @@ SELECT taskorch.retrieve(:'bob_run')->>'status' AS bob_retrieves;
 -- carol has no grant
 SET ROLE regress_carol;
 SELECT taskorch.trigger('sec-whoami');
+SELECT count(*) AS carol_sees_tasks FROM taskorch.tasks WHERE id LIKE 'sec-%';
 SELECT count(*) AS carol_sees_runs FROM taskorch.runs;
 -- alice sees all runs of her tasks, including bob's
 SET ROLE regress_alice;

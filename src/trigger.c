@@ -48,6 +48,7 @@
 PG_FUNCTION_INFO_V1(taskorch_trigger);
 PG_FUNCTION_INFO_V1(taskorch_trigger_v2);
 PG_FUNCTION_INFO_V1(taskorch_wake_launcher_sql);
+PG_FUNCTION_INFO_V1(taskorch_task_visible);
 PG_FUNCTION_INFO_V1(taskorch_idempotency_key_reset);
 
 static bool wake_at_commit = false;
@@ -358,6 +359,16 @@ granted_to_user(Oid owner, ArrayType *granted)
 		if (has_privs_of_role(GetUserId(), role_ref_oid(roles[i])))
 			return true;
 	return false;
+}
+
+/*
+ * taskorch.task_visible(owner, triggerers), the policy of taskorch.task:
+ * a role sees the tasks it may trigger.
+ */
+Datum
+taskorch_task_visible(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(granted_to_user(role_ref_oid(PG_GETARG_DATUM(0)), PG_GETARG_ARRAYTYPE_P(1)));
 }
 
 static void

@@ -518,11 +518,6 @@ ALTER TABLE taskorch.run
 
 -- the policy of taskorch.task calls a function (registry.sql)
 CREATE FUNCTION taskorch.task_visible(owner taskorch.role_ref, triggerers taskorch.role_ref[])
-	RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-	SELECT pg_catalog.pg_has_role(owner, 'USAGE')
-		OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
-				   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
-		OR taskorch.is_admin();
-END;
+	RETURNS bool LANGUAGE c STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'taskorch_task_visible';
 ALTER POLICY task_visible ON taskorch.task USING (taskorch.task_visible(owner, triggerers));

@@ -31,17 +31,12 @@ SELECT pg_catalog.pg_extension_config_dump('taskorch.task', '');
 ALTER TABLE taskorch.task ENABLE ROW LEVEL SECURITY;
 
 -- Who sees a task: the members of its owner and of the roles allowed to
--- trigger it, and the admins.  The policy calls a function (its body parsed
--- once, at CREATE) so that each new backend's first read of the table parses
--- a call rather than the whole expression (trigger.c reads the table).
+-- trigger it, and the admins, as trigger() decides who may trigger it
+-- (trigger.c).  A call: each new backend's first read of the table parses
+-- the policy's expression, and trigger() reads the table.
 CREATE FUNCTION taskorch.task_visible(owner taskorch.role_ref, triggerers taskorch.role_ref[])
-	RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-	SELECT pg_catalog.pg_has_role(owner, 'USAGE')
-		OR EXISTS (SELECT FROM pg_catalog.unnest(triggerers) AS g(r)
-				   WHERE pg_catalog.pg_has_role(g.r, 'USAGE'))
-		OR taskorch.is_admin();
-END;
+	RETURNS bool LANGUAGE c STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'taskorch_task_visible';
 CREATE POLICY task_visible ON taskorch.task FOR SELECT
 	USING (taskorch.task_visible(owner, triggerers));
 REVOKE ALL ON taskorch.task FROM PUBLIC;
