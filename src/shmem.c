@@ -530,17 +530,6 @@ slot_run_roles(WorkerSlot *slot, uint64 run_id, Oid *owner, Oid *triggerer)
 }
 
 /*
- * May the current user see a run of these roles (as the policy on
- * taskorch.run decides: its owner's or triggerer's privileges, or
- * taskorch_admin's)?  Looks up catalogs: call with no lock held.
- */
-static bool
-run_visible(Oid owner, Oid triggerer)
-{
-	return acts_for(owner) || acts_for(triggerer);
-}
-
-/*
  * taskorch.cancel() of a run a worker is executing: note the request in
  * the worker's slot and interrupt it (SIGINT, like pg_cancel_backend).
  * Returns false when no worker is executing the run.

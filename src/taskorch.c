@@ -51,6 +51,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 void		_PG_init(void);
 PG_FUNCTION_INFO_V1(taskorch_require_preload);
+PG_FUNCTION_INFO_V1(taskorch_run_visible);
 
 static void
 define_gucs(void)
@@ -351,6 +352,25 @@ bool
 acts_for(Oid owner)
 {
 	return has_privs_of_role(GetUserId(), owner) || is_taskorch_admin();
+}
+
+/*
+ * May the current user see a run of these roles: its owner's or its
+ * triggerer's privileges, or taskorch_admin's?  Looks up catalogs: call
+ * with no lock held.
+ */
+bool
+run_visible(Oid owner, Oid triggerer)
+{
+	return has_privs_of_role(GetUserId(), owner) ||
+		has_privs_of_role(GetUserId(), triggerer) || is_taskorch_admin();
+}
+
+/* taskorch.run_visible(owner, triggered_by): the policy of taskorch.run */
+Datum
+taskorch_run_visible(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(run_visible(role_ref_oid(PG_GETARG_DATUM(0)), role_ref_oid(PG_GETARG_DATUM(1))));
 }
 
 /*

@@ -536,6 +536,7 @@ extern int	waits_resume_tokens(void);
 extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *hint);
 extern void require_args(FunctionCallInfo fcinfo, int n, const char *what, const char *hint);
 extern bool acts_for(Oid owner);
+extern bool run_visible(Oid owner, Oid triggerer);
 extern bool is_taskorch_admin(void);
 
 /* What lock_name() serializes */

@@ -516,8 +516,14 @@ REVOKE ALL ON taskorch_internal.lease_key FROM PUBLIC;
 ALTER TABLE taskorch.run
 	ALTER id SET DEFAULT 'run_' || nextval('taskorch.run_id_seq')::text;
 
--- the policy of taskorch.task calls a function (registry.sql)
+-- the policy of taskorch.task calls a function in C (registry.sql)
 CREATE FUNCTION taskorch.task_visible(owner taskorch.role_ref, triggerers taskorch.role_ref[])
 	RETURNS bool LANGUAGE c STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'taskorch_task_visible';
 ALTER POLICY task_visible ON taskorch.task USING (taskorch.task_visible(owner, triggerers));
+
+-- and that of taskorch.run too (runs.sql)
+CREATE FUNCTION taskorch.run_visible(owner taskorch.role_ref, triggered_by taskorch.role_ref)
+	RETURNS bool LANGUAGE c STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'taskorch_run_visible';
+ALTER POLICY run_visible ON taskorch.run USING (taskorch.run_visible(owner, triggered_by));

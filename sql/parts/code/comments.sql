@@ -51,6 +51,8 @@ COMMENT ON FUNCTION taskorch.unregister_task(text) IS 'remove a task from the re
 COMMENT ON FUNCTION taskorch.grant_trigger(text, regrole) IS 'let a role trigger your task (docs/security.md)';
 COMMENT ON FUNCTION taskorch.revoke_trigger(text, regrole) IS 'take back grant_trigger() (docs/security.md)';
 COMMENT ON FUNCTION taskorch.is_admin() IS 'whether the current role administers taskorch (member of taskorch_admin)';
+COMMENT ON FUNCTION taskorch.run_visible(taskorch.role_ref, taskorch.role_ref)
+	IS 'whether the current role sees a run: a member of its owner or of its triggerer, or an admin (the policy of taskorch.run)';
 COMMENT ON FUNCTION taskorch.task_visible(taskorch.role_ref, taskorch.role_ref[])
 	IS 'whether the current role sees a task: a member of its owner or of a role allowed to trigger it, or an admin (the policy of taskorch.task)';
 
