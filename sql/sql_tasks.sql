@@ -42,6 +42,8 @@ SELECT taskorch.register_task(name, (name || '(jsonb)')::regprocedure, max_attem
 SELECT taskorch.trigger('st_two', '{"n": 1}') AS two_1 \gset
 SELECT wait_for_runs();
 SELECT taskorch.trigger('st_two', '{"n": 2}') AS two_2 \gset
+-- (done before st_returning's rows: another worker could run that first)
+SELECT wait_for_runs();
 SELECT taskorch.trigger('st_first') AS first \gset
 SELECT taskorch.trigger('st_returning') AS returning \gset
 SELECT taskorch.trigger('st_none') AS none \gset

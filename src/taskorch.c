@@ -52,6 +52,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 void		_PG_init(void);
 PG_FUNCTION_INFO_V1(taskorch_require_preload);
 PG_FUNCTION_INFO_V1(taskorch_run_visible);
+PG_FUNCTION_INFO_V1(taskorch_is_admin);
 
 static void
 define_gucs(void)
@@ -345,6 +346,13 @@ is_taskorch_admin(void)
 	Oid			admin = get_role_oid("taskorch_admin", true);
 
 	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/* taskorch.is_admin(), which the policies of the other tables call */
+Datum
+taskorch_is_admin(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(is_taskorch_admin());
 }
 
 /* Has the current user the privileges of `owner`, or of taskorch_admin? */

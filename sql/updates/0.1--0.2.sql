@@ -527,3 +527,8 @@ CREATE FUNCTION taskorch.run_visible(owner taskorch.role_ref, triggered_by tasko
 	RETURNS bool LANGUAGE c STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'taskorch_run_visible';
 ALTER POLICY run_visible ON taskorch.run USING (taskorch.run_visible(owner, triggered_by));
+
+-- is_admin(), called by the policies for each row, in C (preload.sql)
+CREATE OR REPLACE FUNCTION taskorch.is_admin() RETURNS bool
+	LANGUAGE c STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'taskorch_is_admin';
