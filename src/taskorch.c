@@ -4,7 +4,10 @@
  *	  Module initialisation: GUCs, shared memory hooks, the launcher's
  *	  registration, and the utility hook that stops a database's workers
  *	  before commands that need the database, or the extension's objects,
- *	  to themselves.
+ *	  to themselves.  And whom the current role acts for (taskorch_admin,
+ *	  an owner, a run's roles): the C functions the tables' policies call
+ *	  for each row a role reads, so that the policies and the C code that
+ *	  shows runs (shmem.c) decide alike.
  *
  * taskorch only works when preloaded: the launcher must be registered by
  * the postmaster, and every backend needs the commit-time wake-up and the
