@@ -308,26 +308,26 @@ INSERT INTO taskorch.task_name SELECT id, owner FROM taskorch.task;
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.duration;
 CREATE FUNCTION taskorch_internal.duration_in(cstring) RETURNS taskorch.duration
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_in';
 CREATE FUNCTION taskorch_internal.duration_out(taskorch.duration) RETURNS cstring
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_out';
 CREATE FUNCTION taskorch_internal.duration_recv(internal) RETURNS taskorch.duration
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_recv';
 CREATE FUNCTION taskorch_internal.duration_send(taskorch.duration) RETURNS bytea
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_send';
 CREATE TYPE taskorch.duration (
 	INPUT = taskorch_internal.duration_in, OUTPUT = taskorch_internal.duration_out,
 	RECEIVE = taskorch_internal.duration_recv, SEND = taskorch_internal.duration_send,
 	LIKE = text, CATEGORY = 'T');
 CREATE TYPE taskorch.delay;
 CREATE FUNCTION taskorch_internal.delay_in(cstring) RETURNS taskorch.delay
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textin';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_in';
 CREATE FUNCTION taskorch_internal.delay_out(taskorch.delay) RETURNS cstring
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textout';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_out';
 CREATE FUNCTION taskorch_internal.delay_recv(internal) RETURNS taskorch.delay
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textrecv';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_recv';
 CREATE FUNCTION taskorch_internal.delay_send(taskorch.delay) RETURNS bytea
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'textsend';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_text_send';
 CREATE TYPE taskorch.delay (
 	INPUT = taskorch_internal.delay_in, OUTPUT = taskorch_internal.delay_out,
 	RECEIVE = taskorch_internal.delay_recv, SEND = taskorch_internal.delay_send,
@@ -397,13 +397,13 @@ CREATE CAST (double precision AS taskorch.delay) WITH FUNCTION taskorch_internal
 ------------------------------------------------------------------------------
 CREATE TYPE taskorch.json_input;
 CREATE FUNCTION taskorch_internal.json_input_in(cstring) RETURNS taskorch.json_input
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_in';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_in';
 CREATE FUNCTION taskorch_internal.json_input_out(taskorch.json_input) RETURNS cstring
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_out';
 CREATE FUNCTION taskorch_internal.json_input_recv(internal) RETURNS taskorch.json_input
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_recv';
 CREATE FUNCTION taskorch_internal.json_input_send(taskorch.json_input) RETURNS bytea
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_send';
 CREATE TYPE taskorch.json_input (
 	INPUT = taskorch_internal.json_input_in, OUTPUT = taskorch_internal.json_input_out,
 	RECEIVE = taskorch_internal.json_input_recv, SEND = taskorch_internal.json_input_send,
@@ -429,11 +429,11 @@ CREATE TYPE taskorch.items;
 CREATE FUNCTION taskorch_internal.items_in(cstring) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_in';
 CREATE FUNCTION taskorch_internal.items_out(taskorch.items) RETURNS cstring
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_out';
 CREATE FUNCTION taskorch_internal.items_recv(internal) RETURNS taskorch.items
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_recv';
 CREATE FUNCTION taskorch_internal.items_send(taskorch.items) RETURNS bytea
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_send';
 CREATE TYPE taskorch.items (
 	INPUT = taskorch_internal.items_in, OUTPUT = taskorch_internal.items_out,
 	RECEIVE = taskorch_internal.items_recv, SEND = taskorch_internal.items_send,
@@ -532,3 +532,4 @@ ALTER POLICY run_visible ON taskorch.run USING (taskorch.run_visible(owner, trig
 CREATE OR REPLACE FUNCTION taskorch.is_admin() RETURNS bool
 	LANGUAGE c STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'taskorch_is_admin';
+

@@ -34,11 +34,11 @@ CREATE TYPE taskorch.items;
 CREATE FUNCTION taskorch_internal.items_in(cstring) RETURNS taskorch.items
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_items_in';
 CREATE FUNCTION taskorch_internal.items_out(taskorch.items) RETURNS cstring
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_out';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_out';
 CREATE FUNCTION taskorch_internal.items_recv(internal) RETURNS taskorch.items
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_recv';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_recv';
 CREATE FUNCTION taskorch_internal.items_send(taskorch.items) RETURNS bytea
-	LANGUAGE internal STRICT IMMUTABLE PARALLEL SAFE AS 'jsonb_send';
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskorch_jsonb_send';
 CREATE TYPE taskorch.items (
 	INPUT = taskorch_internal.items_in, OUTPUT = taskorch_internal.items_out,
 	RECEIVE = taskorch_internal.items_recv, SEND = taskorch_internal.items_send,
