@@ -69,7 +69,7 @@ static Oid	prepared_relid = InvalidOid;
 static bool prepared_valid = false;
 static ExprState **defaults = NULL;
 static bool *defaults_prepared = NULL;
-static RunIndex *indexes = NULL;	/* NULL: not read yet */
+static RunIndex *indexes = NULL;	/* nindexes of them, read_indexes() */
 static int	nindexes = 0;
 
 static void
@@ -167,6 +167,16 @@ read_indexes(Relation rel)
 	MemoryContextSwitchTo(old);
 }
 
+/* The index `oid` of what read_indexes() read; NULL: not among them */
+static RunIndex *
+find_index(Oid oid)
+{
+	for (int k = 0; k < nindexes; k++)
+		if (indexes[k].oid == oid)
+			return &indexes[k];
+	return NULL;
+}
+
 /*
  * Open the indexes of rel (rri's relation) that the new row in econtext's
  * scan tuple enters, as ExecOpenIndices() opens them all: an index whose
@@ -198,16 +208,12 @@ open_entered_indexes(ResultRelInfo *rri, Relation rel, ExprContext *econtext)
 	foreach(lc, oids)
 	{
 		Oid			oid = lfirst_oid(lc);
-		RunIndex   *index = NULL;
+		RunIndex   *index = find_index(oid);
 
-		for (int pass = 0; index == NULL; pass++)
+		if (index == NULL)
 		{
-			if (indexes == NULL || pass == 1)
-				read_indexes(rel);	/* first use, or an index made since */
-			for (int k = 0; k < nindexes && index == NULL; k++)
-				if (indexes[k].oid == oid)
-					index = &indexes[k];
-			if (index == NULL && pass == 1)
+			read_indexes(rel);	/* first use, or an index made since */
+			if ((index = find_index(oid)) == NULL)
 				elog(ERROR, "taskorch: index %u of taskorch.run is not in pg_index", oid);
 		}
 		if (index->predicate == NULL || ExecQual(index->predicate, econtext))

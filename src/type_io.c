@@ -23,7 +23,6 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 
 #define PASS_ON(name, builtin) \
 	PG_FUNCTION_INFO_V1(name); \
