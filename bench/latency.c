@@ -98,7 +98,8 @@ started_us(PGconn *conn, const char *id)
 /*
  * n triggers, each one statement committing on its own; before each, a new
  * connection when `fresh`.  Reports started_at - the time before the
- * statement was sent.
+ * statement was sent, and started_at - the time its result came (the
+ * worker's wake-up and claim).
  */
 static void
 statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
@@ -108,6 +109,8 @@ statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
 	char	  **ids = calloc(n, sizeof(char *));
 	double	   *t_before = calloc(n, sizeof(double));
 	double	   *lat = calloc(n, sizeof(double));
+	double	   *t_after = calloc(n, sizeof(double));
+	double	   *pickup = calloc(n, sizeof(double));
 
 	snprintf(sql, sizeof(sql), "SELECT taskorch.trigger('%s', '{}')", task);
 	for (int i = 0; i < n; i++)
@@ -124,6 +127,7 @@ statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
 		}
 		t_before[i] = now_us();
 		res = run(c, sql);
+		t_after[i] = now_us();
 		ids[i] = strdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		if (fresh)
@@ -132,8 +136,12 @@ statement_to_start(PGconn *conn, const char *conninfo, const char *task, int n,
 	}
 	usleep(500 * 1000);
 	for (int i = 0; i < n; i++)
+	{
 		lat[i] = started_us(conn, ids[i]) - t_before[i];
+		pickup[i] = lat[i] - (t_after[i] - t_before[i]);
+	}
 	report(what, lat, n);
+	report("  statement returned -> start", pickup, n);
 }
 
 /*
