@@ -85,6 +85,10 @@ static const PlanField claim_params[] = {
 	PLAN_PARAM(ClaimArgs, limit, INT4OID),
 	PLAN_PARAM(ClaimArgs, full_keys, TEXTARRAYOID),
 };
+/* what a claimed run must be, besides being of its queue and after its mark */
+#define CLAIM_DUE \
+	"r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.run_at <= :now" \
+	" AND " CLAIM_KEY_NOT_FULL
 /*
  * Each queue in turn, its due runs in order after its position, until
  * :limit runs are claimed: the nested loop stops there, so no run past
@@ -94,15 +98,48 @@ static NamedPlan claim_plan = {
 	.sql = "SELECT c.* FROM unnest(:queues, :after_run_ats, :after_ids) AS a(queue, run_at, id)"
 	" LEFT JOIN taskorch.queue q ON q.name = a.queue"
 	" CROSS JOIN LATERAL (SELECT " CLAIMED_RUN_SELECT
-	"   WHERE r.queue = a.queue AND r.status = " SQL_STATUS(QUEUED) " AND NOT r.external"
-	"     AND r.run_at <= :now AND (r.run_at, r.id) > (a.run_at, a.id)"
+	"   WHERE r.queue = a.queue AND " CLAIM_DUE
+	"     AND (r.run_at, r.id) > (a.run_at, a.id)"
 	"     AND NOT coalesce(q.paused, false)"
-	"     AND " CLAIM_KEY_NOT_FULL
 	"   ORDER BY r.run_at, r.id"
 	"   LIMIT :limit"
 	"   FOR UPDATE OF r SKIP LOCKED) c"
 	" LIMIT :limit",
 	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
+	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
+};
+
+/*
+ * The same claim from one queue, as most claims are (a lone run, one
+ * queue's backlog): a plan of a third of the nodes, which starts faster.
+ */
+typedef struct ClaimOneArgs
+{
+	PlanValue	now;
+	PlanValue	queue;
+	PlanValue	after_run_at;
+	PlanValue	after_id;
+	PlanValue	limit;
+	PlanValue	full_keys;
+} ClaimOneArgs;
+
+static const PlanField claim_one_params[] = {
+	PLAN_PARAM(ClaimOneArgs, now, TIMESTAMPTZOID),
+	PLAN_PARAM(ClaimOneArgs, queue, TEXTOID),
+	PLAN_PARAM(ClaimOneArgs, after_run_at, TIMESTAMPTZOID),
+	PLAN_PARAM(ClaimOneArgs, after_id, TEXTOID),
+	PLAN_PARAM(ClaimOneArgs, limit, INT4OID),
+	PLAN_PARAM(ClaimOneArgs, full_keys, TEXTARRAYOID),
+};
+static NamedPlan claim_one_plan = {
+	.sql = "SELECT " CLAIMED_RUN_SELECT
+	" WHERE r.queue = :queue AND " CLAIM_DUE
+	"   AND (r.run_at, r.id) > (:after_run_at, :after_id)"
+	"   AND NOT EXISTS (SELECT FROM taskorch.queue q WHERE q.name = :queue AND q.paused)"
+	" ORDER BY r.run_at, r.id"
+	" LIMIT :limit"
+	" FOR UPDATE OF r SKIP LOCKED",
+	PLAN_PARAMS(claim_one_params), .columns = claimed_run_columns,
 	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
 };
 
@@ -533,6 +570,7 @@ static int
 claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryContext cxt)
 {
 	ClaimArgs	args;
+	NamedPlan  *plan;
 	PlanItems	queues,
 				after_run_ats,
 				after_ids;
@@ -578,20 +616,36 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		s->turn = (s->turn + 1) % s->nqueues;
 	if (nclaimed == 0)
 		return 0;
-	args.now = pv_timestamptz(now);
-	args.queues = plan_items_array(queues, nclaimed, TEXTOID);
-	args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
-	args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
-	args.limit = pv_int4(limit);
-	args.full_keys = claim_full_keys(full_keys);
-
 	SPI_connect();
-	n = taskorch_execute_args(&claim_plan, &args, false, 0);
+	if (nclaimed == 1)
+	{
+		ClaimOneArgs one;
+
+		one.now = pv_timestamptz(now);
+		one.queue = pv_datum(queues.values[0]);
+		one.after_run_at = pv_datum(after_run_ats.values[0]);
+		one.after_id = pv_datum(after_ids.values[0]);
+		one.limit = pv_int4(limit);
+		one.full_keys = claim_full_keys(full_keys);
+		plan = &claim_one_plan;
+		n = taskorch_execute_args(plan, &one, false, 0);
+	}
+	else
+	{
+		args.now = pv_timestamptz(now);
+		args.queues = plan_items_array(queues, nclaimed, TEXTOID);
+		args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
+		args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
+		args.limit = pv_int4(limit);
+		args.full_keys = claim_full_keys(full_keys);
+		plan = &claim_plan;
+		n = taskorch_execute_args(plan, &args, false, 0);
+	}
 	for (int i = 0; i < n; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		claim_read_run(&claim_plan, i, &runs[i]);
+		claim_read_run(plan, i, &runs[i]);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();

@@ -460,29 +460,11 @@ taskorch_execute_args_latest(NamedPlan *p, const void *args, long count)
 void
 taskorch_read_row(NamedPlan *p, int row, void *out)
 {
-	/*
-	 * the row's columns, deformed in one pass (heap_getattr() per column
-	 * walks the row from its start past each variable-length column)
-	 */
-	static Datum *values = NULL;
-	static bool *nulls = NULL;
-	static int	room = 0;
-	HeapTuple	tup = SPI_tuptable->vals[row];
-	TupleDesc	desc = SPI_tuptable->tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
 
 	Assert(p->columns != NULL && row < (int) SPI_processed);
-	if (desc->natts > room)
-	{
-		if (values)
-		{
-			pfree(values);
-			pfree(nulls);
-		}
-		room = Max(desc->natts, 64);
-		values = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * room);
-		nulls = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * room);
-	}
-	heap_deform_tuple(tup, desc, values, nulls);
+	taskorch_deform(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, &values, &nulls);
 	for (int i = 0; i < p->ncolumns; i++)
 	{
 		PlanValue  *v = (PlanValue *) ((char *) out + p->columns[i].offset);
@@ -490,6 +472,35 @@ taskorch_read_row(NamedPlan *p, int row, void *out)
 		v->datum = values[p->colnos[i] - 1];
 		v->present = !nulls[p->colnos[i] - 1];
 	}
+}
+
+/*
+ * The columns of `tup`, deformed in one pass (heap_getattr() per column
+ * walks the row from its start past each variable-length column) into
+ * arrays of this file's, valid until the next call; the values point into
+ * the row.
+ */
+void
+taskorch_deform(HeapTuple tup, TupleDesc desc, Datum **values, bool **nulls)
+{
+	static Datum *v = NULL;
+	static bool *n = NULL;
+	static int	room = 0;
+
+	if (desc->natts > room)
+	{
+		if (v)
+		{
+			pfree(v);
+			pfree(n);
+		}
+		room = Max(desc->natts, 64);
+		v = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * room);
+		n = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * room);
+	}
+	heap_deform_tuple(tup, desc, v, n);
+	*values = v;
+	*nulls = n;
 }
 
 /* Room for n items of an array parameter. */

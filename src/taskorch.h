@@ -774,20 +774,13 @@ typedef struct NamedPlan
 } NamedPlan;
 
 /*
- * claimed_run.c: the columns a claimed run is read from, selected from
+ * claimed_run.c: a claimed run's row, whole, and its ctid, selected from
  * taskorch.run r (the caller adds joins for its filters, and WHERE ...);
- * claim_read_run() adds what it needs of the run's task and queue
+ * claim_read_run() takes it apart and adds what it needs of the run's
+ * task and queue
  */
-#define CLAIMED_RUN_SELECT \
-	"r.id, r.task_id, r.payload, r.attempts, r.max_attempts, r.run_at," \
-	" r.owner::oid AS owner," \
-	" (extract(epoch FROM r.max_duration) * 1000)::int4 AS max_duration_ms," \
-	" r.expires_at, r.metadata, r.queue, r.concurrency_key," \
-	" r.parent_run_id, r.parent_wait_seq, r.root_run_id, r.started_at IS NULL AS unstarted," \
-	" r.triggered_by::oid AS triggered_by, r.external, r.claimed_at, r.holds_slot," \
-	" r.status::text AS status, r.lease_expires_at, r.lease_ms, r.ctid AS tid" \
-	" FROM taskorch.run r"
-#define CLAIMED_RUN_NCOLUMNS 24
+#define CLAIMED_RUN_SELECT "r AS run, r.ctid AS tid FROM taskorch.run r"
+#define CLAIMED_RUN_NCOLUMNS 2
 /* a claim's filter: the run's (queue, concurrency key) is none of :full_keys (text[]) */
 #define CLAIM_KEY_NOT_FULL \
 	"r.queue || E'\\x1f' || coalesce(r.concurrency_key, '') <> ALL (:full_keys)"
@@ -833,6 +826,7 @@ extern int	taskorch_execute_args(NamedPlan *p, const void *args,
 extern int	taskorch_execute_args_latest(NamedPlan *p, const void *args,
 										 long count);
 extern void taskorch_read_row(NamedPlan *p, int row, void *out);
+extern void taskorch_deform(HeapTuple tup, TupleDesc desc, Datum **values, bool **nulls);
 extern void taskorch_plans_forget(void);
 extern int	pin_search_path(void);
 extern void unpin_search_path(int nestlevel);
