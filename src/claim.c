@@ -110,36 +110,19 @@ static NamedPlan claim_plan = {
 };
 
 /*
- * The same claim from one queue, as most claims are (a lone run, one
- * queue's backlog): a plan of a third of the nodes, which starts faster.
+ * The same claim from the one queue of :queues, as most claims are (a
+ * lone run, one queue's backlog): a plan of a third of the nodes, which
+ * starts faster.
  */
-typedef struct ClaimOneArgs
-{
-	PlanValue	now;
-	PlanValue	queue;
-	PlanValue	after_run_at;
-	PlanValue	after_id;
-	PlanValue	limit;
-	PlanValue	full_keys;
-} ClaimOneArgs;
-
-static const PlanField claim_one_params[] = {
-	PLAN_PARAM(ClaimOneArgs, now, TIMESTAMPTZOID),
-	PLAN_PARAM(ClaimOneArgs, queue, TEXTOID),
-	PLAN_PARAM(ClaimOneArgs, after_run_at, TIMESTAMPTZOID),
-	PLAN_PARAM(ClaimOneArgs, after_id, TEXTOID),
-	PLAN_PARAM(ClaimOneArgs, limit, INT4OID),
-	PLAN_PARAM(ClaimOneArgs, full_keys, TEXTARRAYOID),
-};
 static NamedPlan claim_one_plan = {
 	.sql = "SELECT " CLAIMED_RUN_SELECT
-	" WHERE r.queue = :queue AND " CLAIM_DUE
-	"   AND (r.run_at, r.id) > (:after_run_at, :after_id)"
-	"   AND NOT EXISTS (SELECT FROM taskorch.queue q WHERE q.name = :queue AND q.paused)"
+	" WHERE r.queue = (:queues)[1] AND " CLAIM_DUE
+	"   AND (r.run_at, r.id) > ((:after_run_ats)[1], (:after_ids)[1])"
+	"   AND NOT EXISTS (SELECT FROM taskorch.queue q WHERE q.name = (:queues)[1] AND q.paused)"
 	" ORDER BY r.run_at, r.id"
 	" LIMIT :limit"
 	" FOR UPDATE OF r SKIP LOCKED",
-	PLAN_PARAMS(claim_one_params), .columns = claimed_run_columns,
+	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
 	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
 };
 
@@ -616,31 +599,16 @@ claim_some(ClaimState *s, ClaimedRun *runs, int limit, List *full_keys, MemoryCo
 		s->turn = (s->turn + 1) % s->nqueues;
 	if (nclaimed == 0)
 		return 0;
-	SPI_connect();
-	if (nclaimed == 1)
-	{
-		ClaimOneArgs one;
+	args.now = pv_timestamptz(now);
+	args.queues = plan_items_array(queues, nclaimed, TEXTOID);
+	args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
+	args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
+	args.limit = pv_int4(limit);
+	args.full_keys = claim_full_keys(full_keys);
+	plan = nclaimed == 1 ? &claim_one_plan : &claim_plan;
 
-		one.now = pv_timestamptz(now);
-		one.queue = pv_datum(queues.values[0]);
-		one.after_run_at = pv_datum(after_run_ats.values[0]);
-		one.after_id = pv_datum(after_ids.values[0]);
-		one.limit = pv_int4(limit);
-		one.full_keys = claim_full_keys(full_keys);
-		plan = &claim_one_plan;
-		n = taskorch_execute_args(plan, &one, false, 0);
-	}
-	else
-	{
-		args.now = pv_timestamptz(now);
-		args.queues = plan_items_array(queues, nclaimed, TEXTOID);
-		args.after_run_ats = plan_items_array(after_run_ats, nclaimed, TIMESTAMPTZOID);
-		args.after_ids = plan_items_array(after_ids, nclaimed, TEXTOID);
-		args.limit = pv_int4(limit);
-		args.full_keys = claim_full_keys(full_keys);
-		plan = &claim_plan;
-		n = taskorch_execute_args(plan, &args, false, 0);
-	}
+	SPI_connect();
+	n = taskorch_execute_args(plan, &args, false, 0);
 	for (int i = 0; i < n; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
