@@ -9,7 +9,7 @@
  *	  one composite column, and is taken apart here: a plan that carries
  *	  two columns through its nodes starts in a fraction of the time of
  *	  one that carries two dozen (each node builds its row descriptor,
- *	  column by column, at every execution), which is most of a lone
+ *	  column by column, at every execution), which was half of a lone
  *	  run's claim.
  *
  * A run executes only if its task is registered by the role that owns the
@@ -32,8 +32,8 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/typcache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 /* a claimed run, as the claim returns it: the columns claim_read_run() reads */
 typedef struct ClaimRow
