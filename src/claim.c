@@ -89,6 +89,9 @@ static const PlanField claim_params[] = {
 #define CLAIM_DUE \
 	"r.status = " SQL_STATUS(QUEUED) " AND NOT r.external AND r.run_at <= :now" \
 	" AND " CLAIM_KEY_NOT_FULL
+/* and how a queue's runs are taken: in order, up to :limit, locked */
+#define CLAIM_IN_ORDER \
+	" ORDER BY r.run_at, r.id LIMIT :limit FOR UPDATE OF r SKIP LOCKED"
 /*
  * Each queue in turn, its due runs in order after its position, until
  * :limit runs are claimed: the nested loop stops there, so no run past
@@ -101,9 +104,7 @@ static NamedPlan claim_plan = {
 	"   WHERE r.queue = a.queue AND " CLAIM_DUE
 	"     AND (r.run_at, r.id) > (a.run_at, a.id)"
 	"     AND NOT coalesce(q.paused, false)"
-	"   ORDER BY r.run_at, r.id"
-	"   LIMIT :limit"
-	"   FOR UPDATE OF r SKIP LOCKED) c"
+	CLAIM_IN_ORDER ") c"
 	" LIMIT :limit",
 	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
 	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
@@ -119,9 +120,7 @@ static NamedPlan claim_one_plan = {
 	" WHERE r.queue = (:queues)[1] AND " CLAIM_DUE
 	"   AND (r.run_at, r.id) > ((:after_run_ats)[1], (:after_ids)[1])"
 	"   AND NOT EXISTS (SELECT FROM taskorch.queue q WHERE q.name = (:queues)[1] AND q.paused)"
-	" ORDER BY r.run_at, r.id"
-	" LIMIT :limit"
-	" FOR UPDATE OF r SKIP LOCKED",
+	CLAIM_IN_ORDER,
 	PLAN_PARAMS(claim_params), .columns = claimed_run_columns,
 	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
 };
