@@ -88,3 +88,16 @@ SELECT bool_and(next.started_at - prev.finished_at >= interval '20 milliseconds'
 SELECT jsonb_array_length(r->'attemptErrors') AS failed_attempts, r->>'status' AS status,
 	   r->'output' AS output
   FROM taskorch.retrieve(:'flaky') r;
+
+-- a payload stored out of line (TOAST) reaches its task whole: a worker reads
+-- the claimed run as one row value, its large fields brought in line
+CREATE FUNCTION out_digest(payload jsonb) RETURNS jsonb LANGUAGE sql
+	AS $$ SELECT jsonb_build_object('md5', md5(payload::text)) $$;
+SELECT taskorch.register_task('out-digest', 'out_digest(jsonb)');
+CREATE TABLE big_payload AS
+	SELECT jsonb_build_object('blob', string_agg(md5(g::text), '')) AS p FROM generate_series(1, 20000) g;
+SELECT taskorch.trigger('out-digest', (SELECT p FROM big_payload)) AS big \gset
+SELECT wait_for_runs();
+SELECT status, output->>'md5' = (SELECT md5(p::text) FROM big_payload) AS whole,
+	   pg_column_size(payload) > 100000 AS stored_out_of_line
+  FROM taskorch.run WHERE id = :'big';
