@@ -25,15 +25,16 @@
 #      workers that ran them;
 #   8. the mixed scenario: 100,000 no-op runs with 16 runs of 1 s queued
 #      ahead of them, 2 workers: the no-ops' time beside their time alone;
-#      and beside one run of 60 s (a long task's open transaction);
+#      and beside one run of 60 s (a long task's open transaction); each
+#      repeated, alternated, their medians compared;
 #   9. fairness: with 200,000 runs queued in one queue, the start delay of
 #      a run of another queue from its trigger's commit (measured from just
 #      before the commit, so the commit's flush counts).
 #
 # Default durability: synchronous_commit = on, fsync = on.
 # Usage: bench/bench.sh [runs]    (BENCH_WORKERS="1 2 4" to choose;
-#        BENCH_REPEAT=3: burn-downs and graphile-worker's drain, each
-#        repeated, their medians compared)
+#        BENCH_REPEAT=3: burn-downs, graphile-worker's drain and the
+#        mixed scenario, each repeated, their medians compared)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
@@ -362,12 +363,18 @@ mixed() {	# mixed N SECONDS: seconds for the no-op runs to finish beside N runs 
 	sql -c "SELECT count(taskorch.cancel(id)) FROM taskorch.run WHERE task_id = 'nap' AND status IN ('QUEUED', 'EXECUTING')" >/dev/null
 	set_workers 0 >/dev/null
 }
-alone=$(mixed 0 0)
-with_slow=$(mixed 16 1)
-echo "mixed: 100,000 no-op runs, 2 workers: ${alone} s alone, ${with_slow} s with 16 runs of 1 s queued ahead ($(echo "scale=2; $with_slow / $alone" | bc)x)"
-# a long task beside them: its transaction (and snapshot) stays open throughout
-with_long=$(mixed 1 60)
-echo "long task: the same 100,000 no-op runs with a run of 60 s executing beside them: ${with_long} s ($(echo "scale=2; $with_long / $alone" | bc)x)"
+# each $repeat times, alternated (a burn-down of 1.5 s moves by a fifth
+# between runs minutes apart): the ratios are of the medians
+alones=() slows=() longs=()
+for _ in $(seq "$repeat"); do
+	alones+=("$(mixed 0 0)")
+	slows+=("$(mixed 16 1)")
+	# a long task beside them: its transaction (and snapshot) stays open throughout
+	longs+=("$(mixed 1 60)")
+done
+alone=$(median "${alones[@]}") with_slow=$(median "${slows[@]}") with_long=$(median "${longs[@]}")
+echo "mixed: 100,000 no-op runs, 2 workers: ${alone} s alone, ${with_slow} s with 16 runs of 1 s queued ahead ($(echo "scale=2; $with_slow / $alone" | bc)x; medians of ${alones[*]} and ${slows[*]})"
+echo "long task: the same 100,000 no-op runs with a run of 60 s executing beside them: ${with_long} s ($(echo "scale=2; $with_long / $alone" | bc)x; median of ${longs[*]})"
 
 # fairness: a run of an idle queue behind another queue's backlog
 sql >/dev/null <<'SQL'
