@@ -97,6 +97,14 @@ echo
 declare -A burn
 # median N...: the middle value (the lower of the two middle ones)
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+# vacuum_and_checkpoint: before the workers start, the runs' table
+# vacuumed and analyzed, and a checkpoint, which recycles the WAL segments
+# written so far: on this fresh cluster, a commit that crosses into a new
+# segment otherwise waits while its 16 MB are zero-filled (30-60 ms, several
+# times a second in a burn-down, every committer stalled), which a server
+# that has run a while does not do.
+vacuum_and_checkpoint() { sql -c "VACUUM ANALYZE taskorch.run" -c "CHECKPOINT" >/dev/null; }
+
 # burn_once WORKERS MAKE: queue $runs runs (made by the expression MAKE, of
 # g), let WORKERS workers run them; prints "total first last trigger"
 # (runs/s over the whole burn-down, its first and its last 10%, and the
@@ -109,7 +117,7 @@ burn_once() {
 	sql -c "SELECT count($make) FROM generate_series(1, $runs) g" >/dev/null
 	end=$(date +%s.%N)
 	trig=$(echo "$runs / ($end - $start)" | bc)
-	sql -c "VACUUM ANALYZE taskorch.run" -c "CHECKPOINT" >/dev/null
+	vacuum_and_checkpoint
 	set_workers "$w" >/dev/null
 	# one connection polling twice a second: a busier poll disturbs the workers
 	wait_until "$port" postgres "$(none_queued)" 0.5
@@ -353,7 +361,7 @@ mixed() {	# mixed N SECONDS: seconds for the no-op runs to finish beside N runs 
 	# the slow runs first: they are ahead of the no-ops in the queue
 	[ "$1" -gt 0 ] && sql -c "SELECT count(taskorch.trigger('nap', '{\"s\": $2}')) FROM generate_series(1, $1)" >/dev/null
 	sql -c "SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 100000) g" >/dev/null
-	sql -c "VACUUM ANALYZE taskorch.run" >/dev/null
+	vacuum_and_checkpoint
 	local t0
 	t0=$(sql -c "SELECT clock_timestamp()")
 	set_workers 2 >/dev/null
@@ -382,8 +390,8 @@ SET client_min_messages = warning;
 TRUNCATE taskorch.run CASCADE;
 SELECT taskorch.register_task('other-queue', 'noop(jsonb)', queue => 'other');
 SELECT count(taskorch.trigger('noop', jsonb_build_object('i', g))) FROM generate_series(1, 200000) g;
-VACUUM ANALYZE taskorch.run;
 SQL
+vacuum_and_checkpoint
 set_workers 2 >/dev/null
 sleep 1
 # five runs of the other queue, one after another, while the backlog drains
