@@ -266,7 +266,7 @@ static NamedPlan held_plan = {
 	.sql = "SELECT queue, concurrency_key, count(*)::int4 AS n FROM taskorch.run"
 	" WHERE status = " SQL_STATUS(EXECUTING) " AND holds_slot"
 	" GROUP BY queue, concurrency_key",
-	PLAN_COLUMNS(held_columns)
+	PLAN_COLUMNS(held_columns), .shape = PLAN_KEY_LOOKUPS
 };
 
 /*

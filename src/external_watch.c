@@ -51,7 +51,7 @@ static NamedPlan lost_plan = {
 	" ORDER BY r.lease_expires_at LIMIT 1000"
 	"   FOR UPDATE OF r SKIP LOCKED",
 	PLAN_PARAMS(now_params), .columns = claimed_run_columns,
-	.ncolumns = CLAIMED_RUN_NCOLUMNS
+	.ncolumns = CLAIMED_RUN_NCOLUMNS, .shape = PLAN_INDEX_ORDER
 };
 
 typedef struct DueArgs
@@ -77,7 +77,7 @@ static NamedPlan due_plan = {
 	.sql = "SELECT t.id FROM taskorch.task t WHERE t.external AND EXISTS ("
 	"  SELECT FROM taskorch.run r WHERE r.task_id = t.id AND r.status = " SQL_STATUS(QUEUED)
 	"     AND r.external AND r.run_at > :since AND r.run_at <= :now)",
-	PLAN_PARAMS(due_params), PLAN_COLUMNS(due_columns)
+	PLAN_PARAMS(due_params), PLAN_COLUMNS(due_columns), .shape = PLAN_INDEX_ORDER
 };
 
 /* ---------------------------------------------------------------------

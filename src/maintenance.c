@@ -66,7 +66,7 @@ static NamedPlan next_due_plan = {
 	"  (SELECT min(resume_at) FROM taskorch.waitpoint"
 	"    WHERE completed_at IS NULL AND kind = 'time'),"
 	"  (SELECT min(next_tick) FROM taskorch.schedule WHERE active)) AS due",
-	PLAN_PARAMS(now_params), PLAN_COLUMNS(due_columns)
+	PLAN_PARAMS(now_params), PLAN_COLUMNS(due_columns), .shape = PLAN_INDEX_ORDER
 };
 
 /* a run that ended, for taskorch.stats (stats.c) */
@@ -88,7 +88,7 @@ static NamedPlan promote_plan = {
 	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", updated_at = :now,"
 	"        run_at = :now - r.priority * interval '1 second', expires_at = :now + r.ttl"
 	"   FROM due WHERE r.id = due.id",
-	PLAN_PARAMS(now_params)
+	PLAN_PARAMS(now_params), .shape = PLAN_INDEX_ORDER
 };
 
 /* QUEUED runs that did not start within their ttl */
@@ -100,7 +100,7 @@ static NamedPlan expire_plan = {
 	"                'run expired: it did not start within its ttl of ' || r.ttl)"
 	"   FROM due WHERE r.id = due.id"
 	" RETURNING r.task_id, r.queue",
-	PLAN_PARAMS(now_params), PLAN_COLUMNS(ended_columns)
+	PLAN_PARAMS(now_params), PLAN_COLUMNS(ended_columns), .shape = PLAN_INDEX_ORDER
 };
 
 /*

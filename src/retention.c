@@ -22,6 +22,9 @@
  * before a moment were all created before it: no index of its own to keep
  * up at every completion), locked SKIP LOCKED, so it never waits on a
  * batch and a backlog is worked off in small steps between batches.
+ * Batches and finished wait tokens go by their own creation time's index.
+ * The plans keep those index walks whatever the statistics say (a pass
+ * that finds nothing reads a few index pages, never the table).
  * purge() removes what its caller may see (the runs' row-level security
  * picks them) and returns how many.
  *
@@ -70,7 +73,7 @@ static NamedPlan purge_step_plan = {
 	"      ORDER BY r.created_at LIMIT :step FOR UPDATE OF r SKIP LOCKED) d"
 	"  LIMIT :step)"
 	" DELETE FROM taskorch.run r USING doomed WHERE r.id = doomed.id",
-	PLAN_PARAMS(purge_params)
+	PLAN_PARAMS(purge_params), .shape = PLAN_INDEX_ORDER
 };
 
 /* batches none of whose runs is left, and finished wait tokens, past the retention */
@@ -85,7 +88,7 @@ static NamedPlan leftovers_plan = {
 	"                  WHERE (w2.completed_at IS NOT NULL OR w2.timed_out)"
 	"                    AND w2.created_at < :now - :retention"
 	"                  LIMIT :step FOR UPDATE SKIP LOCKED)",
-	PLAN_PARAMS(purge_params)
+	PLAN_PARAMS(purge_params), .shape = PLAN_INDEX_ORDER
 };
 
 static PlanValue

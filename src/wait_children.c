@@ -117,7 +117,7 @@ static const PlanField all_children_done_params[] = {
 /* every pending wait: the maintenance pass */
 static NamedPlan all_children_done_plan = {
 	.sql = CHILDREN_DONE_SQL("taskorch.waitpoint wp", "false"),
-	PLAN_PARAMS(all_children_done_params)
+	PLAN_PARAMS(all_children_done_params), .shape = PLAN_INDEX_ORDER
 };
 
 static const PlanField lock_waits_params[] = {

@@ -42,7 +42,7 @@ static NamedPlan resume_plan = {
 	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now"
 	"   FROM (SELECT DISTINCT run_id FROM due) d"
 	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
-	PLAN_PARAMS(resume_params)
+	PLAN_PARAMS(resume_params), .shape = PLAN_KEY_LOOKUPS
 };
 
 /*

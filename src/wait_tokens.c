@@ -130,7 +130,7 @@ static NamedPlan token_resume_plan = {
 	" UPDATE taskorch.run r SET status = " SQL_STATUS(QUEUED) ", run_at = :now, updated_at = :now"
 	"   FROM (SELECT DISTINCT run_id FROM done) d"
 	"  WHERE r.id = d.run_id AND r.status = " SQL_STATUS(WAITING),
-	PLAN_PARAMS(token_resume_params)
+	PLAN_PARAMS(token_resume_params), .shape = PLAN_KEY_LOOKUPS
 };
 
 /* the tokens a batch's tasks made, their items side by side */

@@ -14,6 +14,8 @@ CREATE TABLE taskorch.batch (
 	idempotency_key_expires_at timestamptz
 );
 CREATE INDEX batch_idempotency_key ON taskorch.batch (idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- retention removes batches by age (retention.c): no scan of the table
+CREATE INDEX batch_created_idx ON taskorch.batch (created_at);
 ALTER SEQUENCE taskorch.batch_id_seq OWNED BY taskorch.batch.id;
 SELECT pg_catalog.pg_extension_config_dump('taskorch.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.batch_id_seq', '');

@@ -18,6 +18,12 @@ CREATE TABLE taskorch.waitpoint (
 );
 CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
 	WHERE completed_at IS NULL AND kind = 'time';
+-- the pending waits on children and on tokens, which each maintenance pass
+-- looks over: never a scan of every wait made
+CREATE INDEX waitpoint_children_idx ON taskorch.waitpoint (run_id, seq)
+	WHERE completed_at IS NULL AND kind IN ('run', 'batch');
+CREATE INDEX waitpoint_token_idx ON taskorch.waitpoint (token)
+	WHERE completed_at IS NULL AND kind = 'token';
 -- The unfinished children of each wait: whether a wait is over is one probe
 CREATE INDEX run_waited_idx ON taskorch.run (parent_run_id, parent_wait_seq)
 	WHERE parent_run_id IS NOT NULL
@@ -46,6 +52,8 @@ CREATE TABLE taskorch.wait_token (
 ALTER SEQUENCE taskorch.wait_token_id_seq OWNED BY taskorch.wait_token.id;
 CREATE INDEX wait_token_timeout_idx ON taskorch.wait_token (timeout_at)
 	WHERE completed_at IS NULL AND timeout_at IS NOT NULL;
+-- retention removes finished tokens by age (retention.c): no scan of the table
+CREATE INDEX wait_token_created_idx ON taskorch.wait_token (created_at);
 SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token_id_seq', '');
 ALTER TABLE taskorch.wait_token ENABLE ROW LEVEL SECURITY;
