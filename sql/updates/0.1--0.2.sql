@@ -262,8 +262,11 @@ CREATE TABLE taskorch.wait_token (
 ALTER SEQUENCE taskorch.wait_token_id_seq OWNED BY taskorch.wait_token.id;
 CREATE INDEX wait_token_timeout_idx ON taskorch.wait_token (timeout_at)
 	WHERE completed_at IS NULL AND timeout_at IS NOT NULL;
--- retention removes finished tokens by age (retention.c): no scan of the table
-CREATE INDEX wait_token_created_idx ON taskorch.wait_token (created_at);
+-- retention removes finished tokens by age (retention.c): no scan of the
+-- table, nor of the tokens still awaited (completed_at is in the predicate of
+-- wait_token_timeout_idx already: a completion was never a HOT update)
+CREATE INDEX wait_token_finished_idx ON taskorch.wait_token (created_at)
+	WHERE completed_at IS NOT NULL OR timed_out;
 SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token', '');
 SELECT pg_catalog.pg_extension_config_dump('taskorch.wait_token_id_seq', '');
 ALTER TABLE taskorch.wait_token ENABLE ROW LEVEL SECURITY;
