@@ -3,10 +3,10 @@
 #
 #   1. burn-down: 100,000 queued no-op SQL runs executed by 1, 2 and 4
 #      workers; runs/s over the whole burn-down, and over its first and
-#      last 10% (from the runs' own started/finished timestamps); each
-#      burn-down, and graphile-worker's drain beside them, three times, and
-#      their medians compared; and graphile-worker draining jobs that each
-#      insert a row (bench/gw_rows.js) beside the burn-down whose task does;
+#      last 10% (from the runs' own started/finished timestamps); and
+#      graphile-worker's drain beside them, of no-op jobs and of jobs that
+#      each insert a row (bench/gw_rows.js); in three rounds of every
+#      burn-down and both drains, and their medians compared;
 #   2. trigger throughput of the streaming form (one statement, 100k runs);
 #   3. trigger-commit -> start latency of 1,000 single triggers, and the
 #      first trigger of a new connection beside a one-row INSERT's (the
@@ -135,76 +135,94 @@ SELECT round(n / extract(epoch FROM t1 - t0)),
 SQL
 ) $trig"
 }
-# burn_down WORKERS LABEL [MAKE]: $repeat burn-downs (no-op runs by
-# default); the median of their totals is the label's figure
-burn_down() {
-	local w=$1 label=$2 totals=() total first last
-	local make=${3:-"taskorch.trigger('noop', jsonb_build_object('i', g))"}
-	for _ in $(seq "$repeat"); do
-		read -r total first last trig < <(burn_once "$w" "$make")
-		totals+=("$total")
-		printf "burn-down %d runs, %-34s %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s)\n" \
-			"$runs" "$label:" "$total" "$first" "$last"
-	done
-	burn[$label]=$(median "${totals[@]}")
-	[ "$repeat" -gt 1 ] && printf "burn-down %d runs, %-34s %8s runs/s   (median of %s)\n" \
-		"$runs" "$label:" "${burn[$label]}" "${totals[*]}"
-	return 0
+# The burn-downs and graphile-worker's drains, in rounds: each round runs
+# every burn-down once and each of graphile-worker's drains once, so that
+# the medians compared come from the same minutes (this machine's speed
+# drifts by a third within an hour; measured one after the other, the two
+# sides' figures were minutes apart).
+noop="taskorch.trigger('noop', jsonb_build_object('i', g))"
+labels=()
+declare -A burn_make burn_workers totals
+add_burn() {	# add_burn WORKERS LABEL MAKE
+	labels+=("$2")
+	burn_workers[$2]=$1 burn_make[$2]=$3 totals[$2]=""
 }
-
 for w in $workers_list; do
-	burn_down "$w" "$w worker(s)"
+	add_burn "$w" "$w worker(s)" "$noop"
 done
 # the features on: a queue with a limit, 100 concurrency keys, retries
-burn_down 2 "2 worker(s), queue+keys+retries" \
+add_burn 2 "2 worker(s), queue+keys+retries" \
 	"taskorch.trigger('flaky', jsonb_build_object('i', g), queue => 'bench-queue', concurrency_key => 'k' || (g % 100))"
 # a task that inserts one row
-burn_down 2 "2 worker(s), task inserts a row" "taskorch.trigger('insert-row', jsonb_build_object('i', g))"
-# the same with a transaction held open elsewhere: vacuum cannot remove
-# the dead tuples the burn-down leaves, nor can index scans skip them
-psql_as "$port" postgres -c "SELECT txid_current(), pg_sleep(3600)" >/dev/null 2>&1 &
-holder=$!
-sleep 0.5
-burn_down 2 "2 worker(s), idle transaction open"
-kill $holder 2>/dev/null || true
-sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()" >/dev/null
+rows_label="2 worker(s), task inserts a row"
+add_burn 2 "$rows_label" "taskorch.trigger('insert-row', jsonb_build_object('i', g))"
+# the same as the first with a transaction held open elsewhere: vacuum
+# cannot remove the dead tuples the burn-down leaves, nor can index scans
+# skip them
+held_label="2 worker(s), idle transaction open"
+add_burn 2 "$held_label" "$noop"
+
 # graphile-worker 0.17.3 in its fastest mode, on this server, in this run
-# (../shared/anchors: installs it from npm outside the checkout)
+# (../shared/anchors: installs it from npm outside the checkout); and the
+# same work on both sides: a job that inserts a row (bench/gw_rows.js)
 anchors=${ANCHORS_DIR:-$top/../shared/anchors}
-if [ -x "$anchors/run.sh" ] && command -v node >/dev/null; then
-	set_workers 0 >/dev/null
-	gws=()
-	for _ in $(seq "$repeat"); do
-		gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 LAT_N=50 SINGLE_N=500 \
-			"$anchors/run.sh" gw-batched 2>/dev/null | tail -1 |
-			node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
-				console.log(Math.round(JSON.parse(s).process.jobs_per_s_drained)))' 2>/dev/null || true)
-		[ -n "$gw" ] && gws+=("$gw")
+gw_present=$([ -x "$anchors/run.sh" ] && command -v node >/dev/null && echo yes || true)
+gw_batched() {
+	PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 LAT_N=50 SINGLE_N=500 \
+		"$anchors/run.sh" gw-batched 2>/dev/null | tail -1 |
+		node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
+			console.log(Math.round(JSON.parse(s).process.jobs_per_s_drained)))' 2>/dev/null || true
+}
+gw_rows() {
+	PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 ANCHORS_DIR="$anchors" \
+		NODE_PATH=${ANCHORS:-/tmp/anchors}/node_modules node "$top/bench/gw_rows.js" 2>/dev/null |
+		node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
+			console.log(JSON.parse(s).jobs_per_s_drained))' 2>/dev/null || true
+}
+gws=() gw_rows_all=()
+for round in $(seq "$repeat"); do
+	for label in "${labels[@]}"; do
+		if [ "$label" = "$held_label" ]; then
+			psql_as "$port" postgres -c "SELECT txid_current(), pg_sleep(3600)" >/dev/null 2>&1 &
+			holder=$!
+			sleep 0.5
+		fi
+		read -r total first last trig < <(burn_once "${burn_workers[$label]}" "${burn_make[$label]}")
+		if [ "$label" = "$held_label" ]; then
+			sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()" >/dev/null
+			wait "$holder" 2>/dev/null || true
+		fi
+		totals[$label]+=" $total"
+		printf "burn-down %d runs, %-34s %8s runs/s   (first 10%%: %s runs/s, last 10%%: %s runs/s; round %d)\n" \
+			"$runs" "$label:" "$total" "$first" "$last" "$round"
 	done
-	gw=$([ ${#gws[@]} -gt 0 ] && median "${gws[@]}" || true)
-	if [ -n "$gw" ]; then
-		echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained (median of ${gws[*]})"
-		for label in "${!burn[@]}"; do
-			printf "  burn-down, %-34s / graphile-worker batched: %s\n" "$label" \
-				"$(echo "scale=2; ${burn[$label]} / $gw" | bc)"
-		done | sort
+	if [ -n "$gw_present" ]; then
+		set_workers 0 >/dev/null
+		gw=$(gw_batched)
+		[ -n "$gw" ] && gws+=("$gw") && echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained (round $round)"
+		gw=$(gw_rows)
+		[ -n "$gw" ] && gw_rows_all+=("$gw") &&
+			echo "graphile-worker 0.17.3 batched, $runs jobs inserting a row each (through its pool), concurrency 8: $gw jobs/s drained (round $round)"
 	fi
-	# the same work on both sides: a job that inserts a row (bench/gw_rows.js)
-	gws=()
-	for _ in $(seq "$repeat"); do
-		gw=$(PGHOST=$dir PGPORT=$port PGUSER=postgres N=$runs CONCURRENCY=8 ANCHORS_DIR="$anchors" \
-			NODE_PATH=${ANCHORS:-/tmp/anchors}/node_modules node "$top/bench/gw_rows.js" 2>/dev/null |
-			node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () =>
-				console.log(JSON.parse(s).jobs_per_s_drained))' 2>/dev/null || true)
-		[ -n "$gw" ] && gws+=("$gw")
+done
+for label in "${labels[@]}"; do
+	# shellcheck disable=SC2086
+	burn[$label]=$(median ${totals[$label]})
+	printf "burn-down %d runs, %-34s %8s runs/s   (median of%s)\n" "$runs" "$label:" "${burn[$label]}" "${totals[$label]}"
+done
+if [ ${#gws[@]} -gt 0 ]; then
+	gw=$(median "${gws[@]}")
+	echo "graphile-worker 0.17.3 batched, $runs jobs, concurrency 8: $gw jobs/s drained (median of ${gws[*]})"
+	for label in "${labels[@]}"; do
+		printf "  burn-down, %-34s / graphile-worker batched: %s\n" "$label" \
+			"$(echo "scale=2; ${burn[$label]} / $gw" | bc)"
 	done
-	if [ ${#gws[@]} -gt 0 ]; then
-		gw=$(median "${gws[@]}")
-		echo "graphile-worker 0.17.3 batched, $runs jobs inserting a row each (through its pool), concurrency 8: $gw jobs/s drained (median of ${gws[*]})"
-		rows_label="2 worker(s), task inserts a row"
-		printf "  burn-down, %-34s / graphile-worker batched inserting a row: %s\n" "$rows_label" \
-			"$(echo "scale=2; ${burn[$rows_label]} / $gw" | bc)"
-	fi
+fi
+if [ ${#gw_rows_all[@]} -gt 0 ]; then
+	gw=$(median "${gw_rows_all[@]}")
+	echo "graphile-worker 0.17.3 batched, $runs jobs inserting a row each (through its pool), concurrency 8: $gw jobs/s drained (median of ${gw_rows_all[*]})"
+	printf "  burn-down, %-34s / graphile-worker batched inserting a row: %s\n" "$rows_label" \
+		"$(echo "scale=2; ${burn[$rows_label]} / $gw" | bc)"
 fi
 echo "trigger, streaming form (one statement, $runs runs): $trig runs/s"
 set_workers 0 >/dev/null
