@@ -40,8 +40,8 @@ PG_FUNCTION_INFO_V1(taskorch_wait_checkpoint);
  * (but for a batch's track checkpoints, ADVANCE: those are returned, for
  * tracks_advance() to run the next step):
  * some waits (the batch that finished their children), or every pending
- * one (the maintenance pass, which also catches children that ended
- * outside a batch: canceled, expired).  Whether a wait is over is first asked of the
+ * one of a WAITING run (the maintenance pass, which also catches children
+ * that ended outside a batch: canceled, expired).  Whether a wait is over is first asked of the
  * children linked to it (one probe of run_waited_idx, however many there
  * are; a scalar subquery, so that it is never planned as a hash of every
  * unfinished child), and only then of every child in its list, which may
@@ -114,10 +114,16 @@ static NamedPlan children_done_plan = {
 static const PlanField all_children_done_params[] = {
 	PLAN_PARAM(WaitsArgs, now, TIMESTAMPTZOID),
 };
-/* every pending wait: the maintenance pass */
+/*
+ * every pending wait: the maintenance pass.  Found from the WAITING runs
+ * (run_waiting_idx), so that a pass reads the waits of runs that wait, not
+ * every wait the table keeps; a wait whose run no longer waits (canceled)
+ * has no one to resume.
+ */
 static NamedPlan all_children_done_plan = {
-	.sql = CHILDREN_DONE_SQL("taskorch.waitpoint wp", "false"),
-	PLAN_PARAMS(all_children_done_params), .shape = PLAN_INDEX_ORDER
+	.sql = CHILDREN_DONE_SQL("taskorch.run p JOIN taskorch.waitpoint wp"
+							 " ON wp.run_id = p.id AND p.status = " SQL_STATUS(WAITING), "false"),
+	PLAN_PARAMS(all_children_done_params), .shape = PLAN_KEY_LOOKUPS
 };
 
 static const PlanField lock_waits_params[] = {

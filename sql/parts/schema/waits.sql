@@ -18,10 +18,10 @@ CREATE TABLE taskorch.waitpoint (
 );
 CREATE INDEX waitpoint_time_idx ON taskorch.waitpoint (resume_at)
 	WHERE completed_at IS NULL AND kind = 'time';
--- the pending waits on children and on tokens, which each maintenance pass
--- looks over: never a scan of every wait made
-CREATE INDEX waitpoint_children_idx ON taskorch.waitpoint (run_id, seq)
-	WHERE completed_at IS NULL AND kind IN ('run', 'batch');
+-- the pending waits on tokens, which each maintenance pass looks over: never
+-- a scan of every wait made (those on children it finds from the WAITING
+-- runs: a small partial index on them was what the batches' statements,
+-- which look waits up by key, planned a scan of whole for each batch)
 CREATE INDEX waitpoint_token_idx ON taskorch.waitpoint (token)
 	WHERE completed_at IS NULL AND kind = 'token';
 -- The unfinished children of each wait: whether a wait is over is one probe
