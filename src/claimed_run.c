@@ -251,12 +251,8 @@ read_fields(Datum row, PlanValue *f)
 	{
 		for (int k = 0; k < RF_COUNT; k++)
 		{
-			attnos[k] = InvalidAttrNumber;
-			for (int a = 0; a < desc->natts; a++)
-				if (!TupleDescAttr(desc, a)->attisdropped &&
-					strcmp(NameStr(TupleDescAttr(desc, a)->attname), run_field_names[k]) == 0)
-					attnos[k] = a + 1;
-			if (attnos[k] == InvalidAttrNumber)
+			attnos[k] = SPI_fnumber(desc, run_field_names[k]);	/* not a dropped one */
+			if (attnos[k] <= 0)
 				elog(ERROR, "taskorch: taskorch.run has no column \"%s\"", run_field_names[k]);
 		}
 		identifier = tc->tupDesc_identifier;

@@ -41,11 +41,12 @@ PG_FUNCTION_INFO_V1(taskorch_wait_checkpoint);
  * tracks_advance() to run the next step):
  * some waits (the batch that finished their children), or every pending
  * one of a WAITING run (the maintenance pass, which also catches children
- * that ended outside a batch: canceled, expired).  Whether a wait is over is first asked of the
- * children linked to it (one probe of run_waited_idx, however many there
- * are; a scalar subquery, so that it is never planned as a hash of every
- * unfinished child), and only then of every child in its list, which may
- * include runs it did not make (a debounced or idempotent trigger's).
+ * that ended outside a batch: canceled, expired).  Whether a wait is over
+ * is first asked of the children linked to it (one probe of
+ * run_waited_idx, however many there are; a scalar subquery, so that it is
+ * never planned as a hash of every unfinished child), and only then of
+ * every child in its list, which may include runs it did not make (a
+ * debounced or idempotent trigger's).
  */
 #define CHILDREN_DONE_SQL(WAITS, ADVANCE) \
 	"WITH ready AS (" \
