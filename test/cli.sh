@@ -21,8 +21,6 @@ port=${CLI_PORT:-55449}
 throwaway_cluster cli "$port" "taskorch.workers_per_database = 1"
 # workers left running by a failed check go with the cluster
 trap 'pkill -f "$dir" 2>/dev/null || true; cluster_stop "$dir" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 T=$PGBIN/taskorch
 [ -x "$T" ] || fail "taskorch is not installed next to the server ($T)"

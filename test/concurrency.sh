@@ -17,7 +17,6 @@ port=${CONC_PORT:-55439}
 # small batches, so the 8 workers run side by side rather than in long batches
 throwaway_cluster concurrency "$port" "taskorch.workers_per_database = 8" "max_worker_processes = 16" \
 	"taskorch.batch_size = 2"
-fail() { echo "FAIL: $*"; exit 1; }
 sql() { psql_as "$port" postgres -tA "$@"; }
 
 sql >/dev/null <<'SQL'

@@ -29,7 +29,6 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 # a fixed pool: the test counts the workers and their pids
 cluster_start "$dir" "$port" "taskorch.workers_per_database = 2" "taskorch.max_workers_per_database = 0"

@@ -20,8 +20,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${EXECUTOR_PORT:-55443}
 throwaway_cluster executor "$port" "taskorch.workers_per_database = 8" "max_worker_processes = 16"
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 
 psql_as "$port" postgres >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;

@@ -17,8 +17,6 @@ port=${EXTERNAL_PORT:-55447}
 throwaway_cluster external "$port" "taskorch.workers_per_database = 1"
 # workers left running by a failed check go with the cluster
 trap 'pkill -f "$dir" 2>/dev/null || true; cluster_stop "$dir" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 py=/usr/bin/python3
 dsn="host=$dir port=$port dbname=postgres user=media_worker"
 

@@ -32,8 +32,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 port=${HOSTILE_PORT:-55450}
 # a fixed pool: the test counts the workers and their pids
 throwaway_cluster hostile "$port" "taskorch.workers_per_database = 1" "taskorch.max_workers_per_database = 0"
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tA -c "$1"; }
 settled() {
 	wait_for "$port" postgres "SELECT NOT EXISTS (SELECT FROM taskorch.run
 	                                               WHERE status IN ('QUEUED', 'EXECUTING', 'WAITING', 'DELAYED'))" 60 ||

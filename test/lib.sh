@@ -7,6 +7,8 @@
 #   psql_as PORT DB [psql args...]      (as the postgres superuser)
 #   throwaway_cluster NAME PORT [conf lines...]
 #   build_and_install
+#   fail MESSAGE                        (a test's failure: prints, exits 1)
+#   q SQL                               (its result, unaligned, on $port's postgres)
 
 top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
@@ -53,6 +55,9 @@ cluster_restart() {
 	as_postgres "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w start >/dev/null ||
 		{ cat "$1/server.log"; return 1; }
 }
+
+fail() { echo "FAIL: $*"; exit 1; }
+q() { psql_as "$port" postgres -tAc "$1"; }
 
 psql_as() {
 	local port=$1 db=$2

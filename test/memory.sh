@@ -15,7 +15,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${MEMORY_PORT:-55443}
 throwaway_cluster memory "$port" "taskorch.workers_per_database = 0"
-fail() { echo "FAIL: $*"; exit 1; }
 psql_as "$port" postgres >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;
 CREATE FUNCTION noop(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;

@@ -17,8 +17,6 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${NOTIFY_PORT:-55451}
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 # heard TASK STATUS RUN: the listener heard RUN of TASK announced with STATUS
 heard() { grep -q "\"id\": \"$3\", \"task\": \"$1\", \"status\": \"$2\"" "$dir/heard"; }
 # wait_heard TASK STATUS RUN...: within 5 s, every RUN heard so

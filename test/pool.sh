@@ -19,7 +19,6 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${POOL_PORT:-55444}
-fail() { echo "FAIL: $*"; exit 1; }
 q() { psql_as "$port" "$1" -tAc "$2"; }
 
 throwaway_cluster pool "$port" "max_worker_processes = 8" "taskorch.workers_per_database = 2" \

@@ -20,7 +20,6 @@ portB=${RESTORE_PORT_B:-55462}
 dirA=$(mktemp -d /tmp/taskorch-restoreA.XXXXXX)
 dirB=$(mktemp -d /tmp/taskorch-restoreB.XXXXXX)
 trap 'cluster_stop "$dirA" immediate; cluster_stop "$dirB" immediate; [ -n "${KEEP:-}" ] || rm -rf "$dirA" "$dirB"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 a() { PGHOST=$dirA psql_as "$portA" "$@"; }
 b() { PGHOST=$dirB psql_as "$portB" "$@"; }
 # until HOST-FN DB SQL [SECONDS]: wait until the query prints t

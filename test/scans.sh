@@ -17,8 +17,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${SCANS_PORT:-55447}
 throwaway_cluster scans "$port" "taskorch.workers_per_database = 2" "random_page_cost = 1000"
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 names="run waitpoint wait_token batch attempt log"
 tables="'${names// /\', \'}'"	# as an SQL list
 

@@ -16,8 +16,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${SCHEDULES_PORT:-55442}
 throwaway_cluster schedules "$port" "taskorch.workers_per_database = 4"
-fail() { echo "FAIL: $*"; exit 1; }
-q() { psql_as "$port" postgres -tAc "$1"; }
 
 psql_as "$port" postgres <<'SQL'
 CREATE EXTENSION taskorch;

@@ -10,7 +10,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 port=${WAITING_PORT:-55441}
 # a fixed pool of one worker: waits must not need a second
 throwaway_cluster waiting "$port" "taskorch.workers_per_database = 1" "taskorch.max_workers_per_database = 0"
-fail() { echo "FAIL: $*"; exit 1; }
 psql_as "$port" postgres >/dev/null <<'SQL'
 CREATE EXTENSION taskorch;
 CREATE FUNCTION kid(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT payload $$;
