@@ -22,7 +22,8 @@
 #      tick their runs exist, and the workers' CPU between ticks;
 #   7. slow runs on 8 workers: 16 of 0.5 s and 64 of 0.2 s triggered in one
 #      statement, the time from before the trigger to the last end, and the
-#      workers that ran them;
+#      workers that ran them; and the elastic pool over a burst of 64 such
+#      runs with the default settings: its size as it grows and shrinks;
 #   8. the mixed scenario: 100,000 no-op runs with 16 runs of 1 s queued
 #      ahead of them, 2 workers: the no-ops' time beside their time alone;
 #      and beside one run of 60 s (a long task's open transaction); each
@@ -370,6 +371,53 @@ SQL
 	echo "slow runs: $1 x $2 s, 8 workers: $slow (ideal $(echo "$(( ($1 + 7) / 8 )) * $2" | bc) s)"
 done
 set_workers 2 >/dev/null
+
+# the elastic pool over a burst: the default settings (2 workers kept, up
+# to 8), 64 runs of 0.2 s triggered at once; the workers running, sampled
+# every 20 ms from the trigger until the pool is back to 2 (or 20 s after
+# the burst), from one connection that commits between samples
+wait_until "$port" postgres "(SELECT running = 2 FROM taskorch.database_workers WHERE database = current_database())" 0.1 30
+sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+burst=$(sql <<'SQL' | tail -1
+CREATE TEMP TABLE pool_sample (at timestamptz, running int);
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(taskorch.trigger('nap', '{"s": 0.2}')) FROM generate_series(1, 64);
+DO $$
+DECLARE
+	done_at timestamptz;
+	n int;
+BEGIN
+	LOOP
+		SELECT running INTO n FROM taskorch.database_workers WHERE database = current_database();
+		INSERT INTO pool_sample VALUES (clock_timestamp(), n);
+		IF done_at IS NULL AND (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') = 64 THEN
+			done_at := clock_timestamp();
+		END IF;
+		EXIT WHEN done_at IS NOT NULL AND (n <= 2 OR clock_timestamp() > done_at + interval '20 s');
+		COMMIT;
+		PERFORM pg_sleep(0.02);
+	END LOOP;
+END $$;
+CREATE TEMP VIEW pool AS
+	SELECT extract(epoch FROM at - :'t0'::timestamptz)::float8 AS t, running FROM pool_sample;
+WITH burst AS (SELECT round(extract(epoch FROM max(finished_at) - :'t0'::timestamptz)::numeric, 2) AS s,
+					  count(DISTINCT output->>'pid') AS workers FROM taskorch.run),
+	 top AS (SELECT max(running) AS n FROM pool),
+	 reached AS (SELECT min(t) AS t FROM pool WHERE running = (SELECT n FROM top)),
+	 shrunk AS (SELECT min(t) AS t FROM pool WHERE t > (SELECT s FROM burst) AND running <= 2),
+	 steps AS (SELECT string_agg(running::text, ' ' ORDER BY k) AS line
+				 FROM (SELECT k, max(running) AS running FROM pool,
+						      LATERAL (SELECT floor(t / 0.25)::int AS k) kk
+						WHERE t < 3 GROUP BY k) x)
+SELECT (SELECT running FROM pool ORDER BY t LIMIT 1) || ' -> ' || top.n || ' workers in '
+	   || round((reached.t * 1000)::numeric) || ' ms; the burst done in ' || burst.s || ' s on '
+	   || burst.workers || ' workers; back to '
+	   || coalesce('2 workers ' || round((shrunk.t - burst.s)::numeric, 1) || ' s after it', 'more than 2 20 s after it')
+	   || '; workers each 0.25 s of the first 3: ' || steps.line
+FROM burst, top, reached, shrunk, steps;
+SQL
+)
+echo "pool over a burst: 64 runs of 0.2 s, default pool (2 kept, up to 8): $burst"
 echo
 
 # the mixed scenario: slow runs among a backlog of no-ops (2 workers)
