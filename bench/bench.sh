@@ -373,15 +373,17 @@ done
 set_workers 2 >/dev/null
 
 # the elastic pool over a burst: the default settings (2 workers kept, up
-# to 8), 64 runs of 0.2 s triggered at once; the workers running, sampled
-# every 20 ms from the trigger until the pool is back to 2 (or 20 s after
-# the burst), from one connection that commits between samples
-wait_until "$port" postgres "(SELECT running = 2 FROM taskorch.database_workers WHERE database = current_database())" 0.1 30
-sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
-burst=$(sql <<'SQL' | tail -1
+# to 8), N runs of SECONDS of TASK triggered at once; the workers running,
+# sampled every 20 ms from the trigger until the pool is back to 2 (or 20 s
+# after the burst), from one connection that commits between samples
+pool_burst() {	# pool_burst TASK N SECONDS
+	wait_until "$port" postgres "(SELECT running = 2 FROM taskorch.database_workers WHERE database = current_database())" 0.1 30
+	sql -c "SET client_min_messages = warning" -c "TRUNCATE taskorch.run CASCADE" >/dev/null
+	sql -v task="$1" -v n="$2" -v s="$3" <<'SQL' | tail -1
 CREATE TEMP TABLE pool_sample (at timestamptz, running int);
 SELECT clock_timestamp() AS t0 \gset
-SELECT count(taskorch.trigger('nap', '{"s": 0.2}')) FROM generate_series(1, 64);
+SELECT count(taskorch.trigger(:'task', jsonb_build_object('s', :s))) FROM generate_series(1, :n);
+SELECT set_config('bench.runs', :'n', false);
 DO $$
 DECLARE
 	done_at timestamptz;
@@ -390,7 +392,8 @@ BEGIN
 	LOOP
 		SELECT running INTO n FROM taskorch.database_workers WHERE database = current_database();
 		INSERT INTO pool_sample VALUES (clock_timestamp(), n);
-		IF done_at IS NULL AND (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED') = 64 THEN
+		IF done_at IS NULL AND (SELECT count(*) FROM taskorch.run WHERE status = 'COMPLETED')
+							   = current_setting('bench.runs')::int THEN
 			done_at := clock_timestamp();
 		END IF;
 		EXIT WHEN done_at IS NOT NULL AND (n <= 2 OR clock_timestamp() > done_at + interval '20 s');
@@ -416,8 +419,11 @@ SELECT (SELECT running FROM pool ORDER BY t LIMIT 1) || ' -> ' || top.n || ' wor
 	   || '; workers each 0.25 s of the first 3: ' || steps.line
 FROM burst, top, reached, shrunk, steps;
 SQL
-)
-echo "pool over a burst: 64 runs of 0.2 s, default pool (2 kept, up to 8): $burst"
+}
+echo "pool over a burst: 64 runs of 0.2 s, default pool (2 kept, up to 8): $(pool_burst nap 64 0.2)"
+# the same for a task never measured: its runs are not known slow until one ends
+sql -c "SELECT taskorch.register_task('nap-new', 'nap(jsonb)')" >/dev/null
+echo "pool over a burst: 16 runs of 0.5 s of a task never measured, default pool: $(pool_burst nap-new 16 0.5)"
 echo
 
 # the mixed scenario: slow runs among a backlog of no-ops (2 workers)

@@ -507,14 +507,15 @@ reconcile(LauncherActions *act)
 					(allowed && wanted_workers(db) > 0 && allowed[d] == 0);	/* past the server's ceiling */
 				someone_starved |= db->starved;
 				starved_waiting |= db->starved && now >= db->restart_after;
-				/* the pool: one more worker when all are busy with runs due */
-				if (db->demand && db->state == DB_ACTIVE &&
+				/* the pool: a worker more for each busy one that asked */
+				if (db->demand > 0 && db->state == DB_ACTIVE &&
 					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
 				{
-					db->extra++;
+					db->extra = Min(db->extra + (int) db->demand,
+									taskorch_max_workers_per_database - taskorch_workers_per_database);
 					want = allowed_workers(db, allowed, d);
 				}
-				db->demand = false;
+				db->demand = 0;
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
 																	taskorch_workers_per_database))
 					db->extra = Max(0, taskorch_max_workers_per_database - taskorch_workers_per_database);

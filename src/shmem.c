@@ -267,8 +267,11 @@ taskorch_queue_hash(const char *queue)
 
 /*
  * Every worker of the database is busy and runs are due: ask the launcher
- * for one more (up to taskorch.max_workers_per_database).  A hint, read
- * and cleared by the launcher.
+ * for one more (up to taskorch.max_workers_per_database); each busy worker
+ * that asks counts, so the pool grows by as many at once.  A hint, read
+ * and cleared by the launcher without a lock (an increment lost to a race
+ * is asked again by the next claim).  Safe in a signal handler (the grow
+ * timer, worker.c): it takes no lock and allocates nothing.
  */
 void
 taskorch_pool_grow(Oid dboid)
@@ -279,9 +282,9 @@ taskorch_pool_grow(Oid dboid)
 		taskorch_max_workers_per_database <= taskorch_workers_per_database)
 		return;
 	db = find_db(dboid);
-	if (db != NULL && db->state == DB_ACTIVE && !db->demand)
+	if (db != NULL && db->state == DB_ACTIVE)
 	{
-		db->demand = true;
+		db->demand++;
 		taskorch_wake_launcher();
 	}
 }

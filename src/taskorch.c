@@ -68,7 +68,7 @@ define_gucs(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskorch.max_workers_per_database",
 							"Most workers a database's pool grows to while runs are due and every worker is busy.",
-							"The pool keeps taskorch.workers_per_database workers, grows one at a time up to this, and an extra worker idle for 10 s exits.",
+							"The pool keeps taskorch.workers_per_database workers, grows up to this by a worker for each busy one that asks, and an extra worker idle for 10 s exits.",
 							&taskorch_max_workers_per_database,
 							8, 0, TASKORCH_MAX_WORKERS_PER_DATABASE,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);

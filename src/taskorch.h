@@ -297,7 +297,7 @@ typedef struct DbEntry
 	TimestampTz restart_after;	/* no worker start before this */
 	bool		starved;		/* its worker 0 found no background worker slot */
 	int			extra;			/* workers above workers_per_database (the pool grew) */
-	bool		demand;			/* a busy worker found more due runs than workers */
+	uint32		demand;			/* workers asked for by busy ones since the launcher looked (a hint) */
 	/* queues whose runs the kept workers found fast (taskorch_queue_hash()), a ring */
 	pg_atomic_uint32 fast_queues[FAST_QUEUE_HINTS];
 	pg_atomic_uint32 fast_queues_next;

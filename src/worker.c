@@ -65,6 +65,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(taskorch_run_pending);
@@ -150,6 +151,9 @@ typedef struct PeerCall
 static PeerCall calls_at_commit[MAX_CALLS_AT_COMMIT];
 static int	ncalls_at_commit = 0;
 
+/* The last call for a peer found none asleep (grow_timer_start()) */
+static bool call_unanswered = false;
+
 static void
 call_peer(PeerCall call, bool at_commit)
 {
@@ -159,8 +163,49 @@ call_peer(PeerCall call, bool at_commit)
 			calls_at_commit[ncalls_at_commit++] = call;
 		return;
 	}
-	if (!taskorch_wake_peer(MyDatabaseId, MySlot, call.wake_for, call.queue_hash) && call.grow)
+	call_unanswered = !taskorch_wake_peer(MyDatabaseId, MySlot, call.wake_for, call.queue_hash);
+	if (call_unanswered && call.grow)
 		taskorch_pool_grow(MyDatabaseId);
+}
+
+/*
+ * The grow timer.  A run of a task never measured, claimed alone because
+ * more runs were due and no peer was asleep to take them: the pool does
+ * not grow for it at its claim (a new task's first run is as likely fast,
+ * and a backlog of fast runs must not grow the pool), nor only once it has
+ * ended and its task is known slow (16 runs of 0.5 s on a pool of 2 kept
+ * workers, up to 8, took 2 s that way, every run of the first wave on the
+ * 2).  Its worker arms a timer instead: a run still executing when it can
+ * no longer be fast (half the batch time budget, fast_task()) asks for
+ * one more worker then, from the timer's signal handler, as a run of a
+ * task measured slow does at its claim.
+ */
+static int	grow_timeout = MAX_TIMEOUTS;
+static bool grow_timer = false;
+
+static void
+grow_timeout_handler(void)
+{
+	taskorch_pool_grow(MyDatabaseId);
+}
+
+static void
+grow_timer_start(const ClaimedRun *run)
+{
+	if (!claim_singly || !call_unanswered || task_time_us(run->task_id) >= 0)
+		return;
+	if (grow_timeout == MAX_TIMEOUTS)
+		grow_timeout = RegisterTimeout(USER_TIMEOUT, grow_timeout_handler);
+	enable_timeout_after(grow_timeout, Max(taskorch_batch_time_budget_ms / 2, 1));
+	grow_timer = true;
+}
+
+static void
+grow_timer_stop(void)
+{
+	if (grow_timer)
+		disable_timeout(grow_timeout, false);
+	grow_timer = false;
 }
 
 /* The batch committed or aborted: its runs are free, call for them. */
@@ -390,10 +435,16 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			}
 			started = GetCurrentTimestamp();
 			if (self_slot >= 0)
+			{
 				taskorch_shared->slots[self_slot].slow = !fast_task(run);
+				grow_timer_start(run);
+			}
 			execute_run(run, batch_cxt);
 			if (self_slot >= 0)
+			{
+				grow_timer_stop();
 				taskorch_shared->slots[self_slot].slow = false;
+			}
 			task_time_note(run->task_id, run->finished_at - started);
 			/* now measured: a fast task ends the one-at-a-time claims */
 			slow_met = !fast_task(run);
@@ -699,6 +750,7 @@ batch_failed(void)
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
+	grow_timer_stop();
 	call_peers_committed();		/* the batch's runs are free too */
 	worker_hold_cancels();		/* the ERROR reset the holdoff count (execute.c) */
 	taskorch_set_executing(NULL);

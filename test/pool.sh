@@ -87,6 +87,25 @@ wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE dat
 	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
 echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, back to one once idle"
 
+# a task never measured: the pool grows while its first runs execute, not
+# once one has ended and shown the task slow (before, the runs started
+# before the first one ended were all the kept worker's: one)
+psql_as "$port" d2 -q >/dev/null <<'SQL'
+CREATE FUNCTION first_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT pg_sleep(2); SELECT jsonb_build_object('pid', pg_backend_pid()) $$;
+SELECT taskorch.register_task('first-nap', 'first_nap(jsonb)');
+SQL
+wait_for "$port" d2 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd2'" 30 ||
+	fail "d2's pool is not at one worker: $(q d2 "SELECT * FROM taskorch.database_workers")"
+q d2 "SELECT count(taskorch.trigger('first-nap')) FROM generate_series(1, 6)" >/dev/null
+wait_for "$port" d2 "SELECT count(*) = 6 FROM taskorch.run WHERE task_id = 'first-nap' AND status = 'COMPLETED'" 60 ||
+	fail "the first-nap runs did not complete: $(q d2 "SELECT string_agg(status::text, ' ') FROM taskorch.run")"
+early=$(q d2 "SELECT count(DISTINCT output->>'pid') FROM taskorch.run
+			   WHERE task_id = 'first-nap' AND started_at < (SELECT min(finished_at) FROM taskorch.run WHERE task_id = 'first-nap')")
+[ "$early" -ge 2 ] ||
+	fail "before the first run of a never-measured slow task ended, only $early worker(s) started its runs"
+echo "ok - a never-measured task's slow runs grow the pool while they execute: $early workers started them before the first ended"
+
 # the server's ceiling: 4 databases wanting 2 workers each, taskorch.max_workers = 5
 q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 2" >/dev/null
 q postgres "ALTER SYSTEM SET taskorch.max_workers = 5" >/dev/null
