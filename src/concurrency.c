@@ -46,6 +46,7 @@
 #include "utils/memutils.h"
 
 static uint64 held_key = 0;		/* this process's slot, 0: none */
+static bool held_last = false;	/* it was its key's last free slot */
 static bool exit_hook_set = false;
 
 /* The (queue, concurrency key) a run counts against, as a 64-bit hash. */
@@ -110,10 +111,22 @@ concurrency_acquire(uint64 key, int limit)
 	{
 		c->active++;
 		held_key = key;
+		held_last = c->active >= limit;
 		ok = true;
 	}
 	LWLockRelease(taskorch_shared->conc_lock);
 	return ok;
+}
+
+/*
+ * Did this process take its key's last free slot?  The runs of the key
+ * behind its run then wait for a slot, not for a worker (the pool does not
+ * grow for them, worker.c).
+ */
+bool
+concurrency_held_last(void)
+{
+	return held_key != 0 && held_last;
 }
 
 /* Give the held slot back, if any, and wake a worker that may want it. */
@@ -129,6 +142,7 @@ concurrency_release(void)
 	if (c)
 		c->active--;
 	held_key = 0;
+	held_last = false;
 	LWLockRelease(taskorch_shared->conc_lock);
 	if (MySlot >= 0)
 		taskorch_wake_peer(MyDatabaseId, MySlot, WAKE_ANY, 0);

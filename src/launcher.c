@@ -416,6 +416,36 @@ stop_an_extra_worker(LauncherActions *act)
 }
 
 /*
+ * The pools grow: a worker more for each ask of a busy worker
+ * (DbEntry.demand), up to the database's ceiling and within what
+ * taskorch.max_workers leaves, so that server_ceiling() never has to take
+ * back a worker just started (lock held).
+ */
+static void
+grow_pools(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int			room = taskorch_max_workers;
+
+	for (int d = 0; d < sh->ndbs; d++)
+		if (sh->dbs[d].state != DB_FREE)
+			room -= wanted_workers(&sh->dbs[d]);
+	for (int d = 0; d < sh->ndbs; d++)
+	{
+		DbEntry    *db = &sh->dbs[d];
+		int			more = Min((int) db->demand,
+							   taskorch_max_workers_per_database - taskorch_workers_per_database - db->extra);
+
+		db->demand = 0;
+		if (db->state == DB_ACTIVE && Min(more, room) > 0)
+		{
+			db->extra += Min(more, room);
+			room -= Min(more, room);
+		}
+	}
+}
+
+/*
  * How many workers each database may have under taskorch.max_workers: one
  * for each database first (in the order of the entries), then the others'
  * extra ones.  NULL when all that the databases want fits (lock held; in
@@ -467,7 +497,10 @@ reconcile(LauncherActions *act)
 	long		sleep_ms = RESCAN_MS;
 	bool		someone_starved = false;
 	bool		starved_waiting = false;	/* one tried and failed, and may try again */
-	int		   *allowed = server_ceiling();
+	int		   *allowed;
+
+	grow_pools();
+	allowed = server_ceiling();
 
 	for (int pass = 0; pass < 2; pass++)
 		for (int d = 0; d < sh->ndbs; d++)
@@ -507,15 +540,6 @@ reconcile(LauncherActions *act)
 					(allowed && wanted_workers(db) > 0 && allowed[d] == 0);	/* past the server's ceiling */
 				someone_starved |= db->starved;
 				starved_waiting |= db->starved && now >= db->restart_after;
-				/* the pool: a worker more for each busy one that asked */
-				if (db->demand > 0 && db->state == DB_ACTIVE &&
-					taskorch_workers_per_database + db->extra < taskorch_max_workers_per_database)
-				{
-					db->extra = Min(db->extra + (int) db->demand,
-									taskorch_max_workers_per_database - taskorch_workers_per_database);
-					want = allowed_workers(db, allowed, d);
-				}
-				db->demand = 0;
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
 																	taskorch_workers_per_database))
 					db->extra = Max(0, taskorch_max_workers_per_database - taskorch_workers_per_database);

@@ -267,11 +267,12 @@ taskorch_queue_hash(const char *queue)
 
 /*
  * Every worker of the database is busy and runs are due: ask the launcher
- * for one more (up to taskorch.max_workers_per_database); each busy worker
- * that asks counts, so the pool grows by as many at once.  A hint, read
- * and cleared by the launcher without a lock (an increment lost to a race
- * is asked again by the next claim).  Safe in a signal handler (the grow
- * timer, worker.c): it takes no lock and allocates nothing.
+ * for one more (up to taskorch.max_workers_per_database); each ask counts,
+ * so the pool grows by as many at once.  A hint, read and cleared by the
+ * launcher without a lock: an ask lost to a race is a worker fewer that
+ * round, one counted twice a worker more (an idle extra worker exits).
+ * Safe in a signal handler (the grow timer, worker.c): it takes no lock
+ * and allocates nothing.
  */
 void
 taskorch_pool_grow(Oid dboid)
@@ -284,7 +285,8 @@ taskorch_pool_grow(Oid dboid)
 	db = find_db(dboid);
 	if (db != NULL && db->state == DB_ACTIVE)
 	{
-		db->demand++;
+		if (db->demand < TASKORCH_MAX_WORKERS_PER_DATABASE)
+			db->demand++;
 		taskorch_wake_launcher();
 	}
 }
@@ -413,8 +415,11 @@ taskorch_pool_shrink(Oid dboid, int self_slot)
 void
 taskorch_wake_launcher(void)
 {
-	if (taskorch_shared && taskorch_shared->launcher_latch)
-		SetLatch(taskorch_shared->launcher_latch);
+	Latch	   *latch = taskorch_shared ? taskorch_shared->launcher_latch : NULL;
+
+	/* read once: an exiting launcher clears it */
+	if (latch)
+		SetLatch(latch);
 }
 
 /*

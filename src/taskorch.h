@@ -475,6 +475,7 @@ extern TimestampTz external_notify_due(TimestampTz since);
 extern uint64 concurrency_key_hash(const char *queue, const char *ckey);
 extern bool concurrency_acquire(uint64 key, int limit);
 extern void concurrency_release(void);
+extern bool concurrency_held_last(void);
 extern void concurrency_counts_ready(void);
 extern bool concurrency_reserve(uint64 key, int limit);
 extern void concurrency_release_at_commit(uint64 key);

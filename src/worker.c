@@ -151,7 +151,7 @@ typedef struct PeerCall
 static PeerCall calls_at_commit[MAX_CALLS_AT_COMMIT];
 static int	ncalls_at_commit = 0;
 
-/* The last call for a peer found none asleep (grow_timer_start()) */
+/* The last call for a peer found none asleep (grow_for()) */
 static bool call_unanswered = false;
 
 static void
@@ -166,46 +166,6 @@ call_peer(PeerCall call, bool at_commit)
 	call_unanswered = !taskorch_wake_peer(MyDatabaseId, MySlot, call.wake_for, call.queue_hash);
 	if (call_unanswered && call.grow)
 		taskorch_pool_grow(MyDatabaseId);
-}
-
-/*
- * The grow timer.  A run of a task never measured, claimed alone because
- * more runs were due and no peer was asleep to take them: the pool does
- * not grow for it at its claim (a new task's first run is as likely fast,
- * and a backlog of fast runs must not grow the pool), nor only once it has
- * ended and its task is known slow (16 runs of 0.5 s on a pool of 2 kept
- * workers, up to 8, took 2 s that way, every run of the first wave on the
- * 2).  Its worker arms a timer instead: a run still executing when it can
- * no longer be fast (half the batch time budget, fast_task()) asks for
- * one more worker then, from the timer's signal handler, as a run of a
- * task measured slow does at its claim.
- */
-static int	grow_timeout = MAX_TIMEOUTS;
-static bool grow_timer = false;
-
-static void
-grow_timeout_handler(void)
-{
-	taskorch_pool_grow(MyDatabaseId);
-}
-
-static void
-grow_timer_start(const ClaimedRun *run)
-{
-	if (!claim_singly || !call_unanswered || task_time_us(run->task_id) >= 0)
-		return;
-	if (grow_timeout == MAX_TIMEOUTS)
-		grow_timeout = RegisterTimeout(USER_TIMEOUT, grow_timeout_handler);
-	enable_timeout_after(grow_timeout, Max(taskorch_batch_time_budget_ms / 2, 1));
-	grow_timer = true;
-}
-
-static void
-grow_timer_stop(void)
-{
-	if (grow_timer)
-		disable_timeout(grow_timeout, false);
-	grow_timer = false;
 }
 
 /* The batch committed or aborted: its runs are free, call for them. */
@@ -229,6 +189,57 @@ static bool
 slow_task(const ClaimedRun *run)
 {
 	return !fast_task(run) && task_time_us(run->task_id) >= 0;
+}
+
+/*
+ * The pool grows for the runs that may be due behind one a worker executes
+ * alone (claimed singly, the call for a peer at its claim finding none
+ * asleep; a claim of one run cannot tell whether more are due), unless it
+ * took its queue's last concurrency slot: the runs of its key behind it
+ * wait for a slot, not for a worker (a queue limited to 2 grew the pool
+ * to 8 workers, 6 of which had nothing they could run).  For a run of a
+ * task measured slow, at once.  For one of a task never measured, not yet
+ * (a new task's first run is as likely fast, and a backlog of fast runs
+ * must not grow the pool), nor only once it has ended and its task is
+ * known slow (16 runs of 0.5 s on a pool of 2 kept workers, up to 8, took
+ * 2 s that way, every run of the first wave on the 2): a timer asks for
+ * the worker if the run is still executing when it can no longer be fast
+ * (half the batch time budget, fast_task()), from its signal handler.
+ */
+static int	grow_timeout = MAX_TIMEOUTS;
+static bool grow_timer = false;
+
+static void
+grow_timeout_handler(void)
+{
+	if (!proc_exit_inprogress)	/* a worker exiting during a run asks for none */
+		taskorch_pool_grow(MyDatabaseId);
+}
+
+static void
+grow_for(const ClaimedRun *run)
+{
+	if (!claim_singly || !call_unanswered || concurrency_held_last())
+		return;
+	if (slow_task(run))
+	{
+		taskorch_pool_grow(MyDatabaseId);
+		return;
+	}
+	if (task_time_us(run->task_id) >= 0)
+		return;					/* known fast */
+	if (grow_timeout == MAX_TIMEOUTS)
+		grow_timeout = RegisterTimeout(USER_TIMEOUT, grow_timeout_handler);
+	enable_timeout_after(grow_timeout, Max(taskorch_batch_time_budget_ms / 2, 1));
+	grow_timer = true;
+}
+
+static void
+grow_timer_stop(void)
+{
+	if (grow_timer)
+		disable_timeout(grow_timeout, false);
+	grow_timer = false;
 }
 
 /*
@@ -324,10 +335,14 @@ end_passes(ClaimState *claims, int self_slot)
 static void
 call_for_help(int self_slot, bool let_go)
 {
-	/* runs not known to be fast are for any worker, the extra ones first */
+	/*
+	 * runs not known to be fast are for any worker, the extra ones first;
+	 * the pool grows here for the slow runs a batch lets go, and for a run
+	 * it executes, before it starts (grow_for())
+	 */
 	if (self_slot >= 0)
 		call_peer((PeerCall) {claim_singly ? WAKE_SLOW : WAKE_FAST, claim_singly ? slow_queue : 0,
-							  claim_singly && slow_met}, let_go);
+							  claim_singly && slow_met && let_go}, let_go);
 }
 /* Stop a batch while its subtransaction XIDs still fit in PGPROC's cache. */
 #define SUBXID_HEADROOM 8
@@ -437,7 +452,7 @@ taskorch_process_batch(int limit, ClaimState *claims, int self_slot)
 			if (self_slot >= 0)
 			{
 				taskorch_shared->slots[self_slot].slow = !fast_task(run);
-				grow_timer_start(run);
+				grow_for(run);
 			}
 			execute_run(run, batch_cxt);
 			if (self_slot >= 0)

@@ -8,7 +8,9 @@
 #      second one back for a database left without), and runs there;
 #   3. (first) the pool: one worker kept, up to 4: slow runs grow it (with
 #      no worker kept meanwhile, the extra ones take fast runs too), and
-#      once idle it shrinks back to one; then taskorch.max_workers caps the
+#      once idle it shrinks back to one; a queue limited to one run at a
+#      time does not grow it; a task never measured grows it while its
+#      first runs execute; then taskorch.max_workers caps the
 #      workers of all databases, each getting its first one before any more;
 #   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
 #      launcher and one worker), two
@@ -86,6 +88,31 @@ echo "ok - with extra workers idle, six delayed runs moved 50 ms ahead each ran 
 wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 60 ||
 	fail "the pool did not shrink back: $(q d1 "SELECT * FROM taskorch.database_workers")"
 echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, back to one once idle"
+
+# a queue limited to one run at a time: its runs behind the one executing
+# wait for its slot, not for a worker, and the pool does not grow for them
+# (before, it grew to its ceiling, the extra workers finding nothing to run)
+psql_as "$port" d3 -q >/dev/null <<'SQL'
+CREATE FUNCTION serial_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.3); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('serial-nap', 'serial_nap(jsonb)');
+SQL
+wait_for "$port" d3 "SELECT sum(running) = 4 FROM taskorch.database_workers" 30 ||
+	fail "the pools are not at one worker each: $(q d3 "SELECT * FROM taskorch.database_workers")"
+most=$(psql_as "$port" d3 -tA <<'SQL' | tail -1
+CREATE TEMP TABLE sample (running int);
+SELECT count(taskorch.trigger('serial-nap', options => '{"queue": {"name": "serial", "concurrencyLimit": 1}}'))
+  FROM generate_series(1, 8);
+DO $$ BEGIN
+	WHILE (SELECT count(*) FROM taskorch.run WHERE task_id = 'serial-nap' AND status = 'COMPLETED') < 8 LOOP
+		INSERT INTO sample SELECT running FROM taskorch.database_workers WHERE database = 'd3';
+		COMMIT; PERFORM pg_sleep(0.02);
+	END LOOP;
+END $$;
+SELECT max(running) FROM sample;
+SQL
+)
+[ "$most" = 1 ] || fail "8 runs of a queue limited to 1 grew the pool to $most workers"
+echo "ok - a queue limited to one run at a time keeps the pool at its one kept worker"
 
 # a task never measured: the pool grows while its first runs execute, not
 # once one has ended and shown the task slow (before, the runs started
