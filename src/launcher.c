@@ -433,14 +433,14 @@ grow_pools(void)
 	for (int d = 0; d < sh->ndbs; d++)
 	{
 		DbEntry    *db = &sh->dbs[d];
-		int			more = Min((int) db->demand,
+		int			more = Min(Min((int) db->demand, room),
 							   taskorch_max_workers_per_database - taskorch_workers_per_database - db->extra);
 
 		db->demand = 0;
-		if (db->state == DB_ACTIVE && Min(more, room) > 0)
+		if (db->state == DB_ACTIVE && more > 0)
 		{
-			db->extra += Min(more, room);
-			room -= Min(more, room);
+			db->extra += more;
+			room -= more;
 		}
 	}
 }
