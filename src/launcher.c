@@ -543,6 +543,14 @@ reconcile(LauncherActions *act)
 				if (taskorch_workers_per_database + db->extra > Max(taskorch_max_workers_per_database,
 																	taskorch_workers_per_database))
 					db->extra = Max(0, taskorch_max_workers_per_database - taskorch_workers_per_database);
+				/*
+				 * and to what taskorch.max_workers allows it: its last extra
+				 * worker running is then the one that exits when idle, and
+				 * the pool does not grow back, unasked, once the setting is
+				 * raised again
+				 */
+				if (allowed && taskorch_workers_per_database + db->extra > allowed[d])
+					db->extra = Max(0, allowed[d] - taskorch_workers_per_database);
 			}
 			if (want > 0 && now < db->restart_after)
 			{

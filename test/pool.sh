@@ -9,8 +9,9 @@
 #   3. (first) the pool: one worker kept, up to 4: slow runs grow it (with
 #      no worker kept meanwhile, the extra ones take fast runs too), and
 #      once idle it shrinks back to one; a queue limited to one run at a
-#      time does not grow it; a task never measured grows it while its
-#      first runs execute; then taskorch.max_workers caps the
+#      time does not grow it; taskorch.max_workers lowered under it, it
+#      shrinks to what that allows; a task never measured grows it while
+#      its first runs execute; then taskorch.max_workers caps the
 #      workers of all databases, each getting its first one before any more;
 #   2. max_worker_processes = 3 (the logical replication launcher, taskorch's
 #      launcher and one worker), two
@@ -113,6 +114,29 @@ SQL
 )
 [ "$most" = 1 ] || fail "8 runs of a queue limited to 1 grew the pool to $most workers"
 echo "ok - a queue limited to one run at a time keeps the pool at its one kept worker"
+
+# taskorch.max_workers lowered under a grown pool: the pool keeps what it
+# allows, its last extra worker exits when idle, and it does not grow back
+# unasked once the setting is raised (before: 2 workers 12 s idle, then 3)
+psql_as "$port" d3 -q >/dev/null <<'SQL'
+CREATE FUNCTION wide_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(1); SELECT '{}'::jsonb $$;
+SELECT taskorch.register_task('wide-nap', 'wide_nap(jsonb)');
+SELECT count(taskorch.trigger('wide-nap')) FROM generate_series(1, 6);
+SQL
+wait_for "$port" d3 "SELECT running = 3 FROM taskorch.database_workers WHERE database = 'd3'" 10 ||
+	fail "d3's pool did not grow to 3: $(q d3 "SELECT * FROM taskorch.database_workers")"
+q postgres "ALTER SYSTEM SET taskorch.max_workers = 5" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+wait_for "$port" d3 "SELECT count(*) = 6 FROM taskorch.run WHERE task_id = 'wide-nap' AND status = 'COMPLETED'" 30 ||
+	fail "the wide-nap runs did not complete"
+wait_for "$port" d3 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd3'" 20 ||
+	fail "under taskorch.max_workers = 5, d3's idle pool did not shrink back: $(q d3 "SELECT * FROM taskorch.database_workers")"
+q postgres "ALTER SYSTEM RESET taskorch.max_workers" >/dev/null
+q postgres "SELECT pg_reload_conf()" >/dev/null
+sleep 2
+[ "$(q d3 "SELECT running FROM taskorch.database_workers WHERE database = 'd3'")" = 1 ] ||
+	fail "with taskorch.max_workers raised again, d3's pool grew back unasked: $(q d3 "SELECT * FROM taskorch.database_workers")"
+echo "ok - taskorch.max_workers lowered under a grown pool: it shrinks back when idle, and does not grow back unasked"
 
 # a task never measured: the pool grows while its first runs execute, not
 # once one has ended and shown the task slow (before, the runs started
