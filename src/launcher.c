@@ -415,6 +415,19 @@ stop_an_extra_worker(LauncherActions *act)
 	act->stop[act->nstop++] = victim;
 }
 
+/* Workers all databases want now, above taskorch.max_workers or not (lock held) */
+static int
+wanted_total(void)
+{
+	TaskorchShared *sh = taskorch_shared;
+	int			wanted = 0;
+
+	for (int d = 0; d < sh->ndbs; d++)
+		if (sh->dbs[d].state != DB_FREE)
+			wanted += wanted_workers(&sh->dbs[d]);
+	return wanted;
+}
+
 /*
  * The pools grow: a worker more for each ask of a busy worker
  * (DbEntry.demand), up to the database's ceiling and within what
@@ -425,11 +438,8 @@ static void
 grow_pools(void)
 {
 	TaskorchShared *sh = taskorch_shared;
-	int			room = taskorch_max_workers;
+	int			room = taskorch_max_workers - wanted_total();
 
-	for (int d = 0; d < sh->ndbs; d++)
-		if (sh->dbs[d].state != DB_FREE)
-			room -= wanted_workers(&sh->dbs[d]);
 	for (int d = 0; d < sh->ndbs; d++)
 	{
 		DbEntry    *db = &sh->dbs[d];
@@ -457,12 +467,8 @@ server_ceiling(void)
 	TaskorchShared *sh = taskorch_shared;
 	int		   *allowed;
 	int			budget = taskorch_max_workers;
-	int			wanted = 0;
 
-	for (int d = 0; d < sh->ndbs; d++)
-		if (sh->dbs[d].state != DB_FREE)
-			wanted += wanted_workers(&sh->dbs[d]);
-	if (wanted <= budget)
+	if (wanted_total() <= budget)
 		return NULL;
 	allowed = palloc0(sizeof(int) * sh->ndbs);
 	for (int pass = 0; pass < 2; pass++)

@@ -23,6 +23,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/lib.sh"
 port=${POOL_PORT:-55444}
 q() { psql_as "$port" "$1" -tAc "$2"; }
+# nap_task DB TASK SECONDS: register TASK in DB, whose runs sleep SECONDS and
+# return the pid of the worker that ran them
+nap_task() {
+	psql_as "$port" "$1" -q >/dev/null <<SQL
+CREATE FUNCTION ${2//-/_}(payload jsonb) RETURNS jsonb LANGUAGE sql AS \$\$
+	SELECT pg_sleep($3); SELECT jsonb_build_object('pid', pg_backend_pid()) \$\$;
+SELECT taskorch.register_task('$2', '${2//-/_}(jsonb)');
+SQL
+}
 
 throwaway_cluster pool "$port" "max_worker_processes = 8" "taskorch.workers_per_database = 2" \
 	"max_parallel_workers = 0"
@@ -48,10 +57,7 @@ cluster_restart "$dir"
 q postgres "ALTER SYSTEM SET taskorch.workers_per_database = 1" >/dev/null
 q postgres "ALTER SYSTEM SET taskorch.max_workers_per_database = 4" >/dev/null
 q postgres "SELECT pg_reload_conf()" >/dev/null
-psql_as "$port" d1 -q >/dev/null <<'SQL'
-CREATE FUNCTION nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.5); SELECT '{}'::jsonb $$;
-SELECT taskorch.register_task('nap', 'nap(jsonb)');
-SQL
+nap_task d1 nap 0.5
 wait_for "$port" d1 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd1'" 30 ||
 	fail "the pool did not start at one worker: $(q d1 "SELECT * FROM taskorch.database_workers")"
 q d1 "SELECT count(taskorch.trigger('nap')) FROM generate_series(1, 24)" >/dev/null
@@ -93,10 +99,7 @@ echo "ok - the pool: one worker kept, grown to $grown (ceiling 4) by slow runs, 
 # a queue limited to one run at a time: its runs behind the one executing
 # wait for its slot, not for a worker, and the pool does not grow for them
 # (before, it grew to its ceiling, the extra workers finding nothing to run)
-psql_as "$port" d3 -q >/dev/null <<'SQL'
-CREATE FUNCTION serial_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.3); SELECT '{}'::jsonb $$;
-SELECT taskorch.register_task('serial-nap', 'serial_nap(jsonb)');
-SQL
+nap_task d3 serial-nap 0.3
 wait_for "$port" d3 "SELECT sum(running) = 4 FROM taskorch.database_workers" 30 ||
 	fail "the pools are not at one worker each: $(q d3 "SELECT * FROM taskorch.database_workers")"
 most=$(psql_as "$port" d3 -tA <<'SQL' | tail -1
@@ -118,11 +121,8 @@ echo "ok - a queue limited to one run at a time keeps the pool at its one kept w
 # taskorch.max_workers lowered under a grown pool: the pool keeps what it
 # allows, its last extra worker exits when idle, and it does not grow back
 # unasked once the setting is raised (before: 2 workers 12 s idle, then 3)
-psql_as "$port" d3 -q >/dev/null <<'SQL'
-CREATE FUNCTION wide_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(1); SELECT '{}'::jsonb $$;
-SELECT taskorch.register_task('wide-nap', 'wide_nap(jsonb)');
-SELECT count(taskorch.trigger('wide-nap')) FROM generate_series(1, 6);
-SQL
+nap_task d3 wide-nap 1
+q d3 "SELECT count(taskorch.trigger('wide-nap')) FROM generate_series(1, 6)" >/dev/null
 wait_for "$port" d3 "SELECT running = 3 FROM taskorch.database_workers WHERE database = 'd3'" 10 ||
 	fail "d3's pool did not grow to 3: $(q d3 "SELECT * FROM taskorch.database_workers")"
 q postgres "ALTER SYSTEM SET taskorch.max_workers = 5" >/dev/null
@@ -141,11 +141,7 @@ echo "ok - taskorch.max_workers lowered under a grown pool: it shrinks back when
 # a task never measured: the pool grows while its first runs execute, not
 # once one has ended and shown the task slow (before, the runs started
 # before the first one ended were all the kept worker's: one)
-psql_as "$port" d2 -q >/dev/null <<'SQL'
-CREATE FUNCTION first_nap(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
-	SELECT pg_sleep(2); SELECT jsonb_build_object('pid', pg_backend_pid()) $$;
-SELECT taskorch.register_task('first-nap', 'first_nap(jsonb)');
-SQL
+nap_task d2 first-nap 2
 wait_for "$port" d2 "SELECT running = 1 FROM taskorch.database_workers WHERE database = 'd2'" 30 ||
 	fail "d2's pool is not at one worker: $(q d2 "SELECT * FROM taskorch.database_workers")"
 q d2 "SELECT count(taskorch.trigger('first-nap')) FROM generate_series(1, 6)" >/dev/null
