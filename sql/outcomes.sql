@@ -101,3 +101,20 @@ SELECT wait_for_runs();
 SELECT status, output->>'md5' = (SELECT md5(p::text) FROM big_payload) AS whole,
 	   pg_column_size(payload) > 100000 AS stored_out_of_line
   FROM taskorch.run WHERE id = :'big';
+
+-- a task that catches the interruption of its max_duration and goes on
+-- still times out, and what it did after the interruption is rolled back
+CREATE FUNCTION out_stubborn(payload jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_sleep(10);
+	RETURN '{}';
+EXCEPTION WHEN query_canceled THEN
+	INSERT INTO effects VALUES ('stubborn went on');
+	RETURN '{"went_on": true}';
+END $$;
+SELECT taskorch.register_task('out-stubborn', 'out_stubborn(jsonb)', max_duration => '300 milliseconds', max_attempts => 1);
+SELECT taskorch.trigger('out-stubborn') AS stubborn \gset
+SELECT wait_for_runs();
+SELECT status, output, error->>'message' AS error, error->>'sqlstate' AS sqlstate
+  FROM taskorch.runs_wide WHERE id = :'stubborn';
+SELECT count(*) AS went_on FROM effects WHERE note = 'stubborn went on';

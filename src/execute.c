@@ -397,6 +397,17 @@ call_as_owner(ClaimedRun *run, void (*fn) (ClaimedRun *run, void *arg), void *ar
 		PushActiveSnapshot(GetTransactionSnapshot());
 		allow_cancels(run);
 		fn(run, arg);
+		/*
+		 * its max_duration interrupted it (the cancel was delivered, not
+		 * still pending) and it caught the error and went on: it timed
+		 * out all the same, and what it did after is rolled back
+		 */
+		if (max_duration_fired && !QueryCancelPending)
+			ereport(ERROR,
+					errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("run %s went on past its max_duration of %d ms after catching its interruption",
+						   run->id, run->max_duration_ms),
+					errhint("Do not catch SQLSTATE 57014 in task code, or give the task a longer max_duration."));
 		owner_scope_check();
 		worker_hold_cancels();
 		PopActiveSnapshot();

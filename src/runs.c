@@ -222,6 +222,7 @@ decide_outcome(ClaimedRun *run)
 								   run->max_duration_ms);
 
 		run->error = run->edata ? error_to_jsonb(run->edata, msg) : simple_error(msg, "57014");
+		run->output = NULL;		/* what code that caught the interruption returned: rolled back */
 		set_status(run, RUN_TIMED_OUT);
 		return;
 	}
